@@ -1,0 +1,105 @@
+import ArgumentParser
+import BitBudgetEngine
+import Foundation
+
+struct Bench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Measure prefill and decode speed and peak memory.",
+    discussion: """
+      Prefills --prompt-tokens random token ids, then decodes --gen-tokens tokens greedily (stop \
+      tokens ignored), --repetitions times with a fresh KV cache; reports the median rates.
+      """)
+
+  @OptionGroup var options: ModelOptions
+
+  @Option(name: .customLong("prompt-tokens"), help: "Prompt length for the prefill measurement.")
+  var promptTokens: Int = 512
+
+  @Option(name: .customLong("gen-tokens"), help: "Tokens to decode after the prompt.")
+  var genTokens: Int = 128
+
+  @Option(help: "Runs; the median of each rate is reported.")
+  var repetitions: Int = 3
+
+  @Option(help: "Seed of the random prompt.")
+  var seed: UInt64 = 1
+
+  @Flag(help: "Print one JSON object.")
+  var json = false
+
+  func validate() throws {
+    guard promptTokens >= 1 else { throw ValidationError("--prompt-tokens must be at least 1") }
+    guard genTokens >= 1 else { throw ValidationError("--gen-tokens must be at least 1") }
+    guard (1...100).contains(repetitions) else { throw ValidationError("--repetitions must be in 1...100") }
+  }
+
+  func run() throws {
+    let model = try options.loadModel()
+    let config = model.config
+    let session = InferenceSession(model: model, threads: options.threads)
+    var generator = SplitMix64(seed: seed)
+    let prompt = (0..<promptTokens).map { _ in Int(generator.next() % UInt64(config.vocabSize)) }
+    var prefillRates: [Double] = []
+    var decodeRates: [Double] = []
+    var kvBytes = 0
+    for _ in 0..<repetitions {
+      let cache = session.makeCache(elementType: options.kvDType.elementType)
+      let result = try Generator(session: session).generateGreedy(
+        prompt: prompt, maxTokens: genTokens + 1, stopTokens: [], cache: cache)
+      prefillRates.append(Double(promptTokens) / result.prefillSeconds)
+      decodeRates.append(Double(result.decodeSteps) / result.decodeSeconds)
+      kvBytes = cache.residentBytes
+    }
+    let report = BenchReport(
+      model: model.directory, threads: session.pool.threadCount, promptTokens: promptTokens,
+      genTokens: genTokens, repetitions: repetitions, kvDtype: options.kvDType.rawValue,
+      prefillTokensPerS: median(prefillRates), decodeTokensPerS: median(decodeRates),
+      prefillTokensPerSAll: prefillRates, decodeTokensPerSAll: decodeRates,
+      weightsBytes: model.weights.byteCount, kvBytes: kvBytes, scratchBytes: session.scratchBytes,
+      peakRssBytes: ProcessMemory.peakResidentBytes)
+    if json {
+      try Output.json(report)
+    } else {
+      Output.line(String(format: "prefill %d tokens: %.1f tokens/s", promptTokens, report.prefillTokensPerS))
+      Output.line(String(format: "decode  %d tokens: %.1f tokens/s", genTokens, report.decodeTokensPerS))
+      Output.line(String(format: "weights %.1f MiB, KV %.1f MiB, scratch %.1f MiB, peak RSS %.1f MiB",
+        Double(report.weightsBytes) / 1_048_576, Double(kvBytes) / 1_048_576,
+        Double(report.scratchBytes) / 1_048_576, Double(report.peakRssBytes) / 1_048_576))
+    }
+  }
+
+  private func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+  }
+}
+
+struct BenchReport: Encodable {
+  let model: String
+  let threads: Int
+  let promptTokens: Int
+  let genTokens: Int
+  let repetitions: Int
+  let kvDtype: String
+  let prefillTokensPerS: Double
+  let decodeTokensPerS: Double
+  let prefillTokensPerSAll: [Double]
+  let decodeTokensPerSAll: [Double]
+  let weightsBytes: Int
+  let kvBytes: Int
+  let scratchBytes: Int
+  let peakRssBytes: Int
+}
+
+/// A small seeded generator (Steele et al.'s SplitMix64) for reproducible benchmark prompts.
+struct SplitMix64: RandomNumberGenerator {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}

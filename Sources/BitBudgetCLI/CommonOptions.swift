@@ -1,0 +1,54 @@
+import ArgumentParser
+import BitBudgetEngine
+import BitBudgetKernels
+
+/// Options shared by the commands that load a model.
+struct ModelOptions: ParsableArguments {
+  @Option(name: .long, help: ArgumentHelp("Hugging Face model folder (config.json + safetensors).", valueName: "dir"))
+  var model: String
+
+  @Option(name: .long, help: "Threads for the kernels (default: all processors).")
+  var threads: Int = ThreadPool.defaultThreadCount
+
+  @Option(name: .customLong("kv-dtype"), help: "Storage type of the KV cache: bf16, f16 or f32.")
+  var kvDType: KVDType = .bf16
+
+  func validate() throws {
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
+  }
+
+  func loadModel() throws -> DecoderModel {
+    try DecoderModel.load(directory: model)
+  }
+}
+
+enum KVDType: String, ExpressibleByArgument, CaseIterable {
+  case bf16, f16, f32
+
+  var elementType: ElementType {
+    switch self {
+    case .bf16: .bf16
+    case .f16: .f16
+    case .f32: .f32
+    }
+  }
+}
+
+/// A comma-separated list of token ids, e.g. `3,17,42`.
+struct TokenIds: ExpressibleByArgument {
+  let values: [Int]
+
+  init?(argument: String) {
+    var values: [Int] = []
+    for part in argument.split(separator: ",", omittingEmptySubsequences: false) {
+      guard let id = Int(part.trimmingCharacters(in: .whitespaces)), id >= 0 else { return nil }
+      values.append(id)
+    }
+    guard !values.isEmpty else { return nil }
+    self.values = values
+  }
+
+  static var defaultCompletionKind: CompletionKind { .default }
+}
+
+import Foundation

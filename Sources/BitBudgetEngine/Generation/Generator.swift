@@ -1,0 +1,89 @@
+import Foundation
+
+/// Why a sequence stopped.
+public enum FinishReason: String, Sendable, Codable {
+  /// It produced a stop token (included in its tokens).
+  case eos
+  /// It reached the maximum number of new tokens.
+  case length
+}
+
+/// The outcome of generating one sequence.
+public struct GenerationResult: Sendable {
+  /// New tokens, the stop token included when `finish == .eos`.
+  public var tokens: [Int]
+  public var finish: FinishReason
+  public var promptTokens: Int
+  /// Wall time of the prompt's forward passes.
+  public var prefillSeconds: Double
+  /// Wall time of the decode steps (one forward pass per new token after the first).
+  public var decodeSeconds: Double
+  /// Forward passes after the prompt (the first new token comes from the prompt's logits).
+  public var decodeSteps: Int
+}
+
+/// Greedy decoding (`argmax` of the logits at every step), as transformers' `generate` with
+/// `do_sample=False`.
+public struct Generator {
+  public let session: InferenceSession
+
+  public init(session: InferenceSession) {
+    self.session = session
+  }
+
+  /// Generates up to `maxTokens` tokens after `prompt` into `cache` (which may already hold
+  /// context). Stops after a token in `stopTokens`. `onToken` sees each token as it is chosen.
+  public func generateGreedy(
+    prompt: [Int], maxTokens: Int, stopTokens: Set<Int>, cache: any KVCache,
+    onToken: ((Int) -> Void)? = nil
+  ) throws -> GenerationResult {
+    guard !prompt.isEmpty else { throw EngineError.invalidInput("the prompt is empty: give at least one token") }
+    guard maxTokens >= 0 else { throw EngineError.invalidInput("the maximum number of new tokens must not be negative") }
+    let contextNeeded = cache.nextPosition + prompt.count + max(0, maxTokens - 1)
+    if contextNeeded > session.model.config.maxPositions {
+      throw EngineError.invalidInput(
+        "the prompt (\(prompt.count) tokens) plus \(maxTokens) new tokens need \(contextNeeded) positions, more than the model's context of \(session.model.config.maxPositions)")
+    }
+    let prefillStart = Date()
+    var result = GenerationResult(tokens: [], finish: .length, promptTokens: prompt.count, prefillSeconds: 0, decodeSeconds: 0, decodeSteps: 0)
+    guard maxTokens > 0 else {
+      _ = try session.prefill(prompt, cache: cache, logits: .none)
+      result.prefillSeconds = Date().timeIntervalSince(prefillStart)
+      return result
+    }
+    guard var logits = try session.prefill(prompt, cache: cache) else {
+      throw EngineError.invalidInput("the prompt produced no logits")
+    }
+    result.prefillSeconds = Date().timeIntervalSince(prefillStart)
+    let decodeStart = Date()
+    while true {
+      let token = try Self.argmax(logits.row(0))
+      result.tokens.append(token)
+      onToken?(token)
+      if stopTokens.contains(token) {
+        result.finish = .eos
+        break
+      }
+      if result.tokens.count >= maxTokens { break }
+      logits = try session.forward([SequenceInput(cache: cache, tokens: [token])], logits: .lastOfEachSequence)
+      result.decodeSteps += 1
+    }
+    result.decodeSeconds = Date().timeIntervalSince(decodeStart)
+    return result
+  }
+
+  /// The index of the largest value (the first one on ties, as `torch.argmax`). NaN logits mean
+  /// the model produced garbage and are an error.
+  public static func argmax(_ values: UnsafeBufferPointer<Float>) throws -> Int {
+    var best = 0
+    var bestValue = -Float.infinity
+    for (i, v) in values.enumerated() {
+      if v.isNaN { throw EngineError.invalidWeights(reason: "the model produced NaN logits (corrupt weights?)") }
+      if v > bestValue || (i == 0) {
+        best = i
+        bestValue = v
+      }
+    }
+    return best
+  }
+}

@@ -1,0 +1,114 @@
+import BitBudgetKernels
+
+/// The plain cache: every token's keys and values, stored as bf16, f16 or f32.
+///
+/// Storage is paged in blocks of `blockTokens` tokens per layer, each laid out
+/// `[K | V][kvHeads][blockTokens][headDim]`, so that the cache grows without copying and forks share
+/// all blocks (copy-on-write: a fork copies a shared block only when it appends into it).
+///
+/// Memory: `layers × ⌈tokens / blockTokens⌉ × blockBytes` with `blockBytes = 2 · kvHeads · headDim
+/// · blockTokens · elementBytes` (a Qwen3-0.6B bf16 block holds 64 tokens in 256 KiB per layer).
+/// Attention reads every resident byte once per decode step.
+public final class FullKVCache: KVCache {
+  /// Tokens per storage block.
+  public static let blockTokens = 64
+
+  public let geometry: KVCacheGeometry
+  public let elementType: ElementType
+  public private(set) var nextPosition = 0
+  private var layers: [Layer]
+
+  final class Block {
+    let storage: UnsafeMutableRawPointer
+    let byteCount: Int
+
+    init(byteCount: Int) {
+      self.byteCount = byteCount
+      storage = .allocate(byteCount: byteCount, alignment: 64)
+    }
+
+    init(copying other: Block) {
+      byteCount = other.byteCount
+      storage = .allocate(byteCount: byteCount, alignment: 64)
+      storage.copyMemory(from: other.storage, byteCount: byteCount)
+    }
+
+    deinit { storage.deallocate() }
+  }
+
+  struct Layer {
+    var blocks: [Block] = []
+    var segments: [KVSegment] = []
+    var tokens = 0
+  }
+
+  public init(geometry: KVCacheGeometry, elementType: ElementType = .bf16) {
+    self.geometry = geometry
+    self.elementType = elementType
+    layers = Array(repeating: Layer(), count: geometry.layers)
+  }
+
+  private init(copying other: FullKVCache) {
+    geometry = other.geometry
+    elementType = other.elementType
+    nextPosition = other.nextPosition
+    layers = other.layers
+  }
+
+  /// Bytes of one block (keys and values of `blockTokens` tokens of one layer).
+  public var blockBytes: Int { 2 * geometry.rowWidth * Self.blockTokens * elementType.byteCount }
+
+  public var residentTokens: Int { layers.map(\.tokens).max() ?? 0 }
+
+  public var residentBytes: Int { layers.reduce(0) { $0 + $1.blocks.count } * blockBytes }
+
+  public func append(layer index: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
+    let d = geometry.headDim
+    let width = geometry.rowWidth
+    let perBlock = Self.blockTokens
+    let valueOffset = geometry.rowWidth * perBlock  // elements from keys to values in a block
+    for t in 0..<count {
+      let slot = layers[index].tokens % perBlock
+      if slot == 0 {
+        layers[index].blocks.append(Block(byteCount: blockBytes))
+      } else if !isKnownUniquelyReferenced(&layers[index].blocks[layers[index].blocks.count - 1]) {
+        let last = layers[index].blocks.count - 1
+        layers[index].blocks[last] = Block(copying: layers[index].blocks[last])
+      }
+      let storage = layers[index].blocks[layers[index].blocks.count - 1].storage
+      for h in 0..<geometry.kvHeads {
+        let element = (h * perBlock + slot) * d
+        storeConverted(keys + t * width + h * d, count: d, to: storage, at: element, as: elementType)
+        storeConverted(values + t * width + h * d, count: d, to: storage, at: valueOffset + element, as: elementType)
+      }
+      layers[index].tokens += 1
+      let segment = KVSegment(
+        keys: storage, values: storage + valueOffset * elementType.byteCount, tokens: slot + 1,
+        headStride: perBlock * d, elementType: elementType)
+      if slot == 0 { layers[index].segments.append(segment) } else {
+        layers[index].segments[layers[index].segments.count - 1] = segment
+      }
+    }
+  }
+
+  public func attend(
+    layer index: Int, queries: UnsafePointer<Float>, rows: Int, shape: AttentionShape,
+    output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
+  ) {
+    let visibleBefore = layers[index].tokens - rows
+    layers[index].segments.withUnsafeBufferPointer { segments in
+      Attention.attend(
+        queries: queries, rows: rows, visibleBefore: visibleBefore, segments: segments, shape: shape,
+        output: output, pool: pool, scratch: scratch)
+    }
+  }
+
+  public func commit(tokens: Int) {
+    nextPosition += tokens
+  }
+
+  /// A cache that shares every block with this one until either appends into a shared block.
+  public func fork() -> any KVCache {
+    FullKVCache(copying: self)
+  }
+}

@@ -1,0 +1,55 @@
+import BitBudgetKernels
+
+/// The geometry of a model's KV cache: per layer and token, `kvHeads × headDim` keys and as many
+/// values.
+public struct KVCacheGeometry: Sendable, Equatable {
+  public let layers: Int
+  public let kvHeads: Int
+  public let headDim: Int
+
+  public init(layers: Int, kvHeads: Int, headDim: Int) {
+    self.layers = layers
+    self.kvHeads = kvHeads
+    self.headDim = headDim
+  }
+
+  public init(_ config: ModelConfig) {
+    self.init(layers: config.layerCount, kvHeads: config.kvHeads, headDim: config.headDim)
+  }
+
+  /// Floats per token and layer for keys (and again for values).
+  public var rowWidth: Int { kvHeads * headDim }
+}
+
+/// The KV cache of one sequence, for all layers. A forward pass over `n` new tokens calls, for each
+/// layer in order, `append` with their keys and values and then `attend` with their queries; after
+/// the last layer it calls `commit(tokens: n)`, where eviction policies may compress.
+///
+/// Keys arrive after q/k-norm and RoPE at their absolute positions, so a policy may drop or reorder
+/// tokens without re-rotating anything; `nextPosition` keeps counting every token ever appended.
+public protocol KVCache: AnyObject {
+  var geometry: KVCacheGeometry { get }
+  /// The absolute position the next token will get: the number of tokens committed so far.
+  var nextPosition: Int { get }
+  /// Tokens whose keys and values are held (per layer; the largest over layers).
+  var residentTokens: Int { get }
+  /// Bytes of memory the cache holds for keys, values and any policy state, exactly.
+  var residentBytes: Int { get }
+
+  /// Stores the keys and values of `count` new tokens of `layer`: `[count, kvHeads·headDim]` f32
+  /// rows each.
+  func append(layer: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int)
+
+  /// Causal attention of the `rows` tokens just appended to `layer` (queries `[rows,
+  /// queryHeads·headDim]`) over everything the cache holds for that layer.
+  func attend(
+    layer: Int, queries: UnsafePointer<Float>, rows: Int, shape: AttentionShape,
+    output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch)
+
+  /// Ends a forward pass that appended `tokens` tokens to every layer.
+  func commit(tokens: Int)
+
+  /// An independent cache that starts with this one's contents (for parallel samples). Policies
+  /// that can share storage with the original do; see each type.
+  func fork() -> any KVCache
+}

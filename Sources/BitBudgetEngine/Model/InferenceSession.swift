@@ -1,0 +1,326 @@
+import BitBudgetKernels
+
+/// New tokens of one sequence for a forward pass: they get positions `cache.nextPosition…`.
+public struct SequenceInput {
+  public let cache: any KVCache
+  public let tokens: [Int]
+
+  public init(cache: any KVCache, tokens: [Int]) {
+    self.cache = cache
+    self.tokens = tokens
+  }
+}
+
+/// Which rows of a forward pass produce logits.
+public enum LogitRows: Sendable {
+  /// None (a prefill chunk that is not the last).
+  case none
+  /// The last token of each sequence (generation).
+  case lastOfEachSequence
+  /// Every token (`bitbudget logits`); at most `maxLogitRows` rows per call.
+  case all
+}
+
+/// Logits of a forward pass: `rows × vocabSize` f32 values inside the session's workspace, valid
+/// until the session's next forward pass.
+public struct LogitsView {
+  public let base: UnsafePointer<Float>
+  public let rows: Int
+  public let vocabSize: Int
+
+  public func row(_ index: Int) -> UnsafeBufferPointer<Float> {
+    UnsafeBufferPointer(start: base + index * vocabSize, count: vocabSize)
+  }
+}
+
+/// Runs a `DecoderModel`: owns the thread pool and every activation buffer, sized once for at most
+/// `maxRows` token rows per forward pass, so forward passes allocate nothing (the KV cache's blocks
+/// aside). Not thread-safe: one session serves one generation loop at a time.
+///
+/// The forward pass is transformers' `Qwen3ForCausalLM` in f32: embedding → per layer [RMSNorm →
+/// q/k/v projections (+bias) → per-head q/k RMSNorm → RoPE → KV cache → causal GQA attention →
+/// o_proj → residual → RMSNorm → SwiGLU MLP → residual] → RMSNorm → lm_head.
+public final class InferenceSession {
+  public let model: DecoderModel
+  public let pool: ThreadPool
+  /// Largest number of token rows (over all sequences) in one forward pass.
+  public let maxRows: Int
+  /// Largest number of rows that produce logits in one forward pass.
+  public let maxLogitRows: Int
+
+  private let config: ModelConfig
+  private let rotary: RotaryEmbedding
+  private let attentionShape: AttentionShape
+  private let linearScratch: LinearScratch
+  private let attentionScratch: AttentionScratch
+  private let buffers: Buffers
+  private let qkvJobs: [[LinearJob]]
+  private let outputJobs: [[LinearJob]]
+  private let gateUpJobs: [[LinearJob]]
+  private let downJobs: [[LinearJob]]
+  private let lmHeadJobs: [LinearJob]
+  private var rowPositions: [Int]
+
+  /// f32 activation buffers, 64-byte aligned.
+  final class Buffers {
+    let residual, normed, query, key, value, attention, projection, gate, up: UnsafeMutablePointer<Float>
+    let cosines, sines, finalRows, logits: UnsafeMutablePointer<Float>
+    let byteCount: Int
+    private var allocations: [UnsafeMutablePointer<Float>] = []
+
+    init(config c: ModelConfig, rows: Int, logitRows: Int) {
+      var total = 0
+      var list: [UnsafeMutablePointer<Float>] = []
+      func make(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let floats = max(16, (count + 15) / 16 * 16)
+        total += floats * 4
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
+          .bindMemory(to: Float.self, capacity: floats)
+        pointer.initialize(repeating: 0, count: floats)
+        list.append(pointer)
+        return pointer
+      }
+      residual = make(rows * c.hiddenSize)
+      normed = make(rows * c.hiddenSize)
+      query = make(rows * c.queryWidth)
+      key = make(rows * c.kvWidth)
+      value = make(rows * c.kvWidth)
+      attention = make(rows * c.queryWidth)
+      projection = make(rows * c.hiddenSize)
+      gate = make(rows * c.intermediateSize)
+      up = make(rows * c.intermediateSize)
+      cosines = make(rows * c.headDim / 2)
+      sines = make(rows * c.headDim / 2)
+      finalRows = make(logitRows * c.hiddenSize)
+      logits = make(logitRows * c.vocabSize)
+      byteCount = total
+      allocations = list
+    }
+
+    deinit {
+      for pointer in allocations { pointer.deallocate() }
+    }
+  }
+
+  /// - Parameters:
+  ///   - threads: threads for the kernels (default: all available processors).
+  ///   - maxRows: token rows per forward pass; longer prompts are prefilled in chunks of this size.
+  ///   - maxLogitRows: rows with logits per forward pass (each costs `vocabSize × 4` bytes).
+  public init(model: DecoderModel, threads: Int = ThreadPool.defaultThreadCount, maxRows: Int = 256, maxLogitRows: Int = 16) {
+    self.model = model
+    config = model.config
+    pool = ThreadPool(threadCount: threads)
+    self.maxRows = max(1, maxRows)
+    self.maxLogitRows = max(1, maxLogitRows)
+    rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+    attentionShape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
+    linearScratch = LinearScratch(threadCount: pool.threadCount)
+    attentionScratch = AttentionScratch(threadCount: pool.threadCount)
+    let b = Buffers(config: config, rows: self.maxRows, logitRows: self.maxLogitRows)
+    buffers = b
+    let c = config
+    let w = model.weights
+    qkvJobs = w.layers.map { l in
+      [
+        LinearJob(weight: l.query, bias: l.queryBias, output: b.query, outputStride: c.queryWidth),
+        LinearJob(weight: l.key, bias: l.keyBias, output: b.key, outputStride: c.kvWidth),
+        LinearJob(weight: l.value, bias: l.valueBias, output: b.value, outputStride: c.kvWidth),
+      ]
+    }
+    outputJobs = w.layers.map { l in
+      [LinearJob(weight: l.output, bias: l.outputBias, output: b.projection, outputStride: c.hiddenSize)]
+    }
+    gateUpJobs = w.layers.map { l in
+      [
+        LinearJob(weight: l.gate, output: b.gate, outputStride: c.intermediateSize),
+        LinearJob(weight: l.up, output: b.up, outputStride: c.intermediateSize),
+      ]
+    }
+    downJobs = w.layers.map { l in
+      [LinearJob(weight: l.down, output: b.projection, outputStride: c.hiddenSize)]
+    }
+    lmHeadJobs = [LinearJob(weight: w.lmHead, output: b.logits, outputStride: c.vocabSize)]
+    rowPositions = Array(repeating: 0, count: self.maxRows)
+  }
+
+  /// Bytes of scratch the session holds besides weights and KV caches: activation buffers, the
+  /// BLAS weight blocks and the attention scores (which grow with the longest context seen).
+  public var scratchBytes: Int { buffers.byteCount + linearScratch.byteCount + attentionScratch.byteCount }
+
+  /// A new empty full cache for this session's model.
+  public func makeCache(elementType: ElementType = .bf16) -> FullKVCache {
+    model.makeCache(elementType: elementType)
+  }
+
+  /// Checks that `tokens` more tokens fit in the model's context after `cache`'s and that every id
+  /// is in the vocabulary.
+  public func validate(tokens: [Int], appendingTo cache: any KVCache) throws {
+    for token in tokens where token < 0 || token >= config.vocabSize {
+      throw EngineError.invalidInput("token id \(token) is outside the vocabulary (0..<\(config.vocabSize))")
+    }
+    if cache.nextPosition + tokens.count > config.maxPositions {
+      throw EngineError.invalidInput(
+        "\(cache.nextPosition + tokens.count) tokens exceed the model's context of \(config.maxPositions) positions (max_position_embeddings)")
+    }
+  }
+
+  /// One forward pass over the new tokens of one or more sequences (at most `maxRows` in all),
+  /// appending their keys and values to each sequence's cache.
+  @discardableResult
+  public func forward(_ inputs: [SequenceInput], logits selection: LogitRows) throws -> LogitsView {
+    let rows = inputs.reduce(0) { $0 + $1.tokens.count }
+    guard rows > 0 else { throw EngineError.invalidInput("a forward pass needs at least one token") }
+    guard rows <= maxRows else {
+      throw EngineError.invalidInput("\(rows) token rows exceed this session's maximum of \(maxRows) per forward pass")
+    }
+    let logitRows: Int
+    switch selection {
+    case .none: logitRows = 0
+    case .lastOfEachSequence: logitRows = inputs.filter { !$0.tokens.isEmpty }.count
+    case .all: logitRows = rows
+    }
+    guard logitRows <= maxLogitRows else {
+      throw EngineError.invalidInput("\(logitRows) rows of logits exceed this session's maximum of \(maxLogitRows)")
+    }
+    for input in inputs {
+      guard input.cache.geometry == KVCacheGeometry(config) else {
+        throw EngineError.invalidInput("a KV cache of another model's geometry was given to this model")
+      }
+      try validate(tokens: input.tokens, appendingTo: input.cache)
+    }
+
+    let c = config
+    let b = buffers
+    let w = model.weights
+    let h = c.hiddenSize
+    let half = c.headDim / 2
+
+    // Embedding and the RoPE angles of every row.
+    var row = 0
+    for input in inputs {
+      for (i, token) in input.tokens.enumerated() {
+        rowPositions[row] = input.cache.nextPosition + i
+        w.embedding.copyRow(token, into: b.residual + row * h)
+        row += 1
+      }
+    }
+    let positions = rowPositions
+    pool.parallelChunks(rows, grain: 8) { range in
+      for r in range {
+        rotary.fill(position: positions[r], cos: b.cosines + r * half, sin: b.sines + r * half)
+      }
+    }
+
+    for (l, layer) in w.layers.enumerated() {
+      normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.inputNorm)
+      Linear.run(qkvJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch)
+      pool.parallelChunks(rows, grain: 4) { range in
+        for r in range {
+          let q = b.query + r * c.queryWidth
+          let k = b.key + r * c.kvWidth
+          if let qn = layer.queryNorm, let kn = layer.keyNorm {
+            for head in 0..<c.queryHeads {
+              Elementwise.rmsNorm(q + head * c.headDim, count: c.headDim, weight: qn, epsilon: c.rmsNormEpsilon, into: q + head * c.headDim)
+            }
+            for head in 0..<c.kvHeads {
+              Elementwise.rmsNorm(k + head * c.headDim, count: c.headDim, weight: kn, epsilon: c.rmsNormEpsilon, into: k + head * c.headDim)
+            }
+          }
+          RotaryEmbedding.rotate(q, heads: c.queryHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
+          RotaryEmbedding.rotate(k, heads: c.kvHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
+        }
+      }
+      var start = 0
+      for input in inputs where !input.tokens.isEmpty {
+        let n = input.tokens.count
+        input.cache.append(layer: l, keys: b.key + start * c.kvWidth, values: b.value + start * c.kvWidth, count: n)
+        input.cache.attend(
+          layer: l, queries: b.query + start * c.queryWidth, rows: n, shape: attentionShape,
+          output: b.attention + start * c.queryWidth, pool: pool, scratch: attentionScratch)
+        start += n
+      }
+      Linear.run(outputJobs[l], input: b.attention, inputStride: c.queryWidth, tokens: rows, pool: pool, scratch: linearScratch)
+      addRows(b.projection, into: b.residual, rows: rows)
+
+      normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.postAttentionNorm)
+      Linear.run(gateUpJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch)
+      let width = c.intermediateSize
+      pool.parallelChunks(rows, grain: 4) { range in
+        for r in range { Elementwise.siluMultiply(b.gate + r * width, b.up + r * width, count: width) }
+      }
+      Linear.run(downJobs[l], input: b.gate, inputStride: width, tokens: rows, pool: pool, scratch: linearScratch)
+      addRows(b.projection, into: b.residual, rows: rows)
+    }
+
+    // Final norm and lm_head on the rows that need logits.
+    var selected = 0
+    var first = 0
+    for input in inputs where !input.tokens.isEmpty {
+      let n = input.tokens.count
+      let chosen: Range<Int>
+      switch selection {
+      case .none: chosen = 0..<0
+      case .lastOfEachSequence: chosen = (first + n - 1)..<(first + n)
+      case .all: chosen = first..<(first + n)
+      }
+      for r in chosen {
+        Elementwise.rmsNorm(b.residual + r * h, count: h, weight: w.finalNorm, epsilon: c.rmsNormEpsilon, into: b.finalRows + selected * h)
+        selected += 1
+      }
+      first += n
+    }
+    if selected > 0 {
+      Linear.run(lmHeadJobs, input: b.finalRows, inputStride: h, tokens: selected, pool: pool, scratch: linearScratch)
+    }
+    for input in inputs where !input.tokens.isEmpty {
+      input.cache.commit(tokens: input.tokens.count)
+    }
+    return LogitsView(base: b.logits, rows: selected, vocabSize: c.vocabSize)
+  }
+
+  private func normalizeRows(
+    _ x: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, weight: WeightVector
+  ) {
+    let h = config.hiddenSize
+    let eps = config.rmsNormEpsilon
+    pool.parallelChunks(rows, grain: 8) { range in
+      for r in range { Elementwise.rmsNorm(x + r * h, count: h, weight: weight, epsilon: eps, into: y + r * h) }
+    }
+  }
+
+  private func addRows(_ x: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int) {
+    let h = config.hiddenSize
+    pool.parallelChunks(rows, grain: 8) { range in
+      Elementwise.add(x + range.lowerBound * h, into: y + range.lowerBound * h, count: range.count * h)
+    }
+  }
+
+  /// Feeds `tokens` into `cache` in chunks of `maxRows` and returns the logits of the last token
+  /// (or of every token with `.all`, delivered chunk by chunk to `onLogits`).
+  public func prefill(
+    _ tokens: [Int], cache: any KVCache, logits selection: LogitRows = .lastOfEachSequence,
+    onLogits: ((LogitsView) throws -> Void)? = nil
+  ) throws -> LogitsView? {
+    try validate(tokens: tokens, appendingTo: cache)
+    let chunk = selection == .all ? min(maxRows, maxLogitRows) : maxRows
+    var start = 0
+    var last: LogitsView?
+    while start < tokens.count {
+      let end = min(tokens.count, start + chunk)
+      let isLast = end == tokens.count
+      let rows: LogitRows =
+        switch selection {
+        case .all: .all
+        case .lastOfEachSequence: isLast ? .lastOfEachSequence : .none
+        case .none: .none
+        }
+      let view = try forward([SequenceInput(cache: cache, tokens: Array(tokens[start..<end]))], logits: rows)
+      if rows != .none {
+        try onLogits?(view)
+        last = view
+      }
+      start = end
+    }
+    return last
+  }
+}

@@ -1,0 +1,234 @@
+import Foundation
+
+/// The decoder architectures the engine runs. They differ only in a few traits; one forward pass
+/// serves all of them.
+public enum Architecture: String, Sendable, CaseIterable {
+  case qwen3
+
+  /// Whether q and k are RMS-normalized per head (over `headDim`) before RoPE.
+  public var hasQKNorm: Bool {
+    switch self {
+    case .qwen3: true
+    }
+  }
+}
+
+/// A decoder-only transformer's hyperparameters, read from `config.json` and validated.
+///
+/// Accepts both the transformers-4 (`rope_theta`, `torch_dtype`) and transformers-5
+/// (`rope_parameters.rope_theta`, `dtype`) spellings.
+public struct ModelConfig: Sendable, Equatable {
+  public var architecture: Architecture
+  public var vocabSize: Int
+  public var hiddenSize: Int
+  public var intermediateSize: Int
+  public var layerCount: Int
+  public var queryHeads: Int
+  public var kvHeads: Int
+  public var headDim: Int
+  public var rmsNormEpsilon: Float
+  public var ropeTheta: Double
+  public var maxPositions: Int
+  public var tiedEmbeddings: Bool
+  /// Biases on the q/k/v/o projections (`attention_bias`).
+  public var attentionBias: Bool
+  /// The checkpoint's declared dtype (`torch_dtype`/`dtype`), if any; tensors carry their own.
+  public var declaredDType: String?
+  public var bosTokenId: Int?
+  public var eosTokenIds: [Int]
+
+  /// Upper bounds that no real model reaches; a config beyond them is treated as corrupt rather
+  /// than allowed to size buffers.
+  static let limits = (vocab: 4_000_000, hidden: 65_536, layers: 1_024, heads: 1_024, headDim: 1_024,
+                       intermediate: 1_048_576, positions: 16_777_216)
+
+  public init(
+    architecture: Architecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
+    layerCount: Int, queryHeads: Int, kvHeads: Int, headDim: Int, rmsNormEpsilon: Float = 1e-6,
+    ropeTheta: Double = 1_000_000, maxPositions: Int = 40_960, tiedEmbeddings: Bool,
+    attentionBias: Bool = false, declaredDType: String? = nil, bosTokenId: Int? = nil,
+    eosTokenIds: [Int] = []
+  ) {
+    self.architecture = architecture
+    self.vocabSize = vocabSize
+    self.hiddenSize = hiddenSize
+    self.intermediateSize = intermediateSize
+    self.layerCount = layerCount
+    self.queryHeads = queryHeads
+    self.kvHeads = kvHeads
+    self.headDim = headDim
+    self.rmsNormEpsilon = rmsNormEpsilon
+    self.ropeTheta = ropeTheta
+    self.maxPositions = maxPositions
+    self.tiedEmbeddings = tiedEmbeddings
+    self.attentionBias = attentionBias
+    self.declaredDType = declaredDType
+    self.bosTokenId = bosTokenId
+    self.eosTokenIds = eosTokenIds
+  }
+
+  /// Query heads per KV head.
+  public var groupSize: Int { queryHeads / kvHeads }
+  /// Width of the concatenated query heads (`q_proj` output), which need not equal `hiddenSize`.
+  public var queryWidth: Int { queryHeads * headDim }
+  /// Width of the concatenated KV heads (`k_proj`/`v_proj` output).
+  public var kvWidth: Int { kvHeads * headDim }
+
+  /// Reads and validates `config.json` in `directory`.
+  public static func load(directory: String) throws -> ModelConfig {
+    let path = (directory as NSString).appendingPathComponent("config.json")
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw EngineError.unreadableFile(path: path, reason: "no config.json in the model folder")
+    }
+    return try parse(data, path: path)
+  }
+
+  /// Parses and validates config.json text (`path` only names it in errors).
+  public static func parse(_ data: Data, path: String) throws -> ModelConfig {
+    guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+      throw EngineError.invalidConfig(path: path, reason: "not a JSON object")
+    }
+    let reader = ConfigReader(root: root, path: path)
+    let modelType = try reader.string("model_type")
+    guard let architecture = Architecture(rawValue: modelType) else {
+      throw EngineError.unsupported(
+        "model_type \"\(modelType)\" in \(path) (supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+
+    let hidden = try reader.positiveInt("hidden_size", max: limits.hidden)
+    let heads = try reader.positiveInt("num_attention_heads", max: limits.heads)
+    let kvHeads = try reader.optionalPositiveInt("num_key_value_heads", max: limits.heads) ?? heads
+    guard heads % kvHeads == 0 else {
+      throw reader.fail("num_attention_heads (\(heads)) is not a multiple of num_key_value_heads (\(kvHeads))")
+    }
+    let headDim: Int
+    if let explicit = try reader.optionalPositiveInt("head_dim", max: limits.headDim) {
+      headDim = explicit
+    } else {
+      guard hidden % heads == 0 else {
+        throw reader.fail("no head_dim, and hidden_size (\(hidden)) is not a multiple of num_attention_heads (\(heads))")
+      }
+      headDim = hidden / heads
+    }
+    guard headDim % 2 == 0 else { throw reader.fail("head_dim (\(headDim)) must be even for RoPE") }
+
+    if let activation = try reader.optionalString("hidden_act"), activation != "silu" {
+      throw EngineError.unsupported("hidden_act \"\(activation)\" in \(path) (only silu)")
+    }
+    if try reader.optionalBool("use_sliding_window") == true {
+      throw EngineError.unsupported("sliding-window attention (use_sliding_window) in \(path)")
+    }
+    if let layerTypes = root["layer_types"] as? [Any],
+      layerTypes.contains(where: { ($0 as? String) != "full_attention" })
+    {
+      throw EngineError.unsupported("layer_types other than full_attention in \(path)")
+    }
+
+    let theta = try ropeTheta(reader)
+    let eps = try reader.optionalNumber("rms_norm_eps") ?? 1e-6
+    guard eps > 0, eps < 1 else { throw reader.fail("rms_norm_eps (\(eps)) must be in (0, 1)") }
+
+    var declaredDType = try reader.optionalString("dtype") ?? reader.optionalString("torch_dtype")
+    if declaredDType?.hasPrefix("torch.") == true { declaredDType = String(declaredDType!.dropFirst(6)) }
+
+    let config = ModelConfig(
+      architecture: architecture,
+      vocabSize: try reader.positiveInt("vocab_size", max: limits.vocab),
+      hiddenSize: hidden,
+      intermediateSize: try reader.positiveInt("intermediate_size", max: limits.intermediate),
+      layerCount: try reader.positiveInt("num_hidden_layers", max: limits.layers),
+      queryHeads: heads, kvHeads: kvHeads, headDim: headDim,
+      rmsNormEpsilon: Float(eps), ropeTheta: theta,
+      maxPositions: try reader.optionalPositiveInt("max_position_embeddings", max: limits.positions) ?? 32_768,
+      tiedEmbeddings: try reader.optionalBool("tie_word_embeddings") ?? false,
+      attentionBias: try reader.optionalBool("attention_bias") ?? false,
+      declaredDType: declaredDType,
+      bosTokenId: try reader.optionalTokenIds("bos_token_id")?.first,
+      eosTokenIds: try reader.optionalTokenIds("eos_token_id") ?? [])
+    return config
+  }
+
+  /// `rope_theta` (top level), or `rope_parameters.rope_theta` (transformers 5); only unscaled
+  /// ("default") RoPE is implemented.
+  static func ropeTheta(_ reader: ConfigReader) throws -> Double {
+    var theta = try reader.optionalNumber("rope_theta")
+    if let parameters = reader.root["rope_parameters"], !(parameters is NSNull) {
+      guard let object = parameters as? [String: Any] else { throw reader.fail("rope_parameters is not an object") }
+      let nested = ConfigReader(root: object, path: reader.path, prefix: "rope_parameters.")
+      if let type = try nested.optionalString("rope_type"), type != "default" {
+        throw EngineError.unsupported("RoPE scaling \"\(type)\" (rope_parameters.rope_type) in \(reader.path)")
+      }
+      theta = try nested.optionalNumber("rope_theta") ?? theta
+    }
+    if let scaling = reader.root["rope_scaling"], !(scaling is NSNull) {
+      let object = scaling as? [String: Any] ?? [:]
+      let type = (object["rope_type"] ?? object["type"]) as? String
+      if type != "default" {
+        throw EngineError.unsupported("RoPE scaling \"\(type ?? "?")\" (rope_scaling) in \(reader.path)")
+      }
+    }
+    let value = theta ?? 10_000
+    guard value > 1, value.isFinite else { throw reader.fail("rope_theta (\(value)) must be a number above 1") }
+    return value
+  }
+}
+
+/// Typed access to config.json fields with errors that name the field.
+struct ConfigReader {
+  let root: [String: Any]
+  let path: String
+  var prefix = ""
+
+  func fail(_ reason: String) -> EngineError { .invalidConfig(path: path, reason: reason) }
+
+  private func present(_ key: String) -> Any? {
+    guard let value = root[key], !(value is NSNull) else { return nil }
+    return value
+  }
+
+  func string(_ key: String) throws -> String {
+    guard let value = try optionalString(key) else { throw fail("missing \"\(prefix)\(key)\"") }
+    return value
+  }
+
+  func optionalString(_ key: String) throws -> String? {
+    guard let value = present(key) else { return nil }
+    guard let text = value as? String else { throw fail("\"\(prefix)\(key)\" must be a string") }
+    return text
+  }
+
+  func positiveInt(_ key: String, max: Int) throws -> Int {
+    guard let value = try optionalPositiveInt(key, max: max) else { throw fail("missing \"\(prefix)\(key)\"") }
+    return value
+  }
+
+  func optionalPositiveInt(_ key: String, max: Int) throws -> Int? {
+    guard let value = present(key) else { return nil }
+    guard let integer = JSONNumbers.integer(value), integer > 0, integer <= max else {
+      throw fail("\"\(prefix)\(key)\" must be an integer in 1...\(max), found \(value)")
+    }
+    return integer
+  }
+
+  func optionalNumber(_ key: String) throws -> Double? {
+    guard let value = present(key) else { return nil }
+    guard !(value is String), let number = value as? NSNumber, number.doubleValue.isFinite else {
+      throw fail("\"\(prefix)\(key)\" must be a number, found \(value)")
+    }
+    return number.doubleValue
+  }
+
+  func optionalBool(_ key: String) throws -> Bool? {
+    guard let value = present(key) else { return nil }
+    guard let flag = value as? Bool else { throw fail("\"\(prefix)\(key)\" must be true or false") }
+    return flag
+  }
+
+  /// A token id or a list of them.
+  func optionalTokenIds(_ key: String) throws -> [Int]? {
+    guard let value = present(key) else { return nil }
+    if let single = JSONNumbers.nonNegativeInteger(value) { return [single] }
+    if let list = JSONNumbers.nonNegativeIntegers(value) { return list }
+    throw fail("\"\(prefix)\(key)\" must be a token id or a list of them")
+  }
+}

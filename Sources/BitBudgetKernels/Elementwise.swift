@@ -1,0 +1,106 @@
+/// Element-wise kernels of a decoder layer: RMSNorm, SwiGLU's gate, residual adds, and a SIMD
+/// `exp` for them and for softmax. All f32; 16 lanes at a time.
+public enum Elementwise {
+  /// RMSNorm as transformers' `Qwen3RMSNorm`/`LlamaRMSNorm` computes it in f32:
+  /// `y = (x · 1/√(mean(x²) + eps)) · weight`. `x` and `y` may be the same buffer.
+  /// Cost: two passes over `count` values.
+  @inlinable
+  public static func rmsNorm(
+    _ x: UnsafePointer<Float>, count: Int, weight: WeightVector, epsilon: Float,
+    into y: UnsafeMutablePointer<Float>
+  ) {
+    var acc = SIMD16<Float>()
+    var i = 0
+    while i + 16 <= count {
+      let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+      acc.addProduct(v, v)
+      i += 16
+    }
+    var sum = acc.sum()
+    while i < count {
+      sum += x[i] * x[i]
+      i += 1
+    }
+    let scale = 1 / (sum / Float(count) + epsilon).squareRoot()
+    i = 0
+    while i + 16 <= count {
+      let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+      UnsafeMutableRawPointer(y + i).storeBytes(
+        of: (v * scale) * weight.load16(at: i), as: SIMD16<Float>.self)
+      i += 16
+    }
+    while i < count {
+      y[i] = (x[i] * scale) * weight[i]
+      i += 1
+    }
+  }
+
+  /// SwiGLU's gate in place: `gate[i] = silu(gate[i]) · up[i]`, `silu(z) = z / (1 + e^(−z))`.
+  @inlinable
+  public static func siluMultiply(
+    _ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int
+  ) {
+    var i = 0
+    while i + 16 <= count {
+      let g = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD16<Float>.self)
+      let u = UnsafeRawPointer(up + i).loadUnaligned(as: SIMD16<Float>.self)
+      let silu = g / (1 + exp(-g))
+      UnsafeMutableRawPointer(gate + i).storeBytes(of: silu * u, as: SIMD16<Float>.self)
+      i += 16
+    }
+    while i < count {
+      let g = gate[i]
+      gate[i] = g / (1 + exp(SIMD16<Float>(repeating: -g))[0]) * up[i]
+      i += 1
+    }
+  }
+
+  /// `y[i] += x[i]` for `count` values.
+  @inlinable
+  public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+      let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+      let b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
+      UnsafeMutableRawPointer(y + i).storeBytes(of: a + b, as: SIMD16<Float>.self)
+      i += 16
+    }
+    while i < count {
+      y[i] += x[i]
+      i += 1
+    }
+  }
+
+  /// `e^x` per lane, within 2 ulp of the correctly rounded result for x in [−87, 88]; 0 below
+  /// −87.3 (where the result would be subnormal), +∞ above 88.72, NaN for NaN.
+  ///
+  /// Cody–Waite reduction `x = n·ln2 + r`, |r| ≤ ln2/2, then the degree-6 minimax polynomial of
+  /// Cephes' `expf` for `e^r`, scaled by `2^n` through the exponent bits.
+  @inlinable @inline(__always)
+  public static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    let upper = SIMD16<Float>(repeating: 88.72283)
+    let lower = SIMD16<Float>(repeating: -87.33654)
+    let clamped = x.clamped(lowerBound: lower, upperBound: upper)
+    let n = (clamped * 1.442695041).rounded(.toNearestOrEven)
+    var r = clamped - n * 0.693359375
+    r = r + n * 2.12194440e-4
+    var p = SIMD16<Float>(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    p = p * r * r + r + 1
+    // 2^n for n in [-126, 128]; n = 128 only when x is at the upper clamp: split the scaling so the
+    // exponent field never overflows, and overflow to +inf through the multiply.
+    let ni = SIMD16<Int32>(n)
+    let half = ni &>> 1
+    let scaleA = unsafeBitCast((half &+ 127) &<< 23, to: SIMD16<Float>.self)
+    let scaleB = unsafeBitCast(((ni &- half) &+ 127) &<< 23, to: SIMD16<Float>.self)
+    var result = p * scaleA * scaleB
+    result.replace(with: 0, where: x .< lower)
+    result.replace(with: .infinity, where: x .> upper)
+    result.replace(with: x, where: x .!= x)
+    return result
+  }
+}

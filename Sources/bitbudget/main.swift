@@ -1,0 +1,4 @@
+import BitBudgetCLI
+import Foundation
+
+exit(BitBudgetCommand.run(arguments: Array(CommandLine.arguments.dropFirst())))

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Tiny random Qwen3 models with reference outputs from Hugging Face transformers.
+
+Writes, for each model in MODELS, a Hugging Face folder under Tests/Fixtures/models/NAME with
+config.json, generation_config.json, the safetensors weights (single file or shards + index) and
+reference.json:
+
+    {"input_ids": [...], "logits": [[float x vocab] x positions], "greedy": [...],
+     "greedy_margins": [...], "torch": "...", "transformers": "..."}
+
+The reference is computed in float32 from the *stored* weights (the folder is reloaded with
+dtype=float32, which widens bf16/f16 exactly), with eager attention; "greedy" is
+`generate(do_sample=False)` from the same f32 model, and "greedy_margins" the gap between the best
+and second-best logit at each greedy step (a tiny margin would make a tie-break test fragile).
+
+With --bench-model DIR it instead writes a random model of the exact Qwen3-0.6B shape in bf16
+(1.2 GB; for `bitbudget bench`, not committed).
+
+Needs torch (CPU) and transformers:  pip install "torch==2.13.0+cpu" transformers safetensors
+(scripts/reference-venv.sh makes such a venv).
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import torch
+import transformers
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "Tests", "Fixtures", "models")
+
+# name: (config kwargs, storage dtype, config style, shard size, prompt length, seed)
+MODELS = {
+    # GQA (group 2), tied lm_head, f32, transformers-5 config (rope_parameters, dtype).
+    "qwen3-gqa-tied-f32": (
+        dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True),
+        torch.float32, "transformers5", None, 40, 0),
+    # MHA, untied lm_head, bf16, head_dim 32 != hidden/heads, transformers-4 config
+    # (rope_theta, torch_dtype); 100 positions cross the cache's 64-token block boundary.
+    "qwen3-mha-untied-bf16": (
+        dict(vocab_size=256, hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=4, head_dim=32, tie_word_embeddings=False),
+        torch.bfloat16, "transformers4", None, 100, 1),
+    # GQA group 4, tied, bf16, three layers, sharded checkpoint (index + 3 files).
+    "qwen3-gqa4-tied-bf16-sharded": (
+        dict(vocab_size=384, hidden_size=96, intermediate_size=160, num_hidden_layers=3,
+             num_attention_heads=8, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True),
+        torch.bfloat16, "transformers5", "200KB", 36, 2),
+    # f16, untied, attention biases, sizes that are not multiples of 16 (vector tails):
+    # hidden 72, head_dim 24, intermediate 200, vocab 300.
+    "qwen3-bias-odd-f16": (
+        dict(vocab_size=300, hidden_size=72, intermediate_size=200, num_hidden_layers=2,
+             num_attention_heads=6, num_key_value_heads=3, head_dim=24, tie_word_embeddings=False,
+             attention_bias=True),
+        torch.float16, "transformers4", None, 33, 3),
+}
+
+GREEDY_TOKENS = 16
+
+
+def make_model(kwargs, seed, initializer_range=0.2):
+    torch.manual_seed(seed)
+    cfg = Qwen3Config(max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                      initializer_range=initializer_range, bos_token_id=None, eos_token_id=1,
+                      pad_token_id=None, **kwargs)
+    model = Qwen3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        # Non-trivial norms and biases, so a missing or misplaced one changes the logits.
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            elif name.endswith(".bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+    return model
+
+
+def restyle_config(path, style):
+    """transformers 5 writes rope_parameters/dtype; real Qwen3 checkpoints have rope_theta/torch_dtype."""
+    with open(path) as f:
+        cfg = json.load(f)
+    if style == "transformers4":
+        rope = cfg.pop("rope_parameters", None) or {}
+        cfg["rope_theta"] = rope.get("rope_theta", 1000000.0)
+        cfg["rope_scaling"] = None
+        cfg["torch_dtype"] = cfg.pop("dtype", "float32")
+        cfg.pop("layer_types", None)
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+
+
+def write_fixture(name, spec):
+    kwargs, dtype, style, shard, length, seed = spec
+    out = os.path.join(OUT, name)
+    shutil.rmtree(out, ignore_errors=True)
+    model = make_model(kwargs, seed).to(dtype)
+    save_args = {"safe_serialization": True}
+    if shard:
+        save_args["max_shard_size"] = shard
+    model.save_pretrained(out, **save_args)
+    restyle_config(os.path.join(out, "config.json"), style)
+
+    # Reference: the stored weights widened to f32, eager attention.
+    ref = Qwen3ForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
+    generator = torch.Generator().manual_seed(100 + seed)
+    ids = torch.randint(2, kwargs["vocab_size"], (1, length), generator=generator)
+    with torch.no_grad():
+        logits = ref(ids).logits[0]
+        out_ids = ref.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=GREEDY_TOKENS,
+                               do_sample=False, eos_token_id=1, pad_token_id=0)
+        greedy = out_ids[0, length:].tolist()
+        full = torch.cat([ids[0], torch.tensor(greedy)]).unsqueeze(0)
+        step_logits = ref(full).logits[0, length - 1:length - 1 + len(greedy)]
+        top2 = torch.topk(step_logits, 2, dim=-1).values
+        margins = (top2[:, 0] - top2[:, 1]).tolist()
+    reference = {
+        "input_ids": ids[0].tolist(),
+        "logits": [[float(f"{v:.9g}") for v in row] for row in logits.tolist()],
+        "greedy": greedy,
+        "greedy_margins": [round(m, 6) for m in margins],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+    with open(os.path.join(out, "reference.json"), "w") as f:
+        json.dump(reference, f, separators=(",", ":"))
+    size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+    print(f"{name}: {size / 1024:.0f} KiB, {length} positions, greedy {greedy}, "
+          f"min margin {min(margins):.4f}")
+
+
+def write_bench_model(out):
+    kwargs = dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+                  num_attention_heads=16, num_key_value_heads=8, head_dim=128,
+                  tie_word_embeddings=True, max_position_embeddings=40960)
+    torch.manual_seed(0)
+    cfg = Qwen3Config(rms_norm_eps=1e-6, rope_theta=1000000.0, bos_token_id=151643,
+                      eos_token_id=151645, **kwargs)
+    model = Qwen3ForCausalLM(cfg).to(torch.bfloat16).eval()
+    model.save_pretrained(out, safe_serialization=True)
+    restyle_config(os.path.join(out, "config.json"), "transformers4")
+    print(f"wrote {out}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bench-model", metavar="DIR",
+                        help="write a random Qwen3-0.6B-shaped bf16 model to DIR instead")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.bench_model:
+        write_bench_model(args.bench_model)
+        return
+    os.makedirs(OUT, exist_ok=True)
+    for name, spec in MODELS.items():
+        write_fixture(name, spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
