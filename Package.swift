@@ -22,12 +22,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
   ],
   targets: [
-    .systemLibrary(
-      name: "CBLAS", path: "Sources/CBLAS",
-      providers: [.apt(["libopenblas-dev"])]),
     .target(
       name: "BitBudgetKernels",
-      dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetEngine",

@@ -6,8 +6,10 @@ struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Measure prefill and decode speed and peak memory.",
     discussion: """
-      Prefills --prompt-tokens random token ids, then decodes --gen-tokens tokens greedily (stop \
-      tokens ignored), --repetitions times with a fresh KV cache; reports the median rates.
+      As llama-bench's pp and tg tests: prefill of --prompt-tokens random token ids into an empty \
+      KV cache, and decode of --gen-tokens tokens (greedy, stop tokens ignored) after --depth \
+      tokens of context (at least 1). Each is run --repetitions times with a fresh cache; the \
+      median rates are reported.
       """)
 
   @OptionGroup var options: ModelOptions
@@ -17,6 +19,9 @@ struct Bench: ParsableCommand {
 
   @Option(name: .customLong("gen-tokens"), help: "Tokens to decode after the prompt.")
   var genTokens: Int = 128
+
+  @Option(help: "Tokens of context before the decode measurement (llama-bench -d).")
+  var depth: Int = 0
 
   @Option(help: "Runs; the median of each rate is reported.")
   var repetitions: Int = 3
@@ -31,28 +36,35 @@ struct Bench: ParsableCommand {
     guard promptTokens >= 1 else { throw ValidationError("--prompt-tokens must be at least 1") }
     guard genTokens >= 1 else { throw ValidationError("--gen-tokens must be at least 1") }
     guard (1...100).contains(repetitions) else { throw ValidationError("--repetitions must be in 1...100") }
+    guard depth >= 0 else { throw ValidationError("--depth must not be negative") }
   }
 
   func run() throws {
     let model = try options.loadModel()
     let config = model.config
     let session = InferenceSession(model: model, threads: options.threads)
-    var generator = SplitMix64(seed: seed)
-    let prompt = (0..<promptTokens).map { _ in Int(generator.next() % UInt64(config.vocabSize)) }
+    var random = SplitMix64(seed: seed)
+    let randomTokens = { (count: Int) in (0..<count).map { _ in Int(random.next() % UInt64(config.vocabSize)) } }
+    let prompt = randomTokens(promptTokens)
+    let context = randomTokens(max(1, depth))
     var prefillRates: [Double] = []
     var decodeRates: [Double] = []
     var kvBytes = 0
+    let generator = Generator(session: session)
     for _ in 0..<repetitions {
+      let prefillCache = session.makeCache(elementType: options.kvDType.elementType)
+      let start = Date()
+      _ = try session.prefill(prompt, cache: prefillCache)
+      prefillRates.append(Double(promptTokens) / Date().timeIntervalSince(start))
+
       let cache = session.makeCache(elementType: options.kvDType.elementType)
-      let result = try Generator(session: session).generateGreedy(
-        prompt: prompt, maxTokens: genTokens + 1, stopTokens: [], cache: cache)
-      prefillRates.append(Double(promptTokens) / result.prefillSeconds)
+      let result = try generator.generateGreedy(prompt: context, maxTokens: genTokens + 1, stopTokens: [], cache: cache)
       decodeRates.append(Double(result.decodeSteps) / result.decodeSeconds)
-      kvBytes = cache.residentBytes
+      kvBytes = max(prefillCache.residentBytes, cache.residentBytes)
     }
     let report = BenchReport(
       model: model.directory, threads: session.pool.threadCount, promptTokens: promptTokens,
-      genTokens: genTokens, repetitions: repetitions, kvDtype: options.kvDType.rawValue,
+      genTokens: genTokens, depth: depth, repetitions: repetitions, kvDtype: options.kvDType.rawValue,
       prefillTokensPerS: median(prefillRates), decodeTokensPerS: median(decodeRates),
       prefillTokensPerSAll: prefillRates, decodeTokensPerSAll: decodeRates,
       weightsBytes: model.weights.byteCount, kvBytes: kvBytes, scratchBytes: session.scratchBytes,
@@ -61,7 +73,7 @@ struct Bench: ParsableCommand {
       try Output.json(report)
     } else {
       Output.line(String(format: "prefill %d tokens: %.1f tokens/s", promptTokens, report.prefillTokensPerS))
-      Output.line(String(format: "decode  %d tokens: %.1f tokens/s", genTokens, report.decodeTokensPerS))
+      Output.line(String(format: "decode  %d tokens at depth %d: %.1f tokens/s", genTokens, max(1, depth), report.decodeTokensPerS))
       Output.line(String(format: "weights %.1f MiB, KV %.1f MiB, scratch %.1f MiB, peak RSS %.1f MiB",
         Double(report.weightsBytes) / 1_048_576, Double(kvBytes) / 1_048_576,
         Double(report.scratchBytes) / 1_048_576, Double(report.peakRssBytes) / 1_048_576))
@@ -79,6 +91,7 @@ struct BenchReport: Encodable {
   let threads: Int
   let promptTokens: Int
   let genTokens: Int
+  let depth: Int
   let repetitions: Int
   let kvDtype: String
   let prefillTokensPerS: Double

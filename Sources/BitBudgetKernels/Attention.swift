@@ -87,17 +87,31 @@ public enum Attention {
     segments: UnsafeBufferPointer<KVSegment>, shape: AttentionShape,
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
   ) {
+    guard let elementType = segments.first?.elementType else { return }
+    switch elementType {
+    case .bf16: attend(BF16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
+    case .f16: attend(F16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
+    case .f32: attend(F32Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
+    }
+  }
+
+  static func attend<W: Widening>(
+    _: W.Type, _ queries: UnsafePointer<Float>, _ rows: Int, _ visibleBefore: Int,
+    _ segments: UnsafeBufferPointer<KVSegment>, _ shape: AttentionShape,
+    _ output: UnsafeMutablePointer<Float>, _ pool: ThreadPool, _ scratch: AttentionScratch
+  ) {
     let group = shape.groupSize
-    scratch.reserve(group * (visibleBefore + rows + 1))
+    let d = shape.headDim
+    scratch.reserve(group * (visibleBefore + rows + 1 + 2 * d))
     pool.parallelFor(rows * shape.kvHeads) { task, thread in
       let row = task / shape.kvHeads
       let kvHead = task % shape.kvHeads
-      let width = shape.queryHeads * shape.headDim
+      let width = shape.queryHeads * d
       attendGroup(
-        queries: queries + row * width + kvHead * group * shape.headDim,
+        W.self, queries: queries + row * width + kvHead * group * d,
         visible: visibleBefore + row + 1, kvHead: kvHead, segments: segments, shape: shape,
-        scores: scratch.buffer(thread: thread),
-        output: output + row * width + kvHead * group * shape.headDim)
+        scratch: scratch.buffer(thread: thread),
+        output: output + row * width + kvHead * group * d)
     }
   }
 
@@ -137,40 +151,44 @@ public enum Attention {
     }
   }
 
-  /// Attention of the `groupSize` query heads sharing `kvHead`, for one query row.
+  /// Attention of the `groupSize` query heads sharing `kvHead`, for one query row. All segments
+  /// must store `W`'s element type. `scratch` holds `group × (visible + 1 + 2·headDim)` floats:
+  /// the scores, 1/Σ per head, and the queries and outputs in `W`'s load order.
   @inline(__always)
-  static func attendGroup(
-    queries: UnsafePointer<Float>, visible: Int, kvHead: Int,
+  static func attendGroup<W: Widening>(
+    _: W.Type, queries: UnsafePointer<Float>, visible: Int, kvHead: Int,
     segments: UnsafeBufferPointer<KVSegment>, shape: AttentionShape,
-    scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
+    scratch: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
   ) {
     let d = shape.headDim
     let group = shape.groupSize
-    let scale = shape.scale
+    let scores = scratch
+    let inverseSums = scores + group * visible
+    let orderedQueries = inverseSums + group
+    let orderedOutputs = orderedQueries + group * d
+    for g in 0..<group {
+      if W.usesPairOrder {
+        PairOrder.permute(queries + g * d, count: d, into: orderedQueries + g * d)
+      } else {
+        (orderedQueries + g * d).update(from: queries + g * d, count: d)
+      }
+    }
     // Pass 1: scaled logits, [group][visible].
     var seen = 0
     for segment in segments {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
-      let keys = segment.keys
       let base = kvHead * segment.headStride
       for g in 0..<group {
-        let q = queries + g * d
-        let out = scores + g * visible + seen
-        switch segment.elementType {
-        case .bf16: logits(BF16Widening.self, q, keys, base, count, d, scale, out)
-        case .f16: logits(F16Widening.self, q, keys, base, count, d, scale, out)
-        case .f32: logits(F32Widening.self, q, keys, base, count, d, scale, out)
-        }
+        logits(W.self, orderedQueries + g * d, segment.keys, base, count, d, shape.scale, scores + g * visible + seen)
       }
       seen += count
     }
-    // Softmax numerators per query head; 1/Σ is stored after the scores and applied at the end.
-    let inverseSums = scores + group * visible
+    // Softmax numerators per query head; 1/Σ is applied at the end.
     for g in 0..<group {
       inverseSums[g] = 1 / exponentiate(scores + g * visible, count: visible)
-      (output + g * d).update(repeating: 0, count: d)
     }
+    (orderedOutputs).update(repeating: 0, count: group * d)
     // Pass 2: weighted sum of values.
     seen = 0
     for segment in segments {
@@ -178,19 +196,19 @@ public enum Attention {
       let count = min(segment.tokens, visible - seen)
       let base = kvHead * segment.headStride
       for g in 0..<group {
-        let p = scores + g * visible + seen
-        switch segment.elementType {
-        case .bf16: accumulate(BF16Widening.self, p, segment.values, base, count, d, output + g * d)
-        case .f16: accumulate(F16Widening.self, p, segment.values, base, count, d, output + g * d)
-        case .f32: accumulate(F32Widening.self, p, segment.values, base, count, d, output + g * d)
-        }
+        accumulate(W.self, scores + g * visible + seen, segment.values, base, count, d, orderedOutputs + g * d)
       }
       seen += count
     }
     for g in 0..<group {
-      let o = output + g * d
+      let o = orderedOutputs + g * d
       let inverse = inverseSums[g]
       for j in 0..<d { o[j] *= inverse }
+      if W.usesPairOrder {
+        PairOrder.restore(o, count: d, into: output + g * d)
+      } else {
+        (output + g * d).update(from: o, count: d)
+      }
     }
   }
 
@@ -218,58 +236,66 @@ public enum Attention {
     return total
   }
 
+  /// `out[t] = scale · q·k_t` for `count` keys; `q` is in `W`'s load order.
   @inline(__always)
   static func logits<W: Widening>(
     _: W.Type, _ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ base: Int, _ count: Int,
     _ d: Int, _ scale: Float, _ out: UnsafeMutablePointer<Float>
   ) {
-    if d % 16 == 0 {
-      for t in 0..<count {
-        let k = base + t * d
-        var acc = SIMD16<Float>()
-        var i = 0
-        while i < d {
-          acc.addProduct(W.load16(keys, k + i), UnsafeRawPointer(q + i).loadUnaligned(as: SIMD16<Float>.self))
-          i += 16
-        }
-        out[t] = acc.sum() * scale
+    let blocks = d / 32 * 32
+    for t in 0..<count {
+      let k = base + t * d
+      var acc = SIMD16<Float>()
+      var i = 0
+      while i < blocks {
+        let (lo, hi) = W.load32(keys, k + i)
+        let raw = UnsafeRawPointer(q + i)
+        acc.addProduct(lo, raw.loadUnaligned(as: SIMD16<Float>.self))
+        acc.addProduct(hi, raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
+        i += 32
       }
-    } else {
-      for t in 0..<count {
-        let k = base + t * d
-        var sum: Float = 0
-        for i in 0..<d { sum += W.load1(keys, k + i) * q[i] }
-        out[t] = sum * scale
+      var sum = acc.sum()
+      while i < d {
+        sum += W.load1(keys, k + i) * q[i]
+        i += 1
       }
+      out[t] = sum * scale
     }
   }
 
-  /// `out += Σ_t p[t] · v_t` over `count` value rows, in tiles of 64 tokens so that a tile stays
-  /// in L1 while each 16-lane slice of the head is accumulated in a register.
+  /// `out += Σ_t p[t] · v_t` over `count` value rows (`out` in `W`'s load order), in tiles of 64
+  /// tokens so that a tile stays in L1 while each 32-value slice of the head is accumulated in
+  /// registers.
   @inline(__always)
   static func accumulate<W: Widening>(
     _: W.Type, _ p: UnsafePointer<Float>, _ values: UnsafeRawPointer, _ base: Int, _ count: Int,
     _ d: Int, _ out: UnsafeMutablePointer<Float>
   ) {
-    guard d % 16 == 0 else {
-      for t in 0..<count {
-        let v = base + t * d
-        let w = p[t]
-        for i in 0..<d { out[i] += w * W.load1(values, v + i) }
-      }
-      return
-    }
+    let blocks = d / 32 * 32
     var tileStart = 0
     while tileStart < count {
       let tileEnd = min(count, tileStart + 64)
       var i = 0
-      while i < d {
-        var acc = UnsafeRawPointer(out + i).loadUnaligned(as: SIMD16<Float>.self)
+      while i < blocks {
+        let raw = UnsafeMutableRawPointer(out + i)
+        var lo = raw.loadUnaligned(as: SIMD16<Float>.self)
+        var hi = raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
         for t in tileStart..<tileEnd {
-          acc.addProduct(W.load16(values, base + t * d + i), SIMD16<Float>(repeating: p[t]))
+          let (vl, vh) = W.load32(values, base + t * d + i)
+          let weight = SIMD16<Float>(repeating: p[t])
+          lo.addProduct(vl, weight)
+          hi.addProduct(vh, weight)
         }
-        UnsafeMutableRawPointer(out + i).storeBytes(of: acc, as: SIMD16<Float>.self)
-        i += 16
+        raw.storeBytes(of: lo, as: SIMD16<Float>.self)
+        raw.storeBytes(of: hi, toByteOffset: 64, as: SIMD16<Float>.self)
+        i += 32
+      }
+      if blocks < d {
+        for t in tileStart..<tileEnd {
+          let v = base + t * d
+          let weight = p[t]
+          for j in blocks..<d { out[j] += weight * W.load1(values, v + j) }
+        }
       }
       tileStart = tileEnd
     }

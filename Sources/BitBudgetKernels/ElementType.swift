@@ -46,36 +46,7 @@ public func floatToF16(_ value: Float) -> UInt16 {
   Float16(value).bitPattern
 }
 
-// MARK: - Vector loads and stores (16 lanes)
-
-/// Loads 16 consecutive elements of `type` starting at element `index` of `base` and widens them to
-/// f32. `base` need not be aligned.
-@inlinable @inline(__always)
-func load16(_ base: UnsafeRawPointer, _ index: Int, _ type: ElementType) -> SIMD16<Float> {
-  switch type {
-  case .f32: return loadF32x16(base, index)
-  case .bf16: return loadBF16x16(base, index)
-  case .f16: return loadF16x16(base, index)
-  }
-}
-
-@inlinable @inline(__always)
-func loadF32x16(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float> {
-  base.loadUnaligned(fromByteOffset: index &* 4, as: SIMD16<Float>.self)
-}
-
-@inlinable @inline(__always)
-func loadBF16x16(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float> {
-  let halfWords = base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD16<UInt16>.self)
-  let widened = SIMD16<UInt32>(truncatingIfNeeded: halfWords) &<< 16
-  return unsafeBitCast(widened, to: SIMD16<Float>.self)
-}
-
-@inlinable @inline(__always)
-func loadF16x16(_ base: UnsafeRawPointer, _ index: Int) -> SIMD16<Float> {
-  let halves = base.loadUnaligned(fromByteOffset: index &* 2, as: SIMD16<Float16>.self)
-  return SIMD16<Float>(halves)
-}
+// MARK: - Bulk conversions
 
 /// Loads one element of `type` and widens it to f32.
 @inlinable @inline(__always)
@@ -87,8 +58,8 @@ func load1(_ base: UnsafeRawPointer, _ index: Int, _ type: ElementType) -> Float
   }
 }
 
-/// Converts `count` f32 values to `type` (round half to even) and stores them at element `index`.
-/// Cost: one pass over the values; 16 lanes at a time.
+/// Converts `count` f32 values to `type` (round half to even) and stores them at element `index`
+/// of `base`. One pass; the per-type loops are plain integer/float code that LLVM vectorizes.
 @inlinable
 public func storeConverted(
   _ source: UnsafePointer<Float>, count: Int, to base: UnsafeMutableRawPointer, at index: Int,
@@ -98,54 +69,37 @@ public func storeConverted(
   case .f32:
     (base + index &* 4).copyMemory(from: source, byteCount: count &* 4)
   case .bf16:
-    var i = 0
-    while i &+ 16 <= count {
-      let v = UnsafeRawPointer(source).loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
-      let bits = unsafeBitCast(v, to: SIMD16<UInt32>.self)
-      let bias = SIMD16<UInt32>(repeating: 0x7FFF) &+ ((bits &>> 16) & 1)
-      let rounded = SIMD16<UInt16>(truncatingIfNeeded: (bits &+ bias) &>> 16)
-      (base + (index &+ i) &* 2).storeBytes(of: rounded, as: SIMD16<UInt16>.self)
-      // Rounding can carry a NaN payload into infinity; redo such lanes with the scalar rule.
-      if any(v .!= v) {
-        for lane in 0..<16 {
-          (base + (index &+ i &+ lane) &* 2).storeBytes(
-            of: floatToBF16(source[i &+ lane]), as: UInt16.self)
-        }
-      }
-      i &+= 16
-    }
-    while i < count {
-      (base + (index &+ i) &* 2).storeBytes(of: floatToBF16(source[i]), as: UInt16.self)
-      i &+= 1
+    let destination = base + index &* 2
+    for i in 0..<count {
+      destination.storeBytes(of: floatToBF16(source[i]), toByteOffset: i &* 2, as: UInt16.self)
     }
   case .f16:
-    var i = 0
-    while i &+ 16 <= count {
-      let v = UnsafeRawPointer(source).loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
-      (base + (index &+ i) &* 2).storeBytes(of: SIMD16<Float16>(v), as: SIMD16<Float16>.self)
-      i &+= 16
-    }
-    while i < count {
-      (base + (index &+ i) &* 2).storeBytes(of: floatToF16(source[i]), as: UInt16.self)
-      i &+= 1
+    let destination = base + index &* 2
+    for i in 0..<count {
+      destination.storeBytes(of: floatToF16(source[i]), toByteOffset: i &* 2, as: UInt16.self)
     }
   }
 }
 
-/// Widens `count` elements of `type` starting at element `index` of `base` into f32 `destination`.
+/// Widens `count` elements of `type` starting at element `index` of `base` into f32
+/// `destination`, in natural order. One pass, vectorized by LLVM.
 @inlinable
 public func loadConverted(
   from base: UnsafeRawPointer, at index: Int, count: Int, as type: ElementType,
   into destination: UnsafeMutablePointer<Float>
 ) {
-  var i = 0
-  while i &+ 16 <= count {
-    UnsafeMutableRawPointer(destination).storeBytes(
-      of: load16(base, index &+ i, type), toByteOffset: i &* 4, as: SIMD16<Float>.self)
-    i &+= 16
-  }
-  while i < count {
-    destination[i] = load1(base, index &+ i, type)
-    i &+= 1
+  switch type {
+  case .f32:
+    UnsafeMutableRawPointer(destination).copyMemory(from: base + index &* 4, byteCount: count &* 4)
+  case .bf16:
+    let source = base + index &* 2
+    for i in 0..<count {
+      destination[i] = bf16ToFloat(source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
+    }
+  case .f16:
+    let source = base + index &* 2
+    for i in 0..<count {
+      destination[i] = f16ToFloat(source.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
+    }
   }
 }

@@ -22,17 +22,19 @@ public enum Elementwise {
       i += 1
     }
     let scale = 1 / (sum / Float(count) + epsilon).squareRoot()
-    i = 0
-    while i + 16 <= count {
-      let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-      UnsafeMutableRawPointer(y + i).storeBytes(
-        of: (v * scale) * weight.load16(at: i), as: SIMD16<Float>.self)
-      i += 16
+    switch weight.elementType {
+    case .bf16: scaleRows(BF16Widening.self, x, scale, weight.base, y, count)
+    case .f16: scaleRows(F16Widening.self, x, scale, weight.base, y, count)
+    case .f32: scaleRows(F32Widening.self, x, scale, weight.base, y, count)
     }
-    while i < count {
-      y[i] = (x[i] * scale) * weight[i]
-      i += 1
-    }
+  }
+
+  @inline(__always) @usableFromInline
+  static func scaleRows<W: Widening>(
+    _: W.Type, _ x: UnsafePointer<Float>, _ scale: Float, _ weight: UnsafeRawPointer,
+    _ y: UnsafeMutablePointer<Float>, _ count: Int
+  ) {
+    for i in 0..<count { y[i] = (x[i] * scale) * W.load1(weight, i) }
   }
 
   /// SwiGLU's gate in place: `gate[i] = silu(gate[i]) · up[i]`, `silu(z) = z / (1 + e^(−z))`.
@@ -81,7 +83,11 @@ public enum Elementwise {
     let upper = SIMD16<Float>(repeating: 88.72283)
     let lower = SIMD16<Float>(repeating: -87.33654)
     let clamped = x.clamped(lowerBound: lower, upperBound: upper)
-    let n = (clamped * 1.442695041).rounded(.toNearestOrEven)
+    // Round to the nearest integer by adding 1.5·2²³ (exact for |x·log2 e| < 2²²), which also
+    // leaves the integer in the low mantissa bits: no float→int conversion (a generic call in Swift).
+    let magic = SIMD16<Float>(repeating: 12_582_912)
+    let shifted = clamped * 1.442695041 + magic
+    let n = shifted - magic
     var r = clamped - n * 0.693359375
     r = r + n * 2.12194440e-4
     var p = SIMD16<Float>(repeating: 1.9875691500e-4)
@@ -93,7 +99,7 @@ public enum Elementwise {
     p = p * r * r + r + 1
     // 2^n for n in [-126, 128]; n = 128 only when x is at the upper clamp: split the scaling so the
     // exponent field never overflows, and overflow to +inf through the multiply.
-    let ni = SIMD16<Int32>(n)
+    let ni = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
     let half = ni &>> 1
     let scaleA = unsafeBitCast((half &+ 127) &<< 23, to: SIMD16<Float>.self)
     let scaleB = unsafeBitCast(((ni &- half) &+ 127) &<< 23, to: SIMD16<Float>.self)

@@ -17,8 +17,4 @@ public struct WeightVector: @unchecked Sendable {
   /// Element `index` widened to f32.
   @inlinable @inline(__always)
   public subscript(index: Int) -> Float { load1(base, index, elementType) }
-
-  /// Elements `index..<index+16` widened to f32.
-  @inlinable @inline(__always)
-  func load16(at index: Int) -> SIMD16<Float> { BitBudgetKernels.load16(base, index, elementType) }
 }

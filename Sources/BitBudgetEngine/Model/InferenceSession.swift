@@ -114,7 +114,9 @@ public final class InferenceSession {
     self.maxLogitRows = max(1, maxLogitRows)
     rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
     attentionShape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
-    linearScratch = LinearScratch(threadCount: pool.threadCount)
+    linearScratch = LinearScratch(
+      threadCount: pool.threadCount,
+      maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth))
     attentionScratch = AttentionScratch(threadCount: pool.threadCount)
     let b = Buffers(config: config, rows: self.maxRows, logitRows: self.maxLogitRows)
     buffers = b

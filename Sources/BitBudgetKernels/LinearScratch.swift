@@ -1,0 +1,67 @@
+/// Scratch memory of the linear kernels, allocated once per session:
+/// - the input rows in pair order for the streaming kernel (`tiledMinimumTokens × maxColumns`
+///   floats), so that 16-bit weights can be widened with a shift and a mask;
+/// - per thread, one packed weight panel for the tiled kernel (`32 × maxColumns` floats).
+public final class LinearScratch: @unchecked Sendable {
+  /// Most jobs one `Linear.run` may take.
+  public static let maxJobs = 4
+  /// Token rows per streaming call (more are processed in slices of this many).
+  let pairOrderRows = Linear.tiledMinimumTokens
+  private let maxColumns: Int
+  private let pairOrderInput: UnsafeMutablePointer<Float>
+  private let panels: [UnsafeMutablePointer<Float>]
+  let jobInputs: UnsafeMutablePointer<UnsafePointer<Float>>
+  let jobStrides: UnsafeMutablePointer<Int>
+
+  /// - Parameters:
+  ///   - threadCount: threads of the pool that will run the kernels.
+  ///   - maxColumns: the widest weight matrix input (largest `columns`).
+  public init(threadCount: Int, maxColumns: Int) {
+    self.maxColumns = max(1, maxColumns)
+    pairOrderInput = Self.allocate(pairOrderRows * self.maxColumns)
+    panels = (0..<max(1, threadCount)).map { _ in Self.allocate(Linear.panelWidth * max(1, maxColumns)) }
+    jobInputs = .allocate(capacity: Self.maxJobs)
+    jobStrides = .allocate(capacity: Self.maxJobs)
+  }
+
+  private static func allocate(_ floats: Int) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
+      .bindMemory(to: Float.self, capacity: floats)
+  }
+
+  deinit {
+    pairOrderInput.deallocate()
+    for panel in panels { panel.deallocate() }
+    jobInputs.deallocate()
+    jobStrides.deallocate()
+  }
+
+  /// Total scratch bytes held.
+  public var byteCount: Int { (pairOrderRows + panels.count * Linear.panelWidth) * maxColumns * 4 }
+
+  /// The tiled kernel's packed-panel buffer of `thread` (`32 × maxColumns` floats, 64-byte aligned).
+  func panel(thread: Int) -> UnsafeMutablePointer<Float> { panels[thread] }
+
+  /// Sets each job's input pointer and stride: f32 weights read `natural` as it is; 16-bit
+  /// weights read one copy of the rows in pair order (`PairOrder.permute`), made once per run.
+  func prepareInputs(_ jobs: [LinearJob], natural: UnsafePointer<Float>, stride: Int, rows: Int) {
+    var permuted = false
+    for (j, job) in jobs.enumerated() {
+      if job.weight.elementType == .f32 {
+        jobInputs[j] = natural
+        jobStrides[j] = stride
+        continue
+      }
+      let columns = job.weight.columns
+      precondition(columns <= maxColumns && rows <= pairOrderRows, "LinearScratch was sized for narrower inputs")
+      if !permuted {
+        for t in 0..<rows {
+          PairOrder.permute(natural + t * stride, count: columns, into: pairOrderInput + t * columns)
+        }
+        permuted = true
+      }
+      jobInputs[j] = UnsafePointer(pairOrderInput)
+      jobStrides[j] = columns
+    }
+  }
+}
