@@ -40,17 +40,20 @@ let package = Package(
       name: "bitbudget",
       dependencies: ["BitBudgetCLI"],
       swiftSettings: nativeCPU),
+    .target(
+      name: "BitBudgetTestSupport",
+      path: "Tests/BitBudgetTestSupport"),
     .testTarget(
       name: "BitBudgetKernelsTests",
-      dependencies: ["BitBudgetKernels"],
+      dependencies: ["BitBudgetKernels", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetEngineTests",
-      dependencies: ["BitBudgetEngine"],
+      dependencies: ["BitBudgetEngine", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetCLITests",
-      dependencies: ["BitBudgetCLI", "bitbudget"],
+      dependencies: ["BitBudgetCLI", "bitbudget", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
   ]
 )

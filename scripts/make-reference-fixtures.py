@@ -17,7 +17,7 @@ With --bench-model DIR it instead writes a random model of the exact Qwen3-0.6B 
 (1.2 GB; for `bitbudget bench`, not committed).
 
 Needs torch (CPU) and transformers:  pip install "torch==2.13.0+cpu" transformers safetensors
-(scripts/reference-venv.sh makes such a venv).
+(scripts/bench-vs-llamacpp.sh makes such a venv in .assets/venv).
 """
 import argparse
 import json

@@ -75,15 +75,19 @@ public struct Generator {
   /// The index of the largest value (the first one on ties, as `torch.argmax`). NaN logits mean
   /// the model produced garbage and are an error.
   public static func argmax(_ values: UnsafeBufferPointer<Float>) throws -> Int {
+    guard !values.isEmpty else { throw EngineError.invalidInput("no logits to choose from") }
     var best = 0
-    var bestValue = -Float.infinity
-    for (i, v) in values.enumerated() {
-      if v.isNaN { throw EngineError.invalidWeights(reason: "the model produced NaN logits (corrupt weights?)") }
-      if v > bestValue || (i == 0) {
+    var bestValue = values[0]
+    var sawNaN = bestValue.isNaN
+    for i in 1..<values.count {
+      let v = values[i]
+      sawNaN = sawNaN || v.isNaN
+      if v > bestValue {
         best = i
         bestValue = v
       }
     }
+    if sawNaN { throw EngineError.invalidWeights(reason: "the model produced NaN logits (corrupt weights?)") }
     return best
   }
 }

@@ -129,7 +129,7 @@ public struct ModelConfig: Sendable, Equatable {
     guard eps > 0, eps < 1 else { throw reader.fail("rms_norm_eps (\(eps)) must be in (0, 1)") }
 
     var declaredDType = try reader.optionalString("dtype") ?? reader.optionalString("torch_dtype")
-    if declaredDType?.hasPrefix("torch.") == true { declaredDType = String(declaredDType!.dropFirst(6)) }
+    if let name = declaredDType, name.hasPrefix("torch.") { declaredDType = String(name.dropFirst(6)) }
 
     let config = ModelConfig(
       architecture: architecture,

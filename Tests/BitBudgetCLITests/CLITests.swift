@@ -1,0 +1,129 @@
+import BitBudgetTestSupport
+import Foundation
+import Testing
+
+/// The command-line contract (design.md): names, JSON keys, exit codes, one-line errors. Runs the
+/// built `bitbudget` executable.
+@Suite struct CLITests {
+  struct Run {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    var json: [String: Any]? {
+      (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]
+    }
+  }
+
+  static let executable: String? = {
+    let candidates = [
+      URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bitbudget").path,
+      Bundle.main.bundleURL.appendingPathComponent("bitbudget").path,
+      Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("bitbudget").path,
+      (Fixtures.repositoryRoot as NSString).appendingPathComponent(".build/debug/bitbudget"),
+    ]
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+  }()
+
+  static func run(_ arguments: [String]) throws -> Run {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try #require(executable, "bitbudget executable not found"))
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+  }
+
+  static let model = Fixtures.modelPath("qwen3-gqa4-tied-bf16-sharded")
+
+  @Test func logitsMatchTransformers() throws {
+    let reference = try Fixtures.reference("qwen3-gqa4-tied-bf16-sharded")
+    let ids = reference.inputIds.map(String.init).joined(separator: ",")
+    let result = try Self.run(["logits", "--model", Self.model, "--ids", ids, "--kv-dtype", "f32", "--json"])
+    #expect(result.status == 0, "\(result.stderr)")
+    let logits = try #require(result.json?["logits"] as? [[Double]])
+    let ours = logits.map { $0.map(Float.init) }
+    #expect(ours.count == reference.inputIds.count)
+    #expect(Fixtures.maxAbsDifference(ours, reference.logits) <= 1e-4 * Fixtures.maxAbs(reference.logits))
+  }
+
+  @Test func generateGreedyJSON() throws {
+    let reference = try Fixtures.reference("qwen3-gqa4-tied-bf16-sharded")
+    let ids = reference.inputIds.map(String.init).joined(separator: ",")
+    let result = try Self.run(["generate", "--model", Self.model, "--ids", ids, "--max-tokens", "16", "--greedy", "--json"])
+    #expect(result.status == 0, "\(result.stderr)")
+    let json = try #require(result.json)
+    let samples = try #require(json["samples"] as? [[String: Any]])
+    #expect(samples.count == 1)
+    #expect(samples[0]["tokens"] as? [Int] == reference.greedy)
+    #expect(samples[0]["finish"] as? String == "length")
+    let memory = try #require(json["memory"] as? [String: Any])
+    for key in ["weights_bytes", "kv_bytes", "peak_rss_bytes"] {
+      #expect((memory[key] as? Int ?? 0) > 0, "memory.\(key)")
+    }
+    #expect(memory["weights_bytes"] as? Int == 536_064)
+    let timing = try #require(json["timing"] as? [String: Any])
+    #expect((timing["decode_tokens_per_s"] as? Double ?? 0) > 0)
+  }
+
+  @Test func generateZeroTokensOnlyPrefills() throws {
+    let result = try Self.run(["generate", "--model", Self.model, "--ids", "3,4", "--max-tokens", "0", "--greedy", "--json"])
+    #expect(result.status == 0, "\(result.stderr)")
+    let samples = try #require(result.json?["samples"] as? [[String: Any]])
+    #expect(samples[0]["tokens"] as? [Int] == [])
+    #expect(samples[0]["finish"] as? String == "length")
+  }
+
+  @Test func benchJSON() throws {
+    let result = try Self.run(["bench", "--model", Self.model, "--prompt-tokens", "40", "--gen-tokens", "8", "--repetitions", "1", "--threads", "2", "--json"])
+    #expect(result.status == 0, "\(result.stderr)")
+    let json = try #require(result.json)
+    for key in ["prefill_tokens_per_s", "decode_tokens_per_s"] {
+      #expect((json[key] as? Double ?? 0) > 0, "\(key)")
+    }
+    #expect((json["peak_rss_bytes"] as? Int ?? 0) > 0)
+    #expect(json["threads"] as? Int == 2)
+  }
+
+  @Test(arguments: [
+    (["generate", "--model", "/nonexistent", "--ids", "1", "--greedy"], "/nonexistent"),
+    (["generate", "--model", Self.model, "--ids", "1,x", "--greedy"], "--ids"),
+    (["generate", "--model", Self.model, "--ids", "1,99999", "--greedy"], "outside the vocabulary"),
+    (["generate", "--model", Self.model, "--ids", "1", "--max-tokens", "100000", "--greedy"], "context"),
+    (["generate", "--model", Self.model, "--ids", "1", "--greedy", "--no-such-flag"], "no-such-flag"),
+    (["logits", "--model", Self.model, "--ids", "1", "--kv-dtype", "f8"], "kv-dtype"),
+    (["bench", "--model", Self.model, "--threads", "0"], "--threads"),
+    (["frobnicate"], "frobnicate"),
+  ])
+  func userErrorsExitOneWithOneLine(arguments: [String], phrase: String) throws {
+    let result = try Self.run(arguments)
+    #expect(result.status == 1)
+    #expect(result.stderr.hasPrefix("error: "), "\(result.stderr)")
+    #expect(result.stderr.contains(phrase), "\(result.stderr)")
+    #expect(result.stdout.isEmpty)
+  }
+
+  @Test func corruptModelFileIsAOneLineError() throws {
+    let directory = try Fixtures.temporaryDirectory("corrupt")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let source = Fixtures.modelPath("qwen3-gqa-tied-f32")
+    try FileManager.default.copyItem(atPath: (source as NSString).appendingPathComponent("config.json"), toPath: directory.appendingPathComponent("config.json").path)
+    let weights = try Data(contentsOf: URL(fileURLWithPath: source).appendingPathComponent("model.safetensors"))
+    try weights.prefix(weights.count / 3).write(to: directory.appendingPathComponent("model.safetensors"))
+    let result = try Self.run(["generate", "--model", directory.path, "--ids", "1,2", "--greedy"])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("model.safetensors"))
+    #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+  }
+
+  @Test func helpExitsZero() throws {
+    let result = try Self.run(["--help"])
+    #expect(result.status == 0)
+    for command in ["generate", "logits", "bench"] { #expect(result.stdout.contains(command)) }
+  }
+}

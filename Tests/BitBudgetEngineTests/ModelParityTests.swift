@@ -1,0 +1,91 @@
+import BitBudgetKernels
+import BitBudgetTestSupport
+import Testing
+
+@testable import BitBudgetEngine
+
+/// The forward pass against Hugging Face transformers on the committed fixtures (4 tiny random
+/// Qwen3 models: GQA and MHA, tied and untied, f32/bf16/f16, both config.json styles, sharded,
+/// attention biases, widths that are not multiples of 16).
+@Suite struct ModelParityTests {
+  /// Logits of every position of `ids` via one prefill with all logits.
+  static func logits(_ model: DecoderModel, _ ids: [Int], kv: ElementType, maxRows: Int = 64) throws -> [[Float]] {
+    let session = InferenceSession(model: model, threads: 2, maxRows: maxRows, maxLogitRows: maxRows)
+    var rows: [[Float]] = []
+    _ = try session.prefill(ids, cache: session.makeCache(elementType: kv), logits: .all) { view in
+      for r in 0..<view.rows { rows.append(Array(view.row(r))) }
+    }
+    return rows
+  }
+
+  /// With an f32 KV cache the engine computes what transformers computes in f32: the differences
+  /// are f32 rounding in sums of a different order, about 1e-6 of the largest logit (measured:
+  /// 0.9–1.3e-6). The bound is 1e-4 relative, as the issue asks.
+  @Test(arguments: Fixtures.modelNames)
+  func logitsMatchTransformersWithF32Cache(name: String) throws {
+    let reference = try Fixtures.reference(name)
+    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let ours = try Self.logits(model, reference.inputIds, kv: .f32)
+    #expect(ours.count == reference.logits.count)
+    let bound = 1e-4 * Fixtures.maxAbs(reference.logits)
+    let difference = Fixtures.maxAbsDifference(ours, reference.logits)
+    #expect(difference <= bound, "\(name): max |Δ| \(difference) > \(bound)")
+  }
+
+  /// With the default bf16 cache, keys and values are rounded to 8 significant bits (relative error
+  /// ≤ 2⁻⁹ each), which moves logits by up to 0.75% of the largest one on these fixtures (their
+  /// random weights make activations large); the bound is 2%.
+  @Test(arguments: Fixtures.modelNames)
+  func logitsStayCloseWithBF16Cache(name: String) throws {
+    let reference = try Fixtures.reference(name)
+    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let ours = try Self.logits(model, reference.inputIds, kv: .bf16)
+    let bound = 2e-2 * Fixtures.maxAbs(reference.logits)
+    let difference = Fixtures.maxAbsDifference(ours, reference.logits)
+    #expect(difference <= bound, "\(name): max |Δ| \(difference) > \(bound)")
+  }
+
+  /// Greedy continuations equal transformers' with either cache type (the bf16 cache's logit
+  /// changes stay below every fixture's top-2 margin, the smallest being 0.0009).
+  @Test(arguments: Fixtures.modelNames, [ElementType.f32, .bf16])
+  func greedyTokensEqualTransformers(name: String, kv: ElementType) throws {
+    let reference = try Fixtures.reference(name)
+    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let session = InferenceSession(model: model, threads: 2)
+    let result = try Generator(session: session).generateGreedy(
+      prompt: reference.inputIds, maxTokens: reference.greedy.count, stopTokens: Set(try model.stopTokenIds()),
+      cache: session.makeCache(elementType: kv))
+    #expect(result.tokens == reference.greedy)
+    #expect(result.finish == (reference.greedy.last == 1 ? .eos : .length))
+  }
+
+  /// A prompt prefilled in chunks of 7 rows gives the same logits as in one pass (the chunks take
+  /// the streaming kernel, the single pass the tiled one).
+  @Test func chunkedPrefillEqualsOnePass() throws {
+    let name = "qwen3-mha-untied-bf16"
+    let reference = try Fixtures.reference(name)
+    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let whole = try Self.logits(model, reference.inputIds, kv: .f32, maxRows: 128)
+    let chunked = try Self.logits(model, reference.inputIds, kv: .f32, maxRows: 7)
+    #expect(Fixtures.maxAbsDifference(whole, chunked) <= 1e-5 * Fixtures.maxAbs(whole))
+  }
+
+  /// Thread count does not change the result beyond f32 rounding (none: each output is computed by
+  /// one thread in a fixed order).
+  @Test func resultsDoNotDependOnThreadCount() throws {
+    let name = "qwen3-gqa4-tied-bf16-sharded"
+    let reference = try Fixtures.reference(name)
+    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    var outputs: [[[Float]]] = []
+    for threads in [1, 2, 3] {
+      let session = InferenceSession(model: model, threads: threads, maxRows: 64, maxLogitRows: 64)
+      var rows: [[Float]] = []
+      _ = try session.prefill(reference.inputIds, cache: session.makeCache(), logits: .all) { view in
+        for r in 0..<view.rows { rows.append(Array(view.row(r))) }
+      }
+      outputs.append(rows)
+    }
+    #expect(outputs[0] == outputs[1])
+    #expect(outputs[0] == outputs[2])
+  }
+}
