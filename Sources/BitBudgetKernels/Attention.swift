@@ -1,87 +1,18 @@
 import Foundation
 
-/// A run of cached tokens whose keys and values are stored densely (f32, f16 or bf16), laid out
-/// `[kvHeads][tokens][headDim]` with `headStride` elements between the heads. A KV cache hands the
-/// attention kernel its tokens as a list of such segments, in cache order.
-public struct KVSegment: @unchecked Sendable {
-  public let keys: UnsafeRawPointer
-  public let values: UnsafeRawPointer
-  public let tokens: Int
-  /// Elements from the start of one KV head's rows to the next head's.
-  public let headStride: Int
-  public let elementType: ElementType
-
-  public init(
-    keys: UnsafeRawPointer, values: UnsafeRawPointer, tokens: Int, headStride: Int,
-    elementType: ElementType
-  ) {
-    self.keys = keys
-    self.values = values
-    self.tokens = tokens
-    self.headStride = headStride
-    self.elementType = elementType
-  }
-}
-
-/// The geometry of grouped-query attention.
-public struct AttentionShape: Sendable, Equatable {
-  public let queryHeads: Int
-  public let kvHeads: Int
-  public let headDim: Int
-
-  public init(queryHeads: Int, kvHeads: Int, headDim: Int) {
-    self.queryHeads = queryHeads
-    self.kvHeads = kvHeads
-    self.headDim = headDim
-  }
-
-  /// Query heads per KV head; query head `h` reads KV head `h / groupSize`.
-  public var groupSize: Int { queryHeads / kvHeads }
-  /// `1/√D`.
-  public var scale: Float { 1 / Float(headDim).squareRoot() }
-}
-
-/// Per-thread f32 scratch of the attention kernel: the scores of one query group against every
-/// visible token (`groupSize × tokens` floats per thread). Grows on demand, never shrinks;
-/// `byteCount` reports what it holds.
-public final class AttentionScratch: @unchecked Sendable {
-  private var buffers: [UnsafeMutablePointer<Float>]
-  private var capacity = 0
-
-  public init(threadCount: Int) {
-    buffers = Array(repeating: UnsafeMutablePointer<Float>.allocate(capacity: 1), count: 0)
-    for _ in 0..<max(1, threadCount) { buffers.append(.allocate(capacity: 1)) }
-    capacity = 1
-  }
-
-  deinit {
-    for buffer in buffers { buffer.deallocate() }
-  }
-
-  /// Bytes held by all threads' buffers.
-  public var byteCount: Int { buffers.count * capacity * 4 }
-
-  /// Makes every thread's buffer hold at least `floats` values (call before a parallel loop).
-  public func reserve(_ floats: Int) {
-    guard floats > capacity else { return }
-    let newCapacity = max(floats, capacity * 2)
-    for i in buffers.indices {
-      buffers[i].deallocate()
-      buffers[i] = .allocate(capacity: newCapacity)
-    }
-    capacity = newCapacity
-  }
-
-  func buffer(thread: Int) -> UnsafeMutablePointer<Float> { buffers[thread] }
-}
-
 /// Causal grouped-query attention of new query rows over the tokens of a KV cache.
+///
+/// Work is split over (query row, KV head) pairs; each reads its KV head's keys and values once
+/// for all query heads of the group (2 for Qwen3-0.6B, 4 for 4B/8B). Logits are computed 32 tokens
+/// at a time from the dimension-major keys (`KVSegment`): per dimension one key load, one widening
+/// and two FMAs per query head, no horizontal sums. Values are accumulated 32 dimensions at a time
+/// in registers for up to 4 heads. Cost per row and KV head: `2 · visible · headDim · groupSize`
+/// FMAs; bytes read: the visible keys and values of one head once.
 public enum Attention {
   /// For each query row `i` in `0..<rows` and each query head: softmax(q·Kᵀ·scale) · V over the
   /// first `visibleBefore + i + 1` tokens of `segments` (the cache holds `visibleBefore` older
   /// tokens followed by this call's `rows` new ones). `queries` and `output` are `[rows,
-  /// queryHeads·headDim]`. Work is split over (row, KV head) pairs; each reads its KV head's keys
-  /// and values once for the whole query group. Cost per row: `2·visible·queryHeads·headDim` FMAs.
+  /// queryHeads·headDim]`. All segments store the same element type.
   public static func attend(
     queries: UnsafePointer<Float>, rows: Int, visibleBefore: Int,
     segments: UnsafeBufferPointer<KVSegment>, shape: AttentionShape,
@@ -92,26 +23,6 @@ public enum Attention {
     case .bf16: attend(BF16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
     case .f16: attend(F16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
     case .f32: attend(F32Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
-    }
-  }
-
-  static func attend<W: Widening>(
-    _: W.Type, _ queries: UnsafePointer<Float>, _ rows: Int, _ visibleBefore: Int,
-    _ segments: UnsafeBufferPointer<KVSegment>, _ shape: AttentionShape,
-    _ output: UnsafeMutablePointer<Float>, _ pool: ThreadPool, _ scratch: AttentionScratch
-  ) {
-    let group = shape.groupSize
-    let d = shape.headDim
-    scratch.reserve(group * (visibleBefore + rows + 1 + 2 * d))
-    pool.parallelFor(rows * shape.kvHeads) { task, thread in
-      let row = task / shape.kvHeads
-      let kvHead = task % shape.kvHeads
-      let width = shape.queryHeads * d
-      attendGroup(
-        W.self, queries: queries + row * width + kvHead * group * d,
-        visible: visibleBefore + row + 1, kvHead: kvHead, segments: segments, shape: shape,
-        scratch: scratch.buffer(thread: thread),
-        output: output + row * width + kvHead * group * d)
     }
   }
 
@@ -131,9 +42,8 @@ public enum Attention {
         var values: [[Double]] = []
         for segment in segments where keys.count < visible {
           for t in 0..<segment.tokens where keys.count < visible {
-            let offset = kvHead * segment.headStride + t * d
-            keys.append((0..<d).map { Double(load1(segment.keys, offset + $0, segment.elementType)) })
-            values.append((0..<d).map { Double(load1(segment.values, offset + $0, segment.elementType)) })
+            keys.append((0..<d).map { Double(segment.key(kvHead: kvHead, token: t, dimension: $0, headDim: d)) })
+            values.append((0..<d).map { Double(segment.value(kvHead: kvHead, token: t, dimension: $0, headDim: d)) })
           }
         }
         let logits = keys.map { k in
@@ -151,57 +61,92 @@ public enum Attention {
     }
   }
 
-  /// Attention of the `groupSize` query heads sharing `kvHead`, for one query row. All segments
-  /// must store `W`'s element type. `scratch` holds `group × (visible + 1 + 2·headDim)` floats:
-  /// the scores, 1/Σ per head, and the queries and outputs in `W`'s load order.
+  static func attend<W: Widening>(
+    _: W.Type, _ queries: UnsafePointer<Float>, _ rows: Int, _ visibleBefore: Int,
+    _ segments: UnsafeBufferPointer<KVSegment>, _ shape: AttentionShape,
+    _ output: UnsafeMutablePointer<Float>, _ pool: ThreadPool, _ scratch: AttentionScratch
+  ) {
+    let group = shape.groupSize
+    let d = shape.headDim
+    // Scores rounded up to whole 32-token blocks per segment, 1/Σ, outputs.
+    var scoreFloats = 0
+    for segment in segments { scoreFloats += (segment.tokens + 31) / 32 * 32 }
+    let scoresStride = scoreFloats
+    scratch.reserve(group * (scoresStride + 1 + d))
+    pool.parallelFor(rows * shape.kvHeads) { task, thread in
+      let row = task / shape.kvHeads
+      let kvHead = task % shape.kvHeads
+      let width = shape.queryHeads * d
+      attendGroup(
+        W.self, queries: queries + row * width + kvHead * group * d,
+        visible: visibleBefore + row + 1, kvHead: kvHead, segments: segments, shape: shape,
+        scratch: scratch.buffer(thread: thread), scoresStride: scoresStride,
+        output: output + row * width + kvHead * group * d)
+    }
+  }
+
+  /// Attention of the `groupSize` query heads sharing `kvHead`, for one query row.
   @inline(__always)
   static func attendGroup<W: Widening>(
     _: W.Type, queries: UnsafePointer<Float>, visible: Int, kvHead: Int,
     segments: UnsafeBufferPointer<KVSegment>, shape: AttentionShape,
-    scratch: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
+    scratch: UnsafeMutablePointer<Float>, scoresStride: Int, output: UnsafeMutablePointer<Float>
   ) {
     let d = shape.headDim
     let group = shape.groupSize
     let scores = scratch
-    let inverseSums = scores + group * visible
-    let orderedQueries = inverseSums + group
-    let orderedOutputs = orderedQueries + group * d
-    for g in 0..<group {
-      if W.usesPairOrder {
-        PairOrder.permute(queries + g * d, count: d, into: orderedQueries + g * d)
-      } else {
-        (orderedQueries + g * d).update(from: queries + g * d, count: d)
-      }
-    }
-    // Pass 1: scaled logits, [group][visible].
+    let inverseSums = scores + group * scoresStride
+    let outputs = inverseSums + group
+
+    // Pass 1: scaled logits for heads in passes of 4, 2 and 1.
     var seen = 0
     for segment in segments {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
-      let base = kvHead * segment.headStride
-      for g in 0..<group {
-        logits(W.self, orderedQueries + g * d, segment.keys, base, count, d, shape.scale, scores + g * visible + seen)
+      let keys = segment.keys + (kvHead * d * segment.capacity) * W.byteCount
+      var g = 0
+      while g < group {
+        let heads = group - g >= 4 ? 4 : group - g >= 2 ? 2 : 1
+        var t = 0
+        while t < count {
+          let q = queries + g * d
+          let s = scores + g * scoresStride + seen + t
+          let valid = min(32, count - t)
+          let k = keys + t * W.byteCount
+          switch heads {
+          case 4: logits4(W.self, k, segment.capacity, q, d, shape.scale, s, scoresStride, valid)
+          case 2: logits2(W.self, k, segment.capacity, q, d, shape.scale, s, scoresStride, valid)
+          default: logits1(W.self, k, segment.capacity, q, d, shape.scale, s, valid)
+          }
+          t += 32
+        }
+        g += heads
       }
       seen += count
     }
-    // Softmax numerators per query head; 1/Σ is applied at the end.
+
+    // Softmax numerators; 1/Σ is applied at the end.
     for g in 0..<group {
-      inverseSums[g] = 1 / exponentiate(scores + g * visible, count: visible)
+      inverseSums[g] = 1 / Elementwise.softmaxNumerators(scores + g * scoresStride, count: visible)
     }
-    (orderedOutputs).update(repeating: 0, count: group * d)
+    outputs.update(repeating: 0, count: group * d)
+
     // Pass 2: weighted sum of values.
     seen = 0
     for segment in segments {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
-      let base = kvHead * segment.headStride
-      for g in 0..<group {
-        accumulate(W.self, scores + g * visible + seen, segment.values, base, count, d, orderedOutputs + g * d)
+      let values = segment.values + (kvHead * segment.capacity * d) * W.byteCount
+      var g = 0
+      while g < group {
+        let heads = group - g >= 4 ? 4 : group - g >= 2 ? 2 : 1
+        accumulate(W.self, heads, scores + g * scoresStride + seen, scoresStride, values, count, d, outputs + g * d)
+        g += heads
       }
       seen += count
     }
     for g in 0..<group {
-      let o = orderedOutputs + g * d
+      let o = outputs + g * d
       let inverse = inverseSums[g]
       for j in 0..<d { o[j] *= inverse }
       if W.usesPairOrder {
@@ -212,92 +157,174 @@ public enum Attention {
     }
   }
 
-  /// Replaces `s[j]` by `e^(s[j] − max s)` and returns their sum.
-  @inline(__always)
-  static func exponentiate(_ s: UnsafeMutablePointer<Float>, count: Int) -> Float {
-    var maxValue = -Float.infinity
-    for j in 0..<count { maxValue = max(maxValue, s[j]) }
-    let m = SIMD16<Float>(repeating: maxValue)
-    var acc = SIMD16<Float>()
-    var j = 0
-    while j + 16 <= count {
-      let e = Elementwise.exp(UnsafeRawPointer(s + j).loadUnaligned(as: SIMD16<Float>.self) - m)
-      UnsafeMutableRawPointer(s + j).storeBytes(of: e, as: SIMD16<Float>.self)
-      acc += e
-      j += 16
-    }
-    var total = acc.sum()
-    while j < count {
-      let e = Elementwise.exp(SIMD16<Float>(repeating: s[j] - maxValue))[0]
-      s[j] = e
-      total += e
-      j += 1
-    }
-    return total
-  }
+  // MARK: Logits, 32 tokens at a time
 
-  /// `out[t] = scale · q·k_t` for `count` keys; `q` is in `W`'s load order.
+  /// Writes the first `valid` of the 32 lanes (in `W`'s load order) to `s` in token order.
   @inline(__always)
-  static func logits<W: Widening>(
-    _: W.Type, _ q: UnsafePointer<Float>, _ keys: UnsafeRawPointer, _ base: Int, _ count: Int,
-    _ d: Int, _ scale: Float, _ out: UnsafeMutablePointer<Float>
+  static func store<W: Widening>(
+    _: W.Type, _ a: SIMD16<Float>, _ b: SIMD16<Float>, _ s: UnsafeMutablePointer<Float>, _ valid: Int
   ) {
-    let blocks = d / 32 * 32
-    for t in 0..<count {
-      let k = base + t * d
-      var acc = SIMD16<Float>()
-      var i = 0
-      while i < blocks {
-        let (lo, hi) = W.load32(keys, k + i)
-        let raw = UnsafeRawPointer(q + i)
-        acc.addProduct(lo, raw.loadUnaligned(as: SIMD16<Float>.self))
-        acc.addProduct(hi, raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
-        i += 32
-      }
-      var sum = acc.sum()
-      while i < d {
-        sum += W.load1(keys, k + i) * q[i]
-        i += 1
-      }
-      out[t] = sum * scale
+    if valid == 32 && !W.usesPairOrder {
+      UnsafeMutableRawPointer(s).storeBytes(of: a, as: SIMD16<Float>.self)
+      UnsafeMutableRawPointer(s).storeBytes(of: b, toByteOffset: 64, as: SIMD16<Float>.self)
+      return
+    }
+    for j in 0..<16 {
+      let (first, second) = W.usesPairOrder ? (2 * j, 2 * j + 1) : (j, 16 + j)
+      if first < valid { s[first] = a[j] }
+      if second < valid { s[second] = b[j] }
     }
   }
 
-  /// `out += Σ_t p[t] · v_t` over `count` value rows (`out` in `W`'s load order), in tiles of 64
-  /// tokens so that a tile stays in L1 while each 32-value slice of the head is accumulated in
-  /// registers.
+  @inline(__always)
+  static func logits1<W: Widening>(
+    _: W.Type, _ k: UnsafeRawPointer, _ capacity: Int, _ q: UnsafePointer<Float>, _ d: Int,
+    _ scale: Float, _ s: UnsafeMutablePointer<Float>, _ valid: Int
+  ) {
+    var a0 = SIMD16<Float>(), b0 = SIMD16<Float>()
+    for dim in 0..<d {
+      let (ka, kb) = W.load32(k, dim * capacity)
+      let q0 = SIMD16<Float>(repeating: q[dim])
+      a0.addProduct(ka, q0); b0.addProduct(kb, q0)
+    }
+    store(W.self, a0 * scale, b0 * scale, s, valid)
+  }
+
+  @inline(__always)
+  static func logits2<W: Widening>(
+    _: W.Type, _ k: UnsafeRawPointer, _ capacity: Int, _ q: UnsafePointer<Float>, _ d: Int,
+    _ scale: Float, _ s: UnsafeMutablePointer<Float>, _ stride: Int, _ valid: Int
+  ) {
+    var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b1 = SIMD16<Float>()
+    let q1p = q + d
+    for dim in 0..<d {
+      let (ka, kb) = W.load32(k, dim * capacity)
+      let q0 = SIMD16<Float>(repeating: q[dim]), q1 = SIMD16<Float>(repeating: q1p[dim])
+      a0.addProduct(ka, q0); b0.addProduct(kb, q0)
+      a1.addProduct(ka, q1); b1.addProduct(kb, q1)
+    }
+    store(W.self, a0 * scale, b0 * scale, s, valid)
+    store(W.self, a1 * scale, b1 * scale, s + stride, valid)
+  }
+
+  @inline(__always)
+  static func logits4<W: Widening>(
+    _: W.Type, _ k: UnsafeRawPointer, _ capacity: Int, _ q: UnsafePointer<Float>, _ d: Int,
+    _ scale: Float, _ s: UnsafeMutablePointer<Float>, _ stride: Int, _ valid: Int
+  ) {
+    var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b1 = SIMD16<Float>()
+    var a2 = SIMD16<Float>(), b2 = SIMD16<Float>(), a3 = SIMD16<Float>(), b3 = SIMD16<Float>()
+    let q1p = q + d, q2p = q + 2 * d, q3p = q + 3 * d
+    for dim in 0..<d {
+      let (ka, kb) = W.load32(k, dim * capacity)
+      let q0 = SIMD16<Float>(repeating: q[dim]), q1 = SIMD16<Float>(repeating: q1p[dim])
+      let q2 = SIMD16<Float>(repeating: q2p[dim]), q3 = SIMD16<Float>(repeating: q3p[dim])
+      a0.addProduct(ka, q0); b0.addProduct(kb, q0)
+      a1.addProduct(ka, q1); b1.addProduct(kb, q1)
+      a2.addProduct(ka, q2); b2.addProduct(kb, q2)
+      a3.addProduct(ka, q3); b3.addProduct(kb, q3)
+    }
+    store(W.self, a0 * scale, b0 * scale, s, valid)
+    store(W.self, a1 * scale, b1 * scale, s + stride, valid)
+    store(W.self, a2 * scale, b2 * scale, s + 2 * stride, valid)
+    store(W.self, a3 * scale, b3 * scale, s + 3 * stride, valid)
+  }
+
+  // MARK: Values
+
+  /// `out_h += Σ_t p_h[t] · v_t` for `heads` (1, 2 or 4) heads over `count` value rows. Outputs of
+  /// whole 32-dimension blocks are kept in `W`'s load order (restored by the caller); a partial
+  /// last block is accumulated in natural order.
   @inline(__always)
   static func accumulate<W: Widening>(
-    _: W.Type, _ p: UnsafePointer<Float>, _ values: UnsafeRawPointer, _ base: Int, _ count: Int,
-    _ d: Int, _ out: UnsafeMutablePointer<Float>
+    _: W.Type, _ heads: Int, _ p: UnsafePointer<Float>, _ pStride: Int, _ values: UnsafeRawPointer,
+    _ count: Int, _ d: Int, _ out: UnsafeMutablePointer<Float>
   ) {
     let blocks = d / 32 * 32
-    var tileStart = 0
-    while tileStart < count {
-      let tileEnd = min(count, tileStart + 64)
-      var i = 0
-      while i < blocks {
-        let raw = UnsafeMutableRawPointer(out + i)
-        var lo = raw.loadUnaligned(as: SIMD16<Float>.self)
-        var hi = raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
-        for t in tileStart..<tileEnd {
-          let (vl, vh) = W.load32(values, base + t * d + i)
-          let weight = SIMD16<Float>(repeating: p[t])
-          lo.addProduct(vl, weight)
-          hi.addProduct(vh, weight)
-        }
-        raw.storeBytes(of: lo, as: SIMD16<Float>.self)
-        raw.storeBytes(of: hi, toByteOffset: 64, as: SIMD16<Float>.self)
-        i += 32
+    var i = 0
+    while i < blocks {
+      switch heads {
+      case 4: accumulate4(W.self, p, pStride, values, count, d, i, out)
+      case 2: accumulate2(W.self, p, pStride, values, count, d, i, out)
+      default: accumulate1(W.self, p, values, count, d, i, out)
       }
-      if blocks < d {
-        for t in tileStart..<tileEnd {
-          let v = base + t * d
-          let weight = p[t]
-          for j in blocks..<d { out[j] += weight * W.load1(values, v + j) }
-        }
-      }
-      tileStart = tileEnd
+      i += 32
     }
+    if blocks < d {
+      for h in 0..<heads {
+        let ph = p + h * pStride
+        let o = out + h * d
+        for t in 0..<count {
+          let weight = ph[t]
+          for j in blocks..<d { o[j] += weight * W.load1(values, t * d + j) }
+        }
+      }
+    }
+  }
+
+  @inline(__always)
+  static func load2(_ o: UnsafeMutablePointer<Float>) -> (SIMD16<Float>, SIMD16<Float>) {
+    let raw = UnsafeRawPointer(o)
+    return (raw.loadUnaligned(as: SIMD16<Float>.self), raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
+  }
+
+  @inline(__always)
+  static func store2(_ o: UnsafeMutablePointer<Float>, _ a: SIMD16<Float>, _ b: SIMD16<Float>) {
+    UnsafeMutableRawPointer(o).storeBytes(of: a, as: SIMD16<Float>.self)
+    UnsafeMutableRawPointer(o).storeBytes(of: b, toByteOffset: 64, as: SIMD16<Float>.self)
+  }
+
+  @inline(__always)
+  static func accumulate1<W: Widening>(
+    _: W.Type, _ p: UnsafePointer<Float>, _ values: UnsafeRawPointer, _ count: Int, _ d: Int,
+    _ i: Int, _ out: UnsafeMutablePointer<Float>
+  ) {
+    var (a0, b0) = load2(out + i)
+    for t in 0..<count {
+      let (va, vb) = W.load32(values, t * d + i)
+      let w0 = SIMD16<Float>(repeating: p[t])
+      a0.addProduct(va, w0); b0.addProduct(vb, w0)
+    }
+    store2(out + i, a0, b0)
+  }
+
+  @inline(__always)
+  static func accumulate2<W: Widening>(
+    _: W.Type, _ p: UnsafePointer<Float>, _ pStride: Int, _ values: UnsafeRawPointer, _ count: Int,
+    _ d: Int, _ i: Int, _ out: UnsafeMutablePointer<Float>
+  ) {
+    var (a0, b0) = load2(out + i), (a1, b1) = load2(out + d + i)
+    let p1 = p + pStride
+    for t in 0..<count {
+      let (va, vb) = W.load32(values, t * d + i)
+      let w0 = SIMD16<Float>(repeating: p[t]), w1 = SIMD16<Float>(repeating: p1[t])
+      a0.addProduct(va, w0); b0.addProduct(vb, w0)
+      a1.addProduct(va, w1); b1.addProduct(vb, w1)
+    }
+    store2(out + i, a0, b0)
+    store2(out + d + i, a1, b1)
+  }
+
+  @inline(__always)
+  static func accumulate4<W: Widening>(
+    _: W.Type, _ p: UnsafePointer<Float>, _ pStride: Int, _ values: UnsafeRawPointer, _ count: Int,
+    _ d: Int, _ i: Int, _ out: UnsafeMutablePointer<Float>
+  ) {
+    var (a0, b0) = load2(out + i), (a1, b1) = load2(out + d + i)
+    var (a2, b2) = load2(out + 2 * d + i), (a3, b3) = load2(out + 3 * d + i)
+    let p1 = p + pStride, p2 = p + 2 * pStride, p3 = p + 3 * pStride
+    for t in 0..<count {
+      let (va, vb) = W.load32(values, t * d + i)
+      let w0 = SIMD16<Float>(repeating: p[t]), w1 = SIMD16<Float>(repeating: p1[t])
+      let w2 = SIMD16<Float>(repeating: p2[t]), w3 = SIMD16<Float>(repeating: p3[t])
+      a0.addProduct(va, w0); b0.addProduct(vb, w0)
+      a1.addProduct(va, w1); b1.addProduct(vb, w1)
+      a2.addProduct(va, w2); b2.addProduct(vb, w2)
+      a3.addProduct(va, w3); b3.addProduct(vb, w3)
+    }
+    store2(out + i, a0, b0)
+    store2(out + d + i, a1, b1)
+    store2(out + 2 * d + i, a2, b2)
+    store2(out + 3 * d + i, a3, b3)
   }
 }

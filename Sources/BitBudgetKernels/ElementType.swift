@@ -81,6 +81,27 @@ public func storeConverted(
   }
 }
 
+/// Like `storeConverted`, but element `i` goes to element `index + i · stride` (a column of a
+/// row-major array, e.g. one token's key in a dimension-major KV block).
+@inlinable
+public func storeConverted(
+  _ source: UnsafePointer<Float>, count: Int, to base: UnsafeMutableRawPointer, at index: Int,
+  stride: Int, as type: ElementType
+) {
+  switch type {
+  case .f32:
+    for i in 0..<count { base.storeBytes(of: source[i], toByteOffset: (index &+ i &* stride) &* 4, as: Float.self) }
+  case .bf16:
+    for i in 0..<count {
+      base.storeBytes(of: floatToBF16(source[i]), toByteOffset: (index &+ i &* stride) &* 2, as: UInt16.self)
+    }
+  case .f16:
+    for i in 0..<count {
+      base.storeBytes(of: floatToF16(source[i]), toByteOffset: (index &+ i &* stride) &* 2, as: UInt16.self)
+    }
+  }
+}
+
 /// Widens `count` elements of `type` starting at element `index` of `base` into f32
 /// `destination`, in natural order. One pass, vectorized by LLVM.
 @inlinable

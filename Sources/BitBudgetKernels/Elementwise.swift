@@ -50,11 +50,48 @@ public enum Elementwise {
       UnsafeMutableRawPointer(gate + i).storeBytes(of: silu * u, as: SIMD16<Float>.self)
       i += 16
     }
-    while i < count {
-      let g = gate[i]
-      gate[i] = g / (1 + exp(SIMD16<Float>(repeating: -g))[0]) * up[i]
-      i += 1
+    if i < count {
+      var g = SIMD16<Float>(), u = SIMD16<Float>()
+      for lane in 0..<(count - i) {
+        g[lane] = gate[i + lane]
+        u[lane] = up[i + lane]
+      }
+      let result = g / (1 + exp(-g)) * u
+      for lane in 0..<(count - i) { gate[i + lane] = result[lane] }
     }
+  }
+
+  /// Replaces `s[j]` by `e^(s[j] − max s)` and returns their sum (softmax before normalization).
+  /// Vectorized throughout: the last partial group of 16 is padded with −∞ (whose exponential is
+  /// 0). One call per row keeps `exp` inlined in the loop (called per vector, it costs a function
+  /// call that passes 16 lanes in four registers).
+  public static func softmaxNumerators(_ s: UnsafeMutablePointer<Float>, count: Int) -> Float {
+    let full = count / 16 * 16
+    let rest = count - full
+    var tail = SIMD16<Float>(repeating: -.infinity)
+    for lane in 0..<rest { tail[lane] = s[full + lane] }
+    var maxima = tail
+    var j = 0
+    while j < full {
+      let v = UnsafeRawPointer(s + j).loadUnaligned(as: SIMD16<Float>.self)
+      maxima.replace(with: v, where: v .> maxima)
+      j += 16
+    }
+    let m = SIMD16<Float>(repeating: maxima.max())
+    var acc = SIMD16<Float>()
+    j = 0
+    while j < full {
+      let e = exp(UnsafeRawPointer(s + j).loadUnaligned(as: SIMD16<Float>.self) - m)
+      UnsafeMutableRawPointer(s + j).storeBytes(of: e, as: SIMD16<Float>.self)
+      acc += e
+      j += 16
+    }
+    if rest > 0 {
+      let e = exp(tail - m)
+      for lane in 0..<rest { s[full + lane] = e[lane] }
+      acc += e
+    }
+    return horizontalSum(acc)
   }
 
   /// `y[i] += x[i]` for `count` values.
@@ -82,7 +119,10 @@ public enum Elementwise {
   public static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let upper = SIMD16<Float>(repeating: 88.72283)
     let lower = SIMD16<Float>(repeating: -87.33654)
-    let clamped = x.clamped(lowerBound: lower, upperBound: upper)
+    // `clamped` and `pointwiseMin/Max` are generic calls in Swift; masked replacement is inlined.
+    var clamped = x
+    clamped.replace(with: lower, where: x .< lower)
+    clamped.replace(with: upper, where: x .> upper)
     // Round to the nearest integer by adding 1.5·2²³ (exact for |x·log2 e| < 2²²), which also
     // leaves the integer in the low mantissa bits: no float→int conversion (a generic call in Swift).
     let magic = SIMD16<Float>(repeating: 12_582_912)

@@ -11,6 +11,8 @@
 protocol Widening {
   /// Whether `load32` returns (evens, odds) rather than (first 16, last 16).
   static var usesPairOrder: Bool { get }
+  /// Bytes per stored element.
+  static var byteCount: Int { get }
   /// Elements `index..<index+32` (relative to `base`) widened to f32.
   static func load32(_ base: UnsafeRawPointer, _ index: Int) -> (SIMD16<Float>, SIMD16<Float>)
   /// Element `index` widened to f32.
@@ -20,6 +22,7 @@ protocol Widening {
 @usableFromInline
 enum BF16Widening: Widening {
   @usableFromInline static var usesPairOrder: Bool { true }
+  @usableFromInline static var byteCount: Int { 2 }
 
   @inline(__always) @usableFromInline
   static func load32(_ base: UnsafeRawPointer, _ index: Int) -> (SIMD16<Float>, SIMD16<Float>) {
@@ -39,6 +42,7 @@ enum BF16Widening: Widening {
 @usableFromInline
 enum F16Widening: Widening {
   @usableFromInline static var usesPairOrder: Bool { true }
+  @usableFromInline static var byteCount: Int { 2 }
 
   /// IEEE half bits (in the low 16 bits of each lane) to f32: the exponent and mantissa shifted
   /// into place and rescaled by 2¹¹² through a float multiply (which also normalizes subnormals);
@@ -66,6 +70,7 @@ enum F16Widening: Widening {
 @usableFromInline
 enum F32Widening: Widening {
   @usableFromInline static var usesPairOrder: Bool { false }
+  @usableFromInline static var byteCount: Int { 4 }
 
   @inline(__always) @usableFromInline
   static func load32(_ base: UnsafeRawPointer, _ index: Int) -> (SIMD16<Float>, SIMD16<Float>) {

@@ -6,7 +6,10 @@ import BitBudgetKernels
 @Suite struct AttentionTests {
   /// Causal GQA attention over several segments (as a paged cache hands them over) against the
   /// Double-precision definition.
-  @Test(arguments: ElementType.allCases, [(heads: 4, kvHeads: 2, dim: 16), (heads: 6, kvHeads: 3, dim: 24), (heads: 8, kvHeads: 2, dim: 128), (heads: 2, kvHeads: 2, dim: 64)])
+  @Test(arguments: ElementType.allCases, [
+    (heads: 4, kvHeads: 2, dim: 16), (heads: 6, kvHeads: 3, dim: 24), (heads: 8, kvHeads: 2, dim: 128),
+    (heads: 2, kvHeads: 2, dim: 64), (heads: 14, kvHeads: 2, dim: 48), (heads: 3, kvHeads: 1, dim: 96),
+  ])
   func matchesReference(type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int)) {
     let geometry = AttentionShape(queryHeads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.dim)
     var random = TestRandom(seed: UInt64(shape.dim))
@@ -17,8 +20,10 @@ import BitBudgetKernels
     defer { storages.forEach { $0.deallocate() } }
     var segments: [KVSegment] = []
     for tokens in segmentTokens {
-      let perHead = tokens * shape.dim
-      let count = perHead * shape.kvHeads
+      // Storage for whole 32-token groups; the slots past `tokens` hold garbage the kernel must
+      // ignore.
+      let capacity = (tokens + 31) / 32 * 32
+      let count = capacity * shape.dim * shape.kvHeads
       let keys = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
       let values = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
       storages += [keys, values]
@@ -26,7 +31,7 @@ import BitBudgetKernels
       let v = (0..<count).map { _ in random.signedUnit() }
       k.withUnsafeBufferPointer { storeConverted($0.baseAddress!, count: count, to: keys, at: 0, as: type) }
       v.withUnsafeBufferPointer { storeConverted($0.baseAddress!, count: count, to: values, at: 0, as: type) }
-      segments.append(KVSegment(keys: keys, values: values, tokens: tokens, headStride: perHead, elementType: type))
+      segments.append(KVSegment(keys: keys, values: values, tokens: tokens, capacity: capacity, elementType: type))
     }
     let width = shape.heads * shape.dim
     let queries = (0..<(rows * width)).map { _ in random.signedUnit() * 2 }

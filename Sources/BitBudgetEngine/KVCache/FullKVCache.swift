@@ -2,9 +2,11 @@ import BitBudgetKernels
 
 /// The plain cache: every token's keys and values, stored as bf16, f16 or f32.
 ///
-/// Storage is paged in blocks of `blockTokens` tokens per layer, each laid out
-/// `[K | V][kvHeads][blockTokens][headDim]`, so that the cache grows without copying and forks share
-/// all blocks (copy-on-write: a fork copies a shared block only when it appends into it).
+/// Storage is paged in blocks of `blockTokens` tokens per layer, so that the cache grows without
+/// copying and forks share all blocks (copy-on-write: a fork copies a shared block only when it
+/// appends into it). A block holds keys `[kvHeads][headDim][blockTokens]` (dimension-major, as
+/// the attention kernel reads them; see `KVSegment`) followed by values
+/// `[kvHeads][blockTokens][headDim]`.
 ///
 /// Memory: `layers × ⌈tokens / blockTokens⌉ × blockBytes` with `blockBytes = 2 · kvHeads · headDim
 /// · blockTokens · elementBytes` (a Qwen3-0.6B bf16 block holds 64 tokens in 256 KiB per layer).
@@ -22,9 +24,12 @@ public final class FullKVCache: KVCache {
     let storage: UnsafeMutableRawPointer
     let byteCount: Int
 
+    /// A zeroed block: the attention kernel reads whole 32-token groups, including slots not
+    /// yet written.
     init(byteCount: Int) {
       self.byteCount = byteCount
       storage = .allocate(byteCount: byteCount, alignment: 64)
+      storage.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
     }
 
     init(copying other: Block) {
@@ -66,7 +71,7 @@ public final class FullKVCache: KVCache {
     let d = geometry.headDim
     let width = geometry.rowWidth
     let perBlock = Self.blockTokens
-    let valueOffset = geometry.rowWidth * perBlock  // elements from keys to values in a block
+    let valueOffset = width * perBlock  // elements from keys to values in a block
     for t in 0..<count {
       let slot = layers[index].tokens % perBlock
       if slot == 0 {
@@ -77,14 +82,17 @@ public final class FullKVCache: KVCache {
       }
       let storage = layers[index].blocks[layers[index].blocks.count - 1].storage
       for h in 0..<geometry.kvHeads {
-        let element = (h * perBlock + slot) * d
-        storeConverted(keys + t * width + h * d, count: d, to: storage, at: element, as: elementType)
-        storeConverted(values + t * width + h * d, count: d, to: storage, at: valueOffset + element, as: elementType)
+        storeConverted(
+          keys + t * width + h * d, count: d, to: storage, at: h * d * perBlock + slot, stride: perBlock,
+          as: elementType)
+        storeConverted(
+          values + t * width + h * d, count: d, to: storage, at: valueOffset + (h * perBlock + slot) * d,
+          as: elementType)
       }
       layers[index].tokens += 1
       let segment = KVSegment(
         keys: storage, values: storage + valueOffset * elementType.byteCount, tokens: slot + 1,
-        headStride: perBlock * d, elementType: elementType)
+        capacity: perBlock, elementType: elementType)
       if slot == 0 { layers[index].segments.append(segment) } else {
         layers[index].segments[layers[index].segments.count - 1] = segment
       }
