@@ -17,6 +17,7 @@ let package = Package(
     .executable(name: "bitbudget", targets: ["bitbudget"]),
     .library(name: "BitBudgetEngine", targets: ["BitBudgetEngine"]),
     .library(name: "BitBudgetKernels", targets: ["BitBudgetKernels"]),
+    .library(name: "BitBudgetTokenizer", targets: ["BitBudgetTokenizer"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,9 +31,13 @@ let package = Package(
       dependencies: ["BitBudgetKernels"],
       swiftSettings: optimizedKernels),
     .target(
+      name: "BitBudgetTokenizer",
+      swiftSettings: nativeCPU),
+    .target(
       name: "BitBudgetCLI",
       dependencies: [
         "BitBudgetEngine",
+        "BitBudgetTokenizer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: nativeCPU),
@@ -50,6 +55,10 @@ let package = Package(
     .testTarget(
       name: "BitBudgetEngineTests",
       dependencies: ["BitBudgetEngine", "BitBudgetTestSupport"],
+      swiftSettings: nativeCPU),
+    .testTarget(
+      name: "BitBudgetTokenizerTests",
+      dependencies: ["BitBudgetTokenizer", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetCLITests",

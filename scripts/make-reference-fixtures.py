@@ -57,6 +57,11 @@ MODELS = {
              num_attention_heads=6, num_key_value_heads=3, head_dim=24, tie_word_embeddings=False,
              attention_bias=True),
         torch.float16, "transformers4", None, 33, 3),
+    # The real head size (128) with GQA: several 32-wide blocks per head in every kernel.
+    "qwen3-hd128-gqa-bf16": (
+        dict(vocab_size=128, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
+             num_attention_heads=2, num_key_value_heads=1, head_dim=128, tie_word_embeddings=True),
+        torch.bfloat16, "transformers5", None, 70, 4),
 }
 
 GREEDY_TOKENS = 16

@@ -42,11 +42,18 @@ struct Bench: ParsableCommand {
   func run() throws {
     let model = try options.loadModel()
     let config = model.config
-    let session = InferenceSession(model: model, threads: options.threads)
+    let context = config.maxPositions
+    guard promptTokens <= context else {
+      throw CommandFailure(message: "--prompt-tokens \(promptTokens) exceeds the model's context of \(context) positions")
+    }
+    guard max(1, depth) <= context, genTokens <= context - max(1, depth) else {
+      throw CommandFailure(message: "--depth \(depth) plus --gen-tokens \(genTokens) exceed the model's context of \(context) positions")
+    }
+    let session = try InferenceSession(model: model, threads: options.threads)
     var random = SplitMix64(seed: seed)
     let randomTokens = { (count: Int) in (0..<count).map { _ in Int(random.next() % UInt64(config.vocabSize)) } }
     let prompt = randomTokens(promptTokens)
-    let context = randomTokens(max(1, depth))
+    let contextTokens = randomTokens(max(1, depth))
     var prefillRates: [Double] = []
     var decodeRates: [Double] = []
     var kvBytes = 0
@@ -58,7 +65,7 @@ struct Bench: ParsableCommand {
       prefillRates.append(Double(promptTokens) / Date().timeIntervalSince(start))
 
       let cache = session.makeCache(elementType: options.kvDType.elementType)
-      let result = try generator.generateGreedy(prompt: context, maxTokens: genTokens + 1, stopTokens: [], cache: cache)
+      let result = try generator.generateGreedy(prompt: contextTokens, maxTokens: genTokens + 1, stopTokens: [], cache: cache)
       decodeRates.append(Double(result.decodeSteps) / result.decodeSeconds)
       kvBytes = max(prefillCache.residentBytes, cache.residentBytes)
     }

@@ -29,13 +29,14 @@ public struct BitBudgetCommand: ParsableCommand {
       Output.error(error.message)
       return 1
     } catch {
-      let code = exitCode(for: error)
-      let message = fullMessage(for: error)
-      if code == .success {
-        print(message)
+      if exitCode(for: error) == .success {
+        // --help, --version: the full text, on stdout.
+        print(fullMessage(for: error, columns: nil))
         return 0
       }
-      Output.error(message)
+      // Only the first line: the contract is one line on stderr (usage is one `--help` away).
+      let message = message(for: error).split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init)
+      Output.error((message ?? "invalid arguments") + " (see bitbudget help)")
       return 1
     }
   }

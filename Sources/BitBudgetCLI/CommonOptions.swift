@@ -8,7 +8,7 @@ struct ModelOptions: ParsableArguments {
   var model: String
 
   @Option(name: .long, help: "Threads for the kernels (default: all processors).")
-  var threads: Int = ThreadPool.defaultThreadCount
+  var threads: Int = min(256, ThreadPool.defaultThreadCount)
 
   @Option(name: .customLong("kv-dtype"), help: "Storage type of the KV cache: bf16, f16 or f32.")
   var kvDType: KVDType = .bf16

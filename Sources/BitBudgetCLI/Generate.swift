@@ -31,7 +31,7 @@ struct Generate: ParsableCommand {
   func run() throws {
     let wallStart = Date()
     let model = try options.loadModel()
-    let session = InferenceSession(model: model, threads: options.threads)
+    let session = try InferenceSession(model: model, threads: options.threads)
     let cache = session.makeCache(elementType: options.kvDType.elementType)
     let stops = Set(try model.stopTokenIds())
     let streaming = !json && isatty(STDOUT_FILENO) != 0

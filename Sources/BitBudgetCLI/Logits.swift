@@ -17,24 +17,28 @@ struct Logits: ParsableCommand {
 
   func run() throws {
     let model = try options.loadModel()
-    let session = InferenceSession(model: model, threads: options.threads, maxRows: 64, maxLogitRows: 64)
+    let session = try InferenceSession(model: model, threads: options.threads, maxRows: 64, maxLogitRows: 64)
     let cache = session.makeCache(elementType: options.kvDType.elementType)
-    // Numbers are written as they are computed, so the whole matrix is never held as text.
-    var first = true
-    Output.write("{\"logits\":[")
+    // Every logit is computed and checked before anything is printed, so a failure leaves no
+    // partial JSON on stdout (positions × vocab floats are held: 0.6 MB per position for Qwen3).
+    var rows: [[Float]] = []
     _ = try session.prefill(ids.values, cache: cache, logits: .all) { view in
       for r in 0..<view.rows {
-        var text = first ? "[" : ",["
-        first = false
-        for (i, value) in view.row(r).enumerated() {
-          guard value.isFinite else {
-            throw CommandFailure(message: "the model produced a non-finite logit (\(value)); are the weights corrupt?")
-          }
-          if i > 0 { text += "," }
-          text += value.description
+        let row = Array(view.row(r))
+        if let bad = row.first(where: { !$0.isFinite }) {
+          throw CommandFailure(message: "the model produced a non-finite logit (\(bad)) at position \(rows.count); are the weights corrupt?")
         }
-        Output.write(text + "]")
+        rows.append(row)
       }
+    }
+    Output.write("{\"logits\":[")
+    for (index, row) in rows.enumerated() {
+      var text = index == 0 ? "[" : ",["
+      for (i, value) in row.enumerated() {
+        if i > 0 { text += "," }
+        text += value.description
+      }
+      Output.write(text + "]")
     }
     Output.write("]}\n")
   }

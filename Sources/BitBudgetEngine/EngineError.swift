@@ -13,6 +13,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
   case unsupported(String)
   /// Input given to the engine (token ids, lengths, options) is out of range.
   case invalidInput(String)
+  /// The computation produced NaN or infinity where numbers were expected.
+  case numericalFailure(String)
 
   public var description: String {
     switch self {
@@ -22,6 +24,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
     case .invalidWeights(let reason): "invalid model weights: \(reason)"
     case .unsupported(let what): "unsupported: \(what)"
     case .invalidInput(let what): what
+    case .numericalFailure(let what): what
     }
   }
 }

@@ -68,10 +68,9 @@ public enum Attention {
   ) {
     let group = shape.groupSize
     let d = shape.headDim
-    // Scores rounded up to whole 32-token blocks per segment, 1/Σ, outputs.
-    var scoreFloats = 0
-    for segment in segments { scoreFloats += (segment.tokens + 31) / 32 * 32 }
-    let scoresStride = scoreFloats
+    // Per query head: scores of every cached token, 1/Σ, outputs.
+    let scoresStride = segments.reduce(0) { $0 + $1.tokens }
+    precondition(scratch.threadCount >= pool.threadCount, "AttentionScratch has fewer threads than the pool")
     scratch.reserve(group * (scoresStride + 1 + d))
     pool.parallelFor(rows * shape.kvHeads) { task, thread in
       let row = task / shape.kvHeads

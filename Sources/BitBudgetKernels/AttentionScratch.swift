@@ -14,6 +14,9 @@ public final class AttentionScratch: @unchecked Sendable {
     for buffer in buffers { buffer.deallocate() }
   }
 
+  /// Threads the scratch serves.
+  public var threadCount: Int { buffers.count }
+
   /// Bytes held by all threads' buffers.
   public var byteCount: Int { buffers.count * capacity * 4 }
 

@@ -16,7 +16,7 @@ public enum Elementwise {
       acc.addProduct(v, v)
       i += 16
     }
-    var sum = acc.sum()
+    var sum = horizontalSum(acc)
     while i < count {
       sum += x[i] * x[i]
       i += 1

@@ -62,6 +62,9 @@ public enum Linear {
     pool: ThreadPool, scratch: LinearScratch, path: Path? = nil
   ) {
     guard tokens > 0, !jobs.isEmpty else { return }
+    let columns = jobs[0].weight.columns
+    precondition(jobs.allSatisfy { $0.weight.columns == columns }, "jobs of one run must read inputs of one width")
+    precondition(scratch.fits(columns: columns, threads: pool.threadCount), "LinearScratch is too small for this run")
     switch path ?? (tokens >= tiledMinimumTokens ? .tiled : .streaming) {
     case .tiled:
       runTiled(jobs, input: input, inputStride: inputStride, tokens: tokens, pool: pool, scratch: scratch)

@@ -12,12 +12,14 @@ public final class LinearScratch: @unchecked Sendable {
   private let panels: [UnsafeMutablePointer<Float>]
   let jobInputs: UnsafeMutablePointer<UnsafePointer<Float>>
   let jobStrides: UnsafeMutablePointer<Int>
+  let threadCount: Int
 
   /// - Parameters:
   ///   - threadCount: threads of the pool that will run the kernels.
   ///   - maxColumns: the widest weight matrix input (largest `columns`).
   public init(threadCount: Int, maxColumns: Int) {
     self.maxColumns = max(1, maxColumns)
+    self.threadCount = max(1, threadCount)
     pairOrderInput = Self.allocate(pairOrderRows * self.maxColumns)
     panels = (0..<max(1, threadCount)).map { _ in Self.allocate(Linear.panelWidth * max(1, maxColumns)) }
     jobInputs = .allocate(capacity: Self.maxJobs)
@@ -35,6 +37,9 @@ public final class LinearScratch: @unchecked Sendable {
     jobInputs.deallocate()
     jobStrides.deallocate()
   }
+
+  /// Whether runs over inputs `columns` wide on a pool of `threads` threads fit this scratch.
+  func fits(columns: Int, threads: Int) -> Bool { columns <= maxColumns && threads <= threadCount }
 
   /// Total scratch bytes held.
   public var byteCount: Int { (pairOrderRows + panels.count * Linear.panelWidth) * maxColumns * 4 }

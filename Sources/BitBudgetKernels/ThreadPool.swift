@@ -1,6 +1,12 @@
 import Foundation
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A fixed set of worker threads that run the tasks of one `parallelFor` at a time, together with
 /// the calling thread.
 ///
@@ -9,8 +15,8 @@ import Synchronization
 /// after each loop and only then sleep on a condition variable. Tasks are claimed one at a time
 /// from an atomic counter, so a core slowed by another tenant simply takes fewer tasks.
 ///
-/// `parallelFor` is not reentrant: a call made from inside a task, or from a second thread while a
-/// loop is running, runs its tasks serially on the calling thread (correct, just not parallel).
+/// A `parallelFor` made from inside a task runs its tasks serially on that thread, with that
+/// thread's number (correct, just not parallel). Calls from several outside threads take turns.
 public final class ThreadPool: @unchecked Sendable {
   /// Threads that execute tasks, the caller included.
   public let threadCount: Int
@@ -53,7 +59,18 @@ public final class ThreadPool: @unchecked Sendable {
   /// Two tasks with the same thread number never run at the same time.
   public func parallelFor(_ count: Int, _ body: (_ task: Int, _ thread: Int) -> Void) {
     if count <= 0 { return }
-    if workers.isEmpty || count == 1 || !shared.tryBegin() {
+    if let current = shared.currentThreadNumber() {
+      // Nested inside one of this pool's tasks.
+      for index in 0..<count { body(index, current) }
+      return
+    }
+    shared.dispatchLock.lock()
+    shared.setCurrentThreadNumber(0)
+    defer {
+      shared.setCurrentThreadNumber(nil)
+      shared.dispatchLock.unlock()
+    }
+    if workers.isEmpty || count == 1 {
       for index in 0..<count { body(index, 0) }
       return
     }
@@ -86,24 +103,39 @@ extension ThreadPool {
     let nextTask = Atomic<Int>(0)
     let workersStillRunning = Atomic<Int>(0)
     let sleepingWorkers = Atomic<Int>(0)
-    let busy = Atomic<Bool>(false)
     let stopping = Atomic<Bool>(false)
     let condition = NSCondition()
+    /// Serializes dispatches from different outside threads.
+    let dispatchLock = NSLock()
+    /// This pool's thread number of the current thread (+1; 0 = none), per thread.
+    private var threadKey = pthread_key_t()
     // Written by the dispatching thread before `generation` is bumped (release) and read by workers
     // after they observe the new generation (acquire).
     var taskCount = 0
     var body: ((Int, Int) -> Void)?
 
-    /// Spin iterations (each one atomic load) before a waiting worker goes to sleep: roughly
-    /// 50–100 µs, longer than the gaps between the loops of one forward pass.
-    static let spinLimit = 200_000
+    /// Spin iterations before a waiting worker goes to sleep: roughly 100 µs, longer than the gaps
+    /// between the loops of one forward pass. After the first few thousand each spin yields the
+    /// core, so that spinning does not starve other work when threads outnumber free cores.
+    static let spinLimit = 30_000
 
     init(workerCount: Int) {
       self.workerCount = workerCount
+      pthread_key_create(&threadKey, nil)
     }
 
-    func tryBegin() -> Bool {
-      busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+    deinit {
+      pthread_key_delete(threadKey)
+    }
+
+    /// The current thread's number in this pool while it runs a loop, or nil.
+    func currentThreadNumber() -> Int? {
+      let value = Int(bitPattern: pthread_getspecific(threadKey))
+      return value == 0 ? nil : value - 1
+    }
+
+    func setCurrentThreadNumber(_ number: Int?) {
+      pthread_setspecific(threadKey, UnsafeRawPointer(bitPattern: (number ?? -1) + 1))
     }
 
     func dispatch(count: Int, body: @escaping (Int, Int) -> Void) {
@@ -118,9 +150,15 @@ extension ThreadPool {
         condition.unlock()
       }
       runTasks(body, count: count, thread: 0)
-      while workersStillRunning.load(ordering: .acquiring) > 0 {}
+      var spins = 0
+      while workersStillRunning.load(ordering: .acquiring) > 0 {
+        // A worker may not be running (more threads than free cores): let it have the core.
+        spins += 1
+        if spins > 20_000 { sched_yield() }
+      }
+      // Workers dropped their copies of `body` before checking in, so this is the last reference
+      // and `withoutActuallyEscaping` sees it unescaped.
       self.body = nil
-      busy.store(false, ordering: .releasing)
     }
 
     @inline(__always)
@@ -133,6 +171,7 @@ extension ThreadPool {
     }
 
     func workerLoop(index: Int) {
+      setCurrentThreadNumber(index + 1)
       var seen = 0
       while true {
         var current = generation.load(ordering: .acquiring)
@@ -140,6 +179,7 @@ extension ThreadPool {
         while current == seen {
           spins += 1
           if spins < Self.spinLimit {
+            if spins > 5_000 { sched_yield() }
             current = generation.load(ordering: .acquiring)
             continue
           }

@@ -98,6 +98,11 @@ import Testing
     (["generate", "--model", Self.model, "--ids", "1", "--greedy", "--no-such-flag"], "no-such-flag"),
     (["logits", "--model", Self.model, "--ids", "1", "--kv-dtype", "f8"], "kv-dtype"),
     (["bench", "--model", Self.model, "--threads", "0"], "--threads"),
+    (["generate", "--model", Self.model, "--ids", "1", "--max-tokens", "9223372036854775807", "--greedy"], "context"),
+    (["bench", "--model", Self.model, "--gen-tokens", "9223372036854775807"], "context"),
+    (["bench", "--model", Self.model, "--depth", "100000000000"], "context"),
+    (["bench", "--model", Self.model, "--prompt-tokens", "100000000000"], "context"),
+    (["logits", "--model", Self.model, "--ids", "1,99999", "--json"], "outside the vocabulary"),
     (["frobnicate"], "frobnicate"),
   ])
   func userErrorsExitOneWithOneLine(arguments: [String], phrase: String) throws {
@@ -105,6 +110,7 @@ import Testing
     #expect(result.status == 1)
     #expect(result.stderr.hasPrefix("error: "), "\(result.stderr)")
     #expect(result.stderr.contains(phrase), "\(result.stderr)")
+    #expect(result.stderr.split(separator: "\n").count == 1, "not one line: \(result.stderr)")
     #expect(result.stdout.isEmpty)
   }
 

@@ -8,7 +8,7 @@ import Testing
     let name = "qwen3-gqa-tied-f32"
     let reference = try Fixtures.reference(name)
     let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
-    let session = InferenceSession(model: model, threads: 2)
+    let session = try InferenceSession(model: model, threads: 2)
     let stop = reference.greedy[3]
     let result = try Generator(session: session).generateGreedy(
       prompt: reference.inputIds, maxTokens: 16, stopTokens: [stop], cache: session.makeCache(elementType: .f32))
@@ -25,7 +25,7 @@ import Testing
 
   @Test func rejectsAnEmptyPrompt() throws {
     let model = try DecoderModel.load(directory: Fixtures.modelPath("qwen3-gqa-tied-f32"))
-    let session = InferenceSession(model: model, threads: 1)
+    let session = try InferenceSession(model: model, threads: 1)
     #expect(throws: EngineError.self) {
       try Generator(session: session).generateGreedy(prompt: [], maxTokens: 3, stopTokens: [], cache: session.makeCache())
     }

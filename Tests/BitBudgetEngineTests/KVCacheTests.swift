@@ -16,13 +16,13 @@ import Testing
   func cachedDecodeEqualsRePrefill(kv: ElementType) throws {
     let reference = try Fixtures.reference(Self.name)
     let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
-    let session = InferenceSession(model: model, threads: 2)
+    let session = try InferenceSession(model: model, threads: 2)
     let cache = session.makeCache(elementType: kv)
     var sequence = Array(reference.inputIds.prefix(30))
     var logits = Array(try session.prefill(sequence, cache: cache)!.row(0))
     for step in 0..<40 {
       let token = try Generator.argmax(logits.withUnsafeBufferPointer { $0 })
-      let fresh = InferenceSession(model: model, threads: 2)
+      let fresh = try InferenceSession(model: model, threads: 2)
       let full = Array(try fresh.prefill(sequence, cache: fresh.makeCache(elementType: kv))!.row(0))
       let scale = full.map(abs).max() ?? 1
       let difference = zip(logits, full).map { abs($0 - $1) }.max() ?? .nan
@@ -37,7 +37,7 @@ import Testing
   @Test func batchedSequencesEqualSeparateRuns() throws {
     let reference = try Fixtures.reference(Self.name)
     let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
-    let session = InferenceSession(model: model, threads: 2)
+    let session = try InferenceSession(model: model, threads: 2)
     let a = Array(reference.inputIds.prefix(12)), b = Array(reference.inputIds.suffix(20))
     let cacheA = session.makeCache(elementType: .f32), cacheB = session.makeCache(elementType: .f32)
     _ = try session.prefill(a, cache: cacheA)
@@ -46,9 +46,32 @@ import Testing
       [SequenceInput(cache: cacheA, tokens: [5, 6]), SequenceInput(cache: cacheB, tokens: [7])], logits: .lastOfEachSequence)
     let batched = (0..<2).map { Array(both.row($0)) }
     for (prompt, next, row) in [(a, [5, 6], 0), (b, [7], 1)] {
-      let fresh = InferenceSession(model: model, threads: 2)
+      let fresh = try InferenceSession(model: model, threads: 2)
       let alone = Array(try fresh.prefill(prompt + next, cache: fresh.makeCache(elementType: .f32))!.row(0))
       #expect(zip(batched[row], alone).map { abs($0 - $1) }.max()! <= 1e-5 * (alone.map(abs).max() ?? 1))
+    }
+  }
+
+  /// Several sequences prefilled together in one pass of more than 32 rows (the tiled kernel), each
+  /// with its own cache and causal mask, give what each gives alone; a cache given twice is an
+  /// error.
+  @Test func multiSequencePrefillEqualsSeparateRuns() throws {
+    let reference = try Fixtures.reference(Self.name)
+    let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
+    let session = try InferenceSession(model: model, threads: 2, maxRows: 64, maxLogitRows: 4)
+    let prompts = [Array(reference.inputIds.prefix(13)), Array(reference.inputIds.suffix(25)), [7, 8, 9]]
+    let caches = prompts.map { _ in session.makeCache(elementType: .f32) }
+    let view = try session.forward(zip(caches, prompts).map { SequenceInput(cache: $0, tokens: $1) }, logits: .lastOfEachSequence)
+    let together = (0..<prompts.count).map { Array(view.row($0)) }
+    for (index, prompt) in prompts.enumerated() {
+      let fresh = try InferenceSession(model: model, threads: 2)
+      let alone = Array(try fresh.prefill(prompt, cache: fresh.makeCache(elementType: .f32))!.row(0))
+      #expect(zip(together[index], alone).map { abs($0 - $1) }.max()! <= 1e-5 * (alone.map(abs).max() ?? 1))
+      #expect(caches[index].nextPosition == prompt.count)
+    }
+    let cache = session.makeCache()
+    #expect(throws: EngineError.self) {
+      try session.forward([SequenceInput(cache: cache, tokens: [1]), SequenceInput(cache: cache, tokens: [2])], logits: .none)
     }
   }
 
@@ -57,7 +80,7 @@ import Testing
   @Test func forksAreIndependent() throws {
     let reference = try Fixtures.reference(Self.name)
     let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
-    let session = InferenceSession(model: model, threads: 2)
+    let session = try InferenceSession(model: model, threads: 2)
     let prompt = Array(reference.inputIds.prefix(70))  // one full block of 64 and a partial one
     let original = session.makeCache(elementType: .f32)
     _ = try session.prefill(prompt, cache: original)
@@ -65,7 +88,7 @@ import Testing
     let forkLogits = Array(try session.forward([SequenceInput(cache: fork, tokens: [9])], logits: .lastOfEachSequence).row(0))
     let originalLogits = Array(try session.forward([SequenceInput(cache: original, tokens: [10])], logits: .lastOfEachSequence).row(0))
     for (next, got) in [(9, forkLogits), (10, originalLogits)] {
-      let fresh = InferenceSession(model: model, threads: 2)
+      let fresh = try InferenceSession(model: model, threads: 2)
       let expected = Array(try fresh.prefill(prompt + [next], cache: fresh.makeCache(elementType: .f32))!.row(0))
       #expect(zip(got, expected).map { abs($0 - $1) }.max()! <= 1e-5 * (expected.map(abs).max() ?? 1))
     }
@@ -91,7 +114,7 @@ import Testing
 
   @Test func rejectsTokensOutsideVocabularyAndContext() throws {
     let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
-    let session = InferenceSession(model: model, threads: 1)
+    let session = try InferenceSession(model: model, threads: 1)
     #expect(throws: EngineError.self) { try session.prefill([1, 512], cache: session.makeCache()) }
     #expect(throws: EngineError.self) { try session.prefill([-1], cache: session.makeCache()) }
     let tooLong = [Int](repeating: 3, count: model.config.maxPositions + 1)

@@ -10,7 +10,7 @@ import Testing
 @Suite struct ModelParityTests {
   /// Logits of every position of `ids` via one prefill with all logits.
   static func logits(_ model: DecoderModel, _ ids: [Int], kv: ElementType, maxRows: Int = 64) throws -> [[Float]] {
-    let session = InferenceSession(model: model, threads: 2, maxRows: maxRows, maxLogitRows: maxRows)
+    let session = try InferenceSession(model: model, threads: 2, maxRows: maxRows, maxLogitRows: maxRows)
     var rows: [[Float]] = []
     _ = try session.prefill(ids, cache: session.makeCache(elementType: kv), logits: .all) { view in
       for r in 0..<view.rows { rows.append(Array(view.row(r))) }
@@ -51,7 +51,7 @@ import Testing
   func greedyTokensEqualTransformers(name: String, kv: ElementType) throws {
     let reference = try Fixtures.reference(name)
     let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
-    let session = InferenceSession(model: model, threads: 2)
+    let session = try InferenceSession(model: model, threads: 2)
     let result = try Generator(session: session).generateGreedy(
       prompt: reference.inputIds, maxTokens: reference.greedy.count, stopTokens: Set(try model.stopTokenIds()),
       cache: session.makeCache(elementType: kv))
@@ -59,15 +59,14 @@ import Testing
     #expect(result.finish == (reference.greedy.last == 1 ? .eos : .length))
   }
 
-  /// A prompt prefilled in chunks of 7 rows gives the same logits as in one pass (the chunks take
-  /// the streaming kernel, the single pass the tiled one).
-  @Test func chunkedPrefillEqualsOnePass() throws {
+  /// A prompt prefilled in chunks of 7 rows (the streaming kernel, several KV blocks filled
+  /// across chunks) matches transformers as one pass does.
+  @Test func chunkedPrefillMatchesTransformers() throws {
     let name = "qwen3-mha-untied-bf16"
     let reference = try Fixtures.reference(name)
     let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
-    let whole = try Self.logits(model, reference.inputIds, kv: .f32, maxRows: 128)
     let chunked = try Self.logits(model, reference.inputIds, kv: .f32, maxRows: 7)
-    #expect(Fixtures.maxAbsDifference(whole, chunked) <= 1e-5 * Fixtures.maxAbs(whole))
+    #expect(Fixtures.maxAbsDifference(chunked, reference.logits) <= 1e-4 * Fixtures.maxAbs(reference.logits))
   }
 
   /// Thread count does not change the result beyond f32 rounding (none: each output is computed by
@@ -78,7 +77,7 @@ import Testing
     let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
     var outputs: [[[Float]]] = []
     for threads in [1, 2, 3] {
-      let session = InferenceSession(model: model, threads: threads, maxRows: 64, maxLogitRows: 64)
+      let session = try InferenceSession(model: model, threads: threads, maxRows: 64, maxLogitRows: 64)
       var rows: [[Float]] = []
       _ = try session.prefill(reference.inputIds, cache: session.makeCache(), logits: .all) { view in
         for r in 0..<view.rows { rows.append(Array(view.row(r))) }

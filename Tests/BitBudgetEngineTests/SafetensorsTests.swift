@@ -87,8 +87,9 @@ import Testing
     #expect(throws: EngineError.self) { try SafetensorsFile(path: directory.path) }
   }
 
-  /// A real fixture cut short anywhere is rejected, never read past its end.
-  @Test func rejectsEveryTruncationOfARealFile() throws {
+  /// A real fixture cut short (in the length field, the header, the data) is rejected, never read
+  /// past its end.
+  @Test func rejectsTruncationsOfARealFile() throws {
     let source = URL(fileURLWithPath: Fixtures.modelPath("qwen3-gqa-tied-f32")).appendingPathComponent("model.safetensors")
     let bytes = try Data(contentsOf: source)
     let directory = try Fixtures.temporaryDirectory("cut")

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 
@@ -36,12 +37,62 @@ import BitBudgetKernels
     }
   }
 
-  @Test func nestedLoopsRunSerially() {
+  /// A loop inside a task runs serially with the enclosing task's thread number, so per-thread
+  /// scratch is never used by two threads at once.
+  @Test func nestedLoopsKeepThreadNumbersExclusive() {
     let pool = ThreadPool(threadCount: 2)
     let total = Atomic<Int>(0)
-    pool.parallelFor(4) { _ in
-      pool.parallelFor(10) { _ in total.add(1, ordering: .relaxed) }
+    let inUse0 = Atomic<Int>(0), inUse1 = Atomic<Int>(0)
+    let clashes = Atomic<Int>(0)
+    pool.parallelFor(8) { (_: Int, outer: Int) in
+      pool.parallelFor(10) { (_: Int, inner: Int) in
+        if inner != outer { clashes.add(1, ordering: .relaxed) }
+        let inUse = inner == 0 ? inUse0.add(1, ordering: .relaxed).newValue : inUse1.add(1, ordering: .relaxed).newValue
+        if inUse != 1 { clashes.add(1, ordering: .relaxed) }
+        total.add(1, ordering: .relaxed)
+        usleep(50)
+        if inner == 0 { inUse0.subtract(1, ordering: .relaxed) } else { inUse1.subtract(1, ordering: .relaxed) }
+      }
     }
-    #expect(total.load(ordering: .relaxed) == 40)
+    #expect(total.load(ordering: .relaxed) == 80)
+    #expect(clashes.load(ordering: .relaxed) == 0)
+  }
+
+  /// Loops separated by pauses longer than the spin phase wake sleeping workers each time.
+  @Test func workersWakeAfterSleeping() {
+    let pool = ThreadPool(threadCount: 2)
+    for _ in 0..<20 {
+      usleep(30_000)
+      let hits = Atomic<Int>(0)
+      let threadsSeen = Atomic<Int>(0)
+      pool.parallelFor(64) { (_: Int, thread: Int) in
+        hits.add(1, ordering: .relaxed)
+        threadsSeen.bitwiseOr(1 << thread, ordering: .relaxed)
+        usleep(100)
+      }
+      #expect(hits.load(ordering: .relaxed) == 64)
+      #expect(threadsSeen.load(ordering: .relaxed) != 0)
+    }
+  }
+
+  /// Loops from several outside threads take turns.
+  @Test func concurrentCallersTakeTurns() {
+    let pool = ThreadPool(threadCount: 2)
+    let total = Atomic<Int>(0)
+    let busyThreads = Atomic<Int>(0)
+    let clashes = Atomic<Int>(0)
+    DispatchQueue.concurrentPerform(iterations: 4) { _ in
+      for _ in 0..<50 {
+        pool.parallelFor(16) { (_: Int, thread: Int) in
+          if busyThreads.bitwiseOr(1 << thread, ordering: .relaxed).oldValue & (1 << thread) != 0 {
+            clashes.add(1, ordering: .relaxed)
+          }
+          total.add(1, ordering: .relaxed)
+          busyThreads.bitwiseAnd(~(1 << thread), ordering: .relaxed)
+        }
+      }
+    }
+    #expect(total.load(ordering: .relaxed) == 4 * 50 * 16)
+    #expect(clashes.load(ordering: .relaxed) == 0)
   }
 }

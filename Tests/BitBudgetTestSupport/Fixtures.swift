@@ -19,6 +19,7 @@ public enum Fixtures {
   /// Names of the reference models.
   public static let modelNames = [
     "qwen3-gqa-tied-f32", "qwen3-mha-untied-bf16", "qwen3-gqa4-tied-bf16-sharded", "qwen3-bias-odd-f16",
+    "qwen3-hd128-gqa-bf16",
   ]
 
   public static func modelPath(_ name: String) -> String {
@@ -52,9 +53,11 @@ public enum Fixtures {
     return url
   }
 
-  /// Largest |a − b| over two equally shaped matrices.
+  /// Largest |a − b| over two matrices; infinity if their shapes differ (so a short or empty
+  /// result cannot pass a tolerance check).
   public static func maxAbsDifference(_ a: [[Float]], _ b: [[Float]]) -> Float {
-    zip(a, b).map { zip($0, $1).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
+    guard a.count == b.count, zip(a, b).allSatisfy({ $0.count == $1.count }) else { return .infinity }
+    return zip(a, b).map { zip($0, $1).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
   }
 
   public static func maxAbs(_ a: [[Float]]) -> Float {
@@ -76,4 +79,10 @@ public struct TestRandom: RandomNumberGenerator {
 
   /// Uniform in [−1, 1).
   public mutating func signedUnit() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+}
+
+extension Fixtures {
+  /// The real Qwen3 tokenizer files, fetched by scripts/fetch-test-assets.sh (not committed).
+  public static let qwen3TokenizerDirectory: String =
+    (repositoryRoot as NSString).appendingPathComponent(".assets/qwen3-tokenizer")
 }

@@ -39,10 +39,11 @@ public struct Generator {
   ) throws -> GenerationResult {
     guard !prompt.isEmpty else { throw EngineError.invalidInput("the prompt is empty: give at least one token") }
     guard maxTokens >= 0 else { throw EngineError.invalidInput("the maximum number of new tokens must not be negative") }
-    let contextNeeded = cache.nextPosition + prompt.count + max(0, maxTokens - 1)
-    if contextNeeded > session.model.config.maxPositions {
+    // The last new token is sampled but never fed back, so it needs no position.
+    let room = session.model.config.maxPositions - cache.nextPosition - prompt.count
+    if room < 0 || maxTokens - 1 > room {
       throw EngineError.invalidInput(
-        "the prompt (\(prompt.count) tokens) plus \(maxTokens) new tokens need \(contextNeeded) positions, more than the model's context of \(session.model.config.maxPositions)")
+        "the prompt (\(prompt.count) tokens) plus \(maxTokens) new tokens exceed the model's context of \(session.model.config.maxPositions) positions")
     }
     let prefillStart = Date()
     var result = GenerationResult(tokens: [], finish: .length, promptTokens: prompt.count, prefillSeconds: 0, decodeSeconds: 0, decodeSteps: 0)
@@ -87,7 +88,7 @@ public struct Generator {
         bestValue = v
       }
     }
-    if sawNaN { throw EngineError.invalidWeights(reason: "the model produced NaN logits (corrupt weights?)") }
+    if sawNaN { throw EngineError.numericalFailure("the model produced NaN logits (corrupt weights, or an f16 overflow)") }
     return best
   }
 }

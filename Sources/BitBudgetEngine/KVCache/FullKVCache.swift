@@ -24,8 +24,9 @@ public final class FullKVCache: KVCache {
     let storage: UnsafeMutableRawPointer
     let byteCount: Int
 
-    /// A zeroed block: the attention kernel reads whole 32-token groups, including slots not
-    /// yet written.
+    /// A zeroed block: the attention kernel reads whole 32-token groups, including slots not yet
+    /// written (their lanes are discarded); zeroing keeps those reads defined and makes the block
+    /// resident at once, so measured memory follows `residentBytes`.
     init(byteCount: Int) {
       self.byteCount = byteCount
       storage = .allocate(byteCount: byteCount, alignment: 64)
@@ -65,6 +66,8 @@ public final class FullKVCache: KVCache {
 
   public var residentTokens: Int { layers.map(\.tokens).max() ?? 0 }
 
+  /// Bytes of the blocks this cache references. Forks share blocks until they write into them, so
+  /// the caches of G samples together hold less than the sum of their `residentBytes`.
   public var residentBytes: Int { layers.reduce(0) { $0 + $1.blocks.count } * blockBytes }
 
   public func append(layer index: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {

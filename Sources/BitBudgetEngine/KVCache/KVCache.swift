@@ -33,7 +33,8 @@ public protocol KVCache: AnyObject {
   var nextPosition: Int { get }
   /// Tokens whose keys and values are held (per layer; the largest over layers).
   var residentTokens: Int { get }
-  /// Bytes of memory the cache holds for keys, values and any policy state, exactly.
+  /// Bytes of memory the cache holds for keys, values and any policy state, exactly (storage
+  /// shared with a fork counts in both).
   var residentBytes: Int { get }
 
   /// Stores the keys and values of `count` new tokens of `layer`: `[count, kvHeads·headDim]` f32

@@ -35,7 +35,7 @@ public final class DecoderModel: @unchecked Sendable {
       guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
         throw EngineError.invalidConfig(path: path, reason: "not a JSON object")
       }
-      if let ids = try ConfigReader(root: root, path: path).optionalTokenIds("eos_token_id") {
+      if let ids = try ConfigReader(root: root, path: path).optionalTokenIds("eos_token_id"), !ids.isEmpty {
         return ids
       }
     }

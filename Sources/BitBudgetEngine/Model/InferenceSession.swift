@@ -34,8 +34,9 @@ public struct LogitsView {
 }
 
 /// Runs a `DecoderModel`: owns the thread pool and every activation buffer, sized once for at most
-/// `maxRows` token rows per forward pass, so forward passes allocate nothing (the KV cache's blocks
-/// aside). Not thread-safe: one session serves one generation loop at a time.
+/// `maxRows` token rows per forward pass, so forward passes allocate no activation memory (the KV
+/// cache's blocks, and the attention scores when the context grows, aside). Not thread-safe: one
+/// session serves one generation loop at a time.
 ///
 /// The forward pass is transformers' `Qwen3ForCausalLM` in f32: embedding → per layer [RMSNorm →
 /// q/k/v projections (+bias) → per-head q/k RMSNorm → RoPE → KV cache → causal GQA attention →
@@ -76,7 +77,6 @@ public final class InferenceSession {
         total += floats * 4
         let pointer = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
           .bindMemory(to: Float.self, capacity: floats)
-        pointer.initialize(repeating: 0, count: floats)
         list.append(pointer)
         return pointer
       }
@@ -100,13 +100,41 @@ public final class InferenceSession {
     deinit {
       for pointer in allocations { pointer.deallocate() }
     }
+
+    /// Floats per row of all row buffers and per logit row, or nil if they overflow.
+    static func floats(config c: ModelConfig, rows: Int, logitRows: Int) -> Int? {
+      let perRow = [c.hiddenSize, c.hiddenSize, c.queryWidth, c.kvWidth, c.kvWidth, c.queryWidth, c.hiddenSize,
+                    c.intermediateSize, c.intermediateSize, c.headDim]
+      var total = 0
+      for width in perRow {
+        let (product, overflow) = width.multipliedReportingOverflow(by: rows)
+        let (sum, overflow2) = total.addingReportingOverflow(product)
+        guard !overflow && !overflow2 else { return nil }
+        total = sum
+      }
+      let (logits, overflow) = (c.vocabSize + c.hiddenSize).multipliedReportingOverflow(by: logitRows)
+      let (sum, overflow2) = total.addingReportingOverflow(logits)
+      return overflow || overflow2 ? nil : sum
+    }
   }
+
+  /// The largest activation memory a session may allocate; a model whose shapes need more is
+  /// rejected (a config can claim shapes that small tensors do not contradict).
+  public static let maxBufferBytes = 8 << 30
 
   /// - Parameters:
   ///   - threads: threads for the kernels (default: all available processors).
   ///   - maxRows: token rows per forward pass; longer prompts are prefilled in chunks of this size.
   ///   - maxLogitRows: rows with logits per forward pass (each costs `vocabSize × 4` bytes).
-  public init(model: DecoderModel, threads: Int = ThreadPool.defaultThreadCount, maxRows: Int = 256, maxLogitRows: Int = 16) {
+  public init(
+    model: DecoderModel, threads: Int = ThreadPool.defaultThreadCount, maxRows: Int = 256, maxLogitRows: Int = 16
+  ) throws {
+    guard let floats = Buffers.floats(config: model.config, rows: max(1, maxRows), logitRows: max(1, maxLogitRows)),
+      floats <= Self.maxBufferBytes / 4
+    else {
+      throw EngineError.invalidInput(
+        "the model's shapes need more than \(Self.maxBufferBytes >> 30) GiB of activation buffers for \(maxRows) rows per pass")
+    }
     self.model = model
     config = model.config
     pool = ThreadPool(threadCount: threads)
@@ -146,7 +174,8 @@ public final class InferenceSession {
   }
 
   /// Bytes of scratch the session holds besides weights and KV caches: activation buffers, the
-  /// BLAS weight blocks and the attention scores (which grow with the longest context seen).
+  /// linear kernels' packed panels and pair-order input, and the attention scores (which grow with
+  /// the longest context seen).
   public var scratchBytes: Int { buffers.byteCount + linearScratch.byteCount + attentionScratch.byteCount }
 
   /// A new empty full cache for this session's model.
@@ -184,6 +213,9 @@ public final class InferenceSession {
     guard logitRows <= maxLogitRows else {
       throw EngineError.invalidInput("\(logitRows) rows of logits exceed this session's maximum of \(maxLogitRows)")
     }
+    guard Set(inputs.map { ObjectIdentifier($0.cache) }).count == inputs.count else {
+      throw EngineError.invalidInput("one KV cache was given for two sequences of one forward pass")
+    }
     for input in inputs {
       guard input.cache.geometry == KVCacheGeometry(config) else {
         throw EngineError.invalidInput("a KV cache of another model's geometry was given to this model")
@@ -220,10 +252,12 @@ public final class InferenceSession {
         for r in range {
           let q = b.query + r * c.queryWidth
           let k = b.key + r * c.kvWidth
-          if let qn = layer.queryNorm, let kn = layer.keyNorm {
+          if let qn = layer.queryNorm {
             for head in 0..<c.queryHeads {
               Elementwise.rmsNorm(q + head * c.headDim, count: c.headDim, weight: qn, epsilon: c.rmsNormEpsilon, into: q + head * c.headDim)
             }
+          }
+          if let kn = layer.keyNorm {
             for head in 0..<c.kvHeads {
               Elementwise.rmsNorm(k + head * c.headDim, count: c.headDim, weight: kn, epsilon: c.rmsNormEpsilon, into: k + head * c.headDim)
             }

