@@ -7,9 +7,13 @@ ZWJ sequences, combining marks, control characters, long digit runs, whitespace-
 contractions, 10 kB inputs, seeded random mixtures), encoded by the real Qwen3 tokenizer.json
 without adding special tokens (as the engine encodes prompts).
 
-Usage: python scripts/make-tokenizer-corpus.py [path/to/tokenizer.json]
-(default: .assets/qwen3-tokenizer/tokenizer.json, fetched by scripts/fetch-test-assets.sh).
-Needs `pip install tokenizers`.
+Also writes Tests/Fixtures/tokenizer/qwen3-chat-template.json: conversations rendered by
+transformers' `apply_chat_template` with Qwen3's own template (thinking on and off, system
+prompts, multi-turn with thinking in earlier answers, tool responses).
+
+Usage: python scripts/make-tokenizer-corpus.py [path/to/tokenizer-folder]
+(default: .assets/qwen3-tokenizer, fetched by scripts/fetch-test-assets.sh).
+Needs `pip install tokenizers transformers jinja2`.
 """
 import inspect
 import json
@@ -21,6 +25,25 @@ import tokenizers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "tokenizer", "qwen3-corpus.jsonl")
+CHAT_OUT = os.path.join(ROOT, "Tests", "Fixtures", "tokenizer", "qwen3-chat-template.json")
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "What is 2+2?"}],
+    [{"role": "system", "content": "You are a careful mathematician."},
+     {"role": "user", "content": "Solve x^2 = 4.\nPlease reason step by step, and put your final answer within \\boxed{}."}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "<think>\nThe user greets.\n</think>\n\nHello!"},
+     {"role": "user", "content": "How are you?"}],
+    [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1 without thinking"},
+     {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "<think>\nreasoning two\n</think>\n\nA2"}],
+    [{"role": "user", "content": "Call the tool"},
+     {"role": "assistant", "content": "<think>\nI should call it.\n</think>\n\nCalling."},
+     {"role": "tool", "content": "{\"result\": 42}"}, {"role": "tool", "content": "second"}],
+    [{"role": "system", "content": "sys"}, {"role": "user", "content": "u1"}, {"role": "system", "content": "late system"},
+     {"role": "user", "content": "<tool_response>\nwrapped\n</tool_response>"}],
+    [{"role": "user", "content": "多语言 😀 \\frac{1}{2}"},
+     {"role": "assistant", "content": "\n\n<think>\n\n  spaced  \n\n</think>\n\n\nAnswer\n"}],
+    [{"role": "user", "content": "x"}, {"role": "assistant", "content": "a</think>b</think>c"}],
+]
 
 ADDED = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
          "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
@@ -78,6 +101,8 @@ FIXED = [
     # things that look like added tokens
     "<|im_start", "im_end|>", "<|endoftext|", "<think", "</think >", "< think>", "<|IM_START|>",
     "<think><think></think></think>", "<|im_start|><|im_start|>", "x<|endoftext|>y",
+    # case folding in the contraction alternative
+    "it'ſ", "IT'S", "'Re", "'vE", "x'LL",
 ]
 
 
@@ -138,9 +163,25 @@ def corpus():
     return items
 
 
+def write_chat_templates(folder):
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    cases = []
+    for messages in CONVERSATIONS:
+        for generation_prompt in (True, False):
+            for thinking in (True, False):
+                text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt,
+                                                     enable_thinking=thinking)
+                cases.append({"messages": messages, "add_generation_prompt": generation_prompt,
+                              "enable_thinking": thinking, "text": text})
+    with open(CHAT_OUT, "w", encoding="utf-8") as out:
+        json.dump(cases, out, ensure_ascii=False, indent=1)
+    print(f"wrote {len(cases)} chat renderings to {CHAT_OUT}")
+
+
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".assets", "qwen3-tokenizer", "tokenizer.json")
-    tokenizer = tokenizers.Tokenizer.from_file(path)
+    folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".assets", "qwen3-tokenizer")
+    tokenizer = tokenizers.Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     items = corpus()
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     seen = set()
@@ -154,6 +195,7 @@ def main():
             out.write(json.dumps({"text": text, "ids": ids}, ensure_ascii=False) + "\n")
             count += 1
     print(f"wrote {count} strings to {OUT} (tokenizers {tokenizers.__version__})")
+    write_chat_templates(folder)
 
 
 if __name__ == "__main__":

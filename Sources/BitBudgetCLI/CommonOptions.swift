@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import BitBudgetEngine
 import BitBudgetKernels
@@ -51,4 +52,4 @@ struct TokenIds: ExpressibleByArgument {
   static var defaultCompletionKind: CompletionKind { .default }
 }
 
-import Foundation
+

@@ -104,11 +104,18 @@ extension Tokenizer {
   }
 
   static func fromTokenizerJSON(_ path: String, configuration: TokenizerConfiguration) throws -> Tokenizer {
-    let root = try readJSONObject(path)
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw TokenizerError.unreadable(path: path, reason: "cannot open the file")
+    }
+    var reader = TokenizerJSONReader(path: path, data: data)
+    let parsed = try reader.read()
+    let root = parsed.root
+    let model = parsed.model
     func fail(_ reason: String) -> TokenizerError { .invalidFile(path: path, reason: reason) }
     func unsupported(_ what: String) -> TokenizerError { .unsupported(path: path, what: what) }
 
-    guard let model = root["model"] as? [String: Any] else { throw fail("no \"model\" object") }
+    guard parsed.sawVocabulary else { throw fail("no model.vocab object") }
+    guard parsed.sawMerges else { throw fail("no model.merges list") }
     if let type = model["type"] as? String, type != "BPE" {
       throw unsupported("model type \"\(type)\" (only BPE)")
     }
@@ -119,25 +126,6 @@ extension Tokenizer {
       throw unsupported("end_of_word_suffix \"\(suffix)\"")
     }
     if model["byte_fallback"] as? Bool == true { throw unsupported("byte_fallback") }
-    guard let vocabObject = model["vocab"] as? [String: Any] else { throw fail("model.vocab is not an object") }
-    var vocabulary: [String: Int] = [:]
-    vocabulary.reserveCapacity(vocabObject.count)
-    for (token, value) in vocabObject {
-      guard let id = (value as? NSNumber)?.intValue, !(value is String) else { throw fail("model.vocab[\"\(token)\"] is not an id") }
-      vocabulary[token] = id
-    }
-    guard let mergeList = model["merges"] as? [Any] else { throw fail("model.merges is not a list") }
-    var merges: [(String, String)] = []
-    merges.reserveCapacity(mergeList.count)
-    for (index, item) in mergeList.enumerated() {
-      if let text = item as? String, let pair = splitMerge(text) {
-        merges.append(pair)
-      } else if let pair = item as? [Any], pair.count == 2, let a = pair[0] as? String, let b = pair[1] as? String {
-        merges.append((a, b))
-      } else {
-        throw fail("model.merges[\(index)] is neither \"a b\" nor [\"a\", \"b\"]")
-      }
-    }
 
     if let normalizer = root["normalizer"], !(normalizer is NSNull) {
       let type = (normalizer as? [String: Any])?["type"] as? String
@@ -159,7 +147,8 @@ extension Tokenizer {
         added.append(AddedToken(id: id, content: content, special: entry["special"] as? Bool ?? false))
       }
     }
-    return try Tokenizer(source: path, vocabulary: vocabulary, merges: merges, addedTokens: added, configuration: configuration)
+    return try Tokenizer(
+      source: path, vocabulary: parsed.vocabulary, merges: parsed.merges, addedTokens: added, configuration: configuration)
   }
 
   /// The pre-tokenizer must be Qwen's: Split(the Qwen regex, Isolated) then ByteLevel without its
@@ -202,10 +191,10 @@ extension Tokenizer {
       throw TokenizerError.unreadable(path: merges, reason: "cannot open the file as UTF-8 text")
     }
     var pairs: [(String, String)] = []
-    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-      let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
-      if trimmed.isEmpty || (number == 0 && trimmed.hasPrefix("#version")) { continue }
-      guard let pair = splitMerge(trimmed) else {
+    // Lines end in "\n" or "\r\n" (Qwen's merges.txt); byte-level tokens never contain a newline.
+    for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+      if line.isEmpty || (number == 0 && line.hasPrefix("#version")) { continue }
+      guard let pair = splitMerge(line) else {
         throw TokenizerError.invalidFile(path: merges, reason: "line \(number + 1) is not \"a b\"")
       }
       pairs.append(pair)

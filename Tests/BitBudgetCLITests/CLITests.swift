@@ -127,9 +127,41 @@ import Testing
     #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
   }
 
+  @Test func tokenizeEncodesAndDecodes() throws {
+    let tokenizer = Fixtures.qwen3TokenizerDirectory
+    let encoded = try Self.run(["tokenize", "--tokenizer", tokenizer, "--text", "Hello, world! 12345", "--json"])
+    #expect(encoded.status == 0, "\(encoded.stderr)")
+    #expect(encoded.json?["ids"] as? [Int] == [9707, 11, 1879, 0, 220, 16, 17, 18, 19, 20])
+    let decoded = try Self.run(["tokenize", "--tokenizer", tokenizer, "--decode", "9707,11,151667", "--json"])
+    #expect(decoded.json?["text"] as? String == "Hello,<think>")
+    let bad = try Self.run(["tokenize", "--tokenizer", tokenizer, "--decode", "151669"])
+    #expect(bad.status == 1)
+    #expect(bad.stderr.contains("151669"))
+  }
+
+  /// Text prompts go through the tokenizer; the output text is the decoded tokens. (The fixture
+  /// model's vocabulary is the first 512 Qwen3 ids, so the prompt must stay within it.)
+  @Test func generateFromTextPrompt() throws {
+    let model = Fixtures.modelPath("qwen3-gqa-tied-f32")
+    let result = try Self.run([
+      "generate", "--model", model, "--tokenizer", Fixtures.qwen3TokenizerDirectory, "--prompt", "a b c",
+      "--max-tokens", "8", "--greedy", "--json",
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let sample = try #require((result.json?["samples"] as? [[String: Any]])?.first)
+    let tokens = try #require(sample["tokens"] as? [Int])
+    #expect(tokens.count == 8)
+    let decoded = try Self.run(["tokenize", "--tokenizer", Fixtures.qwen3TokenizerDirectory, "--decode", tokens.map(String.init).joined(separator: ","), "--json"])
+    #expect(sample["text"] as? String == decoded.json?["text"] as? String)
+    #expect(result.json?["prompt_tokens"] as? Int == 3)
+    let noTokenizer = try Self.run(["generate", "--model", model, "--prompt", "a b c", "--greedy"])
+    #expect(noTokenizer.status == 1)
+    #expect(noTokenizer.stderr.contains("--tokenizer"))
+  }
+
   @Test func helpExitsZero() throws {
     let result = try Self.run(["--help"])
     #expect(result.status == 0)
-    for command in ["generate", "logits", "bench"] { #expect(result.stdout.contains(command)) }
+    for command in ["generate", "tokenize", "logits", "bench"] { #expect(result.stdout.contains(command)) }
   }
 }

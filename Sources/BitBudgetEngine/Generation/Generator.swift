@@ -32,10 +32,12 @@ public struct Generator {
   }
 
   /// Generates up to `maxTokens` tokens after `prompt` into `cache` (which may already hold
-  /// context). Stops after a token in `stopTokens`. `onToken` sees each token as it is chosen.
+  /// context). Stops after a token in `stopTokens`. Only ids below `vocabularyLimit` are chosen
+  /// (a model's embedding usually has padding rows past its tokenizer's last id). `onToken` sees
+  /// each token as it is chosen; an error it throws ends generation.
   public func generateGreedy(
     prompt: [Int], maxTokens: Int, stopTokens: Set<Int>, cache: any KVCache,
-    onToken: ((Int) -> Void)? = nil
+    vocabularyLimit: Int? = nil, onToken: ((Int) throws -> Void)? = nil
   ) throws -> GenerationResult {
     guard !prompt.isEmpty else { throw EngineError.invalidInput("the prompt is empty: give at least one token") }
     guard maxTokens >= 0 else { throw EngineError.invalidInput("the maximum number of new tokens must not be negative") }
@@ -58,9 +60,10 @@ public struct Generator {
     result.prefillSeconds = Date().timeIntervalSince(prefillStart)
     let decodeStart = Date()
     while true {
-      let token = try Self.argmax(logits.row(0))
+      let row = logits.row(0)
+      let token = try Self.argmax(UnsafeBufferPointer(rebasing: row.prefix(min(row.count, vocabularyLimit ?? row.count))))
       result.tokens.append(token)
-      onToken?(token)
+      try onToken?(token)
       if stopTokens.contains(token) {
         result.finish = .eos
         break
