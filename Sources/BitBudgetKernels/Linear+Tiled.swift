@@ -108,7 +108,8 @@ extension Linear {
       b = SIMD16<Float>(repeating: x7[c])
       a.v.14.addProduct(w0, b); a.v.15.addProduct(w1, b)
     }
-    a.withLanes { acc in
+    withUnsafeBytes(of: &a.v) { raw in
+      let acc = raw.bindMemory(to: SIMD16<Float>.self)
       for t in 0..<8 {
         let row = y + t * ldy
         if count == panelWidth {

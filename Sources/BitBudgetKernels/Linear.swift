@@ -158,12 +158,12 @@ public enum Linear {
         continue
       }
       let block = remaining >= 8 ? 8 : remaining >= 4 ? 4 : 2
-      let rowStep = block == 8 ? 2 : 4
+      let rowStep = block == 8 ? 1 : block == 4 ? 2 : 4
       while r + rowStep <= rows.upperBound {
         let w = weight.base + r * rowBytes
         switch block {
-        case 8: kernel2x8(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
-        case 4: kernel4x4(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
+        case 8: kernel1x8(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
+        case 4: kernel2x4(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
         default: kernel4x2(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
         }
         r += rowStep
@@ -203,148 +203,114 @@ public enum Linear {
     return sum
   }
 
+  // Every kernel below computes each output the same way — two accumulators (the low and high
+  // vector of each 32-column block, in order), then `horizontalSum(lo + hi)` plus the tail — so an
+  // output is bit-for-bit the same whichever kernel, block of tokens or thread computes it. Batched
+  // decoding of G samples therefore gives each sample exactly the tokens it gets alone.
+
   /// One weight row times one token row (decode).
   @inline(__always)
   static func dot1<W: Widening>(
     _: W.Type, _ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int
   ) -> Float {
-    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+    var lo = SIMD16<Float>(), hi = SIMD16<Float>()
     var i = 0
-    while i + 64 <= n {
-      let (lo, hi) = W.load32(w, i)
-      let (lo2, hi2) = W.load32(w, i + 32)
+    while i + 32 <= n {
+      let (wl, wh) = W.load32(w, i)
       let (xl, xh) = xLoad32(x, i)
-      let (xl2, xh2) = xLoad32(x, i + 32)
-      a0.addProduct(lo, xl)
-      a1.addProduct(hi, xh)
-      a2.addProduct(lo2, xl2)
-      a3.addProduct(hi2, xh2)
-      i += 64
-    }
-    if i + 32 <= n {
-      let (lo, hi) = W.load32(w, i)
-      let (xl, xh) = xLoad32(x, i)
-      a0.addProduct(lo, xl)
-      a1.addProduct(hi, xh)
+      lo.addProduct(wl, xl)
+      hi.addProduct(wh, xh)
       i += 32
     }
-    return horizontalSum((a0 + a1) + (a2 + a3)) + tail(W.self, w, x, i, n)
+    return horizontalSum(lo + hi) + tail(W.self, w, x, i, n)
   }
 
-  /// Four weight rows times two token rows.
+  /// Four weight rows times two token rows (16 accumulators).
   @inline(__always)
   static func kernel4x2<W: Widening>(
-    _: W.Type, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
-    _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
+    _: W.Type, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
+    _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
     let x1 = x + ldx
-    var a00 = SIMD16<Float>(), a10 = SIMD16<Float>(), a20 = SIMD16<Float>(), a30 = SIMD16<Float>()
-    var a01 = SIMD16<Float>(), a11 = SIMD16<Float>(), a21 = SIMD16<Float>(), a31 = SIMD16<Float>()
+    var a = Accumulators16()
     var i = 0
     while i + 32 <= n {
       let (l0, h0) = W.load32(w, i), (l1, h1) = W.load32(w1, i)
       let (l2, h2) = W.load32(w2, i), (l3, h3) = W.load32(w3, i)
       let (xl, xh) = xLoad32(x, i), (yl, yh) = xLoad32(x1, i)
-      a00.addProduct(l0, xl); a00.addProduct(h0, xh)
-      a10.addProduct(l1, xl); a10.addProduct(h1, xh)
-      a20.addProduct(l2, xl); a20.addProduct(h2, xh)
-      a30.addProduct(l3, xl); a30.addProduct(h3, xh)
-      a01.addProduct(l0, yl); a01.addProduct(h0, yh)
-      a11.addProduct(l1, yl); a11.addProduct(h1, yh)
-      a21.addProduct(l2, yl); a21.addProduct(h2, yh)
-      a31.addProduct(l3, yl); a31.addProduct(h3, yh)
+      a.v.0.addProduct(l0, xl); a.v.1.addProduct(h0, xh)
+      a.v.2.addProduct(l1, xl); a.v.3.addProduct(h1, xh)
+      a.v.4.addProduct(l2, xl); a.v.5.addProduct(h2, xh)
+      a.v.6.addProduct(l3, xl); a.v.7.addProduct(h3, xh)
+      a.v.8.addProduct(l0, yl); a.v.9.addProduct(h0, yh)
+      a.v.10.addProduct(l1, yl); a.v.11.addProduct(h1, yh)
+      a.v.12.addProduct(l2, yl); a.v.13.addProduct(h2, yh)
+      a.v.14.addProduct(l3, yl); a.v.15.addProduct(h3, yh)
       i += 32
     }
-    y[0] = horizontalSum(a00) + tail(W.self, w, x, i, n)
-    y[1] = horizontalSum(a10) + tail(W.self, w1, x, i, n)
-    y[2] = horizontalSum(a20) + tail(W.self, w2, x, i, n)
-    y[3] = horizontalSum(a30) + tail(W.self, w3, x, i, n)
-    let y1 = y + ldy
-    y1[0] = horizontalSum(a01) + tail(W.self, w, x1, i, n)
-    y1[1] = horizontalSum(a11) + tail(W.self, w1, x1, i, n)
-    y1[2] = horizontalSum(a21) + tail(W.self, w2, x1, i, n)
-    y1[3] = horizontalSum(a31) + tail(W.self, w3, x1, i, n)
+    a.store(rows: 4, tokens: 2, w, ldw, x, ldx, i, n, y, ldy, W.self)
   }
 
-  /// Four weight rows times four token rows (16 accumulators).
+  /// Two weight rows times four token rows (16 accumulators).
   @inline(__always)
-  static func kernel4x4<W: Widening>(
-    _: W.Type, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
-    _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
+  static func kernel2x4<W: Widening>(
+    _: W.Type, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
+    _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
-    let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
+    let w1 = w + ldw
     let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
     var a = Accumulators16()
     var i = 0
     while i + 32 <= n {
       let (l0, h0) = W.load32(w, i), (l1, h1) = W.load32(w1, i)
-      let (l2, h2) = W.load32(w2, i), (l3, h3) = W.load32(w3, i)
       var (xl, xh) = xLoad32(x, i)
-      a.v.0.addProduct(l0, xl); a.v.0.addProduct(h0, xh); a.v.1.addProduct(l1, xl); a.v.1.addProduct(h1, xh)
-      a.v.2.addProduct(l2, xl); a.v.2.addProduct(h2, xh); a.v.3.addProduct(l3, xl); a.v.3.addProduct(h3, xh)
+      a.v.0.addProduct(l0, xl); a.v.1.addProduct(h0, xh); a.v.2.addProduct(l1, xl); a.v.3.addProduct(h1, xh)
       (xl, xh) = xLoad32(x1, i)
-      a.v.4.addProduct(l0, xl); a.v.4.addProduct(h0, xh); a.v.5.addProduct(l1, xl); a.v.5.addProduct(h1, xh)
-      a.v.6.addProduct(l2, xl); a.v.6.addProduct(h2, xh); a.v.7.addProduct(l3, xl); a.v.7.addProduct(h3, xh)
+      a.v.4.addProduct(l0, xl); a.v.5.addProduct(h0, xh); a.v.6.addProduct(l1, xl); a.v.7.addProduct(h1, xh)
       (xl, xh) = xLoad32(x2, i)
-      a.v.8.addProduct(l0, xl); a.v.8.addProduct(h0, xh); a.v.9.addProduct(l1, xl); a.v.9.addProduct(h1, xh)
-      a.v.10.addProduct(l2, xl); a.v.10.addProduct(h2, xh); a.v.11.addProduct(l3, xl); a.v.11.addProduct(h3, xh)
+      a.v.8.addProduct(l0, xl); a.v.9.addProduct(h0, xh); a.v.10.addProduct(l1, xl); a.v.11.addProduct(h1, xh)
       (xl, xh) = xLoad32(x3, i)
-      a.v.12.addProduct(l0, xl); a.v.12.addProduct(h0, xh); a.v.13.addProduct(l1, xl); a.v.13.addProduct(h1, xh)
-      a.v.14.addProduct(l2, xl); a.v.14.addProduct(h2, xh); a.v.15.addProduct(l3, xl); a.v.15.addProduct(h3, xh)
+      a.v.12.addProduct(l0, xl); a.v.13.addProduct(h0, xh); a.v.14.addProduct(l1, xl); a.v.15.addProduct(h1, xh)
       i += 32
     }
-    let stop = i
-    a.withLanes { acc in
-      for k in 0..<4 {
-        for r in 0..<4 {
-          y[k * ldy + r] = horizontalSum(acc[k * 4 + r]) + tail(W.self, w + r * ldw, x + k * ldx, stop, n)
-        }
-      }
-    }
+    a.store(rows: 2, tokens: 4, w, ldw, x, ldx, i, n, y, ldy, W.self)
   }
 
-  /// Two weight rows times eight token rows (batched decode of G samples).
+  /// One weight row times eight token rows (batched decode of G samples).
   @inline(__always)
-  static func kernel2x8<W: Widening>(
-    _: W.Type, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
-    _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
+  static func kernel1x8<W: Widening>(
+    _: W.Type, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
+    _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
-    let w1 = w + ldw
     var a = Accumulators16()
     var i = 0
     while i + 32 <= n {
-      let (l0, h0) = W.load32(w, i), (l1, h1) = W.load32(w1, i)
+      let (l0, h0) = W.load32(w, i)
       var (xl, xh) = xLoad32(x, i)
-      a.v.0.addProduct(l0, xl); a.v.0.addProduct(h0, xh); a.v.1.addProduct(l1, xl); a.v.1.addProduct(h1, xh)
+      a.v.0.addProduct(l0, xl); a.v.1.addProduct(h0, xh)
       (xl, xh) = xLoad32(x + ldx, i)
-      a.v.2.addProduct(l0, xl); a.v.2.addProduct(h0, xh); a.v.3.addProduct(l1, xl); a.v.3.addProduct(h1, xh)
+      a.v.2.addProduct(l0, xl); a.v.3.addProduct(h0, xh)
       (xl, xh) = xLoad32(x + 2 * ldx, i)
-      a.v.4.addProduct(l0, xl); a.v.4.addProduct(h0, xh); a.v.5.addProduct(l1, xl); a.v.5.addProduct(h1, xh)
+      a.v.4.addProduct(l0, xl); a.v.5.addProduct(h0, xh)
       (xl, xh) = xLoad32(x + 3 * ldx, i)
-      a.v.6.addProduct(l0, xl); a.v.6.addProduct(h0, xh); a.v.7.addProduct(l1, xl); a.v.7.addProduct(h1, xh)
+      a.v.6.addProduct(l0, xl); a.v.7.addProduct(h0, xh)
       (xl, xh) = xLoad32(x + 4 * ldx, i)
-      a.v.8.addProduct(l0, xl); a.v.8.addProduct(h0, xh); a.v.9.addProduct(l1, xl); a.v.9.addProduct(h1, xh)
+      a.v.8.addProduct(l0, xl); a.v.9.addProduct(h0, xh)
       (xl, xh) = xLoad32(x + 5 * ldx, i)
-      a.v.10.addProduct(l0, xl); a.v.10.addProduct(h0, xh); a.v.11.addProduct(l1, xl); a.v.11.addProduct(h1, xh)
+      a.v.10.addProduct(l0, xl); a.v.11.addProduct(h0, xh)
       (xl, xh) = xLoad32(x + 6 * ldx, i)
-      a.v.12.addProduct(l0, xl); a.v.12.addProduct(h0, xh); a.v.13.addProduct(l1, xl); a.v.13.addProduct(h1, xh)
+      a.v.12.addProduct(l0, xl); a.v.13.addProduct(h0, xh)
       (xl, xh) = xLoad32(x + 7 * ldx, i)
-      a.v.14.addProduct(l0, xl); a.v.14.addProduct(h0, xh); a.v.15.addProduct(l1, xl); a.v.15.addProduct(h1, xh)
+      a.v.14.addProduct(l0, xl); a.v.15.addProduct(h0, xh)
       i += 32
     }
-    let stop = i
-    a.withLanes { acc in
-      for k in 0..<8 {
-        for r in 0..<2 {
-          y[k * ldy + r] = horizontalSum(acc[k * 2 + r]) + tail(W.self, w + r * ldw, x + k * ldx, stop, n)
-        }
-      }
-    }
+    a.store(rows: 1, tokens: 8, w, ldw, x, ldx, i, n, y, ldy, W.self)
   }
 }
 
-/// Sixteen SIMD accumulators kept in registers by the 4×4 and 2×8 kernels.
+/// Sixteen SIMD accumulators kept in registers by the multi-row kernels: for output (row r,
+/// token t) of an R×T block, `v[2(tR + r)]` holds the low and `v[2(tR + r) + 1]` the high halves.
 struct Accumulators16 {
   var v = (
     SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(),
@@ -353,9 +319,21 @@ struct Accumulators16 {
     SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>()
   )
 
+  /// Writes `y[t·ldy + r] = Σ(lo + hi) + tail` for the block's outputs.
   @inline(__always)
-  mutating func withLanes(_ body: (UnsafeBufferPointer<SIMD16<Float>>) -> Void) {
-    withUnsafeBytes(of: &v) { body($0.bindMemory(to: SIMD16<Float>.self)) }
+  mutating func store<W: Widening>(
+    rows: Int, tokens: Int, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
+    _ end: Int, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _: W.Type
+  ) {
+    withUnsafeBytes(of: &v) { raw in
+      let acc = raw.bindMemory(to: SIMD16<Float>.self)
+      for t in 0..<tokens {
+        for r in 0..<rows {
+          let k = 2 * (t * rows + r)
+          y[t * ldy + r] = horizontalSum(acc[k] + acc[k + 1]) + Linear.tail(W.self, w + r * ldw, x + t * ldx, end, n)
+        }
+      }
+    }
   }
 }
 

@@ -66,6 +66,38 @@ import Testing
     }
   }
 
+  /// The streaming kernel computes each output identically whatever block of token rows it is
+  /// in: row t of a T-row run equals, bit for bit, a run on row t alone. (Batched decoding relies
+  /// on this to give each sample the tokens it would get alone.)
+  @Test(arguments: ElementType.allCases)
+  func streamingOutputsDoNotDependOnTheBatch(type: ElementType) {
+    var random = TestRandom(seed: 21)
+    let pool = ThreadPool(threadCount: 2)
+    for shape in Self.shapes {
+      let weight = Matrix(rows: shape.rows, columns: shape.columns, type: type, random: &random, byteOffset: 2)
+      let scratch = LinearScratch(threadCount: 2, maxColumns: shape.columns)
+      let tokens = 17
+      let input = (0..<(tokens * shape.columns)).map { _ in random.signedUnit() }
+      func run(_ first: Int, _ count: Int) -> [Float] {
+        var y = [Float](repeating: .nan, count: count * shape.rows)
+        input.withUnsafeBufferPointer { x in
+          y.withUnsafeMutableBufferPointer { out in
+            Linear.run(
+              [LinearJob(weight: weight.matrix, output: out.baseAddress!, outputStride: shape.rows)],
+              input: x.baseAddress! + first * shape.columns, inputStride: shape.columns, tokens: count,
+              pool: pool, scratch: scratch, path: .streaming)
+          }
+        }
+        return y
+      }
+      let alone = (0..<tokens).flatMap { run($0, 1) }
+      for count in 1...tokens {
+        let together = run(0, count)
+        #expect(together.map(\.bitPattern) == alone.prefix(count * shape.rows).map(\.bitPattern), "\(type) \(shape) \(count) rows")
+      }
+    }
+  }
+
   @Test func severalJobsShareOneInput() {
     var random = TestRandom(seed: 11)
     let pool = ThreadPool(threadCount: 2)
