@@ -23,8 +23,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
   ],
   targets: [
+    .target(name: "CPrefetch"),
     .target(
       name: "BitBudgetKernels",
+      dependencies: ["CPrefetch"],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetEngine",

@@ -23,6 +23,9 @@ struct Bench: ParsableCommand {
   @Option(help: "Tokens of context before the decode measurement (llama-bench -d).")
   var depth: Int = 0
 
+  @Option(help: "Samples decoded together in the decode measurement (its rate counts all of them).")
+  var samples: Int = 1
+
   @Option(help: "Runs; the median of each rate is reported.")
   var repetitions: Int = 3
 
@@ -37,6 +40,7 @@ struct Bench: ParsableCommand {
     guard genTokens >= 1 else { throw ValidationError("--gen-tokens must be at least 1") }
     guard (1...100).contains(repetitions) else { throw ValidationError("--repetitions must be in 1...100") }
     guard depth >= 0 else { throw ValidationError("--depth must not be negative") }
+    guard (1...256).contains(samples) else { throw ValidationError("--samples must be in 1...256") }
   }
 
   func run() throws {
@@ -65,13 +69,14 @@ struct Bench: ParsableCommand {
       prefillRates.append(Double(promptTokens) / Date().timeIntervalSince(start))
 
       let cache = session.makeCache(elementType: options.kvDType.elementType)
-      let result = try generator.generateGreedy(prompt: contextTokens, maxTokens: genTokens + 1, stopTokens: [], cache: cache)
-      decodeRates.append(Double(result.decodeSteps) / result.decodeSeconds)
-      kvBytes = max(prefillCache.residentBytes, cache.residentBytes)
+      let result = try generator.generate(
+        prompt: contextTokens, options: GenerationOptions(maxTokens: genTokens + 1, samples: samples), cache: cache)
+      decodeRates.append(Double(result.decodedTokens) / result.decodeSeconds)
+      kvBytes = max(prefillCache.residentBytes, result.kvBytes)
     }
     let report = BenchReport(
       model: model.directory, threads: session.pool.threadCount, promptTokens: promptTokens,
-      genTokens: genTokens, depth: depth, repetitions: repetitions, kvDtype: options.kvDType.rawValue,
+      genTokens: genTokens, depth: depth, samples: samples, repetitions: repetitions, kvDtype: options.kvDType.rawValue,
       prefillTokensPerS: median(prefillRates), decodeTokensPerS: median(decodeRates),
       prefillTokensPerSAll: prefillRates, decodeTokensPerSAll: decodeRates,
       weightsBytes: model.weights.byteCount, kvBytes: kvBytes, scratchBytes: session.scratchBytes,
@@ -80,7 +85,7 @@ struct Bench: ParsableCommand {
       try Output.json(report)
     } else {
       Output.line(String(format: "prefill %d tokens: %.1f tokens/s", promptTokens, report.prefillTokensPerS))
-      Output.line(String(format: "decode  %d tokens at depth %d: %.1f tokens/s", genTokens, max(1, depth), report.decodeTokensPerS))
+      Output.line(String(format: "decode  %d tokens × %d samples at depth %d: %.1f tokens/s", genTokens, samples, max(1, depth), report.decodeTokensPerS))
       Output.line(String(format: "weights %.1f MiB, KV %.1f MiB, scratch %.1f MiB, peak RSS %.1f MiB",
         Double(report.weightsBytes) / 1_048_576, Double(kvBytes) / 1_048_576,
         Double(report.scratchBytes) / 1_048_576, Double(report.peakRssBytes) / 1_048_576))
@@ -99,6 +104,7 @@ struct BenchReport: Encodable {
   let promptTokens: Int
   let genTokens: Int
   let depth: Int
+  let samples: Int
   let repetitions: Int
   let kvDtype: String
   let prefillTokensPerS: Double

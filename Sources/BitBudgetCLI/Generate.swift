@@ -5,12 +5,15 @@ import Foundation
 
 struct Generate: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Generate tokens after a prompt.",
+    abstract: "Generate samples after a prompt.",
     discussion: """
       The prompt is text (--prompt, encoded with the model folder's tokenizer or --tokenizer; \
-      --chat wraps it in the Qwen3 chat template as one user turn) or token ids (--ids). Prints the \
-      generated text as it comes on a terminal (token ids without a tokenizer); with --json, one \
-      object with the samples (tokens, text, answer after </think>, finish), memory and timing.
+      --chat wraps it in the Qwen3 chat template as one user turn) or token ids (--ids). Sampling \
+      defaults to the model's generation_config.json (greedy without one). --samples G decodes G \
+      samples together after one prefill. --thinking-budget N closes thinking after N tokens with \
+      the --budget-text (budget forcing) and leaves --answer-tokens for the answer. On a terminal \
+      the text streams as it is generated; --json prints one object with the samples (tokens, \
+      text, thinking_tokens, answer, finish), memory and timing.
       """)
 
   @OptionGroup var options: ModelOptions
@@ -30,23 +33,73 @@ struct Generate: ParsableCommand {
   @Option(help: ArgumentHelp("Tokenizer file or folder (default: the model folder).", valueName: "file-or-dir"))
   var tokenizer: String?
 
-  @Option(name: .customLong("max-tokens"), help: "Maximum number of new tokens.")
-  var maxTokens: Int = 256
+  @Option(name: .customLong("max-tokens"), help: "Most tokens a sample generates (default 256, or budget + answer tokens with --thinking-budget).")
+  var maxTokens: Int?
 
   @Flag(help: "Greedy decoding (argmax at every step).")
   var greedy = false
 
+  @Option(help: "Sampling temperature (0 = greedy).")
+  var temperature: Float?
+
+  @Option(name: .customLong("top-p"), help: "Top-p (nucleus) mass, in (0, 1].")
+  var topP: Float?
+
+  @Option(name: .customLong("top-k"), help: "Top-k (0 = off).")
+  var topK: Int?
+
+  @Option(name: .customLong("min-p"), help: "Min-p, in [0, 1).")
+  var minP: Float?
+
+  @Option(help: "Seed; sample i draws from its own stream of this seed.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Parallel samples G, decoded together.")
+  var samples: Int = 1
+
+  @Option(name: .customLong("thinking-budget"), help: "Thinking tokens before budget forcing closes the thinking.")
+  var thinkingBudget: Int?
+
+  @Option(name: .customLong("answer-tokens"), help: "Tokens allowed for the answer after forcing.")
+  var answerTokens: Int = 256
+
+  @Option(
+    name: .customLong("budget-text"),
+    help: "Text that closes forced thinking: paper, qwen3, s1, or any text (\\n, \\t and \\\\ are unescaped).")
+  var budgetText: String = "paper"
+
+  @Option(name: .customLong("min-thinking"), help: "Replace an earlier end of thinking with --wait-text until this many thinking tokens.")
+  var minThinking: Int = 0
+
+  @Option(name: .customLong("wait-text"), help: "Text inserted by --min-thinking.")
+  var waitText: String = "Wait"
+
   @Flag(help: "Print one JSON object.")
   var json = false
+
+  /// The forced texts by preset name.
+  static let budgetPresets: [String: String] = [
+    "paper": "\n</think>\n\n**Final Answer**\n\\boxed{",
+    "qwen3": "Considering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>.\n\n",
+    "s1": "\n</think>\n\nFinal Answer:",
+  ]
 
   func validate() throws {
     guard (prompt == nil) != (ids == nil) else { throw ValidationError("give the prompt as --prompt TEXT or as --ids, not both") }
     guard !chat || prompt != nil else { throw ValidationError("--chat formats --prompt; it does not apply to --ids") }
     guard !noThinking || chat else { throw ValidationError("--no-thinking applies only with --chat") }
-    guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") }
-    guard greedy else {
-      throw ValidationError("only greedy decoding is implemented so far: pass --greedy")
+    if let maxTokens { guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") } }
+    guard (1...256).contains(samples) else { throw ValidationError("--samples must be in 1...256") }
+    if let temperature { guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be a number ≥ 0") } }
+    if let topP { guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") } }
+    if let topK { guard topK >= 0 else { throw ValidationError("--top-k must not be negative") } }
+    if let minP { guard minP >= 0, minP < 1 else { throw ValidationError("--min-p must be in [0, 1)") } }
+    if greedy && (temperature != nil || topP != nil || topK != nil || minP != nil) {
+      throw ValidationError("--greedy cannot be combined with --temperature/--top-p/--top-k/--min-p")
     }
+    if let thinkingBudget { guard thinkingBudget >= 1 else { throw ValidationError("--thinking-budget must be at least 1") } }
+    guard answerTokens >= 0 else { throw ValidationError("--answer-tokens must not be negative") }
+    guard minThinking >= 0 else { throw ValidationError("--min-thinking must not be negative") }
   }
 
   func run() throws {
@@ -63,14 +116,26 @@ struct Generate: ParsableCommand {
     var stops = Set(try model.stopTokenIds())
     if chat, let tokenizer, let end = tokenizer.id(of: "<|im_end|>") { stops.insert(end) }
 
+    var sampling = greedy ? SamplingParameters.greedy : try model.generationDefaults()
+    if let temperature { sampling.temperature = temperature }
+    if let topK { sampling.topK = topK }
+    if let topP { sampling.topP = topP }
+    if let minP { sampling.minP = minP }
+
+    let budget = try thinkingBudget.map { try makeBudget($0, tokenizer: tokenizer) }
+    let limit = maxTokens ?? (budget.map { $0.budget + $0.answerTokens } ?? 256)
+    let generation = GenerationOptions(
+      maxTokens: limit, sampling: sampling, samples: samples, seed: seed, stopTokens: stops,
+      vocabularyLimit: tokenizer.map { min($0.vocabularySize, model.config.vocabSize) }, thinkingBudget: budget)
+
     let session = try InferenceSession(model: model, threads: options.threads)
     let cache = session.makeCache(elementType: options.kvDType.elementType)
     let terminal = !json && isatty(STDOUT_FILENO) != 0
     var decoder = tokenizer.map { StreamingDecoder(tokenizer: $0) }
-    let result = try Generator(session: session).generateGreedy(
-      prompt: promptIds, maxTokens: maxTokens, stopTokens: stops, cache: cache,
-      vocabularyLimit: tokenizer.map { min($0.vocabularySize, model.config.vocabSize) },
-      onToken: terminal ? { token in
+    let streams = terminal && samples == 1
+    let result = try Generator(session: session).generate(
+      prompt: promptIds, options: generation, cache: cache,
+      onToken: streams ? { _, token in
         if var streaming = decoder {
           Output.write(try streaming.append(token))
           decoder = streaming
@@ -78,26 +143,75 @@ struct Generate: ParsableCommand {
           Output.write("\(token) ")
         }
       } : nil)
-    let text = try tokenizer?.decode(result.tokens)
+
+    let endOfThinking = tokenizer?.id(of: "</think>")
+    let reports = try result.samples.map { sample -> GenerateReport.Sample in
+      let text = try tokenizer?.decode(sample.tokens)
+      let thinking = endOfThinking.map { end in sample.tokens.firstIndex(of: end) ?? sample.tokens.count }
+      return GenerateReport.Sample(
+        tokens: sample.tokens, text: text, thinkingTokens: thinking,
+        answer: text.flatMap { QwenChatTemplate.splitThinking($0).answer }, finish: sample.finish.rawValue)
+    }
     if json {
       let report = GenerateReport(
-        samples: [.init(tokens: result.tokens, text: text, answer: text.flatMap { QwenChatTemplate.splitThinking($0).answer },
-                        finish: result.finish.rawValue)],
-        promptTokens: result.promptTokens,
+        samples: reports, promptTokens: result.promptTokens, seed: seed, sampling: sampling.description,
         memory: .init(
-          weightsBytes: model.weights.byteCount, kvBytes: cache.residentBytes,
-          kvTokens: cache.residentTokens, scratchBytes: session.scratchBytes,
+          weightsBytes: model.weights.byteCount, kvBytes: result.kvBytes, scratchBytes: session.scratchBytes,
           peakRssBytes: ProcessMemory.peakResidentBytes),
         timing: .init(result, wallSeconds: Date().timeIntervalSince(wallStart)))
       try Output.json(report)
-    } else {
-      if terminal {
-        Output.line(decoder?.finish() ?? "")
-      } else {
-        Output.line(text ?? result.tokens.map(String.init).joined(separator: " "))
-      }
-      FileHandle.standardError.write(Data("finish: \(result.finish.rawValue), \(result.tokens.count) tokens\n".utf8))
+      return
     }
+    if streams {
+      Output.line(decoder?.finish() ?? "")
+    } else {
+      for (index, sample) in reports.enumerated() {
+        if samples > 1 { Output.line("--- sample \(index) (\(sample.finish), \(sample.tokens.count) tokens)") }
+        Output.line(sample.text ?? sample.tokens.map(String.init).joined(separator: " "))
+      }
+    }
+    let finishes = result.samples.map(\.finish.rawValue).joined(separator: ", ")
+    FileHandle.standardError.write(Data("finish: \(finishes); \(result.samples.map(\.tokens.count).reduce(0, +)) tokens\n".utf8))
+  }
+
+  /// The thinking budget: forced and "Wait" texts tokenized, `</think>` looked up.
+  private func makeBudget(_ budget: Int, tokenizer: Tokenizer?) throws -> ThinkingBudget {
+    guard let tokenizer else {
+      throw CommandFailure(message: "--thinking-budget needs a tokenizer (to find </think> and encode --budget-text); give --tokenizer")
+    }
+    guard let end = tokenizer.id(of: "</think>") else {
+      throw CommandFailure(message: "the tokenizer has no </think> token, so thinking cannot be budgeted")
+    }
+    let forced = Self.budgetPresets[budgetText] ?? Self.unescape(budgetText)
+    let forcedTokens = tokenizer.encode(forced)
+    guard forcedTokens.contains(end) else {
+      throw CommandFailure(message: "--budget-text must contain </think> to close the thinking")
+    }
+    return ThinkingBudget(
+      budget: budget, answerTokens: answerTokens, endOfThinking: end, forcedTokens: forcedTokens,
+      minimumThinking: minThinking, waitTokens: tokenizer.encode(Self.unescape(waitText)))
+  }
+
+  /// `\n`, `\t` and `\\` in a command-line text.
+  static func unescape(_ text: String) -> String {
+    var result = ""
+    var escaping = false
+    for character in text {
+      if escaping {
+        switch character {
+        case "n": result.append("\n")
+        case "t": result.append("\t")
+        default: result.append(character)
+        }
+        escaping = false
+      } else if character == "\\" {
+        escaping = true
+      } else {
+        result.append(character)
+      }
+    }
+    if escaping { result.append("\\") }
+    return result
   }
 
   /// --tokenizer, else the model folder's tokenizer if it has one; required for --prompt.
@@ -120,6 +234,8 @@ struct GenerateReport: Encodable {
     let tokens: [Int]
     /// The decoded tokens (when a tokenizer is known).
     let text: String?
+    /// Tokens before the first `</think>` (all if none), when the tokenizer has `</think>`.
+    let thinkingTokens: Int?
     /// The text after `</think>`, if the sample closed its thinking.
     let answer: String?
     let finish: String
@@ -127,8 +243,8 @@ struct GenerateReport: Encodable {
 
   struct Memory: Encodable {
     let weightsBytes: Int
+    /// KV storage of all samples, storage shared since the prompt counted once.
     let kvBytes: Int
-    let kvTokens: Int
     let scratchBytes: Int
     let peakRssBytes: Int
   }
@@ -138,6 +254,7 @@ struct GenerateReport: Encodable {
     let decodeSeconds: Double
     let wallSeconds: Double
     let prefillTokensPerS: Double
+    /// Tokens fed through the model per second after the prompt, over all samples.
     let decodeTokensPerS: Double
 
     init(_ result: GenerationResult, wallSeconds: Double) {
@@ -145,12 +262,14 @@ struct GenerateReport: Encodable {
       decodeSeconds = result.decodeSeconds
       self.wallSeconds = wallSeconds
       prefillTokensPerS = result.prefillSeconds > 0 ? Double(result.promptTokens) / result.prefillSeconds : 0
-      decodeTokensPerS = result.decodeSeconds > 0 ? Double(result.decodeSteps) / result.decodeSeconds : 0
+      decodeTokensPerS = result.decodeSeconds > 0 ? Double(result.decodedTokens) / result.decodeSeconds : 0
     }
   }
 
   let samples: [Sample]
   let promptTokens: Int
+  let seed: UInt64
+  let sampling: String
   let memory: Memory
   let timing: Timing
 }

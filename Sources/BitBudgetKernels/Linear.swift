@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// One linear layer applied to a batch of token rows: `output[t, r] = Σ_c input[t, c] · W[r, c]
 /// (+ bias[r])`. Several jobs that read the same input (q, k and v; gate and up) run as one parallel
 /// loop, which saves the dispatch and barrier of the others.
@@ -158,12 +160,12 @@ public enum Linear {
         continue
       }
       let block = remaining >= 8 ? 8 : remaining >= 4 ? 4 : 2
-      let rowStep = block == 8 ? 1 : block == 4 ? 2 : 4
+      let rowStep = block == 8 ? 2 : 4
       while r + rowStep <= rows.upperBound {
         let w = weight.base + r * rowBytes
         switch block {
-        case 8: kernel1x8(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
-        case 4: kernel2x4(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
+        case 8: kernel2x8(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
+        case 4: kernel4x4(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
         default: kernel4x2(W.self, w, rowBytes, xt, ldx, n, yt + r, ldy)
         }
         r += rowStep
@@ -203,29 +205,35 @@ public enum Linear {
     return sum
   }
 
-  // Every kernel below computes each output the same way — two accumulators (the low and high
-  // vector of each 32-column block, in order), then `horizontalSum(lo + hi)` plus the tail — so an
-  // output is bit-for-bit the same whichever kernel, block of tokens or thread computes it. Batched
-  // decoding of G samples therefore gives each sample exactly the tokens it gets alone.
+  /// Elements ahead of the current block that the batched kernels prefetch (about 1 KB of 16-bit
+  /// weights: far enough to cover DRAM latency at their pace of one block per ~10 cycles).
+  static let prefetchDistance = 2048
+
+  // Every kernel below computes each output the same way — one accumulator that takes, block
+  // by block in order, the low then the high vector of each 32-column block; then
+  // `horizontalSum(acc)` plus the tail — so an output is bit-for-bit the same whichever kernel,
+  // block of tokens or thread computes it. Batched decoding of G samples therefore gives each
+  // sample exactly the tokens it gets alone.
 
   /// One weight row times one token row (decode).
   @inline(__always)
   static func dot1<W: Widening>(
     _: W.Type, _ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int
   ) -> Float {
-    var lo = SIMD16<Float>(), hi = SIMD16<Float>()
+    var acc = SIMD16<Float>()
     var i = 0
     while i + 32 <= n {
+      bitbudget_prefetch(w + (i + prefetchDistance) * W.byteCount)
       let (wl, wh) = W.load32(w, i)
       let (xl, xh) = xLoad32(x, i)
-      lo.addProduct(wl, xl)
-      hi.addProduct(wh, xh)
+      acc.addProduct(wl, xl)
+      acc.addProduct(wh, xh)
       i += 32
     }
-    return horizontalSum(lo + hi) + tail(W.self, w, x, i, n)
+    return horizontalSum(acc) + tail(W.self, w, x, i, n)
   }
 
-  /// Four weight rows times two token rows (16 accumulators).
+  /// Four weight rows times two token rows (8 accumulators).
   @inline(__always)
   static func kernel4x2<W: Widening>(
     _: W.Type, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
@@ -236,81 +244,97 @@ public enum Linear {
     var a = Accumulators16()
     var i = 0
     while i + 32 <= n {
+      bitbudget_prefetch(w + (i + prefetchDistance) * W.byteCount)
+      bitbudget_prefetch(w1 + (i + prefetchDistance) * W.byteCount)
+      bitbudget_prefetch(w2 + (i + prefetchDistance) * W.byteCount)
+      bitbudget_prefetch(w3 + (i + prefetchDistance) * W.byteCount)
       let (l0, h0) = W.load32(w, i), (l1, h1) = W.load32(w1, i)
       let (l2, h2) = W.load32(w2, i), (l3, h3) = W.load32(w3, i)
       let (xl, xh) = xLoad32(x, i), (yl, yh) = xLoad32(x1, i)
-      a.v.0.addProduct(l0, xl); a.v.1.addProduct(h0, xh)
-      a.v.2.addProduct(l1, xl); a.v.3.addProduct(h1, xh)
-      a.v.4.addProduct(l2, xl); a.v.5.addProduct(h2, xh)
-      a.v.6.addProduct(l3, xl); a.v.7.addProduct(h3, xh)
-      a.v.8.addProduct(l0, yl); a.v.9.addProduct(h0, yh)
-      a.v.10.addProduct(l1, yl); a.v.11.addProduct(h1, yh)
-      a.v.12.addProduct(l2, yl); a.v.13.addProduct(h2, yh)
-      a.v.14.addProduct(l3, yl); a.v.15.addProduct(h3, yh)
+      a.v.0.addProduct(l0, xl); a.v.0.addProduct(h0, xh)
+      a.v.1.addProduct(l1, xl); a.v.1.addProduct(h1, xh)
+      a.v.2.addProduct(l2, xl); a.v.2.addProduct(h2, xh)
+      a.v.3.addProduct(l3, xl); a.v.3.addProduct(h3, xh)
+      a.v.4.addProduct(l0, yl); a.v.4.addProduct(h0, yh)
+      a.v.5.addProduct(l1, yl); a.v.5.addProduct(h1, yh)
+      a.v.6.addProduct(l2, yl); a.v.6.addProduct(h2, yh)
+      a.v.7.addProduct(l3, yl); a.v.7.addProduct(h3, yh)
       i += 32
     }
     a.store(rows: 4, tokens: 2, w, ldw, x, ldx, i, n, y, ldy, W.self)
   }
 
-  /// Two weight rows times four token rows (16 accumulators).
+  /// Four weight rows times four token rows (16 accumulators).
   @inline(__always)
-  static func kernel2x4<W: Widening>(
+  static func kernel4x4<W: Widening>(
     _: W.Type, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
     _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
-    let w1 = w + ldw
+    let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
     let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
     var a = Accumulators16()
     var i = 0
     while i + 32 <= n {
+      bitbudget_prefetch(w + (i + prefetchDistance) * W.byteCount)
+      bitbudget_prefetch(w1 + (i + prefetchDistance) * W.byteCount)
+      bitbudget_prefetch(w2 + (i + prefetchDistance) * W.byteCount)
+      bitbudget_prefetch(w3 + (i + prefetchDistance) * W.byteCount)
       let (l0, h0) = W.load32(w, i), (l1, h1) = W.load32(w1, i)
+      let (l2, h2) = W.load32(w2, i), (l3, h3) = W.load32(w3, i)
       var (xl, xh) = xLoad32(x, i)
-      a.v.0.addProduct(l0, xl); a.v.1.addProduct(h0, xh); a.v.2.addProduct(l1, xl); a.v.3.addProduct(h1, xh)
+      a.v.0.addProduct(l0, xl); a.v.0.addProduct(h0, xh); a.v.1.addProduct(l1, xl); a.v.1.addProduct(h1, xh)
+      a.v.2.addProduct(l2, xl); a.v.2.addProduct(h2, xh); a.v.3.addProduct(l3, xl); a.v.3.addProduct(h3, xh)
       (xl, xh) = xLoad32(x1, i)
-      a.v.4.addProduct(l0, xl); a.v.5.addProduct(h0, xh); a.v.6.addProduct(l1, xl); a.v.7.addProduct(h1, xh)
+      a.v.4.addProduct(l0, xl); a.v.4.addProduct(h0, xh); a.v.5.addProduct(l1, xl); a.v.5.addProduct(h1, xh)
+      a.v.6.addProduct(l2, xl); a.v.6.addProduct(h2, xh); a.v.7.addProduct(l3, xl); a.v.7.addProduct(h3, xh)
       (xl, xh) = xLoad32(x2, i)
-      a.v.8.addProduct(l0, xl); a.v.9.addProduct(h0, xh); a.v.10.addProduct(l1, xl); a.v.11.addProduct(h1, xh)
+      a.v.8.addProduct(l0, xl); a.v.8.addProduct(h0, xh); a.v.9.addProduct(l1, xl); a.v.9.addProduct(h1, xh)
+      a.v.10.addProduct(l2, xl); a.v.10.addProduct(h2, xh); a.v.11.addProduct(l3, xl); a.v.11.addProduct(h3, xh)
       (xl, xh) = xLoad32(x3, i)
-      a.v.12.addProduct(l0, xl); a.v.13.addProduct(h0, xh); a.v.14.addProduct(l1, xl); a.v.15.addProduct(h1, xh)
+      a.v.12.addProduct(l0, xl); a.v.12.addProduct(h0, xh); a.v.13.addProduct(l1, xl); a.v.13.addProduct(h1, xh)
+      a.v.14.addProduct(l2, xl); a.v.14.addProduct(h2, xh); a.v.15.addProduct(l3, xl); a.v.15.addProduct(h3, xh)
       i += 32
     }
-    a.store(rows: 2, tokens: 4, w, ldw, x, ldx, i, n, y, ldy, W.self)
+    a.store(rows: 4, tokens: 4, w, ldw, x, ldx, i, n, y, ldy, W.self)
   }
 
-  /// One weight row times eight token rows (batched decode of G samples).
+  /// Two weight rows times eight token rows (batched decode of G samples; 16 accumulators).
   @inline(__always)
-  static func kernel1x8<W: Widening>(
+  static func kernel2x8<W: Widening>(
     _: W.Type, _ w: UnsafeRawPointer, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
     _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
+    let w1 = w + ldw
     var a = Accumulators16()
     var i = 0
     while i + 32 <= n {
-      let (l0, h0) = W.load32(w, i)
+      bitbudget_prefetch(w + (i + prefetchDistance) * W.byteCount)
+      bitbudget_prefetch(w1 + (i + prefetchDistance) * W.byteCount)
+      let (l0, h0) = W.load32(w, i), (l1, h1) = W.load32(w1, i)
       var (xl, xh) = xLoad32(x, i)
-      a.v.0.addProduct(l0, xl); a.v.1.addProduct(h0, xh)
+      a.v.0.addProduct(l0, xl); a.v.0.addProduct(h0, xh); a.v.1.addProduct(l1, xl); a.v.1.addProduct(h1, xh)
       (xl, xh) = xLoad32(x + ldx, i)
-      a.v.2.addProduct(l0, xl); a.v.3.addProduct(h0, xh)
+      a.v.2.addProduct(l0, xl); a.v.2.addProduct(h0, xh); a.v.3.addProduct(l1, xl); a.v.3.addProduct(h1, xh)
       (xl, xh) = xLoad32(x + 2 * ldx, i)
-      a.v.4.addProduct(l0, xl); a.v.5.addProduct(h0, xh)
+      a.v.4.addProduct(l0, xl); a.v.4.addProduct(h0, xh); a.v.5.addProduct(l1, xl); a.v.5.addProduct(h1, xh)
       (xl, xh) = xLoad32(x + 3 * ldx, i)
-      a.v.6.addProduct(l0, xl); a.v.7.addProduct(h0, xh)
+      a.v.6.addProduct(l0, xl); a.v.6.addProduct(h0, xh); a.v.7.addProduct(l1, xl); a.v.7.addProduct(h1, xh)
       (xl, xh) = xLoad32(x + 4 * ldx, i)
-      a.v.8.addProduct(l0, xl); a.v.9.addProduct(h0, xh)
+      a.v.8.addProduct(l0, xl); a.v.8.addProduct(h0, xh); a.v.9.addProduct(l1, xl); a.v.9.addProduct(h1, xh)
       (xl, xh) = xLoad32(x + 5 * ldx, i)
-      a.v.10.addProduct(l0, xl); a.v.11.addProduct(h0, xh)
+      a.v.10.addProduct(l0, xl); a.v.10.addProduct(h0, xh); a.v.11.addProduct(l1, xl); a.v.11.addProduct(h1, xh)
       (xl, xh) = xLoad32(x + 6 * ldx, i)
-      a.v.12.addProduct(l0, xl); a.v.13.addProduct(h0, xh)
+      a.v.12.addProduct(l0, xl); a.v.12.addProduct(h0, xh); a.v.13.addProduct(l1, xl); a.v.13.addProduct(h1, xh)
       (xl, xh) = xLoad32(x + 7 * ldx, i)
-      a.v.14.addProduct(l0, xl); a.v.15.addProduct(h0, xh)
+      a.v.14.addProduct(l0, xl); a.v.14.addProduct(h0, xh); a.v.15.addProduct(l1, xl); a.v.15.addProduct(h1, xh)
       i += 32
     }
-    a.store(rows: 1, tokens: 8, w, ldw, x, ldx, i, n, y, ldy, W.self)
+    a.store(rows: 2, tokens: 8, w, ldw, x, ldx, i, n, y, ldy, W.self)
   }
 }
 
-/// Sixteen SIMD accumulators kept in registers by the multi-row kernels: for output (row r,
-/// token t) of an R×T block, `v[2(tR + r)]` holds the low and `v[2(tR + r) + 1]` the high halves.
+/// Up to sixteen SIMD accumulators kept in registers by the multi-row kernels: output (row r,
+/// token t) of an R×T block is `v[tR + r]`.
 struct Accumulators16 {
   var v = (
     SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(),
@@ -329,8 +353,7 @@ struct Accumulators16 {
       let acc = raw.bindMemory(to: SIMD16<Float>.self)
       for t in 0..<tokens {
         for r in 0..<rows {
-          let k = 2 * (t * rows + r)
-          y[t * ldy + r] = horizontalSum(acc[k] + acc[k + 1]) + Linear.tail(W.self, w + r * ldw, x + t * ldx, end, n)
+          y[t * ldy + r] = horizontalSum(acc[t * rows + r]) + Linear.tail(W.self, w + r * ldw, x + t * ldx, end, n)
         }
       }
     }

@@ -20,7 +20,7 @@ public final class LinearScratch: @unchecked Sendable {
   public init(threadCount: Int, maxColumns: Int) {
     self.maxColumns = max(1, maxColumns)
     self.threadCount = max(1, threadCount)
-    pairOrderInput = Self.allocate(pairOrderRows * self.maxColumns)
+    pairOrderInput = Self.allocate(pairOrderRows * Self.paddedStride(self.maxColumns))
     panels = (0..<max(1, threadCount)).map { _ in Self.allocate(Linear.panelWidth * max(1, maxColumns)) }
     jobInputs = .allocate(capacity: Self.maxJobs)
     jobStrides = .allocate(capacity: Self.maxJobs)
@@ -42,7 +42,14 @@ public final class LinearScratch: @unchecked Sendable {
   func fits(columns: Int, threads: Int) -> Bool { columns <= maxColumns && threads <= threadCount }
 
   /// Total scratch bytes held.
-  public var byteCount: Int { (pairOrderRows + panels.count * Linear.panelWidth) * maxColumns * 4 }
+  public var byteCount: Int {
+    (pairOrderRows * Self.paddedStride(maxColumns) + panels.count * Linear.panelWidth * maxColumns) * 4
+  }
+
+  /// Row stride of the pair-order input: a multiple of 16 floats plus 16, so that consecutive
+  /// rows do not start 4 KiB apart (rows of 1024 floats would all fall in the same L1 sets and
+  /// evict each other while the batched kernels read 8 of them per block).
+  static func paddedStride(_ columns: Int) -> Int { (columns + 15) / 16 * 16 + 16 }
 
   /// The tiled kernel's packed-panel buffer of `thread` (`32 × maxColumns` floats, 64-byte aligned).
   func panel(thread: Int) -> UnsafeMutablePointer<Float> { panels[thread] }
@@ -61,12 +68,12 @@ public final class LinearScratch: @unchecked Sendable {
       precondition(columns <= maxColumns && rows <= pairOrderRows, "LinearScratch was sized for narrower inputs")
       if !permuted {
         for t in 0..<rows {
-          PairOrder.permute(natural + t * stride, count: columns, into: pairOrderInput + t * columns)
+          PairOrder.permute(natural + t * stride, count: columns, into: pairOrderInput + t * Self.paddedStride(columns))
         }
         permuted = true
       }
       jobInputs[j] = UnsafePointer(pairOrderInput)
-      jobStrides[j] = columns
+      jobStrides[j] = Self.paddedStride(columns)
     }
   }
 }

@@ -12,8 +12,8 @@ import Testing
     let stop = reference.greedy[3]
     let result = try Generator(session: session).generateGreedy(
       prompt: reference.inputIds, maxTokens: 16, stopTokens: [stop], cache: session.makeCache(elementType: .f32))
-    #expect(result.finish == .eos)
-    #expect(result.tokens == Array(reference.greedy.prefix(4)))
+    #expect(result.samples[0].finish == .eos)
+    #expect(result.samples[0].tokens == Array(reference.greedy.prefix(4)))
     #expect(result.decodeSteps == 3)
   }
 

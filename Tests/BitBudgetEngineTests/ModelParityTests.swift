@@ -55,8 +55,8 @@ import Testing
     let result = try Generator(session: session).generateGreedy(
       prompt: reference.inputIds, maxTokens: reference.greedy.count, stopTokens: Set(try model.stopTokenIds()),
       cache: session.makeCache(elementType: kv))
-    #expect(result.tokens == reference.greedy)
-    #expect(result.finish == (reference.greedy.last == 1 ? .eos : .length))
+    #expect(result.samples[0].tokens == reference.greedy)
+    #expect(result.samples[0].finish == (reference.greedy.last == 1 ? .eos : .length))
   }
 
   /// A prompt prefilled in chunks of 7 rows (the streaming kernel, several KV blocks filled

@@ -118,6 +118,12 @@ public final class FullKVCache: KVCache {
     nextPosition += tokens
   }
 
+  public func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void) {
+    for layer in layers {
+      for block in layer.blocks { body(ObjectIdentifier(block), block.byteCount) }
+    }
+  }
+
   /// A cache that shares every block with this one until either appends into a shared block.
   public func fork() -> any KVCache {
     FullKVCache(copying: self)

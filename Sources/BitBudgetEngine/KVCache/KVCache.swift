@@ -53,4 +53,8 @@ public protocol KVCache: AnyObject {
   /// An independent cache that starts with this one's contents (for parallel samples). Policies
   /// that can share storage with the original do; see each type.
   func fork() -> any KVCache
+
+  /// Calls `body` with the identity and size in bytes of every storage allocation the cache
+  /// references, so that the memory of several caches sharing storage can be counted once.
+  func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void)
 }

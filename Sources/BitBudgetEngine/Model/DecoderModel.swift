@@ -42,6 +42,27 @@ public final class DecoderModel: @unchecked Sendable {
     return config.eosTokenIds
   }
 
+  /// The sampling settings of `generation_config.json`: its temperature, top-k, top-p and min-p
+  /// when `do_sample` is true, else greedy (transformers' behaviour); greedy without the file.
+  public func generationDefaults() throws -> SamplingParameters {
+    let path = (directory as NSString).appendingPathComponent("generation_config.json")
+    guard let data = FileManager.default.contents(atPath: path) else { return .greedy }
+    guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+      throw EngineError.invalidConfig(path: path, reason: "not a JSON object")
+    }
+    let reader = ConfigReader(root: root, path: path)
+    guard try reader.optionalBool("do_sample") == true else { return .greedy }
+    let parameters = SamplingParameters(
+      temperature: Float(try reader.optionalNumber("temperature") ?? 1),
+      topK: Int(try reader.optionalNumber("top_k") ?? 50),
+      topP: Float(try reader.optionalNumber("top_p") ?? 1),
+      minP: Float(try reader.optionalNumber("min_p") ?? 0))
+    guard parameters.temperature >= 0, parameters.topK >= 0, (0...1).contains(parameters.topP), (0...1).contains(parameters.minP) else {
+      throw EngineError.invalidConfig(path: path, reason: "sampling settings out of range (\(parameters))")
+    }
+    return parameters
+  }
+
   /// A fresh, empty full KV cache for this model.
   public func makeCache(elementType: ElementType = .bf16) -> FullKVCache {
     FullKVCache(geometry: KVCacheGeometry(config), elementType: elementType)

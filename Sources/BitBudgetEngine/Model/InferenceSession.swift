@@ -196,9 +196,13 @@ public final class InferenceSession {
   }
 
   /// One forward pass over the new tokens of one or more sequences (at most `maxRows` in all),
-  /// appending their keys and values to each sequence's cache.
+  /// appending their keys and values to each sequence's cache. `linearPath` forces the linear
+  /// kernels' implementation (generation forces `.streaming` after the prompt, whose outputs do not
+  /// depend on which rows share a pass).
   @discardableResult
-  public func forward(_ inputs: [SequenceInput], logits selection: LogitRows) throws -> LogitsView {
+  public func forward(
+    _ inputs: [SequenceInput], logits selection: LogitRows, linearPath: Linear.Path? = nil
+  ) throws -> LogitsView {
     let rows = inputs.reduce(0) { $0 + $1.tokens.count }
     guard rows > 0 else { throw EngineError.invalidInput("a forward pass needs at least one token") }
     guard rows <= maxRows else {
@@ -247,7 +251,7 @@ public final class InferenceSession {
 
     for (l, layer) in w.layers.enumerated() {
       normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.inputNorm)
-      Linear.run(qkvJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch)
+      Linear.run(qkvJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
       pool.parallelChunks(rows, grain: 4) { range in
         for r in range {
           let q = b.query + r * c.queryWidth
@@ -275,16 +279,16 @@ public final class InferenceSession {
           output: b.attention + start * c.queryWidth, pool: pool, scratch: attentionScratch)
         start += n
       }
-      Linear.run(outputJobs[l], input: b.attention, inputStride: c.queryWidth, tokens: rows, pool: pool, scratch: linearScratch)
+      Linear.run(outputJobs[l], input: b.attention, inputStride: c.queryWidth, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
       addRows(b.projection, into: b.residual, rows: rows)
 
       normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.postAttentionNorm)
-      Linear.run(gateUpJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch)
+      Linear.run(gateUpJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
       let width = c.intermediateSize
       pool.parallelChunks(rows, grain: 4) { range in
         for r in range { Elementwise.siluMultiply(b.gate + r * width, b.up + r * width, count: width) }
       }
-      Linear.run(downJobs[l], input: b.gate, inputStride: width, tokens: rows, pool: pool, scratch: linearScratch)
+      Linear.run(downJobs[l], input: b.gate, inputStride: width, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
       addRows(b.projection, into: b.residual, rows: rows)
     }
 
@@ -306,7 +310,7 @@ public final class InferenceSession {
       first += n
     }
     if selected > 0 {
-      Linear.run(lmHeadJobs, input: b.finalRows, inputStride: h, tokens: selected, pool: pool, scratch: linearScratch)
+      Linear.run(lmHeadJobs, input: b.finalRows, inputStride: h, tokens: selected, pool: pool, scratch: linearScratch, path: linearPath)
     }
     for input in inputs where !input.tokens.isEmpty {
       input.cache.commit(tokens: input.tokens.count)

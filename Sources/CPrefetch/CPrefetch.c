@@ -1,0 +1,1 @@
+// Header-only module; SwiftPM needs a source file.

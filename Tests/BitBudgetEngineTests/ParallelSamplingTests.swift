@@ -1,0 +1,110 @@
+import BitBudgetKernels
+import BitBudgetTestSupport
+import Testing
+
+@testable import BitBudgetEngine
+
+@Suite struct ParallelSamplingTests {
+  static let name = "qwen3-gqa-tied-f32"
+
+  static func run(
+    samples: Int, firstStream: UInt64 = 0, threads: Int = 2, sampling: SamplingParameters = SamplingParameters(temperature: 1.2),
+    maxTokens: Int = 24, budget: ThinkingBudget? = nil, prompt: [Int]? = nil
+  ) throws -> GenerationResult {
+    let reference = try Fixtures.reference(name)
+    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let session = try InferenceSession(model: model, threads: threads)
+    var options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, samples: samples, seed: 42, stopTokens: [1], thinkingBudget: budget)
+    options.firstStream = firstStream
+    return try Generator(session: session).generate(prompt: prompt ?? reference.inputIds, options: options, cache: session.makeCache())
+  }
+
+  /// Each of G samples decoded together gets exactly the tokens it gets alone.
+  @Test func batchedSamplesEqualSamplesAlone() throws {
+    let together = try Self.run(samples: 5)
+    #expect(together.samples.count == 5)
+    #expect(Set(together.samples.map(\.tokens)).count > 1, "samples should differ")
+    for index in 0..<5 {
+      let alone = try Self.run(samples: 1, firstStream: UInt64(index))
+      #expect(alone.samples[0].tokens == together.samples[index].tokens, "sample \(index)")
+      #expect(alone.samples[0].finish == together.samples[index].finish)
+    }
+  }
+
+  @Test func samplesDoNotDependOnTheThreadCount() throws {
+    let reference = try Self.run(samples: 3, threads: 1)
+    for threads in [2, 3] {
+      #expect(try Self.run(samples: 3, threads: threads).samples.map(\.tokens) == reference.samples.map(\.tokens))
+    }
+  }
+
+  /// Forked caches share the prompt's full blocks: G samples hold less than G separate caches.
+  @Test func samplesShareThePromptCache() throws {
+    let prompt = Array((try Fixtures.reference(Self.name).inputIds + Fixtures.reference(Self.name).inputIds).prefix(70))
+    let one = try Self.run(samples: 1, maxTokens: 4, prompt: prompt)
+    let four = try Self.run(samples: 4, maxTokens: 4, prompt: prompt)
+    #expect(four.kvBytes < 4 * one.kvBytes)
+    #expect(four.kvBytes > one.kvBytes)
+  }
+
+  // MARK: Budget forcing (greedy, so the tokens are the fixture's known continuation)
+
+  static func greedy() throws -> [Int] {
+    try Fixtures.reference(name).greedy
+  }
+
+  @Test func budgetForcingInsertsTheTextAfterExactlyTheBudget() throws {
+    let greedy = try Self.greedy()
+    let forced = [500, 7, 8]
+    let budget = ThinkingBudget(budget: 5, answerTokens: 4, endOfThinking: 500, forcedTokens: forced)
+    let result = try Self.run(samples: 1, sampling: .greedy, maxTokens: 100, budget: budget)
+    let sample = result.samples[0]
+    #expect(Array(sample.tokens.prefix(5)) == Array(greedy.prefix(5)))
+    #expect(Array(sample.tokens[5..<8]) == forced)
+    #expect(sample.tokens.count == 5 + forced.count + 4)
+    #expect(sample.thinkingTokens == 5)
+    #expect(sample.forced)
+    #expect(sample.finish == .budget)
+  }
+
+  @Test func thinkingThatEndsInTimeIsNotForced() throws {
+    let greedy = try Self.greedy()
+    // The model's 4th greedy token plays the part of </think>.
+    let end = greedy[3]
+    let budget = ThinkingBudget(budget: 10, answerTokens: 2, endOfThinking: end, forcedTokens: [end, 9])
+    let result = try Self.run(samples: 1, sampling: .greedy, maxTokens: 12, budget: budget)
+    let sample = result.samples[0]
+    #expect(Array(sample.tokens.prefix(4)) == Array(greedy.prefix(4)))
+    #expect(sample.thinkingTokens == 3)
+    #expect(!sample.forced)
+    #expect(sample.finish == .length)
+    #expect(sample.tokens.count == 12)
+  }
+
+  @Test func earlyEndOfThinkingBecomesWait() throws {
+    let greedy = try Self.greedy()
+    let end = greedy[3]
+    let wait = [11, 12]
+    let budget = ThinkingBudget(budget: 50, answerTokens: 2, endOfThinking: end, forcedTokens: [end], minimumThinking: 6, waitTokens: wait)
+    let result = try Self.run(samples: 1, sampling: .greedy, maxTokens: 20, budget: budget)
+    let sample = result.samples[0]
+    #expect(Array(sample.tokens.prefix(3)) == Array(greedy.prefix(3)))
+    #expect(Array(sample.tokens[3..<5]) == wait)
+    #expect(sample.waits >= 1)
+    // No end of thinking is kept before the minimum.
+    if let close = sample.tokens.firstIndex(of: end) {
+      #expect(close >= 6)
+    }
+  }
+
+  @Test func rejectsBadOptions() throws {
+    #expect(throws: EngineError.self) { try Self.run(samples: 0) }
+    #expect(throws: EngineError.self) { try Self.run(samples: 300) }
+    #expect(throws: EngineError.self) {
+      try Self.run(samples: 1, budget: ThinkingBudget(budget: 0, endOfThinking: 5, forcedTokens: [5]))
+    }
+    #expect(throws: EngineError.self) {
+      try Self.run(samples: 1, budget: ThinkingBudget(budget: 4, endOfThinking: 5, forcedTokens: [5], minimumThinking: 3))
+    }
+  }
+}
