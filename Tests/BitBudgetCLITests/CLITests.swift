@@ -104,6 +104,9 @@ import Testing
     (["bench", "--model", Self.model, "--prompt-tokens", "100000000000"], "context"),
     (["logits", "--model", Self.model, "--ids", "1,99999", "--json"], "outside the vocabulary"),
     (["frobnicate"], "frobnicate"),
+    (["generate", "--model", Self.model, "--ids", "1", "--greedy", "--temperature", "0.5"], "--greedy"),
+    (["generate", "--model", Self.model, "--ids", "1", "--top-p", "1.5"], "--top-p"),
+    (["generate", "--model", Self.model, "--ids", "1", "--samples", "0"], "--samples"),
   ])
   func userErrorsExitOneWithOneLine(arguments: [String], phrase: String) throws {
     let result = try Self.run(arguments)
@@ -157,6 +160,45 @@ import Testing
     let noTokenizer = try Self.run(["generate", "--model", model, "--prompt", "a b c", "--greedy"])
     #expect(noTokenizer.status == 1)
     #expect(noTokenizer.stderr.contains("--tokenizer"))
+  }
+
+  /// Seeded samples are reproducible, differ from each other, and do not depend on the thread count.
+  @Test func sampledGenerationIsReproducible() throws {
+    let arguments = ["generate", "--model", Self.model, "--ids", "3,4,5", "--samples", "3", "--temperature", "1", "--top-k", "50", "--max-tokens", "6", "--seed", "7", "--json"]
+    let first = try Self.run(arguments + ["--threads", "1"])
+    let second = try Self.run(arguments + ["--threads", "2"])
+    #expect(first.status == 0, "\(first.stderr)")
+    let tokens = try #require(first.json?["samples"] as? [[String: Any]]).map { $0["tokens"] as? [Int] ?? [] }
+    #expect(tokens.count == 3)
+    #expect(Set(tokens).count > 1)
+    #expect(tokens == (try #require(second.json?["samples"] as? [[String: Any]])).map { $0["tokens"] as? [Int] ?? [] })
+    #expect(first.json?["sampling"] as? String == "temperature 1.0, top-k 50, top-p 1.0, min-p 0.0")
+  }
+
+  /// Budget forcing end to end on a random model with Qwen3's vocabulary size: the thinking is cut
+  /// after the budget, the paper's forced text follows, then at most --answer-tokens.
+  @Test func thinkingBudgetForcesTheAnswer() throws {
+    let model = try Fixtures.makeRandomQwen3(vocab: 151_669)
+    defer { try? FileManager.default.removeItem(at: model) }
+    let result = try Self.run([
+      "generate", "--model", model.path, "--tokenizer", Fixtures.qwen3TokenizerDirectory, "--prompt", "What is 2+2?", "--chat",
+      "--thinking-budget", "5", "--answer-tokens", "3", "--samples", "2", "--temperature", "1", "--seed", "3", "--json",
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let samples = try #require(result.json?["samples"] as? [[String: Any]])
+    let forced = try Self.run(["tokenize", "--tokenizer", Fixtures.qwen3TokenizerDirectory, "--text", "\n</think>\n\n**Final Answer**\n\\boxed{", "--json"])
+    let forcedIds = try #require(forced.json?["ids"] as? [Int])
+    for sample in samples {
+      let tokens = try #require(sample["tokens"] as? [Int])
+      #expect(sample["finish"] as? String == "budget")
+      #expect(Array(tokens[5..<(5 + forcedIds.count)]) == forcedIds)
+      #expect(tokens.count <= 5 + forcedIds.count + 3)
+      #expect((sample["text"] as? String)?.contains("**Final Answer**\n\\boxed{") == true)
+      #expect(sample["thinking_tokens"] as? Int == 5 + (forcedIds.firstIndex(of: 151668) ?? 0))
+    }
+    let noTokenizer = try Self.run(["generate", "--model", Self.model, "--ids", "3,4", "--thinking-budget", "4"])
+    #expect(noTokenizer.status == 1)
+    #expect(noTokenizer.stderr.contains("--thinking-budget needs a tokenizer"))
   }
 
   @Test func helpExitsZero() throws {

@@ -86,3 +86,53 @@ extension Fixtures {
   public static let qwen3TokenizerDirectory: String =
     (repositoryRoot as NSString).appendingPathComponent(".assets/qwen3-tokenizer")
 }
+
+extension Fixtures {
+  /// Writes a random Qwen3 model (f32 weights, tied embeddings, values from `seed`) to a new
+  /// temporary folder and returns it; for tests that need a vocabulary as large as a real
+  /// tokenizer's without committing a large file. The caller removes the folder.
+  public static func makeRandomQwen3(
+    vocab: Int, hidden: Int = 32, intermediate: Int = 64, layers: Int = 1, heads: Int = 2, kvHeads: Int = 1,
+    headDim: Int = 16, seed: UInt64 = 1
+  ) throws -> URL {
+    let directory = try temporaryDirectory("random-qwen3")
+    let config: [String: Any] = [
+      "model_type": "qwen3", "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": intermediate,
+      "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kvHeads, "head_dim": headDim,
+      "rope_theta": 1_000_000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": true, "max_position_embeddings": 4096,
+      "eos_token_id": [151645, 151643],
+    ]
+    try JSONSerialization.data(withJSONObject: config).write(to: directory.appendingPathComponent("config.json"))
+    var shapes: [(String, [Int])] = [("model.embed_tokens.weight", [vocab, hidden]), ("model.norm.weight", [hidden])]
+    for layer in 0..<layers {
+      let p = "model.layers.\(layer)."
+      shapes += [
+        (p + "input_layernorm.weight", [hidden]), (p + "post_attention_layernorm.weight", [hidden]),
+        (p + "self_attn.q_proj.weight", [heads * headDim, hidden]), (p + "self_attn.k_proj.weight", [kvHeads * headDim, hidden]),
+        (p + "self_attn.v_proj.weight", [kvHeads * headDim, hidden]), (p + "self_attn.o_proj.weight", [hidden, heads * headDim]),
+        (p + "self_attn.q_norm.weight", [headDim]), (p + "self_attn.k_norm.weight", [headDim]),
+        (p + "mlp.gate_proj.weight", [intermediate, hidden]), (p + "mlp.up_proj.weight", [intermediate, hidden]),
+        (p + "mlp.down_proj.weight", [hidden, intermediate]),
+      ]
+    }
+    var header: [String: Any] = [:]
+    var data = Data()
+    var random = TestRandom(seed: seed)
+    for (name, shape) in shapes {
+      let count = shape.reduce(1, *)
+      let isNorm = name.hasSuffix("norm.weight")
+      var values = [Float](repeating: 0, count: count)
+      for i in 0..<count { values[i] = isNorm ? 1 + 0.1 * random.signedUnit() : 0.2 * random.signedUnit() }
+      header[name] = ["dtype": "F32", "shape": shape, "data_offsets": [data.count, data.count + count * 4]]
+      values.withUnsafeBytes { data.append(contentsOf: $0) }
+    }
+    let headerData = try JSONSerialization.data(withJSONObject: header)
+    var file = Data()
+    var length = UInt64(headerData.count).littleEndian
+    withUnsafeBytes(of: &length) { file.append(contentsOf: $0) }
+    file.append(headerData)
+    file.append(data)
+    try file.write(to: directory.appendingPathComponent("model.safetensors"))
+    return directory
+  }
+}
