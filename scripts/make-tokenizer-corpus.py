@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference token ids for the tokenizer tests, from the Hugging Face `tokenizers` library.
 
-Writes Tests/Fixtures/tokenizer/qwen3-corpus.jsonl: one {"text": ..., "ids": [...]} per line for
+Writes Tests/Fixtures/tokenizer/qwen3-corpus.jsonl: one {"text": ..., "ids": [...], "nfc": ...} per line (nfc: Python's NFC of the text) for
 600+ varied strings (every added token, chat-formatted text, LaTeX, code, CJK, RTL scripts, emoji
 ZWJ sequences, combining marks, control characters, long digit runs, whitespace-only strings,
 contractions, 10 kB inputs, seeded random mixtures), encoded by the real Qwen3 tokenizer.json
@@ -20,6 +20,7 @@ import json
 import os
 import random
 import sys
+import unicodedata
 
 import tokenizers
 
@@ -103,6 +104,10 @@ FIXED = [
     "<think><think></think></think>", "<|im_start|><|im_start|>", "x<|endoftext|>y",
     # case folding in the contraction alternative
     "it'ſ", "IT'S", "'Re", "'vE", "x'LL",
+    # NFC composing an already composed starter with a following starter (Foundation on Linux
+    # misses these), in an order that would poison a cache keyed by canonically equal strings
+    "\uac00\u11a8", "\uac01", "\u0cca\u0cd5", "\u0ccb", "한국어 가\u11a8요", "\u1100\u1161\u11a8\u1100\u1162",
+    "\u0b47\u0b3e \u0bc6\u0bbe \u0d46\u0d3e", "\ufeffhi",
 ]
 
 
@@ -192,7 +197,8 @@ def main():
                 continue
             seen.add(text)
             ids = tokenizer.encode(text, add_special_tokens=False).ids
-            out.write(json.dumps({"text": text, "ids": ids}, ensure_ascii=False) + "\n")
+            nfc = unicodedata.normalize("NFC", text)
+            out.write(json.dumps({"text": text, "ids": ids, "nfc": nfc}, ensure_ascii=False) + "\n")
             count += 1
     print(f"wrote {count} strings to {OUT} (tokenizers {tokenizers.__version__})")
     write_chat_templates(folder)

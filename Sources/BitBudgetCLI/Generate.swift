@@ -97,9 +97,15 @@ struct Generate: ParsableCommand {
     if greedy && (temperature != nil || topP != nil || topK != nil || minP != nil) {
       throw ValidationError("--greedy cannot be combined with --temperature/--top-p/--top-k/--min-p")
     }
-    if let thinkingBudget { guard thinkingBudget >= 1 else { throw ValidationError("--thinking-budget must be at least 1") } }
-    guard answerTokens >= 0 else { throw ValidationError("--answer-tokens must not be negative") }
-    guard minThinking >= 0 else { throw ValidationError("--min-thinking must not be negative") }
+    // Larger values cannot fit any model's context; bounding them keeps the sums below exact.
+    let limit = 1 << 30
+    if let maxTokens { guard maxTokens <= limit else { throw ValidationError("--max-tokens is larger than any context") } }
+    if let thinkingBudget {
+      guard (1...limit).contains(thinkingBudget) else { throw ValidationError("--thinking-budget must be in 1...\(limit)") }
+      guard !noThinking else { throw ValidationError("--thinking-budget does not apply with --no-thinking (the prompt already closes the thinking)") }
+    }
+    guard (0...limit).contains(answerTokens) else { throw ValidationError("--answer-tokens must be in 0...\(limit)") }
+    guard (0...limit).contains(minThinking) else { throw ValidationError("--min-thinking must be in 0...\(limit)") }
   }
 
   func run() throws {
@@ -148,9 +154,11 @@ struct Generate: ParsableCommand {
     let reports = try result.samples.map { sample -> GenerateReport.Sample in
       let text = try tokenizer?.decode(sample.tokens)
       let thinking = endOfThinking.map { end in sample.tokens.firstIndex(of: end) ?? sample.tokens.count }
+      // With --no-thinking the prompt closed the thinking, so all the text is the answer.
+      let answer = noThinking ? text : text.flatMap { QwenChatTemplate.splitThinking($0).answer }
       return GenerateReport.Sample(
-        tokens: sample.tokens, text: text, thinkingTokens: thinking,
-        answer: text.flatMap { QwenChatTemplate.splitThinking($0).answer }, finish: sample.finish.rawValue)
+        tokens: sample.tokens, text: text, thinkingTokens: noThinking ? 0 : thinking, answer: answer,
+        finish: sample.finish.rawValue)
     }
     if json {
       let report = GenerateReport(

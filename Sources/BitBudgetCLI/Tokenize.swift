@@ -38,7 +38,8 @@ struct Tokenize: ParsableCommand {
       input = text
     } else {
       let data = FileHandle.standardInput.readDataToEndOfFile()
-      guard let decoded = String(data: data, encoding: .utf8) else {
+      // Not String(data:encoding:), which drops a leading byte-order mark.
+      guard let decoded = String(validating: data, as: UTF8.self) else {
         throw CommandFailure(message: "standard input is not UTF-8 text")
       }
       input = decoded

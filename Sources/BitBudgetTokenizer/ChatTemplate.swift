@@ -17,7 +17,9 @@ public struct ChatMessage: Sendable, Equatable {
 }
 
 /// Qwen3's chat template (the `chat_template` of its tokenizer_config.json) rendered natively,
-/// without a Jinja engine; tool definitions are not supported.
+/// without a Jinja engine; tool definitions are not supported. String operations work on Unicode
+/// code points, as Jinja's Python strings do (a Swift `Character` would join "\r\n", or a tag and
+/// a following combining mark).
 ///
 /// Thinking mode (default) ends the prompt with `<|im_start|>assistant\n` and lets the model write
 /// `<think>…</think>`; with `enableThinking: false` the prompt also carries an empty
@@ -35,9 +37,8 @@ public enum QwenChatTemplate {
     var lastQuery = messages.count - 1
     for index in messages.indices.reversed() {
       let message = messages[index]
-      if message.role == .user
-        && !(message.content.hasPrefix("<tool_response>") && message.content.hasSuffix("</tool_response>"))
-      {
+      let content = CodePoints(message.content)
+      if message.role == .user && !(content.hasPrefix("<tool_response>") && content.hasSuffix("</tool_response>")) {
         lastQuery = index
         break
       }
@@ -49,27 +50,23 @@ public enum QwenChatTemplate {
       case .system:
         if index != 0 { text += "<|im_start|>system\n" + message.content + "<|im_end|>\n" }
       case .assistant:
-        var content = message.content
-        var reasoning = ""
+        var content = CodePoints(message.content)
+        var reasoning = CodePoints("")
         if let given = message.reasoningContent {
-          reasoning = given
-        } else if let firstClose = content.range(of: "</think>"),
-          let lastClose = content.range(of: "</think>", options: .backwards)
-        {
+          reasoning = CodePoints(given)
+        } else if let firstClose = content.firstIndex(of: "</think>"), let lastClose = content.lastIndex(of: "</think>") {
           // As the template's content.split('</think>'): thinking before the first, answer after
           // the last.
-          reasoning = String(stripTrailing(content[..<firstClose.lowerBound], "\n"))
-          if let open = reasoning.range(of: "<think>", options: .backwards) {
-            reasoning = String(reasoning[open.upperBound...])
-          }
-          reasoning = String(stripLeading(Substring(reasoning), "\n"))
-          content = String(stripLeading(content[lastClose.upperBound...], "\n"))
+          reasoning = content.prefix(firstClose).strippingTrailing("\n")
+          if let open = reasoning.lastIndex(of: "<think>") { reasoning = reasoning.suffix(from: open + 7) }
+          reasoning = reasoning.strippingLeading("\n")
+          content = content.suffix(from: lastClose + 8).strippingLeading("\n")
         }
         if index > lastQuery && (index == messages.count - 1 || !reasoning.isEmpty) {
-          text += "<|im_start|>assistant\n<think>\n" + strip(reasoning, "\n") + "\n</think>\n\n"
-            + String(stripLeading(Substring(content), "\n"))
+          text += "<|im_start|>assistant\n<think>\n" + reasoning.strippingLeading("\n").strippingTrailing("\n").string
+            + "\n</think>\n\n" + content.strippingLeading("\n").string
         } else {
-          text += "<|im_start|>assistant\n" + content
+          text += "<|im_start|>assistant\n" + content.string
         }
         text += "<|im_end|>\n"
       case .tool:
@@ -89,31 +86,64 @@ public enum QwenChatTemplate {
   /// `<think>`) and the answer (leading newlines removed). Without `</think>` all of it is
   /// thinking and there is no answer.
   public static func splitThinking(_ text: String) -> (thinking: String, answer: String?) {
-    guard let close = text.range(of: "</think>") else {
-      return (String(dropThinkOpen(Substring(text))), nil)
+    let points = CodePoints(text)
+    func dropThinkOpen(_ part: CodePoints) -> CodePoints {
+      let trimmed = part.strippingLeading("\n")
+      return trimmed.hasPrefix("<think>") ? trimmed.suffix(from: 7) : part
     }
-    let thinking = dropThinkOpen(text[..<close.lowerBound])
-    return (String(thinking), String(stripLeading(text[close.upperBound...], "\n")))
-  }
-
-  private static func dropThinkOpen(_ text: Substring) -> Substring {
-    let trimmed = stripLeading(text, "\n")
-    return trimmed.hasPrefix("<think>") ? trimmed.dropFirst("<think>".count) : text
-  }
-
-  static func stripLeading(_ text: Substring, _ character: Character) -> Substring {
-    text.drop { $0 == character }
-  }
-
-  static func stripTrailing(_ text: Substring, _ character: Character) -> Substring {
-    var result = text
-    while result.last == character { result = result.dropLast() }
-    return result
-  }
-
-  static func strip(_ text: String, _ character: Character) -> String {
-    String(stripTrailing(stripLeading(Substring(text), character), character))
+    guard let close = points.firstIndex(of: "</think>") else {
+      return (dropThinkOpen(points).string, nil)
+    }
+    return (dropThinkOpen(points.prefix(close)).string, points.suffix(from: close + 8).strippingLeading("\n").string)
   }
 }
 
-import Foundation
+/// A string as code points, for Python-like string operations.
+struct CodePoints {
+  var scalars: [Unicode.Scalar]
+
+  init(_ text: String) { scalars = Array(text.unicodeScalars) }
+  init(_ scalars: ArraySlice<Unicode.Scalar>) { self.scalars = Array(scalars) }
+
+  var string: String {
+    var view = String.UnicodeScalarView()
+    view.append(contentsOf: scalars)
+    return String(view)
+  }
+
+  var isEmpty: Bool { scalars.isEmpty }
+
+  func matches(_ needle: [Unicode.Scalar], at index: Int) -> Bool {
+    index >= 0 && index + needle.count <= scalars.count && Array(scalars[index..<(index + needle.count)]) == needle
+  }
+
+  func firstIndex(of text: String) -> Int? {
+    let needle = Array(text.unicodeScalars)
+    guard needle.count <= scalars.count else { return nil }
+    return (0...(scalars.count - needle.count)).first { matches(needle, at: $0) }
+  }
+
+  func lastIndex(of text: String) -> Int? {
+    let needle = Array(text.unicodeScalars)
+    guard needle.count <= scalars.count else { return nil }
+    return (0...(scalars.count - needle.count)).reversed().first { matches(needle, at: $0) }
+  }
+
+  func hasPrefix(_ text: String) -> Bool { matches(Array(text.unicodeScalars), at: 0) }
+
+  func hasSuffix(_ text: String) -> Bool {
+    let needle = Array(text.unicodeScalars)
+    return matches(needle, at: scalars.count - needle.count)
+  }
+
+  func prefix(_ count: Int) -> CodePoints { CodePoints(scalars.prefix(count)) }
+  func suffix(from index: Int) -> CodePoints { CodePoints(scalars.suffix(from: min(index, scalars.count))) }
+
+  func strippingLeading(_ scalar: Unicode.Scalar) -> CodePoints { CodePoints(scalars.drop { $0 == scalar }) }
+
+  func strippingTrailing(_ scalar: Unicode.Scalar) -> CodePoints {
+    var end = scalars.count
+    while end > 0 && scalars[end - 1] == scalar { end -= 1 }
+    return CodePoints(scalars.prefix(end))
+  }
+}

@@ -1,3 +1,8 @@
+// The standard library's NFC (`_nfc`, behind SPI): Foundation's
+// `precomposedStringWithCanonicalMapping` on Linux misses compositions of an already composed
+// starter with a following starter (Hangul syllable + trailing jamo, U+0CCA U+0CD5), which
+// changes token ids.
+@_spi(_Unicode) import Swift
 import Foundation
 
 /// A token that is matched in text before pre-tokenization and never split or normalized (Qwen's
@@ -40,7 +45,9 @@ public final class Tokenizer {
   private let specialIDs: Set<Int>
   private let bpe: BytePairEncoder
   private let addedMatcher: AddedTokenMatcher
-  private var cache: [String: [Int32]] = [:]
+  /// Tokens of pieces by their UTF-8 bytes (not by `String`, whose equality treats canonically
+  /// equivalent texts as equal).
+  private var cache: [[UInt8]: [Int32]] = [:]
   private var workspace = BytePairEncoder.Workspace()
   /// From tokenizer_config.json, when present.
   public let configuration: TokenizerConfiguration
@@ -162,7 +169,7 @@ public final class Tokenizer {
       bytes.removeAll(keepingCapacity: true)
       for scalar in scalars[piece] { UTF8.encode(scalar) { bytes.append($0) } }
       if bytes.count <= BytePairEncoder.cacheablePieceBytes {
-        let key = String(decoding: bytes, as: UTF8.self)
+        let key = bytes
         if let cached = cache[key] {
           output += cached
           continue
@@ -178,10 +185,10 @@ public final class Tokenizer {
     }
   }
 
-  /// NFC of `text`; ASCII (always NFC) is returned as is without calling into Foundation.
-  static func nfc(_ text: Substring) -> String {
+  /// NFC of `text`; ASCII (always NFC) is returned as is.
+  public static func nfc<S: StringProtocol>(_ text: S) -> String {
     if text.utf8.allSatisfy({ $0 < 0x80 }) { return String(text) }
-    return String(text).precomposedStringWithCanonicalMapping
+    return String(String.UnicodeScalarView(String(text)._nfc))
   }
 
   // MARK: Decoding

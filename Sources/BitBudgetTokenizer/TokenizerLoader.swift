@@ -95,10 +95,10 @@ extension Tokenizer {
     return (config, added.sorted { $0.id < $1.id })
   }
 
-  /// Added tokens with `lstrip`, `rstrip` or `single_word` change how text around them is split;
-  /// Qwen's have none, and they are not implemented.
+  /// Added tokens with `lstrip`, `rstrip`, `single_word` or `normalized` change how text around
+  /// them is split; Qwen's have none, and they are not implemented.
   static func checkPlainAddedToken(_ entry: [String: Any], content: String, path: String) throws {
-    for flag in ["lstrip", "rstrip", "single_word"] where entry[flag] as? Bool == true {
+    for flag in ["lstrip", "rstrip", "single_word", "normalized"] where entry[flag] as? Bool == true {
       throw TokenizerError.unsupported(path: path, what: "added token \"\(content)\" with \(flag)")
     }
   }
@@ -126,6 +126,7 @@ extension Tokenizer {
       throw unsupported("end_of_word_suffix \"\(suffix)\"")
     }
     if model["byte_fallback"] as? Bool == true { throw unsupported("byte_fallback") }
+    if model["ignore_merges"] as? Bool == true { throw unsupported("ignore_merges") }
 
     if let normalizer = root["normalizer"], !(normalizer is NSNull) {
       let type = (normalizer as? [String: Any])?["type"] as? String

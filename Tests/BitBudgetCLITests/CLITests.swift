@@ -25,14 +25,18 @@ import Testing
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
   }()
 
-  static func run(_ arguments: [String]) throws -> Run {
+  static func run(_ arguments: [String], stdin: Data? = nil) throws -> Run {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try #require(executable, "bitbudget executable not found"))
     process.arguments = arguments
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
+    let input = Pipe()
+    process.standardInput = input
     try process.run()
+    if let stdin { input.fileHandleForWriting.write(stdin) }
+    try input.fileHandleForWriting.close()
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
@@ -107,6 +111,10 @@ import Testing
     (["generate", "--model", Self.model, "--ids", "1", "--greedy", "--temperature", "0.5"], "--greedy"),
     (["generate", "--model", Self.model, "--ids", "1", "--top-p", "1.5"], "--top-p"),
     (["generate", "--model", Self.model, "--ids", "1", "--samples", "0"], "--samples"),
+    (["generate", "--model", Self.model, "--ids", "1", "--thinking-budget", "9223372036854775807"], "--thinking-budget"),
+    (["generate", "--model", Self.model, "--ids", "1", "--thinking-budget", "1", "--answer-tokens", "9223372036854775807"], "--answer-tokens"),
+    (["generate", "--model", Self.model, "--ids", "1", "--thinking-budget", "5", "--min-thinking", "9223372036854775807"], "--min-thinking"),
+    (["generate", "--model", Self.model, "--prompt", "x", "--chat", "--no-thinking", "--thinking-budget", "5"], "--no-thinking"),
   ])
   func userErrorsExitOneWithOneLine(arguments: [String], phrase: String) throws {
     let result = try Self.run(arguments)
@@ -137,6 +145,8 @@ import Testing
     #expect(encoded.json?["ids"] as? [Int] == [9707, 11, 1879, 0, 220, 16, 17, 18, 19, 20])
     let decoded = try Self.run(["tokenize", "--tokenizer", tokenizer, "--decode", "9707,11,151667", "--json"])
     #expect(decoded.json?["text"] as? String == "Hello,<think>")
+    let bom = try Self.run(["tokenize", "--tokenizer", tokenizer, "--json"], stdin: Data("\u{FEFF}hi".utf8))
+    #expect(bom.json?["ids"] as? [Int] == [3225, 6023])
     let bad = try Self.run(["tokenize", "--tokenizer", tokenizer, "--decode", "151669"])
     #expect(bad.status == 1)
     #expect(bad.stderr.contains("151669"))

@@ -9,12 +9,12 @@ import Testing
 
   static func run(
     samples: Int, firstStream: UInt64 = 0, threads: Int = 2, sampling: SamplingParameters = SamplingParameters(temperature: 1.2),
-    maxTokens: Int = 24, budget: ThinkingBudget? = nil, prompt: [Int]? = nil
+    maxTokens: Int = 24, budget: ThinkingBudget? = nil, prompt: [Int]? = nil, maxLogitRows: Int = 16, stops: Set<Int> = [1]
   ) throws -> GenerationResult {
     let reference = try Fixtures.reference(name)
     let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
-    let session = try InferenceSession(model: model, threads: threads)
-    var options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, samples: samples, seed: 42, stopTokens: [1], thinkingBudget: budget)
+    let session = try InferenceSession(model: model, threads: threads, maxLogitRows: maxLogitRows)
+    var options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, samples: samples, seed: 42, stopTokens: stops, thinkingBudget: budget)
     options.firstStream = firstStream
     return try Generator(session: session).generate(prompt: prompt ?? reference.inputIds, options: options, cache: session.makeCache())
   }
@@ -28,6 +28,14 @@ import Testing
       let alone = try Self.run(samples: 1, firstStream: UInt64(index))
       #expect(alone.samples[0].tokens == together.samples[index].tokens, "sample \(index)")
       #expect(alone.samples[0].finish == together.samples[index].finish)
+    }
+  }
+
+  /// More samples than logit rows per pass are spread over several passes per step.
+  @Test func moreSamplesThanLogitRowsPerPass() throws {
+    let together = try Self.run(samples: 7, maxLogitRows: 3)
+    for index in [0, 4, 6] {
+      #expect(try Self.run(samples: 1, firstStream: UInt64(index)).samples[0].tokens == together.samples[index].tokens)
     }
   }
 
@@ -91,10 +99,39 @@ import Testing
     #expect(Array(sample.tokens.prefix(3)) == Array(greedy.prefix(3)))
     #expect(Array(sample.tokens[3..<5]) == wait)
     #expect(sample.waits >= 1)
-    // No end of thinking is kept before the minimum.
-    if let close = sample.tokens.firstIndex(of: end) {
-      #expect(close >= 6)
-    }
+    // No end of thinking is kept before the minimum (thinking = 3 sampled + 2 "Wait" + …).
+    let close = sample.tokens.firstIndex(of: end) ?? sample.tokens.count
+    #expect(close >= 6)
+    #expect(sample.thinkingTokens >= 6)
+  }
+
+  /// "Wait" counts toward the budget: a minimum equal to the budget forces right after it.
+  @Test func waitCountsTowardTheBudget() throws {
+    let greedy = try Self.greedy()
+    let end = greedy[3]
+    let budget = ThinkingBudget(budget: 5, answerTokens: 2, endOfThinking: end, forcedTokens: [end, 9], minimumThinking: 5, waitTokens: [11, 12])
+    let sample = try Self.run(samples: 1, sampling: .greedy, maxTokens: 30, budget: budget).samples[0]
+    #expect(Array(sample.tokens.prefix(7)) == Array(greedy.prefix(3)) + [11, 12] + [end, 9])
+    #expect(sample.thinkingTokens == 5)
+    #expect(sample.finish == .budget)
+    #expect(sample.tokens.count == 7 + 2)
+  }
+
+  @Test func zeroAnswerTokensStopsAfterTheForcedText() throws {
+    let budget = ThinkingBudget(budget: 4, answerTokens: 0, endOfThinking: 500, forcedTokens: [500, 7])
+    let sample = try Self.run(samples: 1, sampling: .greedy, maxTokens: 30, budget: budget).samples[0]
+    #expect(sample.tokens.count == 4 + 2)
+    #expect(sample.finish == .budget)
+  }
+
+  /// A stop token while thinking ends the sample (it is kept, finish eos).
+  @Test func stopTokenWhileThinking() throws {
+    let greedy = try Self.greedy()
+    let budget = ThinkingBudget(budget: 50, answerTokens: 4, endOfThinking: 500, forcedTokens: [500])
+    let sample = try Self.run(samples: 1, sampling: .greedy, maxTokens: 30, budget: budget, stops: [greedy[2]]).samples[0]
+    #expect(sample.tokens == Array(greedy.prefix(3)))
+    #expect(sample.finish == .eos)
+    #expect(!sample.forced)
   }
 
   @Test func rejectsBadOptions() throws {
@@ -105,6 +142,12 @@ import Testing
     }
     #expect(throws: EngineError.self) {
       try Self.run(samples: 1, budget: ThinkingBudget(budget: 4, endOfThinking: 5, forcedTokens: [5], minimumThinking: 3))
+    }
+    #expect(throws: EngineError.self) {
+      try Self.run(samples: 1, budget: ThinkingBudget(budget: 4, endOfThinking: 5, forcedTokens: [5], minimumThinking: 6, waitTokens: [3]))
+    }
+    #expect(throws: EngineError.self) {
+      try Self.run(samples: 1, budget: ThinkingBudget(budget: 4, endOfThinking: 5, forcedTokens: [5, 100_000]))
     }
   }
 }

@@ -14,7 +14,9 @@ import Testing
   static func expected(_ logits: [Float], _ p: SamplingParameters) -> [Int: Double] {
     if p.temperature == 0 { return [logits.indices.max { logits[$0] < logits[$1] }!: 1] }
     let scaled = logits.map { Double($0) / Double(p.temperature) }
-    var order = Array(scaled.indices).sorted { scaled[$0] != scaled[$1] ? scaled[$0] > scaled[$1] : $0 < $1 }
+    // Among equal logits transformers' filters drop lower ids first (checked against its warpers
+    // in `tiesFollowTransformers`).
+    var order = Array(scaled.indices).sorted { scaled[$0] != scaled[$1] ? scaled[$0] > scaled[$1] : $0 > $1 }
     if p.topK > 0 && p.topK < order.count {
       let kth = scaled[order[p.topK - 1]]
       order = order.filter { scaled[$0] >= kth }
@@ -95,6 +97,31 @@ import Testing
     try Self.check(SamplingParameters(temperature: 1.3, minP: 0.05))
     try Self.check(.qwen3Thinking)
     try Self.check(SamplingParameters(temperature: 0.9, topK: 6, topP: 0.7, minP: 0.2))
+  }
+
+  /// Kept sets that transformers' TopPLogitsWarper / TopKLogitsWarper / MinPLogitsWarper give on
+  /// tied logits (computed with transformers 5.24).
+  @Test func tiesFollowTransformers() throws {
+    let cases: [([Float], SamplingParameters, Set<Int>)] = [
+      ([log(0.25), log(0.5), log(0.25)], SamplingParameters(temperature: 1, topP: 0.6), [1, 2]),
+      ([Float](repeating: 0, count: 10), SamplingParameters(temperature: 1, topP: 0.35), [6, 7, 8, 9]),
+      ([1, 3, 3, 0], SamplingParameters(temperature: 1, topK: 1), [1, 2]),
+      ([log(0.4), log(0.2), log(0.2), log(0.1)], SamplingParameters(temperature: 1, minP: 0.45), [0, 1, 2]),
+    ]
+    for (logits, parameters, expected) in cases {
+      var sampler = Sampler(parameters: parameters)
+      let kept = try logits.withUnsafeBufferPointer { try sampler.distribution($0) }
+      #expect(Set(kept.map(\.token)) == expected, "\(parameters) on \(logits)")
+      #expect(Set(Self.expected(logits, parameters).keys) == expected)
+    }
+  }
+
+  @Test func tinyTemperatureIsArgmax() throws {
+    var sampler = Sampler(parameters: SamplingParameters(temperature: 1e-30))
+    var random = SampleRandom(seed: 2)
+    for _ in 0..<100 {
+      #expect(try Self.logits.withUnsafeBufferPointer { try sampler.sample($0, random: &random) } == 9)
+    }
   }
 
   @Test func edgeCases() throws {

@@ -11,6 +11,8 @@ import Testing
   struct Entry: Decodable {
     let text: String
     let ids: [Int]
+    /// Python's `unicodedata.normalize("NFC", text)`.
+    let nfc: String
   }
 
   static func corpus() throws -> [Entry] {

@@ -146,23 +146,34 @@ public struct Generator {
     guard !prompt.isEmpty else { throw EngineError.invalidInput("the prompt is empty: give at least one token") }
     guard options.maxTokens >= 0 else { throw EngineError.invalidInput("the maximum number of new tokens must not be negative") }
     guard (1...256).contains(options.samples) else { throw EngineError.invalidInput("the number of samples must be in 1...256") }
+    let context = config.maxPositions
+    if let limit = options.vocabularyLimit, limit < 1 { throw EngineError.invalidInput("the vocabulary limit must be at least 1") }
+    var inserted = 0
     if let budget = options.thinkingBudget {
-      guard budget.budget >= 1, budget.answerTokens >= 0, budget.minimumThinking >= 0 else {
-        throw EngineError.invalidInput("the thinking budget must be at least 1 and the answer allowance not negative")
+      guard (1...context).contains(budget.budget), (0...context).contains(budget.answerTokens),
+        (0...budget.budget).contains(budget.minimumThinking)
+      else {
+        throw EngineError.invalidInput(
+          "the thinking budget must be in 1...\(context), the answer allowance in 0...\(context), and the minimum thinking at most the budget")
       }
       guard budget.minimumThinking == 0 || !budget.waitTokens.isEmpty else {
         throw EngineError.invalidInput("a minimum thinking length needs the \"Wait\" tokens to insert")
       }
+      guard budget.forcedTokens.count <= context, budget.waitTokens.count <= context else {
+        throw EngineError.invalidInput("the forced or \"Wait\" text is longer than the model's context")
+      }
+      for token in [budget.endOfThinking] + budget.forcedTokens + budget.waitTokens where !(0..<config.vocabSize).contains(token) {
+        throw EngineError.invalidInput("token id \(token) of the thinking budget is outside the vocabulary (0..<\(config.vocabSize))")
+      }
+      // "Wait" is inserted only while thinking is shorter than the minimum (≤ the budget).
+      inserted = budget.forcedTokens.count + (budget.minimumThinking > 0 ? budget.minimumThinking + budget.waitTokens.count : 0)
     }
-    // Positions needed: the prompt, every sampled token but the last, and inserted tokens ("Wait"
-    // is inserted only while thinking is shorter than the minimum).
-    let inserted = options.thinkingBudget.map {
-      $0.forcedTokens.count + ($0.minimumThinking > 0 ? $0.minimumThinking + $0.waitTokens.count : 0)
-    } ?? 0
-    let room = config.maxPositions - cache.nextPosition - prompt.count - inserted
+    // Positions needed: what the cache holds, the prompt, inserted tokens, and every sampled token
+    // but the last (which is never fed back).
+    let room = context - cache.nextPosition - prompt.count - inserted
     if room < 0 || options.maxTokens - 1 > room {
       throw EngineError.invalidInput(
-        "the prompt (\(prompt.count) tokens) plus \(options.maxTokens) new tokens exceed the model's context of \(config.maxPositions) positions")
+        "\(cache.nextPosition + prompt.count) tokens of context and prompt, \(inserted) inserted and \(options.maxTokens) new tokens exceed the model's context of \(context) positions")
     }
 
     var result = GenerationResult(
@@ -184,7 +195,7 @@ public struct Generator {
     var states: [State] = (0..<options.samples).map { index in
       State(
         phase: options.maxTokens > 0 ? startPhase : .done,
-        random: SampleRandom(seed: options.seed, stream: options.firstStream + UInt64(index)),
+        random: SampleRandom(seed: options.seed, stream: options.firstStream &+ UInt64(index)),
         sampler: Sampler(parameters: options.sampling),
         cache: index == 0 ? cache : cache.fork())
     }
@@ -217,7 +228,10 @@ public struct Generator {
             states[index].pending.removeFirst(head.count)
             result.decodedTokens += head.count
           }
-          if rows + states[index].pending.count > session.maxRows && !batch.isEmpty { break }
+          // Each sample of a pass needs a logits row too.
+          if !batch.isEmpty && (rows + states[index].pending.count > session.maxRows || batch.count >= session.maxLogitRows) {
+            break
+          }
           rows += states[index].pending.count
           batch.append(index)
           start += 1
@@ -254,6 +268,18 @@ public struct Generator {
         try onToken?(index, token)
       }
     }
+    /// Budget reached: the forced text closes the thinking; the answer allowance counts from here.
+    func force(_ state: inout State, _ budget: ThinkingBudget) throws {
+      for token in budget.forcedTokens {
+        state.result.tokens.append(token)
+        try onToken?(index, token)
+      }
+      state.result.forced = true
+      state.result.finish = .budget
+      state.pending += budget.forcedTokens
+      state.answerTokens = 0
+      state.phase = budget.answerTokens > 0 ? .answering : .done
+    }
     state.sampled += 1
     let isStop = options.stopTokens.contains(token)
     switch state.phase {
@@ -271,11 +297,15 @@ public struct Generator {
       guard let budget = options.thinkingBudget else { return }
       let closes = token == budget.endOfThinking || isStop
       if closes && state.result.thinkingTokens < budget.minimumThinking {
-        // Too early: "Wait" instead, and think on.
+        // Too early: "Wait" instead, and think on (the budget still applies).
         try append(budget.waitTokens)
         state.result.thinkingTokens += budget.waitTokens.count
         state.result.waits += 1
         state.pending = budget.waitTokens
+        if state.result.thinkingTokens >= budget.budget {
+          try force(&state, budget)
+          if state.phase == .done { return }
+        }
       } else if token == budget.endOfThinking {
         try append([token])
         state.phase = .answering
@@ -290,13 +320,8 @@ public struct Generator {
         state.result.thinkingTokens += 1
         state.pending = [token]
         if state.result.thinkingTokens >= budget.budget {
-          try append(budget.forcedTokens)
-          state.result.forced = true
-          state.result.finish = .budget
-          state.phase = .answering
-          state.pending = [token] + budget.forcedTokens
-          // The allowance counts from here.
-          state.answerTokens = 0
+          try force(&state, budget)
+          if state.phase == .done { return }
         }
       }
     case .answering:

@@ -2,7 +2,8 @@
 public struct SamplingParameters: Sendable, Equatable, CustomStringConvertible {
   /// Logits are divided by it; 0 (or below) means greedy.
   public var temperature: Float
-  /// Keep only the `topK` largest logits (ties at the boundary kept); 0 disables.
+  /// Keep only the `topK` largest logits (ties at the boundary kept, so top-k 1 samples among
+  /// tied maxima); 0 disables.
   public var topK: Int
   /// Keep the smallest set of most likely tokens whose probability reaches `topP`; 1 disables.
   public var topP: Float
@@ -22,8 +23,8 @@ public struct SamplingParameters: Sendable, Equatable, CustomStringConvertible {
   /// Qwen3's recommendation for thinking mode (its generation_config.json).
   public static let qwen3Thinking = SamplingParameters(temperature: 0.6, topK: 20, topP: 0.95, minP: 0)
 
-  /// Whether this always picks the most likely token (temperature 0 or top-k 1).
-  public var isGreedy: Bool { temperature <= 0 || topK == 1 }
+  /// Whether this picks the most likely token (the first of tied ones) without drawing.
+  public var isGreedy: Bool { temperature <= 0 }
 
   public var description: String {
     isGreedy ? "greedy" : "temperature \(temperature), top-k \(topK), top-p \(topP), min-p \(minP)"
@@ -103,11 +104,12 @@ public struct Sampler {
   public mutating func distribution(_ logits: UnsafeBufferPointer<Float>) throws -> [(token: Int, probability: Double)] {
     guard !logits.isEmpty else { throw EngineError.invalidInput("no logits to sample from") }
     if parameters.isGreedy { return [(try Generator.argmax(logits), 1)] }
-    let inverseTemperature = 1 / parameters.temperature
-    guard selectCandidates(logits, scale: inverseTemperature) else {
+    guard selectCandidates(logits) else {
       throw EngineError.numericalFailure("the model produced NaN logits (corrupt weights, or an f16 overflow)")
     }
-    candidates.sort { $0.logit != $1.logit ? $0.logit > $1.logit : $0.token < $1.token }
+    // Most likely first; among equal logits the higher id first, so that the filters drop lower
+    // ids first, as transformers' ascending sort does.
+    candidates.sort { $0.logit != $1.logit ? $0.logit > $1.logit : $0.token > $1.token }
     var probabilities = softmax(candidates.count)
 
     // Top-p: drop tokens whose ascending cumulative probability is at most 1 − p (transformers'
@@ -117,7 +119,7 @@ public struct Sampler {
       var keep = candidates.count
       for i in stride(from: candidates.count - 1, through: 1, by: -1) {
         suffix += probabilities[i]
-        if suffix <= Double(1 - parameters.topP) { keep = i } else { break }
+        if suffix <= 1 - Double(parameters.topP) { keep = i } else { break }
       }
       candidates.removeSubrange(keep...)
       probabilities = softmax(candidates.count)
@@ -133,18 +135,20 @@ public struct Sampler {
     return zip(candidates, probabilities).map { ($0.token, $1) }
   }
 
-  /// Softmax (in Double) of the first `count` candidates' logits.
+  /// Softmax of the first `count` candidates' logits divided by the temperature, in Double with
+  /// the largest logit subtracted first (so a tiny temperature cannot overflow).
   private func softmax(_ count: Int) -> [Double] {
     let top = Double(candidates[0].logit)
-    var values = (0..<count).map { Foundation.exp(Double(candidates[$0].logit) - top) }
+    let temperature = Double(parameters.temperature)
+    var values = (0..<count).map { Foundation.exp((Double(candidates[$0].logit) - top) / temperature) }
     let total = values.reduce(0, +)
     for i in values.indices { values[i] /= total }
     return values
   }
 
-  /// Scaled logits of the top-k tokens (every token tied with the k-th kept), or of all tokens.
-  /// Returns false if a logit is NaN.
-  private mutating func selectCandidates(_ logits: UnsafeBufferPointer<Float>, scale: Float) -> Bool {
+  /// Logits of the top-k tokens (every token tied with the k-th kept), or of all tokens; the
+  /// order of logits is that of the temperature-scaled ones. Returns false if a logit is NaN.
+  private mutating func selectCandidates(_ logits: UnsafeBufferPointer<Float>) -> Bool {
     candidates.removeAll(keepingCapacity: true)
     var sawNaN = false
     let k = parameters.topK
@@ -152,14 +156,14 @@ public struct Sampler {
       candidates.reserveCapacity(logits.count)
       for (token, logit) in logits.enumerated() {
         sawNaN = sawNaN || logit.isNaN
-        candidates.append(Candidate(token: token, logit: logit * scale))
+        candidates.append(Candidate(token: token, logit: logit))
       }
       return !sawNaN
     }
     // A min-heap of the k largest scaled logits; its root is the k-th largest.
     heap.removeAll(keepingCapacity: true)
     for (token, logit) in logits.enumerated() {
-      let value = logit * scale
+      let value = logit
       sawNaN = sawNaN || value.isNaN
       if heap.count < k {
         heap.append(Candidate(token: token, logit: value))
@@ -170,8 +174,8 @@ public struct Sampler {
       }
     }
     let threshold = heap[0].logit
-    for (token, logit) in logits.enumerated() where logit * scale >= threshold {
-      candidates.append(Candidate(token: token, logit: logit * scale))
+    for (token, logit) in logits.enumerated() where logit >= threshold {
+      candidates.append(Candidate(token: token, logit: logit))
     }
     return !sawNaN
   }
