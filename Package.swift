@@ -30,7 +30,7 @@ let package = Package(
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetEngine",
-      dependencies: ["BitBudgetKernels"],
+      dependencies: ["BitBudgetKernels", "BitBudgetTokenizer"],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetTokenizer",

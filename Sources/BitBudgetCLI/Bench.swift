@@ -75,7 +75,7 @@ struct Bench: ParsableCommand {
       kvBytes = max(prefillCache.residentBytes, result.kvBytes)
     }
     let report = BenchReport(
-      model: model.directory, threads: session.pool.threadCount, promptTokens: promptTokens,
+      model: model.path, threads: session.pool.threadCount, promptTokens: promptTokens,
       genTokens: genTokens, depth: depth, samples: samples, repetitions: repetitions, kvDtype: options.kvDType.rawValue,
       prefillTokensPerS: median(prefillRates), decodeTokensPerS: median(decodeRates),
       prefillTokensPerSAll: prefillRates, decodeTokensPerSAll: decodeRates,

@@ -19,7 +19,7 @@ struct ModelOptions: ParsableArguments {
   }
 
   func loadModel() throws -> DecoderModel {
-    try DecoderModel.load(directory: model)
+    try DecoderModel.load(path: model)
   }
 }
 

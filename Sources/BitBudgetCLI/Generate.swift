@@ -222,10 +222,12 @@ struct Generate: ParsableCommand {
     return result
   }
 
-  /// --tokenizer, else the model folder's tokenizer if it has one; required for --prompt.
+  /// --tokenizer, else the model's own (a GGUF file's, or the model folder's files); required for
+  /// --prompt.
   private func loadTokenizer(model: DecoderModel) throws -> Tokenizer? {
     if let path = tokenizer { return try Tokenizer.load(from: path) }
-    let folder = model.directory
+    if let gguf = model.gguf { return try Tokenizer.fromGGUF(gguf) }
+    guard let folder = model.directory else { return nil }
     let hasTokenizer = ["tokenizer.json", "vocab.json"].contains {
       FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0))
     }

@@ -44,3 +44,15 @@ enum ByteLevel {
     return result
   }
 }
+
+extension Tokenizer {
+  /// How a byte-level vocabulary spells `text` (its UTF-8 bytes in GPT-2's byte alphabet).
+  public static func byteLevelSpelling(_ text: String) -> String { ByteLevel.encode(Array(text.utf8)) }
+
+  /// The text a byte-level vocabulary spelling stands for, or nil if it is not one (a character
+  /// outside the alphabet, or bytes that are not UTF-8).
+  public static func byteLevelDecoded(_ spelling: String) -> String? {
+    guard let bytes = ByteLevel.decode(spelling) else { return nil }
+    return String(validating: bytes, as: UTF8.self)
+  }
+}

@@ -6,7 +6,8 @@
 /// symbols, as `tokenizers` does), so a 15 kB run of letters without spaces stays fast. Results are
 /// cached per piece (most words repeat).
 struct BytePairEncoder {
-  /// The token of each byte.
+  /// The token of each byte; −1 for a byte the vocabulary lacks, which is dropped (as
+  /// `tokenizers` does without an unknown token, and llama.cpp does).
   let byteTokens: [Int32]
   /// `(left << 32 | right)` → `(rank << 32 | merged)`.
   let merges: [UInt64: UInt64]
@@ -29,20 +30,26 @@ struct BytePairEncoder {
 
   /// Appends the tokens of one piece (its UTF-8 bytes) to `output`.
   func encode(_ bytes: UnsafeBufferPointer<UInt8>, into output: inout [Int32], work: inout Workspace) {
-    let n = bytes.count
+    work.reset(bytes.count)
+    var n = 0
+    for byte in bytes {
+      let token = byteTokens[Int(byte)]
+      if token >= 0 {
+        work.tokens[n] = token
+        n += 1
+      }
+    }
     if n == 0 { return }
     if n == 1 {
-      output.append(byteTokens[Int(bytes[0])])
+      output.append(work.tokens[0])
       return
     }
     if n == 2 {
-      let a = byteTokens[Int(bytes[0])], b = byteTokens[Int(bytes[1])]
+      let a = work.tokens[0], b = work.tokens[1]
       if let m = merge(a, b) { output.append(m.token) } else { output.append(a); output.append(b) }
       return
     }
-    work.reset(n)
-    for (i, byte) in bytes.enumerated() {
-      work.tokens[i] = byteTokens[Int(byte)]
+    for i in 0..<n {
       work.previous[i] = i - 1
       work.next[i] = i + 1 < n ? i + 1 : -1
     }
@@ -101,6 +108,7 @@ struct BytePairEncoder {
     var heap = MinHeap()
 
     mutating func reset(_ n: Int) {
+      if n <= 2 && tokens.count >= 2 { return }
       if tokens.count < n {
         tokens = Array(repeating: 0, count: n)
         previous = Array(repeating: 0, count: n)

@@ -20,12 +20,12 @@ public struct AddedToken: Sendable, Equatable {
   }
 }
 
-/// The Qwen2/Qwen3 byte-level BPE tokenizer, giving the same ids as Hugging Face `tokenizers` for
-/// the same `tokenizer.json`.
+/// A byte-level BPE tokenizer (Qwen2/Qwen3, Llama 3, GPT-2, SmolLM), giving the same ids as
+/// Hugging Face `tokenizers` for the same `tokenizer.json`.
 ///
 /// Encoding: added tokens are matched first (leftmost, longest), the text between them is
-/// NFC-normalized, split by the Qwen pre-tokenizer (`QwenPreTokenizer`), and each piece's UTF-8
-/// bytes are merged by `BytePairEncoder`. No BOS/EOS is added; chat formatting supplies special
+/// NFC-normalized (when the tokenizer normalizes), split by its `PreTokenizer`, and each piece's
+/// UTF-8 bytes are merged by `BytePairEncoder`. No BOS/EOS is added; chat formatting supplies special
 /// tokens. Decoding maps tokens back to bytes and decodes UTF-8, replacing invalid sequences
 /// with U+FFFD.
 ///
@@ -51,21 +51,47 @@ public final class Tokenizer {
   private var workspace = BytePairEncoder.Workspace()
   /// From tokenizer_config.json, when present.
   public let configuration: TokenizerConfiguration
+  public let preTokenizer: PreTokenizer
+  /// Whether text is NFC-normalized before pre-tokenization.
+  public let normalizesNFC: Bool
 
-  init(
+  /// A tokenizer from a vocabulary of token spellings by id (in the byte-level alphabet).
+  convenience init(
     source: String, vocabulary: [String: Int], merges: [(String, String)], addedTokens: [AddedToken],
-    configuration: TokenizerConfiguration
+    preTokenizer: PreTokenizer = .qwen2, normalizesNFC: Bool = true, configuration: TokenizerConfiguration
+  ) throws {
+    func fail(_ reason: String) -> TokenizerError { .invalidFile(path: source, reason: reason) }
+    let size = vocabulary.values.max().map { $0 + 1 } ?? 0
+    guard size <= 10_000_000 else { throw fail("the vocabulary has \(size) ids") }
+    var tokens = [String?](repeating: nil, count: size)
+    for (token, id) in vocabulary {
+      guard id >= 0 else { throw fail("token \"\(token)\" has negative id \(id)") }
+      guard tokens[id] == nil else { throw fail("id \(id) is used by two tokens") }
+      tokens[id] = token
+    }
+    try self.init(
+      source: source, tokens: tokens, merges: merges, addedTokens: addedTokens, preTokenizer: preTokenizer,
+      normalizesNFC: normalizesNFC, configuration: configuration)
+  }
+
+  /// A tokenizer from token spellings by id (`nil` for ids only added tokens fill); the first of
+  /// duplicate spellings is the one BPE produces.
+  public init(
+    source: String, tokens: [String?], merges: [(String, String)], addedTokens: [AddedToken],
+    preTokenizer: PreTokenizer, normalizesNFC: Bool, configuration: TokenizerConfiguration
   ) throws {
     self.source = source
     self.configuration = configuration
+    self.preTokenizer = preTokenizer
+    self.normalizesNFC = normalizesNFC
     func fail(_ reason: String) -> TokenizerError { .invalidFile(path: source, reason: reason) }
-    let size = max(vocabulary.values.max() ?? -1, addedTokens.map(\.id).max() ?? -1) + 1
+    let size = max(tokens.count, (addedTokens.map(\.id).max() ?? -1) + 1)
     guard size > 0, size <= 10_000_000 else { throw fail("the vocabulary has \(size) ids") }
-    var strings = [String?](repeating: nil, count: size)
-    for (token, id) in vocabulary {
-      guard id >= 0 else { throw fail("token \"\(token)\" has negative id \(id)") }
-      guard strings[id] == nil else { throw fail("id \(id) is used by two tokens") }
-      strings[id] = token
+    var strings = tokens + [String?](repeating: nil, count: size - tokens.count)
+    var vocabulary: [String: Int] = [:]
+    vocabulary.reserveCapacity(tokens.count)
+    for (id, token) in tokens.enumerated() {
+      if let token, vocabulary[token] == nil { vocabulary[token] = id }
     }
     for added in addedTokens {
       guard added.id >= 0, !added.content.isEmpty else { throw fail("added token \(added.id) is empty or has a negative id") }
@@ -90,10 +116,10 @@ public final class Tokenizer {
 
     var byteTokens = [Int32](repeating: -1, count: 256)
     for byte in 0..<256 {
-      guard let id = vocabulary[String(ByteLevel.characters[byte])] else {
-        throw fail("the vocabulary lacks the byte-level token for byte \(byte)")
-      }
-      byteTokens[byte] = Int32(id)
+      if let id = vocabulary[String(ByteLevel.characters[byte])] { byteTokens[byte] = Int32(id) }
+    }
+    guard byteTokens.filter({ $0 >= 0 }).count >= 128 else {
+      throw fail("the vocabulary lacks most byte-level tokens (is this a byte-level BPE tokenizer?)")
     }
     var table: [UInt64: UInt64] = [:]
     table.reserveCapacity(merges.count)
@@ -159,11 +185,10 @@ public final class Tokenizer {
   /// Text without added tokens: NFC, pre-tokenize, BPE each piece.
   private func encodeOrdinary(_ segment: Substring, into output: inout [Int32]) {
     if segment.isEmpty { return }
-    let normalized = Self.nfc(segment)
-    let scalars = Array(normalized.unicodeScalars)
+    let scalars = normalizesNFC ? Array(Self.nfc(segment).unicodeScalars) : Array(segment.unicodeScalars)
     var pieces: [Range<Int>] = []
     pieces.reserveCapacity(scalars.count / 4 + 1)
-    QwenPreTokenizer.split(scalars, into: &pieces)
+    preTokenizer.split(scalars, into: &pieces)
     var bytes: [UInt8] = []
     for piece in pieces {
       bytes.removeAll(keepingCapacity: true)

@@ -128,11 +128,13 @@ extension Tokenizer {
     if model["byte_fallback"] as? Bool == true { throw unsupported("byte_fallback") }
     if model["ignore_merges"] as? Bool == true { throw unsupported("ignore_merges") }
 
+    var normalizesNFC = false
     if let normalizer = root["normalizer"], !(normalizer is NSNull) {
       let type = (normalizer as? [String: Any])?["type"] as? String
       guard type == "NFC" else { throw unsupported("normalizer \(type.map { "\"\($0)\"" } ?? "?") (only NFC or none)") }
+      normalizesNFC = true
     }
-    try checkPreTokenizer(root["pre_tokenizer"], path: path)
+    let preTokenizer = try preTokenizer(root["pre_tokenizer"], path: path)
     if let decoder = root["decoder"] as? [String: Any], let type = decoder["type"] as? String, type != "ByteLevel" {
       throw unsupported("decoder \"\(type)\" (only ByteLevel)")
     }
@@ -149,21 +151,38 @@ extension Tokenizer {
       }
     }
     return try Tokenizer(
-      source: path, vocabulary: parsed.vocabulary, merges: parsed.merges, addedTokens: added, configuration: configuration)
+      source: path, vocabulary: parsed.vocabulary, merges: parsed.merges, addedTokens: added, preTokenizer: preTokenizer,
+      normalizesNFC: normalizesNFC, configuration: configuration)
   }
 
-  /// The pre-tokenizer must be Qwen's: Split(the Qwen regex, Isolated) then ByteLevel without its
-  /// own regex.
-  static func checkPreTokenizer(_ value: Any?, path: String) throws {
-    let sequence = (value as? [String: Any]).flatMap { $0["pretokenizers"] as? [[String: Any]] } ?? []
-    let split = sequence.first
-    let pattern = (split?["pattern"] as? [String: Any])?["Regex"] as? String
-    let isQwen = sequence.count == 2 && split?["type"] as? String == "Split" && pattern == QwenPreTokenizer.pattern
-      && split?["behavior"] as? String == "Isolated" && split?["invert"] as? Bool != true
-      && sequence[1]["type"] as? String == "ByteLevel" && sequence[1]["use_regex"] as? Bool == false
-      && sequence[1]["add_prefix_space"] as? Bool != true
-    guard isQwen else {
-      throw TokenizerError.unsupported(path: path, what: "pre-tokenizer other than Qwen2/Qwen3's (Split with the Qwen regex, then ByteLevel)")
+  /// The pre-tokenizer a `tokenizer.json` describes: Split(one of the known regexes, Isolated)
+  /// then ByteLevel without its own regex; ByteLevel with GPT-2's regex; or Digits(individual)
+  /// then that (SmolLM).
+  static func preTokenizer(_ value: Any?, path: String) throws -> PreTokenizer {
+    func unsupported() -> TokenizerError {
+      .unsupported(path: path, what: "pre-tokenizer (only the Qwen2, Llama 3, GPT-2 and SmolLM byte-level ones)")
+    }
+    guard let object = value as? [String: Any] else { throw unsupported() }
+    func isByteLevel(_ step: [String: Any], regex: Bool) -> Bool {
+      step["type"] as? String == "ByteLevel" && (step["use_regex"] as? Bool ?? true) == regex
+        && step["add_prefix_space"] as? Bool != true
+    }
+    if isByteLevel(object, regex: true) { return .gpt2 }
+    let steps = object["type"] as? String == "Sequence" ? object["pretokenizers"] as? [[String: Any]] ?? [] : []
+    if steps.count == 2, steps[0]["type"] as? String == "Digits", steps[0]["individual_digits"] as? Bool == true,
+      isByteLevel(steps[1], regex: true)
+    {
+      return .smollm
+    }
+    guard steps.count == 2, steps[0]["type"] as? String == "Split", steps[0]["behavior"] as? String == "Isolated",
+      steps[0]["invert"] as? Bool != true, isByteLevel(steps[1], regex: false),
+      let pattern = (steps[0]["pattern"] as? [String: Any])?["Regex"] as? String
+    else { throw unsupported() }
+    switch pattern {
+    case PreTokenizer.qwen2Pattern: return .qwen2
+    case PreTokenizer.llama3Pattern: return .llama3
+    case PreTokenizer.gpt2Pattern: return .gpt2
+    default: throw unsupported()
     }
   }
 
@@ -174,7 +193,7 @@ extension Tokenizer {
     return (String(parts[0]), String(parts[1]))
   }
 
-  static func splitMerge(_ text: String) -> (String, String)? { splitMerge(Substring(text)) }
+  public static func splitMerge(_ text: String) -> (String, String)? { splitMerge(Substring(text)) }
 
   static func fromVocabAndMerges(
     vocab: String, merges: String, addedTokens: [AddedToken], configuration: TokenizerConfiguration

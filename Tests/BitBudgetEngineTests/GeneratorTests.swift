@@ -7,7 +7,7 @@ import Testing
   @Test func stopsAtAStopTokenAndKeepsIt() throws {
     let name = "qwen3-gqa-tied-f32"
     let reference = try Fixtures.reference(name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(name))
     let session = try InferenceSession(model: model, threads: 2)
     let stop = reference.greedy[3]
     let result = try Generator(session: session).generateGreedy(
@@ -24,7 +24,7 @@ import Testing
   }
 
   @Test func rejectsAnEmptyPrompt() throws {
-    let model = try DecoderModel.load(directory: Fixtures.modelPath("qwen3-gqa-tied-f32"))
+    let model = try DecoderModel.load(path: Fixtures.modelPath("qwen3-gqa-tied-f32"))
     let session = try InferenceSession(model: model, threads: 1)
     #expect(throws: EngineError.self) {
       try Generator(session: session).generateGreedy(prompt: [], maxTokens: 3, stopTokens: [], cache: session.makeCache())

@@ -15,7 +15,7 @@ import Testing
   @Test(arguments: [ElementType.f32, .bf16])
   func cachedDecodeEqualsRePrefill(kv: ElementType) throws {
     let reference = try Fixtures.reference(Self.name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(Self.name))
     let session = try InferenceSession(model: model, threads: 2)
     let cache = session.makeCache(elementType: kv)
     var sequence = Array(reference.inputIds.prefix(30))
@@ -36,7 +36,7 @@ import Testing
   /// Two sequences in one forward pass (each with its own cache) give what each gives alone.
   @Test func batchedSequencesEqualSeparateRuns() throws {
     let reference = try Fixtures.reference(Self.name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(Self.name))
     let session = try InferenceSession(model: model, threads: 2)
     let a = Array(reference.inputIds.prefix(12)), b = Array(reference.inputIds.suffix(20))
     let cacheA = session.makeCache(elementType: .f32), cacheB = session.makeCache(elementType: .f32)
@@ -57,7 +57,7 @@ import Testing
   /// error.
   @Test func multiSequencePrefillEqualsSeparateRuns() throws {
     let reference = try Fixtures.reference(Self.name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(Self.name))
     let session = try InferenceSession(model: model, threads: 2, maxRows: 64, maxLogitRows: 4)
     let prompts = [Array(reference.inputIds.prefix(13)), Array(reference.inputIds.suffix(25)), [7, 8, 9]]
     let caches = prompts.map { _ in session.makeCache(elementType: .f32) }
@@ -79,7 +79,7 @@ import Testing
   /// fresh runs; the original is not disturbed by the fork's appends into a shared block.
   @Test func forksAreIndependent() throws {
     let reference = try Fixtures.reference(Self.name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(Self.name))
     let session = try InferenceSession(model: model, threads: 2)
     let prompt = Array(reference.inputIds.prefix(70))  // one full block of 64 and a partial one
     let original = session.makeCache(elementType: .f32)
@@ -113,7 +113,7 @@ import Testing
   }
 
   @Test func rejectsTokensOutsideVocabularyAndContext() throws {
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(Self.name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(Self.name))
     let session = try InferenceSession(model: model, threads: 1)
     #expect(throws: EngineError.self) { try session.prefill([1, 512], cache: session.makeCache()) }
     #expect(throws: EngineError.self) { try session.prefill([-1], cache: session.makeCache()) }

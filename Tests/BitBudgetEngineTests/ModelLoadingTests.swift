@@ -79,6 +79,7 @@ import Testing
       (["hidden_size": 96], "shape"),
       (["num_hidden_layers": 3], "model.layers.2"),
       (["tie_word_embeddings": false], "lm_head.weight is missing"),
+      (["model_type": "qwen2"], "q_proj.bias"),
       (["attention_bias": true], "q_proj.bias"),
       (["vocab_size": 511], "model.embed_tokens.weight"),
     ]
@@ -92,7 +93,7 @@ import Testing
       for (key, value) in changes { config[key] = value }
       try JSONSerialization.data(withJSONObject: config).write(to: directory.appendingPathComponent("config.json"))
       do {
-        _ = try DecoderModel.load(directory: directory.path)
+        _ = try DecoderModel.load(path: directory.path)
         Issue.record("accepted \(changes)")
       } catch let error as EngineError {
         #expect(error.description.contains(phrase), "\(changes): \(error)")
@@ -101,13 +102,13 @@ import Testing
   }
 
   @Test func rejectsMissingFolderAndFiles() throws {
-    #expect(throws: EngineError.self) { try DecoderModel.load(directory: "/nonexistent/model") }
+    #expect(throws: EngineError.self) { try DecoderModel.load(path: "/nonexistent/model") }
     let directory = try Fixtures.temporaryDirectory("empty")
     defer { try? FileManager.default.removeItem(at: directory) }
-    #expect(throws: EngineError.self) { try DecoderModel.load(directory: directory.path) }
+    #expect(throws: EngineError.self) { try DecoderModel.load(path: directory.path) }
     try JSONSerialization.data(withJSONObject: Self.qwen3).write(to: directory.appendingPathComponent("config.json"))
     do {
-      _ = try DecoderModel.load(directory: directory.path)
+      _ = try DecoderModel.load(path: directory.path)
       Issue.record("loaded a folder without weights")
     } catch let error as EngineError {
       #expect(error.description.contains("no model.safetensors"))
@@ -115,11 +116,12 @@ import Testing
   }
 
   @Test func countsWeightBytesOnce() throws {
-    let tied = try DecoderModel.load(directory: Fixtures.modelPath("qwen3-gqa-tied-f32"))
-    let total = tied.weights.checkpoint.files.reduce(0) { sum, file in sum + file.tensors.values.reduce(0) { $0 + $1.byteCount } }
+    let tied = try DecoderModel.load(path: Fixtures.modelPath("qwen3-gqa-tied-f32"))
+    let checkpoint = try #require(tied.weights.source as? Checkpoint)
+    let total = checkpoint.files.reduce(0) { sum, file in sum + file.tensors.values.reduce(0) { $0 + $1.byteCount } }
     #expect(tied.weights.byteCount == total)
     #expect(tied.weights.lmHead.base == tied.weights.embedding.base)
-    let untied = try DecoderModel.load(directory: Fixtures.modelPath("qwen3-mha-untied-bf16"))
+    let untied = try DecoderModel.load(path: Fixtures.modelPath("qwen3-mha-untied-bf16"))
     #expect(untied.weights.lmHead.base != untied.weights.embedding.base)
     #expect(try untied.stopTokenIds() == [1])
   }

@@ -24,7 +24,7 @@ import Testing
   @Test(arguments: Fixtures.modelNames)
   func logitsMatchTransformersWithF32Cache(name: String) throws {
     let reference = try Fixtures.reference(name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(name))
     let ours = try Self.logits(model, reference.inputIds, kv: .f32)
     #expect(ours.count == reference.logits.count)
     let bound = 1e-4 * Fixtures.maxAbs(reference.logits)
@@ -38,7 +38,7 @@ import Testing
   @Test(arguments: Fixtures.modelNames)
   func logitsStayCloseWithBF16Cache(name: String) throws {
     let reference = try Fixtures.reference(name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(name))
     let ours = try Self.logits(model, reference.inputIds, kv: .bf16)
     let bound = 2e-2 * Fixtures.maxAbs(reference.logits)
     let difference = Fixtures.maxAbsDifference(ours, reference.logits)
@@ -50,7 +50,7 @@ import Testing
   @Test(arguments: Fixtures.modelNames, [ElementType.f32, .bf16])
   func greedyTokensEqualTransformers(name: String, kv: ElementType) throws {
     let reference = try Fixtures.reference(name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(name))
     let session = try InferenceSession(model: model, threads: 2)
     let result = try Generator(session: session).generateGreedy(
       prompt: reference.inputIds, maxTokens: reference.greedy.count, stopTokens: Set(try model.stopTokenIds()),
@@ -64,7 +64,7 @@ import Testing
   @Test func chunkedPrefillMatchesTransformers() throws {
     let name = "qwen3-mha-untied-bf16"
     let reference = try Fixtures.reference(name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(name))
     let chunked = try Self.logits(model, reference.inputIds, kv: .f32, maxRows: 7)
     #expect(Fixtures.maxAbsDifference(chunked, reference.logits) <= 1e-4 * Fixtures.maxAbs(reference.logits))
   }
@@ -74,7 +74,7 @@ import Testing
   @Test func resultsDoNotDependOnThreadCount() throws {
     let name = "qwen3-gqa4-tied-bf16-sharded"
     let reference = try Fixtures.reference(name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(name))
     var outputs: [[[Float]]] = []
     for threads in [1, 2, 3] {
       let session = try InferenceSession(model: model, threads: threads, maxRows: 64, maxLogitRows: 64)

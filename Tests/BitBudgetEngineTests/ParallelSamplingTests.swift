@@ -12,7 +12,7 @@ import Testing
     maxTokens: Int = 24, budget: ThinkingBudget? = nil, prompt: [Int]? = nil, maxLogitRows: Int = 16, stops: Set<Int> = [1]
   ) throws -> GenerationResult {
     let reference = try Fixtures.reference(name)
-    let model = try DecoderModel.load(directory: Fixtures.modelPath(name))
+    let model = try DecoderModel.load(path: Fixtures.modelPath(name))
     let session = try InferenceSession(model: model, threads: threads, maxLogitRows: maxLogitRows)
     var options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, samples: samples, seed: 42, stopTokens: stops, thinkingBudget: budget)
     options.firstStream = firstStream

@@ -122,7 +122,7 @@ import Testing
   }()
 
   static func tokenizerJSON(merges: String = #"["a b"]"#, vocab: String = byteVocab, preTokenizer: String? = nil, normalizer: String = #"{"type":"NFC"}"#) -> String {
-    let pattern = String(data: try! JSONSerialization.data(withJSONObject: QwenPreTokenizer.pattern, options: .fragmentsAllowed), encoding: .utf8)!
+    let pattern = String(data: try! JSONSerialization.data(withJSONObject: PreTokenizer.qwen2Pattern, options: .fragmentsAllowed), encoding: .utf8)!
     let pre = preTokenizer ?? #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":\#(pattern)},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false}]}"#
     return #"{"version":"1.0","added_tokens":[{"id":257,"content":"<x>","special":true,"lstrip":false,"rstrip":false,"single_word":false,"normalized":false}],"normalizer":\#(normalizer),"pre_tokenizer":\#(pre),"decoder":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":\#(vocab),"merges":\#(merges)}}"#
   }
@@ -135,6 +135,16 @@ import Testing
     #expect(try tokenizer.decode([256, 257]) == "ab<x>")
   }
 
+  /// A byte the vocabulary lacks is dropped, as `tokenizers` does without an unknown token
+  /// (checked: "\u{0}ab" → [256], "x\u{0}y" → [120, 121]).
+  @Test func dropsBytesTheVocabularyLacks() throws {
+    let folder = try Self.write(Self.tokenizerJSON(vocab: Self.byteVocab.replacingOccurrences(of: #""Ā":0"#, with: #""zz":0"#)))
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let tokenizer = try Tokenizer.load(from: folder.path)
+    #expect(tokenizer.encode("\u{0}ab") == [256])
+    #expect(tokenizer.encode("x\u{0}y") == [120, 121])
+  }
+
   @Test func rejectsBadFiles() throws {
     let cases: [(String, String?, String)] = [
       ("{", nil, "truncated"),
@@ -144,9 +154,9 @@ import Testing
       (Self.tokenizerJSON(merges: #"["a q"]"#), nil, "not in the vocabulary"),
       (Self.tokenizerJSON(merges: #"[["a","b","c"]]"#), nil, "expected ']'"),
       (Self.tokenizerJSON(vocab: #"{"a":0}"#), nil, "has no token"),
-      (Self.tokenizerJSON(vocab: Self.byteVocab.replacingOccurrences(of: #""Ā":0"#, with: #""zz":0"#)), nil, "byte-level token for byte 0"),
       (Self.tokenizerJSON(vocab: #"{"a":"zero"}"#), nil, "integer id"),
       (Self.tokenizerJSON(preTokenizer: #"{"type":"Whitespace"}"#), nil, "pre-tokenizer"),
+      (Self.tokenizerJSON(preTokenizer: #"{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\s+"},"behavior":"Isolated"},{"type":"ByteLevel","use_regex":false}]}"#), nil, "pre-tokenizer"),
       (Self.tokenizerJSON(normalizer: #"{"type":"NFKC"}"#), nil, "normalizer"),
       (Self.tokenizerJSON().replacingOccurrences(of: #""type":"BPE""#, with: #""type":"WordPiece""#), nil, "WordPiece"),
       (Self.tokenizerJSON().replacingOccurrences(of: #""lstrip":false"#, with: #""lstrip":true"#), nil, "lstrip"),

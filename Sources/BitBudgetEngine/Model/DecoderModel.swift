@@ -1,35 +1,50 @@
 import BitBudgetKernels
 import Foundation
 
-/// A loaded model: its validated config and its memory-mapped weights. Immutable and shareable;
-/// running it needs an `InferenceSession`.
+/// A loaded model: its validated config and its weights (memory-mapped, or widened from a GGUF
+/// file's quantized blocks). Immutable and shareable; running it needs an `InferenceSession`.
 public final class DecoderModel: @unchecked Sendable {
   public let config: ModelConfig
   public let weights: ModelWeights
-  public let directory: String
+  /// The model folder or GGUF file it was loaded from.
+  public let path: String
+  /// The GGUF file, when the model came from one (its metadata also carries the tokenizer).
+  public let gguf: GGUFFile?
 
-  public init(config: ModelConfig, weights: ModelWeights, directory: String) {
+  public init(config: ModelConfig, weights: ModelWeights, path: String, gguf: GGUFFile? = nil) {
     self.config = config
     self.weights = weights
-    self.directory = directory
+    self.path = path
+    self.gguf = gguf
   }
 
-  /// Loads a Hugging Face model folder (`config.json` + safetensors). Only headers are read; the
-  /// weights are mapped and paged in on first use.
-  public static func load(directory: String) throws -> DecoderModel {
+  /// The folder of the model's side files (generation_config.json, tokenizer files): the model
+  /// folder itself; nil for a GGUF file, which carries everything inside.
+  public var directory: String? { gguf == nil ? path : nil }
+
+  /// Loads a Hugging Face model folder (`config.json` + safetensors; only headers are read and
+  /// the weights are mapped) or a GGUF file (quantized tensors widened to `ggufWidening`).
+  public static func load(path: String, ggufWidening: ElementType = .bf16) throws -> DecoderModel {
     var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-      throw EngineError.unreadableFile(path: directory, reason: "not a folder (expected a Hugging Face model folder)")
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+      throw EngineError.unreadableFile(path: path, reason: "no such file or folder")
     }
-    let config = try ModelConfig.load(directory: directory)
-    let checkpoint = try Checkpoint(directory: directory)
-    let weights = try ModelWeights(checkpoint: checkpoint, config: config)
-    return DecoderModel(config: config, weights: weights, directory: directory)
+    if !isDirectory.boolValue {
+      let file = try GGUFFile(path: path)
+      let config = try ModelConfig.fromGGUF(file)
+      let weights = try ModelWeights(source: GGUFWeights(file: file, config: config, widenedType: ggufWidening), config: config)
+      return DecoderModel(config: config, weights: weights, path: path, gguf: file)
+    }
+    let config = try ModelConfig.load(directory: path)
+    let checkpoint = try Checkpoint(directory: path)
+    let weights = try ModelWeights(source: checkpoint, config: config)
+    return DecoderModel(config: config, weights: weights, path: path)
   }
 
   /// Stop tokens: `eos_token_id` of `generation_config.json` if the folder has one, else of
   /// config.json.
   public func stopTokenIds() throws -> [Int] {
+    guard let directory else { return config.eosTokenIds }
     let path = (directory as NSString).appendingPathComponent("generation_config.json")
     if let data = FileManager.default.contents(atPath: path) {
       guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
@@ -45,6 +60,7 @@ public final class DecoderModel: @unchecked Sendable {
   /// The sampling settings of `generation_config.json`: its temperature, top-k, top-p and min-p
   /// when `do_sample` is true, else greedy (transformers' behaviour); greedy without the file.
   public func generationDefaults() throws -> SamplingParameters {
+    guard let directory else { return .greedy }
     let path = (directory as NSString).appendingPathComponent("generation_config.json")
     guard let data = FileManager.default.contents(atPath: path) else { return .greedy }
     guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {

@@ -1,16 +1,14 @@
 import Foundation
 
-/// The decoder architectures the engine runs. They differ only in a few traits; one forward pass
-/// serves all of them.
+/// The decoder architectures the engine runs. They differ only in a few traits (q/k norms,
+/// projection biases); one forward pass serves all of them.
 public enum Architecture: String, Sendable, CaseIterable {
   case qwen3
+  case qwen2
+  case llama
 
   /// Whether q and k are RMS-normalized per head (over `headDim`) before RoPE.
-  public var hasQKNorm: Bool {
-    switch self {
-    case .qwen3: true
-    }
-  }
+  public var hasQKNorm: Bool { self == .qwen3 }
 }
 
 /// A decoder-only transformer's hyperparameters, read from `config.json` and validated.
@@ -30,8 +28,10 @@ public struct ModelConfig: Sendable, Equatable {
   public var ropeTheta: Double
   public var maxPositions: Int
   public var tiedEmbeddings: Bool
-  /// Biases on the q/k/v/o projections (`attention_bias`).
-  public var attentionBias: Bool
+  /// Biases on the q, k and v projections (Qwen2 always; Qwen3/Llama with `attention_bias`).
+  public var queryKeyValueBias: Bool
+  /// A bias on the output projection (Qwen3/Llama with `attention_bias`; never Qwen2).
+  public var outputBias: Bool
   /// The checkpoint's declared dtype (`torch_dtype`/`dtype`), if any; tensors carry their own.
   public var declaredDType: String?
   public var bosTokenId: Int?
@@ -46,8 +46,8 @@ public struct ModelConfig: Sendable, Equatable {
     architecture: Architecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
     layerCount: Int, queryHeads: Int, kvHeads: Int, headDim: Int, rmsNormEpsilon: Float = 1e-6,
     ropeTheta: Double = 1_000_000, maxPositions: Int = 40_960, tiedEmbeddings: Bool,
-    attentionBias: Bool = false, declaredDType: String? = nil, bosTokenId: Int? = nil,
-    eosTokenIds: [Int] = []
+    queryKeyValueBias: Bool = false, outputBias: Bool = false, declaredDType: String? = nil,
+    bosTokenId: Int? = nil, eosTokenIds: [Int] = []
   ) {
     self.architecture = architecture
     self.vocabSize = vocabSize
@@ -61,7 +61,8 @@ public struct ModelConfig: Sendable, Equatable {
     self.ropeTheta = ropeTheta
     self.maxPositions = maxPositions
     self.tiedEmbeddings = tiedEmbeddings
-    self.attentionBias = attentionBias
+    self.queryKeyValueBias = queryKeyValueBias
+    self.outputBias = outputBias
     self.declaredDType = declaredDType
     self.bosTokenId = bosTokenId
     self.eosTokenIds = eosTokenIds
@@ -115,6 +116,9 @@ public struct ModelConfig: Sendable, Equatable {
     if let activation = try reader.optionalString("hidden_act"), activation != "silu" {
       throw EngineError.unsupported("hidden_act \"\(activation)\" in \(path) (only silu)")
     }
+    if try reader.optionalBool("mlp_bias") == true {
+      throw EngineError.unsupported("MLP biases (mlp_bias) in \(path)")
+    }
     if try reader.optionalBool("use_sliding_window") == true {
       throw EngineError.unsupported("sliding-window attention (use_sliding_window) in \(path)")
     }
@@ -141,7 +145,8 @@ public struct ModelConfig: Sendable, Equatable {
       rmsNormEpsilon: Float(eps), ropeTheta: theta,
       maxPositions: try reader.optionalPositiveInt("max_position_embeddings", max: limits.positions) ?? 32_768,
       tiedEmbeddings: try reader.optionalBool("tie_word_embeddings") ?? false,
-      attentionBias: try reader.optionalBool("attention_bias") ?? false,
+      queryKeyValueBias: architecture == .qwen2 ? true : try reader.optionalBool("attention_bias") ?? false,
+      outputBias: architecture == .qwen2 ? false : try reader.optionalBool("attention_bias") ?? false,
       declaredDType: declaredDType,
       bosTokenId: try reader.optionalTokenIds("bos_token_id")?.first,
       eosTokenIds: try reader.optionalTokenIds("eos_token_id") ?? [])

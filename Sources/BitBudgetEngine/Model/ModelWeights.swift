@@ -20,10 +20,10 @@ public struct LayerWeights: @unchecked Sendable {
 }
 
 /// All weights of a model, checked against its config: every tensor present, of a floating-point
-/// dtype, with exactly the shape the config implies. Nothing is copied or widened: a bf16
-/// checkpoint stays bf16 in memory and the kernels widen values in registers.
+/// dtype, with exactly the shape the config implies. Safetensors weights are not copied or
+/// widened: a bf16 checkpoint stays bf16 in memory and the kernels widen values in registers.
 public final class ModelWeights: @unchecked Sendable {
-  public let checkpoint: Checkpoint
+  public let source: any WeightSource
   public let embedding: DenseMatrix
   public let layers: [LayerWeights]
   public let finalNorm: WeightVector
@@ -32,15 +32,15 @@ public final class ModelWeights: @unchecked Sendable {
   /// Bytes of all tensors the model reads (the embedding counted once when tied).
   public let byteCount: Int
 
-  public init(checkpoint: Checkpoint, config: ModelConfig) throws {
-    self.checkpoint = checkpoint
-    var resolver = TensorResolver(checkpoint: checkpoint)
+  public init(source: any WeightSource, config: ModelConfig) throws {
+    self.source = source
+    var resolver = TensorResolver(source: source)
     let h = config.hiddenSize
     embedding = try resolver.matrix("model.embed_tokens.weight", rows: config.vocabSize, columns: h)
     var layers: [LayerWeights] = []
     for i in 0..<config.layerCount {
       let p = "model.layers.\(i)."
-      let bias = config.attentionBias
+      let bias = config.queryKeyValueBias
       let qkNorm = config.architecture.hasQKNorm
       layers.append(
         LayerWeights(
@@ -52,7 +52,7 @@ public final class ModelWeights: @unchecked Sendable {
           queryBias: bias ? try resolver.vector(p + "self_attn.q_proj.bias", count: config.queryWidth) : nil,
           keyBias: bias ? try resolver.vector(p + "self_attn.k_proj.bias", count: config.kvWidth) : nil,
           valueBias: bias ? try resolver.vector(p + "self_attn.v_proj.bias", count: config.kvWidth) : nil,
-          outputBias: bias ? try resolver.vector(p + "self_attn.o_proj.bias", count: h) : nil,
+          outputBias: config.outputBias ? try resolver.vector(p + "self_attn.o_proj.bias", count: h) : nil,
           queryNorm: qkNorm ? try resolver.vector(p + "self_attn.q_norm.weight", count: config.headDim) : nil,
           keyNorm: qkNorm ? try resolver.vector(p + "self_attn.k_norm.weight", count: config.headDim) : nil,
           postAttentionNorm: try resolver.vector(p + "post_attention_layernorm.weight", count: h),
@@ -65,9 +65,9 @@ public final class ModelWeights: @unchecked Sendable {
     if config.tiedEmbeddings {
       lmHead = embedding
     } else {
-      guard checkpoint.tensor("lm_head.weight") != nil else {
+      guard source.contains("lm_head.weight") else {
         throw EngineError.invalidWeights(
-          reason: "lm_head.weight is missing in \(checkpoint.directory) and config.json does not set tie_word_embeddings")
+          reason: "lm_head.weight is missing in \(source.location) and the config does not tie it to the embedding")
       }
       lmHead = try resolver.matrix("lm_head.weight", rows: config.vocabSize, columns: h)
     }
@@ -75,31 +75,69 @@ public final class ModelWeights: @unchecked Sendable {
   }
 }
 
-/// Looks tensors up by name and checks their dtype and shape; sums the bytes of those used.
+/// A tensor ready for the kernels: in place in a mapped file, or in memory the source owns.
+public struct ResolvedTensor {
+  public let pointer: UnsafeRawPointer
+  public let elementType: ElementType
+  public let shape: [Int]
+  public let byteCount: Int
+
+  public init(pointer: UnsafeRawPointer, elementType: ElementType, shape: [Int], byteCount: Int) {
+    self.pointer = pointer
+    self.elementType = elementType
+    self.shape = shape
+    self.byteCount = byteCount
+  }
+}
+
+/// Where a model's tensors come from, by their Hugging Face names: a safetensors checkpoint
+/// (`Checkpoint`) or a GGUF file (`GGUFWeights`). The source keeps alive whatever its tensors
+/// point into.
+public protocol WeightSource: AnyObject {
+  /// The file or folder, for messages.
+  var location: String { get }
+  /// Whether a tensor of that name exists.
+  func contains(_ name: String) -> Bool
+  /// The tensor called `name`, widened or reordered as needed for the kernels; its shape is
+  /// checked by the caller. Throws for a missing tensor or an unusable type.
+  func resolve(_ name: String) throws -> ResolvedTensor
+}
+
+extension Checkpoint: WeightSource {
+  public var location: String { directory }
+
+  public func contains(_ name: String) -> Bool { tensor(name) != nil }
+
+  public func resolve(_ name: String) throws -> ResolvedTensor {
+    guard let info = tensor(name), let pointer = pointer(to: name) else {
+      throw EngineError.invalidWeights(reason: "tensor \(name) is missing in \(directory)")
+    }
+    guard let elementType = info.dtype.elementType else {
+      throw EngineError.invalidWeights(
+        reason: "tensor \(name) in \(path(of: name) ?? directory) has dtype \(info.dtype.rawValue); dense weights must be F32, F16 or BF16")
+    }
+    return ResolvedTensor(pointer: pointer, elementType: elementType, shape: info.shape, byteCount: info.byteCount)
+  }
+}
+
+/// Looks tensors up by name and checks their shapes; sums the bytes of those used.
 struct TensorResolver {
-  let checkpoint: Checkpoint
+  let source: any WeightSource
   private(set) var usedBytes = 0
   private var used = Set<String>()
 
-  init(checkpoint: Checkpoint) {
-    self.checkpoint = checkpoint
+  init(source: any WeightSource) {
+    self.source = source
   }
 
   private mutating func resolve(_ name: String, shape: [Int]) throws -> (UnsafeRawPointer, ElementType) {
-    guard let info = checkpoint.tensor(name), let pointer = checkpoint.pointer(to: name) else {
-      throw EngineError.invalidWeights(reason: "tensor \(name) is missing in \(checkpoint.directory)")
-    }
-    let file = checkpoint.path(of: name) ?? checkpoint.directory
-    guard let elementType = info.dtype.elementType else {
+    let tensor = try source.resolve(name)
+    guard tensor.shape == shape else {
       throw EngineError.invalidWeights(
-        reason: "tensor \(name) in \(file) has dtype \(info.dtype.rawValue); dense weights must be F32, F16 or BF16")
+        reason: "tensor \(name) in \(source.location) has shape \(tensor.shape) but the model's config implies \(shape)")
     }
-    guard info.shape == shape else {
-      throw EngineError.invalidWeights(
-        reason: "tensor \(name) in \(file) has shape \(info.shape) but config.json implies \(shape)")
-    }
-    if used.insert(name).inserted { usedBytes += info.byteCount }
-    return (pointer, elementType)
+    if used.insert(name).inserted { usedBytes += tensor.byteCount }
+    return (tensor.pointer, tensor.elementType)
   }
 
   mutating func matrix(_ name: String, rows: Int, columns: Int) throws -> DenseMatrix {

@@ -1,0 +1,156 @@
+import BitBudgetKernels
+import Foundation
+
+/// The tensors of a GGUF file under their Hugging Face names, ready for the kernels: F32, F16 and
+/// BF16 tensors are used in place in the mapping; block-quantized ones (Q8_0, Q4_0, …) are widened
+/// once, at load, into memory this object owns (bf16 by default, or f32).
+///
+/// llama.cpp's converter reorders the rows of the q and k projections of `llama` models for its
+/// interleaved RoPE; they are put back in transformers' order here (whatever their type), so one
+/// RoPE serves all architectures.
+///
+/// Loading streams: each tensor is widened row block by row block straight into its destination,
+/// so memory peaks at the widened weights plus the pages of the file being read, not at a copy of
+/// the whole file.
+public final class GGUFWeights: WeightSource, @unchecked Sendable {
+  public let file: GGUFFile
+  public let config: ModelConfig
+  /// The storage type of widened quantized tensors.
+  public let widenedType: ElementType
+  private var owned: [String: (UnsafeMutableRawPointer, ResolvedTensor)] = [:]
+  /// Threads that widen tensors while loading.
+  private let pool = ThreadPool()
+
+  public init(file: GGUFFile, config: ModelConfig, widenedType: ElementType = .bf16) {
+    self.file = file
+    self.config = config
+    self.widenedType = widenedType
+  }
+
+  deinit {
+    for (pointer, _) in owned.values { pointer.deallocate() }
+  }
+
+  public var location: String { file.path }
+
+  /// Bytes of the widened copies this object holds.
+  public var ownedBytes: Int { owned.values.reduce(0) { $0 + $1.1.byteCount } }
+
+  /// The GGUF name of a Hugging Face tensor name, or nil for one GGUF files do not have.
+  public static func ggufName(_ name: String) -> String? {
+    switch name {
+    case "model.embed_tokens.weight": return "token_embd.weight"
+    case "model.norm.weight": return "output_norm.weight"
+    case "lm_head.weight": return "output.weight"
+    default: break
+    }
+    let parts = name.split(separator: ".")
+    guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]) else { return nil }
+    let rest = parts[3...].joined(separator: ".")
+    let mapped: [String: String] = [
+      "input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+      "self_attn.q_proj.weight": "attn_q.weight", "self_attn.q_proj.bias": "attn_q.bias",
+      "self_attn.k_proj.weight": "attn_k.weight", "self_attn.k_proj.bias": "attn_k.bias",
+      "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
+      "self_attn.o_proj.weight": "attn_output.weight", "self_attn.o_proj.bias": "attn_output.bias",
+      "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
+      "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+    ]
+    return mapped[rest].map { "blk.\(layer).\($0)" }
+  }
+
+  public func contains(_ name: String) -> Bool {
+    Self.ggufName(name).map { file.tensors[$0] != nil } ?? false
+  }
+
+  public func resolve(_ name: String) throws -> ResolvedTensor {
+    if let (_, tensor) = owned[name] { return tensor }
+    guard let ggufName = Self.ggufName(name), let tensor = file.tensors[ggufName] else {
+      throw EngineError.invalidWeights(reason: "tensor \(name) (\(Self.ggufName(name) ?? "no GGUF name")) is missing in \(file.path)")
+    }
+    let shape = Array(tensor.dimensions.reversed())
+    let columns = tensor.dimensions[0]
+    let rows = tensor.elementCount / columns
+    let permutation = rowPermutation(name, rows: rows)
+    if permutation == nil, let inPlace = Self.elementType(tensor.type) {
+      return ResolvedTensor(pointer: file.pointer(to: tensor), elementType: inPlace, shape: shape, byteCount: tensor.byteCount)
+    }
+    guard GGUFDequantizer.supportedTypes.contains(tensor.type.name) else {
+      throw EngineError.unsupported(
+        "tensor \(ggufName) of \(file.path) has ggml type \(tensor.type.name) (supported: \(GGUFDequantizer.supportedTypes.sorted().joined(separator: ", ")))")
+    }
+    let target = Self.elementType(tensor.type) == .f32 ? ElementType.f32 : widenedType
+    let byteCount = rows * columns * target.byteCount
+    let destination = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+    let source = file.pointer(to: tensor)
+    let rowBytes = columns / tensor.type.blockSize * tensor.type.blockBytes
+    let chunkRows = max(1, 65_536 / columns)
+    let chunks = (rows + chunkRows - 1) / chunkRows
+    let failure = FailureBox()
+    pool.parallelFor(chunks) { chunk in
+      let row = UnsafeMutablePointer<Float>.allocate(capacity: columns)
+      defer { row.deallocate() }
+      for r in (chunk * chunkRows)..<min(rows, (chunk + 1) * chunkRows) {
+        let from = permutation?(r) ?? r
+        do {
+          try GGUFDequantizer.dequantize(tensor.type, source + from * rowBytes, count: columns, into: row)
+        } catch {
+          failure.record(error)
+          return
+        }
+        storeConverted(row, count: columns, to: destination, at: r * columns, as: target)
+      }
+    }
+    if let error = failure.error {
+      destination.deallocate()
+      throw error
+    }
+    let resolved = ResolvedTensor(pointer: UnsafeRawPointer(destination), elementType: target, shape: shape, byteCount: byteCount)
+    owned[name] = (destination, resolved)
+    return resolved
+  }
+
+  /// For llama's q and k weights: the GGUF row that holds transformers' row `r`. The converter
+  /// stored, per head of `D` rows, the pairs (j, j + D/2) interleaved as rows (2j, 2j + 1).
+  /// (Llama GGUFs with q/k biases are rejected when the config is read.)
+  private func rowPermutation(_ name: String, rows: Int) -> ((Int) -> Int)? {
+    guard config.architecture == .llama else { return nil }
+    let heads: Int
+    if name.hasSuffix("self_attn.q_proj.weight") {
+      heads = config.queryHeads
+    } else if name.hasSuffix("self_attn.k_proj.weight") {
+      heads = config.kvHeads
+    } else {
+      return nil
+    }
+    let d = config.headDim
+    let half = d / 2
+    guard rows == heads * d else { return nil }
+    return { r in
+      let head = r / d, within = r % d
+      let (s, j) = (within / half, within % half)
+      return head * d + 2 * j + s
+    }
+  }
+
+  static func elementType(_ type: GGMLType) -> ElementType? {
+    switch type.name {
+    case "F32": .f32
+    case "F16": .f16
+    case "BF16": .bf16
+    default: nil
+    }
+  }
+
+  /// The first error of a concurrent loop.
+  final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var error: Error?
+
+    func record(_ error: Error) {
+      lock.lock()
+      if self.error == nil { self.error = error }
+      lock.unlock()
+    }
+  }
+}
