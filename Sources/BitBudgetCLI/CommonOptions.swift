@@ -5,7 +5,7 @@ import BitBudgetKernels
 
 /// Options shared by the commands that load a model.
 struct ModelOptions: ParsableArguments {
-  @Option(name: .long, help: ArgumentHelp("Hugging Face model folder (config.json + safetensors).", valueName: "dir"))
+  @Option(name: .long, help: ArgumentHelp("Hugging Face model folder (config.json + safetensors) or GGUF file.", valueName: "dir-or-gguf"))
   var model: String
 
   @Option(name: .long, help: "Threads for the kernels (default: all processors).")
@@ -14,13 +14,20 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .customLong("kv-dtype"), help: "Storage type of the KV cache: bf16, f16 or f32.")
   var kvDType: KVDType = .bf16
 
+  @Option(name: .customLong("gguf-dtype"), help: "What quantized GGUF tensors are widened to at load: bf16 or f32.")
+  var ggufDType: GGUFDType = .bf16
+
   func validate() throws {
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
   }
 
   func loadModel() throws -> DecoderModel {
-    try DecoderModel.load(path: model)
+    try DecoderModel.load(path: model, ggufWidening: ggufDType == .f32 ? .f32 : .bf16)
   }
+}
+
+enum GGUFDType: String, ExpressibleByArgument, CaseIterable {
+  case bf16, f32
 }
 
 enum KVDType: String, ExpressibleByArgument, CaseIterable {

@@ -225,7 +225,7 @@ struct Generate: ParsableCommand {
   /// --tokenizer, else the model's own (a GGUF file's, or the model folder's files); required for
   /// --prompt.
   private func loadTokenizer(model: DecoderModel) throws -> Tokenizer? {
-    if let path = tokenizer { return try Tokenizer.load(from: path) }
+    if let path = tokenizer { return try Tokenizer.load(anyFrom: path) }
     if let gguf = model.gguf { return try Tokenizer.fromGGUF(gguf) }
     guard let folder = model.directory else { return nil }
     let hasTokenizer = ["tokenizer.json", "vocab.json"].contains {

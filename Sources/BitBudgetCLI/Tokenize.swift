@@ -1,4 +1,5 @@
 import ArgumentParser
+import BitBudgetEngine
 import BitBudgetTokenizer
 import Foundation
 
@@ -10,7 +11,7 @@ struct Tokenize: ParsableCommand {
       the text (<|im_start|>, <think>, …) become their ids. With --decode, prints the text of ids.
       """)
 
-  @Option(help: ArgumentHelp("A tokenizer.json file, or a folder with tokenizer.json or vocab.json + merges.txt.", valueName: "file-or-dir"))
+  @Option(help: ArgumentHelp("A tokenizer.json file, a folder with tokenizer.json or vocab.json + merges.txt, or a GGUF model.", valueName: "file-or-dir"))
   var tokenizer: String
 
   @Option(help: "Text to encode (default: standard input).")
@@ -27,7 +28,7 @@ struct Tokenize: ParsableCommand {
   }
 
   func run() throws {
-    let tokenizer = try Tokenizer.load(from: self.tokenizer)
+    let tokenizer = try Tokenizer.load(anyFrom: self.tokenizer)
     if let decode {
       let text = try tokenizer.decode(decode.values)
       if json { try Output.json(["text": text]) } else { Output.write(text + "\n") }

@@ -1,3 +1,4 @@
+import Foundation
 import BitBudgetTokenizer
 
 extension Tokenizer {
@@ -52,5 +53,19 @@ extension Tokenizer {
     return try Tokenizer(
       source: path, tokens: tokens, merges: merges, addedTokens: added, preTokenizer: pre,
       normalizesNFC: pre == .qwen2, configuration: configuration)
+  }
+}
+
+extension Tokenizer {
+  /// A tokenizer from a tokenizer file or folder (`Tokenizer.load(from:)`) or from a GGUF file's
+  /// metadata.
+  public static func load(anyFrom path: String) throws -> Tokenizer {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+      let handle = FileHandle(forReadingAtPath: path), handle.readData(ofLength: 4) == Data("GGUF".utf8)
+    {
+      return try fromGGUF(try GGUFFile(path: path))
+    }
+    return try load(from: path)
   }
 }

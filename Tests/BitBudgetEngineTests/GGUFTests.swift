@@ -1,0 +1,124 @@
+import BitBudgetKernels
+import BitBudgetTestSupport
+import BitBudgetTokenizer
+import Foundation
+import Testing
+
+@testable import BitBudgetEngine
+
+/// ggml block types widened exactly as the gguf package's reference dequantizers do.
+@Suite struct GGUFDequantizationTests {
+  struct Reference: Decodable {
+    let rows: Int
+    let columns: Int
+    let values: [String: [Float]]
+  }
+
+  @Test func everyTypeMatchesTheGGUFPackage() throws {
+    let folder = URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/gguf")
+    let file = try GGUFFile(path: folder.appendingPathComponent("quant-types.gguf").path)
+    let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: folder.appendingPathComponent("quant-types-reference.json")))
+    #expect(reference.values.count == 11)
+    for (name, expected) in reference.values {
+      let tensor = try #require(file.tensors[name], "\(name)")
+      #expect(tensor.dimensions == [reference.columns, reference.rows])
+      var values = [Float](repeating: .nan, count: expected.count)
+      let rowBytes = reference.columns / tensor.type.blockSize * tensor.type.blockBytes
+      if name == "Q3_K" {
+        #expect(throws: EngineError.self) { try GGUFDequantizer.dequantize(tensor.type, file.pointer(to: tensor), count: reference.columns, into: &values) }
+        continue
+      }
+      for row in 0..<reference.rows {
+        try values.withUnsafeMutableBufferPointer { out in
+          try GGUFDequantizer.dequantize(tensor.type, file.pointer(to: tensor) + row * rowBytes, count: reference.columns, into: out.baseAddress! + row * reference.columns)
+        }
+      }
+      let scale = expected.map(abs).max() ?? 1
+      let worst = zip(values, expected).map { abs($0 - $1) }.max() ?? .nan
+      // Same f32 arithmetic as the reference, up to the order of a product of three factors.
+      #expect(worst <= 1e-6 * scale, "\(name): max |Δ| \(worst) of \(scale)")
+    }
+  }
+}
+
+/// The real SmolLM2-135M-Instruct GGUF (Llama architecture, Q4_1/Q8_0) against transformers
+/// loading the same file.
+@Suite struct SmolLM2Tests {
+  struct Reference: Decodable {
+    struct Logits: Decodable {
+      let position: Int
+      let strided: [Float]
+      let top_ids: [Int]
+      let top_values: [Float]
+    }
+
+    let prompts: [String]
+    let ids: [[Int]]
+    let greedy_prompts: [Int]
+    let greedy: [[Int]]
+    let logit_stride: Int
+    let logits: [Logits]
+    let vocab_size: Int
+  }
+
+  static let path = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+
+  static func reference() throws -> Reference {
+    let url = URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/gguf/smollm2-reference.json")
+    return try JSONDecoder().decode(Reference.self, from: Data(contentsOf: url))
+  }
+
+  @Test func configAndTokenizerFromMetadata() throws {
+    let file = try GGUFFile(path: Self.path)
+    let config = try ModelConfig.fromGGUF(file)
+    #expect(config.architecture == .llama)
+    #expect((config.layerCount, config.hiddenSize, config.intermediateSize) == (30, 576, 1536))
+    #expect((config.queryHeads, config.kvHeads, config.headDim, config.vocabSize) == (9, 3, 64, 49152))
+    #expect(config.tiedEmbeddings && config.ropeTheta == 100_000)
+    let tokenizer = try Tokenizer.fromGGUF(file)
+    #expect(tokenizer.preTokenizer == .smollm)
+    let reference = try Self.reference()
+    for (prompt, ids) in zip(reference.prompts, reference.ids) {
+      #expect(tokenizer.encode(prompt) == ids, "\(prompt.debugDescription)")
+      #expect(try tokenizer.decode(ids) == prompt)
+    }
+  }
+
+  /// Weights widened to f32 (as transformers dequantizes): logits within 2e-4 of the largest,
+  /// greedy continuations equal.
+  @Test func logitsAndGreedyMatchTransformers() throws {
+    let reference = try Self.reference()
+    let model = try DecoderModel.load(path: Self.path, ggufWidening: .f32)
+    let session = try InferenceSession(model: model, threads: 2, maxRows: 64, maxLogitRows: 64)
+    var rows: [[Float]] = []
+    _ = try session.prefill(reference.ids[0], cache: session.makeCache(elementType: .f32), logits: .all) { view in
+      for r in 0..<view.rows { rows.append(Array(view.row(r))) }
+    }
+    #expect(rows.count == reference.ids[0].count)
+    for expected in reference.logits {
+      let row = rows[expected.position]
+      let strided = stride(from: 0, to: row.count, by: reference.logit_stride).map { row[$0] }
+      let scale = expected.top_values[0]
+      let worst = max(
+        zip(strided, expected.strided).map { abs($0 - $1) }.max() ?? .nan,
+        zip(expected.top_ids, expected.top_values).map { abs(row[$0] - $1) }.max() ?? .nan)
+      #expect(worst <= 2e-4 * abs(scale) + 1e-4, "position \(expected.position): |Δ| \(worst)")
+      #expect(try Generator.argmax(row.withUnsafeBufferPointer { $0 }) == expected.top_ids[0])
+    }
+    for (index, expected) in zip(reference.greedy_prompts, reference.greedy) {
+      let result = try Generator(session: session).generate(
+        prompt: reference.ids[index], options: GenerationOptions(maxTokens: expected.count), cache: session.makeCache(elementType: .f32))
+      #expect(result.samples[0].tokens == expected, "prompt \(index)")
+    }
+  }
+
+  /// With the default bf16 widening and KV cache the first tokens still agree.
+  @Test func bf16WideningStaysClose() throws {
+    let reference = try Self.reference()
+    let model = try DecoderModel.load(path: Self.path)
+    #expect(model.weights.byteCount < 300_000_000)
+    let session = try InferenceSession(model: model, threads: 2)
+    let result = try Generator(session: session).generateGreedy(prompt: reference.ids[0], maxTokens: 8, stopTokens: [], cache: session.makeCache())
+    #expect(result.samples[0].tokens == Array(reference.greedy[0].prefix(8)))
+  }
+}
