@@ -1,0 +1,152 @@
+import BitBudgetTestSupport
+import Foundation
+import Testing
+
+@testable import BitBudgetEngine
+
+/// Every way a GGUF header can be malformed gets a one-line error naming the file.
+@Suite struct GGUFRejectionTests {
+  /// Builds GGUF bytes field by field.
+  struct Writer {
+    var bytes: [UInt8] = []
+    mutating func u32(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+    mutating func u64(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+    mutating func string(_ text: String) {
+      u64(UInt64(text.utf8.count))
+      bytes += Array(text.utf8)
+    }
+    mutating func metadataString(_ key: String, _ value: String) {
+      string(key)
+      u32(8)
+      string(value)
+    }
+    mutating func tensor(_ name: String, _ dimensions: [UInt64], type: UInt32, offset: UInt64) {
+      string(name)
+      u32(UInt32(dimensions.count))
+      for dimension in dimensions { u64(dimension) }
+      u32(type)
+      u64(offset)
+    }
+    mutating func pad(to alignment: Int) {
+      while bytes.count % alignment != 0 { bytes.append(0) }
+    }
+  }
+
+  /// A valid file: one F32 tensor of 8 elements and one Q8_0 tensor of 32.
+  static func valid() -> Writer {
+    var w = Writer()
+    w.u32(0x4655_4747); w.u32(3); w.u64(2); w.u64(1)
+    w.metadataString("general.architecture", "llama")
+    w.tensor("a", [8], type: 0, offset: 0)
+    w.tensor("b", [32], type: 8, offset: 32)
+    w.pad(to: 32)
+    w.bytes += [UInt8](repeating: 0, count: 32 + 34)
+    return w
+  }
+
+  static func expectRejected(_ bytes: [UInt8], mentioning phrase: String) throws {
+    let directory = try Fixtures.temporaryDirectory("gguf")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let url = directory.appendingPathComponent("model.gguf")
+    try Data(bytes).write(to: url)
+    do {
+      _ = try GGUFFile(path: url.path)
+      Issue.record("accepted a bad file (\(phrase))")
+    } catch let error as EngineError {
+      #expect(error.description.contains(url.path), "\(error)")
+      #expect(error.description.contains(phrase), "\(error)")
+      #expect(!error.description.contains("\n"))
+    }
+  }
+
+  @Test func acceptsAValidFile() throws {
+    let directory = try Fixtures.temporaryDirectory("gguf")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let url = directory.appendingPathComponent("ok.gguf")
+    try Data(Self.valid().bytes).write(to: url)
+    let file = try GGUFFile(path: url.path)
+    #expect(file.tensors["b"]?.byteCount == 34)
+    #expect(file.metadata["general.architecture"] == .string("llama"))
+  }
+
+  @Test func rejectsMalformedHeaders() throws {
+    var badMagic = Self.valid()
+    badMagic.bytes[0] = 0x00
+    try Self.expectRejected(badMagic.bytes, mentioning: "magic")
+    var version = Self.valid()
+    version.bytes[4] = 9
+    try Self.expectRejected(version.bytes, mentioning: "version 9")
+    for length in [3, 10, 30, 60, 100] {
+      try Self.expectRejected(Array(Self.valid().bytes.prefix(length)), mentioning: "ends early")
+    }
+    var w = Writer()
+    w.u32(0x4655_4747); w.u32(3); w.u64(1 << 40); w.u64(0)
+    try Self.expectRejected(w.bytes, mentioning: "implausibly large")
+    w = Writer()
+    w.u32(0x4655_4747); w.u32(3); w.u64(0); w.u64(1); w.u64(1 << 50)
+    try Self.expectRejected(w.bytes, mentioning: "runs past the end")
+    w = Writer()
+    w.u32(0x4655_4747); w.u32(3); w.u64(0); w.u64(1); w.string("k"); w.u32(9); w.u32(4); w.u64(1 << 40)
+    try Self.expectRejected(w.bytes, mentioning: "array")
+    w = Writer()
+    w.u32(0x4655_4747); w.u32(3); w.u64(0); w.u64(1); w.string("k"); w.u32(77)
+    try Self.expectRejected(w.bytes, mentioning: "unknown type 77")
+    w = Writer()
+    w.u32(0x4655_4747); w.u32(3); w.u64(0); w.u64(2); w.metadataString("k", "a"); w.metadataString("k", "b")
+    try Self.expectRejected(w.bytes, mentioning: "appears twice")
+    w = Writer()
+    w.u32(0x4655_4747); w.u32(3); w.u64(0); w.u64(1); w.string("general.alignment"); w.u32(4); w.u32(3)
+    try Self.expectRejected(w.bytes, mentioning: "power of two")
+  }
+
+  @Test func rejectsBadTensorInfos() throws {
+    func file(_ tensors: (inout Writer) -> Void, count: UInt64, data: Int = 200) -> [UInt8] {
+      var w = Writer()
+      w.u32(0x4655_4747); w.u32(3); w.u64(count); w.u64(0)
+      tensors(&w)
+      w.pad(to: 32)
+      w.bytes += [UInt8](repeating: 0, count: data)
+      return w.bytes
+    }
+    try Self.expectRejected(file({ $0.tensor("a", [], type: 0, offset: 0) }, count: 1), mentioning: "0 dimensions")
+    try Self.expectRejected(file({ $0.tensor("a", [0], type: 0, offset: 0) }, count: 1), mentioning: "dimension of 0")
+    try Self.expectRejected(file({ $0.tensor("a", [8], type: 99, offset: 0) }, count: 1), mentioning: "unknown ggml type 99")
+    try Self.expectRejected(file({ $0.tensor("a", [40], type: 8, offset: 0) }, count: 1), mentioning: "not a multiple of Q8_0's block")
+    try Self.expectRejected(file({ $0.tensor("a", [8], type: 0, offset: 4) }, count: 1), mentioning: "not aligned")
+    try Self.expectRejected(file({ $0.tensor("a", [100], type: 0, offset: 0) }, count: 1), mentioning: "truncated")
+    try Self.expectRejected(file({ $0.tensor("a", [8], type: 0, offset: 1 << 40) }, count: 1), mentioning: "past the end")
+    try Self.expectRejected(
+      file({ $0.tensor("a", [16], type: 0, offset: 0); $0.tensor("b", [8], type: 0, offset: 32) }, count: 2), mentioning: "overlap")
+    try Self.expectRejected(
+      file({ $0.tensor("a", [8], type: 0, offset: 0); $0.tensor("a", [8], type: 0, offset: 32) }, count: 2), mentioning: "appears twice")
+    try Self.expectRejected(
+      file({ $0.tensor("a", [1 << 30, 1 << 30, 1 << 30], type: 0, offset: 0) }, count: 1), mentioning: "too many elements")
+  }
+
+  /// Cut-off copies of the real SmolLM2 file are rejected (header) or fail at the first tensor
+  /// that does not fit (data).
+  @Test func rejectsTruncationsOfARealFile() throws {
+    let data = try Data(contentsOf: URL(fileURLWithPath: SmolLM2Tests.path))
+    let directory = try Fixtures.temporaryDirectory("gguf-cut")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let url = directory.appendingPathComponent("cut.gguf")
+    for length in [8, 1000, 100_000, 1_700_000, data.count / 2, data.count - 1] {
+      try data.prefix(length).write(to: url)
+      #expect(throws: EngineError.self, "length \(length)") { try DecoderModel.load(path: url.path) }
+    }
+  }
+
+  @Test func rejectsUnsupportedModels() throws {
+    var w = Self.valid()
+    w.bytes.removeAll()
+    w.u32(0x4655_4747); w.u32(3); w.u64(0); w.u64(1)
+    w.metadataString("general.architecture", "mamba")
+    let directory = try Fixtures.temporaryDirectory("gguf-arch")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let url = directory.appendingPathComponent("mamba.gguf")
+    try Data(w.bytes).write(to: url)
+    #expect(throws: EngineError.unsupported("architecture \"mamba\" in \(url.path) (supported: qwen3, qwen2, llama)")) {
+      try DecoderModel.load(path: url.path)
+    }
+  }
+}
