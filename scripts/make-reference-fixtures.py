@@ -27,7 +27,11 @@ import sys
 
 import torch
 import transformers
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
+
+ARCHITECTURES = {"qwen3": (Qwen3Config, Qwen3ForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+                 "llama": (LlamaConfig, LlamaForCausalLM)}
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "models")
@@ -62,6 +66,16 @@ MODELS = {
         dict(vocab_size=128, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
              num_attention_heads=2, num_key_value_heads=1, head_dim=128, tie_word_embeddings=True),
         torch.bfloat16, "transformers5", None, 70, 4),
+    # Qwen2: q/k/v biases (random, non-zero), no o_proj bias, no q/k norms; untied, bf16.
+    "qwen2-bias-untied-bf16": (
+        dict(architecture="qwen2", vocab_size=320, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False),
+        torch.bfloat16, "transformers4", None, 40, 5),
+    # Llama (SmolLM2's architecture in a folder): GQA group 3, tied, f32.
+    "llama-gqa3-tied-f32": (
+        dict(architecture="llama", vocab_size=300, hidden_size=96, intermediate_size=192, num_hidden_layers=2,
+             num_attention_heads=6, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=100000.0),
+        torch.float32, "transformers5", None, 40, 6),
 }
 
 GREEDY_TOKENS = 16
@@ -69,10 +83,13 @@ GREEDY_TOKENS = 16
 
 def make_model(kwargs, seed, initializer_range=0.2):
     torch.manual_seed(seed)
-    cfg = Qwen3Config(max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=1000000.0,
-                      initializer_range=initializer_range, bos_token_id=None, eos_token_id=1,
-                      pad_token_id=None, **kwargs)
-    model = Qwen3ForCausalLM(cfg).eval()
+    kwargs = dict(kwargs)
+    config_class, model_class = ARCHITECTURES[kwargs.pop("architecture", "qwen3")]
+    kwargs.setdefault("rope_theta", 1000000.0)
+    cfg = config_class(max_position_embeddings=512, rms_norm_eps=1e-6,
+                       initializer_range=initializer_range, bos_token_id=None, eos_token_id=1,
+                       pad_token_id=None, **kwargs)
+    model = model_class(cfg).eval()
     with torch.no_grad():
         # Non-trivial norms and biases, so a missing or misplaced one changes the logits.
         for name, p in model.named_parameters():
@@ -109,7 +126,8 @@ def write_fixture(name, spec):
     restyle_config(os.path.join(out, "config.json"), style)
 
     # Reference: the stored weights widened to f32, eager attention.
-    ref = Qwen3ForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
+    model_class = ARCHITECTURES[kwargs.get("architecture", "qwen3")][1]
+    ref = model_class.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
     generator = torch.Generator().manual_seed(100 + seed)
     ids = torch.randint(2, kwargs["vocab_size"], (1, length), generator=generator)
     with torch.no_grad():

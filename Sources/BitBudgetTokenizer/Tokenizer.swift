@@ -163,6 +163,13 @@ public final class Tokenizer {
     id >= 0 && id < vocabularySize ? tokenStrings[id] : nil
   }
 
+  /// The merges as token ids, in rank order.
+  func bpeMerges() -> [(left: Int, right: Int)] {
+    bpe.merges.sorted { $0.value < $1.value }.map {
+      (Int(UInt32(truncatingIfNeeded: $0.key >> 32)), Int(UInt32(truncatingIfNeeded: $0.key & 0xFFFF_FFFF)))
+    }
+  }
+
   /// Whether `id` is a special added token.
   public func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
 

@@ -11,8 +11,11 @@ public struct TokenizerConfiguration: Sendable, Equatable {
 
   public init() {}
 
-  /// The tokenizer classes whose behaviour this implementation reproduces.
-  public static let supportedClasses: Set<String> = ["Qwen2Tokenizer", "Qwen2TokenizerFast"]
+  /// The tokenizer classes whose behaviour this implementation reproduces (byte-level BPE; for the
+  /// generic classes, tokenizer.json describes the pipeline, and it is checked when read).
+  public static let supportedClasses: Set<String> = [
+    "Qwen2Tokenizer", "Qwen2TokenizerFast", "GPT2Tokenizer", "GPT2TokenizerFast", "PreTrainedTokenizerFast",
+  ]
 }
 
 extension Tokenizer {
