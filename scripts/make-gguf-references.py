@@ -9,6 +9,11 @@
    tensor per ggml type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K, and Q3_K, which
    the engine does not read), random blocks with sane scales, and the values gguf-py's
    `quants.dequantize` gives for each.
+3. Tests/Fixtures/gguf/smollm2-corpus.json — ids of the tokenizer corpus (Tests/Fixtures/tokenizer)
+   from the `tokenizers` library running SmolLM2's own pipeline (Digits(individual_digits) then
+   ByteLevel with the GPT-2 regex, as SmolLM2's tokenizer.json and llama.cpp's "smollm"
+   pre-tokenizer have it) over the vocabulary and merges read from the GGUF with gguf-py.
+   (transformers' GGUF loader drops the Digits step, so it is not the reference here.)
 
 Usage: python scripts/make-gguf-references.py   (needs torch, transformers, gguf, numpy; the SmolLM2
 GGUF from scripts/fetch-test-assets.sh)
@@ -117,8 +122,35 @@ def quant_types():
         json.dump({"rows": rows, "columns": columns, "values": reference}, out, separators=(",", ":"))
 
 
+def smollm2_corpus():
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    reader = gguf.GGUFReader(SMOLLM)
+
+    def strings(key):
+        field = reader.fields[key]
+        return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+
+    tokens = strings("tokenizer.ggml.tokens")
+    merges = [tuple(m.split(" ", 1)) for m in strings("tokenizer.ggml.merges")]
+    types = reader.fields["tokenizer.ggml.token_type"]
+    types = [int(types.parts[i][0]) for i in types.data]
+    tokenizer = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                  for t, kind in zip(tokens, types) if kind == 3])
+    corpus = os.path.join(ROOT, "Tests", "Fixtures", "tokenizer", "qwen3-corpus.jsonl")
+    texts = [json.loads(line)["text"] for line in open(corpus, encoding="utf-8")]
+    return [tokenizer.encode(text, add_special_tokens=False).ids for text in texts]
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "smollm2-corpus.json"), "w") as out:
+        json.dump({"corpus": "Tests/Fixtures/tokenizer/qwen3-corpus.jsonl", "ids": smollm2_corpus()}, out,
+                  separators=(",", ":"))
     quant_types()
     reference = smollm2_reference()
     with open(os.path.join(OUT, "smollm2-reference.json"), "w") as out:

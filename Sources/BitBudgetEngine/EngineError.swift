@@ -3,6 +3,8 @@
 public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
   /// A file could not be opened or read.
   case unreadableFile(path: String, reason: String)
+  /// A file could not be created or written.
+  case unwritableFile(path: String, reason: String)
   /// A tensor file (safetensors or GGUF) is malformed, truncated or inconsistent.
   case invalidTensorFile(path: String, reason: String)
   /// `config.json` (or equivalent metadata) is missing, malformed or inconsistent.
@@ -19,6 +21,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible, Sendable {
   public var description: String {
     switch self {
     case .unreadableFile(let path, let reason): "cannot read \(path): \(reason)"
+    case .unwritableFile(let path, let reason): "cannot write \(path): \(reason)"
     case .invalidTensorFile(let path, let reason): "invalid tensor file \(path): \(reason)"
     case .invalidConfig(let path, let reason): "invalid model config \(path): \(reason)"
     case .invalidWeights(let reason): "invalid model weights: \(reason)"

@@ -138,6 +138,30 @@ import Testing
     #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
   }
 
+  /// `convert` writes a folder that `generate` runs like the GGUF itself; a second conversion
+  /// into it needs --overwrite; a bad GGUF is a one-line error.
+  @Test func convertGGUFToFolder() throws {
+    let gguf = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    let directory = try Fixtures.temporaryDirectory("convert")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let out = directory.appendingPathComponent("smollm2").path
+    let converted = try Self.run(["convert", "--gguf", gguf, "--out", out, "--json"])
+    #expect(converted.status == 0, "\(converted.stderr)")
+    #expect(converted.json?["tensors"] as? Int == 272)
+    let prompt = "<|im_start|>user\nName three colors.<|im_end|>\n<|im_start|>assistant\n"
+    let arguments = ["--prompt", prompt, "--max-tokens", "12", "--greedy", "--json"]
+    let fromFolder = try Self.run(["generate", "--model", out] + arguments)
+    let fromGGUF = try Self.run(["generate", "--model", gguf] + arguments)
+    #expect(fromFolder.status == 0, "\(fromFolder.stderr)")
+    let text = { (run: Run) in ((run.json?["samples"] as? [[String: Any]])?.first?["text"] as? String) }
+    #expect(text(fromFolder) != nil && text(fromFolder) == text(fromGGUF))
+    let again = try Self.run(["convert", "--gguf", gguf, "--out", out])
+    #expect(again.status == 1 && again.stderr.contains("--overwrite"), "\(again.stderr)")
+    #expect(try Self.run(["convert", "--gguf", gguf, "--out", out, "--overwrite"]).status == 0)
+    let notGGUF = try Self.run(["convert", "--gguf", (out as NSString).appendingPathComponent("config.json"), "--out", out + "2"])
+    #expect(notGGUF.status == 1 && notGGUF.stderr.split(separator: "\n").count == 1, "\(notGGUF.stderr)")
+  }
+
   @Test func tokenizeEncodesAndDecodes() throws {
     let tokenizer = Fixtures.qwen3TokenizerDirectory
     let encoded = try Self.run(["tokenize", "--tokenizer", tokenizer, "--text", "Hello, world! 12345", "--json"])

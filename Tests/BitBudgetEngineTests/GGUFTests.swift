@@ -84,6 +84,23 @@ import Testing
     }
   }
 
+  /// The whole tokenizer corpus against `tokenizers` running SmolLM2's own pipeline
+  /// (Digits, then ByteLevel) over the GGUF's vocabulary (scripts/make-gguf-references.py).
+  @Test func tokenizerMatchesTokenizersOnTheCorpus() throws {
+    struct Expected: Decodable { let ids: [[Int]] }
+    let url = URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/gguf/smollm2-corpus.json")
+    let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: url)).ids
+    let corpus = try Fixtures.tokenizerCorpus()
+    #expect(expected.count == corpus.count && corpus.count >= 500)
+    let tokenizer = try Tokenizer.fromGGUF(try GGUFFile(path: Self.path))
+    var failures = 0
+    for (entry, ids) in zip(corpus, expected) where tokenizer.encode(entry.text) != ids {
+      failures += 1
+      if failures <= 5 { Issue.record("\(entry.text.prefix(60).debugDescription) differs") }
+    }
+    #expect(failures == 0, "\(failures) of \(corpus.count) strings differ")
+  }
+
   /// Weights widened to f32 (as transformers dequantizes): logits within 2e-4 of the largest,
   /// greedy continuations equal.
   @Test func logitsAndGreedyMatchTransformers() throws {

@@ -45,6 +45,21 @@ public enum Fixtures {
     return try JSONDecoder().decode(Reference.self, from: Data(contentsOf: url))
   }
 
+  /// One string of the tokenizer corpus (`Tests/Fixtures/tokenizer/qwen3-corpus.jsonl`, made
+  /// by scripts/make-tokenizer-corpus.py) with the Qwen3 ids of Hugging Face `tokenizers`.
+  public struct CorpusEntry: Decodable, Sendable {
+    public let text: String
+    public let ids: [Int]
+    /// Python's `unicodedata.normalize("NFC", text)`.
+    public let nfc: String
+  }
+
+  public static func tokenizerCorpus() throws -> [CorpusEntry] {
+    let url = URL(fileURLWithPath: repositoryRoot).appendingPathComponent("Tests/Fixtures/tokenizer/qwen3-corpus.jsonl")
+    let text = try String(contentsOf: url, encoding: .utf8)
+    return try text.split(separator: "\n").map { try JSONDecoder().decode(CorpusEntry.self, from: Data($0.utf8)) }
+  }
+
   /// A fresh temporary directory (removed by the caller with `removeItem`).
   public static func temporaryDirectory(_ label: String) throws -> URL {
     let url = FileManager.default.temporaryDirectory

@@ -8,18 +8,7 @@ import Testing
 /// scripts/make-tokenizer-corpus.py), with the real Qwen3 tokenizer fetched by
 /// scripts/fetch-test-assets.sh.
 @Suite struct CorpusTests {
-  struct Entry: Decodable {
-    let text: String
-    let ids: [Int]
-    /// Python's `unicodedata.normalize("NFC", text)`.
-    let nfc: String
-  }
-
-  static func corpus() throws -> [Entry] {
-    let url = URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/tokenizer/qwen3-corpus.jsonl")
-    let text = try String(contentsOf: url, encoding: .utf8)
-    return try text.split(separator: "\n").map { try JSONDecoder().decode(Entry.self, from: Data($0.utf8)) }
-  }
+  static func corpus() throws -> [Fixtures.CorpusEntry] { try Fixtures.tokenizerCorpus() }
 
   @Test func idsEqualTokenizers() throws {
     let tokenizer = try Tokenizer.load(from: Fixtures.qwen3TokenizerDirectory)

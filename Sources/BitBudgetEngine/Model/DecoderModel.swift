@@ -59,7 +59,9 @@ public final class DecoderModel: @unchecked Sendable {
 
   /// The sampling settings of `generation_config.json`: its temperature, top-k, top-p and min-p
   /// when `do_sample` is true, else greedy (transformers' behaviour); greedy without the file.
+  /// For a GGUF model, its `general.sampling.*` metadata, greedy without it.
   public func generationDefaults() throws -> SamplingParameters {
+    if let gguf { return try Self.samplingDefaults(gguf) }
     guard let directory else { return .greedy }
     let path = (directory as NSString).appendingPathComponent("generation_config.json")
     guard let data = FileManager.default.contents(atPath: path) else { return .greedy }
@@ -75,6 +77,27 @@ public final class DecoderModel: @unchecked Sendable {
       minP: Float(try reader.optionalNumber("min_p") ?? 0))
     guard parameters.temperature >= 0, parameters.topK >= 0, (0...1).contains(parameters.topP), (0...1).contains(parameters.minP) else {
       throw EngineError.invalidConfig(path: path, reason: "sampling settings out of range (\(parameters))")
+    }
+    return parameters
+  }
+
+  /// `general.sampling.temp`, `.top_k`, `.top_p`, `.min_p` of a GGUF file (llama.cpp's
+  /// defaults for the ones missing); greedy when the file has none of them.
+  static func samplingDefaults(_ file: GGUFFile) throws -> SamplingParameters {
+    let keys = ["temp", "top_k", "top_p", "min_p"].map { "general.sampling.\($0)" }
+    guard keys.contains(where: { file.metadata[$0] != nil }) else { return .greedy }
+    func number(_ key: String, _ fallback: Double) throws -> Double {
+      guard let value = file.metadata[key] else { return fallback }
+      guard let number = value.number, number.isFinite else {
+        throw EngineError.invalidConfig(path: file.path, reason: "\(key) is not a number")
+      }
+      return number
+    }
+    let parameters = SamplingParameters(
+      temperature: Float(try number(keys[0], 0.8)), topK: Int(try number(keys[1], 40)),
+      topP: Float(try number(keys[2], 0.95)), minP: Float(try number(keys[3], 0.05)))
+    guard parameters.temperature >= 0, parameters.topK >= 0, (0...1).contains(parameters.topP), (0...1).contains(parameters.minP) else {
+      throw EngineError.invalidConfig(path: file.path, reason: "general.sampling settings out of range (\(parameters))")
     }
     return parameters
   }

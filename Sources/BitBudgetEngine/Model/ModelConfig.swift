@@ -75,6 +75,36 @@ public struct ModelConfig: Sendable, Equatable {
   /// Width of the concatenated KV heads (`k_proj`/`v_proj` output).
   public var kvWidth: Int { kvHeads * headDim }
 
+  /// Every tensor the model has, by Hugging Face name, with its shape (rows first), in
+  /// checkpoint order: embedding, layers, final norm, then `lm_head` when untied.
+  public var tensorShapes: [(name: String, shape: [Int])] {
+    let h = hiddenSize
+    var shapes: [(String, [Int])] = [("model.embed_tokens.weight", [vocabSize, h])]
+    for i in 0..<layerCount {
+      let p = "model.layers.\(i)."
+      shapes.append((p + "input_layernorm.weight", [h]))
+      shapes.append((p + "self_attn.q_proj.weight", [queryWidth, h]))
+      if queryKeyValueBias { shapes.append((p + "self_attn.q_proj.bias", [queryWidth])) }
+      shapes.append((p + "self_attn.k_proj.weight", [kvWidth, h]))
+      if queryKeyValueBias { shapes.append((p + "self_attn.k_proj.bias", [kvWidth])) }
+      shapes.append((p + "self_attn.v_proj.weight", [kvWidth, h]))
+      if queryKeyValueBias { shapes.append((p + "self_attn.v_proj.bias", [kvWidth])) }
+      shapes.append((p + "self_attn.o_proj.weight", [h, queryWidth]))
+      if outputBias { shapes.append((p + "self_attn.o_proj.bias", [h])) }
+      if architecture.hasQKNorm {
+        shapes.append((p + "self_attn.q_norm.weight", [headDim]))
+        shapes.append((p + "self_attn.k_norm.weight", [headDim]))
+      }
+      shapes.append((p + "post_attention_layernorm.weight", [h]))
+      shapes.append((p + "mlp.gate_proj.weight", [intermediateSize, h]))
+      shapes.append((p + "mlp.up_proj.weight", [intermediateSize, h]))
+      shapes.append((p + "mlp.down_proj.weight", [h, intermediateSize]))
+    }
+    shapes.append(("model.norm.weight", [h]))
+    if !tiedEmbeddings { shapes.append(("lm_head.weight", [vocabSize, h])) }
+    return shapes
+  }
+
   /// Reads and validates `config.json` in `directory`.
   public static func load(directory: String) throws -> ModelConfig {
     let path = (directory as NSString).appendingPathComponent("config.json")

@@ -65,6 +65,23 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
 
   public func resolve(_ name: String) throws -> ResolvedTensor {
     if let (_, tensor) = owned[name] { return tensor }
+    let (copy, tensor) = try widen(name)
+    if let copy { owned[name] = (copy, tensor) }
+    return tensor
+  }
+
+  /// Calls `body` with the tensor as `resolve` gives it, without keeping a widened copy beyond
+  /// the call (for streaming a whole model through, e.g. to convert it).
+  public func withTensor<Result>(_ name: String, _ body: (ResolvedTensor) throws -> Result) throws -> Result {
+    if let (_, tensor) = owned[name] { return try body(tensor) }
+    let (copy, tensor) = try widen(name)
+    defer { copy?.deallocate() }
+    return try body(tensor)
+  }
+
+  /// The tensor in place in the mapping (nil copy), or widened and reordered into a new
+  /// allocation that the caller owns.
+  private func widen(_ name: String) throws -> (UnsafeMutableRawPointer?, ResolvedTensor) {
     guard let ggufName = Self.ggufName(name), let tensor = file.tensors[ggufName] else {
       throw EngineError.invalidWeights(reason: "tensor \(name) (\(Self.ggufName(name) ?? "no GGUF name")) is missing in \(file.path)")
     }
@@ -73,7 +90,7 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
     let rows = tensor.elementCount / columns
     let permutation = rowPermutation(name, rows: rows)
     if permutation == nil, let inPlace = Self.elementType(tensor.type) {
-      return ResolvedTensor(pointer: file.pointer(to: tensor), elementType: inPlace, shape: shape, byteCount: tensor.byteCount)
+      return (nil, ResolvedTensor(pointer: file.pointer(to: tensor), elementType: inPlace, shape: shape, byteCount: tensor.byteCount))
     }
     guard GGUFDequantizer.supportedTypes.contains(tensor.type.name) else {
       throw EngineError.unsupported(
@@ -105,9 +122,7 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
       destination.deallocate()
       throw error
     }
-    let resolved = ResolvedTensor(pointer: UnsafeRawPointer(destination), elementType: target, shape: shape, byteCount: byteCount)
-    owned[name] = (destination, resolved)
-    return resolved
+    return (destination, ResolvedTensor(pointer: UnsafeRawPointer(destination), elementType: target, shape: shape, byteCount: byteCount))
   }
 
   /// For llama's q and k weights: the GGUF row that holds transformers' row `r`. The converter
