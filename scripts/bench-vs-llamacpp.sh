@@ -4,7 +4,9 @@
 # numbers compare), and prints both and their ratio. Not part of CI.
 #
 #   scripts/bench-vs-llamacpp.sh [ROUNDS]            # default model: random Qwen3-0.6B shape, bf16
-#   MODEL=path/to/hf-folder scripts/bench-vs-llamacpp.sh
+#   MODEL=path/to/hf-folder scripts/bench-vs-llamacpp.sh   # converted to a bf16 GGUF for llama.cpp
+#   MODEL=path/to/model.gguf scripts/bench-vs-llamacpp.sh   # both run the same GGUF (bitbudget widens
+#                                                           # quantized tensors to bf16 at load)
 #
 # Everything it fetches or builds goes to .assets/ (ignored by git):
 #   .assets/venv             torch (CPU) + transformers + the converter's deps
@@ -29,7 +31,7 @@ if [ ! -x "$ASSETS/venv/bin/python" ]; then
 fi
 PY=$ASSETS/venv/bin/python
 
-if [ ! -f "$MODEL/config.json" ]; then
+if [[ "$MODEL" != *.gguf && ! -f "$MODEL/config.json" ]]; then
   "$PY" scripts/make-reference-fixtures.py --bench-model "$MODEL"
 fi
 
@@ -48,6 +50,7 @@ if [ ! -x "$LLAMA/build/bin/llama-bench" ]; then
 fi
 
 GGUF=$MODEL/model-bf16.gguf
+[[ "$MODEL" == *.gguf ]] && GGUF=$MODEL
 if [ ! -f "$GGUF" ]; then
   TOKENIZER=$ASSETS/qwen3-tokenizer
   if [ ! -f "$TOKENIZER/tokenizer.json" ]; then
