@@ -41,6 +41,18 @@ public final class MappedFile: @unchecked Sendable {
     munmap(UnsafeMutableRawPointer(mutating: base), byteCount)
   }
 
+  /// Drops the resident pages wholly inside `range` (bytes from the start of the file), e.g. of
+  /// a tensor that was widened into memory of its own and will not be read again. The mapping
+  /// stays valid: a later read pages the bytes in from disk again. Costs one system call.
+  public func releasePages(_ range: Range<Int>) {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    guard page > 0 else { return }
+    let start = (range.lowerBound + page - 1) / page * page
+    let end = min(range.upperBound, byteCount) / page * page
+    guard end > start else { return }
+    _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+  }
+
   /// The bytes `range` of the file (bounds must have been checked by the caller).
   func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {
     UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)
