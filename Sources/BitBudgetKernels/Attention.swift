@@ -18,7 +18,8 @@ public enum Attention {
     segments: UnsafeBufferPointer<KVSegment>, shape: AttentionShape,
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
   ) {
-    guard let elementType = segments.first?.elementType else { return }
+    // Dense segments share one type (quantized ones report their scale type, read separately).
+    guard let elementType = (segments.first { $0.quantized == nil } ?? segments.first)?.elementType else { return }
     switch elementType {
     case .bf16: attend(BF16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
     case .f16: attend(F16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
@@ -71,7 +72,8 @@ public enum Attention {
     // Per query head: scores of every cached token, 1/Σ, outputs.
     let scoresStride = segments.reduce(0) { $0 + $1.tokens }
     precondition(scratch.threadCount >= pool.threadCount, "AttentionScratch has fewer threads than the pool")
-    scratch.reserve(group * (scoresStride + 1 + d))
+    // … plus one 32-token block of dequantized keys or values for quantized segments.
+    scratch.reserve(group * (scoresStride + 1 + d) + 32 * d)
     pool.parallelFor(rows * shape.kvHeads) { task, thread in
       let row = task / shape.kvHeads
       let kvHead = task % shape.kvHeads
@@ -96,12 +98,36 @@ public enum Attention {
     let scores = scratch
     let inverseSums = scores + group * scoresStride
     let outputs = inverseSums + group
+    let block = outputs + group * d
 
     // Pass 1: scaled logits for heads in passes of 4, 2 and 1.
     var seen = 0
     for segment in segments {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
+      if let quantized = segment.quantized {
+        var t = 0
+        while t < count {
+          let valid = min(32, count - t)
+          quantized.dequantizeKeys(kvHead: kvHead, first: t, count: valid, capacity: segment.capacity, headDim: d, into: block)
+          var g = 0
+          while g < group {
+            let heads = group - g >= 4 ? 4 : group - g >= 2 ? 2 : 1
+            let q = queries + g * d
+            let s = scores + g * scoresStride + seen + t
+            let k = UnsafeRawPointer(block)
+            switch heads {
+            case 4: logits4(F32Widening.self, k, 32, q, d, shape.scale, s, scoresStride, valid)
+            case 2: logits2(F32Widening.self, k, 32, q, d, shape.scale, s, scoresStride, valid)
+            default: logits1(F32Widening.self, k, 32, q, d, shape.scale, s, valid)
+            }
+            g += heads
+          }
+          t += 32
+        }
+        seen += count
+        continue
+      }
       let keys = segment.keys + (kvHead * d * segment.capacity) * W.byteCount
       var g = 0
       while g < group {
@@ -135,6 +161,31 @@ public enum Attention {
     for segment in segments {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
+      if let quantized = segment.quantized {
+        // Rows dequantized in the lane order the dense segments accumulate in.
+        let row = block + 31 * d
+        var t = 0
+        while t < count {
+          let valid = min(31, count - t)
+          for i in 0..<valid {
+            if W.usesPairOrder {
+              quantized.dequantizeValue(kvHead: kvHead, token: t + i, capacity: segment.capacity, headDim: d, into: row)
+              PairOrder.permute(row, count: d, into: block + i * d)
+            } else {
+              quantized.dequantizeValue(kvHead: kvHead, token: t + i, capacity: segment.capacity, headDim: d, into: block + i * d)
+            }
+          }
+          var g = 0
+          while g < group {
+            let heads = group - g >= 4 ? 4 : group - g >= 2 ? 2 : 1
+            accumulate(F32Widening.self, heads, scores + g * scoresStride + seen + t, scoresStride, UnsafeRawPointer(block), valid, d, outputs + g * d)
+            g += heads
+          }
+          t += valid
+        }
+        seen += count
+        continue
+      }
       let values = segment.values + (kvHead * segment.capacity * d) * W.byteCount
       var g = 0
       while g < group {

@@ -7,12 +7,16 @@
 ///   dimension and no horizontal sums;
 /// - values `[kvHeads][capacity][headDim]`: one token's value vector is contiguous.
 /// Slots `tokens..<capacity` are read (and ignored), so they must be allocated.
+///
+/// A segment may instead hold HQQ-quantized rows (`quantized`; `capacity` is then the row stride
+/// of its layout, and `keys`/`values` point at the codes).
 public struct KVSegment: @unchecked Sendable {
   public let keys: UnsafeRawPointer
   public let values: UnsafeRawPointer
   public let tokens: Int
   public let capacity: Int
   public let elementType: ElementType
+  public let quantized: QuantizedKVRows?
 
   public init(
     keys: UnsafeRawPointer, values: UnsafeRawPointer, tokens: Int, capacity: Int,
@@ -24,16 +28,38 @@ public struct KVSegment: @unchecked Sendable {
     self.tokens = tokens
     self.capacity = capacity
     self.elementType = elementType
+    quantized = nil
+  }
+
+  /// A segment of `tokens` quantized rows per KV head, `capacity` rows apart.
+  public init(quantized: QuantizedKVRows, tokens: Int, capacity: Int) {
+    precondition(tokens <= capacity)
+    keys = quantized.keyCodes
+    values = quantized.valueCodes
+    self.tokens = tokens
+    self.capacity = capacity
+    elementType = quantized.metaType
+    self.quantized = quantized
   }
 
   /// Key `dimension` of `token` of `kvHead`, widened (for reference code and tests).
   public func key(kvHead: Int, token: Int, dimension: Int, headDim: Int) -> Float {
-    load1(keys, (kvHead * headDim + dimension) * capacity + token, elementType)
+    if let quantized {
+      var row = [Float](repeating: 0, count: headDim)
+      quantized.dequantizeKey(kvHead: kvHead, token: token, capacity: capacity, headDim: headDim, into: &row)
+      return row[dimension]
+    }
+    return load1(keys, (kvHead * headDim + dimension) * capacity + token, elementType)
   }
 
   /// Value `dimension` of `token` of `kvHead`, widened (for reference code and tests).
   public func value(kvHead: Int, token: Int, dimension: Int, headDim: Int) -> Float {
-    load1(values, (kvHead * capacity + token) * headDim + dimension, elementType)
+    if let quantized {
+      var row = [Float](repeating: 0, count: headDim)
+      quantized.dequantizeValue(kvHead: kvHead, token: token, capacity: capacity, headDim: headDim, into: &row)
+      return row[dimension]
+    }
+    return load1(values, (kvHead * capacity + token) * headDim + dimension, elementType)
   }
 }
 
