@@ -63,12 +63,12 @@ struct Bench: ParsableCommand {
     var kvBytes = 0
     let generator = Generator(session: session)
     for _ in 0..<repetitions {
-      let prefillCache = session.makeCache(elementType: options.kvDType.elementType)
+      let prefillCache = try options.makeCache(session)
       let start = Date()
       _ = try session.prefill(prompt, cache: prefillCache)
       prefillRates.append(Double(promptTokens) / Date().timeIntervalSince(start))
 
-      let cache = session.makeCache(elementType: options.kvDType.elementType)
+      let cache = try options.makeCache(session)
       let result = try generator.generate(
         prompt: contextTokens, options: GenerationOptions(maxTokens: genTokens + 1, samples: samples), cache: cache)
       decodeRates.append(Double(result.decodedTokens) / result.decodeSeconds)
@@ -76,7 +76,7 @@ struct Bench: ParsableCommand {
     }
     let report = BenchReport(
       model: model.path, threads: session.pool.threadCount, promptTokens: promptTokens,
-      genTokens: genTokens, depth: depth, samples: samples, repetitions: repetitions, kvDtype: options.kvDType.rawValue,
+      genTokens: genTokens, depth: depth, samples: samples, repetitions: repetitions, kvDtype: options.kvDType.rawValue, kv: try options.kvSpec().description,
       prefillTokensPerS: median(prefillRates), decodeTokensPerS: median(decodeRates),
       prefillTokensPerSAll: prefillRates, decodeTokensPerSAll: decodeRates,
       weightsBytes: model.weights.byteCount, kvBytes: kvBytes, scratchBytes: session.scratchBytes,
@@ -107,6 +107,8 @@ struct BenchReport: Encodable {
   let samples: Int
   let repetitions: Int
   let kvDtype: String
+  /// The KV cache policy (`--kv`, normalized).
+  let kv: String
   let prefillTokensPerS: Double
   let decodeTokensPerS: Double
   let prefillTokensPerSAll: [Double]

@@ -14,11 +14,30 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .customLong("kv-dtype"), help: "Storage type of the KV cache: bf16, f16 or f32.")
   var kvDType: KVDType = .bf16
 
+  @Option(name: .long, help: ArgumentHelp(
+    "KV cache policy: full, streaming:B[,sinks=S], rkv:B[,window=…,kernel=…,lambda=…,threshold=…,buffer=…], hqq:2|4|8[,group=…,residual=…], or eviction+hqq (e.g. rkv:2048+hqq:4).",
+    valueName: "spec"))
+  var kv = "full"
+
   @Option(name: .customLong("gguf-dtype"), help: "What quantized GGUF tensors are widened to at load: bf16 or f32.")
   var ggufDType: GGUFDType = .bf16
 
   func validate() throws {
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
+    _ = try kvSpec()
+  }
+
+  func kvSpec() throws -> KVCacheSpec {
+    do {
+      return try KVCacheSpec.parse(kv)
+    } catch let error as EngineError {
+      throw ValidationError("--kv: \(error.description)")
+    }
+  }
+
+  /// A new empty cache as --kv and --kv-dtype ask.
+  func makeCache(_ session: InferenceSession) throws -> any KVCache {
+    try session.makeCache(spec: kvSpec(), elementType: kvDType.elementType)
   }
 
   func loadModel() throws -> DecoderModel {

@@ -135,7 +135,7 @@ struct Generate: ParsableCommand {
       vocabularyLimit: tokenizer.map { min($0.vocabularySize, model.config.vocabSize) }, thinkingBudget: budget)
 
     let session = try InferenceSession(model: model, threads: options.threads)
-    let cache = session.makeCache(elementType: options.kvDType.elementType)
+    let cache = try options.makeCache(session)
     let terminal = !json && isatty(STDOUT_FILENO) != 0
     var decoder = tokenizer.map { StreamingDecoder(tokenizer: $0) }
     let streams = terminal && samples == 1
@@ -158,13 +158,13 @@ struct Generate: ParsableCommand {
       let answer = noThinking ? text : text.flatMap { QwenChatTemplate.splitThinking($0).answer }
       return GenerateReport.Sample(
         tokens: sample.tokens, text: text, thinkingTokens: noThinking ? 0 : thinking, answer: answer,
-        finish: sample.finish.rawValue)
+        finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)
     }
     if json {
       let report = GenerateReport(
         samples: reports, promptTokens: result.promptTokens, seed: seed, sampling: sampling.description,
         memory: .init(
-          weightsBytes: model.weights.byteCount, kvBytes: result.kvBytes, scratchBytes: session.scratchBytes,
+          kv: try options.kvSpec().description, kvDtype: options.kvDType.rawValue, weightsBytes: model.weights.byteCount, kvBytes: result.kvBytes, scratchBytes: session.scratchBytes,
           peakRssBytes: ProcessMemory.peakResidentBytes),
         timing: .init(result, wallSeconds: Date().timeIntervalSince(wallStart)))
       try Output.json(report)
@@ -249,9 +249,16 @@ struct GenerateReport: Encodable {
     /// The text after `</think>`, if the sample closed its thinking.
     let answer: String?
     let finish: String
+    /// Tokens the sample's KV cache holds at the end (fewer than the sequence when it evicts).
+    let kvTokens: Int
+    /// Bytes of the sample's KV cache, storage shared with other samples included.
+    let kvBytes: Int
   }
 
   struct Memory: Encodable {
+    /// The KV cache policy (`--kv`, normalized) and storage type.
+    let kv: String
+    let kvDtype: String
     let weightsBytes: Int
     /// KV storage of all samples, storage shared since the prompt counted once.
     let kvBytes: Int

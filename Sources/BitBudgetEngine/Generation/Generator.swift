@@ -82,6 +82,11 @@ public struct SampleResult: Sendable {
   public var forced = false
   /// Times `</think>` (or a stop token) was replaced by "Wait".
   public var waits = 0
+  /// Tokens its KV cache holds at the end (per layer, the largest over layers): fewer than the
+  /// sequence when the cache policy evicts.
+  public var kvTokens = 0
+  /// Bytes its KV cache holds at the end, storage shared with other samples included.
+  public var kvBytes = 0
 }
 
 /// The outcome of a generation call.
@@ -249,7 +254,12 @@ public struct Generator {
       }
     }
     result.decodeSeconds = Date().timeIntervalSince(decodeStart)
-    result.samples = states.map(\.result)
+    result.samples = states.map { state in
+      var sample = state.result
+      sample.kvTokens = state.cache.residentTokens
+      sample.kvBytes = state.cache.residentBytes
+      return sample
+    }
     result.kvBytes = uniqueStorageBytes(states.map(\.cache))
     return result
   }

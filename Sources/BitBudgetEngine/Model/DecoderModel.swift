@@ -106,4 +106,9 @@ public final class DecoderModel: @unchecked Sendable {
   public func makeCache(elementType: ElementType = .bf16) -> FullKVCache {
     FullKVCache(geometry: KVCacheGeometry(config), elementType: elementType)
   }
+
+  /// A fresh, empty KV cache of the kind `spec` names.
+  public func makeCache(spec: KVCacheSpec, elementType: ElementType = .bf16) throws -> any KVCache {
+    try spec.makeCache(geometry: KVCacheGeometry(config), queryHeads: config.queryHeads, elementType: elementType)
+  }
 }

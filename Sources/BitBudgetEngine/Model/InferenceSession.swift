@@ -178,6 +178,11 @@ public final class InferenceSession {
   /// the longest context seen).
   public var scratchBytes: Int { buffers.byteCount + linearScratch.byteCount + attentionScratch.byteCount }
 
+  /// A new empty cache of the kind `spec` names, for this session's model.
+  public func makeCache(spec: KVCacheSpec, elementType: ElementType = .bf16) throws -> any KVCache {
+    try model.makeCache(spec: spec, elementType: elementType)
+  }
+
   /// A new empty full cache for this session's model.
   public func makeCache(elementType: ElementType = .bf16) -> FullKVCache {
     model.makeCache(elementType: elementType)

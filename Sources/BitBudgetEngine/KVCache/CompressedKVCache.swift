@@ -1,0 +1,391 @@
+import BitBudgetKernels
+
+/// A KV cache that evicts (StreamingLLM, R-KV), quantizes (HQQ), or both: one mechanism for every
+/// non-full `KVCacheSpec`.
+///
+/// Per layer it holds, in cache order, zero or more immutable blocks of HQQ-quantized rows
+/// followed by one block of dense rows (bf16/f16/f32, in the attention kernel's layout). New
+/// tokens go to the dense block. When a forward pass ends (`commit`):
+/// - **compression** (eviction policies): after a multi-token pass (prefill), and at each decode
+///   step whose preceding length was a multiple of `interval` (R-KV's `divide_length` schedule:
+///   the step's own attention still saw every token), a layer holding at least `budget` tokens
+///   keeps the policy's `budget` rows per KV head, in the policy's order;
+/// - **quantization**: after a prefill pass, when the dense rows reach `residual`, or whenever a
+///   compression ran, every dense row is quantized into a new block (per token and head, HQQ axis
+///   1), so at most `residual − 1` of the newest tokens are exact, as in transformers' HQQ cache.
+///   Rows are quantized once: transformers re-quantizes the dequantized history at each flush,
+///   which for per-token groups only re-rounds the 16-bit scales and zeros.
+///
+/// Memory (`residentBytes`, exact): the dense block (`capacity` rows, a multiple of 32), the
+/// quantized blocks (codes `headDim · bits / 8` bytes per row and head, plus a scale and a zero
+/// per group, as f16 — f32 when the cache is f32), and R-KV's window of the last `window` queries
+/// (f32). With eviction the rows per layer stay below `budget + interval` (after a prefill longer
+/// than that, until its compression at the end of the pass).
+///
+/// Forks share the quantized blocks (never written after creation) and copy the dense block.
+public final class CompressedKVCache: KVCache {
+  public let geometry: KVCacheGeometry
+  public let spec: KVCacheSpec
+  public let elementType: ElementType
+  /// The type of the quantization scales and zeros.
+  public let metaType: ElementType
+  public let queryHeads: Int
+  public private(set) var nextPosition = 0
+  private(set) var layers: [Layer]
+  /// Dense rows the policy needs at most between compressions (the dense block's usual size).
+  private let steadyCapacity: Int
+
+  /// Storage that is freed with its last reference.
+  final class Allocation {
+    let pointer: UnsafeMutableRawPointer
+    let byteCount: Int
+
+    init(byteCount: Int) {
+      self.byteCount = byteCount
+      pointer = .allocate(byteCount: max(byteCount, 1), alignment: 64)
+      pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+    }
+
+    deinit { pointer.deallocate() }
+  }
+
+  /// Quantized rows: `[kvHeads][capacity]` rows of key codes, value codes, and key/value scales
+  /// and zeros, in one allocation.
+  final class QuantizedBlock {
+    let storage: Allocation
+    let rows: QuantizedKVRows
+    let tokens: Int
+    let capacity: Int
+
+    init(tokens: Int, geometry: KVCacheGeometry, quantization: KVQuantization, metaType: ElementType) {
+      self.tokens = tokens
+      capacity = tokens
+      let rowsTotal = geometry.kvHeads * capacity
+      let codeBytes = rowsTotal * QuantizedKVRows.codeBytes(headDim: geometry.headDim, bits: quantization.bits)
+      let metaBytes = rowsTotal * (geometry.headDim / quantization.groupSize) * metaType.byteCount
+      storage = Allocation(byteCount: 2 * codeBytes + 4 * metaBytes)
+      let base = UnsafeRawPointer(storage.pointer)
+      rows = QuantizedKVRows(
+        keyCodes: base, valueCodes: base + codeBytes, keyScales: base + 2 * codeBytes,
+        keyZeros: base + 2 * codeBytes + metaBytes, valueScales: base + 2 * codeBytes + 2 * metaBytes,
+        valueZeros: base + 2 * codeBytes + 3 * metaBytes, bits: quantization.bits,
+        groupSize: quantization.groupSize, metaType: metaType)
+    }
+
+    var segment: KVSegment { KVSegment(quantized: rows, tokens: tokens, capacity: capacity) }
+  }
+
+  struct Layer {
+    var quantized: [QuantizedBlock] = []
+    var dense: Allocation
+    var denseCapacity: Int
+    var denseTokens = 0
+    /// The last `window` queries, oldest first, `[count][queryHeads · headDim]` f32.
+    var queries: Allocation
+    var queryCount = 0
+
+    var quantizedTokens: Int { quantized.reduce(0) { $0 + $1.tokens } }
+    var tokens: Int { quantizedTokens + denseTokens }
+  }
+
+  init(spec: KVCacheSpec, geometry: KVCacheGeometry, queryHeads: Int, elementType: ElementType) {
+    self.spec = spec
+    self.geometry = geometry
+    self.queryHeads = queryHeads
+    self.elementType = elementType
+    metaType = elementType == .f32 ? .f32 : .f16
+    // Dense rows between compressions: eviction alone keeps budget + interval; quantization
+    // moves every dense row into a block at each flush or compression.
+    let steady: Int
+    switch (spec.eviction, spec.quantization) {
+    case (let eviction?, nil): steady = eviction.budget + eviction.interval
+    case (let eviction?, let quantization?): steady = min(eviction.interval, quantization.residual)
+    case (nil, let quantization?): steady = quantization.residual
+    case (nil, nil): steady = 64
+    }
+    let capacity = Self.roundUp(steady)
+    steadyCapacity = capacity
+    let blockBytes = 2 * geometry.rowWidth * capacity * elementType.byteCount
+    let queryBytes = (spec.eviction?.queryWindow ?? 0) * queryHeads * geometry.headDim * 4
+    layers = (0..<geometry.layers).map { _ in
+      Layer(dense: Allocation(byteCount: blockBytes), denseCapacity: capacity, queries: Allocation(byteCount: queryBytes))
+    }
+  }
+
+  private init(copying other: CompressedKVCache) {
+    geometry = other.geometry
+    spec = other.spec
+    elementType = other.elementType
+    metaType = other.metaType
+    queryHeads = other.queryHeads
+    nextPosition = other.nextPosition
+    steadyCapacity = other.steadyCapacity
+    layers = other.layers
+    for l in layers.indices {
+      for keyPath in [\Layer.dense, \Layer.queries] {
+        let original = layers[l][keyPath: keyPath]
+        let copy = Allocation(byteCount: original.byteCount)
+        copy.pointer.copyMemory(from: original.pointer, byteCount: original.byteCount)
+        layers[l][keyPath: keyPath] = copy
+      }
+    }
+  }
+
+  static func roundUp(_ tokens: Int) -> Int { (tokens + 31) / 32 * 32 }
+
+  public var residentTokens: Int { layers.map(\.tokens).max() ?? 0 }
+
+  public var residentBytes: Int {
+    var total = 0
+    forEachStorage { total += $1 }
+    return total
+  }
+
+  public func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void) {
+    for layer in layers {
+      body(ObjectIdentifier(layer.dense), layer.dense.byteCount)
+      if layer.queries.byteCount > 0 { body(ObjectIdentifier(layer.queries), layer.queries.byteCount) }
+      for block in layer.quantized { body(ObjectIdentifier(block.storage), block.storage.byteCount) }
+    }
+  }
+
+  public func fork() -> any KVCache { CompressedKVCache(copying: self) }
+
+  // MARK: Dense rows
+
+  func denseSegment(_ layer: Layer) -> KVSegment {
+    let keysBytes = geometry.rowWidth * layer.denseCapacity * elementType.byteCount
+    return KVSegment(
+      keys: layer.dense.pointer, values: layer.dense.pointer + keysBytes, tokens: layer.denseTokens,
+      capacity: layer.denseCapacity, elementType: elementType)
+  }
+
+  /// Moves the dense rows into a block of at least `capacity` rows.
+  private func resizeDense(_ l: Int, capacity: Int) {
+    let old = denseSegment(layers[l])
+    let newCapacity = Self.roundUp(capacity)
+    let (d, heads, size) = (geometry.headDim, geometry.kvHeads, elementType.byteCount)
+    let allocation = Allocation(byteCount: 2 * geometry.rowWidth * newCapacity * size)
+    let keys = allocation.pointer
+    let values = allocation.pointer + geometry.rowWidth * newCapacity * size
+    let count = layers[l].denseTokens
+    for h in 0..<heads {
+      for x in 0..<d {
+        (keys + ((h * d + x) * newCapacity) * size).copyMemory(from: old.keys + ((h * d + x) * old.capacity) * size, byteCount: count * size)
+      }
+      (values + (h * newCapacity * d) * size).copyMemory(from: old.values + (h * old.capacity * d) * size, byteCount: count * d * size)
+    }
+    layers[l].dense = allocation
+    layers[l].denseCapacity = newCapacity
+  }
+
+  public func append(layer l: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
+    if layers[l].denseTokens + count > layers[l].denseCapacity {
+      resizeDense(l, capacity: max(layers[l].denseTokens + count, 2 * layers[l].denseCapacity))
+    }
+    let segment = denseSegment(layers[l])
+    let (d, width, capacity) = (geometry.headDim, geometry.rowWidth, layers[l].denseCapacity)
+    let keyBase = UnsafeMutableRawPointer(mutating: segment.keys)
+    let valueBase = UnsafeMutableRawPointer(mutating: segment.values)
+    for t in 0..<count {
+      let slot = layers[l].denseTokens + t
+      for h in 0..<geometry.kvHeads {
+        storeConverted(keys + t * width + h * d, count: d, to: keyBase, at: h * d * capacity + slot, stride: capacity, as: elementType)
+        storeConverted(values + t * width + h * d, count: d, to: valueBase, at: (h * capacity + slot) * d, as: elementType)
+      }
+    }
+    layers[l].denseTokens += count
+  }
+
+  public func attend(
+    layer l: Int, queries: UnsafePointer<Float>, rows: Int, shape: AttentionShape,
+    output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
+  ) {
+    rememberQueries(l, queries, rows: rows)
+    let segments = layers[l].quantized.map(\.segment) + [denseSegment(layers[l])]
+    let visibleBefore = layers[l].tokens - rows
+    segments.withUnsafeBufferPointer { segments in
+      Attention.attend(
+        queries: queries, rows: rows, visibleBefore: visibleBefore, segments: segments, shape: shape,
+        output: output, pool: pool, scratch: scratch)
+    }
+  }
+
+  private func rememberQueries(_ l: Int, _ queries: UnsafePointer<Float>, rows: Int) {
+    let window = spec.eviction?.queryWindow ?? 0
+    guard window > 0 else { return }
+    let width = queryHeads * geometry.headDim
+    let incoming = min(rows, window)
+    let kept = min(layers[l].queryCount, window - incoming)
+    let base = layers[l].queries.pointer.assumingMemoryBound(to: Float.self)
+    // Oldest first: shift the kept tail to the front, then the newest rows after it.
+    base.update(from: base + (layers[l].queryCount - kept) * width, count: kept * width)
+    (base + kept * width).update(from: queries + (rows - incoming) * width, count: incoming * width)
+    layers[l].queryCount = kept + incoming
+  }
+
+  // MARK: Compression
+
+  public func commit(tokens: Int) {
+    let before = nextPosition
+    nextPosition += tokens
+    let isPrefill = tokens > 1
+    for l in layers.indices {
+      var kept: [[Int]]? = nil
+      if let eviction = spec.eviction, isPrefill || before % eviction.interval == 0,
+        layers[l].queryCount >= eviction.queryWindow
+      {
+        kept = selectRows(l, eviction)
+      }
+      if let quantization = spec.quantization {
+        if kept != nil || isPrefill || layers[l].denseTokens >= quantization.residual {
+          quantize(l, kept: kept, quantization)
+        }
+      } else if let kept {
+        gatherDense(l, kept: kept)
+      }
+    }
+  }
+
+  /// Keys of layer `l` in cache order as f32 `[kvHeads][tokens][headDim]`.
+  func keysInCacheOrder(_ l: Int) -> [Float] {
+    let (d, heads, total) = (geometry.headDim, geometry.kvHeads, layers[l].tokens)
+    var keys = [Float](repeating: 0, count: heads * total * d)
+    keys.withUnsafeMutableBufferPointer { buffer in
+      let out = buffer.baseAddress!
+      for h in 0..<heads {
+        var t = 0
+        for block in layers[l].quantized {
+          for r in 0..<block.tokens {
+            block.rows.dequantizeKey(kvHead: h, token: r, capacity: block.capacity, headDim: d, into: out + (h * total + t) * d)
+            t += 1
+          }
+        }
+        let dense = denseSegment(layers[l])
+        for r in 0..<dense.tokens {
+          for x in 0..<d { out[(h * total + t) * d + x] = dense.key(kvHead: h, token: r, dimension: x, headDim: d) }
+          t += 1
+        }
+      }
+    }
+    return keys
+  }
+
+  private func selectRows(_ l: Int, _ eviction: EvictionPolicy) -> [[Int]]? {
+    let total = layers[l].tokens
+    guard total >= eviction.budget else { return nil }
+    let keys = keysInCacheOrder(l)
+    let (d, window) = (geometry.headDim, eviction.queryWindow)
+    // Queries as the scorer wants them: [queryHeads][window][headDim].
+    var queries = [Float](repeating: 0, count: queryHeads * window * d)
+    let width = queryHeads * d
+    let recorded = layers[l].queries.pointer.assumingMemoryBound(to: Float.self)
+    for i in 0..<window {
+      for h in 0..<queryHeads {
+        for x in 0..<d { queries[(h * window + i) * d + x] = recorded[i * width + h * d + x] }
+      }
+    }
+    return keys.withUnsafeBufferPointer { k in
+      queries.withUnsafeBufferPointer { q in
+        eviction.keptRows(
+          keys: k.baseAddress!, length: total, kvHeads: geometry.kvHeads, headDim: d, queries: q.baseAddress,
+          queryHeads: queryHeads)
+      }
+    }
+  }
+
+  /// Keeps `kept[h]` (cache-order rows, all dense) of each head, in that order.
+  private func gatherDense(_ l: Int, kept: [[Int]]) {
+    let old = denseSegment(layers[l])
+    let oldAllocation = layers[l].dense
+    let count = kept[0].count
+    let capacity = Self.roundUp(max(count, steadyCapacity))
+    let (d, size) = (geometry.headDim, elementType.byteCount)
+    let allocation = Allocation(byteCount: 2 * geometry.rowWidth * capacity * size)
+    let keys = allocation.pointer
+    let values = allocation.pointer + geometry.rowWidth * capacity * size
+    for (h, rows) in kept.enumerated() {
+      for (slot, row) in rows.enumerated() {
+        for x in 0..<d {
+          (keys + ((h * d + x) * capacity + slot) * size).copyMemory(
+            from: old.keys + ((h * d + x) * old.capacity + row) * size, byteCount: size)
+        }
+        (values + ((h * capacity + slot) * d) * size).copyMemory(
+          from: old.values + ((h * old.capacity + row) * d) * size, byteCount: d * size)
+      }
+    }
+    withExtendedLifetime(oldAllocation) {}
+    layers[l].dense = allocation
+    layers[l].denseCapacity = capacity
+    layers[l].denseTokens = count
+  }
+
+  /// Quantizes into a new block: `kept` rows (cache order, across all blocks) when given, which
+  /// then replace everything; else the dense rows, appended after the existing blocks.
+  private func quantize(_ l: Int, kept: [[Int]]?, _ quantization: KVQuantization) {
+    let (d, heads) = (geometry.headDim, geometry.kvHeads)
+    let quantizedTokens = layers[l].quantizedTokens
+    let rows = kept ?? Array(repeating: Array(quantizedTokens..<layers[l].tokens), count: heads)
+    let count = rows[0].count
+    guard count > 0 else { return }
+    let block = QuantizedBlock(tokens: count, geometry: geometry, quantization: quantization, metaType: metaType)
+    let dense = denseSegment(layers[l])
+    let codeBytes = QuantizedKVRows.codeBytes(headDim: d, bits: quantization.bits)
+    let groups = d / quantization.groupSize
+    // Where each cache-order row lives: (block, row) for quantized rows.
+    var sources: [(QuantizedBlock, Int)] = []
+    sources.reserveCapacity(quantizedTokens)
+    for existing in layers[l].quantized {
+      for r in 0..<existing.tokens { sources.append((existing, r)) }
+    }
+    let row = UnsafeMutablePointer<Float>.allocate(capacity: d)
+    let codes = UnsafeMutablePointer<UInt8>.allocate(capacity: d)
+    let scales = UnsafeMutablePointer<Float>.allocate(capacity: groups)
+    let zeros = UnsafeMutablePointer<Float>.allocate(capacity: groups)
+    defer {
+      row.deallocate(); codes.deallocate(); scales.deallocate(); zeros.deallocate()
+    }
+    let target = block.rows
+    for h in 0..<heads {
+      for (slot, source) in rows[h].enumerated() {
+        let destination = h * block.capacity + slot
+        if source < quantizedTokens {
+          let (from, r) = sources[source]
+          let origin = h * from.capacity + r
+          for (to, fromBase) in [(target.keyCodes, from.rows.keyCodes), (target.valueCodes, from.rows.valueCodes)] {
+            UnsafeMutableRawPointer(mutating: to + destination * codeBytes).copyMemory(from: fromBase + origin * codeBytes, byteCount: codeBytes)
+          }
+          for (to, fromBase) in [
+            (target.keyScales, from.rows.keyScales), (target.keyZeros, from.rows.keyZeros),
+            (target.valueScales, from.rows.valueScales), (target.valueZeros, from.rows.valueZeros),
+          ] {
+            UnsafeMutableRawPointer(mutating: to + destination * groups * metaType.byteCount)
+              .copyMemory(from: fromBase + origin * groups * metaType.byteCount, byteCount: groups * metaType.byteCount)
+          }
+          continue
+        }
+        let r = source - quantizedTokens
+        for isKey in [true, false] {
+          for x in 0..<d {
+            row[x] = isKey ? dense.key(kvHead: h, token: r, dimension: x, headDim: d) : dense.value(kvHead: h, token: r, dimension: x, headDim: d)
+          }
+          HQQ.quantize(row, count: d, bits: quantization.bits, groupSize: quantization.groupSize, axis: 1, codes: codes, scales: scales, zeros: zeros)
+          let packed = UnsafeMutableRawPointer(mutating: (isKey ? target.keyCodes : target.valueCodes) + destination * codeBytes)
+          packed.initializeMemory(as: UInt8.self, repeating: 0, count: codeBytes)
+          let perByte = 8 / quantization.bits
+          for x in 0..<d {
+            let byte = packed.load(fromByteOffset: x / perByte, as: UInt8.self)
+            packed.storeBytes(of: byte | (codes[x] << UInt8((x % perByte) * quantization.bits)), toByteOffset: x / perByte, as: UInt8.self)
+          }
+          let scaleBase = UnsafeMutableRawPointer(mutating: isKey ? target.keyScales : target.valueScales)
+          let zeroBase = UnsafeMutableRawPointer(mutating: isKey ? target.keyZeros : target.valueZeros)
+          storeConverted(scales, count: groups, to: scaleBase, at: destination * groups, as: metaType)
+          storeConverted(zeros, count: groups, to: zeroBase, at: destination * groups, as: metaType)
+        }
+      }
+    }
+    if kept != nil { layers[l].quantized = [block] } else { layers[l].quantized.append(block) }
+    layers[l].denseTokens = 0
+    if layers[l].denseCapacity > steadyCapacity { resizeDense(l, capacity: steadyCapacity) }
+  }
+}

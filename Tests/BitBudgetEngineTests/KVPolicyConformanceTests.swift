@@ -1,0 +1,182 @@
+import BitBudgetKernels
+import BitBudgetTestSupport
+import Foundation
+import Testing
+
+@testable import BitBudgetEngine
+
+/// What every KV-cache policy and composition must do (driven directly with random keys, values
+/// and queries, and through a model), plus the references reproduced through the cache itself.
+@Suite struct KVPolicyConformanceTests {
+  static let specs = [
+    "streaming:40", "streaming:48,sinks=2", "rkv:40,buffer=16", "rkv:64,lambda=0.07", "hqq:8,group=16",
+    "hqq:4,group=16,residual=24", "hqq:2,group=8", "rkv:40,buffer=16+hqq:4,group=16", "streaming:40+hqq:8,group=16",
+  ]
+  static let geometry = KVCacheGeometry(layers: 2, kvHeads: 2, headDim: 32)
+  static let queryHeads = 4
+  static var shape: AttentionShape { AttentionShape(queryHeads: queryHeads, kvHeads: geometry.kvHeads, headDim: geometry.headDim) }
+
+  /// Appends `count` random tokens to every layer, attends with random queries, commits; returns
+  /// the attention output of the last layer.
+  @discardableResult
+  static func feed(_ cache: any KVCache, count: Int, random: inout TestRandom, pool: ThreadPool, scratch: AttentionScratch) -> [Float] {
+    let width = geometry.rowWidth
+    let queryWidth = queryHeads * geometry.headDim
+    var output = [Float](repeating: 0, count: count * queryWidth)
+    for layer in 0..<geometry.layers {
+      let keys = (0..<count * width).map { _ in random.signedUnit() * 2 }
+      let values = (0..<count * width).map { _ in random.signedUnit() }
+      let queries = (0..<count * queryWidth).map { _ in random.signedUnit() * 2 }
+      cache.append(layer: layer, keys: keys, values: values, count: count)
+      cache.attend(layer: layer, queries: queries, rows: count, shape: shape, output: &output, pool: pool, scratch: scratch)
+    }
+    cache.commit(tokens: count)
+    return output
+  }
+
+  /// `residentBytes` recounted from the stored arrays by the formula the docs state.
+  static func recount(_ cache: CompressedKVCache) -> Int {
+    let g = cache.geometry
+    var total = 0
+    for layer in cache.layers {
+      total += 2 * g.rowWidth * layer.denseCapacity * cache.elementType.byteCount
+      total += layer.queries.byteCount
+      if let q = cache.spec.quantization {
+        let perRow = 2 * QuantizedKVRows.codeBytes(headDim: g.headDim, bits: q.bits)
+          + 4 * (g.headDim / q.groupSize) * cache.metaType.byteCount
+        total += layer.quantized.reduce(0) { $0 + $1.capacity * g.kvHeads * perRow }
+      }
+    }
+    return total
+  }
+
+  @Test(arguments: specs)
+  func longRunStaysBoundedAndCountsExactly(_ text: String) throws {
+    let spec = try KVCacheSpec.parse(text)
+    let cache = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .bf16) as? CompressedKVCache)
+    var random = TestRandom(seed: 7)
+    let pool = ThreadPool(threadCount: 2)
+    let scratch = AttentionScratch(threadCount: 2)
+    Self.feed(cache, count: 100, random: &random, pool: pool, scratch: scratch)
+    var largest = 0
+    for step in 0..<10_000 {
+      let output = Self.feed(cache, count: 1, random: &random, pool: pool, scratch: scratch)
+      #expect(output.allSatisfy { $0.isFinite })
+      largest = max(largest, cache.residentTokens)
+      if step % 997 == 0 { #expect(cache.residentBytes == Self.recount(cache), "step \(step)") }
+      if let eviction = spec.eviction {
+        if cache.residentTokens > eviction.budget + eviction.interval {
+          Issue.record("\(cache.residentTokens) tokens held, bound \(eviction.budget + eviction.interval)")
+          break
+        }
+      }
+    }
+    #expect(cache.nextPosition == 10_100)
+    if spec.eviction == nil { #expect(largest == 10_100) }  // quantization alone keeps every token
+    #expect(cache.residentBytes == Self.recount(cache))
+  }
+
+  /// The kernel's attention over the cache (dense and quantized segments) equals the scalar
+  /// definition over the same stored rows, after compressions and flushes.
+  @Test(arguments: specs)
+  func attentionEqualsTheReferenceOverTheStoredRows(_ text: String) throws {
+    let spec = try KVCacheSpec.parse(text)
+    let cache = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .bf16) as? CompressedKVCache)
+    var random = TestRandom(seed: 11)
+    let pool = ThreadPool(threadCount: 2)
+    let scratch = AttentionScratch(threadCount: 2)
+    Self.feed(cache, count: 70, random: &random, pool: pool, scratch: scratch)
+    for _ in 0..<150 { Self.feed(cache, count: 1, random: &random, pool: pool, scratch: scratch) }
+    let queryWidth = Self.queryHeads * Self.geometry.headDim
+    let queries = (0..<queryWidth).map { _ in random.signedUnit() * 2 }
+    let width = Self.geometry.rowWidth
+    let keys = (0..<width).map { _ in random.signedUnit() }
+    cache.append(layer: 0, keys: keys, values: keys, count: 1)
+    var ours = [Float](repeating: 0, count: queryWidth)
+    cache.attend(layer: 0, queries: queries, rows: 1, shape: Self.shape, output: &ours, pool: pool, scratch: scratch)
+    let layer = cache.layers[0]
+    let segments = layer.quantized.map(\.segment) + [cache.denseSegment(layer)]
+    var expected = [Float](repeating: 0, count: queryWidth)
+    segments.withUnsafeBufferPointer {
+      Attention.reference(queries: queries, rows: 1, visibleBefore: layer.tokens - 1, segments: $0, shape: Self.shape, output: &expected)
+    }
+    let worst = zip(ours, expected).map { abs($0 - $1) }.max() ?? .infinity
+    #expect(worst <= 1e-5, "|Δ| \(worst)")
+  }
+
+  /// Below the budget an evicting cache is the full cache: same logits through a model.
+  @Test(arguments: ["streaming:64", "rkv:64"])
+  func belowBudgetEqualsFull(_ text: String) throws {
+    let name = "qwen3-gqa-tied-f32"
+    let reference = try Fixtures.reference(name)
+    let model = try DecoderModel.load(path: Fixtures.modelPath(name))
+    let session = try InferenceSession(model: model, threads: 2)
+    let prompt = Array(reference.inputIds.prefix(20))
+    let full = try Generator(session: session).generateGreedy(prompt: prompt, maxTokens: 40, stopTokens: [], cache: session.makeCache(elementType: .f32))
+    let cache = try session.makeCache(spec: try KVCacheSpec.parse(text), elementType: .f32)
+    let evicting = try Generator(session: session).generateGreedy(prompt: prompt, maxTokens: 40, stopTokens: [], cache: cache)
+    #expect(evicting.samples[0].tokens == full.samples[0].tokens)
+    // The last generated token is not fed back.
+    #expect(cache.residentTokens == 59 && cache.nextPosition == 59)
+  }
+
+  /// Forks evolve independently; quantized blocks are shared, not copied.
+  @Test(arguments: specs)
+  func forksAreIndependent(_ text: String) throws {
+    let spec = try KVCacheSpec.parse(text)
+    let cache = try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .f32)
+    var random = TestRandom(seed: 3)
+    let pool = ThreadPool(threadCount: 2)
+    let scratch = AttentionScratch(threadCount: 2)
+    Self.feed(cache, count: 90, random: &random, pool: pool, scratch: scratch)
+    let fork = cache.fork()
+    if spec.quantization != nil {
+      var shared = Set<ObjectIdentifier>()
+      cache.forEachStorage { id, _ in shared.insert(id) }
+      var common = 0
+      fork.forEachStorage { id, _ in if shared.contains(id) { common += 1 } }
+      #expect(common == Self.geometry.layers, "one quantized block per layer shared")
+    }
+    let before = try #require(cache as? CompressedKVCache).keysInCacheOrder(0)
+    var other = TestRandom(seed: 99)
+    for _ in 0..<60 { Self.feed(fork, count: 1, random: &other, pool: pool, scratch: scratch) }
+    #expect(try #require(cache as? CompressedKVCache).keysInCacheOrder(0) == before)
+    #expect(cache.nextPosition == 90 && fork.nextPosition == 150)
+  }
+
+  /// R-KV and StreamingLLM fixtures replayed through the cache: a prefill of the fixture's keys
+  /// (f32 cache) whose last queries are the fixture's window ends with the reference's rows.
+  @Test(arguments: [
+    "rkv-at-budget-L64-b64", "rkv-gqa2-L200-b64", "rkv-gqa4-L300-b128-lam007", "rkv-mha-L160-b48",
+    "streaming-L100-b32-s4", "streaming-L20-b32-s4",
+  ])
+  func referenceThroughTheCache(_ name: String) throws {
+    let reference = try EvictionPolicyTests.load(name)
+    let (heads, length, d) = (reference.kv_heads, reference.length, reference.head_dim)
+    let queryHeads = reference.query_heads ?? heads
+    let spec = KVCacheSpec(eviction: EvictionPolicyTests.policy(reference))
+    let cache = try #require(
+      try spec.makeCache(geometry: KVCacheGeometry(layers: 1, kvHeads: heads, headDim: d), queryHeads: queryHeads, elementType: .f32)
+        as? CompressedKVCache)
+    // [kvHeads][length][d] → rows [length][kvHeads·d].
+    func rows(_ flat: [Float]) -> [Float] {
+      var out = [Float](repeating: 0, count: flat.count)
+      for h in 0..<heads { for t in 0..<length { for x in 0..<d { out[(t * heads + h) * d + x] = flat[(h * length + t) * d + x] } } }
+      return out
+    }
+    cache.append(layer: 0, keys: rows(reference.keys), values: rows(reference.values), count: length)
+    let window = spec.eviction?.queryWindow ?? 0
+    var queries = [Float](repeating: 0.5, count: length * queryHeads * d)
+    if let windowQueries = reference.window_queries {
+      for i in 0..<window { for h in 0..<queryHeads { for x in 0..<d {
+        queries[((length - window + i) * queryHeads + h) * d + x] = windowQueries[(h * window + i) * d + x]
+      } } }
+    }
+    var output = [Float](repeating: 0, count: length * queryHeads * d)
+    let shape = AttentionShape(queryHeads: queryHeads, kvHeads: heads, headDim: d)
+    cache.attend(layer: 0, queries: queries, rows: length, shape: shape, output: &output, pool: ThreadPool(threadCount: 2), scratch: AttentionScratch(threadCount: 2))
+    cache.commit(tokens: length)
+    #expect(cache.keysInCacheOrder(0) == reference.out_keys)
+    #expect(cache.nextPosition == length)
+  }
+}
