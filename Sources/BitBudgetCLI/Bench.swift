@@ -61,6 +61,7 @@ struct Bench: ParsableCommand {
     var prefillRates: [Double] = []
     var decodeRates: [Double] = []
     var kvBytes = 0
+    var maintenanceShares: [Double] = []
     let generator = Generator(session: session)
     for _ in 0..<repetitions {
       let prefillCache = try options.makeCache(session)
@@ -72,6 +73,9 @@ struct Bench: ParsableCommand {
       let result = try generator.generate(
         prompt: contextTokens, options: GenerationOptions(maxTokens: genTokens + 1, samples: samples), cache: cache)
       decodeRates.append(Double(result.decodedTokens) / result.decodeSeconds)
+      if let compressed = cache as? CompressedKVCache, samples == 1 {
+        maintenanceShares.append(compressed.decodeMaintenanceSeconds / result.decodeSeconds)
+      }
       kvBytes = max(prefillCache.residentBytes, result.kvBytes)
     }
     let report = BenchReport(
@@ -79,6 +83,7 @@ struct Bench: ParsableCommand {
       genTokens: genTokens, depth: depth, samples: samples, repetitions: repetitions, kvDtype: options.kvDType.rawValue, kv: try options.kvSpec().description,
       prefillTokensPerS: median(prefillRates), decodeTokensPerS: median(decodeRates),
       prefillTokensPerSAll: prefillRates, decodeTokensPerSAll: decodeRates,
+      kvMaintenanceShare: maintenanceShares.isEmpty ? nil : median(maintenanceShares),
       weightsBytes: model.weights.byteCount, kvBytes: kvBytes, scratchBytes: session.scratchBytes,
       peakRssBytes: ProcessMemory.peakResidentBytes)
     if json {
@@ -86,6 +91,9 @@ struct Bench: ParsableCommand {
     } else {
       Output.line(String(format: "prefill %d tokens: %.1f tokens/s", promptTokens, report.prefillTokensPerS))
       Output.line(String(format: "decode  %d tokens × %d samples at depth %d: %.1f tokens/s", genTokens, samples, max(1, depth), report.decodeTokensPerS))
+      if let share = report.kvMaintenanceShare {
+        Output.line(String(format: "KV compression/quantization: %.1f%% of decode time", 100 * share))
+      }
       Output.line(String(format: "weights %.1f MiB, KV %.1f MiB, scratch %.1f MiB, peak RSS %.1f MiB",
         Double(report.weightsBytes) / 1_048_576, Double(kvBytes) / 1_048_576,
         Double(report.scratchBytes) / 1_048_576, Double(report.peakRssBytes) / 1_048_576))
@@ -113,6 +121,8 @@ struct BenchReport: Encodable {
   let decodeTokensPerS: Double
   let prefillTokensPerSAll: [Double]
   let decodeTokensPerSAll: [Double]
+  /// Share of decode time spent compressing/quantizing the KV cache (one sample; nil for full).
+  let kvMaintenanceShare: Double?
   let weightsBytes: Int
   let kvBytes: Int
   let scratchBytes: Int

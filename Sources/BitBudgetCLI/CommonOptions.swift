@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import BitBudgetEngine
 import BitBudgetKernels
+import BitBudgetTokenizer
 
 /// Options shared by the commands that load a model.
 struct ModelOptions: ParsableArguments {
@@ -43,6 +44,18 @@ struct ModelOptions: ParsableArguments {
   func loadModel() throws -> DecoderModel {
     try DecoderModel.load(path: model, ggufWidening: ggufDType == .f32 ? .f32 : .bf16)
   }
+}
+
+/// The tokenizer `--tokenizer` names, else the model's own (GGUF metadata or the folder's
+/// tokenizer files), or nil when there is none.
+func modelTokenizer(_ model: DecoderModel, explicit: String?) throws -> Tokenizer? {
+  if let explicit { return try Tokenizer.load(anyFrom: explicit) }
+  if let gguf = model.gguf { return try Tokenizer.fromGGUF(gguf) }
+  guard let folder = model.directory else { return nil }
+  let hasTokenizer = ["tokenizer.json", "vocab.json"].contains {
+    FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0))
+  }
+  return hasTokenizer ? try Tokenizer.load(from: folder) : nil
 }
 
 enum GGUFDType: String, ExpressibleByArgument, CaseIterable {

@@ -225,17 +225,11 @@ struct Generate: ParsableCommand {
   /// --tokenizer, else the model's own (a GGUF file's, or the model folder's files); required for
   /// --prompt.
   private func loadTokenizer(model: DecoderModel) throws -> Tokenizer? {
-    if let path = tokenizer { return try Tokenizer.load(anyFrom: path) }
-    if let gguf = model.gguf { return try Tokenizer.fromGGUF(gguf) }
-    guard let folder = model.directory else { return nil }
-    let hasTokenizer = ["tokenizer.json", "vocab.json"].contains {
-      FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0))
-    }
-    if hasTokenizer { return try Tokenizer.load(from: folder) }
-    if prompt != nil {
+    let found = try modelTokenizer(model, explicit: tokenizer)
+    if found == nil, prompt != nil, let folder = model.directory {
       throw CommandFailure(message: "\(folder) has no tokenizer files; give --tokenizer FILE_OR_DIR to encode --prompt")
     }
-    return nil
+    return found
   }
 }
 

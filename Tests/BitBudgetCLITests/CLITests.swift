@@ -162,6 +162,40 @@ import Testing
     #expect(notGGUF.status == 1 && notGGUF.stderr.split(separator: "\n").count == 1, "\(notGGUF.stderr)")
   }
 
+  /// `--kv` selects the cache policy; the JSON reports it and each sample's resident tokens; a
+  /// malformed spec is a one-line error that shows the accepted forms.
+  @Test func kvPolicies() throws {
+    let model = Fixtures.modelPath("qwen3-gqa-tied-f32")
+    let result = try Self.run([
+      "generate", "--model", model, "--ids", "3,17,42,99,200,7,8,9,10,11,12,13", "--max-tokens", "60", "--greedy",
+      "--kv", "rkv:16,window=4,buffer=8", "--json",
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let memory = try #require(result.json?["memory"] as? [String: Any])
+    #expect((memory["kv"] as? String)?.hasPrefix("rkv:16,window=4") == true)
+    let sample = try #require((result.json?["samples"] as? [[String: Any]])?.first)
+    let kvTokens = try #require(sample["kv_tokens"] as? Int)
+    #expect(kvTokens >= 16 && kvTokens <= 24, "\(kvTokens)")
+    let bad = try Self.run(["generate", "--model", model, "--ids", "3", "--kv", "rkv:2048,lamda=0.1"])
+    #expect(bad.status == 1 && bad.stderr.contains("lamda") && bad.stderr.contains("streaming:B"), "\(bad.stderr)")
+    #expect(bad.stderr.split(separator: "\n").count == 1)
+    let group = try Self.run(["generate", "--model", model, "--ids", "3", "--kv", "hqq:4"])
+    #expect(group.status == 1 && group.stderr.contains("head dimension 16"), "\(group.stderr)")
+  }
+
+  /// `perplexity` against itself is exact (KL 0, same perplexity); a quantized cache diverges a little.
+  @Test func perplexityComparesCaches() throws {
+    let gguf = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    let text = Data(String(repeating: "The quick brown fox jumps over the lazy dog, and then it runs away. ", count: 12).utf8)
+    let same = try Self.run(["perplexity", "--model", gguf, "--prompt-tokens", "16", "--json"], stdin: text)
+    #expect(same.status == 0, "\(same.stderr)")
+    let score = try #require(same.json?["score"] as? [String: Any])
+    #expect(score["mean_kl"] as? Double == 0 && score["perplexity"] as? Double == score["baseline_perplexity"] as? Double)
+    let quantized = try Self.run(["perplexity", "--model", gguf, "--prompt-tokens", "16", "--kv", "hqq:2", "--json"], stdin: text)
+    let kl = try #require((quantized.json?["score"] as? [String: Any])?["mean_kl"] as? Double)
+    #expect(kl > 0 && kl < 5, "\(kl)")
+  }
+
   @Test func tokenizeEncodesAndDecodes() throws {
     let tokenizer = Fixtures.qwen3TokenizerDirectory
     let encoded = try Self.run(["tokenize", "--tokenizer", tokenizer, "--text", "Hello, world! 12345", "--json"])

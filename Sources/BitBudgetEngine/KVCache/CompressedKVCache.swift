@@ -1,4 +1,5 @@
 import BitBudgetKernels
+import Dispatch
 
 /// A KV cache that evicts (StreamingLLM, R-KV), quantizes (HQQ), or both: one mechanism for every
 /// non-full `KVCacheSpec`.
@@ -31,6 +32,9 @@ public final class CompressedKVCache: KVCache {
   public let metaType: ElementType
   public let queryHeads: Int
   public private(set) var nextPosition = 0
+  /// Wall time spent compressing and quantizing at the end of single-token (decode) forward
+  /// passes — scoring, moving rows, HQQ — in seconds since creation.
+  public private(set) var decodeMaintenanceSeconds = 0.0
   private(set) var layers: [Layer]
   /// Dense rows the policy needs at most between compressions (the dense block's usual size).
   private let steadyCapacity: Int
@@ -227,6 +231,10 @@ public final class CompressedKVCache: KVCache {
   // MARK: Compression
 
   public func commit(tokens: Int) {
+    let start = DispatchTime.now().uptimeNanoseconds
+    defer {
+      if tokens == 1 { decodeMaintenanceSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+    }
     let before = nextPosition
     nextPosition += tokens
     let isPrefill = tokens > 1

@@ -89,8 +89,10 @@ public struct RKVParameters: Sendable, Equatable {
 /// 5. score = λ · importance − (1 − λ) · redundancy over the non-window keys; keep the top
 ///    `budget − window` by score (descending), then the window in order.
 ///
-/// Cost per head: O(L² · D) for the similarities (L = rows held, ≤ budget + buffer).
-/// Accumulations are in Double; the references run f32, so exact ties may order differently.
+/// Cost per head: O(w · L · D · g) for the importance, O(L · D) for the redundancy's column sums,
+/// plus, per row, a scan from the newest key back to the last similar one (O(L · D) per row only
+/// when a key resembles nothing). Sums are in Double or f32; the references run f32, so exact
+/// ties may order differently.
 public enum RKVScorer {
   public static func scores(
     keys: UnsafePointer<Float>, length: Int, headDim: Int, queries: UnsafePointer<Float>, groupSize: Int,
@@ -107,11 +109,7 @@ public enum RKVScorer {
       for j in 0..<candidates {
         var best = -Double.infinity
         for g in 0..<groupSize {
-          let q = queries + (g * w + i) * d
-          let k = keys + j * d
-          var dot = 0.0
-          for x in 0..<d { dot += Double(q[x]) * Double(k[x]) }
-          best = max(best, dot * scale)
+          best = max(best, Double(dot(queries + (g * w + i) * d, keys + j * d, d)) * scale)
         }
         logits[j] = best
       }
@@ -128,39 +126,75 @@ public enum RKVScorer {
     let pooled = (0..<candidates).map { j in
       importance[max(0, j - half)...min(candidates - 1, j + half)].max() ?? 0
     }
-    // 4. Redundancy over all rows.
-    let norms = (0..<length).map { t -> Double in
+    // 4. Redundancy over all rows. Column sums of the cosine matrix come from linearity,
+    // Σᵢ Cᵢⱼ = (Σᵢ k̂ᵢ)·k̂ⱼ, minus the zeroed diagonal and the zeroed "last similar" entry of each
+    // row; that entry is found scanning each row from the end, which stops at the first hit.
+    // O(L·D) plus the scans, instead of the reference's O(L²·D) matrix.
+    let normalized = UnsafeMutablePointer<Float>.allocate(capacity: length * d)
+    defer { normalized.deallocate() }
+    var total = [Double](repeating: 0, count: d)
+    for t in 0..<length {
       let k = keys + t * d
-      var sum = 0.0
-      for x in 0..<d { sum += Double(k[x]) * Double(k[x]) }
-      return sum.squareRoot() + 1e-8
-    }
-    var columnSums = [Double](repeating: 0, count: length)
-    var row = [Double](repeating: 0, count: length)
-    for i in 0..<length {
-      let ki = keys + i * d
-      var last = 0
-      for j in 0..<length {
-        if j == i {
-          row[j] = 0
-          continue
-        }
-        let kj = keys + j * d
-        var dot = 0.0
-        for x in 0..<d { dot += Double(ki[x]) * Double(kj[x]) }
-        row[j] = dot / (norms[i] * norms[j])
-        if row[j] > Double(parameters.threshold) { last = j }
+      var sum: Float = 0
+      for x in 0..<d { sum += k[x] * k[x] }
+      let inverse = 1 / (sum.squareRoot() + 1e-8)
+      for x in 0..<d {
+        normalized[t * d + x] = k[x] * inverse
+        total[x] += Double(normalized[t * d + x])
       }
-      row[last] = 0
-      for j in 0..<length { columnSums[j] += row[j] }
+    }
+    var columnSums = (0..<length).map { j -> Double in
+      let kj = normalized + j * d
+      var dot = 0.0, own = 0.0
+      for x in 0..<d {
+        dot += total[x] * Double(kj[x])
+        own += Double(kj[x]) * Double(kj[x])
+      }
+      return dot - own
+    }
+    let threshold = parameters.threshold
+    for i in 0..<length {
+      let ki = normalized + i * d
+      var last = 0
+      var j = length - 1
+      while j >= 0 {
+        if j != i && dot(ki, normalized + j * d, d) > threshold {
+          last = j
+          break
+        }
+        j -= 1
+      }
+      if last != i { columnSums[last] -= Double(dot(ki, normalized + last * d, d)) }
     }
     let means = columnSums.map { $0 / Double(length) }
     let top = means.max() ?? 0
     let exps = means.map { Foundation.exp($0 - top) }
-    let total = exps.reduce(0, +)
+    let denominator = exps.reduce(0, +)
     // 5. Mix.
     let lambda = Double(parameters.lambda)
-    return (0..<candidates).map { j in lambda * pooled[j] - (1 - lambda) * exps[j] / total }
+    return (0..<candidates).map { j -> Double in
+      let redundancy = exps[j] / denominator
+      return lambda * pooled[j] - (1 - lambda) * redundancy
+    }
+  }
+
+  /// `a · b` over `count` floats, 16 lanes at a time.
+  @inline(__always)
+  static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
+    var lanes = SIMD16<Float>()
+    var x = 0
+    while x + 16 <= count {
+      let va = UnsafeRawPointer(a + x).loadUnaligned(as: SIMD16<Float>.self)
+      let vb = UnsafeRawPointer(b + x).loadUnaligned(as: SIMD16<Float>.self)
+      lanes.addProduct(va, vb)
+      x += 16
+    }
+    var sum = lanes.sum()
+    while x < count {
+      sum += a[x] * b[x]
+      x += 1
+    }
+    return sum
   }
 
   /// Rows to keep, in the reference's order: top `budget − window` scores descending (ties to the

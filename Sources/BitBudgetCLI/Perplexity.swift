@@ -1,0 +1,80 @@
+import ArgumentParser
+import BitBudgetEngine
+import BitBudgetTokenizer
+import Foundation
+
+struct Perplexity: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Score a text with a KV cache policy against a baseline cache: perplexity and KL divergence.",
+    discussion: """
+      The text's first --prompt-tokens tokens are one prefill; every later token is fed alone, as in \
+      decoding, to two caches at once (--kv and --baseline-kv, full by default), so eviction and \
+      quantization act as they would while generating. Reported: perplexity with each cache, the \
+      mean and 99th-percentile KL(baseline ‖ --kv) of the next-token distributions (nats), how often \
+      their most likely tokens agree, and both caches' resident bytes at the end.
+      """)
+
+  @OptionGroup var options: ModelOptions
+
+  @Option(help: ArgumentHelp("A tokenizer file or folder (default: the model's).", valueName: "file-or-dir"))
+  var tokenizer: String?
+
+  @Option(name: .customLong("text-file"), help: ArgumentHelp("UTF-8 text to score (default: standard input).", valueName: "file"))
+  var textFile: String?
+
+  @Option(help: "Score at most this many tokens of the text (default: all that fit the context).")
+  var tokens: Int?
+
+  @Option(name: .customLong("prompt-tokens"), help: "Tokens fed as one prefill before scoring starts.")
+  var promptTokens = 128
+
+  @Option(name: .customLong("baseline-kv"), help: ArgumentHelp("The KV cache policy to compare against.", valueName: "spec"))
+  var baselineKV = "full"
+
+  @Flag(help: "Print one JSON object.")
+  var json = false
+
+  func validate() throws {
+    guard (1...1 << 20).contains(promptTokens) else { throw ValidationError("--prompt-tokens must be in 1...\(1 << 20)") }
+    if let tokens, !(2...1 << 24).contains(tokens) { throw ValidationError("--tokens must be in 2...\(1 << 24)") }
+    do { _ = try KVCacheSpec.parse(baselineKV) } catch let error as EngineError { throw ValidationError("--baseline-kv: \(error)") }
+  }
+
+  func run() throws {
+    let data: Data
+    if let textFile {
+      guard let contents = FileManager.default.contents(atPath: textFile) else {
+        throw CommandFailure(message: "cannot read \(textFile)")
+      }
+      data = contents
+    } else {
+      data = FileHandle.standardInput.readDataToEndOfFile()
+    }
+    guard let text = String(validating: data, as: UTF8.self) else { throw CommandFailure(message: "the text is not UTF-8") }
+    let model = try options.loadModel()
+    guard let tokenizer = try modelTokenizer(model, explicit: self.tokenizer) else {
+      throw CommandFailure(message: "\(model.path) has no tokenizer files; give --tokenizer FILE_OR_DIR")
+    }
+    let limit = min(tokens ?? Int.max, model.config.maxPositions)
+    let ids = Array(tokenizer.encode(text).prefix(limit))
+    let session = try InferenceSession(model: model, threads: options.threads, maxRows: max(64, 2 * promptTokens), maxLogitRows: 2)
+    let cache = try options.makeCache(session)
+    let baseline = try session.makeCache(spec: try KVCacheSpec.parse(baselineKV), elementType: options.kvDType.elementType)
+    let score = try TextScoring.score(session: session, tokens: ids, promptTokens: promptTokens, cache: cache, baseline: baseline)
+    if json {
+      try Output.json(Report(kv: try options.kvSpec().description, baselineKv: baselineKV, score: score))
+    } else {
+      Output.line(
+        String(
+          format: "%d tokens scored: perplexity %.4f (baseline %.4f), KL mean %.5f / p99 %.5f nats, top-1 agreement %.2f%%, KV %.2f MiB (baseline %.2f MiB), %.1f s",
+          score.scoredTokens, score.perplexity, score.baselinePerplexity, score.meanKL, score.kl99, 100 * score.top1Agreement,
+          Double(score.kvBytes) / 1_048_576, Double(score.baselineKVBytes) / 1_048_576, score.seconds))
+    }
+  }
+
+  struct Report: Encodable {
+    let kv: String
+    let baselineKv: String
+    let score: TextScore
+  }
+}
