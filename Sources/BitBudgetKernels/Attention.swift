@@ -73,7 +73,7 @@ public enum Attention {
     let scoresStride = segments.reduce(0) { $0 + $1.tokens }
     precondition(scratch.threadCount >= pool.threadCount, "AttentionScratch has fewer threads than the pool")
     // … plus one 32-token block of dequantized keys or values for quantized segments.
-    scratch.reserve(group * (scoresStride + 1 + d) + 32 * d)
+    scratch.reserve(group * (scoresStride + 1 + d) + max(32, group + 1) * d)
     pool.parallelFor(rows * shape.kvHeads) { task, thread in
       let row = task / shape.kvHeads
       let kvHead = task % shape.kvHeads
@@ -105,6 +105,17 @@ public enum Attention {
     for segment in segments {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
+      if let quantized = segment.quantized, quantized.isVectorizable(headDim: d) {
+        // Token by token: one dequantized key row, dotted with each query head of the group.
+        for t in 0..<count {
+          quantized.dequantizeKeyVector(kvHead: kvHead, token: t, capacity: segment.capacity, headDim: d, into: block)
+          for g in 0..<group {
+            scores[g * scoresStride + seen + t] = dot(queries + g * d, block, d) * shape.scale
+          }
+        }
+        seen += count
+        continue
+      }
       if let quantized = segment.quantized {
         var t = 0
         while t < count {
@@ -161,6 +172,34 @@ public enum Attention {
     for segment in segments {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
+      if let quantized = segment.quantized, quantized.isVectorizable(headDim: d) {
+        // Into natural-order sums (after the row buffer), added to the outputs' lane order once.
+        let row = block
+        let sums = block + d
+        sums.update(repeating: 0, count: group * d)
+        for t in 0..<count {
+          quantized.dequantizeValueVector(kvHead: kvHead, token: t, capacity: segment.capacity, headDim: d, into: row)
+          for g in 0..<group {
+            let weight = SIMD16<Float>(repeating: scores[g * scoresStride + seen + t])
+            let o = sums + g * d
+            var x = 0
+            while x < d {
+              var acc = UnsafeRawPointer(o + x).loadUnaligned(as: SIMD16<Float>.self)
+              acc.addProduct(UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self), weight)
+              UnsafeMutableRawPointer(o + x).storeBytes(of: acc, as: SIMD16<Float>.self)
+              x += 16
+            }
+          }
+        }
+        for g in 0..<group {
+          let o = outputs + g * d
+          if W.usesPairOrder { PairOrder.permute(sums + g * d, count: d, into: row) }
+          let source = W.usesPairOrder ? UnsafePointer(row) : UnsafePointer(sums + g * d)
+          for x in 0..<d { o[x] += source[x] }
+        }
+        seen += count
+        continue
+      }
       if let quantized = segment.quantized {
         // Rows dequantized in the lane order the dense segments accumulate in.
         let row = block + 31 * d
@@ -205,6 +244,19 @@ public enum Attention {
         (output + g * d).update(from: o, count: d)
       }
     }
+  }
+
+  /// `a · b` over `count` floats (a multiple of 16).
+  @inline(__always)
+  static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
+    var lanes = SIMD16<Float>()
+    var x = 0
+    while x < count {
+      lanes.addProduct(
+        UnsafeRawPointer(a + x).loadUnaligned(as: SIMD16<Float>.self), UnsafeRawPointer(b + x).loadUnaligned(as: SIMD16<Float>.self))
+      x += 16
+    }
+    return lanes.sum()
   }
 
   // MARK: Logits, 32 tokens at a time

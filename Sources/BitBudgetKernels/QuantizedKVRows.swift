@@ -65,6 +65,65 @@ public struct QuantizedKVRows: @unchecked Sendable {
     }
   }
 
+  /// Codes `first..<first+16` of a packed row as floats, natural order (`first` a multiple of
+  /// 16). One or two words are broadcast across lanes and shifted by per-lane amounts; the int to
+  /// float conversion adds the code to 2²³'s mantissa.
+  @inline(__always) @usableFromInline
+  static func codes16(_ row: UnsafeRawPointer, _ first: Int, bits: Int) -> SIMD16<Float> {
+    let words: SIMD16<UInt32>
+    switch bits {
+    case 8:
+      let quad = row.loadUnaligned(fromByteOffset: first, as: SIMD4<UInt32>.self)
+      words = SIMD16(quad[0], quad[0], quad[0], quad[0], quad[1], quad[1], quad[1], quad[1],
+                     quad[2], quad[2], quad[2], quad[2], quad[3], quad[3], quad[3], quad[3])
+        &>> SIMD16(0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24, 0, 8, 16, 24) & 0xFF
+    case 4:
+      let pair = row.loadUnaligned(fromByteOffset: first >> 1, as: SIMD2<UInt32>.self)
+      words = SIMD16(lowHalf: SIMD8(repeating: pair[0]), highHalf: SIMD8(repeating: pair[1]))
+        &>> SIMD16(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28) & 0xF
+    default:
+      let word = row.loadUnaligned(fromByteOffset: first >> 2, as: UInt32.self)
+      words = SIMD16(repeating: word) &>> SIMD16(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) & 0x3
+    }
+    return unsafeBitCast(words | 0x4B00_0000, to: SIMD16<Float>.self) - 8_388_608
+  }
+
+  /// Whether rows can take the SIMD path (whole vectors per group).
+  @inlinable
+  public func isVectorizable(headDim: Int) -> Bool { headDim % 16 == 0 && groupSize % 16 == 0 }
+
+  /// Row `row` of keys or values dequantized into `out` (natural order) with SIMD; needs
+  /// `isVectorizable`.
+  @inline(__always) @usableFromInline
+  func dequantizeRowVector(
+    codes: UnsafeRawPointer, scales: UnsafeRawPointer, zeros: UnsafeRawPointer, row: Int, headDim: Int,
+    into out: UnsafeMutablePointer<Float>
+  ) {
+    let codeRow = codes + row * Self.codeBytes(headDim: headDim, bits: bits)
+    let groups = headDim / groupSize
+    for g in 0..<groups {
+      let scale = SIMD16<Float>(repeating: load1(scales, row * groups + g, metaType))
+      let zero = SIMD16<Float>(repeating: load1(zeros, row * groups + g, metaType))
+      var j = g * groupSize
+      while j < (g + 1) * groupSize {
+        UnsafeMutableRawPointer(out + j).storeBytes(of: (Self.codes16(codeRow, j, bits: bits) - zero) * scale, as: SIMD16<Float>.self)
+        j += 16
+      }
+    }
+  }
+
+  /// Key `token` of `kvHead` as f32, natural order, SIMD (needs `isVectorizable`).
+  @inline(__always) @usableFromInline
+  func dequantizeKeyVector(kvHead: Int, token: Int, capacity: Int, headDim: Int, into out: UnsafeMutablePointer<Float>) {
+    dequantizeRowVector(codes: keyCodes, scales: keyScales, zeros: keyZeros, row: kvHead * capacity + token, headDim: headDim, into: out)
+  }
+
+  /// Value `token` of `kvHead` as f32, natural order, SIMD (needs `isVectorizable`).
+  @inline(__always) @usableFromInline
+  func dequantizeValueVector(kvHead: Int, token: Int, capacity: Int, headDim: Int, into out: UnsafeMutablePointer<Float>) {
+    dequantizeRowVector(codes: valueCodes, scales: valueScales, zeros: valueZeros, row: kvHead * capacity + token, headDim: headDim, into: out)
+  }
+
   /// Keys of tokens `first..<first+count` of `kvHead` as f32 `[headDim][32]` (dimension-major,
   /// as `KVSegment` keys with capacity 32); columns from `count` on are zero.
   @inlinable

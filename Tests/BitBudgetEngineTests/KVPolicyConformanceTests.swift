@@ -10,7 +10,7 @@ import Testing
 @Suite struct KVPolicyConformanceTests {
   static let specs = [
     "streaming:40", "streaming:48,sinks=2", "rkv:40,buffer=16", "rkv:64,lambda=0.07", "hqq:8,group=16",
-    "hqq:4,group=16,residual=24", "hqq:2,group=8", "rkv:40,buffer=16+hqq:4,group=16", "streaming:40+hqq:8,group=16",
+    "hqq:4,group=16,residual=24", "hqq:2,group=8", "hqq:2,group=16", "rkv:40,buffer=16+hqq:4,group=16", "streaming:40+hqq:8,group=16",
   ]
   static let geometry = KVCacheGeometry(layers: 2, kvHeads: 2, headDim: 32)
   static let queryHeads = 4
@@ -80,8 +80,12 @@ import Testing
   /// definition over the same stored rows, after compressions and flushes.
   @Test(arguments: specs)
   func attentionEqualsTheReferenceOverTheStoredRows(_ text: String) throws {
+    for elementType in [ElementType.bf16, .f32] { try checkAttention(text, elementType) }
+  }
+
+  func checkAttention(_ text: String, _ elementType: ElementType) throws {
     let spec = try KVCacheSpec.parse(text)
-    let cache = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .bf16) as? CompressedKVCache)
+    let cache = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: elementType) as? CompressedKVCache)
     var random = TestRandom(seed: 11)
     let pool = ThreadPool(threadCount: 2)
     let scratch = AttentionScratch(threadCount: 2)
@@ -101,7 +105,7 @@ import Testing
       Attention.reference(queries: queries, rows: 1, visibleBefore: layer.tokens - 1, segments: $0, shape: Self.shape, output: &expected)
     }
     let worst = zip(ours, expected).map { abs($0 - $1) }.max() ?? .infinity
-    #expect(worst <= 1e-5, "|Δ| \(worst)")
+    #expect(worst <= 1e-5, "\(elementType): |Δ| \(worst)")
   }
 
   /// Below the budget an evicting cache is the full cache: same logits through a model.
