@@ -35,6 +35,8 @@ public final class CompressedKVCache: KVCache {
   /// Wall time spent compressing and quantizing at the end of single-token (decode) forward
   /// passes — scoring, moving rows, HQQ — in seconds since creation.
   public private(set) var decodeMaintenanceSeconds = 0.0
+  /// The pool that ran the last attention call; compression scores layers on it.
+  private weak var pool: ThreadPool?
   private(set) var layers: [Layer]
   /// Dense rows the policy needs at most between compressions (the dense block's usual size).
   private let steadyCapacity: Int
@@ -205,6 +207,7 @@ public final class CompressedKVCache: KVCache {
     layer l: Int, queries: UnsafePointer<Float>, rows: Int, shape: AttentionShape,
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
   ) {
+    self.pool = pool
     rememberQueries(l, queries, rows: rows)
     let segments = layers[l].quantized.map(\.segment) + [denseSegment(layers[l])]
     let visibleBefore = layers[l].tokens - rows
@@ -238,13 +241,18 @@ public final class CompressedKVCache: KVCache {
     let before = nextPosition
     nextPosition += tokens
     let isPrefill = tokens > 1
-    for l in layers.indices {
-      var kept: [[Int]]? = nil
-      if let eviction = spec.eviction, isPrefill || before % eviction.interval == 0,
-        layers[l].queryCount >= eviction.queryWindow
-      {
-        kept = selectRows(l, eviction)
+    // Selections only read the cache, so the layers are scored in parallel (on the pool that
+    // ran this cache's attention); moving rows follows, layer by layer.
+    var selections = [[[Int]]?](repeating: nil, count: layers.count)
+    if let eviction = spec.eviction, isPrefill || before % eviction.interval == 0 {
+      let due = layers.indices.filter { layers[$0].queryCount >= eviction.queryWindow && layers[$0].tokens >= eviction.budget }
+      selections.withUnsafeMutableBufferPointer { results in
+        let run = { (index: Int) in results[due[index]] = self.selectRows(due[index], eviction) }
+        if let pool { pool.parallelFor(due.count, run) } else { due.indices.forEach(run) }
       }
+    }
+    for l in layers.indices {
+      let kept = selections[l]
       if let quantization = spec.quantization {
         if kept != nil || isPrefill || layers[l].denseTokens >= quantization.residual {
           quantize(l, kept: kept, quantization)
