@@ -152,17 +152,39 @@ public enum RKVScorer {
       }
       return dot - own
     }
-    let threshold = parameters.threshold
+    // The scans read the keys dimension-major, 32 per block (zero-padded), so one pass over the
+    // dimensions gives 32 similarities without horizontal sums.
+    let padded = (length + 31) / 32 * 32
+    let columns = UnsafeMutablePointer<Float>.allocate(capacity: d * padded)
+    defer { columns.deallocate() }
+    columns.initialize(repeating: 0, count: d * padded)
+    for t in 0..<length {
+      for x in 0..<d { columns[x * padded + t] = normalized[t * d + x] }
+    }
+    let threshold = SIMD16<Float>(repeating: parameters.threshold)
     for i in 0..<length {
       let ki = normalized + i * d
       var last = 0
-      var j = length - 1
-      while j >= 0 {
-        if j != i && dot(ki, normalized + j * d, d) > threshold {
-          last = j
-          break
+      var block = (length - 1) / 32
+      search: while block >= 0 {
+        var low = SIMD16<Float>(), high = SIMD16<Float>()
+        let base = UnsafeRawPointer(columns + block * 32)
+        for x in 0..<d {
+          let q = SIMD16<Float>(repeating: ki[x])
+          low.addProduct(base.loadUnaligned(fromByteOffset: x * padded * 4, as: SIMD16<Float>.self), q)
+          high.addProduct(base.loadUnaligned(fromByteOffset: x * padded * 4 + 64, as: SIMD16<Float>.self), q)
         }
-        j -= 1
+        if any(low .> threshold) || any(high .> threshold) {
+          for lane in stride(from: 31, through: 0, by: -1) {
+            let j = block * 32 + lane
+            guard j < length, j != i else { continue }
+            if (lane < 16 ? low[lane] : high[lane - 16]) > threshold[0] {
+              last = j
+              break search
+            }
+          }
+        }
+        block -= 1
       }
       if last != i { columnSums[last] -= Double(dot(ki, normalized + last * d, d)) }
     }
