@@ -72,8 +72,8 @@ public enum Attention {
     // Per query head: scores of every cached token, 1/Σ, outputs.
     let scoresStride = segments.reduce(0) { $0 + $1.tokens }
     precondition(scratch.threadCount >= pool.threadCount, "AttentionScratch has fewer threads than the pool")
-    // … plus one 32-token block of dequantized keys or values for quantized segments.
-    scratch.reserve(group * (scoresStride + 1 + d) + max(32, group + 1) * d)
+    // … plus, for quantized segments, 32 unpacked value rows and the groups' value sums.
+    scratch.reserve(group * (scoresStride + 1 + d) + (32 + group) * d)
     pool.parallelFor(rows * shape.kvHeads) { task, thread in
       let row = task / shape.kvHeads
       let kvHead = task % shape.kvHeads
@@ -105,37 +105,9 @@ public enum Attention {
     for segment in segments {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
-      if let quantized = segment.quantized, quantized.isVectorizable(headDim: d) {
-        // Token by token: one dequantized key row, dotted with each query head of the group.
-        for t in 0..<count {
-          quantized.dequantizeKeyVector(kvHead: kvHead, token: t, capacity: segment.capacity, headDim: d, into: block)
-          for g in 0..<group {
-            scores[g * scoresStride + seen + t] = dot(queries + g * d, block, d) * shape.scale
-          }
-        }
-        seen += count
-        continue
-      }
       if let quantized = segment.quantized {
-        var t = 0
-        while t < count {
-          let valid = min(32, count - t)
-          quantized.dequantizeKeys(kvHead: kvHead, first: t, count: valid, capacity: segment.capacity, headDim: d, into: block)
-          var g = 0
-          while g < group {
-            let heads = group - g >= 4 ? 4 : group - g >= 2 ? 2 : 1
-            let q = queries + g * d
-            let s = scores + g * scoresStride + seen + t
-            let k = UnsafeRawPointer(block)
-            switch heads {
-            case 4: logits4(F32Widening.self, k, 32, q, d, shape.scale, s, scoresStride, valid)
-            case 2: logits2(F32Widening.self, k, 32, q, d, shape.scale, s, scoresStride, valid)
-            default: logits1(F32Widening.self, k, 32, q, d, shape.scale, s, valid)
-            }
-            g += heads
-          }
-          t += 32
-        }
+        quantizedLogits(quantized, kvHead: kvHead, count: count, queries: queries, group: group, d: d, scale: shape.scale,
+                        scores: scores + seen, scoresStride: scoresStride, querySums: block)
         seen += count
         continue
       }
@@ -172,55 +144,28 @@ public enum Attention {
     for segment in segments {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
-      if let quantized = segment.quantized, quantized.isVectorizable(headDim: d) {
-        // Into natural-order sums (after the row buffer), added to the outputs' lane order once.
-        let row = block
-        let sums = block + d
-        sums.update(repeating: 0, count: group * d)
-        for t in 0..<count {
-          quantized.dequantizeValueVector(kvHead: kvHead, token: t, capacity: segment.capacity, headDim: d, into: row)
-          for g in 0..<group {
-            let weight = SIMD16<Float>(repeating: scores[g * scoresStride + seen + t])
-            let o = sums + g * d
-            var x = 0
-            while x < d {
-              var acc = UnsafeRawPointer(o + x).loadUnaligned(as: SIMD16<Float>.self)
-              acc.addProduct(UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self), weight)
-              UnsafeMutableRawPointer(o + x).storeBytes(of: acc, as: SIMD16<Float>.self)
-              x += 16
-            }
-          }
-        }
-        for g in 0..<group {
-          let o = outputs + g * d
-          if W.usesPairOrder { PairOrder.permute(sums + g * d, count: d, into: row) }
-          let source = W.usesPairOrder ? UnsafePointer(row) : UnsafePointer(sums + g * d)
-          for x in 0..<d { o[x] += source[x] }
-        }
-        seen += count
-        continue
-      }
       if let quantized = segment.quantized {
-        // Rows dequantized in the lane order the dense segments accumulate in.
-        let row = block + 31 * d
+        // Rows unpacked 32 at a time (natural order) and summed into natural-order outputs, which
+        // are added once to the outputs' lane order.
+        let sums = block + 32 * d
+        sums.update(repeating: 0, count: group * d)
         var t = 0
         while t < count {
-          let valid = min(31, count - t)
-          for i in 0..<valid {
-            if W.usesPairOrder {
-              quantized.dequantizeValue(kvHead: kvHead, token: t + i, capacity: segment.capacity, headDim: d, into: row)
-              PairOrder.permute(row, count: d, into: block + i * d)
-            } else {
-              quantized.dequantizeValue(kvHead: kvHead, token: t + i, capacity: segment.capacity, headDim: d, into: block + i * d)
-            }
-          }
+          let valid = min(32, count - t)
+          for i in 0..<valid { quantized.dequantizeValue(kvHead: kvHead, token: t + i, into: block + i * d) }
           var g = 0
           while g < group {
             let heads = group - g >= 4 ? 4 : group - g >= 2 ? 2 : 1
-            accumulate(F32Widening.self, heads, scores + g * scoresStride + seen + t, scoresStride, UnsafeRawPointer(block), valid, d, outputs + g * d)
+            accumulate(F32Widening.self, heads, scores + g * scoresStride + seen + t, scoresStride, UnsafeRawPointer(block), valid, d, sums + g * d)
             g += heads
           }
           t += valid
+        }
+        for g in 0..<group {
+          let o = outputs + g * d
+          if W.usesPairOrder { PairOrder.permute(sums + g * d, count: d, into: block) }
+          let source = W.usesPairOrder ? UnsafePointer(block) : UnsafePointer(sums + g * d)
+          for x in 0..<d { o[x] += source[x] }
         }
         seen += count
         continue
@@ -246,17 +191,65 @@ public enum Attention {
     }
   }
 
-  /// `a · b` over `count` floats (a multiple of 16).
+  /// Logits of the group's query heads against `count` quantized keys of `kvHead`, 16 tokens per
+  /// pass: per dimension one code unpack and one FMA per head into raw sums `Σ q·code` per
+  /// quantization group, then `logit += scale ⊙ (sum − zero ⊙ Σq)` with per-token scales and
+  /// zeros. `querySums` is scratch for the heads' per-group query sums.
   @inline(__always)
-  static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
-    var lanes = SIMD16<Float>()
-    var x = 0
-    while x < count {
-      lanes.addProduct(
-        UnsafeRawPointer(a + x).loadUnaligned(as: SIMD16<Float>.self), UnsafeRawPointer(b + x).loadUnaligned(as: SIMD16<Float>.self))
-      x += 16
+  static func quantizedLogits(
+    _ rows: QuantizedKVRows, kvHead: Int, count: Int, queries: UnsafePointer<Float>, group: Int, d: Int, scale: Float,
+    scores: UnsafeMutablePointer<Float>, scoresStride: Int, querySums: UnsafeMutablePointer<Float>
+  ) {
+    let groups = rows.groups
+    let size = rows.groupSize
+    for h in 0..<group {
+      for g in 0..<groups {
+        var sum: Float = 0
+        for x in (g * size)..<((g + 1) * size) { sum += queries[h * d + x] }
+        querySums[h * groups + g] = sum
+      }
     }
-    return lanes.sum()
+    var first = 0
+    while first < count {
+      let valid = min(16, count - first)
+      var h = 0
+      while h < group {
+        let heads = min(4, group - h)
+        // Heads beyond `heads` repeat the last one (computed, not stored).
+        let q0 = queries + h * d
+        let q1 = queries + (h + min(1, heads - 1)) * d
+        let q2 = queries + (h + min(2, heads - 1)) * d
+        let q3 = queries + (h + min(3, heads - 1)) * d
+        var l0 = SIMD16<Float>(), l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
+        for g in 0..<groups {
+          var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+          for x in (g * size)..<((g + 1) * size) {
+            let codes = rows.keyCodes16(kvHead: kvHead, dimension: x, first: first)
+            a0.addProduct(codes, SIMD16(repeating: q0[x]))
+            a1.addProduct(codes, SIMD16(repeating: q1[x]))
+            a2.addProduct(codes, SIMD16(repeating: q2[x]))
+            a3.addProduct(codes, SIMD16(repeating: q3[x]))
+          }
+          let (s, z) = rows.keyMeta16(kvHead: kvHead, group: g, first: first)
+          let sums = querySums + h * groups + g
+          l0 += s * (a0 - z * sums[0])
+          l1 += s * (a1 - z * sums[min(1, heads - 1) * groups])
+          l2 += s * (a2 - z * sums[min(2, heads - 1) * groups])
+          l3 += s * (a3 - z * sums[min(3, heads - 1) * groups])
+        }
+        for k in 0..<heads {
+          let out = scores + (h + k) * scoresStride + first
+          let lanes = (k == 0 ? l0 : k == 1 ? l1 : k == 2 ? l2 : l3) * scale
+          if valid == 16 {
+            UnsafeMutableRawPointer(out).storeBytes(of: lanes, as: SIMD16<Float>.self)
+          } else {
+            for lane in 0..<valid { out[lane] = lanes[lane] }
+          }
+        }
+        h += heads
+      }
+      first += 16
+    }
   }
 
   // MARK: Logits, 32 tokens at a time

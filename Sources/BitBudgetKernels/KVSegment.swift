@@ -31,34 +31,26 @@ public struct KVSegment: @unchecked Sendable {
     quantized = nil
   }
 
-  /// A segment of `tokens` quantized rows per KV head, `capacity` rows apart.
-  public init(quantized: QuantizedKVRows, tokens: Int, capacity: Int) {
-    precondition(tokens <= capacity)
+  /// A segment of the first `tokens` token slots of quantized rows.
+  public init(quantized: QuantizedKVRows, tokens: Int) {
+    precondition(tokens <= quantized.capacity)
     keys = quantized.keyCodes
     values = quantized.valueCodes
     self.tokens = tokens
-    self.capacity = capacity
+    capacity = quantized.capacity
     elementType = quantized.metaType
     self.quantized = quantized
   }
 
   /// Key `dimension` of `token` of `kvHead`, widened (for reference code and tests).
   public func key(kvHead: Int, token: Int, dimension: Int, headDim: Int) -> Float {
-    if let quantized {
-      var row = [Float](repeating: 0, count: headDim)
-      quantized.dequantizeKey(kvHead: kvHead, token: token, capacity: capacity, headDim: headDim, into: &row)
-      return row[dimension]
-    }
+    if let quantized { return quantized.key(kvHead: kvHead, token: token, dimension: dimension) }
     return load1(keys, (kvHead * headDim + dimension) * capacity + token, elementType)
   }
 
   /// Value `dimension` of `token` of `kvHead`, widened (for reference code and tests).
   public func value(kvHead: Int, token: Int, dimension: Int, headDim: Int) -> Float {
-    if let quantized {
-      var row = [Float](repeating: 0, count: headDim)
-      quantized.dequantizeValue(kvHead: kvHead, token: token, capacity: capacity, headDim: headDim, into: &row)
-      return row[dimension]
-    }
+    if let quantized { return quantized.value(kvHead: kvHead, token: token, dimension: dimension) }
     return load1(values, (kvHead * capacity + token) * headDim + dimension, elementType)
   }
 }

@@ -42,8 +42,8 @@ import Testing
       total += 2 * g.rowWidth * layer.denseCapacity * cache.elementType.byteCount
       total += layer.queries.byteCount
       if let q = cache.spec.quantization {
-        let perRow = 2 * QuantizedKVRows.codeBytes(headDim: g.headDim, bits: q.bits)
-          + 4 * (g.headDim / q.groupSize) * cache.metaType.byteCount
+        // Per token slot and head: key and value codes, and a scale and zero per group for each.
+        let perRow = 2 * g.headDim * q.bits / 8 + 4 * (g.headDim / q.groupSize) * cache.metaType.byteCount
         total += layer.quantized.reduce(0) { $0 + $1.capacity * g.kvHeads * perRow }
       }
     }
@@ -109,6 +109,37 @@ import Testing
     }
     let worst = zip(ours, expected).map { abs($0 - $1) }.max() ?? .infinity
     #expect(worst <= 1e-5, "\(elementType): |Δ| \(worst)")
+  }
+
+  /// Quantized attention with real head shapes: Qwen2.5-0.5B's 7 query heads per KV head at
+  /// head_dim 64 (head chunks of 4 and 3) and Qwen3's 128, each with a ragged last 16-token pass.
+  @Test(arguments: [(14, 64, "hqq:4"), (14, 64, "hqq:2"), (16, 128, "hqq:8"), (3, 128, "hqq:4")])
+  func quantizedAttentionWithRealShapes(queryHeads: Int, headDim: Int, text: String) throws {
+    let geometry = KVCacheGeometry(layers: 1, kvHeads: queryHeads == 3 ? 1 : 2, headDim: headDim)
+    let shape = AttentionShape(queryHeads: queryHeads, kvHeads: geometry.kvHeads, headDim: headDim)
+    let cache = try #require(try KVCacheSpec.parse(text).makeCache(geometry: geometry, queryHeads: queryHeads) as? CompressedKVCache)
+    var random = TestRandom(seed: 5)
+    let pool = ThreadPool(threadCount: 2)
+    let scratch = AttentionScratch(threadCount: 2)
+    let width = geometry.rowWidth, queryWidth = queryHeads * headDim
+    for count in [77, 1, 1] {
+      let keys = (0..<count * width).map { _ in random.signedUnit() * 3 }
+      let values = (0..<count * width).map { _ in random.signedUnit() }
+      let queries = (0..<count * queryWidth).map { _ in random.signedUnit() }
+      var output = [Float](repeating: 0, count: count * queryWidth)
+      cache.append(layer: 0, keys: keys, values: values, count: count)
+      cache.attend(layer: 0, queries: queries, rows: count, shape: shape, output: &output, pool: pool, scratch: scratch)
+      let layer = cache.layers[0]
+      let segments = layer.quantized.map(\.segment) + [cache.denseSegment(layer)]
+      var expected = [Float](repeating: 0, count: count * queryWidth)
+      segments.withUnsafeBufferPointer {
+        Attention.reference(queries: queries, rows: count, visibleBefore: layer.tokens - count, segments: $0, shape: shape, output: &expected)
+      }
+      let worst = zip(output, expected).map { abs($0 - $1) }.max() ?? .infinity
+      #expect(worst <= 1e-5, "\(count) rows over \(layer.tokens): |Δ| \(worst)")
+      cache.commit(tokens: count)
+    }
+    #expect(cache.layers[0].quantized.count == 1)
   }
 
   /// Below the budget an evicting cache is the full cache: same logits through a model.

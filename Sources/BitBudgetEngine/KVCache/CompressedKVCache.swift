@@ -63,22 +63,20 @@ public final class CompressedKVCache: KVCache {
     let tokens: Int
     let capacity: Int
 
+    /// A zeroed block for `tokens` tokens (capacity rounded up to 32 slots).
     init(tokens: Int, geometry: KVCacheGeometry, quantization: KVQuantization, metaType: ElementType) {
       self.tokens = tokens
-      capacity = tokens
-      let rowsTotal = geometry.kvHeads * capacity
-      let codeBytes = rowsTotal * QuantizedKVRows.codeBytes(headDim: geometry.headDim, bits: quantization.bits)
-      let metaBytes = rowsTotal * (geometry.headDim / quantization.groupSize) * metaType.byteCount
-      storage = Allocation(byteCount: 2 * codeBytes + 4 * metaBytes)
-      let base = UnsafeRawPointer(storage.pointer)
+      capacity = CompressedKVCache.roundUp(tokens)
+      storage = Allocation(
+        byteCount: QuantizedKVRows.byteCount(
+          kvHeads: geometry.kvHeads, headDim: geometry.headDim, capacity: capacity, bits: quantization.bits,
+          groupSize: quantization.groupSize, metaType: metaType))
       rows = QuantizedKVRows(
-        keyCodes: base, valueCodes: base + codeBytes, keyScales: base + 2 * codeBytes,
-        keyZeros: base + 2 * codeBytes + metaBytes, valueScales: base + 2 * codeBytes + 2 * metaBytes,
-        valueZeros: base + 2 * codeBytes + 3 * metaBytes, bits: quantization.bits,
-        groupSize: quantization.groupSize, metaType: metaType)
+        base: storage.pointer, kvHeads: geometry.kvHeads, headDim: geometry.headDim, capacity: capacity,
+        bits: quantization.bits, groupSize: quantization.groupSize, metaType: metaType)
     }
 
-    var segment: KVSegment { KVSegment(quantized: rows, tokens: tokens, capacity: capacity) }
+    var segment: KVSegment { KVSegment(quantized: rows, tokens: tokens) }
   }
 
   struct Layer {
@@ -273,7 +271,7 @@ public final class CompressedKVCache: KVCache {
         var t = 0
         for block in layers[l].quantized {
           for r in 0..<block.tokens {
-            block.rows.dequantizeKey(kvHead: h, token: r, capacity: block.capacity, headDim: d, into: out + (h * total + t) * d)
+            for x in 0..<d { out[(h * total + t) * d + x] = block.rows.key(kvHead: h, token: r, dimension: x) }
             t += 1
           }
         }
@@ -337,7 +335,8 @@ public final class CompressedKVCache: KVCache {
   }
 
   /// Quantizes into a new block: `kept` rows (cache order, across all blocks) when given, which
-  /// then replace everything; else the dense rows, appended after the existing blocks.
+  /// then replace everything; else the dense rows, appended after the existing blocks. Rows that
+  /// are already quantized are copied code by code, not re-quantized.
   private func quantize(_ l: Int, kept: [[Int]]?, _ quantization: KVQuantization) {
     let (d, heads) = (geometry.headDim, geometry.kvHeads)
     let quantizedTokens = layers[l].quantizedTokens
@@ -345,9 +344,9 @@ public final class CompressedKVCache: KVCache {
     let count = rows[0].count
     guard count > 0 else { return }
     let block = QuantizedBlock(tokens: count, geometry: geometry, quantization: quantization, metaType: metaType)
+    let target = block.rows
     let dense = denseSegment(layers[l])
-    let codeBytes = QuantizedKVRows.codeBytes(headDim: d, bits: quantization.bits)
-    let groups = d / quantization.groupSize
+    let (bits, groupSize, groups) = (quantization.bits, quantization.groupSize, d / quantization.groupSize)
     // Where each cache-order row lives: (block, row) for quantized rows.
     var sources: [(QuantizedBlock, Int)] = []
     sources.reserveCapacity(quantizedTokens)
@@ -361,42 +360,41 @@ public final class CompressedKVCache: KVCache {
     defer {
       row.deallocate(); codes.deallocate(); scales.deallocate(); zeros.deallocate()
     }
-    let target = block.rows
+    let mutable = { (pointer: UnsafeRawPointer) in UnsafeMutableRawPointer(mutating: pointer) }
     for h in 0..<heads {
       for (slot, source) in rows[h].enumerated() {
-        let destination = h * block.capacity + slot
-        if source < quantizedTokens {
-          let (from, r) = sources[source]
-          let origin = h * from.capacity + r
-          for (to, fromBase) in [(target.keyCodes, from.rows.keyCodes), (target.valueCodes, from.rows.valueCodes)] {
-            UnsafeMutableRawPointer(mutating: to + destination * codeBytes).copyMemory(from: fromBase + origin * codeBytes, byteCount: codeBytes)
-          }
-          for (to, fromBase) in [
-            (target.keyScales, from.rows.keyScales), (target.keyZeros, from.rows.keyZeros),
-            (target.valueScales, from.rows.valueScales), (target.valueZeros, from.rows.valueZeros),
-          ] {
-            UnsafeMutableRawPointer(mutating: to + destination * groups * metaType.byteCount)
-              .copyMemory(from: fromBase + origin * groups * metaType.byteCount, byteCount: groups * metaType.byteCount)
-          }
-          continue
-        }
-        let r = source - quantizedTokens
         for isKey in [true, false] {
-          for x in 0..<d {
-            row[x] = isKey ? dense.key(kvHead: h, token: r, dimension: x, headDim: d) : dense.value(kvHead: h, token: r, dimension: x, headDim: d)
+          if source < quantizedTokens {
+            let (from, r) = sources[source]
+            for x in 0..<d {
+              let (fromRun, fromIndex) = isKey
+                ? from.rows.keyCodeLocation(kvHead: h, token: r, dimension: x)
+                : from.rows.valueCodeLocation(kvHead: h, token: r, dimension: x)
+              codes[x] = QuantizedKVRows.code(fromRun, fromIndex, bits: bits)
+            }
+            for g in 0..<groups {
+              let index = isKey ? from.rows.keyMetaIndex(kvHead: h, token: r, group: g) : from.rows.valueMetaIndex(kvHead: h, token: r, group: g)
+              loadConverted(from: isKey ? from.rows.keyScales : from.rows.valueScales, at: index, count: 1, as: metaType, into: scales + g)
+              loadConverted(from: isKey ? from.rows.keyZeros : from.rows.valueZeros, at: index, count: 1, as: metaType, into: zeros + g)
+            }
+          } else {
+            let r = source - quantizedTokens
+            for x in 0..<d {
+              row[x] = isKey ? dense.key(kvHead: h, token: r, dimension: x, headDim: d) : dense.value(kvHead: h, token: r, dimension: x, headDim: d)
+            }
+            HQQ.quantize(row, count: d, bits: bits, groupSize: groupSize, axis: 1, codes: codes, scales: scales, zeros: zeros)
           }
-          HQQ.quantize(row, count: d, bits: quantization.bits, groupSize: quantization.groupSize, axis: 1, codes: codes, scales: scales, zeros: zeros)
-          let packed = UnsafeMutableRawPointer(mutating: (isKey ? target.keyCodes : target.valueCodes) + destination * codeBytes)
-          packed.initializeMemory(as: UInt8.self, repeating: 0, count: codeBytes)
-          let perByte = 8 / quantization.bits
           for x in 0..<d {
-            let byte = packed.load(fromByteOffset: x / perByte, as: UInt8.self)
-            packed.storeBytes(of: byte | (codes[x] << UInt8((x % perByte) * quantization.bits)), toByteOffset: x / perByte, as: UInt8.self)
+            let (run, index) = isKey
+              ? target.keyCodeLocation(kvHead: h, token: slot, dimension: x)
+              : target.valueCodeLocation(kvHead: h, token: slot, dimension: x)
+            QuantizedKVRows.setCode(mutable(run), index, codes[x], bits: bits)
           }
-          let scaleBase = UnsafeMutableRawPointer(mutating: isKey ? target.keyScales : target.valueScales)
-          let zeroBase = UnsafeMutableRawPointer(mutating: isKey ? target.keyZeros : target.valueZeros)
-          storeConverted(scales, count: groups, to: scaleBase, at: destination * groups, as: metaType)
-          storeConverted(zeros, count: groups, to: zeroBase, at: destination * groups, as: metaType)
+          for g in 0..<groups {
+            let index = isKey ? target.keyMetaIndex(kvHead: h, token: slot, group: g) : target.valueMetaIndex(kvHead: h, token: slot, group: g)
+            storeConverted(scales + g, count: 1, to: mutable(isKey ? target.keyScales : target.valueScales), at: index, as: metaType)
+            storeConverted(zeros + g, count: 1, to: mutable(isKey ? target.keyZeros : target.valueZeros), at: index, as: metaType)
+          }
         }
       }
     }
