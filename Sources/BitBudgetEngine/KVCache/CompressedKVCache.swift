@@ -7,7 +7,8 @@ import Dispatch
 /// Per layer it holds, in cache order, zero or more immutable blocks of HQQ-quantized rows
 /// followed by one block of dense rows (bf16/f16/f32, in the attention kernel's layout). New
 /// tokens go to the dense block. When a forward pass ends (`commit`):
-/// - **compression** (eviction policies): after a multi-token pass (prefill), and at each decode
+/// - **compression** (eviction policies): after a multi-token pass (a prefill chunk; a long prompt
+///   is thus compressed chunk by chunk, which bounds memory and scoring), and at each decode
 ///   step whose preceding length was a multiple of `interval` (R-KV's `divide_length` schedule:
 ///   the step's own attention still saw every token), a layer holding at least `budget` tokens
 ///   keeps the policy's `budget` rows per KV head, in the policy's order;
@@ -17,10 +18,10 @@ import Dispatch
 ///   Rows are quantized once: transformers re-quantizes the dequantized history at each flush,
 ///   which for per-token groups only re-rounds the 16-bit scales and zeros.
 ///
-/// Memory (`residentBytes`, exact): the dense block (`capacity` rows, a multiple of 32), the
-/// quantized blocks (codes `headDim · bits / 8` bytes per row and head, plus a scale and a zero
-/// per group, as f16 — f32 when the cache is f32), and R-KV's window of the last `window` queries
-/// (f32). With eviction the rows per layer stay below `budget + interval` (after a prefill longer
+/// Memory (`residentBytes`, exact): the dense block (`capacity` token slots, a multiple of 32),
+/// the quantized blocks (per token slot and head `2 · headDim · bits / 8` bytes of key and value
+/// codes plus a scale and a zero per group for each, as f16 — f32 when the cache is f32; slots
+/// rounded up to 32 per block), and R-KV's window of the last `window` queries (f32). With eviction the rows per layer stay below `budget + interval` (after a prefill longer
 /// than that, until its compression at the end of the pass).
 ///
 /// Forks share the quantized blocks (never written after creation) and copy the dense block.
@@ -55,8 +56,8 @@ public final class CompressedKVCache: KVCache {
     deinit { pointer.deallocate() }
   }
 
-  /// Quantized rows: `[kvHeads][capacity]` rows of key codes, value codes, and key/value scales
-  /// and zeros, in one allocation.
+  /// Quantized tokens in `QuantizedKVRows`' layout, `tokens` of `capacity` slots (a multiple of
+  /// 32), in one allocation; never written after it is built.
   final class QuantizedBlock {
     let storage: Allocation
     let rows: QuantizedKVRows
