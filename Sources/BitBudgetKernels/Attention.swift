@@ -215,7 +215,36 @@ public enum Attention {
       var h = 0
       while h < group {
         let heads = min(4, group - h)
-        // Heads beyond `heads` repeat the last one (computed, not stored).
+        if heads <= 2 {
+          // One or two heads: two accumulators (the second repeats the first for one head).
+          let q0 = queries + h * d
+          let q1 = queries + (h + heads - 1) * d
+          var l0 = SIMD16<Float>(), l1 = SIMD16<Float>()
+          for g in 0..<groups {
+            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+            for x in (g * size)..<((g + 1) * size) {
+              let codes = rows.keyCodes16(kvHead: kvHead, dimension: x, first: first)
+              a0.addProduct(codes, SIMD16(repeating: q0[x]))
+              a1.addProduct(codes, SIMD16(repeating: q1[x]))
+            }
+            let (s, z) = rows.keyMeta16(kvHead: kvHead, group: g, first: first)
+            let sums = querySums + h * groups + g
+            l0 += s * (a0 - z * sums[0])
+            l1 += s * (a1 - z * sums[(heads - 1) * groups])
+          }
+          for k in 0..<heads {
+            let out = scores + (h + k) * scoresStride + first
+            let lanes = (k == 0 ? l0 : l1) * scale
+            if valid == 16 {
+              UnsafeMutableRawPointer(out).storeBytes(of: lanes, as: SIMD16<Float>.self)
+            } else {
+              for lane in 0..<valid { out[lane] = lanes[lane] }
+            }
+          }
+          h += heads
+          continue
+        }
+        // Three or four heads; a fourth beyond `heads` repeats the last one (computed, not stored).
         let q0 = queries + h * d
         let q1 = queries + (h + min(1, heads - 1)) * d
         let q2 = queries + (h + min(2, heads - 1)) * d

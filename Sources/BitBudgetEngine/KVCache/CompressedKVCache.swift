@@ -185,8 +185,10 @@ public final class CompressedKVCache: KVCache {
   }
 
   public func append(layer l: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
+    // Exact growth: beyond the steady size the dense block only grows for a prefill chunk, once
+    // per pass, and is cut back when the pass is compressed or quantized.
     if layers[l].denseTokens + count > layers[l].denseCapacity {
-      resizeDense(l, capacity: max(layers[l].denseTokens + count, 2 * layers[l].denseCapacity))
+      resizeDense(l, capacity: layers[l].denseTokens + count)
     }
     let segment = denseSegment(layers[l])
     let (d, width, capacity) = (geometry.headDim, geometry.rowWidth, layers[l].denseCapacity)
