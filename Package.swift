@@ -17,6 +17,7 @@ let package = Package(
     .executable(name: "bitbudget", targets: ["bitbudget"]),
     .library(name: "BitBudgetEngine", targets: ["BitBudgetEngine"]),
     .library(name: "BitBudgetKernels", targets: ["BitBudgetKernels"]),
+    .library(name: "BitBudgetMemory", targets: ["BitBudgetMemory"]),
     .library(name: "BitBudgetTokenizer", targets: ["BitBudgetTokenizer"]),
   ],
   dependencies: [
@@ -36,9 +37,14 @@ let package = Package(
       name: "BitBudgetTokenizer",
       swiftSettings: nativeCPU),
     .target(
+      name: "BitBudgetMemory",
+      dependencies: ["BitBudgetEngine"],
+      swiftSettings: nativeCPU),
+    .target(
       name: "BitBudgetCLI",
       dependencies: [
         "BitBudgetEngine",
+        "BitBudgetMemory",
         "BitBudgetTokenizer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
@@ -57,6 +63,10 @@ let package = Package(
     .testTarget(
       name: "BitBudgetEngineTests",
       dependencies: ["BitBudgetEngine", "BitBudgetTestSupport"],
+      swiftSettings: nativeCPU),
+    .testTarget(
+      name: "BitBudgetMemoryTests",
+      dependencies: ["BitBudgetMemory", "BitBudgetEngine", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetTokenizerTests",

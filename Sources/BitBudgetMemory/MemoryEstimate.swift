@@ -1,0 +1,133 @@
+import BitBudgetEngine
+import BitBudgetKernels
+import Foundation
+
+/// Which accounting a `MemoryEstimate` follows (see `WeightMemory` and `KVMemory`).
+public enum MemoryConvention: String, Sendable, CaseIterable, Codable {
+  /// Exactly what BitBudget allocates for weights and KV caches.
+  case engine
+  /// The paper's Table 1 accounting.
+  case paper
+}
+
+/// The memory of a configuration: weights + KV cache of G samples (the paper's equation).
+public struct MemoryEstimate: Sendable, Codable, Equatable {
+  public var convention: MemoryConvention
+  public var weightsBits: Int
+  public var tokens: Int
+  public var promptTokens: Int
+  public var samples: Int
+  public var kv: String
+  public var weightsBytes: Int
+  /// KV bytes at the end (all samples).
+  public var kvBytes: Int
+  /// The largest KV bytes held after any forward pass (engine convention; the paper's equals
+  /// `kvBytes`).
+  public var kvPeakBytes: Int
+  /// Weights + peak KV.
+  public var totalBytes: Int
+}
+
+/// A model to plan for: its config and, when loaded from files, its weight layout.
+public struct MemoryModel: Sendable {
+  public let name: String
+  public let config: ModelConfig
+  /// The engine's weight layout (nil for presets: assumed all bf16).
+  public let layout: WeightLayout
+  public let paperCountsTiedHead: Bool
+
+  /// A preset (`qwen3-0.6b` … `qwen3-32b`), a model folder, or a GGUF file.
+  public static func load(_ nameOrPath: String, ggufWidening: ElementType = .bf16) throws -> MemoryModel {
+    if let preset = ModelPresets.named(nameOrPath) {
+      return MemoryModel(
+        name: preset.name, config: preset.config, layout: WeightLayout(config: preset.config, elementBytes: 2),
+        paperCountsTiedHead: preset.paperCountsTiedHead)
+    }
+    let layout = try WeightLayout.load(path: nameOrPath, ggufWidening: ggufWidening)
+    return MemoryModel(name: nameOrPath, config: layout.config, layout: layout, paperCountsTiedHead: false)
+  }
+
+  public init(name: String, config: ModelConfig, layout: WeightLayout, paperCountsTiedHead: Bool) {
+    self.name = name
+    self.config = config
+    self.layout = layout
+    self.paperCountsTiedHead = paperCountsTiedHead
+  }
+
+  /// The estimate for `samples` samples that each hold `tokens` tokens after a shared prompt of
+  /// `promptTokens` (the paper's convention ignores the prompt).
+  public func estimate(
+    weightsBits: Int = 16, tokens: Int, promptTokens: Int = 1, samples: Int = 1, kv: KVCacheSpec = .full,
+    kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine
+  ) throws -> MemoryEstimate {
+    guard [4, 8, 16].contains(weightsBits) else { throw EngineError.invalidInput("weights must be 16, 8 or 4 bits") }
+    guard tokens >= 0, promptTokens >= 1, (1...4096).contains(samples) else {
+      throw EngineError.invalidInput("tokens must be ≥ 0, the prompt ≥ 1 token, and samples in 1...4096")
+    }
+    let weights: Int
+    let kvBytes: Int
+    let kvPeak: Int
+    switch convention {
+    case .paper:
+      weights = Int(WeightMemory.paperBytes(config, bits: weightsBits, countTiedHead: paperCountsTiedHead).rounded())
+      kvBytes = Int(KVMemory.paperBytes(config, spec: kv, tokens: tokens, samples: samples).rounded())
+      kvPeak = kvBytes
+    case .engine:
+      guard weightsBits == 16 else {
+        throw EngineError.unsupported(
+          "\(weightsBits)-bit weights in the engine convention: the engine has no quantized weight format yet (use --convention paper)")
+      }
+      weights = layout.byteCount
+      if let q = kv.quantization, config.headDim % q.groupSize != 0 {
+        throw EngineError.invalidInput("hqq group size \(q.groupSize) does not divide the head dimension \(config.headDim)")
+      }
+      let usage = KVMemory.engineUsage(
+        geometry: KVCacheGeometry(config), queryHeads: config.queryHeads, spec: kv, elementType: kvElementType,
+        promptTokens: promptTokens, tokens: tokens, samples: samples)
+      kvBytes = usage.bytes
+      kvPeak = usage.peakBytes
+    }
+    return MemoryEstimate(
+      convention: convention, weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples,
+      kv: kv.description, weightsBytes: weights, kvBytes: kvBytes, kvPeakBytes: kvPeak, totalBytes: weights + kvPeak)
+  }
+
+  /// The most tokens per sample (up to `limit`) whose estimate fits `budget` bytes, or nil if
+  /// none does. Estimates grow with tokens, so a binary search finds it.
+  public func maxTokens(
+    fitting budget: Int, limit: Int, weightsBits: Int = 16, promptTokens: Int = 1, samples: Int = 1,
+    kv: KVCacheSpec = .full, kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine
+  ) throws -> Int? {
+    func fits(_ tokens: Int) throws -> Bool {
+      try estimate(weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: kv,
+                   kvElementType: kvElementType, convention: convention).totalBytes <= budget
+    }
+    guard try fits(0) else { return nil }
+    var (low, high) = (0, limit)
+    if try fits(high) { return high }
+    while high - low > 1 {
+      let middle = (low + high) / 2
+      if try fits(middle) { low = middle } else { high = middle }
+    }
+    return low
+  }
+
+  /// The most samples (up to `limit`) whose estimate fits `budget`, or nil if not even one does.
+  public func maxSamples(
+    fitting budget: Int, limit: Int = 4096, weightsBits: Int = 16, tokens: Int, promptTokens: Int = 1,
+    kv: KVCacheSpec = .full, kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine
+  ) throws -> Int? {
+    func fits(_ samples: Int) throws -> Bool {
+      try estimate(weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: kv,
+                   kvElementType: kvElementType, convention: convention).totalBytes <= budget
+    }
+    guard try fits(1) else { return nil }
+    var (low, high) = (1, limit)
+    if try fits(high) { return high }
+    while high - low > 1 {
+      let middle = (low + high) / 2
+      if try fits(middle) { low = middle } else { high = middle }
+    }
+    return low
+  }
+}

@@ -1,0 +1,39 @@
+import BitBudgetEngine
+
+/// Bytes of a model's weights at 16, 8 or 4 bits.
+///
+/// `paper` convention (the paper's Table 1, reconstructed in paper.md §3.2): the linear layers
+/// (q, k, v, o, gate, up, down) of a GPTQ checkpoint carry `bits + (16 + bits)/128` bits per
+/// weight (the codes, an fp16 scale and a packed zero per group of 128) plus an int32 `g_idx` per
+/// input column; embeddings, `lm_head` and norms stay at 2 bytes per value; 16-bit is 2 bytes per
+/// parameter. A tied `lm_head` counts once, except in the 16-bit figures of the presets whose
+/// checkpoints store it (`paperCountsTiedHead`).
+///
+/// `engine` convention: what the engine holds, `WeightLayout.byteCount` (16-bit only, until the
+/// engine has a quantized weight format).
+public enum WeightMemory {
+  /// The quantized linear layers' (out, in) shapes, per layer.
+  static func linearShapes(_ c: ModelConfig) -> [(rows: Int, columns: Int)] {
+    let h = c.hiddenSize
+    return [
+      (c.queryWidth, h), (c.kvWidth, h), (c.kvWidth, h), (h, c.queryWidth),
+      (c.intermediateSize, h), (c.intermediateSize, h), (h, c.intermediateSize),
+    ]
+  }
+
+  /// Parameters outside the linear layers: embedding (and `lm_head` when counted), norms, biases.
+  static func otherParameters(_ c: ModelConfig, countTiedHead: Bool) -> Int {
+    let all = c.tensorShapes.reduce(0) { $0 + $1.shape.reduce(1, *) }
+    let linear = c.layerCount * linearShapes(c).reduce(0) { $0 + $1.rows * $1.columns }
+    let extraHead = c.tiedEmbeddings && countTiedHead ? c.vocabSize * c.hiddenSize : 0
+    return all - linear + extraHead
+  }
+
+  public static func paperBytes(_ c: ModelConfig, bits: Int, countTiedHead: Bool) -> Double {
+    let linear = c.layerCount * linearShapes(c).reduce(0) { $0 + $1.rows * $1.columns }
+    if bits == 16 { return 2 * Double(linear + otherParameters(c, countTiedHead: countTiedHead)) }
+    let gIdx = c.layerCount * linearShapes(c).reduce(0) { $0 + $1.columns }
+    let b = Double(bits)
+    return Double(linear) * (b + (16 + b) / 128) / 8 + 4 * Double(gIdx) + 2 * Double(otherParameters(c, countTiedHead: false))
+  }
+}

@@ -1,0 +1,98 @@
+import BitBudgetEngine
+import BitBudgetKernels
+import BitBudgetMemory
+import BitBudgetTestSupport
+import Foundation
+import Testing
+
+@Suite struct MemoryModelTests {
+  static let gib = Double(1 << 30)
+
+  /// Table 1 of the paper (GiB, two decimals) from the presets' configs alone.
+  @Test(arguments: [
+    ("qwen3-0.6b", 4, 0.50), ("qwen3-0.6b", 8, 0.71), ("qwen3-0.6b", 16, 1.40),
+    ("qwen3-1.7b", 8, 1.93), ("qwen3-1.7b", 16, 3.78),
+    ("qwen3-4b", 4, 2.49), ("qwen3-4b", 8, 4.19), ("qwen3-4b", 16, 7.49),
+    ("qwen3-8b", 4, 5.68), ("qwen3-8b", 8, 8.94), ("qwen3-8b", 16, 15.26),
+    ("qwen3-32b", 4, 18.01), ("qwen3-32b", 8, 32.66), ("qwen3-32b", 16, 61.02),
+  ])
+  func paperWeights(model: String, bits: Int, gib: Double) throws {
+    let estimate = try MemoryModel.load(model).estimate(weightsBits: bits, tokens: 0, convention: .paper)
+    #expect(abs(Double(estimate.weightsBytes) / Self.gib - gib) <= 0.01, "\(Double(estimate.weightsBytes) / Self.gib)")
+  }
+
+  @Test(arguments: [
+    ("qwen3-0.6b", 30_000, 1, 3.20), ("qwen3-4b", 30_000, 1, 4.12), ("qwen3-8b", 30_000, 1, 4.12),
+    ("qwen3-32b", 30_000, 1, 7.32), ("qwen3-0.6b", 30_000, 16, 51.27), ("qwen3-8b", 30_000, 16, 65.91),
+    ("qwen3-32b", 30_000, 16, 117.19), ("qwen3-0.6b", 2_000, 1, 0.21), ("qwen3-0.6b", 18_000, 1, 1.92),
+  ])
+  func paperKV(model: String, tokens: Int, samples: Int, gib: Double) throws {
+    let estimate = try MemoryModel.load(model).estimate(tokens: tokens, samples: samples, convention: .paper)
+    #expect(abs(Double(estimate.kvBytes) / Self.gib - gib) <= 0.01, "\(Double(estimate.kvBytes) / Self.gib)")
+  }
+
+  /// paper.md §3.4's worked example: the R-KV cap and HQQ estimates for Qwen3-8B at 30k tokens.
+  @Test func paperPolicies() throws {
+    let model = try MemoryModel.load("qwen3-8b")
+    func kv(_ spec: String) throws -> Double {
+      Double(try model.estimate(tokens: 30_000, kv: try KVCacheSpec.parse(spec), convention: .paper).kvBytes) / Self.gib
+    }
+    #expect(abs(try kv("rkv:2048") - 0.30) <= 0.01)
+    #expect(abs(try kv("rkv:4096") - 0.58) <= 0.01)
+    #expect(abs(try kv("hqq:8") - 2.20) <= 0.01)
+    #expect(abs(try kv("hqq:4") - 1.17) <= 0.01)
+    #expect(abs(try kv("hqq:2") - 0.66) <= 0.01)
+  }
+
+  /// The engine convention's weights equal the loaded model's bytes: safetensors fixtures
+  /// (f32/bf16/f16, tied and untied, biases) and the real SmolLM2 GGUF widened to bf16 and f32.
+  @Test func engineWeightsEqualTheLoadedModel() throws {
+    for name in Fixtures.modelNames {
+      let path = Fixtures.modelPath(name)
+      let estimate = try MemoryModel.load(path).estimate(tokens: 0)
+      #expect(estimate.weightsBytes == (try DecoderModel.load(path: path)).weights.byteCount, "\(name)")
+    }
+    let gguf = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    for widening in [ElementType.bf16, .f32] {
+      let estimate = try MemoryModel.load(gguf, ggufWidening: widening).estimate(tokens: 0)
+      #expect(estimate.weightsBytes == (try DecoderModel.load(path: gguf, ggufWidening: widening)).weights.byteCount)
+    }
+  }
+
+  /// The engine convention's KV bytes equal the caches' `residentBytes` after generation, for
+  /// every policy, with one and with several samples (forks sharing the prompt).
+  @Test(arguments: [
+    "full", "streaming:24", "rkv:24,window=4,buffer=16", "hqq:8,group=16", "hqq:4,group=16,residual=24",
+    "rkv:24,window=4,buffer=16+hqq:2,group=16", "streaming:32,sinks=2+hqq:8,group=8",
+  ])
+  func engineKVEqualsTheCaches(_ text: String) throws {
+    let name = "qwen3-gqa-tied-f32"
+    let path = Fixtures.modelPath(name)
+    let model = try DecoderModel.load(path: path)
+    let memory = try MemoryModel.load(path)
+    let spec = try KVCacheSpec.parse(text)
+    for (prompt, newTokens, samples, kvType) in [(13, 90, 1, ElementType.bf16), (70, 61, 3, .f32), (300, 40, 2, .bf16)] {
+      let session = try InferenceSession(model: model, threads: 2, maxRows: 256)
+      let cache = try session.makeCache(spec: spec, elementType: kvType)
+      let ids = (0..<prompt).map { ($0 * 37 + 11) % model.config.vocabSize }
+      let result = try Generator(session: session).generate(
+        prompt: ids, options: GenerationOptions(maxTokens: newTokens, sampling: .init(temperature: 1), samples: samples, seed: 9),
+        cache: cache)
+      let estimate = try memory.estimate(
+        tokens: newTokens - 1, promptTokens: prompt, samples: samples, kv: spec, kvElementType: kvType)
+      #expect(estimate.kvBytes == result.kvBytes, "\(text), prompt \(prompt), G=\(samples)")
+      #expect(estimate.kvPeakBytes >= result.kvBytes)
+    }
+  }
+
+  @Test func inverseQuestions() throws {
+    let model = try MemoryModel.load("qwen3-8b")
+    let budget = Int(20 * Self.gib)
+    let tokens = try #require(try model.maxTokens(fitting: budget, limit: 40_960, convention: .paper))
+    #expect(try model.estimate(tokens: tokens, convention: .paper).totalBytes <= budget)
+    #expect(try model.estimate(tokens: tokens + 1, convention: .paper).totalBytes > budget)
+    // 15.26 GiB of weights + 4.12 GiB per 30k-token sample: one sample fits 20 GiB, two do not.
+    #expect(try model.maxSamples(fitting: budget, tokens: 30_000, convention: .paper) == 1)
+    #expect(try model.maxTokens(fitting: Int(10 * Self.gib), limit: 40_960, convention: .paper) == nil)
+  }
+}
