@@ -25,6 +25,7 @@ let package = Package(
   ],
   targets: [
     .target(name: "CPrefetch"),
+    .target(name: "CAllocator"),
     .target(
       name: "BitBudgetKernels",
       dependencies: ["CPrefetch"],
@@ -51,7 +52,7 @@ let package = Package(
       swiftSettings: nativeCPU),
     .executableTarget(
       name: "bitbudget",
-      dependencies: ["BitBudgetCLI"],
+      dependencies: ["BitBudgetCLI", "CAllocator"],
       swiftSettings: nativeCPU),
     .target(
       name: "BitBudgetTestSupport",

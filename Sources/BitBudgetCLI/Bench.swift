@@ -53,6 +53,8 @@ struct Bench: ParsableCommand {
     guard max(1, depth) <= context, genTokens <= context - max(1, depth) else {
       throw CommandFailure(message: "--depth \(depth) plus --gen-tokens \(genTokens) exceed the model's context of \(context) positions")
     }
+    try options.checkMemoryLimit(
+      model: model, promptTokens: max(promptTokens, max(1, depth)), tokens: genTokens, samples: samples, prefillChunk: InferenceSession.defaultMaxRows)
     let session = try InferenceSession(model: model, threads: options.threads)
     var random = SplitMix64(seed: seed)
     let randomTokens = { (count: Int) in (0..<count).map { _ in Int(random.next() % UInt64(config.vocabSize)) } }
@@ -64,10 +66,14 @@ struct Bench: ParsableCommand {
     var maintenanceShares: [Double] = []
     let generator = Generator(session: session)
     for _ in 0..<repetitions {
-      let prefillCache = try options.makeCache(session)
-      let start = Date()
-      _ = try session.prefill(prompt, cache: prefillCache)
-      prefillRates.append(Double(promptTokens) / Date().timeIntervalSince(start))
+      // The prefill test's cache is gone before the decode test builds its own.
+      do {
+        let prefillCache = try options.makeCache(session)
+        let start = Date()
+        _ = try session.prefill(prompt, cache: prefillCache)
+        prefillRates.append(Double(promptTokens) / Date().timeIntervalSince(start))
+        kvBytes = max(kvBytes, prefillCache.residentBytes)
+      }
 
       let cache = try options.makeCache(session)
       let result = try generator.generate(
@@ -76,7 +82,7 @@ struct Bench: ParsableCommand {
       if let compressed = cache as? CompressedKVCache, samples == 1 {
         maintenanceShares.append(compressed.decodeMaintenanceSeconds / result.decodeSeconds)
       }
-      kvBytes = max(prefillCache.residentBytes, result.kvBytes)
+      kvBytes = max(kvBytes, result.kvBytes)
     }
     let report = BenchReport(
       model: model.path, threads: session.pool.threadCount, promptTokens: promptTokens,

@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import BitBudgetEngine
 import BitBudgetKernels
+import BitBudgetMemory
 import BitBudgetTokenizer
 
 /// Options shared by the commands that load a model.
@@ -20,12 +21,36 @@ struct ModelOptions: ParsableArguments {
     valueName: "spec"))
   var kv = "full"
 
+  @Option(name: .customLong("memory-limit"), help: ArgumentHelp(
+    "Refuse to run, before generating, when weights + KV cache would exceed this (e.g. 8GiB).",
+    valueName: "size"))
+  var memoryLimit: String?
+
   @Option(name: .customLong("gguf-dtype"), help: "What quantized GGUF tensors are widened to at load: bf16 or f32.")
   var ggufDType: GGUFDType = .bf16
 
   func validate() throws {
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     _ = try kvSpec()
+    if let memoryLimit, ByteSize.parse(memoryLimit) == nil {
+      throw ValidationError("--memory-limit \"\(memoryLimit)\" is not a size (e.g. 8GiB, 16GB, 512MiB, or bytes)")
+    }
+  }
+
+  /// With --memory-limit: throws, with the numbers, when the weights plus the KV caches' peak
+  /// (the memory model's engine convention) of `samples` samples holding `tokens` tokens after a
+  /// `promptTokens`-token prompt exceed it.
+  func checkMemoryLimit(model: DecoderModel, promptTokens: Int, tokens: Int, samples: Int, prefillChunk: Int) throws {
+    guard let memoryLimit, let limit = ByteSize.parse(memoryLimit) else { return }
+    let usage = KVMemory.engineUsage(
+      geometry: KVCacheGeometry(model.config), queryHeads: model.config.queryHeads, spec: try kvSpec(),
+      elementType: kvDType.elementType, promptTokens: max(1, promptTokens), tokens: max(0, tokens), samples: samples,
+      prefillChunk: prefillChunk)
+    let total = model.weights.byteCount + usage.peakBytes
+    guard total <= limit else {
+      throw CommandFailure(
+        message: "this run needs \(ByteSize.gib(total)) (weights \(ByteSize.gib(model.weights.byteCount)) + KV up to \(ByteSize.gib(usage.peakBytes)) for \(samples) × \(promptTokens + tokens) tokens with --kv \(kv)), more than --memory-limit \(memoryLimit); try fewer tokens or samples, or a compressed --kv")
+    }
   }
 
   func kvSpec() throws -> KVCacheSpec {

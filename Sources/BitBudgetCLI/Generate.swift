@@ -134,6 +134,9 @@ struct Generate: ParsableCommand {
       maxTokens: limit, sampling: sampling, samples: samples, seed: seed, stopTokens: stops,
       vocabularyLimit: tokenizer.map { min($0.vocabularySize, model.config.vocabSize) }, thinkingBudget: budget)
 
+    try options.checkMemoryLimit(
+      model: model, promptTokens: promptIds.count, tokens: limit + (budget?.forcedTokens.count ?? 0), samples: samples,
+      prefillChunk: InferenceSession.defaultMaxRows)
     let session = try InferenceSession(model: model, threads: options.threads)
     let cache = try options.makeCache(session)
     let terminal = !json && isatty(STDOUT_FILENO) != 0

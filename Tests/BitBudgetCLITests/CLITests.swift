@@ -196,6 +196,26 @@ import Testing
     #expect(kl > 0 && kl < 5, "\(kl)")
   }
 
+  /// `memory`: the paper's Table 1 value, the inverse question, and --memory-limit refusing a
+  /// run up front with the numbers.
+  @Test func memoryCommandAndLimit() throws {
+    let paper = try Self.run(["memory", "--model", "qwen3-8b", "--weights", "4", "--tokens", "30000", "--convention", "paper", "--json"])
+    #expect(paper.status == 0, "\(paper.stderr)")
+    let weights = try #require(paper.json?["weights_bytes"] as? Int)
+    let kv = try #require(paper.json?["kv_bytes"] as? Int)
+    #expect(abs(Double(weights) / Double(1 << 30) - 5.68) <= 0.01 && abs(Double(kv) / Double(1 << 30) - 4.12) <= 0.01)
+    let inverse = try Self.run(["memory", "--model", "qwen3-0.6b", "--budget", "4GiB", "--json"])
+    let tokens = try #require(inverse.json?["max_tokens"] as? Int)
+    #expect(tokens > 20_000 && (inverse.json?["total_bytes"] as? Int ?? .max) <= 4 << 30)
+    let model = Fixtures.modelPath("qwen3-gqa-tied-f32")
+    let refused = try Self.run(["generate", "--model", model, "--ids", "3,17", "--max-tokens", "400", "--memory-limit", "200KB"])
+    #expect(refused.status == 1 && refused.stderr.contains("--memory-limit") && refused.stderr.contains("GiB"), "\(refused.stderr)")
+    let bad = try Self.run(["memory", "--model", "qwen3-9b", "--tokens", "10"])
+    #expect(bad.status == 1 && bad.stderr.split(separator: "\n").count == 1)
+    let noSize = try Self.run(["memory", "--model", "qwen3-8b", "--budget", "lots"])
+    #expect(noSize.status == 1 && noSize.stderr.contains("not a size"))
+  }
+
   @Test func tokenizeEncodesAndDecodes() throws {
     let tokenizer = Fixtures.qwen3TokenizerDirectory
     let encoded = try Self.run(["tokenize", "--tokenizer", tokenizer, "--text", "Hello, world! 12345", "--json"])

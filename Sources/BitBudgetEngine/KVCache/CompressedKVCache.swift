@@ -313,28 +313,31 @@ public final class CompressedKVCache: KVCache {
 
   /// Keeps `kept[h]` (cache-order rows, all dense) of each head, in that order.
   private func gatherDense(_ l: Int, kept: [[Int]]) {
-    let old = denseSegment(layers[l])
-    let oldAllocation = layers[l].dense
-    let count = kept[0].count
-    let capacity = Self.roundUp(max(count, steadyCapacity))
-    let (d, size) = (geometry.headDim, elementType.byteCount)
-    let allocation = Allocation(byteCount: 2 * geometry.rowWidth * capacity * size)
-    let keys = allocation.pointer
-    let values = allocation.pointer + geometry.rowWidth * capacity * size
+    // In place, one head at a time through a copy of that head's rows: decode-time compressions
+    // allocate nothing but the copy.
+    let segment = denseSegment(layers[l])
+    let (d, size, held, capacity) = (geometry.headDim, elementType.byteCount, layers[l].denseTokens, layers[l].denseCapacity)
+    let keys = UnsafeMutableRawPointer(mutating: segment.keys)
+    let values = UnsafeMutableRawPointer(mutating: segment.values)
+    let copy = UnsafeMutableRawPointer.allocate(byteCount: max(1, 2 * d * held * size), alignment: 64)
+    defer { copy.deallocate() }
+    let copiedValues = copy + d * held * size
     for (h, rows) in kept.enumerated() {
+      for x in 0..<d {
+        (copy + x * held * size).copyMemory(from: keys + (h * d + x) * capacity * size, byteCount: held * size)
+      }
+      copiedValues.copyMemory(from: values + h * capacity * d * size, byteCount: held * d * size)
       for (slot, row) in rows.enumerated() {
         for x in 0..<d {
-          (keys + ((h * d + x) * capacity + slot) * size).copyMemory(
-            from: old.keys + ((h * d + x) * old.capacity + row) * size, byteCount: size)
+          (keys + ((h * d + x) * capacity + slot) * size).copyMemory(from: copy + (x * held + row) * size, byteCount: size)
         }
-        (values + ((h * capacity + slot) * d) * size).copyMemory(
-          from: old.values + ((h * old.capacity + row) * d) * size, byteCount: d * size)
+        (values + ((h * capacity + slot) * d) * size).copyMemory(from: copiedValues + row * d * size, byteCount: d * size)
       }
     }
-    withExtendedLifetime(oldAllocation) {}
-    layers[l].dense = allocation
-    layers[l].denseCapacity = capacity
-    layers[l].denseTokens = count
+    layers[l].denseTokens = kept[0].count
+    // A prefill chunk may have grown the block; back to the steady size.
+    let target = Self.roundUp(max(kept[0].count, steadyCapacity))
+    if capacity > target { resizeDense(l, capacity: target) }
   }
 
   /// Quantizes into a new block: `kept` rows (cache order, across all blocks) when given, which

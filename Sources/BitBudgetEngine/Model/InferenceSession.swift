@@ -46,6 +46,8 @@ public final class InferenceSession {
   public let pool: ThreadPool
   /// Largest number of token rows (over all sequences) in one forward pass.
   public let maxRows: Int
+  /// Rows per forward pass unless told otherwise (so also the prefill chunk).
+  public static let defaultMaxRows = 256
   /// Largest number of rows that produce logits in one forward pass.
   public let maxLogitRows: Int
 
@@ -127,7 +129,7 @@ public final class InferenceSession {
   ///   - maxRows: token rows per forward pass; longer prompts are prefilled in chunks of this size.
   ///   - maxLogitRows: rows with logits per forward pass (each costs `vocabSize × 4` bytes).
   public init(
-    model: DecoderModel, threads: Int = ThreadPool.defaultThreadCount, maxRows: Int = 256, maxLogitRows: Int = 16
+    model: DecoderModel, threads: Int = ThreadPool.defaultThreadCount, maxRows: Int = defaultMaxRows, maxLogitRows: Int = 16
   ) throws {
     guard let floats = Buffers.floats(config: model.config, rows: max(1, maxRows), logitRows: max(1, maxLogitRows)),
       floats <= Self.maxBufferBytes / 4

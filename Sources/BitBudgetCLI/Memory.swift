@@ -1,0 +1,155 @@
+import ArgumentParser
+import BitBudgetEngine
+import BitBudgetMemory
+import Foundation
+
+struct Memory: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Estimate weights + KV-cache memory, or what fits a memory budget.",
+    discussion: """
+      --convention engine (default) is what BitBudget allocates, to the byte (checked against its \
+      caches and loaded weights; 16-bit weights only until the engine has quantized ones); \
+      --convention paper is the paper's Table 1 accounting (GPTQ 4/8-bit weights, 16-bit KV, \
+      the prompt not counted). --model takes a model folder, a GGUF file, or a preset: \
+      \(ModelPresets.all.map(\.name).joined(separator: ", ")). With --budget, prints the longest \
+      --tokens (or, with --solve samples, the most --samples) that fit.
+      """)
+
+  @Option(help: ArgumentHelp("Model folder, GGUF file, or preset name.", valueName: "dir|gguf|preset"))
+  var model: String
+
+  @Option(help: "Weight precision: 16, 8 or 4 bits.")
+  var weights = 16
+
+  @Option(help: "Tokens each sample holds after the prompt (thinking budget + answer).")
+  var tokens: Int?
+
+  @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens, shared by the samples (engine convention).")
+  var promptTokens = 1
+
+  @Option(help: "Parallel samples G.")
+  var samples = 1
+
+  @Option(help: ArgumentHelp("KV cache policy (as generate's --kv).", valueName: "spec"))
+  var kv = "full"
+
+  @Option(name: .customLong("kv-dtype"), help: "Storage type of the KV cache: bf16, f16 or f32.")
+  var kvDType: KVDType = .bf16
+
+  @Option(name: .customLong("gguf-dtype"), help: "What quantized GGUF tensors are widened to: bf16 or f32.")
+  var ggufDType: GGUFDType = .bf16
+
+  @Option(help: "engine or paper.")
+  var convention: ConventionArgument = .engine
+
+  @Option(help: ArgumentHelp("A memory budget (e.g. 8GiB, 16GB, 512MiB): find what fits.", valueName: "size"))
+  var budget: String?
+
+  @Option(help: "With --budget: solve for tokens or samples.")
+  var solve: Solve = .tokens
+
+  @Flag(help: "Print one JSON object.")
+  var json = false
+
+  enum ConventionArgument: String, ExpressibleByArgument, CaseIterable {
+    case engine, paper
+    var value: MemoryConvention { self == .engine ? .engine : .paper }
+  }
+
+  enum Solve: String, ExpressibleByArgument, CaseIterable {
+    case tokens, samples
+  }
+
+  func validate() throws {
+    guard [4, 8, 16].contains(weights) else { throw ValidationError("--weights must be 16, 8 or 4") }
+    guard (1...4096).contains(samples) else { throw ValidationError("--samples must be in 1...4096") }
+    guard (1...(1 << 24)).contains(promptTokens) else { throw ValidationError("--prompt-tokens must be in 1...\(1 << 24)") }
+    if let tokens, !(0...(1 << 24)).contains(tokens) { throw ValidationError("--tokens must be in 0...\(1 << 24)") }
+    if let budget, ByteSize.parse(budget) == nil {
+      throw ValidationError("--budget \"\(budget)\" is not a size (e.g. 8GiB, 16GB, 512MiB, or bytes)")
+    }
+    if budget == nil && tokens == nil { throw ValidationError("give --tokens, or --budget to find how many fit") }
+    if budget != nil && solve == .samples && tokens == nil { throw ValidationError("--solve samples needs --tokens") }
+    do { _ = try KVCacheSpec.parse(kv) } catch let error as EngineError { throw ValidationError("--kv: \(error)") }
+  }
+
+  func run() throws {
+    let memory = try MemoryModel.load(model, ggufWidening: ggufDType == .f32 ? .f32 : .bf16)
+    let spec = try KVCacheSpec.parse(kv)
+    let kvType = kvDType.elementType
+    let context = memory.config.maxPositions
+    var solved: Int?
+    var tokens = self.tokens ?? 0
+    var samples = self.samples
+    if let budget, let bytes = ByteSize.parse(budget) {
+      switch solve {
+      case .tokens:
+        solved = try memory.maxTokens(
+          fitting: bytes, limit: max(0, context - promptTokens), weightsBits: weights, promptTokens: promptTokens,
+          samples: samples, kv: spec, kvElementType: kvType, convention: convention.value)
+        tokens = solved ?? 0
+      case .samples:
+        solved = try memory.maxSamples(
+          fitting: bytes, weightsBits: weights, tokens: tokens, promptTokens: promptTokens, kv: spec,
+          kvElementType: kvType, convention: convention.value)
+        samples = solved ?? 1
+      }
+      guard solved != nil else {
+        let minimum = try memory.estimate(
+          weightsBits: weights, tokens: solve == .tokens ? 0 : tokens, promptTokens: promptTokens, samples: 1, kv: spec,
+          kvElementType: kvType, convention: convention.value)
+        throw CommandFailure(
+          message: "nothing fits \(budget): the smallest configuration needs \(ByteSize.gib(minimum.totalBytes)) (weights \(ByteSize.gib(minimum.weightsBytes)), KV \(ByteSize.gib(minimum.kvPeakBytes)))")
+      }
+    }
+    let estimate = try memory.estimate(
+      weightsBits: weights, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: spec,
+      kvElementType: kvType, convention: convention.value)
+    if json {
+      try Output.json(Report(model: memory.name, estimate: estimate, budgetBytes: budget.flatMap(ByteSize.parse),
+                             maxTokens: solve == .tokens ? solved : nil, maxSamples: solve == .samples ? solved : nil))
+      return
+    }
+    if let solved {
+      Output.line(solve == .tokens ? "longest that fits: \(solved) tokens per sample" : "most that fit: \(solved) samples")
+    }
+    Output.line("\(memory.name), \(weights)-bit weights, \(spec), \(samples) × \(tokens) tokens (\(convention.rawValue) convention)")
+    Output.line("  weights  \(ByteSize.gib(estimate.weightsBytes))")
+    Output.line("  KV       \(ByteSize.gib(estimate.kvPeakBytes)) at most (\(ByteSize.gib(estimate.kvBytes)) at the end)")
+    Output.line("  total    \(ByteSize.gib(estimate.totalBytes))")
+  }
+
+  struct Report: Encodable {
+    let model: String
+    let convention: String
+    let weightsBits: Int
+    let tokens: Int
+    let promptTokens: Int
+    let samples: Int
+    let kv: String
+    let weightsBytes: Int
+    let kvBytes: Int
+    let kvPeakBytes: Int
+    let totalBytes: Int
+    let budgetBytes: Int?
+    let maxTokens: Int?
+    let maxSamples: Int?
+
+    init(model: String, estimate e: MemoryEstimate, budgetBytes: Int?, maxTokens: Int?, maxSamples: Int?) {
+      self.model = model
+      convention = e.convention.rawValue
+      weightsBits = e.weightsBits
+      tokens = e.tokens
+      promptTokens = e.promptTokens
+      samples = e.samples
+      kv = e.kv
+      weightsBytes = e.weightsBytes
+      kvBytes = e.kvBytes
+      kvPeakBytes = e.kvPeakBytes
+      totalBytes = e.totalBytes
+      self.budgetBytes = budgetBytes
+      self.maxTokens = maxTokens
+      self.maxSamples = maxSamples
+    }
+  }
+}

@@ -1,0 +1,28 @@
+import Foundation
+
+/// Memory sizes as users write them: `8GiB`, `8 GB`, `512MiB`, `1.5TiB`, `300000000` (bytes).
+/// Binary units (KiB, MiB, GiB, TiB) are powers of 1024, decimal ones (KB, MB, GB, TB) of 1000;
+/// case and a space before the unit do not matter.
+public enum ByteSize {
+  public static func parse(_ text: String) -> Int? {
+    let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+    let units: [(String, Double)] = [
+      ("kib", 1024), ("mib", Double(1 << 20)), ("gib", Double(1 << 30)), ("tib", Double(1 << 40)),
+      ("kb", 1e3), ("mb", 1e6), ("gb", 1e9), ("tb", 1e12), ("b", 1),
+    ]
+    var number = trimmed
+    var scale = 1.0
+    for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
+      number = String(trimmed.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
+      scale = factor
+      break
+    }
+    guard let value = Double(number), value.isFinite, value >= 0 else { return nil }
+    let bytes = value * scale
+    guard bytes < 9e18 else { return nil }
+    return Int(bytes.rounded())
+  }
+
+  /// `bytes` in GiB with two decimals, e.g. "4.12 GiB".
+  public static func gib(_ bytes: Int) -> String { String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }
+}
