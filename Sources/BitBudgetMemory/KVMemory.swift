@@ -95,14 +95,7 @@ public enum KVMemory {
       self.spec = spec
       self.elementType = elementType
       metaType = elementType == .f32 ? .f32 : .f16
-      let steady: Int
-      switch (spec.eviction, spec.quantization) {
-      case (let e?, nil): steady = e.budget + e.interval
-      case (let e?, let q?): steady = min(e.interval, q.residual)
-      case (nil, let q?): steady = q.residual
-      case (nil, nil): steady = 64
-      }
-      steadyCapacity = Self.roundUp(steady)
+      steadyCapacity = spec.denseSteadyTokens
       denseCapacity = steadyCapacity
     }
 

@@ -93,23 +93,15 @@ public struct MemoryModel: Sendable {
   }
 
   /// The most tokens per sample (up to `limit`) whose estimate fits `budget` bytes, or nil if
-  /// none does. Estimates grow with tokens, so a binary search finds it.
+  /// none does.
   public func maxTokens(
     fitting budget: Int, limit: Int, weightsBits: Int = 16, promptTokens: Int = 1, samples: Int = 1,
     kv: KVCacheSpec = .full, kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine
   ) throws -> Int? {
-    func fits(_ tokens: Int) throws -> Bool {
+    try Self.largest(in: 0...max(0, limit)) { tokens in
       try estimate(weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: kv,
                    kvElementType: kvElementType, convention: convention).totalBytes <= budget
     }
-    guard try fits(0) else { return nil }
-    var (low, high) = (0, limit)
-    if try fits(high) { return high }
-    while high - low > 1 {
-      let middle = (low + high) / 2
-      if try fits(middle) { low = middle } else { high = middle }
-    }
-    return low
   }
 
   /// The most samples (up to `limit`) whose estimate fits `budget`, or nil if not even one does.
@@ -117,12 +109,17 @@ public struct MemoryModel: Sendable {
     fitting budget: Int, limit: Int = 4096, weightsBits: Int = 16, tokens: Int, promptTokens: Int = 1,
     kv: KVCacheSpec = .full, kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine
   ) throws -> Int? {
-    func fits(_ samples: Int) throws -> Bool {
+    try Self.largest(in: 1...max(1, limit)) { samples in
       try estimate(weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: kv,
                    kvElementType: kvElementType, convention: convention).totalBytes <= budget
     }
-    guard try fits(1) else { return nil }
-    var (low, high) = (1, limit)
+  }
+
+  /// The largest value in `range` for which `fits` holds, given that it holds up to some value
+  /// and not beyond (estimates grow with tokens and samples): a binary search.
+  static func largest(in range: ClosedRange<Int>, _ fits: (Int) throws -> Bool) throws -> Int? {
+    guard try fits(range.lowerBound) else { return nil }
+    var (low, high) = (range.lowerBound, range.upperBound)
     if try fits(high) { return high }
     while high - low > 1 {
       let middle = (low + high) / 2

@@ -99,16 +99,7 @@ public final class CompressedKVCache: KVCache {
     self.queryHeads = queryHeads
     self.elementType = elementType
     metaType = elementType == .f32 ? .f32 : .f16
-    // Dense rows between compressions: eviction alone keeps budget + interval; quantization
-    // moves every dense row into a block at each flush or compression.
-    let steady: Int
-    switch (spec.eviction, spec.quantization) {
-    case (let eviction?, nil): steady = eviction.budget + eviction.interval
-    case (let eviction?, let quantization?): steady = min(eviction.interval, quantization.residual)
-    case (nil, let quantization?): steady = quantization.residual
-    case (nil, nil): steady = 64
-    }
-    let capacity = Self.roundUp(steady)
+    let capacity = spec.denseSteadyTokens
     steadyCapacity = capacity
     let blockBytes = 2 * geometry.rowWidth * capacity * elementType.byteCount
     let queryBytes = (spec.eviction?.queryWindow ?? 0) * queryHeads * geometry.headDim * 4
