@@ -113,23 +113,23 @@ public enum KVMemory {
       let before = position
       position += count
       let isPrefill = count > 1
-      var kept = false
+      // The tokens kept per head when this pass compresses, else nil.
+      var kept: Int? = nil
       if let e = spec.eviction, isPrefill || before % e.interval == 0, queriesSeen >= e.queryWindow, tokens >= e.budget {
-        kept = true
+        kept = e.budget
       }
       if let q = spec.quantization {
-        if kept || isPrefill || denseTokens >= q.residual {
-          let count = kept ? spec.eviction!.budget : denseTokens
+        if kept != nil || isPrefill || denseTokens >= q.residual {
+          let count = kept ?? denseTokens
           if count > 0 {
-            if kept { blocks = [(count, false)] } else { blocks.append((count, false)) }
+            if kept != nil { blocks = [(count, false)] } else { blocks.append((count, false)) }
             denseTokens = 0
             if denseCapacity > steadyCapacity { denseCapacity = steadyCapacity }
           }
         }
-      } else if kept {
-        let budget = spec.eviction!.budget
-        denseCapacity = Self.roundUp(max(budget, steadyCapacity))
-        denseTokens = budget
+      } else if let kept {
+        denseCapacity = Self.roundUp(max(kept, steadyCapacity))
+        denseTokens = kept
       }
     }
 

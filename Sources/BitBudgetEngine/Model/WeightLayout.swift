@@ -44,9 +44,15 @@ public struct WeightLayout: Sendable {
         guard let ggufName = GGUFWeights.ggufName(name), let info = file.tensors[ggufName] else {
           throw EngineError.invalidWeights(reason: "tensor \(name) is missing in \(path)")
         }
-        let inPlace = GGUFWeights.elementType(info.type)
+        // As GGUFWeights resolves it: F32 stays F32; F16/BF16 are used in place unless llama's
+        // q/k rows are reordered; everything else is widened.
         let reordered = config.architecture == .llama && (name.hasSuffix("q_proj.weight") || name.hasSuffix("k_proj.weight"))
-        let type = inPlace == .f32 ? ElementType.f32 : (inPlace != nil && !reordered ? inPlace! : ggufWidening)
+        let type: ElementType
+        switch GGUFWeights.elementType(info.type) {
+        case .f32?: type = .f32
+        case let inPlace? where !reordered: type = inPlace
+        default: type = ggufWidening
+        }
         return Tensor(name: name, shape: shape, elementBytes: type.byteCount)
       }
       return WeightLayout(config: config, tensors: tensors)
