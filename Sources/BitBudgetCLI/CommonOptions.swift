@@ -38,7 +38,7 @@ struct ModelOptions: ParsableArguments {
   }
 
   /// With --memory-limit: throws, with the numbers, when the weights plus the KV caches' peak
-  /// (the memory model's engine convention) of `samples` samples holding `tokens` tokens after a
+  /// plus the session's scratch (the memory model's engine convention) of `samples` samples holding `tokens` tokens after a
   /// `promptTokens`-token prompt exceed it.
   func checkMemoryLimit(model: DecoderModel, promptTokens: Int, tokens: Int, samples: Int, prefillChunk: Int) throws {
     guard let memoryLimit, let limit = ByteSize.parse(memoryLimit) else { return }
@@ -46,10 +46,11 @@ struct ModelOptions: ParsableArguments {
       geometry: KVCacheGeometry(model.config), queryHeads: model.config.queryHeads, spec: try kvSpec(),
       elementType: kvDType.elementType, promptTokens: max(1, promptTokens), tokens: max(0, tokens), samples: samples,
       prefillChunk: prefillChunk)
-    let total = model.weights.byteCount + usage.peakBytes
+    let scratch = InferenceSession.scratchBytes(config: model.config, threads: threads, longestContext: usage.longestAttention)
+    let total = model.weights.byteCount + usage.peakBytes + scratch
     guard total <= limit else {
       throw CommandFailure(
-        message: "this run needs \(ByteSize.gib(total)) (weights \(ByteSize.gib(model.weights.byteCount)) + KV up to \(ByteSize.gib(usage.peakBytes)) for \(samples) × \(promptTokens + tokens) tokens with --kv \(kv)), more than --memory-limit \(memoryLimit); try fewer tokens or samples, or a compressed --kv")
+        message: "this run needs \(ByteSize.gib(total)) (weights \(ByteSize.gib(model.weights.byteCount)) + KV up to \(ByteSize.gib(usage.peakBytes)) for \(samples) × \(promptTokens + tokens) tokens with --kv \(kv) + scratch \(ByteSize.gib(scratch))), more than --memory-limit \(memoryLimit); try fewer tokens or samples, or a compressed --kv")
     }
   }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BitBudgetEngine
+import BitBudgetKernels
 import BitBudgetMemory
 import Foundation
 
@@ -39,6 +40,9 @@ struct Memory: ParsableCommand {
   @Option(name: .customLong("gguf-dtype"), help: "What quantized GGUF tensors are widened to: bf16 or f32.")
   var ggufDType: GGUFDType = .bf16
 
+  @Option(help: "Threads the run would use (the engine's scratch grows with them).")
+  var threads: Int = min(256, ThreadPool.defaultThreadCount)
+
   @Option(help: "engine or paper.")
   var convention: ConventionArgument = .engine
 
@@ -63,6 +67,7 @@ struct Memory: ParsableCommand {
   func validate() throws {
     guard [4, 8, 16].contains(weights) else { throw ValidationError("--weights must be 16, 8 or 4") }
     guard (1...4096).contains(samples) else { throw ValidationError("--samples must be in 1...4096") }
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     guard (1...(1 << 24)).contains(promptTokens) else { throw ValidationError("--prompt-tokens must be in 1...\(1 << 24)") }
     if let tokens, !(0...(1 << 24)).contains(tokens) { throw ValidationError("--tokens must be in 0...\(1 << 24)") }
     if let budget, ByteSize.parse(budget) == nil {
@@ -86,25 +91,25 @@ struct Memory: ParsableCommand {
       case .tokens:
         solved = try memory.maxTokens(
           fitting: bytes, limit: max(0, context - promptTokens), weightsBits: weights, promptTokens: promptTokens,
-          samples: samples, kv: spec, kvElementType: kvType, convention: convention.value)
+          samples: samples, kv: spec, kvElementType: kvType, convention: convention.value, threads: threads)
         tokens = solved ?? 0
       case .samples:
         solved = try memory.maxSamples(
           fitting: bytes, weightsBits: weights, tokens: tokens, promptTokens: promptTokens, kv: spec,
-          kvElementType: kvType, convention: convention.value)
+          kvElementType: kvType, convention: convention.value, threads: threads)
         samples = solved ?? 1
       }
       guard solved != nil else {
         let minimum = try memory.estimate(
           weightsBits: weights, tokens: solve == .tokens ? 0 : tokens, promptTokens: promptTokens, samples: 1, kv: spec,
-          kvElementType: kvType, convention: convention.value)
+          kvElementType: kvType, convention: convention.value, threads: threads)
         throw CommandFailure(
           message: "nothing fits \(budget): the smallest configuration needs \(ByteSize.gib(minimum.totalBytes)) (weights \(ByteSize.gib(minimum.weightsBytes)), KV \(ByteSize.gib(minimum.kvPeakBytes)))")
       }
     }
     let estimate = try memory.estimate(
       weightsBits: weights, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: spec,
-      kvElementType: kvType, convention: convention.value)
+      kvElementType: kvType, convention: convention.value, threads: threads)
     if json {
       try Output.json(Report(model: memory.name, estimate: estimate, budgetBytes: budget.flatMap(ByteSize.parse),
                              maxTokens: solve == .tokens ? solved : nil, maxSamples: solve == .samples ? solved : nil))
@@ -116,6 +121,7 @@ struct Memory: ParsableCommand {
     Output.line("\(memory.name), \(weights)-bit weights, \(spec), \(samples) × \(tokens) tokens (\(convention.rawValue) convention)")
     Output.line("  weights  \(ByteSize.gib(estimate.weightsBytes))")
     Output.line("  KV       \(ByteSize.gib(estimate.kvPeakBytes)) at most (\(ByteSize.gib(estimate.kvBytes)) at the end)")
+    if estimate.scratchBytes > 0 { Output.line("  scratch  \(ByteSize.gib(estimate.scratchBytes)) (activations, kernel panels, attention scores)") }
     Output.line("  total    \(ByteSize.gib(estimate.totalBytes))")
   }
 
@@ -130,6 +136,7 @@ struct Memory: ParsableCommand {
     let weightsBytes: Int
     let kvBytes: Int
     let kvPeakBytes: Int
+    let scratchBytes: Int
     let totalBytes: Int
     let budgetBytes: Int?
     let maxTokens: Int?
@@ -146,6 +153,7 @@ struct Memory: ParsableCommand {
       weightsBytes = e.weightsBytes
       kvBytes = e.kvBytes
       kvPeakBytes = e.kvPeakBytes
+      scratchBytes = e.scratchBytes
       totalBytes = e.totalBytes
       self.budgetBytes = budgetBytes
       self.maxTokens = maxTokens

@@ -27,6 +27,13 @@ public enum Attention {
     }
   }
 
+  /// Per-thread scratch floats for attention over `tokens` cached tokens: per query head of a
+  /// group its scores, 1/Σ and outputs, plus, for quantized segments, 32 unpacked value rows and
+  /// the group's value sums.
+  public static func scratchFloats(shape: AttentionShape, tokens: Int) -> Int {
+    shape.groupSize * (tokens + 1 + shape.headDim) + (32 + shape.groupSize) * shape.headDim
+  }
+
   /// The scalar definition, accumulated in `Double`, for tests.
   public static func reference(
     queries: UnsafePointer<Float>, rows: Int, visibleBefore: Int,
@@ -72,8 +79,7 @@ public enum Attention {
     // Per query head: scores of every cached token, 1/Σ, outputs.
     let scoresStride = segments.reduce(0) { $0 + $1.tokens }
     precondition(scratch.threadCount >= pool.threadCount, "AttentionScratch has fewer threads than the pool")
-    // … plus, for quantized segments, 32 unpacked value rows and the groups' value sums.
-    scratch.reserve(group * (scoresStride + 1 + d) + (32 + group) * d)
+    scratch.reserve(scratchFloats(shape: shape, tokens: scoresStride))
     pool.parallelFor(rows * shape.kvHeads) { task, thread in
       let row = task / shape.kvHeads
       let kvHead = task % shape.kvHeads

@@ -42,8 +42,12 @@ public final class LinearScratch: @unchecked Sendable {
   func fits(columns: Int, threads: Int) -> Bool { columns <= maxColumns && threads <= threadCount }
 
   /// Total scratch bytes held.
-  public var byteCount: Int {
-    (pairOrderRows * Self.paddedStride(maxColumns) + panels.count * Linear.panelWidth * maxColumns) * 4
+  public var byteCount: Int { Self.byteCount(threadCount: threadCount, maxColumns: maxColumns) }
+
+  /// Scratch bytes of a `LinearScratch(threadCount:maxColumns:)`.
+  public static func byteCount(threadCount: Int, maxColumns: Int) -> Int {
+    let columns = max(1, maxColumns)
+    return (Linear.tiledMinimumTokens * paddedStride(columns) + max(1, threadCount) * Linear.panelWidth * columns) * 4
   }
 
   /// Row stride of the pair-order input: a multiple of 16 floats plus 16, so that consecutive

@@ -24,6 +24,8 @@ public enum KVMemory {
     public var peakBytes: Int
     /// Tokens one sample's cache holds at the end (per layer).
     public var residentTokens: Int
+    /// The most tokens one attention call reads (what sizes the attention scratch).
+    public var longestAttention: Int
   }
 
   public static func paperBytes(_ c: ModelConfig, spec: KVCacheSpec, tokens: Int, samples: Int) -> Double {
@@ -50,14 +52,16 @@ public enum KVMemory {
       let bytes = g.layers * (shared + samples * perSample) * blockBytes
       // Before the samples diverge the prompt's blocks are all there is; after, the sum only grows.
       return Usage(bytes: bytes, peakBytes: max(bytes, g.layers * blocks(promptTokens) * blockBytes),
-                   residentTokens: promptTokens + tokens)
+                   residentTokens: promptTokens + tokens, longestAttention: promptTokens + tokens)
     }
     var layer = CompressedLayer(geometry: g, queryHeads: queryHeads, spec: spec, elementType: elementType)
     var peak = 0
+    var longest = 0
     var start = 0
     while start < promptTokens {
       let count = min(prefillChunk, promptTokens - start)
       layer.append(count)
+      longest = max(longest, layer.tokens)
       peak = max(peak, layer.total(samples: 1))
       layer.commit(count)
       peak = max(peak, layer.total(samples: 1))
@@ -67,12 +71,13 @@ public enum KVMemory {
     layer.markShared()
     for _ in 0..<tokens {
       layer.append(1)
+      longest = max(longest, layer.tokens)
       peak = max(peak, layer.total(samples: samples))
       layer.commit(1)
       peak = max(peak, layer.total(samples: samples))
     }
     return Usage(bytes: layer.total(samples: samples), peakBytes: peak,
-                 residentTokens: layer.tokens)
+                 residentTokens: layer.tokens, longestAttention: longest)
   }
 
   /// One layer of a `CompressedKVCache`, by counts; `bytes` are for all layers.

@@ -24,7 +24,10 @@ public struct MemoryEstimate: Sendable, Codable, Equatable {
   /// The largest KV bytes held after any forward pass (engine convention; the paper's equals
   /// `kvBytes`).
   public var kvPeakBytes: Int
-  /// Weights + peak KV.
+  /// The engine's scratch (activations, linear-kernel panels, attention scores) for the session
+  /// `generate` would make (engine convention; 0 in the paper's).
+  public var scratchBytes: Int
+  /// Weights + peak KV + scratch.
   public var totalBytes: Int
 }
 
@@ -58,7 +61,8 @@ public struct MemoryModel: Sendable {
   /// `promptTokens` (the paper's convention ignores the prompt).
   public func estimate(
     weightsBits: Int = 16, tokens: Int, promptTokens: Int = 1, samples: Int = 1, kv: KVCacheSpec = .full,
-    kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine
+    kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine,
+    threads: Int = ThreadPool.defaultThreadCount
   ) throws -> MemoryEstimate {
     guard [4, 8, 16].contains(weightsBits) else { throw EngineError.invalidInput("weights must be 16, 8 or 4 bits") }
     guard tokens >= 0, promptTokens >= 1, (1...4096).contains(samples) else {
@@ -67,6 +71,7 @@ public struct MemoryModel: Sendable {
     let weights: Int
     let kvBytes: Int
     let kvPeak: Int
+    var scratch = 0
     switch convention {
     case .paper:
       weights = Int(WeightMemory.paperBytes(config, bits: weightsBits, countTiedHead: paperCountsTiedHead).rounded())
@@ -86,32 +91,36 @@ public struct MemoryModel: Sendable {
         promptTokens: promptTokens, tokens: tokens, samples: samples)
       kvBytes = usage.bytes
       kvPeak = usage.peakBytes
+      scratch = InferenceSession.scratchBytes(config: config, threads: threads, longestContext: usage.longestAttention)
     }
     return MemoryEstimate(
       convention: convention, weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples,
-      kv: kv.description, weightsBytes: weights, kvBytes: kvBytes, kvPeakBytes: kvPeak, totalBytes: weights + kvPeak)
+      kv: kv.description, weightsBytes: weights, kvBytes: kvBytes, kvPeakBytes: kvPeak, scratchBytes: scratch,
+      totalBytes: weights + kvPeak + scratch)
   }
 
   /// The most tokens per sample (up to `limit`) whose estimate fits `budget` bytes, or nil if
   /// none does.
   public func maxTokens(
     fitting budget: Int, limit: Int, weightsBits: Int = 16, promptTokens: Int = 1, samples: Int = 1,
-    kv: KVCacheSpec = .full, kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine
+    kv: KVCacheSpec = .full, kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine,
+    threads: Int = ThreadPool.defaultThreadCount
   ) throws -> Int? {
     try Self.largest(in: 0...max(0, limit)) { tokens in
       try estimate(weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: kv,
-                   kvElementType: kvElementType, convention: convention).totalBytes <= budget
+                   kvElementType: kvElementType, convention: convention, threads: threads).totalBytes <= budget
     }
   }
 
   /// The most samples (up to `limit`) whose estimate fits `budget`, or nil if not even one does.
   public func maxSamples(
     fitting budget: Int, limit: Int = 4096, weightsBits: Int = 16, tokens: Int, promptTokens: Int = 1,
-    kv: KVCacheSpec = .full, kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine
+    kv: KVCacheSpec = .full, kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine,
+    threads: Int = ThreadPool.defaultThreadCount
   ) throws -> Int? {
     try Self.largest(in: 1...max(1, limit)) { samples in
       try estimate(weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: kv,
-                   kvElementType: kvElementType, convention: convention).totalBytes <= budget
+                   kvElementType: kvElementType, convention: convention, threads: threads).totalBytes <= budget
     }
   }
 

@@ -79,8 +79,9 @@ import Testing
         prompt: ids, options: GenerationOptions(maxTokens: newTokens, sampling: .init(temperature: 1), samples: samples, seed: 9),
         cache: cache)
       let estimate = try memory.estimate(
-        tokens: newTokens - 1, promptTokens: prompt, samples: samples, kv: spec, kvElementType: kvType)
+        tokens: newTokens - 1, promptTokens: prompt, samples: samples, kv: spec, kvElementType: kvType, threads: 2)
       #expect(estimate.kvBytes == result.kvBytes, "\(text), prompt \(prompt), G=\(samples)")
+      #expect(estimate.scratchBytes == session.scratchBytes, "scratch: \(text), prompt \(prompt), G=\(samples)")
       #expect(estimate.kvPeakBytes >= result.kvBytes)
     }
   }

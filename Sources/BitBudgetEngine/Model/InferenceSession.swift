@@ -71,31 +71,23 @@ public final class InferenceSession {
     let byteCount: Int
     private var allocations: [UnsafeMutablePointer<Float>] = []
 
+    /// Floats of each buffer, in the order `init` makes them (each a multiple of 16, at least 16).
+    static func sizes(config c: ModelConfig, rows: Int, logitRows: Int) -> [Int] {
+      [
+        rows * c.hiddenSize, rows * c.hiddenSize, rows * c.queryWidth, rows * c.kvWidth, rows * c.kvWidth,
+        rows * c.queryWidth, rows * c.hiddenSize, rows * c.intermediateSize, rows * c.intermediateSize,
+        rows * c.headDim / 2, rows * c.headDim / 2, logitRows * c.hiddenSize, logitRows * c.vocabSize,
+      ].map { max(16, ($0 + 15) / 16 * 16) }
+    }
+
     init(config c: ModelConfig, rows: Int, logitRows: Int) {
-      var total = 0
-      var list: [UnsafeMutablePointer<Float>] = []
-      func make(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let floats = max(16, (count + 15) / 16 * 16)
-        total += floats * 4
-        let pointer = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
-          .bindMemory(to: Float.self, capacity: floats)
-        list.append(pointer)
-        return pointer
+      let sizes = Self.sizes(config: c, rows: rows, logitRows: logitRows)
+      let list = sizes.map { floats in
+        UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64).bindMemory(to: Float.self, capacity: floats)
       }
-      residual = make(rows * c.hiddenSize)
-      normed = make(rows * c.hiddenSize)
-      query = make(rows * c.queryWidth)
-      key = make(rows * c.kvWidth)
-      value = make(rows * c.kvWidth)
-      attention = make(rows * c.queryWidth)
-      projection = make(rows * c.hiddenSize)
-      gate = make(rows * c.intermediateSize)
-      up = make(rows * c.intermediateSize)
-      cosines = make(rows * c.headDim / 2)
-      sines = make(rows * c.headDim / 2)
-      finalRows = make(logitRows * c.hiddenSize)
-      logits = make(logitRows * c.vocabSize)
-      byteCount = total
+      (residual, normed, query, key, value, attention, projection) = (list[0], list[1], list[2], list[3], list[4], list[5], list[6])
+      (gate, up, cosines, sines, finalRows, logits) = (list[7], list[8], list[9], list[10], list[11], list[12])
+      byteCount = sizes.reduce(0, +) * 4
       allocations = list
     }
 
@@ -179,6 +171,20 @@ public final class InferenceSession {
   /// linear kernels' packed panels and pair-order input, and the attention scores (which grow with
   /// the longest context seen).
   public var scratchBytes: Int { buffers.byteCount + linearScratch.byteCount + attentionScratch.byteCount }
+
+  /// `scratchBytes` of a session with these settings once its attention has seen at most
+  /// `longestContext` tokens in one call (without creating it).
+  public static func scratchBytes(
+    config: ModelConfig, threads: Int, maxRows: Int = defaultMaxRows, maxLogitRows: Int = 16, longestContext: Int
+  ) -> Int {
+    let shape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
+    let buffers = Buffers.sizes(config: config, rows: max(1, maxRows), logitRows: max(1, maxLogitRows)).reduce(0, +) * 4
+    let linear = LinearScratch.byteCount(
+      threadCount: threads, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth))
+    let attention = AttentionScratch.byteCount(
+      threadCount: threads, floats: longestContext > 0 ? Attention.scratchFloats(shape: shape, tokens: longestContext) : 0)
+    return buffers + linear + attention
+  }
 
   /// A new empty cache of the kind `spec` names, for this session's model.
   public func makeCache(spec: KVCacheSpec, elementType: ElementType = .bf16) throws -> any KVCache {
