@@ -142,6 +142,38 @@ import Testing
     #expect(cache.layers[0].quantized.count == 1)
   }
 
+  /// Eviction with quantization: kept rows that were already quantized move as they are (codes,
+  /// scales and zeros), so they dequantize to exactly what they did before the compression.
+  @Test(arguments: [ElementType.bf16, .f32])
+  func keptQuantizedRowsMoveUnchanged(_ elementType: ElementType) throws {
+    let spec = try KVCacheSpec.parse("streaming:40,sinks=4+hqq:4,group=16")
+    let cache = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: elementType) as? CompressedKVCache)
+    var random = TestRandom(seed: 21)
+    let pool = ThreadPool(threadCount: 2)
+    let scratch = AttentionScratch(threadCount: 2)
+    Self.feed(cache, count: 100, random: &random, pool: pool, scratch: scratch)  // compressed to 40, all quantized
+    while (cache.nextPosition + 1) % 128 != 0 { Self.feed(cache, count: 1, random: &random, pool: pool, scratch: scratch) }
+    Self.feed(cache, count: 1, random: &random, pool: pool, scratch: scratch)  // the step before a compression
+    let (d, heads) = (Self.geometry.headDim, Self.geometry.kvHeads)
+    let quantizedBefore = cache.layers[0].quantizedTokens
+    let total = cache.layers[0].tokens
+    let keys = cache.rowsInCacheOrder(0), values = cache.rowsInCacheOrder(0, values: true)
+    Self.feed(cache, count: 1, random: &random, pool: pool, scratch: scratch)  // appends, then compresses
+    #expect(cache.layers[0].tokens == 40 && cache.layers[0].denseTokens == 0)
+    let kept = Array(0..<4) + Array((total + 1 - 36)..<(total + 1))
+    let keysAfter = cache.rowsInCacheOrder(0), valuesAfter = cache.rowsInCacheOrder(0, values: true)
+    var compared = 0
+    for h in 0..<heads {
+      for (slot, row) in kept.enumerated() where row < quantizedBefore {
+        let before = (h * total + row) * d, after = (h * 40 + slot) * d
+        #expect(Array(keysAfter[after..<(after + d)]) == Array(keys[before..<(before + d)]), "key \(row) → \(slot)")
+        #expect(Array(valuesAfter[after..<(after + d)]) == Array(values[before..<(before + d)]), "value \(row) → \(slot)")
+        compared += 1
+      }
+    }
+    #expect(compared >= 2 * heads)
+  }
+
   /// Below the budget an evicting cache is the full cache: same logits through a model.
   @Test(arguments: ["streaming:64", "rkv:64"])
   func belowBudgetEqualsFull(_ text: String) throws {
@@ -175,10 +207,10 @@ import Testing
       fork.forEachStorage { id, _ in if shared.contains(id) { common += 1 } }
       #expect(common == Self.geometry.layers, "one quantized block per layer shared")
     }
-    let before = try #require(cache as? CompressedKVCache).keysInCacheOrder(0)
+    let before = try #require(cache as? CompressedKVCache).rowsInCacheOrder(0)
     var other = TestRandom(seed: 99)
     for _ in 0..<60 { Self.feed(fork, count: 1, random: &other, pool: pool, scratch: scratch) }
-    #expect(try #require(cache as? CompressedKVCache).keysInCacheOrder(0) == before)
+    #expect(try #require(cache as? CompressedKVCache).rowsInCacheOrder(0) == before)
     #expect(cache.nextPosition == 90 && fork.nextPosition == 150)
   }
 
@@ -214,7 +246,7 @@ import Testing
     let shape = AttentionShape(queryHeads: queryHeads, kvHeads: heads, headDim: d)
     cache.attend(layer: 0, queries: queries, rows: length, shape: shape, output: &output, pool: ThreadPool(threadCount: 2), scratch: AttentionScratch(threadCount: 2))
     cache.commit(tokens: length)
-    #expect(cache.keysInCacheOrder(0) == reference.out_keys)
+    #expect(cache.rowsInCacheOrder(0) == reference.out_keys)
     #expect(cache.nextPosition == length)
   }
 }

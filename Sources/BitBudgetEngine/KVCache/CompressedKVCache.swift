@@ -255,34 +255,40 @@ public final class CompressedKVCache: KVCache {
     }
   }
 
-  /// Keys of layer `l` in cache order as f32 `[kvHeads][tokens][headDim]`.
-  func keysInCacheOrder(_ l: Int) -> [Float] {
+  /// Keys (or values) of layer `l` in cache order as f32 `[kvHeads][tokens][headDim]`.
+  func rowsInCacheOrder(_ l: Int, values: Bool = false) -> [Float] {
     let (d, heads, total) = (geometry.headDim, geometry.kvHeads, layers[l].tokens)
-    var keys = [Float](repeating: 0, count: heads * total * d)
-    keys.withUnsafeMutableBufferPointer { buffer in
-      let out = buffer.baseAddress!
+    var rows = [Float](repeating: 0, count: heads * total * d)
+    rows.withUnsafeMutableBufferPointer { buffer in
+      guard let out = buffer.baseAddress else { return }
       for h in 0..<heads {
         var t = 0
         for block in layers[l].quantized {
           for r in 0..<block.tokens {
-            for x in 0..<d { out[(h * total + t) * d + x] = block.rows.key(kvHead: h, token: r, dimension: x) }
+            for x in 0..<d {
+              out[(h * total + t) * d + x] =
+                values ? block.rows.value(kvHead: h, token: r, dimension: x) : block.rows.key(kvHead: h, token: r, dimension: x)
+            }
             t += 1
           }
         }
         let dense = denseSegment(layers[l])
         for r in 0..<dense.tokens {
-          for x in 0..<d { out[(h * total + t) * d + x] = dense.key(kvHead: h, token: r, dimension: x, headDim: d) }
+          for x in 0..<d {
+            out[(h * total + t) * d + x] =
+              values ? dense.value(kvHead: h, token: r, dimension: x, headDim: d) : dense.key(kvHead: h, token: r, dimension: x, headDim: d)
+          }
           t += 1
         }
       }
     }
-    return keys
+    return rows
   }
 
   private func selectRows(_ l: Int, _ eviction: EvictionPolicy) -> [[Int]]? {
     let total = layers[l].tokens
     guard total >= eviction.budget else { return nil }
-    let keys = keysInCacheOrder(l)
+    let keys = rowsInCacheOrder(l)
     let (d, window) = (geometry.headDim, eviction.queryWindow)
     // Queries as the scorer wants them: [queryHeads][window][headDim].
     var queries = [Float](repeating: 0, count: queryHeads * window * d)
@@ -358,40 +364,60 @@ public final class CompressedKVCache: KVCache {
       row.deallocate(); codes.deallocate(); scales.deallocate(); zeros.deallocate()
     }
     let mutable = { (pointer: UnsafeRawPointer) in UnsafeMutableRawPointer(mutating: pointer) }
+    let metaBytes = metaType.byteCount
+    let valueRowBytes = d * bits / 8
+    let perByte = 8 / bits
+    let mask = UInt8((1 << bits) - 1)
+    // The new block is zeroed, so codes are OR-ed into place.
+    func putKeyCode(_ code: UInt8, head h: Int, slot: Int, dimension x: Int) {
+      let (run, _) = target.keyCodeLocation(kvHead: h, token: slot, dimension: x)
+      let byte = mutable(run) + slot / perByte
+      byte.storeBytes(of: byte.load(as: UInt8.self) | (code << UInt8((slot % perByte) * bits)), as: UInt8.self)
+    }
+    /// Quantizes a dense key or value row into `slot` of the new block.
+    func quantizeDense(_ r: Int, head h: Int, slot: Int, isKey: Bool) {
+      for x in 0..<d {
+        row[x] = isKey ? dense.key(kvHead: h, token: r, dimension: x, headDim: d) : dense.value(kvHead: h, token: r, dimension: x, headDim: d)
+      }
+      HQQ.quantize(row, count: d, bits: bits, groupSize: groupSize, axis: 1, codes: codes, scales: scales, zeros: zeros)
+      if isKey {
+        for x in 0..<d { putKeyCode(codes[x], head: h, slot: slot, dimension: x) }
+      } else {
+        let (run, _) = target.valueCodeLocation(kvHead: h, token: slot, dimension: 0)
+        for x in 0..<d { QuantizedKVRows.setCode(mutable(run), x, codes[x], bits: bits) }
+      }
+      for g in 0..<groups {
+        let index = isKey ? target.keyMetaIndex(kvHead: h, token: slot, group: g) : target.valueMetaIndex(kvHead: h, token: slot, group: g)
+        storeConverted(scales + g, count: 1, to: mutable(isKey ? target.keyScales : target.valueScales), at: index, as: metaType)
+        storeConverted(zeros + g, count: 1, to: mutable(isKey ? target.keyZeros : target.valueZeros), at: index, as: metaType)
+      }
+    }
     for h in 0..<heads {
       for (slot, source) in rows[h].enumerated() {
-        for isKey in [true, false] {
-          if source < quantizedTokens {
-            let (from, r) = sources[source]
-            for x in 0..<d {
-              let (fromRun, fromIndex) = isKey
-                ? from.rows.keyCodeLocation(kvHead: h, token: r, dimension: x)
-                : from.rows.valueCodeLocation(kvHead: h, token: r, dimension: x)
-              codes[x] = QuantizedKVRows.code(fromRun, fromIndex, bits: bits)
-            }
-            for g in 0..<groups {
-              let index = isKey ? from.rows.keyMetaIndex(kvHead: h, token: r, group: g) : from.rows.valueMetaIndex(kvHead: h, token: r, group: g)
-              loadConverted(from: isKey ? from.rows.keyScales : from.rows.valueScales, at: index, count: 1, as: metaType, into: scales + g)
-              loadConverted(from: isKey ? from.rows.keyZeros : from.rows.valueZeros, at: index, count: 1, as: metaType, into: zeros + g)
-            }
-          } else {
-            let r = source - quantizedTokens
-            for x in 0..<d {
-              row[x] = isKey ? dense.key(kvHead: h, token: r, dimension: x, headDim: d) : dense.value(kvHead: h, token: r, dimension: x, headDim: d)
-            }
-            HQQ.quantize(row, count: d, bits: bits, groupSize: groupSize, axis: 1, codes: codes, scales: scales, zeros: zeros)
-          }
-          for x in 0..<d {
-            let (run, index) = isKey
-              ? target.keyCodeLocation(kvHead: h, token: slot, dimension: x)
-              : target.valueCodeLocation(kvHead: h, token: slot, dimension: x)
-            QuantizedKVRows.setCode(mutable(run), index, codes[x], bits: bits)
-          }
-          for g in 0..<groups {
-            let index = isKey ? target.keyMetaIndex(kvHead: h, token: slot, group: g) : target.valueMetaIndex(kvHead: h, token: slot, group: g)
-            storeConverted(scales + g, count: 1, to: mutable(isKey ? target.keyScales : target.valueScales), at: index, as: metaType)
-            storeConverted(zeros + g, count: 1, to: mutable(isKey ? target.keyZeros : target.valueZeros), at: index, as: metaType)
-          }
+        guard source < quantizedTokens else {
+          quantizeDense(source - quantizedTokens, head: h, slot: slot, isKey: true)
+          quantizeDense(source - quantizedTokens, head: h, slot: slot, isKey: false)
+          continue
+        }
+        // Already quantized: codes and metadata move as bytes.
+        let (from, r) = sources[source]
+        for x in 0..<d {
+          let (run, index) = from.rows.keyCodeLocation(kvHead: h, token: r, dimension: x)
+          let code = (run.load(fromByteOffset: index / perByte, as: UInt8.self) >> UInt8((index % perByte) * bits)) & mask
+          putKeyCode(code, head: h, slot: slot, dimension: x)
+        }
+        let (fromValues, _) = from.rows.valueCodeLocation(kvHead: h, token: r, dimension: 0)
+        let (toValues, _) = target.valueCodeLocation(kvHead: h, token: slot, dimension: 0)
+        mutable(toValues).copyMemory(from: fromValues, byteCount: valueRowBytes)
+        let valueFrom = from.rows.valueMetaIndex(kvHead: h, token: r, group: 0) * metaBytes
+        let valueTo = target.valueMetaIndex(kvHead: h, token: slot, group: 0) * metaBytes
+        mutable(target.valueScales + valueTo).copyMemory(from: from.rows.valueScales + valueFrom, byteCount: groups * metaBytes)
+        mutable(target.valueZeros + valueTo).copyMemory(from: from.rows.valueZeros + valueFrom, byteCount: groups * metaBytes)
+        for g in 0..<groups {
+          let keyFrom = from.rows.keyMetaIndex(kvHead: h, token: r, group: g) * metaBytes
+          let keyTo = target.keyMetaIndex(kvHead: h, token: slot, group: g) * metaBytes
+          mutable(target.keyScales + keyTo).copyMemory(from: from.rows.keyScales + keyFrom, byteCount: metaBytes)
+          mutable(target.keyZeros + keyTo).copyMemory(from: from.rows.keyZeros + keyFrom, byteCount: metaBytes)
         }
       }
     }
