@@ -88,6 +88,8 @@ public final class CompressedKVCache: KVCache {
     /// The last `window` queries, oldest first, `[count][queryHeads · headDim]` f32.
     var queries: Allocation
     var queryCount = 0
+    /// What the attention kernel reads, rebuilt in place at each call (its storage is reused).
+    var segments: [KVSegment] = []
 
     var quantizedTokens: Int { quantized.reduce(0) { $0 + $1.tokens } }
     var tokens: Int { quantizedTokens + denseTokens }
@@ -201,9 +203,11 @@ public final class CompressedKVCache: KVCache {
   ) {
     self.pool = pool
     rememberQueries(l, queries, rows: rows)
-    let segments = layers[l].quantized.map(\.segment) + [denseSegment(layers[l])]
+    layers[l].segments.removeAll(keepingCapacity: true)
+    for block in layers[l].quantized { layers[l].segments.append(block.segment) }
+    layers[l].segments.append(denseSegment(layers[l]))
     let visibleBefore = layers[l].tokens - rows
-    segments.withUnsafeBufferPointer { segments in
+    layers[l].segments.withUnsafeBufferPointer { segments in
       Attention.attend(
         queries: queries, rows: rows, visibleBefore: visibleBefore, segments: segments, shape: shape,
         output: output, pool: pool, scratch: scratch)
