@@ -25,11 +25,7 @@ public final class DecoderModel: @unchecked Sendable {
   /// Loads a Hugging Face model folder (`config.json` + safetensors; only headers are read and
   /// the weights are mapped) or a GGUF file (quantized tensors widened to `ggufWidening`).
   public static func load(path: String, ggufWidening: ElementType = .bf16) throws -> DecoderModel {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw EngineError.unreadableFile(path: path, reason: "no such file or folder")
-    }
-    if !isDirectory.boolValue {
+    if try isModelFile(path) {
       let file = try GGUFFile(path: path)
       let config = try ModelConfig.fromGGUF(file)
       let weights = try ModelWeights(source: GGUFWeights(file: file, config: config, widenedType: ggufWidening), config: config)
@@ -39,6 +35,16 @@ public final class DecoderModel: @unchecked Sendable {
     let checkpoint = try Checkpoint(directory: path)
     let weights = try ModelWeights(source: checkpoint, config: config)
     return DecoderModel(config: config, weights: weights, path: path)
+  }
+
+  /// Whether `path` names a model file (GGUF) rather than a model folder; throws when it names
+  /// neither.
+  static func isModelFile(_ path: String) throws -> Bool {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+      throw EngineError.unreadableFile(path: path, reason: "no such file or folder")
+    }
+    return !isDirectory.boolValue
   }
 
   /// Stop tokens: `eos_token_id` of `generation_config.json` if the folder has one, else of

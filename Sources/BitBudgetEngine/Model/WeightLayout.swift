@@ -33,11 +33,7 @@ public struct WeightLayout: Sendable {
 
   /// Reads the headers of a model folder or GGUF file.
   public static func load(path: String, ggufWidening: ElementType = .bf16) throws -> WeightLayout {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw EngineError.unreadableFile(path: path, reason: "no such file or folder")
-    }
-    if !isDirectory.boolValue {
+    if try DecoderModel.isModelFile(path) {
       let file = try GGUFFile(path: path)
       let config = try ModelConfig.fromGGUF(file)
       let tensors = try config.tensorShapes.map { name, shape -> Tensor in

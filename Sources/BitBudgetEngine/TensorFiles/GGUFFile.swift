@@ -59,7 +59,9 @@ public struct GGMLType: Sendable, Equatable, CustomStringConvertible {
     return Dictionary(uniqueKeysWithValues: table.map { ($0.0, GGMLType(id: $0.0, name: $0.1, blockSize: $0.2, blockBytes: $0.3)) })
   }()
 
-  public static let f32 = known[0]!, f16 = known[1]!, bf16 = known[30]!
+  public static let f32 = GGMLType(id: 0, name: "F32", blockSize: 1, blockBytes: 4)
+  public static let f16 = GGMLType(id: 1, name: "F16", blockSize: 1, blockBytes: 2)
+  public static let bf16 = GGMLType(id: 30, name: "BF16", blockSize: 1, blockBytes: 2)
 }
 
 /// One tensor of a GGUF file.
