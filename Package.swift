@@ -26,13 +26,21 @@ let package = Package(
   targets: [
     .target(name: "CPrefetch"),
     .target(name: "CAllocator"),
+    // BLAS/LAPACK for GPTQ (Cholesky of Hessians): OpenBLAS on Linux (Debian's libopenblas-dev),
+    // Accelerate on macOS.
+    .target(
+      name: "CLinearAlgebra",
+      linkerSettings: [
+        .linkedLibrary("openblas", .when(platforms: [.linux])),
+        .linkedFramework("Accelerate", .when(platforms: [.macOS])),
+      ]),
     .target(
       name: "BitBudgetKernels",
       dependencies: ["CPrefetch"],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetEngine",
-      dependencies: ["BitBudgetKernels", "BitBudgetTokenizer"],
+      dependencies: ["BitBudgetKernels", "BitBudgetTokenizer", "CLinearAlgebra"],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetTokenizer",

@@ -90,7 +90,7 @@ struct Bench: ParsableCommand {
       prefillTokensPerS: median(prefillRates), decodeTokensPerS: median(decodeRates),
       prefillTokensPerSAll: prefillRates, decodeTokensPerSAll: decodeRates,
       kvMaintenanceShare: maintenanceShares.isEmpty ? nil : median(maintenanceShares),
-      weightsBytes: model.weights.byteCount, kvBytes: kvBytes, scratchBytes: session.scratchBytes,
+      weights: model.weights.format.description, weightsBytes: model.weights.byteCount, kvBytes: kvBytes, scratchBytes: session.scratchBytes,
       peakRssBytes: ProcessMemory.peakResidentBytes)
     if json {
       try Output.json(report)
@@ -129,6 +129,8 @@ struct BenchReport: Encodable {
   let decodeTokensPerSAll: [Double]
   /// Share of decode time spent compressing/quantizing the KV cache (one sample; nil for full).
   let kvMaintenanceShare: Double?
+  /// How the linear layers are stored (dense, gptq …, rtn …).
+  let weights: String
   let weightsBytes: Int
   let kvBytes: Int
   let scratchBytes: Int

@@ -11,7 +11,7 @@ public struct BitBudgetCommand: ParsableCommand {
       Every command exits 0 on success and 1 on a user error (one line on stderr). With --json a \
       command prints one JSON object on stdout.
       """,
-    subcommands: [Generate.self, Tokenize.self, Logits.self, Bench.self, Perplexity.self, Memory.self, Convert.self])
+    subcommands: [Generate.self, Tokenize.self, Logits.self, Bench.self, Perplexity.self, Memory.self, Convert.self, Quantize.self])
 
   public init() {}
 
@@ -52,6 +52,11 @@ enum Output {
   static func error(_ message: String) {
     let line = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
     FileHandle.standardError.write(Data(("error: " + line + "\n").utf8))
+  }
+
+  /// A progress line on stderr (stdout stays for results).
+  static func progress(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
   }
 
   static func line(_ text: String) {

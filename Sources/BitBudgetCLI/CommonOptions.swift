@@ -29,8 +29,20 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .customLong("gguf-dtype"), help: "What quantized GGUF tensors are widened to at load: bf16 or f32.")
   var ggufDType: GGUFDType = .bf16
 
+  @Option(name: .long, help: ArgumentHelp(
+    "Linear-layer weights: 16 (as stored), or 8 or 4 to quantize a 16-bit model round-to-nearest at load (symmetric, groups of --weight-group). GPTQ checkpoints load as stored; make them with `bitbudget quantize`.",
+    valueName: "bits"))
+  var weights: Int?
+
+  @Option(name: .customLong("weight-group"), help: ArgumentHelp("Group size of --weights 8|4 (-1: one group per row).", valueName: "columns"))
+  var weightGroup = 128
+
   func validate() throws {
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
+    if let weights, ![4, 8, 16].contains(weights) { throw ValidationError("--weights must be 16, 8 or 4") }
+    guard weightGroup == -1 || (weightGroup > 0 && weightGroup % 64 == 0) else {
+      throw ValidationError("--weight-group must be -1 or a positive multiple of 64")
+    }
     _ = try kvSpec()
     if let memoryLimit, ByteSize.parse(memoryLimit) == nil {
       throw ValidationError("--memory-limit \"\(memoryLimit)\" is not a size (e.g. 8GiB, 16GB, 512MiB, or bytes)")
@@ -46,7 +58,8 @@ struct ModelOptions: ParsableArguments {
       geometry: KVCacheGeometry(model.config), queryHeads: model.config.queryHeads, spec: try kvSpec(),
       elementType: kvDType.elementType, promptTokens: max(1, promptTokens), tokens: max(0, tokens), samples: samples,
       prefillChunk: prefillChunk)
-    let scratch = InferenceSession.scratchBytes(config: model.config, threads: threads, longestContext: usage.longestAttention)
+    let scratch = InferenceSession.scratchBytes(
+      config: model.config, threads: threads, longestContext: usage.longestAttention, reordersInputs: model.weights.reordersInputs)
     let total = model.weights.byteCount + usage.peakBytes + scratch
     guard total <= limit else {
       throw CommandFailure(
@@ -67,8 +80,19 @@ struct ModelOptions: ParsableArguments {
     try session.makeCache(spec: kvSpec(), elementType: kvDType.elementType)
   }
 
+  /// Round-to-nearest quantization at load that --weights asks for, or nil.
+  var weightQuantization: WeightQuantization? {
+    guard let weights, weights != 16 else { return nil }
+    return WeightQuantization(bits: weights, groupSize: weightGroup == -1 ? nil : weightGroup)
+  }
+
   func loadModel() throws -> DecoderModel {
-    try DecoderModel.load(path: model, ggufWidening: ggufDType == .f32 ? .f32 : .bf16)
+    let loaded = try DecoderModel.load(
+      path: model, ggufWidening: ggufDType == .f32 ? .f32 : .bf16, quantize: weightQuantization)
+    if weights == 16, loaded.weights.format.bits != 16 {
+      throw CommandFailure(message: "--weights 16: \(model) holds \(loaded.weights.format) weights, which are not dequantized; leave out --weights")
+    }
+    return loaded
   }
 }
 

@@ -167,7 +167,8 @@ struct Generate: ParsableCommand {
       let report = GenerateReport(
         samples: reports, promptTokens: result.promptTokens, seed: seed, sampling: sampling.description,
         memory: .init(
-          kv: try options.kvSpec().description, kvDtype: options.kvDType.rawValue, weightsBytes: model.weights.byteCount, kvBytes: result.kvBytes, scratchBytes: session.scratchBytes,
+          kv: try options.kvSpec().description, kvDtype: options.kvDType.rawValue,
+          weights: model.weights.format.description, weightBits: model.weights.format.bits, weightsBytes: model.weights.byteCount, kvBytes: result.kvBytes, scratchBytes: session.scratchBytes,
           peakRssBytes: ProcessMemory.peakResidentBytes),
         timing: .init(result, wallSeconds: Date().timeIntervalSince(wallStart)))
       try Output.json(report)
@@ -256,6 +257,10 @@ struct GenerateReport: Encodable {
     /// The KV cache policy (`--kv`, normalized) and storage type.
     let kv: String
     let kvDtype: String
+    /// How the linear layers are stored: dense, `gptq 4-bit, group 128, symmetric`, `rtn …`.
+    let weights: String
+    /// 16 for dense linears, else 8 or 4.
+    let weightBits: Int
     let weightsBytes: Int
     /// KV storage of all samples, storage shared since the prompt counted once.
     let kvBytes: Int

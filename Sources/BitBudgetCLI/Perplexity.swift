@@ -31,6 +31,14 @@ struct Perplexity: ParsableCommand {
   @Option(name: .customLong("baseline-kv"), help: ArgumentHelp("The KV cache policy to compare against.", valueName: "spec"))
   var baselineKV = "full"
 
+  @Option(name: .customLong("baseline-model"), help: ArgumentHelp(
+    "Compare --model against this model instead of against another KV cache (e.g. quantized weights against their 16-bit original): windows of --window tokens, scored at prefill speed with full caches.",
+    valueName: "dir-or-gguf"))
+  var baselineModel: String?
+
+  @Option(help: "Tokens per independent window with --baseline-model.")
+  var window = 1024
+
   @Flag(help: "Print one JSON object.")
   var json = false
 
@@ -57,12 +65,28 @@ struct Perplexity: ParsableCommand {
     }
     let limit = min(tokens ?? Int.max, model.config.maxPositions)
     let ids = Array(tokenizer.encode(text).prefix(limit))
+    if let baselineModel {
+      guard window >= 2 else { throw CommandFailure(message: "--window must be at least 2") }
+      let baseline = try DecoderModel.load(path: baselineModel, ggufWidening: options.ggufDType == .f32 ? .f32 : .bf16)
+      let session = try InferenceSession(model: model, threads: options.threads, maxRows: 64, maxLogitRows: 64)
+      let baselineSession = try InferenceSession(model: baseline, threads: options.threads, maxRows: 64, maxLogitRows: 64)
+      let score = try TextScoring.compareModels(session: session, baseline: baselineSession, tokens: ids, window: window)
+      if json {
+        try Output.json(Report(kv: "full", baselineKv: "full", weights: model.weights.format.description, score: score))
+      } else {
+        Output.line(String(
+          format: "%d tokens scored: perplexity %.4f (baseline model %.4f), KL mean %.5f / p99 %.5f nats, top-1 agreement %.2f%%, weights %.1f MiB (baseline %.1f MiB), %.1f s",
+          score.scoredTokens, score.perplexity, score.baselinePerplexity, score.meanKL, score.kl99, 100 * score.top1Agreement,
+          Double(model.weights.byteCount) / 1_048_576, Double(baseline.weights.byteCount) / 1_048_576, score.seconds))
+      }
+      return
+    }
     let session = try InferenceSession(model: model, threads: options.threads, maxRows: max(64, 2 * promptTokens), maxLogitRows: 2)
     let cache = try options.makeCache(session)
     let baseline = try session.makeCache(spec: try KVCacheSpec.parse(baselineKV), elementType: options.kvDType.elementType)
     let score = try TextScoring.score(session: session, tokens: ids, promptTokens: promptTokens, cache: cache, baseline: baseline)
     if json {
-      try Output.json(Report(kv: try options.kvSpec().description, baselineKv: baselineKV, score: score))
+      try Output.json(Report(kv: try options.kvSpec().description, baselineKv: baselineKV, weights: model.weights.format.description, score: score))
     } else {
       Output.line(
         String(
@@ -75,6 +99,7 @@ struct Perplexity: ParsableCommand {
   struct Report: Encodable {
     let kv: String
     let baselineKv: String
+    let weights: String
     let score: TextScore
   }
 }

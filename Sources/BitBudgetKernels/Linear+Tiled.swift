@@ -25,7 +25,10 @@ extension Linear {
             let panel = scratch.panel(thread: thread)
             let first = local * panelWidth
             let count = min(panelWidth, job.weight.rows - first)
-            pack(job.weight, rows: first..<(first + count), into: panel)
+            switch job.weight {
+            case .dense(let weight): pack(weight, rows: first..<(first + count), into: panel)
+            case .quantized(let weight): pack(weight, rows: first..<(first + count), into: panel)
+            }
             let k = job.weight.columns
             var t = 0
             while t < tiled {

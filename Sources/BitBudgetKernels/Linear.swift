@@ -4,14 +4,14 @@ import CPrefetch
 /// (+ bias[r])`. Several jobs that read the same input (q, k and v; gate and up) run as one parallel
 /// loop, which saves the dispatch and barrier of the others.
 public struct LinearJob: @unchecked Sendable {
-  public let weight: DenseMatrix
+  public let weight: LinearWeight
   public let bias: WeightVector?
   public let output: UnsafeMutablePointer<Float>
   /// Distance in floats between the output rows of consecutive tokens.
   public let outputStride: Int
 
   public init(
-    weight: DenseMatrix, bias: WeightVector? = nil, output: UnsafeMutablePointer<Float>,
+    weight: LinearWeight, bias: WeightVector? = nil, output: UnsafeMutablePointer<Float>,
     outputStride: Int
   ) {
     self.weight = weight
@@ -19,9 +19,17 @@ public struct LinearJob: @unchecked Sendable {
     self.output = output
     self.outputStride = outputStride
   }
+
+  public init(
+    weight: DenseMatrix, bias: WeightVector? = nil, output: UnsafeMutablePointer<Float>,
+    outputStride: Int
+  ) {
+    self.init(weight: .dense(weight), bias: bias, output: output, outputStride: outputStride)
+  }
 }
 
-/// Matrix products of f32 activations with f32/f16/bf16 weights.
+/// Matrix products of f32 activations with f32/f16/bf16 or 4/8-bit group-quantized weights
+/// (`Linear+Quantized.swift`).
 ///
 /// Two paths, chosen by the number of token rows `T`:
 /// - **Streaming** (`T < tiledMinimumTokens`: decode, batched decode of G samples, short prompts):
@@ -79,12 +87,18 @@ public enum Linear {
   public static func reference(
     _ job: LinearJob, input: UnsafePointer<Float>, inputStride: Int, tokens: Int
   ) {
-    let w = job.weight
     for t in 0..<tokens {
-      for r in 0..<w.rows {
+      for r in 0..<job.weight.rows {
         var sum = 0.0
-        for c in 0..<w.columns {
-          sum += Double(input[t * inputStride + c]) * Double(load1(w.base, r * w.columns + c, w.elementType))
+        switch job.weight {
+        case .dense(let w):
+          for c in 0..<w.columns {
+            sum += Double(input[t * inputStride + c]) * Double(load1(w.base, r * w.columns + c, w.elementType))
+          }
+        case .quantized(let w):
+          for j in 0..<w.columns {
+            sum += Double(input[t * inputStride + w.inputIndex(ofStoredColumn: j)]) * Double(w.dequantized(row: r, column: j))
+          }
         }
         if let bias = job.bias { sum += Double(bias[r]) }
         job.output[t * job.outputStride + r] = Float(sum)
@@ -119,10 +133,15 @@ public enum Linear {
             let rows = start..<min(job.weight.rows, start + perTask)
             let output = job.output + first * job.outputStride
             let x = scratch.jobInputs[j], ldx = scratch.jobStrides[j]
-            switch job.weight.elementType {
-            case .bf16: streamRows(job, BF16Widening.self, rows, x, ldx, count, output)
-            case .f16: streamRows(job, F16Widening.self, rows, x, ldx, count, output)
-            case .f32: streamRows(job, F32Widening.self, rows, x, ldx, count, output)
+            switch job.weight {
+            case .dense(let weight):
+              switch weight.elementType {
+              case .bf16: streamRows(weight, job, BF16Widening.self, rows, x, ldx, count, output)
+              case .f16: streamRows(weight, job, F16Widening.self, rows, x, ldx, count, output)
+              case .f32: streamRows(weight, job, F32Widening.self, rows, x, ldx, count, output)
+              }
+            case .quantized(let weight):
+              streamQuantizedRows(weight, bias: job.bias, rows, x, ldx, count, output, job.outputStride)
             }
             return
           }
@@ -136,10 +155,9 @@ public enum Linear {
   /// Rows `rows` of one job for `tokens` token rows of `x` (in the widening's load order).
   @inline(__always)
   static func streamRows<W: Widening>(
-    _ job: LinearJob, _: W.Type, _ rows: Range<Int>, _ x: UnsafePointer<Float>, _ ldx: Int,
+    _ weight: DenseMatrix, _ job: LinearJob, _: W.Type, _ rows: Range<Int>, _ x: UnsafePointer<Float>, _ ldx: Int,
     _ tokens: Int, _ output: UnsafeMutablePointer<Float>
   ) {
-    let weight = job.weight
     let n = weight.columns
     let rowBytes = n * weight.elementType.byteCount
     let ldy = job.outputStride

@@ -10,6 +10,9 @@ public final class LinearScratch: @unchecked Sendable {
   private let maxColumns: Int
   private let pairOrderInput: UnsafeMutablePointer<Float>
   private let panels: [UnsafeMutablePointer<Float>]
+  /// Per job, room for its input rows in an act-order matrix's input order (nil if no matrix
+  /// reorders its input).
+  private let gatheredInputs: UnsafeMutablePointer<Float>?
   let jobInputs: UnsafeMutablePointer<UnsafePointer<Float>>
   let jobStrides: UnsafeMutablePointer<Int>
   let threadCount: Int
@@ -17,10 +20,12 @@ public final class LinearScratch: @unchecked Sendable {
   /// - Parameters:
   ///   - threadCount: threads of the pool that will run the kernels.
   ///   - maxColumns: the widest weight matrix input (largest `columns`).
-  public init(threadCount: Int, maxColumns: Int) {
+  ///   - reordersInputs: whether some quantized matrix has an input order (act-order).
+  public init(threadCount: Int, maxColumns: Int, reordersInputs: Bool = false) {
     self.maxColumns = max(1, maxColumns)
     self.threadCount = max(1, threadCount)
     pairOrderInput = Self.allocate(pairOrderRows * Self.paddedStride(self.maxColumns))
+    gatheredInputs = reordersInputs ? Self.allocate(Self.maxJobs * pairOrderRows * Self.paddedStride(self.maxColumns)) : nil
     panels = (0..<max(1, threadCount)).map { _ in Self.allocate(Linear.panelWidth * max(1, maxColumns)) }
     jobInputs = .allocate(capacity: Self.maxJobs)
     jobStrides = .allocate(capacity: Self.maxJobs)
@@ -33,6 +38,7 @@ public final class LinearScratch: @unchecked Sendable {
 
   deinit {
     pairOrderInput.deallocate()
+    gatheredInputs?.deallocate()
     for panel in panels { panel.deallocate() }
     jobInputs.deallocate()
     jobStrides.deallocate()
@@ -41,13 +47,19 @@ public final class LinearScratch: @unchecked Sendable {
   /// Whether runs over inputs `columns` wide on a pool of `threads` threads fit this scratch.
   func fits(columns: Int, threads: Int) -> Bool { columns <= maxColumns && threads <= threadCount }
 
-  /// Total scratch bytes held.
-  public var byteCount: Int { Self.byteCount(threadCount: threadCount, maxColumns: maxColumns) }
+  /// Whether the scratch has room for act-order inputs.
+  public var reordersInputs: Bool { gatheredInputs != nil }
 
-  /// Scratch bytes of a `LinearScratch(threadCount:maxColumns:)`.
-  public static func byteCount(threadCount: Int, maxColumns: Int) -> Int {
+  /// Total scratch bytes held.
+  public var byteCount: Int {
+    Self.byteCount(threadCount: threadCount, maxColumns: maxColumns, reordersInputs: gatheredInputs != nil)
+  }
+
+  /// Scratch bytes of a `LinearScratch(threadCount:maxColumns:reordersInputs:)`.
+  public static func byteCount(threadCount: Int, maxColumns: Int, reordersInputs: Bool = false) -> Int {
     let columns = max(1, maxColumns)
-    return (Linear.tiledMinimumTokens * paddedStride(columns) + max(1, threadCount) * Linear.panelWidth * columns) * 4
+    let rows = Linear.tiledMinimumTokens * paddedStride(columns)
+    return (rows * (reordersInputs ? 1 + maxJobs : 1) + max(1, threadCount) * Linear.panelWidth * columns) * 4
   }
 
   /// Row stride of the pair-order input: a multiple of 16 floats plus 16, so that consecutive
@@ -58,17 +70,37 @@ public final class LinearScratch: @unchecked Sendable {
   /// The tiled kernel's packed-panel buffer of `thread` (`32 × maxColumns` floats, 64-byte aligned).
   func panel(thread: Int) -> UnsafeMutablePointer<Float> { panels[thread] }
 
-  /// Sets each job's input pointer and stride: f32 weights read `natural` as it is; 16-bit
-  /// weights read one copy of the rows in pair order (`PairOrder.permute`), made once per run.
+  /// Sets each job's input pointer and stride: f32 and quantized weights read `natural` as it
+  /// is; 16-bit weights read one copy of the rows in pair order (`PairOrder.permute`), made once
+  /// per run; act-order quantized weights read their own copy in their input order.
   func prepareInputs(_ jobs: [LinearJob], natural: UnsafePointer<Float>, stride: Int, rows: Int) {
     var permuted = false
     for (j, job) in jobs.enumerated() {
-      if job.weight.elementType == .f32 {
+      let columns = job.weight.columns
+      switch job.weight {
+      case .quantized(let weight):
+        if let order = weight.inputOrder, let gathered = gatheredInputs {
+          precondition(columns <= maxColumns && rows <= pairOrderRows, "LinearScratch was sized for narrower inputs")
+          let destination = gathered + j * pairOrderRows * Self.paddedStride(maxColumns)
+          for t in 0..<rows {
+            let source = natural + t * stride, row = destination + t * Self.paddedStride(columns)
+            for c in 0..<columns { row[c] = source[Int(order[c])] }
+          }
+          jobInputs[j] = UnsafePointer(destination)
+          jobStrides[j] = Self.paddedStride(columns)
+        } else {
+          precondition(weight.inputOrder == nil, "LinearScratch was made without room for act-order inputs")
+          jobInputs[j] = natural
+          jobStrides[j] = stride
+        }
+        continue
+      case .dense(let weight) where weight.elementType == .f32:
         jobInputs[j] = natural
         jobStrides[j] = stride
         continue
+      case .dense:
+        break
       }
-      let columns = job.weight.columns
       precondition(columns <= maxColumns && rows <= pairOrderRows, "LinearScratch was sized for narrower inputs")
       if !permuted {
         for t in 0..<rows {

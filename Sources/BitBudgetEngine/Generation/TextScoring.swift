@@ -69,6 +69,57 @@ public enum TextScoring {
       seconds: Date().timeIntervalSince(start))
   }
 
+  /// Compares two models (e.g. quantized weights against their 16-bit original, same
+  /// vocabulary) on `tokens`, cut into independent windows of `window` tokens, each fed in
+  /// chunks with logits on every row (prefill speed; the KV caches are full). Every position
+  /// after a window's first token is scored.
+  public static func compareModels(
+    session: InferenceSession, baseline baselineSession: InferenceSession, tokens: [Int], window: Int,
+    progress: ((Int) -> Void)? = nil
+  ) throws -> TextScore {
+    guard tokens.count >= 2, window >= 2 else { throw EngineError.invalidInput("comparing models needs at least 2 tokens per window") }
+    guard session.model.config.vocabSize == baselineSession.model.config.vocabSize else {
+      throw EngineError.invalidInput("the two models have different vocabularies")
+    }
+    let start = Date()
+    var logProbability = 0.0, baselineLogProbability = 0.0
+    var divergences: [Double] = []
+    var agreements = 0
+    let chunk = min(session.maxRows, session.maxLogitRows, baselineSession.maxRows, baselineSession.maxLogitRows)
+    var first = 0
+    while first + 1 < tokens.count {
+      let segment = Array(tokens[first..<min(tokens.count, first + window)])
+      let cache = session.makeCache(elementType: .f32), baseline = baselineSession.makeCache(elementType: .f32)
+      var position = 0
+      while position + 1 < segment.count {
+        let end = min(segment.count - 1, position + chunk)
+        let piece = Array(segment[position..<end])
+        let ours = try session.forward([SequenceInput(cache: cache, tokens: piece)], logits: .all)
+        let theirs = try baselineSession.forward([SequenceInput(cache: baseline, tokens: piece)], logits: .all)
+        for r in 0..<piece.count {
+          let (p, q) = (logSoftmax(ours.row(r)), logSoftmax(theirs.row(r)))
+          let next = segment[position + r + 1]
+          var kl = 0.0
+          for i in 0..<p.count where q[i] > -.infinity { kl += Foundation.exp(q[i]) * (q[i] - p[i]) }
+          divergences.append(max(0, kl))
+          logProbability += p[next]
+          baselineLogProbability += q[next]
+          if argmax(p) == argmax(q) { agreements += 1 }
+        }
+        position = end
+        progress?(first + position)
+      }
+      first += window
+    }
+    let n = Double(divergences.count)
+    let sorted = divergences.sorted()
+    return TextScore(
+      scoredTokens: divergences.count, perplexity: Foundation.exp(-logProbability / n),
+      baselinePerplexity: Foundation.exp(-baselineLogProbability / n), meanKL: divergences.reduce(0, +) / n,
+      kl99: sorted[min(sorted.count - 1, Int(0.99 * n))], top1Agreement: Double(agreements) / n,
+      kvBytes: 0, baselineKVBytes: 0, kvTokens: 0, seconds: Date().timeIntervalSince(start))
+  }
+
   static func logSoftmax(_ logits: UnsafeBufferPointer<Float>) -> [Double] {
     let top = Double(logits.max() ?? 0)
     var total = 0.0

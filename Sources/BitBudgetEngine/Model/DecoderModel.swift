@@ -22,18 +22,22 @@ public final class DecoderModel: @unchecked Sendable {
   /// folder itself; nil for a GGUF file, which carries everything inside.
   public var directory: String? { gguf == nil ? path : nil }
 
-  /// Loads a Hugging Face model folder (`config.json` + safetensors; only headers are read and
-  /// the weights are mapped) or a GGUF file (quantized tensors widened to `ggufWidening`).
-  public static func load(path: String, ggufWidening: ElementType = .bf16) throws -> DecoderModel {
+  /// Loads a Hugging Face model folder (`config.json` + safetensors, 16/32-bit or GPTQ; only
+  /// headers are read and 16/32-bit weights are mapped) or a GGUF file (quantized tensors widened
+  /// to `ggufWidening`). `quantize` quantizes the linear layers round-to-nearest at load.
+  public static func load(
+    path: String, ggufWidening: ElementType = .bf16, quantize: WeightQuantization? = nil
+  ) throws -> DecoderModel {
     if try isModelFile(path) {
       let file = try GGUFFile(path: path)
       let config = try ModelConfig.fromGGUF(file)
-      let weights = try ModelWeights(source: GGUFWeights(file: file, config: config, widenedType: ggufWidening), config: config)
+      let source = GGUFWeights(file: file, config: config, widenedType: ggufWidening)
+      let weights = try ModelWeights(source: source, config: config, quantize: quantize)
       return DecoderModel(config: config, weights: weights, path: path, gguf: file)
     }
     let config = try ModelConfig.load(directory: path)
     let checkpoint = try Checkpoint(directory: path)
-    let weights = try ModelWeights(source: checkpoint, config: config)
+    let weights = try ModelWeights(source: checkpoint, config: config, quantize: quantize)
     return DecoderModel(config: config, weights: weights, path: path)
   }
 

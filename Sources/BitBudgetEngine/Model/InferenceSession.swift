@@ -54,15 +54,20 @@ public final class InferenceSession {
   private let config: ModelConfig
   private let rotary: RotaryEmbedding
   private let attentionShape: AttentionShape
-  private let linearScratch: LinearScratch
+  private var linearScratch: LinearScratch
   private let attentionScratch: AttentionScratch
   private let buffers: Buffers
-  private let qkvJobs: [[LinearJob]]
-  private let outputJobs: [[LinearJob]]
-  private let gateUpJobs: [[LinearJob]]
-  private let downJobs: [[LinearJob]]
+  private var qkvJobs: [[LinearJob]]
+  private var outputJobs: [[LinearJob]]
+  private var gateUpJobs: [[LinearJob]]
+  private var downJobs: [[LinearJob]]
   private let lmHeadJobs: [LinearJob]
   private var rowPositions: [Int]
+
+  /// Called with the input rows of each group of linear layers as the forward pass reaches them
+  /// (`[count, stride]` floats, valid during the call): how GPTQ collects its Hessians. Nil
+  /// normally.
+  public var linearInputObserver: ((_ layer: Int, _ site: LinearSite, _ rows: UnsafePointer<Float>, _ stride: Int, _ count: Int) -> Void)?
 
   /// f32 activation buffers, 64-byte aligned.
   final class Buffers {
@@ -138,7 +143,8 @@ public final class InferenceSession {
     attentionShape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
     linearScratch = LinearScratch(
       threadCount: pool.threadCount,
-      maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth))
+      maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
+      reordersInputs: model.weights.reordersInputs)
     attentionScratch = AttentionScratch(threadCount: pool.threadCount)
     let b = Buffers(config: config, rows: self.maxRows, logitRows: self.maxLogitRows)
     buffers = b
@@ -173,14 +179,17 @@ public final class InferenceSession {
   public var scratchBytes: Int { buffers.byteCount + linearScratch.byteCount + attentionScratch.byteCount }
 
   /// `scratchBytes` of a session with these settings once its attention has seen at most
-  /// `longestContext` tokens in one call (without creating it).
+  /// `longestContext` tokens in one call (without creating it); `reordersInputs` for weights with
+  /// act-order quantized linears.
   public static func scratchBytes(
-    config: ModelConfig, threads: Int, maxRows: Int = defaultMaxRows, maxLogitRows: Int = 16, longestContext: Int
+    config: ModelConfig, threads: Int, maxRows: Int = defaultMaxRows, maxLogitRows: Int = 16, longestContext: Int,
+    reordersInputs: Bool = false
   ) -> Int {
     let shape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
     let buffers = Buffers.sizes(config: config, rows: max(1, maxRows), logitRows: max(1, maxLogitRows)).reduce(0, +) * 4
     let linear = LinearScratch.byteCount(
-      threadCount: threads, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth))
+      threadCount: threads, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
+      reordersInputs: reordersInputs)
     let attention = AttentionScratch.byteCount(
       threadCount: threads, floats: longestContext > 0 ? Attention.scratchFloats(shape: shape, tokens: longestContext) : 0)
     return buffers + linear + attention
@@ -262,47 +271,8 @@ public final class InferenceSession {
       }
     }
 
-    for (l, layer) in w.layers.enumerated() {
-      normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.inputNorm)
-      Linear.run(qkvJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
-      pool.parallelChunks(rows, grain: 4) { range in
-        for r in range {
-          let q = b.query + r * c.queryWidth
-          let k = b.key + r * c.kvWidth
-          if let qn = layer.queryNorm {
-            for head in 0..<c.queryHeads {
-              Elementwise.rmsNorm(q + head * c.headDim, count: c.headDim, weight: qn, epsilon: c.rmsNormEpsilon, into: q + head * c.headDim)
-            }
-          }
-          if let kn = layer.keyNorm {
-            for head in 0..<c.kvHeads {
-              Elementwise.rmsNorm(k + head * c.headDim, count: c.headDim, weight: kn, epsilon: c.rmsNormEpsilon, into: k + head * c.headDim)
-            }
-          }
-          RotaryEmbedding.rotate(q, heads: c.queryHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
-          RotaryEmbedding.rotate(k, heads: c.kvHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
-        }
-      }
-      var start = 0
-      for input in inputs where !input.tokens.isEmpty {
-        let n = input.tokens.count
-        input.cache.append(layer: l, keys: b.key + start * c.kvWidth, values: b.value + start * c.kvWidth, count: n)
-        input.cache.attend(
-          layer: l, queries: b.query + start * c.queryWidth, rows: n, shape: attentionShape,
-          output: b.attention + start * c.queryWidth, pool: pool, scratch: attentionScratch)
-        start += n
-      }
-      Linear.run(outputJobs[l], input: b.attention, inputStride: c.queryWidth, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
-      addRows(b.projection, into: b.residual, rows: rows)
-
-      normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.postAttentionNorm)
-      Linear.run(gateUpJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
-      let width = c.intermediateSize
-      pool.parallelChunks(rows, grain: 4) { range in
-        for r in range { Elementwise.siluMultiply(b.gate + r * width, b.up + r * width, count: width) }
-      }
-      Linear.run(downJobs[l], input: b.gate, inputStride: width, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
-      addRows(b.projection, into: b.residual, rows: rows)
+    for l in w.layers.indices {
+      runLayer(l, rows: rows, inputs: inputs, linearPath: linearPath)
     }
 
     // Final norm and lm_head on the rows that need logits.
@@ -329,6 +299,119 @@ public final class InferenceSession {
       input.cache.commit(tokens: input.tokens.count)
     }
     return LogitsView(base: b.logits, rows: selected, vocabSize: c.vocabSize)
+  }
+
+  /// Decoder layer `l` on `rows` rows of `buffers.residual` (RoPE angles already filled),
+  /// appending to and attending over each input's cache.
+  private func runLayer(_ l: Int, rows: Int, inputs: [SequenceInput], linearPath: Linear.Path?) {
+    let c = config
+    let b = buffers
+    let h = c.hiddenSize
+    let half = c.headDim / 2
+    let layer = model.weights.layers[l]
+    normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.inputNorm)
+    linearInputObserver?(l, .attentionInput, b.normed, h, rows)
+    Linear.run(qkvJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
+    pool.parallelChunks(rows, grain: 4) { range in
+      for r in range {
+        let q = b.query + r * c.queryWidth
+        let k = b.key + r * c.kvWidth
+        if let qn = layer.queryNorm {
+          for head in 0..<c.queryHeads {
+            Elementwise.rmsNorm(q + head * c.headDim, count: c.headDim, weight: qn, epsilon: c.rmsNormEpsilon, into: q + head * c.headDim)
+          }
+        }
+        if let kn = layer.keyNorm {
+          for head in 0..<c.kvHeads {
+            Elementwise.rmsNorm(k + head * c.headDim, count: c.headDim, weight: kn, epsilon: c.rmsNormEpsilon, into: k + head * c.headDim)
+          }
+        }
+        RotaryEmbedding.rotate(q, heads: c.queryHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
+        RotaryEmbedding.rotate(k, heads: c.kvHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
+      }
+    }
+    var start = 0
+    for input in inputs where !input.tokens.isEmpty {
+      let n = input.tokens.count
+      input.cache.append(layer: l, keys: b.key + start * c.kvWidth, values: b.value + start * c.kvWidth, count: n)
+      input.cache.attend(
+        layer: l, queries: b.query + start * c.queryWidth, rows: n, shape: attentionShape,
+        output: b.attention + start * c.queryWidth, pool: pool, scratch: attentionScratch)
+      start += n
+    }
+    linearInputObserver?(l, .attentionOutput, b.attention, c.queryWidth, rows)
+    Linear.run(outputJobs[l], input: b.attention, inputStride: c.queryWidth, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
+    addRows(b.projection, into: b.residual, rows: rows)
+
+    normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.postAttentionNorm)
+    linearInputObserver?(l, .mlpInput, b.normed, h, rows)
+    Linear.run(gateUpJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
+    let width = c.intermediateSize
+    pool.parallelChunks(rows, grain: 4) { range in
+      for r in range { Elementwise.siluMultiply(b.gate + r * width, b.up + r * width, count: width) }
+    }
+    linearInputObserver?(l, .mlpHidden, b.gate, width, rows)
+    Linear.run(downJobs[l], input: b.gate, inputStride: width, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
+    addRows(b.projection, into: b.residual, rows: rows)
+  }
+
+  /// Runs decoder layer `l` alone on the hidden states (residual stream) of one sequence,
+  /// `hidden` (`[count, hiddenSize]`), in place, continuing `cache` (whose layer `l` alone is
+  /// filled): calibration runs each layer over the outputs of the layers before it. Chunks of
+  /// `maxRows` rows.
+  public func forwardLayer(_ l: Int, hidden: UnsafeMutablePointer<Float>, count: Int, cache: any KVCache) throws {
+    guard model.weights.layers.indices.contains(l) else { throw EngineError.invalidInput("no layer \(l)") }
+    let h = config.hiddenSize, half = config.headDim / 2
+    var start = 0
+    while start < count {
+      let n = min(maxRows, count - start)
+      try validate(tokens: Array(repeating: 0, count: n), appendingTo: cache)
+      let b = buffers
+      let first = cache.nextPosition
+      pool.parallelChunks(n, grain: 8) { range in
+        for r in range { self.rotary.fill(position: first + r, cos: b.cosines + r * half, sin: b.sines + r * half) }
+      }
+      b.residual.update(from: hidden + start * h, count: n * h)
+      runLayer(l, rows: n, inputs: [SequenceInput(cache: cache, tokens: Array(repeating: 0, count: n))], linearPath: nil)
+      (hidden + start * h).update(from: b.residual, count: n * h)
+      cache.commit(tokens: n)
+      start += n
+    }
+  }
+
+  /// The embedding rows of `tokens` into `hidden` (`[tokens.count, hiddenSize]`).
+  public func embed(_ tokens: [Int], into hidden: UnsafeMutablePointer<Float>) throws {
+    try validate(tokens: tokens, appendingTo: makeCache())
+    for (i, token) in tokens.enumerated() { model.weights.embedding.copyRow(token, into: hidden + i * config.hiddenSize) }
+  }
+
+  /// Replaces the linear layers of `site` in layer `l` (q, k, v; o; gate, up; or down, in that
+  /// order) for this session's forward passes — calibration swaps in each layer once it is
+  /// quantized. The model's own weights are unchanged; the caller keeps the new weights alive.
+  public func replaceLinears(layer l: Int, site: LinearSite, with weights: [LinearWeight]) throws {
+    func replaced(_ jobs: [LinearJob]) throws -> [LinearJob] {
+      guard weights.count == jobs.count else {
+        throw EngineError.invalidInput("\(site) of layer \(l) has \(jobs.count) linear layers, not \(weights.count)")
+      }
+      return try zip(jobs, weights).map { job, weight in
+        guard weight.rows == job.weight.rows, weight.columns == job.weight.columns else {
+          throw EngineError.invalidInput("a [\(weight.rows), \(weight.columns)] weight cannot replace a [\(job.weight.rows), \(job.weight.columns)] one")
+        }
+        return LinearJob(weight: weight, bias: job.bias, output: job.output, outputStride: job.outputStride)
+      }
+    }
+    switch site {
+    case .attentionInput: qkvJobs[l] = try replaced(qkvJobs[l])
+    case .attentionOutput: outputJobs[l] = try replaced(outputJobs[l])
+    case .mlpInput: gateUpJobs[l] = try replaced(gateUpJobs[l])
+    case .mlpHidden: downJobs[l] = try replaced(downJobs[l])
+    }
+    let reorders = weights.contains { if case .quantized(let m) = $0 { m.inputOrder != nil } else { false } }
+    if reorders && !linearScratch.reordersInputs {
+      linearScratch = LinearScratch(
+        threadCount: pool.threadCount, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
+        reordersInputs: true)
+    }
   }
 
   private func normalizeRows(
@@ -376,4 +459,16 @@ public final class InferenceSession {
     }
     return last
   }
+}
+
+/// The four places where a decoder layer's linear layers read their input.
+public enum LinearSite: Int, Sendable, CaseIterable {
+  /// Normed hidden states, read by q, k and v.
+  case attentionInput
+  /// Attention output, read by o.
+  case attentionOutput
+  /// Normed hidden states after attention, read by gate and up.
+  case mlpInput
+  /// `silu(gate) · up`, read by down.
+  case mlpHidden
 }

@@ -36,6 +36,8 @@ public struct ModelConfig: Sendable, Equatable {
   public var declaredDType: String?
   public var bosTokenId: Int?
   public var eosTokenIds: [Int]
+  /// The GPTQ quantization of the checkpoint's linear layers, or nil for 16/32-bit weights.
+  public var gptq: GPTQConfig?
 
   /// Upper bounds that no real model reaches; a config beyond them is treated as corrupt rather
   /// than allowed to size buffers.
@@ -47,7 +49,7 @@ public struct ModelConfig: Sendable, Equatable {
     layerCount: Int, queryHeads: Int, kvHeads: Int, headDim: Int, rmsNormEpsilon: Float = 1e-6,
     ropeTheta: Double = 1_000_000, maxPositions: Int = 40_960, tiedEmbeddings: Bool,
     queryKeyValueBias: Bool = false, outputBias: Bool = false, declaredDType: String? = nil,
-    bosTokenId: Int? = nil, eosTokenIds: [Int] = []
+    bosTokenId: Int? = nil, eosTokenIds: [Int] = [], gptq: GPTQConfig? = nil
   ) {
     self.architecture = architecture
     self.vocabSize = vocabSize
@@ -66,6 +68,7 @@ public struct ModelConfig: Sendable, Equatable {
     self.declaredDType = declaredDType
     self.bosTokenId = bosTokenId
     self.eosTokenIds = eosTokenIds
+    self.gptq = gptq
   }
 
   /// Query heads per KV head.
@@ -105,13 +108,22 @@ public struct ModelConfig: Sendable, Equatable {
     return shapes
   }
 
-  /// Reads and validates `config.json` in `directory`.
+  /// Reads and validates `config.json` in `directory`; a GPTQ checkpoint's settings come from its
+  /// `quantization_config`, or from `quantize_config.json` when config.json has none.
   public static func load(directory: String) throws -> ModelConfig {
     let path = (directory as NSString).appendingPathComponent("config.json")
     guard let data = FileManager.default.contents(atPath: path) else {
       throw EngineError.unreadableFile(path: path, reason: "no config.json in the model folder")
     }
-    return try parse(data, path: path)
+    var config = try parse(data, path: path)
+    let quantizePath = (directory as NSString).appendingPathComponent("quantize_config.json")
+    if config.gptq == nil, let data = FileManager.default.contents(atPath: quantizePath) {
+      guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        throw EngineError.invalidConfig(path: quantizePath, reason: "not a JSON object")
+      }
+      config.gptq = try GPTQConfig.parse(object, path: quantizePath)
+    }
+    return config
   }
 
   /// Parses and validates config.json text (`path` only names it in errors).
@@ -158,6 +170,12 @@ public struct ModelConfig: Sendable, Equatable {
       throw EngineError.unsupported("layer_types other than full_attention in \(path)")
     }
 
+    var gptq: GPTQConfig?
+    if let quantization = root["quantization_config"], !(quantization is NSNull) {
+      guard let object = quantization as? [String: Any] else { throw reader.fail("\"quantization_config\" must be an object") }
+      gptq = try GPTQConfig.parse(object, path: path)
+    }
+
     let theta = try ropeTheta(reader)
     let eps = try reader.optionalNumber("rms_norm_eps") ?? 1e-6
     guard eps > 0, eps < 1 else { throw reader.fail("rms_norm_eps (\(eps)) must be in (0, 1)") }
@@ -179,7 +197,8 @@ public struct ModelConfig: Sendable, Equatable {
       outputBias: architecture == .qwen2 ? false : try reader.optionalBool("attention_bias") ?? false,
       declaredDType: declaredDType,
       bosTokenId: try reader.optionalTokenIds("bos_token_id")?.first,
-      eosTokenIds: try reader.optionalTokenIds("eos_token_id") ?? [])
+      eosTokenIds: try reader.optionalTokenIds("eos_token_id") ?? [],
+      gptq: gptq)
     return config
   }
 

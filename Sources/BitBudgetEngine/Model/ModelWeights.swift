@@ -1,12 +1,13 @@
 import BitBudgetKernels
 
-/// The weights of one decoder layer, read in place from the checkpoint's mapping.
+/// The weights of one decoder layer: 16/32-bit tensors in place in the checkpoint's mapping,
+/// quantized linears in the runtime layout.
 public struct LayerWeights: @unchecked Sendable {
   public let inputNorm: WeightVector
-  public let query: DenseMatrix
-  public let key: DenseMatrix
-  public let value: DenseMatrix
-  public let output: DenseMatrix
+  public let query: LinearWeight
+  public let key: LinearWeight
+  public let value: LinearWeight
+  public let output: LinearWeight
   public let queryBias: WeightVector?
   public let keyBias: WeightVector?
   public let valueBias: WeightVector?
@@ -14,14 +15,23 @@ public struct LayerWeights: @unchecked Sendable {
   public let queryNorm: WeightVector?
   public let keyNorm: WeightVector?
   public let postAttentionNorm: WeightVector
-  public let gate: DenseMatrix
-  public let up: DenseMatrix
-  public let down: DenseMatrix
+  public let gate: LinearWeight
+  public let up: LinearWeight
+  public let down: LinearWeight
+
+  /// The seven linear layers, in forward order.
+  public var linears: [LinearWeight] { [query, key, value, output, gate, up, down] }
 }
 
 /// All weights of a model, checked against its config: every tensor present, of a floating-point
-/// dtype, with exactly the shape the config implies. Safetensors weights are not copied or
-/// widened: a bf16 checkpoint stays bf16 in memory and the kernels widen values in registers.
+/// dtype (or GPTQ's packed layout), with exactly the shape the config implies. Safetensors
+/// weights are not copied or widened: a bf16 checkpoint stays bf16 in memory and the kernels
+/// widen values in registers.
+///
+/// Linear layers are 4/8-bit when the checkpoint is GPTQ (repacked into the runtime layout at
+/// load) or when `quantize` asks for round-to-nearest quantization at load; the embedding,
+/// `lm_head` and norms stay 16-bit, as in the paper. Quantizing at load reads each 16-bit matrix
+/// once and releases its pages, so memory peaks at the quantized model plus one matrix.
 public final class ModelWeights: @unchecked Sendable {
   public let source: any WeightSource
   public let embedding: DenseMatrix
@@ -29,12 +39,26 @@ public final class ModelWeights: @unchecked Sendable {
   public let finalNorm: WeightVector
   /// The output projection; the embedding matrix itself when the model ties them.
   public let lmHead: DenseMatrix
-  /// Bytes of all tensors the model reads (the embedding counted once when tied).
+  /// Bytes of all tensors the model reads (the embedding counted once when tied), quantized
+  /// linears in their runtime layout.
   public let byteCount: Int
+  /// How the linear layers are stored.
+  public let format: WeightFormat
+  /// Owners of the quantized linears' memory.
+  private let quantizedStorage: [QuantizedMatrixStorage]
 
-  public init(source: any WeightSource, config: ModelConfig) throws {
+  /// Whether some quantized linear reads its input in an act-order permutation (the linear
+  /// kernels then need room to gather inputs).
+  public var reordersInputs: Bool {
+    layers.contains { $0.linears.contains { if case .quantized(let m) = $0 { m.inputOrder != nil } else { false } } }
+  }
+
+  public init(source: any WeightSource, config: ModelConfig, quantize: WeightQuantization? = nil) throws {
     self.source = source
-    var resolver = TensorResolver(source: source)
+    if config.gptq != nil, quantize != nil {
+      throw EngineError.invalidInput("the model in \(source.location) is already GPTQ-quantized; load it without --weights")
+    }
+    var resolver = TensorResolver(source: source, gptq: config.gptq, quantize: quantize)
     let h = config.hiddenSize
     embedding = try resolver.matrix("model.embed_tokens.weight", rows: config.vocabSize, columns: h)
     var layers: [LayerWeights] = []
@@ -45,10 +69,10 @@ public final class ModelWeights: @unchecked Sendable {
       layers.append(
         LayerWeights(
           inputNorm: try resolver.vector(p + "input_layernorm.weight", count: h),
-          query: try resolver.matrix(p + "self_attn.q_proj.weight", rows: config.queryWidth, columns: h),
-          key: try resolver.matrix(p + "self_attn.k_proj.weight", rows: config.kvWidth, columns: h),
-          value: try resolver.matrix(p + "self_attn.v_proj.weight", rows: config.kvWidth, columns: h),
-          output: try resolver.matrix(p + "self_attn.o_proj.weight", rows: h, columns: config.queryWidth),
+          query: try resolver.linear(p + "self_attn.q_proj", rows: config.queryWidth, columns: h),
+          key: try resolver.linear(p + "self_attn.k_proj", rows: config.kvWidth, columns: h),
+          value: try resolver.linear(p + "self_attn.v_proj", rows: config.kvWidth, columns: h),
+          output: try resolver.linear(p + "self_attn.o_proj", rows: h, columns: config.queryWidth),
           queryBias: bias ? try resolver.vector(p + "self_attn.q_proj.bias", count: config.queryWidth) : nil,
           keyBias: bias ? try resolver.vector(p + "self_attn.k_proj.bias", count: config.kvWidth) : nil,
           valueBias: bias ? try resolver.vector(p + "self_attn.v_proj.bias", count: config.kvWidth) : nil,
@@ -56,9 +80,9 @@ public final class ModelWeights: @unchecked Sendable {
           queryNorm: qkNorm ? try resolver.vector(p + "self_attn.q_norm.weight", count: config.headDim) : nil,
           keyNorm: qkNorm ? try resolver.vector(p + "self_attn.k_norm.weight", count: config.headDim) : nil,
           postAttentionNorm: try resolver.vector(p + "post_attention_layernorm.weight", count: h),
-          gate: try resolver.matrix(p + "mlp.gate_proj.weight", rows: config.intermediateSize, columns: h),
-          up: try resolver.matrix(p + "mlp.up_proj.weight", rows: config.intermediateSize, columns: h),
-          down: try resolver.matrix(p + "mlp.down_proj.weight", rows: h, columns: config.intermediateSize)))
+          gate: try resolver.linear(p + "mlp.gate_proj", rows: config.intermediateSize, columns: h),
+          up: try resolver.linear(p + "mlp.up_proj", rows: config.intermediateSize, columns: h),
+          down: try resolver.linear(p + "mlp.down_proj", rows: h, columns: config.intermediateSize)))
     }
     self.layers = layers
     finalNorm = try resolver.vector("model.norm.weight", count: h)
@@ -72,6 +96,34 @@ public final class ModelWeights: @unchecked Sendable {
       lmHead = try resolver.matrix("lm_head.weight", rows: config.vocabSize, columns: h)
     }
     byteCount = resolver.usedBytes
+    quantizedStorage = resolver.quantizedStorage
+    format = config.gptq.map { .gptq($0.quantization) } ?? quantize.map { .roundToNearest($0) } ?? .dense
+  }
+}
+
+/// How a loaded model's linear layers are stored.
+public enum WeightFormat: Sendable, Equatable, CustomStringConvertible {
+  /// As in the file (16 or 32 bits).
+  case dense
+  /// From a GPTQ checkpoint.
+  case gptq(WeightQuantization)
+  /// Quantized round-to-nearest at load.
+  case roundToNearest(WeightQuantization)
+
+  /// Bits per linear weight: 16 for dense.
+  public var bits: Int {
+    switch self {
+    case .dense: 16
+    case .gptq(let q), .roundToNearest(let q): q.bits
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .dense: "dense"
+    case .gptq(let q): "gptq \(q)"
+    case .roundToNearest(let q): "rtn \(q)"
+    }
   }
 }
 
@@ -101,12 +153,21 @@ public protocol WeightSource: AnyObject {
   /// The tensor called `name`, widened or reordered as needed for the kernels; its shape is
   /// checked by the caller. Throws for a missing tensor or an unusable type.
   func resolve(_ name: String) throws -> ResolvedTensor
+  /// Calls `body` with the tensor as `resolve` gives it, for a tensor read once (e.g. to
+  /// quantize or convert it): afterwards no widened copy is kept and its mapped pages are
+  /// released.
+  func withTensor<Result>(_ name: String, _ body: (ResolvedTensor) throws -> Result) throws -> Result
 }
 
 extension Checkpoint: WeightSource {
   public var location: String { directory }
 
   public func contains(_ name: String) -> Bool { tensor(name) != nil }
+
+  public func withTensor<Result>(_ name: String, _ body: (ResolvedTensor) throws -> Result) throws -> Result {
+    defer { releasePages(of: name) }
+    return try body(try resolve(name))
+  }
 
   public func resolve(_ name: String) throws -> ResolvedTensor {
     guard let info = tensor(name), let pointer = pointer(to: name) else {
@@ -120,14 +181,50 @@ extension Checkpoint: WeightSource {
   }
 }
 
-/// Looks tensors up by name and checks their shapes; sums the bytes of those used.
+/// Looks tensors up by name and checks their shapes; sums the bytes of those used; quantizes
+/// or repacks linear layers.
 struct TensorResolver {
   let source: any WeightSource
+  let gptq: GPTQConfig?
+  let quantize: WeightQuantization?
   private(set) var usedBytes = 0
+  private(set) var quantizedStorage: [QuantizedMatrixStorage] = []
   private var used = Set<String>()
 
-  init(source: any WeightSource) {
+  init(source: any WeightSource, gptq: GPTQConfig? = nil, quantize: WeightQuantization? = nil) {
     self.source = source
+    self.gptq = gptq
+    self.quantize = quantize
+  }
+
+  /// The linear layer `prefix` (`prefix.weight`, or GPTQ's `prefix.qweight` and companions).
+  mutating func linear(_ prefix: String, rows: Int, columns: Int) throws -> LinearWeight {
+    var storage: QuantizedMatrixStorage
+    if let gptq {
+      guard let checkpoint = source as? Checkpoint else {
+        throw EngineError.unsupported("GPTQ weights outside a safetensors checkpoint (\(source.location))")
+      }
+      storage = try GPTQTensors.load(from: checkpoint, prefix: prefix, rows: rows, columns: columns, config: gptq)
+      for suffix in GPTQTensors.suffixes { checkpoint.releasePages(of: prefix + "." + suffix) }
+    } else if let quantize {
+      let name = prefix + ".weight"
+      if let problem = quantize.layoutError(columns: columns) {
+        throw EngineError.unsupported("quantizing \(name) to \(quantize): \(problem)")
+      }
+      storage = try source.withTensor(name) { tensor in
+        guard tensor.shape == [rows, columns] else {
+          throw EngineError.invalidWeights(
+            reason: "tensor \(name) in \(source.location) has shape \(tensor.shape) but the model's config implies \([rows, columns])")
+        }
+        return WeightQuantizer.roundToNearest(
+          DenseMatrix(base: tensor.pointer, rows: rows, columns: columns, elementType: tensor.elementType), quantize)
+      }
+    } else {
+      return .dense(try matrix(prefix + ".weight", rows: rows, columns: columns))
+    }
+    quantizedStorage.append(storage)
+    usedBytes += storage.matrix.byteCount
+    return .quantized(storage.matrix)
   }
 
   private mutating func resolve(_ name: String, shape: [Int]) throws -> (UnsafeRawPointer, ElementType) {

@@ -77,6 +77,13 @@ public final class Checkpoint: @unchecked Sendable {
     locations[name].map { files[$0.file].path }
   }
 
+  /// Drops the resident pages of tensor `name` (one read once and not needed again, such as a
+  /// matrix quantized at load); a later read pages it in again.
+  public func releasePages(of name: String) {
+    guard let (file, info) = locations[name] else { return }
+    files[file].file.releasePages(info.fileOffset..<(info.fileOffset + info.byteCount))
+  }
+
   /// The bytes of tensor `name` inside its mapping, or nil if there is no such tensor.
   public func pointer(to name: String) -> UnsafeRawPointer? {
     guard let (file, info) = locations[name] else { return nil }

@@ -75,7 +75,13 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
   public func withTensor<Result>(_ name: String, _ body: (ResolvedTensor) throws -> Result) throws -> Result {
     if let (_, tensor) = owned[name] { return try body(tensor) }
     let (copy, tensor) = try widen(name)
-    defer { copy?.deallocate() }
+    defer {
+      if let copy {
+        copy.deallocate()
+      } else if let ggufName = Self.ggufName(name), let info = file.tensors[ggufName] {
+        file.file.releasePages(info.fileOffset..<(info.fileOffset + info.byteCount))
+      }
+    }
     return try body(tensor)
   }
 

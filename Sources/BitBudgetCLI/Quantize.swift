@@ -1,0 +1,137 @@
+import ArgumentParser
+import BitBudgetEngine
+import BitBudgetKernels
+import Foundation
+
+struct Quantize: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Quantize a 16-bit model's linear layers to 8 or 4 bits and write a GPTQ checkpoint.",
+    discussion: """
+      --method gptq (default) runs GPTQ layer by layer on calibration text (--calibration, a UTF-8 \
+      text file, tokenized with the model's tokenizer and cut into --calibration-sequences \
+      sequences of --sequence-length tokens); --method rtn rounds to nearest and needs no data. \
+      Embeddings, lm_head and norms stay as they are, as in the paper. The folder written \
+      (AutoGPTQ's "gptq" layout: qweight, qzeros, scales, g_idx) loads in bitbudget's --model, \
+      transformers/optimum, GPTQModel and vLLM. Progress per layer goes to stderr.
+      """)
+
+  @Option(name: .long, help: ArgumentHelp("The 16-bit model: Hugging Face folder or GGUF file.", valueName: "dir-or-gguf"))
+  var model: String
+
+  @Option(help: ArgumentHelp("The folder to write (created if missing).", valueName: "dir"))
+  var out: String
+
+  @Option(help: "Bits per weight: 8 or 4.")
+  var bits: Int
+
+  @Option(help: "gptq or rtn.")
+  var method: Method = .gptq
+
+  @Option(name: .customLong("group-size"), help: ArgumentHelp("Columns per group (-1: one group per row); a multiple of 64.", valueName: "columns"))
+  var groupSize = 128
+
+  @Flag(help: "Asymmetric groups (a zero point per group); default symmetric, as the paper.")
+  var asymmetric = false
+
+  @Flag(name: .customLong("act-order"), help: "GPTQ: quantize columns by decreasing Hessian diagonal (desc_act).")
+  var actOrder = false
+
+  @Option(help: "GPTQ: dampening, a fraction of the mean Hessian diagonal.")
+  var damp = 0.01
+
+  @Option(help: ArgumentHelp("GPTQ: calibration text (UTF-8).", valueName: "file"))
+  var calibration: String?
+
+  @Option(name: .customLong("calibration-sequences"), help: "GPTQ: number of calibration sequences.")
+  var calibrationSequences = 32
+
+  @Option(name: .customLong("sequence-length"), help: "GPTQ: tokens per calibration sequence.")
+  var sequenceLength = 512
+
+  @Option(name: .long, help: "Threads (default: all processors).")
+  var threads: Int = min(256, ThreadPool.defaultThreadCount)
+
+  @Flag(help: "Replace model files already in --out.")
+  var overwrite = false
+
+  @Flag(help: "Print one JSON object describing what was written.")
+  var json = false
+
+  enum Method: String, ExpressibleByArgument {
+    case gptq, rtn
+  }
+
+  func validate() throws {
+    guard bits == 4 || bits == 8 else { throw ValidationError("--bits must be 8 or 4") }
+    guard groupSize == -1 || (groupSize > 0 && groupSize % 64 == 0) else {
+      throw ValidationError("--group-size must be -1 or a positive multiple of 64")
+    }
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
+    if method == .gptq {
+      guard calibration != nil else { throw ValidationError("--method gptq needs --calibration FILE (or use --method rtn)") }
+      guard damp > 0, damp < 1 else { throw ValidationError("--damp must be in (0, 1)") }
+      guard calibrationSequences > 0, sequenceLength > 1 else {
+        throw ValidationError("--calibration-sequences must be positive and --sequence-length above 1")
+      }
+    } else if actOrder || calibration != nil {
+      throw ValidationError("--act-order and --calibration apply to --method gptq only")
+    }
+  }
+
+  func run() throws {
+    let start = Date()
+    let loaded = try DecoderModel.load(path: model)
+    let quantization = WeightQuantization(bits: bits, groupSize: groupSize == -1 ? nil : groupSize, symmetric: !asymmetric)
+    let progress: (String) -> Void = { Output.progress($0) }
+    let quantized: QuantizedModel
+    switch method {
+    case .rtn:
+      quantized = try ModelQuantizer.roundToNearest(loaded, quantization, progress: progress)
+    case .gptq:
+      let sequences = try calibrationSequences(loaded)
+      Output.progress("calibrating on \(sequences.count) sequences of \(sequences.map(\.count).max() ?? 0) tokens")
+      var options = GPTQ.Options(quantization: quantization, dampening: damp, actOrder: actOrder)
+      options.blockSize = 128
+      quantized = try ModelQuantizer.gptq(loaded, calibration: sequences, options: options, threads: threads, progress: progress)
+    }
+    let summary = try GPTQExport.write(quantized, to: out, overwrite: overwrite)
+    let seconds = Date().timeIntervalSince(start)
+    if json {
+      try Output.json(Report(summary: summary, seconds: seconds, peakRssBytes: ProcessMemory.peakResidentBytes))
+    } else {
+      Output.line(String(
+        format: "wrote %@: %@ %d-bit, group %d, %@ format, %.1f MiB in %.1f s (peak RSS %.0f MiB)", summary.directory,
+        summary.method, summary.bits, summary.groupSize, summary.format, Double(summary.safetensorsBytes) / 1_048_576, seconds,
+        Double(ProcessMemory.peakResidentBytes) / 1_048_576))
+    }
+  }
+
+  /// The calibration text tokenized and cut into sequences.
+  func calibrationSequences(_ model: DecoderModel) throws -> [[Int]] {
+    guard let calibration else { return [] }
+    guard let data = FileManager.default.contents(atPath: calibration) else {
+      throw CommandFailure(message: "cannot read --calibration \(calibration)")
+    }
+    guard let text = String(data: data, encoding: .utf8), !text.isEmpty else {
+      throw CommandFailure(message: "--calibration \(calibration) is not UTF-8 text, or is empty")
+    }
+    guard let tokenizer = try modelTokenizer(model, explicit: nil) else {
+      throw CommandFailure(message: "\(model.path) has no tokenizer to read the calibration text with")
+    }
+    let tokens = tokenizer.encode(text)
+    var sequences: [[Int]] = []
+    var first = 0
+    while first + 1 < tokens.count && sequences.count < calibrationSequences {
+      sequences.append(Array(tokens[first..<min(tokens.count, first + sequenceLength)]))
+      first += sequenceLength
+    }
+    guard !sequences.isEmpty else { throw CommandFailure(message: "--calibration \(calibration) gives fewer than 2 tokens") }
+    return sequences
+  }
+
+  struct Report: Encodable {
+    let summary: GPTQExport.Summary
+    let seconds: Double
+    let peakRssBytes: Int
+  }
+}

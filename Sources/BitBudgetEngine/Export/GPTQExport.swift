@@ -1,0 +1,103 @@
+import BitBudgetKernels
+import BitBudgetTokenizer
+import Foundation
+
+/// Writes a quantized model as a GPTQ checkpoint folder in AutoGPTQ's layout (`GPTQTensors`),
+/// which transformers/optimum, GPTQModel, vLLM and BitBudget load: `model.safetensors` (the seven
+/// linears of every layer as qweight/qzeros/scales/g_idx, everything else as in the source),
+/// `config.json` with `quantization_config`, `quantize_config.json`, and the source's generation
+/// and tokenizer files.
+public enum GPTQExport {
+  public struct Summary: Sendable, Codable {
+    public let directory: String
+    public let method: String
+    public let bits: Int
+    public let groupSize: Int
+    public let format: String
+    public let tensors: Int
+    public let safetensorsBytes: Int
+  }
+
+  public static func write(_ quantized: QuantizedModel, to directory: String, overwrite: Bool = false) throws -> Summary {
+    let model = quantized.source
+    let config = model.config
+    let source = model.weights.source
+    let format = GPTQTensors.format(for: quantized.layers.flatMap { $0.map(\.matrix) })
+    let gptq = GPTQConfig(quantization: quantized.quantization, descendingActivationOrder: quantized.actOrder, format: format)
+    var tokenizer: Tokenizer?
+    if let gguf = model.gguf { tokenizer = try Tokenizer.fromGGUF(gguf) }
+    let sideFiles = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"]
+    let fileNames = ["model.safetensors", "config.json", "quantize_config.json"] + sideFiles
+    try HuggingFaceExport.prepare(directory, replacing: fileNames, overwrite: overwrite)
+
+    // Tensor list: the source's tensors, each quantized linear's weight replaced by GPTQ's four.
+    var quantizedByName: [String: QuantizedMatrix] = [:]
+    for (l, linears) in quantized.layers.enumerated() {
+      for (name, storage) in zip(ModelQuantizer.linearNames(layer: l), linears) { quantizedByName[name] = storage.matrix }
+    }
+    enum Payload {
+      case dense(String)
+      case gptq(Data)
+    }
+    var entries: [SafetensorsWriter.Entry] = []
+    var payloads: [Payload] = []
+    var matrixType = ElementType.bf16
+    for (name, shape) in config.tensorShapes {
+      if name.hasSuffix(".weight"), let m = quantizedByName[String(name.dropLast(7))] {
+        let prefix = String(name.dropLast(7))
+        for (suffix, tensor) in zip(GPTQTensors.suffixes, GPTQTensors.tensors(of: m, format: format)) {
+          entries.append(.init(name: prefix + "." + suffix, dtype: tensor.dtype, shape: tensor.shape))
+          payloads.append(.gptq(tensor.data))
+        }
+        continue
+      }
+      let type = try source.resolve(name).elementType
+      if name == "model.embed_tokens.weight" { matrixType = type }
+      entries.append(.init(name: name, dtype: HuggingFaceExport.tensorDType(type), shape: shape))
+      payloads.append(.dense(name))
+    }
+    let path = (directory as NSString).appendingPathComponent("model.safetensors")
+    let writer = try SafetensorsWriter(path: path, entries: entries)
+    for payload in payloads {
+      switch payload {
+      case .dense(let name):
+        let tensor = try source.resolve(name)
+        try writer.append(UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
+      case .gptq(let data):
+        try data.withUnsafeBytes { try writer.append($0) }
+      }
+    }
+    try writer.finish()
+
+    func write(_ name: String, _ data: Data) throws {
+      let target = (directory as NSString).appendingPathComponent(name)
+      do {
+        try data.write(to: URL(fileURLWithPath: target), options: .atomic)
+      } catch {
+        throw EngineError.unwritableFile(path: target, reason: error.localizedDescription)
+      }
+    }
+    let quantizationObject = gptq.jsonObject(dampening: quantized.dampening, method: quantized.method.rawValue)
+    let configData = try HuggingFaceExport.configJSON(config, matrixType: matrixType)
+    guard var root = try JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
+      throw EngineError.invalidConfig(path: directory, reason: "could not build config.json")
+    }
+    root["quantization_config"] = quantizationObject
+    try write("config.json", try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys]))
+    try write("quantize_config.json", try JSONSerialization.data(withJSONObject: quantizationObject, options: [.prettyPrinted, .sortedKeys]))
+    if let folder = model.directory {
+      for name in sideFiles {
+        let from = (folder as NSString).appendingPathComponent(name)
+        if let data = FileManager.default.contents(atPath: from) { try write(name, data) }
+      }
+    } else if let gguf = model.gguf, let tokenizer {
+      try write("generation_config.json", try HuggingFaceExport.generationConfigJSON(config, sampling: DecoderModel.samplingDefaults(gguf)))
+      try write("tokenizer.json", try tokenizer.tokenizerJSON())
+      try write("tokenizer_config.json", try HuggingFaceExport.tokenizerConfigJSON(tokenizer, config: config))
+    }
+    return Summary(
+      directory: directory, method: quantized.method.rawValue, bits: quantized.quantization.bits,
+      groupSize: quantized.quantization.groupSize ?? -1, format: format.rawValue, tensors: entries.count,
+      safetensorsBytes: entries.reduce(0) { $0 + $1.byteCount })
+  }
+}

@@ -1,0 +1,190 @@
+/// A `[rows, columns]` weight matrix quantized to 4 or 8 bits in groups along the input dimension
+/// (GPTQ / round-to-nearest): `W[r, c] = scale[r, g] · (code[r, c] − zero[r, g])` with
+/// `g = c / groupSize`. It does not own its memory (`QuantizedMatrixStorage` does).
+///
+/// This is BitBudget's runtime layout, made for the kernels rather than for files (GPTQ
+/// checkpoints are repacked at load, see `GPTQTensors`):
+/// - **codes**: row-major, `columns · bits / 8` bytes per row, in chunks of 64 columns. A chunk
+///   unpacks into four 16-lane vectors, vector `k` holding columns `16k ..< 16k+16` in order, with
+///   one load and a shift and mask per vector: at 8 bits the chunk is sixteen 32-bit words and
+///   column `16k + l` is byte `k` of word `l`; at 4 bits it is eight words and column `16k + l` is
+///   nibble `k + 4·(l / 8)` of word `l % 8`.
+/// - **group parameters**: `[rows][groups]` pairs of f16 (scale, zero); zeros are integers
+///   `0 ... 2^bits − 1` (exact in f16). 32 bits per group per row: 0.25 bits per weight at G = 128.
+/// - **input order** (act-order checkpoints only): stored column `j` multiplies input element
+///   `inputOrder[j]`, so that each group's columns are contiguous; nil means the identity.
+///
+/// `columns` and `groupSize` must be multiples of 64 (`QuantizedMatrix.chunk`); the last group may
+/// be shorter than `groupSize` (e.g. 576 columns in groups of 128).
+public struct QuantizedMatrix: @unchecked Sendable {
+  /// Columns per packed chunk.
+  public static let chunk = 64
+
+  public let rows: Int
+  public let columns: Int
+  /// 4 or 8.
+  public let bits: Int
+  public let groupSize: Int
+  public let codes: UnsafeRawPointer
+  public let groupParameters: UnsafeRawPointer
+  public let inputOrder: UnsafePointer<Int32>?
+
+  public init(
+    rows: Int, columns: Int, bits: Int, groupSize: Int, codes: UnsafeRawPointer,
+    groupParameters: UnsafeRawPointer, inputOrder: UnsafePointer<Int32>?
+  ) {
+    precondition(Self.layoutError(columns: columns, bits: bits, groupSize: groupSize) == nil)
+    self.rows = rows
+    self.columns = columns
+    self.bits = bits
+    self.groupSize = groupSize
+    self.codes = codes
+    self.groupParameters = groupParameters
+    self.inputOrder = inputOrder
+  }
+
+  /// Why a matrix of this shape cannot use the layout, or nil if it can.
+  public static func layoutError(columns: Int, bits: Int, groupSize: Int) -> String? {
+    if bits != 4 && bits != 8 { return "only 4- and 8-bit weights are supported (got \(bits) bits)" }
+    if columns <= 0 || columns % chunk != 0 {
+      return "the input width \(columns) is not a multiple of \(chunk), which the quantized kernels need"
+    }
+    if groupSize <= 0 || groupSize % chunk != 0 {
+      return "group size \(groupSize) is not a positive multiple of \(chunk), which the quantized kernels need"
+    }
+    return nil
+  }
+
+  public var groups: Int { (columns + groupSize - 1) / groupSize }
+  /// Bytes of codes per row.
+  public var rowBytes: Int { columns * bits / 8 }
+  /// Bytes the matrix holds (codes, group parameters, input order); what a matrix–vector
+  /// product reads.
+  public var byteCount: Int {
+    Self.byteCount(rows: rows, columns: columns, bits: bits, groupSize: groupSize, reordersInput: inputOrder != nil)
+  }
+
+  /// Bytes of a matrix of this shape in the runtime layout.
+  public static func byteCount(rows: Int, columns: Int, bits: Int, groupSize: Int, reordersInput: Bool) -> Int {
+    let groups = (columns + groupSize - 1) / groupSize
+    return rows * columns * bits / 8 + rows * groups * 4 + (reordersInput ? columns * 4 : 0)
+  }
+
+  /// Byte offset of stored column `column`'s code within a row, and its bit shift.
+  @inline(__always)
+  static func codePosition(column: Int, bits: Int) -> (byte: Int, shift: Int) {
+    let chunkStart = column / chunk * chunk * bits / 8
+    let e = column % chunk
+    let k = e / 16, lane = e % 16
+    if bits == 8 { return (chunkStart + lane * 4 + k, 0) }
+    let nibble = k + 4 * (lane / 8)
+    return (chunkStart + (lane % 8) * 4 + nibble / 2, (nibble % 2) * 4)
+  }
+
+  /// The code of stored column `column` of `row` (slow; tests and export).
+  public func code(row: Int, column: Int) -> Int {
+    let (byte, shift) = Self.codePosition(column: column, bits: bits)
+    return Int(codes.load(fromByteOffset: row * rowBytes + byte, as: UInt8.self) >> shift) & ((1 << bits) - 1)
+  }
+
+  /// Writes `code` for stored column `column` of a row whose codes start at `rowCodes`.
+  public static func setCode(
+    _ code: Int, column: Int, bits: Int, in rowCodes: UnsafeMutableRawPointer
+  ) {
+    let (byte, shift) = codePosition(column: column, bits: bits)
+    let mask = UInt8(truncatingIfNeeded: ((1 << bits) - 1) << shift)
+    let old = rowCodes.load(fromByteOffset: byte, as: UInt8.self)
+    rowCodes.storeBytes(of: (old & ~mask) | (UInt8(truncatingIfNeeded: code << shift) & mask), toByteOffset: byte, as: UInt8.self)
+  }
+
+  /// Scale and zero of `group` in `row`.
+  @inline(__always)
+  public func parameters(row: Int, group: Int) -> (scale: Float, zero: Float) {
+    let pair = groupParameters.loadUnaligned(fromByteOffset: (row * groups + group) * 4, as: SIMD2<UInt16>.self)
+    return (f16ToFloat(pair[0]), f16ToFloat(pair[1]))
+  }
+
+  /// The input element that stored column `column` multiplies.
+  @inline(__always)
+  public func inputIndex(ofStoredColumn column: Int) -> Int {
+    inputOrder.map { Int($0[column]) } ?? column
+  }
+
+  /// `scale · (code − zero)` of stored column `column` (slow; tests and the reference product).
+  public func dequantized(row: Int, column: Int) -> Float {
+    let (scale, zero) = parameters(row: row, group: column / groupSize)
+    return (Float(code(row: row, column: column)) - zero) * scale
+  }
+}
+
+/// Memory for one `QuantizedMatrix`, allocated 64-byte aligned and freed with the object.
+public final class QuantizedMatrixStorage: @unchecked Sendable {
+  public let matrix: QuantizedMatrix
+  private let codes: UnsafeMutableRawPointer
+  private let parameters: UnsafeMutableRawPointer
+  private let order: UnsafeMutablePointer<Int32>?
+
+  /// Allocates zeroed storage; `fill` writes codes (`rows · rowBytes` bytes), group parameters
+  /// (`rows · groups` (scale, zero) f16 pairs) and, if `reordersInput`, the input order.
+  public init(
+    rows: Int, columns: Int, bits: Int, groupSize: Int, reordersInput: Bool,
+    fill: (_ codes: UnsafeMutableRawPointer, _ parameters: UnsafeMutablePointer<UInt16>, _ inputOrder: UnsafeMutablePointer<Int32>?) throws -> Void
+  ) rethrows {
+    let groups = (columns + groupSize - 1) / groupSize
+    let codeBytes = rows * columns * bits / 8
+    codes = .allocate(byteCount: max(codeBytes, 1), alignment: 64)
+    codes.initializeMemory(as: UInt8.self, repeating: 0, count: codeBytes)
+    parameters = .allocate(byteCount: max(rows * groups * 4, 1), alignment: 64)
+    parameters.initializeMemory(as: UInt16.self, repeating: 0, count: rows * groups * 2)
+    order = reordersInput ? .allocate(capacity: columns) : nil
+    order?.initialize(repeating: 0, count: columns)
+    matrix = QuantizedMatrix(
+      rows: rows, columns: columns, bits: bits, groupSize: groupSize, codes: codes,
+      groupParameters: parameters, inputOrder: order.map { UnsafePointer($0) })
+    do {
+      try fill(codes, parameters.assumingMemoryBound(to: UInt16.self), order)
+    } catch {
+      codes.deallocate()
+      parameters.deallocate()
+      order?.deallocate()
+      throw error
+    }
+  }
+
+  deinit {
+    codes.deallocate()
+    parameters.deallocate()
+    order?.deallocate()
+  }
+}
+
+/// The weight of a linear layer as the kernels read it: 16/32-bit values in place, or
+/// group-quantized codes.
+public enum LinearWeight: Sendable {
+  case dense(DenseMatrix)
+  case quantized(QuantizedMatrix)
+
+  /// Output width.
+  public var rows: Int {
+    switch self {
+    case .dense(let m): return m.rows
+    case .quantized(let m): return m.rows
+    }
+  }
+
+  /// Input width.
+  public var columns: Int {
+    switch self {
+    case .dense(let m): return m.columns
+    case .quantized(let m): return m.columns
+    }
+  }
+
+  /// Bytes held (and read by one matrix–vector product).
+  public var byteCount: Int {
+    switch self {
+    case .dense(let m): return m.byteCount
+    case .quantized(let m): return m.byteCount
+    }
+  }
+}
