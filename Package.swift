@@ -26,21 +26,13 @@ let package = Package(
   targets: [
     .target(name: "CPrefetch"),
     .target(name: "CAllocator"),
-    // BLAS/LAPACK for GPTQ (Cholesky of Hessians): OpenBLAS on Linux (Debian's libopenblas-dev),
-    // Accelerate on macOS.
-    .target(
-      name: "CLinearAlgebra",
-      linkerSettings: [
-        .linkedLibrary("openblas", .when(platforms: [.linux])),
-        .linkedFramework("Accelerate", .when(platforms: [.macOS])),
-      ]),
     .target(
       name: "BitBudgetKernels",
       dependencies: ["CPrefetch"],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetEngine",
-      dependencies: ["BitBudgetKernels", "BitBudgetTokenizer", "CLinearAlgebra"],
+      dependencies: ["BitBudgetKernels", "BitBudgetTokenizer"],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetTokenizer",

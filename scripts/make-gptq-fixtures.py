@@ -6,17 +6,30 @@
    non-static groups, optional act-order), with BitBudget's one stated deviation: the group
    scale is rounded to f16 before codes are chosen. Both 4-bit g64 sym and 8-bit g128 asym with
    act-order are stored, with the Hessian as BitBudget builds it (2/sequences · Σ x xᵀ).
-2. The format check (run by the Swift test through --check-format DIR): dequantizes the
-   qweight/qzeros/scales/g_idx tensors of a checkpoint BitBudget wrote with the documented v1/v2
-   formula and prints them as JSON for comparison with the engine's own weights.
+2. python-actorder-4bit/: a GPTQ v1 checkpoint written here, independently of BitBudget, from the
+   qwen3-mha-untied-bf16 fixture (4-bit, groups of 64, symmetric, desc_act with a random column
+   permutation in g_idx), and dequantized.json: its linears dequantized by the documented formula.
+   BitBudget must read it to exactly these values.
+3. bitbudget-rtn8-asym/: what `bitbudget quantize --method rtn --bits 8 --group-size 64
+   --asymmetric` writes for the qwen3-gqa-tied-f32 fixture (needs a release build), and
+   dequantized.json from the documented formula: BitBudget's writer must keep producing these
+   bytes, and they must mean these values.
 
-Run: /work/.venv-ref/bin/python scripts/make-gptq-fixtures.py  (torch CPU).
+Run: /work/.venv-ref/bin/python scripts/make-gptq-fixtures.py  (torch CPU, safetensors).
 """
 import json
 import math
 import sys
 
 import torch
+
+
+def compact_json(value, path):
+    """JSON with f32 values written in 9 significant digits (Python would write 17)."""
+    import re
+    text = json.dumps(value)
+    text = re.sub(r"-?\d+\.\d{9,}(e-?\d+)?", lambda m: "%.9g" % float(m.group(0)), text)
+    open(path, "w").write(text)
 
 
 def find_params(x, bits, sym):
@@ -135,7 +148,7 @@ def rtn(W, bits, group, sym):
     return out
 
 
-def check_format(directory):
+def dequantize_checkpoint(directory):
     from safetensors.torch import load_file
     cfg = json.load(open(f"{directory}/config.json"))["quantization_config"]
     bits, v1 = cfg["bits"], cfg.get("checkpoint_format", "gptq") == "gptq"
@@ -153,15 +166,70 @@ def check_format(directory):
         z = ((qzeros.unsqueeze(2) >> shifts.view(1, 1, -1)) & mask).reshape(qzeros.shape[0], -1)  # [groups, out]
         if v1:
             z = z + 1
-        W = scales[g_idx] * (q - z[g_idx])  # [in, out]
+        W = scales[g_idx] * (q - z[g_idx]).float()  # [in, out]
         out[name] = W.t().flatten().tolist()
-    json.dump(out, sys.stdout)
+    return out
+
+
+LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+
+
+def pack_v1(W, bits, group, perm):
+    """AutoGPTQ's QuantLinear.pack for a symmetric RTN quantization of W [out, in] whose
+    columns are grouped in the order perm (desc_act): g_idx[perm[j]] = j // group."""
+    out_features, in_features = W.shape
+    maxq = 2**bits - 1
+    g_idx = torch.empty(in_features, dtype=torch.int64)
+    g_idx[perm] = torch.arange(in_features) // group
+    groups = math.ceil(in_features / group)
+    scales = torch.zeros(groups, out_features)
+    zeros = torch.zeros(groups, out_features)
+    for g in range(groups):
+        cols = perm[g * group:(g + 1) * group]
+        scale, zero = find_params(W[:, cols], bits, True)
+        scales[g], zeros[g] = scale, zero
+    intweight = torch.clamp(torch.round(W / scales[g_idx].t()) + zeros[g_idx].t(), 0, maxq).to(torch.int64)  # [out, in]
+    per = 32 // bits
+    q = intweight.t().contiguous()  # [in, out]
+    qweight = torch.zeros(in_features // per, out_features, dtype=torch.int64)
+    for k in range(per):
+        qweight |= q[k::per] << (bits * k)
+    zq = (zeros.to(torch.int64) - 1) & maxq  # v1 stores zero - 1
+    qzeros = torch.zeros(groups, out_features // per, dtype=torch.int64)
+    for k in range(per):
+        qzeros |= zq[:, k::per] << (bits * k)
+    as_i32 = lambda t: (t & 0xFFFFFFFF).to(torch.int64).apply_(lambda v: v - (1 << 32) if v >= (1 << 31) else v).to(torch.int32)
+    return as_i32(qweight), as_i32(qzeros), scales.half(), g_idx.to(torch.int32)
+
+
+def python_checkpoint(source, target, bits=4, group=64, seed=9):
+    import os, shutil
+    from safetensors.torch import load_file, save_file
+    os.makedirs(target, exist_ok=True)
+    tensors = load_file(f"{source}/model.safetensors")
+    config = json.load(open(f"{source}/config.json"))
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, t in tensors.items():
+        prefix = name[:-7]
+        if name.endswith(".weight") and any(prefix.endswith(l) for l in LINEARS):
+            W = t.float()
+            perm = torch.randperm(W.shape[1], generator=g)
+            qweight, qzeros, scales, g_idx = pack_v1(W, bits, group, perm)
+            out[prefix + ".qweight"], out[prefix + ".qzeros"] = qweight, qzeros
+            out[prefix + ".scales"], out[prefix + ".g_idx"] = scales, g_idx
+        else:
+            out[name] = t
+    save_file(out, f"{target}/model.safetensors", metadata={"format": "pt"})
+    config["quantization_config"] = {"quant_method": "gptq", "bits": bits, "group_size": group, "desc_act": True,
+                                     "sym": True, "checkpoint_format": "gptq"}
+    json.dump(config, open(f"{target}/config.json", "w"), indent=1)
+    shutil.copy(f"{source}/generation_config.json", target)
+    compact_json(dequantize_checkpoint(target), f"{target}/dequantized.json")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--check-format":
-        check_format(sys.argv[2])
-        sys.exit(0)
     cases = [
         layer_case(1, 48, 192, 512, 4, bits=4, group=64, sym=True, actorder=False),
         layer_case(2, 40, 256, 640, 5, bits=8, group=128, sym=False, actorder=True),
@@ -169,8 +237,12 @@ if __name__ == "__main__":
     ]
     for c in cases:
         print(f"{c['bits']}-bit g{c['group_size']} act_order={c['act_order']}: output error GPTQ {c['output_error']:.4g} vs RTN {c['rtn_output_error']:.4g}", file=sys.stderr)
-    text = json.dumps({"cases": cases})
-    # f32 values need 9 significant digits, not Python's 17.
-    import re
-    text = re.sub(r"-?\d+\.\d{9,}(e-?\d+)?", lambda m: "%.9g" % float(m.group(0)), text)
-    open("Tests/Fixtures/gptq/gptq-layers.json", "w").write(text)
+    compact_json({"cases": cases}, "Tests/Fixtures/gptq/gptq-layers.json")
+
+    python_checkpoint("Tests/Fixtures/models/qwen3-mha-untied-bf16", "Tests/Fixtures/gptq/python-actorder-4bit")
+    import subprocess
+    target = "Tests/Fixtures/gptq/bitbudget-rtn8-asym"
+    subprocess.run([".build/release/bitbudget", "quantize", "--model", "Tests/Fixtures/models/qwen3-gqa-tied-f32",
+                    "--method", "rtn", "--bits", "8", "--group-size", "64", "--asymmetric", "--out", target,
+                    "--overwrite"], check=True)
+    compact_json(dequantize_checkpoint(target), f"{target}/dequantized.json")

@@ -57,6 +57,18 @@ public struct MemoryModel: Sendable {
     self.paperCountsTiedHead = paperCountsTiedHead
   }
 
+  /// The weights as the engine holds them at `weightsBits`: the layout as stored when its
+  /// linears have that many bits; a 16-bit layout's linears quantized as `--weights 8|4` does
+  /// (groups of 128, symmetric: also the size of a `bitbudget quantize` checkpoint without
+  /// act-order).
+  public func engineLayout(weightsBits: Int) throws -> WeightLayout {
+    if layout.linearBits == weightsBits { return layout }
+    guard layout.linearBits == 16 else {
+      throw EngineError.invalidInput("\(name) holds \(layout.linearBits)-bit weights; the engine does not convert them to \(weightsBits) bits")
+    }
+    return try layout.quantized(WeightQuantization(bits: weightsBits, groupSize: 128))
+  }
+
   /// The estimate for `samples` samples that each hold `tokens` tokens after a shared prompt of
   /// `promptTokens` (the paper's convention ignores the prompt).
   public func estimate(
@@ -78,11 +90,8 @@ public struct MemoryModel: Sendable {
       kvBytes = Int(KVMemory.paperBytes(config, spec: kv, tokens: tokens, samples: samples).rounded())
       kvPeak = kvBytes
     case .engine:
-      guard weightsBits == 16 else {
-        throw EngineError.unsupported(
-          "\(weightsBits)-bit weights in the engine convention: the engine has no quantized weight format yet (use --convention paper)")
-      }
-      weights = layout.byteCount
+      let loaded = try engineLayout(weightsBits: weightsBits)
+      weights = loaded.byteCount
       if let q = kv.quantization, config.headDim % q.groupSize != 0 {
         throw EngineError.invalidInput("hqq group size \(q.groupSize) does not divide the head dimension \(config.headDim)")
       }
@@ -91,7 +100,8 @@ public struct MemoryModel: Sendable {
         promptTokens: promptTokens, tokens: tokens, samples: samples)
       kvBytes = usage.bytes
       kvPeak = usage.peakBytes
-      scratch = InferenceSession.scratchBytes(config: config, threads: threads, longestContext: usage.longestAttention)
+      scratch = InferenceSession.scratchBytes(
+        config: config, threads: threads, longestContext: usage.longestAttention, reordersInputs: loaded.reordersInputs)
     }
     return MemoryEstimate(
       convention: convention, weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples,

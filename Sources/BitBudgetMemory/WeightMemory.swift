@@ -9,8 +9,9 @@ import BitBudgetEngine
 /// parameter. A tied `lm_head` counts once, except in the 16-bit figures of the presets whose
 /// checkpoints store it (`paperCountsTiedHead`).
 ///
-/// `engine` convention: what the engine holds, `WeightLayout.byteCount` (16-bit only, until the
-/// engine has a quantized weight format).
+/// `engine` convention: what the engine holds, `WeightLayout.byteCount`: quantized linears in the
+/// runtime layout carry `bits + 32/groupSize` bits per weight (codes and an f16 scale and zero per
+/// group; no g_idx unless act-order, then an int32 per input column); everything else as stored.
 public enum WeightMemory {
   /// The quantized linear layers' (out, in) shapes, per layer.
   static func linearShapes(_ c: ModelConfig) -> [(rows: Int, columns: Int)] {

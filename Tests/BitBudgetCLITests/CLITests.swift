@@ -115,6 +115,13 @@ import Testing
     (["generate", "--model", Self.model, "--ids", "1", "--thinking-budget", "1", "--answer-tokens", "9223372036854775807"], "--answer-tokens"),
     (["generate", "--model", Self.model, "--ids", "1", "--thinking-budget", "5", "--min-thinking", "9223372036854775807"], "--min-thinking"),
     (["generate", "--model", Self.model, "--prompt", "x", "--chat", "--no-thinking", "--thinking-budget", "5"], "--no-thinking"),
+    (["generate", "--model", Self.model, "--ids", "1", "--weights", "3"], "--weights"),
+    (["generate", "--model", Fixtures.modelPath("qwen3-bias-odd-f16"), "--ids", "1", "--weights", "4"], "multiple of 64"),
+    (["generate", "--model", GPTQFixture.path, "--ids", "1", "--weights", "16"], "--weights 16"),
+    (["generate", "--model", GPTQFixture.path, "--ids", "1", "--weights", "8"], "already GPTQ-quantized"),
+    (["quantize", "--model", Self.model, "--bits", "4", "--out", "/tmp/x"], "--calibration"),
+    (["quantize", "--model", Self.model, "--bits", "5", "--method", "rtn", "--out", "/tmp/x"], "--bits"),
+    (["quantize", "--model", GPTQFixture.path, "--bits", "4", "--method", "rtn", "--out", "/tmp/x"], "already quantized"),
   ])
   func userErrorsExitOneWithOneLine(arguments: [String], phrase: String) throws {
     let result = try Self.run(arguments)
@@ -216,6 +223,30 @@ import Testing
     #expect(noSize.status == 1 && noSize.stderr.contains("not a size"))
   }
 
+  /// quantize writes a checkpoint that generate loads; its weights bytes (reported in generate's
+  /// JSON with the format) equal the memory model's and those of quantizing at load.
+  @Test func quantizeThenGenerate() throws {
+    let out = try Fixtures.temporaryDirectory("cli-quantize")
+    defer { try? FileManager.default.removeItem(at: out) }
+    let model = Fixtures.modelPath("qwen3-mha-untied-bf16")
+    let written = try Self.run(["quantize", "--model", model, "--method", "rtn", "--bits", "4", "--out", out.path, "--overwrite", "--json"])
+    #expect(written.status == 0, "\(written.stderr)")
+    #expect(written.stderr.contains("layer 2/2"), "progress per layer: \(written.stderr)")
+    func memory(_ arguments: [String]) throws -> [String: Any] {
+      let result = try Self.run(["generate", "--ids", "3,17,42", "--max-tokens", "4", "--greedy", "--json"] + arguments)
+      #expect(result.status == 0, "\(result.stderr)")
+      return try #require(result.json?["memory"] as? [String: Any])
+    }
+    let fromFile = try memory(["--model", out.path])
+    let atLoad = try memory(["--model", model, "--weights", "4"])
+    #expect(fromFile["weight_bits"] as? Int == 4 && (fromFile["weights"] as? String ?? "").hasPrefix("gptq 4-bit"))
+    #expect((atLoad["weights"] as? String ?? "").hasPrefix("rtn 4-bit"))
+    let estimate = try Self.run(["memory", "--model", model, "--weights", "4", "--tokens", "7", "--json"])
+    #expect(estimate.status == 0, "\(estimate.stderr)")
+    let bytes = try #require(estimate.json?["weights_bytes"] as? Int)
+    #expect(fromFile["weights_bytes"] as? Int == bytes && atLoad["weights_bytes"] as? Int == bytes)
+  }
+
   @Test func tokenizeEncodesAndDecodes() throws {
     let tokenizer = Fixtures.qwen3TokenizerDirectory
     let encoded = try Self.run(["tokenize", "--tokenizer", tokenizer, "--text", "Hello, world! 12345", "--json"])
@@ -294,4 +325,8 @@ import Testing
     #expect(result.status == 0)
     for command in ["generate", "tokenize", "logits", "bench"] { #expect(result.stdout.contains(command)) }
   }
+}
+
+enum GPTQFixture {
+  static let path = (Fixtures.repositoryRoot as NSString).appendingPathComponent("Tests/Fixtures/gptq/python-actorder-4bit")
 }

@@ -57,6 +57,21 @@ import Testing
       let estimate = try MemoryModel.load(gguf, ggufWidening: widening).estimate(tokens: 0)
       #expect(estimate.weightsBytes == (try DecoderModel.load(path: gguf, ggufWidening: widening)).weights.byteCount)
     }
+    // 8 and 4 bits: quantized at load (`--weights`), on fixtures whose widths the kernels take
+    // and on the real GGUF; and a GPTQ act-order checkpoint as stored, scratch included.
+    for (path, bits) in [(Fixtures.modelPath("qwen3-gqa-tied-f32"), 8), (Fixtures.modelPath("qwen3-mha-untied-bf16"), 4), (gguf, 4), (gguf, 8)] {
+      let estimate = try MemoryModel.load(path).estimate(weightsBits: bits, tokens: 0)
+      let loaded = try DecoderModel.load(path: path, quantize: WeightQuantization(bits: bits, groupSize: 128))
+      #expect(estimate.weightsBytes == loaded.weights.byteCount, "\(path) \(bits)-bit")
+    }
+    let gptq = (Fixtures.repositoryRoot as NSString).appendingPathComponent("Tests/Fixtures/gptq/python-actorder-4bit")
+    let estimate = try MemoryModel.load(gptq).estimate(weightsBits: 4, tokens: 8, threads: 2)
+    let model = try DecoderModel.load(path: gptq)
+    #expect(estimate.weightsBytes == model.weights.byteCount)
+    let session = try InferenceSession(model: model, threads: 2)
+    _ = try session.prefill(Array(1...8), cache: session.makeCache())
+    #expect(estimate.scratchBytes == session.scratchBytes)
+    #expect(throws: EngineError.self) { try MemoryModel.load(gptq).estimate(weightsBits: 8, tokens: 0) }
   }
 
   /// The engine convention's KV bytes equal the caches' `residentBytes` after generation, for

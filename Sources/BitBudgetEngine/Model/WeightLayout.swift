@@ -1,24 +1,49 @@
 import BitBudgetKernels
 import Foundation
 
-/// What a model's weights occupy once loaded, known from file headers alone (no tensor is
-/// read): every tensor the forward pass uses with its shape and the bytes per element it has in
-/// memory — its own dtype for safetensors and for F32/F16/BF16 GGUF tensors used in place, the
-/// widening type for block-quantized (and reordered F16) GGUF tensors. `byteCount` equals
+/// What a model's weights occupy once loaded, known from file headers (and, for GPTQ
+/// checkpoints, the small `g_idx` tensors): every tensor the forward pass uses with its shape and
+/// its bytes in memory — its own dtype for safetensors and for F32/F16/BF16 GGUF tensors used in
+/// place, the widening type for block-quantized (and reordered F16) GGUF tensors, and the runtime
+/// layout (`QuantizedMatrix.byteCount`) for quantized linears. `byteCount` equals
 /// `ModelWeights.byteCount` of the loaded model.
 public struct WeightLayout: Sendable {
   public struct Tensor: Sendable, Equatable {
     public let name: String
     public let shape: [Int]
-    public let elementBytes: Int
+    public let byteCount: Int
+    /// For a quantized linear (`name` is its `.weight`): how it is quantized.
+    public let quantization: WeightQuantization?
+    /// For a quantized linear: whether it keeps an act-order input order.
+    public let reordersInput: Bool
 
-    public var byteCount: Int { shape.reduce(1, *) * elementBytes }
+    public init(name: String, shape: [Int], byteCount: Int, quantization: WeightQuantization? = nil, reordersInput: Bool = false) {
+      self.name = name
+      self.shape = shape
+      self.byteCount = byteCount
+      self.quantization = quantization
+      self.reordersInput = reordersInput
+    }
+
+    /// A quantized `[rows, columns]` linear in the runtime layout.
+    static func quantized(_ name: String, _ shape: [Int], _ q: WeightQuantization, reordersInput: Bool) -> Tensor {
+      Tensor(
+        name: name, shape: shape,
+        byteCount: QuantizedMatrix.byteCount(rows: shape[0], columns: shape[1], bits: q.bits, groupSize: q.groupSize(columns: shape[1]), reordersInput: reordersInput),
+        quantization: q, reordersInput: reordersInput)
+    }
   }
 
   public let config: ModelConfig
   public let tensors: [Tensor]
 
   public var byteCount: Int { tensors.reduce(0) { $0 + $1.byteCount } }
+
+  /// Bits of the linear layers: 16 when they are not quantized.
+  public var linearBits: Int { tensors.lazy.compactMap(\.quantization).first?.bits ?? 16 }
+
+  /// Whether some linear keeps an act-order input order (the session's scratch then grows).
+  public var reordersInputs: Bool { tensors.contains(where: \.reordersInput) }
 
   public init(config: ModelConfig, tensors: [Tensor]) {
     self.config = config
@@ -28,7 +53,27 @@ public struct WeightLayout: Sendable {
   /// Every tensor of `config` stored with `elementBytes` per element (e.g. a bf16 checkpoint).
   public init(config: ModelConfig, elementBytes: Int) {
     self.config = config
-    tensors = config.tensorShapes.map { Tensor(name: $0.name, shape: $0.shape, elementBytes: elementBytes) }
+    tensors = config.tensorShapes.map { Tensor(name: $0.name, shape: $0.shape, byteCount: $0.shape.reduce(1, *) * elementBytes) }
+  }
+
+  /// Whether `name` is the weight of one of a decoder layer's seven linear layers.
+  static func isLinearWeight(_ name: String) -> Bool {
+    name.hasPrefix("model.layers.") && ModelQuantizer.linearSuffixes.contains { name.hasSuffix($0 + ".weight") }
+  }
+
+  /// This layout with its 16-bit linears quantized as `quantize` says (what `--weights 8|4`
+  /// loads). Throws for a layout already quantized or a shape the kernels cannot take.
+  public func quantized(_ quantize: WeightQuantization) throws -> WeightLayout {
+    guard linearBits == 16 else {
+      throw EngineError.invalidInput("the model is already \(linearBits)-bit; it cannot be quantized again")
+    }
+    return WeightLayout(config: config, tensors: try tensors.map { tensor in
+      guard Self.isLinearWeight(tensor.name) else { return tensor }
+      if let problem = quantize.layoutError(columns: tensor.shape[1]) {
+        throw EngineError.unsupported("quantizing \(tensor.name) to \(quantize): \(problem)")
+      }
+      return .quantized(tensor.name, tensor.shape, quantize, reordersInput: false)
+    })
   }
 
   /// Reads the headers of a model folder or GGUF file.
@@ -49,17 +94,29 @@ public struct WeightLayout: Sendable {
         case let inPlace? where !reordered: type = inPlace
         default: type = ggufWidening
         }
-        return Tensor(name: name, shape: shape, elementBytes: type.byteCount)
+        return Tensor(name: name, shape: shape, byteCount: shape.reduce(1, *) * type.byteCount)
       }
       return WeightLayout(config: config, tensors: tensors)
     }
     let config = try ModelConfig.load(directory: path)
     let checkpoint = try Checkpoint(directory: path)
     let tensors = try config.tensorShapes.map { name, shape -> Tensor in
+      if let gptq = config.gptq, isLinearWeight(name) {
+        let prefix = String(name.dropLast(7))
+        var reorders = false
+        if let info = checkpoint.tensor(prefix + ".g_idx"), info.dtype == .i32, info.shape == [shape[1]],
+          let pointer = checkpoint.pointer(to: prefix + ".g_idx")
+        {
+          reorders = try GPTQTensors.inputOrder(
+            groupIndex: pointer.assumingMemoryBound(to: Int32.self), columns: shape[1],
+            groupSize: gptq.quantization.groupSize(columns: shape[1]), name: prefix + ".g_idx") != nil
+        }
+        return .quantized(name, shape, gptq.quantization, reordersInput: reorders)
+      }
       guard let info = checkpoint.tensor(name) else {
         throw EngineError.invalidWeights(reason: "tensor \(name) is missing in \(path)")
       }
-      return Tensor(name: name, shape: shape, elementBytes: info.dtype.byteCount)
+      return Tensor(name: name, shape: shape, byteCount: shape.reduce(1, *) * info.dtype.byteCount)
     }
     return WeightLayout(config: config, tensors: tensors)
   }

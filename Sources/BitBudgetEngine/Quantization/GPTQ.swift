@@ -1,5 +1,4 @@
 import BitBudgetKernels
-import CLinearAlgebra
 import Foundation
 
 /// GPTQ (Frantar et al. 2022) for one linear layer, following AutoGPTQ's `GPTQ.fasterquant`
@@ -46,13 +45,14 @@ public enum GPTQ {
 
     /// Adds `count` rows (`[count, stride]`, the first `dimension` values of each). Cost: one
     /// rank-`count` update (BLAS `ssyrk`).
-    public func add(_ rows: UnsafePointer<Float>, stride: Int, count: Int) {
+    public func add(_ rows: UnsafePointer<Float>, stride: Int, count: Int) throws {
       guard count > 0 else { return }
+      let blas = try LinearAlgebra.shared()
       var n = Int32(dimension), k = Int32(count), lda = Int32(stride), ldc = Int32(dimension)
       var alpha: Float = 1, beta: Float = 1
       // Row-major [count, stride] is column-major [stride, count]: A·Aᵀ sums x xᵀ.
       sum.withUnsafeMutableBufferPointer { c in
-        ssyrk_("U", "N", &n, &k, &alpha, rows, &lda, &beta, c.baseAddress!, &ldc)
+        blas.ssyrk("U", "N", &n, &k, &alpha, rows, &lda, &beta, c.baseAddress!, &ldc)
       }
     }
 
@@ -89,6 +89,7 @@ public enum GPTQ {
   ) throws -> Result {
     let q = options.quantization
     let groupSize = q.groupSize(columns: columns)
+    let blas = try LinearAlgebra.shared()
     if let problem = q.layoutError(columns: columns) { throw EngineError.unsupported("GPTQ: \(problem)") }
     guard h.count == columns * columns else { throw EngineError.invalidInput("GPTQ: the Hessian is not [\(columns), \(columns)]") }
     let maxq = Float((1 << q.bits) - 1)
@@ -112,7 +113,7 @@ public enum GPTQ {
     var dampening = options.dampening
     var upper: [Float] = []
     while true {
-      if let factor = inverseCholeskyUpper(hessian, columns, damp: Float(dampening * diagonalMean)) {
+      if let factor = inverseCholeskyUpper(hessian, columns, damp: Float(dampening * diagonalMean), blas) {
         upper = factor
         break
       }
@@ -181,7 +182,7 @@ public enum GPTQ {
         upper.withUnsafeBufferPointer { u in
           errors.withUnsafeBufferPointer { e in
             w.withUnsafeMutableBufferPointer { wp in
-              sgemm_("N", "N", &m, &n, &k, &alpha, u.baseAddress! + i1 * columns + i2, &lda, e.baseAddress!, &ldb, &beta, wp.baseAddress! + i2, &ldc)
+              blas.sgemm("N", "N", &m, &n, &k, &alpha, u.baseAddress! + i1 * columns + i2, &lda, e.baseAddress!, &ldb, &beta, wp.baseAddress! + i2, &ldc)
             }
           }
         }
@@ -208,16 +209,16 @@ public enum GPTQ {
   /// The upper triangular `U` with `(H + damp·I)⁻¹ = Uᵀ U`, row-major, as AutoGPTQ computes it
   /// (`cholesky` → `cholesky_inverse` → `cholesky(upper=True)`), or nil when `H + damp·I` is not
   /// positive definite.
-  static func inverseCholeskyUpper(_ h: [Float], _ n: Int, damp: Float) -> [Float]? {
+  static func inverseCholeskyUpper(_ h: [Float], _ n: Int, damp: Float, _ lapack: LinearAlgebra) -> [Float]? {
     var a = h
     for i in 0..<n { a[i * n + i] += damp }
     var size = Int32(n), lda = Int32(n), info: Int32 = 0
     // Symmetric, so row- and column-major agree; LAPACK's lower triangle is the row-major upper.
-    spotrf_("L", &size, &a, &lda, &info)
+    lapack.spotrf("L", &size, &a, &lda, &info)
     guard info == 0 else { return nil }
-    spotri_("L", &size, &a, &lda, &info)
+    lapack.spotri("L", &size, &a, &lda, &info)
     guard info == 0 else { return nil }
-    spotrf_("L", &size, &a, &lda, &info)
+    lapack.spotrf("L", &size, &a, &lda, &info)
     guard info == 0 else { return nil }
     // Column-major lower L (H⁻¹ = L Lᵀ) read row-major is Lᵀ = U; clear the other triangle.
     for i in 0..<n { for j in 0..<i { a[i * n + j] = 0 } }

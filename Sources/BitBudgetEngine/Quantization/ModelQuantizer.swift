@@ -22,10 +22,14 @@ public struct QuantizedModel {
 /// Quantizes every linear layer of a 16-bit model: round-to-nearest, or GPTQ with calibration
 /// text run through the model layer by layer.
 public enum ModelQuantizer {
+  /// The seven linears of a decoder layer, in `LayerWeights.linears` order.
+  public static let linearSuffixes = [
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
+  ]
+
   /// The Hugging Face names of the seven linears of layer `l`, in `LayerWeights.linears` order.
   public static func linearNames(layer l: Int) -> [String] {
-    ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
-      .map { "model.layers.\(l).\($0)" }
+    linearSuffixes.map { "model.layers.\(l).\($0)" }
   }
 
   /// Indices into `LayerWeights.linears` of the layers that read each site's input.
@@ -75,6 +79,7 @@ public enum ModelQuantizer {
     progress: (String) -> Void = { _ in }
   ) throws -> QuantizedModel {
     let dense = try denseWeights(model)
+    _ = try LinearAlgebra.shared()  // fail before any work when there is no BLAS
     for matrix in dense.flatMap({ $0 }) {
       if let problem = options.quantization.layoutError(columns: matrix.columns) {
         throw EngineError.unsupported("quantizing to \(options.quantization): \(problem)")
@@ -104,8 +109,10 @@ public enum ModelQuantizer {
       for site in LinearSite.allCases {
         let indices = linearIndices(site)
         let hessian = GPTQ.Hessian(dimension: dense[l][indices[0]].columns)
+        var failure: Error?
         session.linearInputObserver = { layer, observed, rows, stride, count in
-          if layer == l && observed == site { hessian.add(rows, stride: stride, count: count) }
+          guard layer == l && observed == site else { return }
+          do { try hessian.add(rows, stride: stride, count: count) } catch { failure = failure ?? error }
         }
         for (s, tokens) in sequences.enumerated() {
           scratch.update(from: hidden[s], count: tokens.count * h)
@@ -113,6 +120,7 @@ public enum ModelQuantizer {
           hessian.finishSequence()
         }
         session.linearInputObserver = nil
+        if let failure { throw failure }
         let matrix = hessian.matrix()
         var replacements: [LinearWeight] = []
         for index in indices {
