@@ -63,10 +63,14 @@ struct Perplexity: ParsableCommand {
     guard let tokenizer = try modelTokenizer(model, explicit: self.tokenizer) else {
       throw CommandFailure(message: "\(model.path) has no tokenizer files; give --tokenizer FILE_OR_DIR")
     }
-    let limit = min(tokens ?? Int.max, model.config.maxPositions)
+    // With --baseline-model the text is scored in independent windows, so it may be longer than
+    // the context.
+    let limit = baselineModel == nil ? min(tokens ?? Int.max, model.config.maxPositions) : tokens ?? Int.max
     let ids = Array(tokenizer.encode(text).prefix(limit))
     if let baselineModel {
-      guard window >= 2 else { throw CommandFailure(message: "--window must be at least 2") }
+      guard (2...model.config.maxPositions).contains(window) else {
+        throw CommandFailure(message: "--window must be in 2...\(model.config.maxPositions) (the model's context)")
+      }
       let baseline = try DecoderModel.load(path: baselineModel, ggufWidening: options.ggufDType == .f32 ? .f32 : .bf16)
       let session = try InferenceSession(model: model, threads: options.threads, maxRows: 64, maxLogitRows: 64)
       let baselineSession = try InferenceSession(model: baseline, threads: options.threads, maxRows: 64, maxLogitRows: 64)

@@ -1,28 +1,34 @@
 import CPrefetch
 
 /// Unpacks one 64-column chunk of codes (`QuantizedMatrix`'s layout) into four vectors of
-/// `code + 2²³` as f32: OR-ing the code into the mantissa of 2²³ converts it without a
-/// conversion instruction; subtracting `2²³ + zero` afterwards is exact.
+/// `2²³ + code · factor_k` as f32, by masking each code in place and OR-ing in the exponent of
+/// 2²³ — no shift per vector and no conversion instruction. Subtracting 2²³ is exact; the power
+/// of two `factor_k` is divided out of the input beforehand (`QuantizedInput`).
 @usableFromInline
 protocol QuantizedCodes {
   static var bits: Int { get }
+  /// `factor_k` of the four vectors.
+  static var factors: SIMD4<Float> { get }
   static func chunk(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
 }
 
 @usableFromInline
 enum FourBitCodes: QuantizedCodes {
   @usableFromInline static var bits: Int { 4 }
+  @usableFromInline static var factors: SIMD4<Float> { SIMD4(1, 16, 256, 4096) }
 
+  /// Vector k holds nibble k of each word in lanes 0–7 and nibble k + 4 in lanes 8–15: after
+  /// one shift of the words by 16 for the upper lanes, both sit at bits 4k ..< 4k+4.
   @inline(__always) @usableFromInline
   static func chunk(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
     let words = p.loadUnaligned(as: SIMD8<UInt32>.self)
     let v = SIMD16<UInt32>(lowHalf: words, highHalf: words &>> 16)
     let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
     return (
-      unsafeBitCast((v & 0xF) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast(((v &>> 4) & 0xF) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast(((v &>> 8) & 0xF) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast(((v &>> 12) & 0xF) | magic, to: SIMD16<Float>.self)
+      unsafeBitCast((v & 0x000F) | magic, to: SIMD16<Float>.self),
+      unsafeBitCast((v & 0x00F0) | magic, to: SIMD16<Float>.self),
+      unsafeBitCast((v & 0x0F00) | magic, to: SIMD16<Float>.self),
+      unsafeBitCast((v & 0xF000) | magic, to: SIMD16<Float>.self)
     )
   }
 }
@@ -30,37 +36,92 @@ enum FourBitCodes: QuantizedCodes {
 @usableFromInline
 enum EightBitCodes: QuantizedCodes {
   @usableFromInline static var bits: Int { 8 }
+  @usableFromInline static var factors: SIMD4<Float> { SIMD4(1, 256, 1, 256) }
 
+  /// Vector k holds byte k of each word; bytes 2 and 3 are shifted down by 16 first (a code at
+  /// bit 24 would not fit the mantissa).
   @inline(__always) @usableFromInline
   static func chunk(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
     let v = p.loadUnaligned(as: SIMD16<UInt32>.self)
+    let high = v &>> 16
     let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
     return (
-      unsafeBitCast((v & 0xFF) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast(((v &>> 8) & 0xFF) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast(((v &>> 16) & 0xFF) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast((v &>> 24) | magic, to: SIMD16<Float>.self)
+      unsafeBitCast((v & 0x00FF) | magic, to: SIMD16<Float>.self),
+      unsafeBitCast((v & 0xFF00) | magic, to: SIMD16<Float>.self),
+      unsafeBitCast((high & 0x00FF) | magic, to: SIMD16<Float>.self),
+      unsafeBitCast((high & 0xFF00) | magic, to: SIMD16<Float>.self)
     )
   }
 }
 
+/// Input rows prepared for a quantized matrix's streaming kernel, once per run and layout:
+/// - `values`: each row in the matrix's input order (act-order), element `16k + l` of every
+///   64-column chunk divided by `factor_k` of the code width (exact: powers of two);
+/// - `sums`: per row and group, 16 lane sums of the (unscaled, reordered) inputs over the group,
+///   so that zero points are applied once per group: `Σ (code − z) x = Σ code·x − z Σ x`.
+public struct QuantizedInput: @unchecked Sendable {
+  let values: UnsafeMutablePointer<Float>
+  let valueStride: Int
+  let sums: UnsafeMutablePointer<Float>
+  let sumStride: Int
+
+  /// Whether two weights read the same prepared input (same code width, group size and input
+  /// order).
+  static func sameLayout(_ a: LinearWeight, _ b: LinearWeight) -> Bool {
+    guard case .quantized(let x) = a, case .quantized(let y) = b else { return false }
+    return x.bits == y.bits && x.groupSize == y.groupSize && x.columns == y.columns && x.inputOrder == y.inputOrder
+  }
+
+  /// Fills `rows` rows from `natural` (`[rows, stride]`). Cost: one pass over the inputs.
+  func prepare(for m: QuantizedMatrix, natural: UnsafePointer<Float>, stride: Int, rows: Int) {
+    let factors = m.bits == 4 ? FourBitCodes.factors : EightBitCodes.factors
+    let inverse = SIMD4<Float>(repeating: 1) / factors
+    for t in 0..<rows {
+      let source = natural + t * stride
+      let row = values + t * valueStride
+      if let order = m.inputOrder {
+        for c in 0..<m.columns { row[c] = source[Int(order[c])] }
+      } else {
+        row.update(from: source, count: m.columns)
+      }
+      let sumRow = sums + t * sumStride
+      var column = 0
+      for g in 0..<m.groups {
+        var lanes = SIMD16<Float>()
+        let end = min(column + m.groupSize, m.columns)
+        while column < end {
+          for k in 0..<4 {
+            let p = UnsafeMutableRawPointer(row + column + 16 * k)
+            let x = p.loadUnaligned(as: SIMD16<Float>.self)
+            lanes += x
+            p.storeBytes(of: x * inverse[k], as: SIMD16<Float>.self)
+          }
+          column += QuantizedMatrix.chunk
+        }
+        UnsafeMutableRawPointer(sumRow + 16 * g).storeBytes(of: lanes, as: SIMD16<Float>.self)
+      }
+    }
+  }
+}
+
 /// Kernels for group-quantized weights. Every output is computed the same way by every kernel:
-/// per chunk, `w_k = (code_k − zero) · scale` (exact subtraction, one rounding), then two
-/// accumulators take `w_0·x_0, w_2·x_2` and `w_1·x_1, w_3·x_3` in order, and the result is the
-/// tree sum of their sum — so batched decoding of G samples gives each exactly its tokens alone.
-/// Codes are dequantized in registers; no dequantized copy of a matrix is made (prefill widens
-/// 32 rows at a time into the tiled kernel's panel, as for 16-bit weights).
+/// per group, one accumulator takes `(2²³ + code·factor − 2²³) · x/factor` for the four vectors of
+/// each chunk in order; then `total += scale · (acc − zero · Σx)`; the result is the tree sum of
+/// `total` — so batched decoding of G samples gives each exactly its tokens alone. Per 16
+/// weights: a mask, an OR, a subtraction and an FMA. Codes are dequantized in registers; no
+/// dequantized copy of a matrix is made (prefill widens 32 rows at a time into the tiled
+/// kernel's panel, as for 16-bit weights).
 extension Linear {
-  /// Rows `rows` of a quantized job for `tokens` token rows of `x` (natural order, or the input
-  /// order of an act-order matrix). Pairs of rows are the outer loop so that their codes stay in
-  /// L1 while blocks of up to 4 tokens read them.
+  /// Rows `rows` of a quantized job for `tokens` prepared token rows. Decode takes four rows per
+  /// step (independent accumulator chains); batches take two rows times four tokens, so that
+  /// each input load feeds two FMAs and the rows' codes stay in L1 across token blocks.
   static func streamQuantizedRows(
-    _ m: QuantizedMatrix, bias: WeightVector?, _ rows: Range<Int>, _ x: UnsafePointer<Float>, _ ldx: Int,
+    _ m: QuantizedMatrix, bias: WeightVector?, _ rows: Range<Int>, _ x: QuantizedInput,
     _ tokens: Int, _ output: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     switch m.bits {
-    case 4: streamQuantizedRows(FourBitCodes.self, m, rows, x, ldx, tokens, output, ldy)
-    default: streamQuantizedRows(EightBitCodes.self, m, rows, x, ldx, tokens, output, ldy)
+    case 4: streamQuantizedRows(FourBitCodes.self, m, rows, x, tokens, output, ldy)
+    default: streamQuantizedRows(EightBitCodes.self, m, rows, x, tokens, output, ldy)
     }
     if let bias {
       for t in 0..<tokens {
@@ -72,25 +133,33 @@ extension Linear {
 
   @inline(__always)
   static func streamQuantizedRows<C: QuantizedCodes>(
-    _: C.Type, _ m: QuantizedMatrix, _ rows: Range<Int>, _ x: UnsafePointer<Float>, _ ldx: Int,
+    _: C.Type, _ m: QuantizedMatrix, _ rows: Range<Int>, _ x: QuantizedInput,
     _ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
+    var r = rows.lowerBound
     if tokens == 1 {
-      for r in rows { y[r] = quantizedDot1(C.self, m, r, x) }
+      while r + 4 <= rows.upperBound {
+        quantizedRows4(C.self, m, r, x.values, x.sums, y + r)
+        r += 4
+      }
+      while r < rows.upperBound {
+        y[r] = quantizedDot1(C.self, m, r, x.values, x.sums)
+        r += 1
+      }
       return
     }
-    var r = rows.lowerBound
     while r < rows.upperBound {
       let pair = r + 1 < rows.upperBound
       var t = 0
       while t < tokens {
         let count = min(tokens - t, 4)
+        let xt = x.values + t * x.valueStride, st = x.sums + t * x.sumStride
         if pair {
-          quantizedRows2Tokens4(C.self, m, r, x + t * ldx, ldx, count, y + t * ldy + r, ldy)
-        } else if count == 1 {
-          y[t * ldy + r] = quantizedDot1(C.self, m, r, x + t * ldx)
+          quantizedRows2Tokens4(C.self, m, r, xt, x.valueStride, st, x.sumStride, count, y + t * ldy + r, ldy)
         } else {
-          quantizedTokens4(C.self, m, r, x + t * ldx, ldx, count, y + t * ldy + r, ldy)
+          for i in 0..<count {
+            y[(t + i) * ldy + r] = quantizedDot1(C.self, m, r, xt + i * x.valueStride, st + i * x.sumStride)
+          }
         }
         t += count
       }
@@ -98,20 +167,15 @@ extension Linear {
     }
   }
 
-  /// Broadcast scale and `2²³ + zero` of one group.
+  /// `2²³` as a vector: subtracted from every unpacked code.
   @inline(__always)
-  static func groupConstants(_ m: QuantizedMatrix, _ params: UnsafeRawPointer, _ g: Int) -> (SIMD16<Float>, SIMD16<Float>) {
-    let pair = params.loadUnaligned(fromByteOffset: g * 4, as: SIMD2<UInt16>.self)
-    return (SIMD16(repeating: f16ToFloat(pair[0])), SIMD16(repeating: f16ToFloat(pair[1]) + 8_388_608))
-  }
+  static var codeOffset: SIMD16<Float> { SIMD16(repeating: 8_388_608) }
 
-  /// Dequantized weights of the chunk at `column` of a row.
+  /// Scale and −zero of one group.
   @inline(__always)
-  static func chunkWeights<C: QuantizedCodes>(
-    _: C.Type, _ codes: UnsafeRawPointer, _ column: Int, _ s: SIMD16<Float>, _ c: SIMD16<Float>
-  ) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
-    let (f0, f1, f2, f3) = C.chunk(codes + column * C.bits / 8)
-    return ((f0 - c) * s, (f1 - c) * s, (f2 - c) * s, (f3 - c) * s)
+  static func groupConstants(_ params: UnsafeRawPointer, _ g: Int) -> (SIMD16<Float>, SIMD16<Float>) {
+    let pair = params.loadUnaligned(fromByteOffset: g * 4, as: SIMD2<UInt16>.self)
+    return (SIMD16(repeating: f16ToFloat(pair[0])), SIMD16(repeating: -f16ToFloat(pair[1])))
   }
 
   @inline(__always)
@@ -123,101 +187,149 @@ extension Linear {
     )
   }
 
-  /// One row times one token row (decode).
+  @inline(__always)
+  static func sumsLoad(_ sums: UnsafePointer<Float>, _ g: Int) -> SIMD16<Float> {
+    UnsafeRawPointer(sums + 16 * g).loadUnaligned(as: SIMD16<Float>.self)
+  }
+
+  /// One row's accumulation of one chunk: `acc += (code·factor)_k · (x/factor)_k`, k in order.
+  @inline(__always)
+  static func accumulateChunk<C: QuantizedCodes>(
+    _: C.Type, _ acc: inout SIMD16<Float>, _ codes: UnsafeRawPointer, _ column: Int,
+    _ x0: SIMD16<Float>, _ x1: SIMD16<Float>, _ x2: SIMD16<Float>, _ x3: SIMD16<Float>
+  ) {
+    let (f0, f1, f2, f3) = C.chunk(codes + column * C.bits / 8)
+    acc.addProduct(f0 - codeOffset, x0)
+    acc.addProduct(f1 - codeOffset, x1)
+    acc.addProduct(f2 - codeOffset, x2)
+    acc.addProduct(f3 - codeOffset, x3)
+  }
+
+  /// `total += scale · (acc − zero · Σx)` at the end of a group.
+  @inline(__always)
+  static func closeGroup(
+    _ total: inout SIMD16<Float>, _ acc: SIMD16<Float>, _ scale: SIMD16<Float>, _ negativeZero: SIMD16<Float>, _ sums: SIMD16<Float>
+  ) {
+    var centered = acc
+    centered.addProduct(negativeZero, sums)
+    total.addProduct(scale, centered)
+  }
+
+  /// One row times one prepared token row.
   @inline(__always)
   static func quantizedDot1<C: QuantizedCodes>(
-    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: UnsafePointer<Float>
+    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ sums: UnsafePointer<Float>
   ) -> Float {
     let codes = m.codes + r * m.rowBytes
     let params = m.groupParameters + r * m.groups * 4
-    var a = SIMD16<Float>(), b = SIMD16<Float>()
+    var total = SIMD16<Float>()
     var column = 0
     for g in 0..<m.groups {
-      let (s, c) = groupConstants(m, params, g)
+      var acc = SIMD16<Float>()
       let end = min(column + m.groupSize, m.columns)
       while column < end {
-        bitbudget_prefetch(codes + (column + 1024) * C.bits / 8)
-        let (w0, w1, w2, w3) = chunkWeights(C.self, codes, column, s, c)
         let (x0, x1, x2, x3) = xLoad64(x, column)
-        a.addProduct(w0, x0); b.addProduct(w1, x1)
-        a.addProduct(w2, x2); b.addProduct(w3, x3)
+        accumulateChunk(C.self, &acc, codes, column, x0, x1, x2, x3)
         column += QuantizedMatrix.chunk
       }
+      let (s, nz) = groupConstants(params, g)
+      closeGroup(&total, acc, s, nz, sumsLoad(sums, g))
     }
-    return horizontalSum(a + b)
+    return horizontalSum(total)
   }
 
-  /// One row times up to 4 token rows (`count`; the others repeat the last row and are not
-  /// stored): 8 accumulators.
+  /// Four rows times one prepared token row (decode): four independent chains.
   @inline(__always)
-  static func quantizedTokens4<C: QuantizedCodes>(
-    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ count: Int,
-    _ y: UnsafeMutablePointer<Float>, _ ldy: Int
+  static func quantizedRows4<C: QuantizedCodes>(
+    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ sums: UnsafePointer<Float>,
+    _ y: UnsafeMutablePointer<Float>
   ) {
-    let codes = m.codes + r * m.rowBytes
-    let params = m.groupParameters + r * m.groups * 4
-    let x0 = x, x1 = x + min(1, count - 1) * ldx, x2 = x + min(2, count - 1) * ldx, x3 = x + min(3, count - 1) * ldx
-    var a = Accumulators16()
+    let c0 = m.codes + r * m.rowBytes, c1 = c0 + m.rowBytes, c2 = c1 + m.rowBytes, c3 = c2 + m.rowBytes
+    let p0 = m.groupParameters + r * m.groups * 4, p1 = p0 + m.groups * 4, p2 = p1 + m.groups * 4, p3 = p2 + m.groups * 4
+    var t0 = SIMD16<Float>(), t1 = SIMD16<Float>(), t2 = SIMD16<Float>(), t3 = SIMD16<Float>()
     var column = 0
     for g in 0..<m.groups {
-      let (s, c) = groupConstants(m, params, g)
+      var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
       let end = min(column + m.groupSize, m.columns)
       while column < end {
-        let (w0, w1, w2, w3) = chunkWeights(C.self, codes, column, s, c)
-        var (u0, u1, u2, u3) = xLoad64(x0, column)
-        a.v.0.addProduct(w0, u0); a.v.1.addProduct(w1, u1); a.v.0.addProduct(w2, u2); a.v.1.addProduct(w3, u3)
-        (u0, u1, u2, u3) = xLoad64(x1, column)
-        a.v.2.addProduct(w0, u0); a.v.3.addProduct(w1, u1); a.v.2.addProduct(w2, u2); a.v.3.addProduct(w3, u3)
-        (u0, u1, u2, u3) = xLoad64(x2, column)
-        a.v.4.addProduct(w0, u0); a.v.5.addProduct(w1, u1); a.v.4.addProduct(w2, u2); a.v.5.addProduct(w3, u3)
-        (u0, u1, u2, u3) = xLoad64(x3, column)
-        a.v.6.addProduct(w0, u0); a.v.7.addProduct(w1, u1); a.v.6.addProduct(w2, u2); a.v.7.addProduct(w3, u3)
+        bitbudget_prefetch(c0 + (column + 2048) * C.bits / 8)
+        bitbudget_prefetch(c2 + (column + 2048) * C.bits / 8)
+        let (x0, x1, x2, x3) = xLoad64(x, column)
+        accumulateChunk(C.self, &a0, c0, column, x0, x1, x2, x3)
+        accumulateChunk(C.self, &a1, c1, column, x0, x1, x2, x3)
+        accumulateChunk(C.self, &a2, c2, column, x0, x1, x2, x3)
+        accumulateChunk(C.self, &a3, c3, column, x0, x1, x2, x3)
         column += QuantizedMatrix.chunk
       }
+      let sg = sumsLoad(sums, g)
+      var (s, nz) = groupConstants(p0, g)
+      closeGroup(&t0, a0, s, nz, sg)
+      (s, nz) = groupConstants(p1, g)
+      closeGroup(&t1, a1, s, nz, sg)
+      (s, nz) = groupConstants(p2, g)
+      closeGroup(&t2, a2, s, nz, sg)
+      (s, nz) = groupConstants(p3, g)
+      closeGroup(&t3, a3, s, nz, sg)
     }
-    a.storePairs(tokens: count, y, ldy)
+    y[0] = horizontalSum(t0)
+    y[1] = horizontalSum(t1)
+    y[2] = horizontalSum(t2)
+    y[3] = horizontalSum(t3)
   }
 
-  /// Two rows times up to 4 token rows (batched decode of G samples, short prompts): 16
-  /// accumulators; each x load feeds two FMAs.
+  /// Two rows times up to 4 prepared token rows (`count`; the others repeat the last row and
+  /// are not stored): 16 accumulators.
   @inline(__always)
   static func quantizedRows2Tokens4<C: QuantizedCodes>(
-    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ count: Int,
-    _ y: UnsafeMutablePointer<Float>, _ ldy: Int
+    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
+    _ sums: UnsafePointer<Float>, _ lds: Int, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     let codes0 = m.codes + r * m.rowBytes, codes1 = codes0 + m.rowBytes
     let params0 = m.groupParameters + r * m.groups * 4, params1 = params0 + m.groups * 4
     let last = count - 1
-    let x0 = x, x1 = x + min(1, last) * ldx, x2 = x + min(2, last) * ldx, x3 = x + min(3, last) * ldx
-    var a = Accumulators16()
+    let o1 = min(1, last), o2 = min(2, last), o3 = min(3, last)
+    let x0 = x, x1 = x + o1 * ldx, x2 = x + o2 * ldx, x3 = x + o3 * ldx
+    // v.2t / v.2t+1: rows r / r+1 of token t, totals; a: the current group's accumulators.
+    var total = Accumulators16()
     var column = 0
     for g in 0..<m.groups {
-      let (s0, c0) = groupConstants(m, params0, g)
-      let (s1, c1) = groupConstants(m, params1, g)
+      var a = Accumulators16()
       let end = min(column + m.groupSize, m.columns)
       while column < end {
-        let (p0, p1, p2, p3) = chunkWeights(C.self, codes0, column, s0, c0)
-        let (q0, q1, q2, q3) = chunkWeights(C.self, codes1, column, s1, c1)
+        let (f0, f1, f2, f3) = C.chunk(codes0 + column * C.bits / 8)
+        let (h0, h1, h2, h3) = C.chunk(codes1 + column * C.bits / 8)
+        let p0 = f0 - codeOffset, p1 = f1 - codeOffset, p2 = f2 - codeOffset, p3 = f3 - codeOffset
+        let q0 = h0 - codeOffset, q1 = h1 - codeOffset, q2 = h2 - codeOffset, q3 = h3 - codeOffset
         var (u0, u1, u2, u3) = xLoad64(x0, column)
-        a.v.0.addProduct(p0, u0); a.v.1.addProduct(p1, u1); a.v.0.addProduct(p2, u2); a.v.1.addProduct(p3, u3)
-        a.v.2.addProduct(q0, u0); a.v.3.addProduct(q1, u1); a.v.2.addProduct(q2, u2); a.v.3.addProduct(q3, u3)
+        a.v.0.addProduct(p0, u0); a.v.0.addProduct(p1, u1); a.v.0.addProduct(p2, u2); a.v.0.addProduct(p3, u3)
+        a.v.1.addProduct(q0, u0); a.v.1.addProduct(q1, u1); a.v.1.addProduct(q2, u2); a.v.1.addProduct(q3, u3)
         (u0, u1, u2, u3) = xLoad64(x1, column)
-        a.v.4.addProduct(p0, u0); a.v.5.addProduct(p1, u1); a.v.4.addProduct(p2, u2); a.v.5.addProduct(p3, u3)
-        a.v.6.addProduct(q0, u0); a.v.7.addProduct(q1, u1); a.v.6.addProduct(q2, u2); a.v.7.addProduct(q3, u3)
+        a.v.2.addProduct(p0, u0); a.v.2.addProduct(p1, u1); a.v.2.addProduct(p2, u2); a.v.2.addProduct(p3, u3)
+        a.v.3.addProduct(q0, u0); a.v.3.addProduct(q1, u1); a.v.3.addProduct(q2, u2); a.v.3.addProduct(q3, u3)
         (u0, u1, u2, u3) = xLoad64(x2, column)
-        a.v.8.addProduct(p0, u0); a.v.9.addProduct(p1, u1); a.v.8.addProduct(p2, u2); a.v.9.addProduct(p3, u3)
-        a.v.10.addProduct(q0, u0); a.v.11.addProduct(q1, u1); a.v.10.addProduct(q2, u2); a.v.11.addProduct(q3, u3)
+        a.v.4.addProduct(p0, u0); a.v.4.addProduct(p1, u1); a.v.4.addProduct(p2, u2); a.v.4.addProduct(p3, u3)
+        a.v.5.addProduct(q0, u0); a.v.5.addProduct(q1, u1); a.v.5.addProduct(q2, u2); a.v.5.addProduct(q3, u3)
         (u0, u1, u2, u3) = xLoad64(x3, column)
-        a.v.12.addProduct(p0, u0); a.v.13.addProduct(p1, u1); a.v.12.addProduct(p2, u2); a.v.13.addProduct(p3, u3)
-        a.v.14.addProduct(q0, u0); a.v.15.addProduct(q1, u1); a.v.14.addProduct(q2, u2); a.v.15.addProduct(q3, u3)
+        a.v.6.addProduct(p0, u0); a.v.6.addProduct(p1, u1); a.v.6.addProduct(p2, u2); a.v.6.addProduct(p3, u3)
+        a.v.7.addProduct(q0, u0); a.v.7.addProduct(q1, u1); a.v.7.addProduct(q2, u2); a.v.7.addProduct(q3, u3)
         column += QuantizedMatrix.chunk
       }
+      let (s0, z0) = groupConstants(params0, g)
+      let (s1, z1) = groupConstants(params1, g)
+      var sg = sumsLoad(sums, g)
+      closeGroup(&total.v.0, a.v.0, s0, z0, sg); closeGroup(&total.v.1, a.v.1, s1, z1, sg)
+      sg = sumsLoad(sums + o1 * lds, g)
+      closeGroup(&total.v.2, a.v.2, s0, z0, sg); closeGroup(&total.v.3, a.v.3, s1, z1, sg)
+      sg = sumsLoad(sums + o2 * lds, g)
+      closeGroup(&total.v.4, a.v.4, s0, z0, sg); closeGroup(&total.v.5, a.v.5, s1, z1, sg)
+      sg = sumsLoad(sums + o3 * lds, g)
+      closeGroup(&total.v.6, a.v.6, s0, z0, sg); closeGroup(&total.v.7, a.v.7, s1, z1, sg)
     }
-    withUnsafeBytes(of: &a.v) { raw in
+    withUnsafeBytes(of: &total.v) { raw in
       let acc = raw.bindMemory(to: SIMD16<Float>.self)
       for t in 0..<count {
-        y[t * ldy] = horizontalSum(acc[4 * t] + acc[4 * t + 1])
-        y[t * ldy + 1] = horizontalSum(acc[4 * t + 2] + acc[4 * t + 3])
+        y[t * ldy] = horizontalSum(acc[2 * t])
+        y[t * ldy + 1] = horizontalSum(acc[2 * t + 1])
       }
     }
   }
@@ -240,37 +352,31 @@ extension Linear {
   static func pack<C: QuantizedCodes>(
     _: C.Type, _ m: QuantizedMatrix, _ rows: Range<Int>, _ panel: UnsafeMutablePointer<Float>
   ) {
+    let inverse = SIMD4<Float>(repeating: 1) / C.factors
     for (j, r) in rows.enumerated() {
       let codes = m.codes + r * m.rowBytes
-      let params = m.groupParameters + r * m.groups * 4
       var column = 0
       for g in 0..<m.groups {
-        let (s, c) = groupConstants(m, params, g)
+        let (scale, zero) = m.parameters(row: r, group: g)
+        let s = SIMD16<Float>(repeating: scale), z = SIMD16<Float>(repeating: zero)
         let end = min(column + m.groupSize, m.columns)
         while column < end {
-          let (w0, w1, w2, w3) = chunkWeights(C.self, codes, column, s, c)
-          withUnsafeBytes(of: (w0, w1, w2, w3)) { raw in
-            let w = raw.bindMemory(to: Float.self)
+          let (f0, f1, f2, f3) = C.chunk(codes + column * C.bits / 8)
+          let w = (
+            ((f0 - codeOffset) * inverse[0] - z) * s, ((f1 - codeOffset) * inverse[1] - z) * s,
+            ((f2 - codeOffset) * inverse[2] - z) * s, ((f3 - codeOffset) * inverse[3] - z) * s
+          )
+          withUnsafeBytes(of: w) { raw in
+            let values = raw.bindMemory(to: Float.self)
             if let order = m.inputOrder {
-              for i in 0..<QuantizedMatrix.chunk { panel[Int(order[column + i]) * panelWidth + j] = w[i] }
+              for i in 0..<QuantizedMatrix.chunk { panel[Int(order[column + i]) * panelWidth + j] = values[i] }
             } else {
-              for i in 0..<QuantizedMatrix.chunk { panel[(column + i) * panelWidth + j] = w[i] }
+              for i in 0..<QuantizedMatrix.chunk { panel[(column + i) * panelWidth + j] = values[i] }
             }
           }
           column += QuantizedMatrix.chunk
         }
       }
-    }
-  }
-}
-
-extension Accumulators16 {
-  /// Writes `y[t · ldy] = Σ(v[2t] + v[2t+1])` for the first `tokens` tokens (one row).
-  @inline(__always)
-  mutating func storePairs(tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
-    withUnsafeBytes(of: &v) { raw in
-      let acc = raw.bindMemory(to: SIMD16<Float>.self)
-      for t in 0..<tokens { y[t * ldy] = horizontalSum(acc[2 * t] + acc[2 * t + 1]) }
     }
   }
 }

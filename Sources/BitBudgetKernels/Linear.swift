@@ -132,16 +132,16 @@ public enum Linear {
             let start = local * perTask
             let rows = start..<min(job.weight.rows, start + perTask)
             let output = job.output + first * job.outputStride
-            let x = scratch.jobInputs[j], ldx = scratch.jobStrides[j]
             switch job.weight {
             case .dense(let weight):
+              let x = scratch.jobInputs[j], ldx = scratch.jobStrides[j]
               switch weight.elementType {
               case .bf16: streamRows(weight, job, BF16Widening.self, rows, x, ldx, count, output)
               case .f16: streamRows(weight, job, F16Widening.self, rows, x, ldx, count, output)
               case .f32: streamRows(weight, job, F32Widening.self, rows, x, ldx, count, output)
               }
             case .quantized(let weight):
-              streamQuantizedRows(weight, bias: job.bias, rows, x, ldx, count, output, job.outputStride)
+              streamQuantizedRows(weight, bias: job.bias, rows, scratch.quantizedInputs[j], count, output, job.outputStride)
             }
             return
           }

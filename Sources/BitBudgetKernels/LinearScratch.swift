@@ -1,7 +1,10 @@
 /// Scratch memory of the linear kernels, allocated once per session:
 /// - the input rows in pair order for the streaming kernel (`tiledMinimumTokens × maxColumns`
 ///   floats), so that 16-bit weights can be widened with a shift and a mask;
-/// - per thread, one packed weight panel for the tiled kernel (`32 × maxColumns` floats).
+/// - per thread, one packed weight panel for the tiled kernel (`32 × maxColumns` floats);
+/// - for models with quantized linears, per job, the input rows prepared for the quantized
+///   streaming kernel (`QuantizedInput`: in the matrix's input order, pre-scaled per vector, with
+///   per-group lane sums).
 public final class LinearScratch: @unchecked Sendable {
   /// Most jobs one `Linear.run` may take.
   public static let maxJobs = 4
@@ -10,9 +13,13 @@ public final class LinearScratch: @unchecked Sendable {
   private let maxColumns: Int
   private let pairOrderInput: UnsafeMutablePointer<Float>
   private let panels: [UnsafeMutablePointer<Float>]
-  /// Per job, room for its input rows in an act-order matrix's input order (nil if no matrix
-  /// reorders its input).
-  private let gatheredInputs: UnsafeMutablePointer<Float>?
+  /// Per job, room for its input rows prepared for quantized weights, and their group sums (nil
+  /// without quantized weights).
+  private let preparedInputs: UnsafeMutablePointer<Float>?
+  private let preparedSums: UnsafeMutablePointer<Float>?
+  /// Per job, the quantized kernel's prepared input (valid for quantized jobs after
+  /// `prepareInputs`).
+  private(set) var quantizedInputs: [QuantizedInput]
   let jobInputs: UnsafeMutablePointer<UnsafePointer<Float>>
   let jobStrides: UnsafeMutablePointer<Int>
   let threadCount: Int
@@ -20,12 +27,15 @@ public final class LinearScratch: @unchecked Sendable {
   /// - Parameters:
   ///   - threadCount: threads of the pool that will run the kernels.
   ///   - maxColumns: the widest weight matrix input (largest `columns`).
-  ///   - reordersInputs: whether some quantized matrix has an input order (act-order).
-  public init(threadCount: Int, maxColumns: Int, reordersInputs: Bool = false) {
+  ///   - quantized: whether some weight matrix is quantized.
+  public init(threadCount: Int, maxColumns: Int, quantized: Bool = false) {
     self.maxColumns = max(1, maxColumns)
     self.threadCount = max(1, threadCount)
     pairOrderInput = Self.allocate(pairOrderRows * Self.paddedStride(self.maxColumns))
-    gatheredInputs = reordersInputs ? Self.allocate(Self.maxJobs * pairOrderRows * Self.paddedStride(self.maxColumns)) : nil
+    preparedInputs = quantized ? Self.allocate(Self.maxJobs * pairOrderRows * Self.paddedStride(self.maxColumns)) : nil
+    preparedSums = quantized ? Self.allocate(Self.maxJobs * pairOrderRows * Self.sumStride(self.maxColumns)) : nil
+    quantizedInputs = Array(
+      repeating: QuantizedInput(values: pairOrderInput, valueStride: 0, sums: pairOrderInput, sumStride: 0), count: Self.maxJobs)
     panels = (0..<max(1, threadCount)).map { _ in Self.allocate(Linear.panelWidth * max(1, maxColumns)) }
     jobInputs = .allocate(capacity: Self.maxJobs)
     jobStrides = .allocate(capacity: Self.maxJobs)
@@ -38,7 +48,8 @@ public final class LinearScratch: @unchecked Sendable {
 
   deinit {
     pairOrderInput.deallocate()
-    gatheredInputs?.deallocate()
+    preparedInputs?.deallocate()
+    preparedSums?.deallocate()
     for panel in panels { panel.deallocate() }
     jobInputs.deallocate()
     jobStrides.deallocate()
@@ -47,20 +58,24 @@ public final class LinearScratch: @unchecked Sendable {
   /// Whether runs over inputs `columns` wide on a pool of `threads` threads fit this scratch.
   func fits(columns: Int, threads: Int) -> Bool { columns <= maxColumns && threads <= threadCount }
 
-  /// Whether the scratch has room for act-order inputs.
-  public var reordersInputs: Bool { gatheredInputs != nil }
+  /// Whether the scratch has room for quantized weights' inputs.
+  public var servesQuantizedWeights: Bool { preparedInputs != nil }
 
   /// Total scratch bytes held.
   public var byteCount: Int {
-    Self.byteCount(threadCount: threadCount, maxColumns: maxColumns, reordersInputs: gatheredInputs != nil)
+    Self.byteCount(threadCount: threadCount, maxColumns: maxColumns, quantized: preparedInputs != nil)
   }
 
-  /// Scratch bytes of a `LinearScratch(threadCount:maxColumns:reordersInputs:)`.
-  public static func byteCount(threadCount: Int, maxColumns: Int, reordersInputs: Bool = false) -> Int {
+  /// Scratch bytes of a `LinearScratch(threadCount:maxColumns:quantized:)`.
+  public static func byteCount(threadCount: Int, maxColumns: Int, quantized: Bool = false) -> Int {
     let columns = max(1, maxColumns)
     let rows = Linear.tiledMinimumTokens * paddedStride(columns)
-    return (rows * (reordersInputs ? 1 + maxJobs : 1) + max(1, threadCount) * Linear.panelWidth * columns) * 4
+    let prepared = quantized ? maxJobs * Linear.tiledMinimumTokens * (paddedStride(columns) + sumStride(columns)) : 0
+    return (rows + prepared + max(1, threadCount) * Linear.panelWidth * columns) * 4
   }
+
+  /// Floats per row of group sums: 16 lanes per group of at least one 64-column chunk.
+  static func sumStride(_ columns: Int) -> Int { (columns + QuantizedMatrix.chunk - 1) / QuantizedMatrix.chunk * 16 }
 
   /// Row stride of the pair-order input: a multiple of 16 floats plus 16, so that consecutive
   /// rows do not start 4 KiB apart (rows of 1024 floats would all fall in the same L1 sets and
@@ -70,28 +85,28 @@ public final class LinearScratch: @unchecked Sendable {
   /// The tiled kernel's packed-panel buffer of `thread` (`32 × maxColumns` floats, 64-byte aligned).
   func panel(thread: Int) -> UnsafeMutablePointer<Float> { panels[thread] }
 
-  /// Sets each job's input pointer and stride: f32 and quantized weights read `natural` as it
-  /// is; 16-bit weights read one copy of the rows in pair order (`PairOrder.permute`), made once
-  /// per run; act-order quantized weights read their own copy in their input order.
+  /// Sets each job's input pointer and stride: f32 weights read `natural` as it is; 16-bit
+  /// weights read one copy of the rows in pair order (`PairOrder.permute`), made once per run;
+  /// quantized weights read a `QuantizedInput` prepared once per layout.
   func prepareInputs(_ jobs: [LinearJob], natural: UnsafePointer<Float>, stride: Int, rows: Int) {
     var permuted = false
     for (j, job) in jobs.enumerated() {
       let columns = job.weight.columns
       switch job.weight {
       case .quantized(let weight):
-        if let order = weight.inputOrder, let gathered = gatheredInputs {
-          precondition(columns <= maxColumns && rows <= pairOrderRows, "LinearScratch was sized for narrower inputs")
-          let destination = gathered + j * pairOrderRows * Self.paddedStride(maxColumns)
-          for t in 0..<rows {
-            let source = natural + t * stride, row = destination + t * Self.paddedStride(columns)
-            for c in 0..<columns { row[c] = source[Int(order[c])] }
-          }
-          jobInputs[j] = UnsafePointer(destination)
-          jobStrides[j] = Self.paddedStride(columns)
+        guard let inputs = preparedInputs, let sums = preparedSums else {
+          preconditionFailure("LinearScratch was made without room for quantized weights")
+        }
+        precondition(columns <= maxColumns && rows <= pairOrderRows, "LinearScratch was sized for narrower inputs")
+        // Jobs with the same layout (q, k, v; gate, up) share one prepared input.
+        if let earlier = jobs[..<j].indices.first(where: { QuantizedInput.sameLayout(jobs[$0].weight, job.weight) }) {
+          quantizedInputs[j] = quantizedInputs[earlier]
         } else {
-          precondition(weight.inputOrder == nil, "LinearScratch was made without room for act-order inputs")
-          jobInputs[j] = natural
-          jobStrides[j] = stride
+          let prepared = QuantizedInput(
+            values: inputs + j * pairOrderRows * Self.paddedStride(maxColumns), valueStride: Self.paddedStride(columns),
+            sums: sums + j * pairOrderRows * Self.sumStride(maxColumns), sumStride: Self.sumStride(columns))
+          prepared.prepare(for: weight, natural: natural, stride: stride, rows: rows)
+          quantizedInputs[j] = prepared
         }
         continue
       case .dense(let weight) where weight.elementType == .f32:

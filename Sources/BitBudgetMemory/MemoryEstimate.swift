@@ -101,7 +101,7 @@ public struct MemoryModel: Sendable {
       kvBytes = usage.bytes
       kvPeak = usage.peakBytes
       scratch = InferenceSession.scratchBytes(
-        config: config, threads: threads, longestContext: usage.longestAttention, reordersInputs: loaded.reordersInputs)
+        config: config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: loaded.linearBits != 16)
     }
     return MemoryEstimate(
       convention: convention, weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples,

@@ -76,7 +76,7 @@ import Testing
     for c in Self.cases {
       let weight = Quantized(rows: c.rows, columns: c.columns, c.quantization, random: &random, shuffled: shuffled)
       let bias = (0..<c.rows).map { _ in random.signedUnit() }
-      let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, reordersInputs: shuffled)
+      let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, quantized: true)
       for tokens in Self.tokenCounts {
         let stride = c.columns + 5
         let input = (0..<(tokens * stride)).map { _ in random.signedUnit() }
@@ -103,7 +103,7 @@ import Testing
     let pool = ThreadPool(threadCount: 2)
     for c in Self.cases {
       let weight = Quantized(rows: c.rows, columns: c.columns, c.quantization, random: &random, shuffled: shuffled)
-      let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, reordersInputs: shuffled)
+      let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, quantized: true)
       let tokens = 17
       let input = (0..<(tokens * c.columns)).map { _ in random.signedUnit() }
       let job = { (out: UnsafeMutablePointer<Float>) in

@@ -144,7 +144,7 @@ public final class InferenceSession {
     linearScratch = LinearScratch(
       threadCount: pool.threadCount,
       maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-      reordersInputs: model.weights.reordersInputs)
+      quantized: model.weights.format.bits != 16)
     attentionScratch = AttentionScratch(threadCount: pool.threadCount)
     let b = Buffers(config: config, rows: self.maxRows, logitRows: self.maxLogitRows)
     buffers = b
@@ -179,17 +179,17 @@ public final class InferenceSession {
   public var scratchBytes: Int { buffers.byteCount + linearScratch.byteCount + attentionScratch.byteCount }
 
   /// `scratchBytes` of a session with these settings once its attention has seen at most
-  /// `longestContext` tokens in one call (without creating it); `reordersInputs` for weights with
-  /// act-order quantized linears.
+  /// `longestContext` tokens in one call (without creating it); `quantizedLinears` for weights
+  /// with quantized linears (their kernels prepare inputs in scratch).
   public static func scratchBytes(
     config: ModelConfig, threads: Int, maxRows: Int = defaultMaxRows, maxLogitRows: Int = 16, longestContext: Int,
-    reordersInputs: Bool = false
+    quantizedLinears: Bool = false
   ) -> Int {
     let shape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
     let buffers = Buffers.sizes(config: config, rows: max(1, maxRows), logitRows: max(1, maxLogitRows)).reduce(0, +) * 4
     let linear = LinearScratch.byteCount(
       threadCount: threads, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-      reordersInputs: reordersInputs)
+      quantized: quantizedLinears)
     let attention = AttentionScratch.byteCount(
       threadCount: threads, floats: longestContext > 0 ? Attention.scratchFloats(shape: shape, tokens: longestContext) : 0)
     return buffers + linear + attention
@@ -406,11 +406,11 @@ public final class InferenceSession {
     case .mlpInput: gateUpJobs[l] = try replaced(gateUpJobs[l])
     case .mlpHidden: downJobs[l] = try replaced(downJobs[l])
     }
-    let reorders = weights.contains { if case .quantized(let m) = $0 { m.inputOrder != nil } else { false } }
-    if reorders && !linearScratch.reordersInputs {
+    let quantized = weights.contains { if case .quantized = $0 { true } else { false } }
+    if quantized && !linearScratch.servesQuantizedWeights {
       linearScratch = LinearScratch(
         threadCount: pool.threadCount, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-        reordersInputs: true)
+        quantized: true)
     }
   }
 

@@ -47,8 +47,7 @@ public final class ModelWeights: @unchecked Sendable {
   /// Owners of the quantized linears' memory.
   private let quantizedStorage: [QuantizedMatrixStorage]
 
-  /// Whether some quantized linear reads its input in an act-order permutation (the linear
-  /// kernels then need room to gather inputs).
+  /// Whether some quantized linear reads its input in an act-order permutation.
   public var reordersInputs: Bool {
     layers.contains { $0.linears.contains { if case .quantized(let m) = $0 { m.inputOrder != nil } else { false } } }
   }

@@ -42,8 +42,6 @@ public struct WeightLayout: Sendable {
   /// Bits of the linear layers: 16 when they are not quantized.
   public var linearBits: Int { tensors.lazy.compactMap(\.quantization).first?.bits ?? 16 }
 
-  /// Whether some linear keeps an act-order input order (the session's scratch then grows).
-  public var reordersInputs: Bool { tensors.contains(where: \.reordersInput) }
 
   public init(config: ModelConfig, tensors: [Tensor]) {
     self.config = config
