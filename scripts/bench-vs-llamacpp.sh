@@ -7,6 +7,9 @@
 #   MODEL=path/to/hf-folder scripts/bench-vs-llamacpp.sh   # converted to a bf16 GGUF for llama.cpp
 #   MODEL=path/to/model.gguf scripts/bench-vs-llamacpp.sh   # both run the same GGUF (bitbudget widens
 #                                                           # quantized tensors to bf16 at load)
+#   MODEL=llama.gguf OURS=hf-or-gptq-folder OURS_ARGS="--weights 4" scripts/bench-vs-llamacpp.sh
+#                                    # different files for the two engines, e.g. llama.cpp's Q4_0
+#                                    # against bitbudget's 4-bit weights
 #
 # Everything it fetches or builds goes to .assets/ (ignored by git):
 #   .assets/venv             torch (CPU) + transformers + the converter's deps
@@ -71,10 +74,11 @@ if [ ! -f "$GGUF" ]; then
 fi
 
 swift build -c release >/dev/null
-echo "model: $MODEL ($THREADS threads, prefill $PROMPT, decode $GEN)"
+echo "model: ${OURS:-$MODEL} ${OURS_ARGS:-} vs llama.cpp on $GGUF ($THREADS threads, prefill $PROMPT, decode $GEN)"
 printf '%-6s %14s %14s %14s %14s\n' round "ours pp" "llama pp" "ours tg" "llama tg"
 for round in $(seq 1 "$ROUNDS"); do
-  ours=$(.build/release/bitbudget bench --model "$MODEL" --prompt-tokens "$PROMPT" --gen-tokens "$GEN" \
+  # shellcheck disable=SC2086
+  ours=$(.build/release/bitbudget bench --model "${OURS:-$MODEL}" ${OURS_ARGS:-} --prompt-tokens "$PROMPT" --gen-tokens "$GEN" \
     --threads "$THREADS" --repetitions 2 --json)
   theirs=$("$LLAMA/build/bin/llama-bench" -m "$GGUF" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r 2 -o json 2>/dev/null)
   python3 - "$round" "$ours" "$theirs" <<'PY'
