@@ -59,7 +59,7 @@ struct ModelOptions: ParsableArguments {
       elementType: kvDType.elementType, promptTokens: max(1, promptTokens), tokens: max(0, tokens), samples: samples,
       prefillChunk: prefillChunk)
     let scratch = InferenceSession.scratchBytes(
-      config: model.config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: model.weights.format.bits != 16)
+      config: model.config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: model.weights.hasQuantizedLinears)
     let total = model.weights.byteCount + usage.peakBytes + scratch
     guard total <= limit else {
       throw CommandFailure(

@@ -9,7 +9,8 @@ struct Memory: ParsableCommand {
     abstract: "Estimate weights + KV-cache memory, or what fits a memory budget.",
     discussion: """
       --convention engine (default) is what BitBudget allocates, to the byte (checked against its \
-      caches and loaded weights; 16-bit weights only until the engine has quantized ones); \
+      caches and loaded weights; 8/4-bit weights as `--weights` quantizes them at load, or a GPTQ \
+      checkpoint as stored); \
       --convention paper is the paper's Table 1 accounting (GPTQ 4/8-bit weights, 16-bit KV, \
       the prompt not counted). --model takes a model folder, a GGUF file, or a preset: \
       \(ModelPresets.all.map(\.name).joined(separator: ", ")). With --budget, prints the longest \
@@ -19,8 +20,11 @@ struct Memory: ParsableCommand {
   @Option(help: ArgumentHelp("Model folder, GGUF file, or preset name.", valueName: "dir|gguf|preset"))
   var model: String
 
-  @Option(help: "Weight precision: 16, 8 or 4 bits.")
-  var weights = 16
+  @Option(help: "Weight precision: 16, 8 or 4 bits (default: as the model stores them; 16 for presets).")
+  var weights: Int?
+
+  @Option(name: .customLong("weight-group"), help: ArgumentHelp("Group size of 8/4-bit weights in the engine convention (-1: one group per row), as generate's --weight-group.", valueName: "columns"))
+  var weightGroup = 128
 
   @Option(help: "Tokens each sample holds after the prompt (thinking budget + answer).")
   var tokens: Int?
@@ -65,7 +69,10 @@ struct Memory: ParsableCommand {
   }
 
   func validate() throws {
-    guard [4, 8, 16].contains(weights) else { throw ValidationError("--weights must be 16, 8 or 4") }
+    if let weights, ![4, 8, 16].contains(weights) { throw ValidationError("--weights must be 16, 8 or 4") }
+    guard weightGroup == -1 || (weightGroup > 0 && weightGroup % 64 == 0) else {
+      throw ValidationError("--weight-group must be -1 or a positive multiple of 64")
+    }
     guard (1...4096).contains(samples) else { throw ValidationError("--samples must be in 1...4096") }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     guard (1...(1 << 24)).contains(promptTokens) else { throw ValidationError("--prompt-tokens must be in 1...\(1 << 24)") }
@@ -79,7 +86,9 @@ struct Memory: ParsableCommand {
   }
 
   func run() throws {
-    let memory = try MemoryModel.load(model, ggufWidening: ggufDType == .f32 ? .f32 : .bf16)
+    var memory = try MemoryModel.load(model, ggufWidening: ggufDType == .f32 ? .f32 : .bf16)
+    memory.quantizedGroupSize = weightGroup == -1 ? nil : weightGroup
+    let weights = self.weights ?? memory.layout.linearBits
     let spec = try KVCacheSpec.parse(kv)
     let kvType = kvDType.elementType
     let context = memory.config.maxPositions

@@ -90,11 +90,13 @@ struct Quantize: ParsableCommand {
     case .gptq:
       let sequences = try calibrationSequences(loaded)
       Output.progress("calibrating on \(sequences.count) sequences of \(sequences.map(\.count).max() ?? 0) tokens")
-      var options = GPTQ.Options(quantization: quantization, dampening: damp, actOrder: actOrder)
-      options.blockSize = 128
+      let options = GPTQ.Options(quantization: quantization, dampening: damp, actOrder: actOrder)
       quantized = try ModelQuantizer.gptq(loaded, calibration: sequences, options: options, threads: threads, progress: progress)
     }
     let summary = try GPTQExport.write(quantized, to: out, overwrite: overwrite)
+    if summary.format == GPTQConfig.Format.v2.rawValue {
+      Output.progress("note: some asymmetric group has zero point 0, which GPTQ's v1 layout cannot store; wrote checkpoint_format gptq_v2 (GPTQModel reads it; tools that assume v1 do not)")
+    }
     let seconds = Date().timeIntervalSince(start)
     if json {
       try Output.json(Report(summary: summary, seconds: seconds, peakRssBytes: ProcessMemory.peakResidentBytes))

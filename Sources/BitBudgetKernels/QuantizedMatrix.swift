@@ -10,7 +10,8 @@
 ///   column `16k + l` is byte `k` of word `l`; at 4 bits it is eight words and column `16k + l` is
 ///   nibble `k + 4·(l / 8)` of word `l % 8`.
 /// - **group parameters**: `[rows][groups]` pairs of f16 (scale, zero); zeros are integers
-///   `0 ... 2^bits − 1` (exact in f16). 32 bits per group per row: 0.25 bits per weight at G = 128.
+///   `0 ... 2^bits` (exact in f16; 2^bits only from GPTQ v1 files, which store `zero − 1`). 32 bits
+///   per group per row: 0.25 bits per weight at G = 128.
 /// - **input order** (act-order checkpoints only): stored column `j` multiplies input element
 ///   `inputOrder[j]`, so that each group's columns are contiguous; nil means the identity.
 ///
@@ -132,15 +133,14 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
   ) rethrows {
     let groups = (columns + groupSize - 1) / groupSize
     let codeBytes = rows * columns * bits / 8
-    codes = .allocate(byteCount: max(codeBytes, 1), alignment: 64)
+    // Filled before any stored property is set: a throwing `fill` frees them here, and `deinit`
+    // (which runs only for a fully initialized object) never sees them.
+    let codes = UnsafeMutableRawPointer.allocate(byteCount: max(codeBytes, 1), alignment: 64)
     codes.initializeMemory(as: UInt8.self, repeating: 0, count: codeBytes)
-    parameters = .allocate(byteCount: max(rows * groups * 4, 1), alignment: 64)
+    let parameters = UnsafeMutableRawPointer.allocate(byteCount: max(rows * groups * 4, 1), alignment: 64)
     parameters.initializeMemory(as: UInt16.self, repeating: 0, count: rows * groups * 2)
-    order = reordersInput ? .allocate(capacity: columns) : nil
+    let order: UnsafeMutablePointer<Int32>? = reordersInput ? .allocate(capacity: columns) : nil
     order?.initialize(repeating: 0, count: columns)
-    matrix = QuantizedMatrix(
-      rows: rows, columns: columns, bits: bits, groupSize: groupSize, codes: codes,
-      groupParameters: parameters, inputOrder: order.map { UnsafePointer($0) })
     do {
       try fill(codes, parameters.assumingMemoryBound(to: UInt16.self), order)
     } catch {
@@ -149,6 +149,12 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
       order?.deallocate()
       throw error
     }
+    self.codes = codes
+    self.parameters = parameters
+    self.order = order
+    matrix = QuantizedMatrix(
+      rows: rows, columns: columns, bits: bits, groupSize: groupSize, codes: codes,
+      groupParameters: parameters, inputOrder: order.map { UnsafePointer($0) })
   }
 
   deinit {

@@ -37,13 +37,13 @@ public enum WeightQuantizer {
   /// `(maxq + 1) / 2`; asymmetric: zero `round(−xmin / scale)`; an all-zero group gets the range
   /// [−1, 1]. `scale = (xmax − xmin) / maxq`. Cost: one pass over `count` values.
   public static func parameters(
-    _ values: UnsafePointer<Float>, count: Int, stride: Int = 1, bits: Int, symmetric: Bool
+    _ values: UnsafePointer<Float>, count: Int, bits: Int, symmetric: Bool
   ) -> (scale: Float, zero: Float) {
     let maxq = Float((1 << bits) - 1)
     var low: Float = 0, high: Float = 0
     for i in 0..<count {
-      low = min(low, values[i * stride])
-      high = max(high, values[i * stride])
+      low = min(low, values[i])
+      high = max(high, values[i])
     }
     if symmetric {
       high = max(abs(low), high)

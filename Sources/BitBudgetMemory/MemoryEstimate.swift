@@ -38,6 +38,9 @@ public struct MemoryModel: Sendable {
   /// The engine's weight layout (nil for presets: assumed all bf16).
   public let layout: WeightLayout
   public let paperCountsTiedHead: Bool
+  /// Group size the engine convention assumes for 8/4-bit weights of a 16-bit model (as
+  /// `--weights` quantizes at load); nil is one group per row.
+  public var quantizedGroupSize: Int? = 128
 
   /// A preset (`qwen3-0.6b` … `qwen3-32b`), a model folder, or a GGUF file.
   public static func load(_ nameOrPath: String, ggufWidening: ElementType = .bf16) throws -> MemoryModel {
@@ -59,14 +62,14 @@ public struct MemoryModel: Sendable {
 
   /// The weights as the engine holds them at `weightsBits`: the layout as stored when its
   /// linears have that many bits; a 16-bit layout's linears quantized as `--weights 8|4` does
-  /// (groups of 128, symmetric: also the size of a `bitbudget quantize` checkpoint without
-  /// act-order).
+  /// (groups of `quantizedGroupSize`: also the size of a `bitbudget quantize` checkpoint
+  /// without act-order).
   public func engineLayout(weightsBits: Int) throws -> WeightLayout {
     if layout.linearBits == weightsBits { return layout }
     guard layout.linearBits == 16 else {
       throw EngineError.invalidInput("\(name) holds \(layout.linearBits)-bit weights; the engine does not convert them to \(weightsBits) bits")
     }
-    return try layout.quantized(WeightQuantization(bits: weightsBits, groupSize: 128))
+    return try layout.quantized(WeightQuantization(bits: weightsBits, groupSize: quantizedGroupSize))
   }
 
   /// The estimate for `samples` samples that each hold `tokens` tokens after a shared prompt of

@@ -245,6 +245,9 @@ import Testing
     #expect(estimate.status == 0, "\(estimate.stderr)")
     let bytes = try #require(estimate.json?["weights_bytes"] as? Int)
     #expect(fromFile["weights_bytes"] as? Int == bytes && atLoad["weights_bytes"] as? Int == bytes)
+    // Without --weights, memory takes the checkpoint's own precision.
+    let asStored = try Self.run(["memory", "--model", out.path, "--tokens", "7", "--json"])
+    #expect(asStored.status == 0 && asStored.json?["weights_bytes"] as? Int == bytes, "\(asStored.stderr)")
   }
 
   @Test func tokenizeEncodesAndDecodes() throws {

@@ -90,6 +90,31 @@ import Testing
     #expect(try logits(loaded).map(\.bitPattern) == logits(atLoad).map(\.bitPattern))
   }
 
+  /// A checkpoint with a NaN scale, or a g_idx with unequal groups, is an error, not a crash.
+  @Test func rejectsCorruptTensors() throws {
+    let source = (Self.directory as NSString).appendingPathComponent("python-actorder-4bit")
+    for corruption in ["scale", "g_idx"] {
+      let folder = try Fixtures.temporaryDirectory("gptq-corrupt")
+      defer { try? FileManager.default.removeItem(at: folder) }
+      for name in ["config.json", "model.safetensors"] {
+        try FileManager.default.copyItem(atPath: (source as NSString).appendingPathComponent(name), toPath: folder.appendingPathComponent(name).path)
+      }
+      let path = folder.appendingPathComponent("model.safetensors").path
+      let file = try SafetensorsFile(path: path)
+      let name = "model.layers.1.mlp.down_proj." + (corruption == "scale" ? "scales" : "g_idx")
+      let info = try #require(file.tensors[name])
+      var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+      if corruption == "scale" {
+        bytes[info.fileOffset + 6] = 0x00
+        bytes[info.fileOffset + 7] = 0x7E  // f16 NaN
+      } else {
+        bytes[info.fileOffset] = (bytes[info.fileOffset] + 1) % 3  // column 0 changes group (of 3): unequal groups
+      }
+      try bytes.write(to: URL(fileURLWithPath: path))
+      #expect(throws: EngineError.self, "\(corruption)") { try DecoderModel.load(path: folder.path) }
+    }
+  }
+
   @Test func writesActOrderAndVersion2WhenNeeded() throws {
     // Asymmetric 4-bit groups whose minimum is ≥ 0 get zero point 0, which v1 cannot store.
     let rows = 8, columns = 128

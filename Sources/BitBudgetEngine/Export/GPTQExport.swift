@@ -37,7 +37,8 @@ public enum GPTQExport {
     }
     enum Payload {
       case dense(String)
-      case gptq(Data)
+      /// Tensor `index` (in `GPTQTensors.suffixes` order) of a quantized matrix.
+      case gptq(QuantizedMatrix, index: Int)
     }
     var entries: [SafetensorsWriter.Entry] = []
     var payloads: [Payload] = []
@@ -45,9 +46,9 @@ public enum GPTQExport {
     for (name, shape) in config.tensorShapes {
       if name.hasSuffix(".weight"), let m = quantizedByName[String(name.dropLast(7))] {
         let prefix = String(name.dropLast(7))
-        for (suffix, tensor) in zip(GPTQTensors.suffixes, GPTQTensors.tensors(of: m, format: format)) {
-          entries.append(.init(name: prefix + "." + suffix, dtype: tensor.dtype, shape: tensor.shape))
-          payloads.append(.gptq(tensor.data))
+        for (index, (suffix, shape)) in zip(GPTQTensors.suffixes, GPTQTensors.shapes(of: m)).enumerated() {
+          entries.append(.init(name: prefix + "." + suffix, dtype: index == 2 ? .f16 : .i32, shape: shape))
+          payloads.append(.gptq(m, index: index))
         }
         continue
       }
@@ -58,13 +59,16 @@ public enum GPTQExport {
     }
     let path = (directory as NSString).appendingPathComponent("model.safetensors")
     let writer = try SafetensorsWriter(path: path, entries: entries)
+    // One matrix's GPTQ tensors are made when its first is written, so memory holds one at a time.
+    var current: [(dtype: TensorDType, shape: [Int], data: Data)] = []
     for payload in payloads {
       switch payload {
       case .dense(let name):
         let tensor = try source.resolve(name)
         try writer.append(UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.byteCount))
-      case .gptq(let data):
-        try data.withUnsafeBytes { try writer.append($0) }
+      case .gptq(let m, let index):
+        if index == 0 { current = GPTQTensors.tensors(of: m, format: format) }
+        try current[index].data.withUnsafeBytes { try writer.append($0) }
       }
     }
     try writer.finish()

@@ -144,7 +144,7 @@ public final class InferenceSession {
     linearScratch = LinearScratch(
       threadCount: pool.threadCount,
       maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-      quantized: model.weights.format.bits != 16)
+      quantized: model.weights.hasQuantizedLinears)
     attentionScratch = AttentionScratch(threadCount: pool.threadCount)
     let b = Buffers(config: config, rows: self.maxRows, logitRows: self.maxLogitRows)
     buffers = b

@@ -52,6 +52,9 @@ public final class ModelWeights: @unchecked Sendable {
     layers.contains { $0.linears.contains { if case .quantized(let m) = $0 { m.inputOrder != nil } else { false } } }
   }
 
+  /// Whether the linear layers are quantized (their kernels then prepare inputs in scratch).
+  public var hasQuantizedLinears: Bool { format.bits != 16 }
+
   public init(source: any WeightSource, config: ModelConfig, quantize: WeightQuantization? = nil) throws {
     self.source = source
     if config.gptq != nil, quantize != nil {

@@ -106,7 +106,7 @@ public struct WeightLayout: Sendable {
           let pointer = checkpoint.pointer(to: prefix + ".g_idx")
         {
           reorders = try GPTQTensors.inputOrder(
-            groupIndex: pointer.assumingMemoryBound(to: Int32.self), columns: shape[1],
+            groupIndex: GPTQTensors.readInt32s(pointer, count: shape[1]), columns: shape[1],
             groupSize: gptq.quantization.groupSize(columns: shape[1]), name: prefix + ".g_idx") != nil
         }
         return .quantized(name, shape, gptq.quantization, reordersInput: reorders)

@@ -81,46 +81,82 @@ public enum GPTQ {
     public let dampening: Double
   }
 
+  /// What GPTQ derives from a Hessian alone, shared by the layers that read the same input
+  /// (q, k, v; gate, up): dead inputs, the column order, and the upper Cholesky factor of the
+  /// damped inverse.
+  public struct PreparedHessian: Sendable {
+    public let columns: Int
+    /// Inputs never active in calibration (their weights are zeroed).
+    let dead: [Int]
+    /// Stored column `j` is input `order[j]` (the identity without act-order).
+    let order: [Int]
+    let actOrder: Bool
+    /// Row-major `[columns, columns]` upper triangular, in `order`.
+    let upper: [Float]
+    /// The dampening that made the Hessian positive definite.
+    public let dampening: Double
+  }
+
+  /// Factorizes the Hessian `h` (`[columns, columns]`). Cost: three O(columns³) LAPACK calls
+  /// (more if dampening must be raised); memory: three copies of `h`.
+  public static func prepare(hessian h: [Float], columns: Int, options: Options) throws -> PreparedHessian {
+    guard h.count == columns * columns else { throw EngineError.invalidInput("GPTQ: the Hessian is not [\(columns), \(columns)]") }
+    let blas = try LinearAlgebra.shared()
+    var hessian = h
+    var dead: [Int] = []
+    for i in 0..<columns where hessian[i * columns + i] == 0 {
+      hessian[i * columns + i] = 1
+      dead.append(i)
+    }
+    // Act-order: columns by decreasing Hessian diagonal.
+    var order = Array(0..<columns)
+    if options.actOrder {
+      order.sort { hessian[$0 * columns + $0] > hessian[$1 * columns + $1] || (hessian[$0 * columns + $0] == hessian[$1 * columns + $1] && $0 < $1) }
+      let original = hessian
+      for i in 0..<columns { for j in 0..<columns { hessian[i * columns + j] = original[order[i] * columns + order[j]] } }
+    }
+    var diagonalMean = 0.0
+    for i in 0..<columns { diagonalMean += Double(hessian[i * columns + i]) }
+    diagonalMean /= Double(columns)
+    var dampening = options.dampening
+    while true {
+      if let upper = inverseCholeskyUpper(hessian, columns, damp: Float(dampening * diagonalMean), blas) {
+        return PreparedHessian(columns: columns, dead: dead, order: order, actOrder: options.actOrder, upper: upper, dampening: dampening)
+      }
+      dampening += options.dampeningIncrement
+      guard dampening < 1 else {
+        throw EngineError.numericalFailure("GPTQ: the Hessian stays singular with dampening up to 1 (too little calibration data for this layer?)")
+      }
+    }
+  }
+
   /// Quantizes `weight` (`[rows, columns]`, f32 row-major) with the Hessian `h` (`[columns,
   /// columns]`). Cost: O(columns³) for the factorizations (LAPACK), O(rows · columns²) for the
   /// error feedback (BLAS); memory: a few copies of `h` and one of the weight.
   public static func quantize(
     weight original: UnsafePointer<Float>, rows: Int, columns: Int, hessian h: [Float], options: Options
   ) throws -> Result {
+    try quantize(weight: original, rows: rows, prepared: prepare(hessian: h, columns: columns, options: options), options: options)
+  }
+
+  /// Quantizes `weight` (`[rows, prepared.columns]`) with a factorized Hessian. Cost:
+  /// O(rows · columns²) (BLAS); memory: two copies of the weight.
+  public static func quantize(
+    weight original: UnsafePointer<Float>, rows: Int, prepared: PreparedHessian, options: Options
+  ) throws -> Result {
+    let columns = prepared.columns
     let q = options.quantization
     let groupSize = q.groupSize(columns: columns)
     let blas = try LinearAlgebra.shared()
     if let problem = q.layoutError(columns: columns) { throw EngineError.unsupported("GPTQ: \(problem)") }
-    guard h.count == columns * columns else { throw EngineError.invalidInput("GPTQ: the Hessian is not [\(columns), \(columns)]") }
     let maxq = Float((1 << q.bits) - 1)
-    var w = Array(UnsafeBufferPointer(start: original, count: rows * columns))
-    var hessian = h
-    for i in 0..<columns where hessian[i * columns + i] == 0 {  // dead inputs
-      hessian[i * columns + i] = 1
-      for r in 0..<rows { w[r * columns + i] = 0 }
-    }
-    // Act-order: columns by decreasing Hessian diagonal.
-    var order = Array(0..<columns)
-    if options.actOrder {
-      order.sort { hessian[$0 * columns + $0] > hessian[$1 * columns + $1] || (hessian[$0 * columns + $0] == hessian[$1 * columns + $1] && $0 < $1) }
-      let pw = w, ph = hessian
-      for r in 0..<rows { for j in 0..<columns { w[r * columns + j] = pw[r * columns + order[j]] } }
-      for i in 0..<columns { for j in 0..<columns { hessian[i * columns + j] = ph[order[i] * columns + order[j]] } }
-    }
-    var diagonalMean = 0.0
-    for i in 0..<columns { diagonalMean += Double(hessian[i * columns + i]) }
-    diagonalMean /= Double(columns)
-    var dampening = options.dampening
-    var upper: [Float] = []
-    while true {
-      if let factor = inverseCholeskyUpper(hessian, columns, damp: Float(dampening * diagonalMean), blas) {
-        upper = factor
-        break
-      }
-      dampening += options.dampeningIncrement
-      guard dampening < 1 else {
-        throw EngineError.numericalFailure("GPTQ: the Hessian stays singular with dampening up to 1 (too little calibration data for this layer?)")
-      }
+    let order = prepared.order, upper = prepared.upper, dampening = prepared.dampening
+    var w = [Float](repeating: 0, count: rows * columns)
+    for r in 0..<rows { for j in 0..<columns { w[r * columns + j] = original[r * columns + order[j]] } }
+    if !prepared.dead.isEmpty {
+      var position = [Int](repeating: 0, count: columns)
+      for j in 0..<columns { position[order[j]] = j }
+      for i in prepared.dead { for r in 0..<rows { w[r * columns + position[i]] = 0 } }
     }
 
     var scales = [Float](repeating: 0, count: rows * ((columns + groupSize - 1) / groupSize))
@@ -191,7 +227,7 @@ public enum GPTQ {
     }
 
     let storage = QuantizedMatrixStorage(
-      rows: rows, columns: columns, bits: q.bits, groupSize: groupSize, reordersInput: options.actOrder
+      rows: rows, columns: columns, bits: q.bits, groupSize: groupSize, reordersInput: prepared.actOrder
     ) { packed, pairs, inputOrder in
       if let inputOrder { for j in 0..<columns { inputOrder[j] = Int32(order[j]) } }
       let rowBytes = columns * q.bits / 8

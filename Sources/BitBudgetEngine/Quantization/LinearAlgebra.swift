@@ -59,16 +59,11 @@ public final class LinearAlgebra: @unchecked Sendable {
   private static let loaded: Result<LinearAlgebra, EngineError> = {
     for name in candidates {
       guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else { continue }
-      do {
-        return .success(try LinearAlgebra(handle: handle))
-      } catch let error as EngineError {
-        return .failure(error)
-      } catch {
-        continue
-      }
+      if let library = try? LinearAlgebra(handle: handle) { return .success(library) }
+      dlclose(handle)  // lacks a routine: try the next one
     }
     return .failure(.unsupported(
-      "GPTQ needs a BLAS/LAPACK library at run time and none was found (tried \(candidates.joined(separator: ", "))); on Debian/Ubuntu: apt-get install libopenblas0"))
+      "GPTQ needs a BLAS/LAPACK library at run time and none with spotrf, spotri, sgemm and ssyrk was found (tried \(candidates.joined(separator: ", "))); on Debian/Ubuntu: apt-get install libopenblas0"))
   }()
 
   /// The process-wide library; throws a message that says what to install when there is none.

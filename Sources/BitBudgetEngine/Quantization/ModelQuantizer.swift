@@ -42,6 +42,15 @@ public enum ModelQuantizer {
     }
   }
 
+  /// Throws unless every linear can be quantized as `quantization` says and written as GPTQ.
+  static func checkShapes(_ dense: [[DenseMatrix]], _ quantization: WeightQuantization) throws {
+    for matrix in dense.flatMap({ $0 }) {
+      if let problem = quantization.layoutError(columns: matrix.columns) ?? GPTQTensors.exportError(rows: matrix.rows, bits: quantization.bits) {
+        throw EngineError.unsupported("quantizing to \(quantization): \(problem)")
+      }
+    }
+  }
+
   static func denseWeights(_ model: DecoderModel) throws -> [[DenseMatrix]] {
     try model.weights.layers.map { layer in
       try layer.linears.map {
@@ -58,9 +67,7 @@ public enum ModelQuantizer {
     _ model: DecoderModel, _ quantization: WeightQuantization, progress: (String) -> Void = { _ in }
   ) throws -> QuantizedModel {
     let dense = try denseWeights(model)
-    for matrix in dense.flatMap({ $0 }) {
-      if let problem = quantization.layoutError(columns: matrix.columns) { throw EngineError.unsupported("quantizing to \(quantization): \(problem)") }
-    }
+    try checkShapes(dense, quantization)
     var layers: [[QuantizedMatrixStorage]] = []
     for (l, matrices) in dense.enumerated() {
       layers.append(matrices.map { WeightQuantizer.roundToNearest($0, quantization) })
@@ -72,19 +79,17 @@ public enum ModelQuantizer {
   /// GPTQ of every linear, sequentially: the calibration sequences' hidden states pass through
   /// the already-quantized layers; inside a layer q/k/v, then o, then gate/up, then down are
   /// quantized in turn, each with the Hessian of its inputs as computed with the layers before
-  /// it already quantized (AutoGPTQ's `true_sequential`). Memory: the hidden states of all
-  /// calibration tokens (f32) plus one Hessian per site.
+  /// it already quantized (AutoGPTQ's `true_sequential`); the layers of one site share one
+  /// factorized Hessian. Memory: the hidden states of all calibration tokens (f32), plus while
+  /// a site is quantized its Hessian and factor (a few `[in, in]` f32 arrays) and two f32
+  /// copies of one weight.
   public static func gptq(
     _ model: DecoderModel, calibration sequences: [[Int]], options: GPTQ.Options, threads: Int,
     progress: (String) -> Void = { _ in }
   ) throws -> QuantizedModel {
     let dense = try denseWeights(model)
     _ = try LinearAlgebra.shared()  // fail before any work when there is no BLAS
-    for matrix in dense.flatMap({ $0 }) {
-      if let problem = options.quantization.layoutError(columns: matrix.columns) {
-        throw EngineError.unsupported("quantizing to \(options.quantization): \(problem)")
-      }
-    }
+    try checkShapes(dense, options.quantization)
     let sequences = sequences.filter { !$0.isEmpty }
     guard !sequences.isEmpty else { throw EngineError.invalidInput("GPTQ needs at least one calibration token") }
     let config = model.config
@@ -121,7 +126,7 @@ public enum ModelQuantizer {
         }
         session.linearInputObserver = nil
         if let failure { throw failure }
-        let matrix = hessian.matrix()
+        let prepared = try GPTQ.prepare(hessian: hessian.matrix(), columns: hessian.dimension, options: options)
         var replacements: [LinearWeight] = []
         for index in indices {
           let weight = dense[l][index]
@@ -130,7 +135,7 @@ public enum ModelQuantizer {
             for r in 0..<weight.rows { weight.copyRow(r, into: v.baseAddress! + r * weight.columns) }
           }
           let result = try values.withUnsafeBufferPointer {
-            try GPTQ.quantize(weight: $0.baseAddress!, rows: weight.rows, columns: weight.columns, hessian: matrix, options: options)
+            try GPTQ.quantize(weight: $0.baseAddress!, rows: weight.rows, prepared: prepared, options: options)
           }
           layers[l][index] = result.storage
           replacements.append(.quantized(result.storage.matrix))

@@ -24,7 +24,7 @@ public enum GPTQTensors {
   /// nil when that is the identity. Throws unless every group gets exactly the columns a
   /// contiguous split into groups of `groupSize` gives it.
   static func inputOrder(
-    groupIndex: UnsafePointer<Int32>, columns: Int, groupSize: Int, name: String
+    groupIndex: [Int32], columns: Int, groupSize: Int, name: String
   ) throws -> [Int32]? {
     let groups = (columns + groupSize - 1) / groupSize
     var counts = [Int](repeating: 0, count: groups)
@@ -86,7 +86,7 @@ public enum GPTQTensors {
     let scaleType = checkpoint.tensor(prefix + ".scales")?.dtype.elementType ?? .f16
     var order: [Int32]?
     if checkpoint.tensor(prefix + ".g_idx") != nil {
-      let groupIndex = try tensor("g_idx", [.i32], [columns]).assumingMemoryBound(to: Int32.self)
+      let groupIndex = readInt32s(try tensor("g_idx", [.i32], [columns]), count: columns)
       order = try inputOrder(groupIndex: groupIndex, columns: columns, groupSize: groupSize, name: prefix + ".g_idx")
     }
     var storedPosition = Array(0..<columns)
@@ -100,11 +100,11 @@ public enum GPTQTensors {
         for o in 0..<rows {
           let word = qzeros.loadUnaligned(fromByteOffset: (g * (rows / perWord) + o / perWord) * 4, as: UInt32.self)
           let zero = ((word >> UInt32(bits * (o % perWord))) & mask) + zeroOffset
-          let scale = WeightVector(base: scales, count: groups * rows, elementType: scaleType)[g * rows + o]
-          guard scale.isFinite else {
-            throw EngineError.invalidWeights(reason: "\(prefix).scales[\(g), \(o)] is \(scale)")
+          let scale = floatToF16(WeightVector(base: scales, count: groups * rows, elementType: scaleType)[g * rows + o])
+          guard f16ToFloat(scale).isFinite else {
+            throw EngineError.invalidWeights(reason: "\(prefix).scales[\(g), \(o)] is not a finite f16 value")
           }
-          pairs[(o * groups + g) * 2] = floatToF16(scale)
+          pairs[(o * groups + g) * 2] = scale
           pairs[(o * groups + g) * 2 + 1] = floatToF16(Float(zero))
         }
       }
@@ -125,6 +125,23 @@ public enum GPTQTensors {
         first = last
       }
     }
+  }
+
+  /// `count` int32 values at `pointer`, which a safetensors file need not align.
+  static func readInt32s(_ pointer: UnsafeRawPointer, count: Int) -> [Int32] {
+    (0..<count).map { pointer.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }
+  }
+
+  /// Why `GPTQTensors.tensors(of:)` cannot write a `[rows, …]` matrix at `bits`, or nil: zero
+  /// points are packed along the output dimension, `32 / bits` to a word.
+  public static func exportError(rows: Int, bits: Int) -> String? {
+    rows % (32 / bits) == 0 ? nil : "\(rows) outputs are not a multiple of \(32 / bits), which GPTQ's qzeros packing needs"
+  }
+
+  /// Shapes of the GPTQ tensors of `m` (`suffixes` order).
+  public static func shapes(of m: QuantizedMatrix) -> [[Int]] {
+    let perWord = 32 / m.bits
+    return [[m.columns / perWord, m.rows], [m.groups, m.rows / perWord], [m.groups, m.rows], [m.columns]]
   }
 
   /// The GPTQ tensors of `matrix` (`suffixes` order: qweight, qzeros, scales, g_idx), codes in
