@@ -128,12 +128,24 @@ def layer_case(seed, rows, columns, tokens, sequences, bits, group, sym, actorde
         # mean squared output error on the calibration inputs, reference GPTQ and plain RTN
         "output_error": float(((X @ (W - Q_unperm(Q, perm)).t()) ** 2).mean()),
         "rtn_output_error": float(((X @ (W - rtn(W, bits, group, sym)).t()) ** 2).mean()),
+        "rtn_codes": rtn_codes(W, bits, group, sym).to(torch.int32).flatten().tolist(),
     }
 
 
 def Q_unperm(Q, perm):
     out = torch.zeros_like(Q)
     out[:, perm] = Q
+    return out
+
+
+def rtn_codes(W, bits, group, sym):
+    out = torch.zeros_like(W)
+    maxq = 2**bits - 1
+    for start in range(0, W.shape[1], group):
+        x = W[:, start:start + group]
+        scale, zero = find_params(x, bits, sym)
+        c, _ = quantize(x, scale.unsqueeze(1), zero.unsqueeze(1), maxq)
+        out[:, start:start + group] = c
     return out
 
 

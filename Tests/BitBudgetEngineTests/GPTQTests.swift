@@ -12,6 +12,8 @@ import Testing
   struct Case: Decodable {
     let rows: Int, columns: Int, bits: Int, group_size: Int, symmetric: Bool, act_order: Bool
     let weight: [Float], hessian: [Float], codes: [Int], scales: [Float], zeros: [Float], order: [Int]
+    /// Round-to-nearest codes of the reference quantizer (natural column order).
+    let rtn_codes: [Int]
   }
 
   static func cases() throws -> [Case] {
@@ -75,6 +77,9 @@ import Testing
         WeightQuantizer.roundToNearest(DenseMatrix(base: $0.baseAddress!, rows: c.rows, columns: c.columns, elementType: .f32), q)
       }
       let rtn = Self.outputError(c) { r, i in rtnStorage.matrix.dequantized(row: r, column: i) }
+      // RTN is exact: every code equals the reference quantizer's.
+      let rtnCodes = (0..<c.rows).flatMap { r in (0..<c.columns).map { rtnStorage.matrix.code(row: r, column: $0) } }
+      #expect(rtnCodes == c.rtn_codes, "\(label): RTN codes")
       #expect(abs(ours - reference) <= 0.02 * reference, "\(label): output error \(ours) vs reference \(reference)")
       #expect(ours < 0.6 * rtn, "\(label): GPTQ \(ours) should beat RTN \(rtn)")
     }
