@@ -16,12 +16,14 @@ let package = Package(
   products: [
     .executable(name: "bitbudget", targets: ["bitbudget"]),
     .library(name: "BitBudgetEngine", targets: ["BitBudgetEngine"]),
+    .library(name: "BitBudgetEval", targets: ["BitBudgetEval"]),
     .library(name: "BitBudgetKernels", targets: ["BitBudgetKernels"]),
     .library(name: "BitBudgetMemory", targets: ["BitBudgetMemory"]),
     .library(name: "BitBudgetTokenizer", targets: ["BitBudgetTokenizer"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
   ],
   targets: [
     .target(name: "CPrefetch"),
@@ -40,6 +42,10 @@ let package = Package(
     .target(
       name: "BitBudgetMemory",
       dependencies: ["BitBudgetEngine"],
+      swiftSettings: nativeCPU),
+    .target(
+      name: "BitBudgetEval",
+      dependencies: [.product(name: "SwiftCSV", package: "SwiftCSV")],
       swiftSettings: nativeCPU),
     .target(
       name: "BitBudgetCLI",
@@ -68,6 +74,10 @@ let package = Package(
     .testTarget(
       name: "BitBudgetMemoryTests",
       dependencies: ["BitBudgetMemory", "BitBudgetEngine", "BitBudgetTestSupport"],
+      swiftSettings: nativeCPU),
+    .testTarget(
+      name: "BitBudgetEvalTests",
+      dependencies: ["BitBudgetEval", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetTokenizerTests",
