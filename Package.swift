@@ -24,6 +24,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
   ],
   targets: [
     .target(name: "CPrefetch"),
@@ -45,12 +46,16 @@ let package = Package(
       swiftSettings: nativeCPU),
     .target(
       name: "BitBudgetEval",
-      dependencies: [.product(name: "SwiftCSV", package: "SwiftCSV")],
+      dependencies: [
+        .product(name: "SwiftCSV", package: "SwiftCSV"),
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ],
       swiftSettings: nativeCPU),
     .target(
       name: "BitBudgetCLI",
       dependencies: [
         "BitBudgetEngine",
+        "BitBudgetEval",
         "BitBudgetMemory",
         "BitBudgetTokenizer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -85,7 +90,7 @@ let package = Package(
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetCLITests",
-      dependencies: ["BitBudgetCLI", "bitbudget", "BitBudgetTestSupport"],
+      dependencies: ["BitBudgetCLI", "BitBudgetEval", "bitbudget", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
   ]
 )

@@ -1,3 +1,4 @@
+import BitBudgetEval
 import BitBudgetTestSupport
 import Foundation
 import Testing
@@ -248,6 +249,56 @@ import Testing
     // Without --weights, memory takes the checkpoint's own precision.
     let asStored = try Self.run(["memory", "--model", out.path, "--tokens", "7", "--json"])
     #expect(asStored.status == 0 && asStored.json?["weights_bytes"] as? Int == bytes, "\(asStored.stderr)")
+  }
+
+  /// eval commits every sample; killed with SIGKILL mid-run and restarted, it loses and redoes
+  /// nothing: the samples stored before the kill are unchanged and the rest are added.
+  @Test func evalResumesAfterKill() throws {
+    let directory = try Fixtures.temporaryDirectory("cli-eval")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let task = directory.appendingPathComponent("arith.jsonl").path
+    let lines = (0..<12).map { #"{"id": "q\#($0)", "question": "What is \#($0) + \#($0 + 3)?", "answer": \#(2 * $0 + 3)}"# }
+    try lines.joined(separator: "\n").write(toFile: task, atomically: true, encoding: .utf8)
+    let db = directory.appendingPathComponent("results.sqlite").path
+    let model = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    let arguments = ["eval", "--model", model, "--task", task, "--db", db, "--samples", "2", "--max-tokens", "24", "--threads", "2", "--json"]
+
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try #require(Self.executable))
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    // Kill as soon as some samples are committed (and before all are).
+    func stored() -> [String: String] {
+      guard FileManager.default.fileExists(atPath: db), let store = try? ResultStore(path: db),
+        let scenario = try? store.scenarios().first, let records = try? store.samples(scenario.key)
+      else { return [:] }
+      return Dictionary(records.map { ("\($0.questionId)/\($0.sampleIndex)", $0.output) }, uniquingKeysWith: { a, _ in a })
+    }
+    var before: [String: String] = [:]
+    let deadline = Date().addingTimeInterval(120)
+    while Date() < deadline {
+      before = stored()
+      if before.count >= 2 { break }
+      usleep(20_000)
+    }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    before = stored()
+    #expect(!before.isEmpty && before.count < 24, "killed with \(before.count) of 24 samples stored")
+
+    let resumed = try Self.run(arguments)
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    let score = try #require(resumed.json?["score"] as? [String: Any])
+    #expect(score["samples"] as? Int == 24 && score["questions"] as? Int == 12)
+    #expect(score["pass_at_1"] is Double && score["maj_at_k"] is Double)
+    let after = stored()
+    #expect(after.count == 24)
+    for (key, output) in before { #expect(after[key] == output, "\(key) changed after resuming") }
+    // Nothing left to do: a third run generates nothing.
+    let third = try Self.run(arguments)
+    #expect(third.json?["generated_this_run"] as? Int == 0)
   }
 
   @Test func tokenizeEncodesAndDecodes() throws {

@@ -1,0 +1,134 @@
+import Foundation
+import GRDB
+
+/// Results in SQLite (GRDB, write-ahead log): scenarios and every finished sample, each sample
+/// committed in its own transaction the moment it is recorded, so a killed run (even `kill -9`)
+/// loses nothing finished and a rerun skips what is stored (`finishedSamples`).
+///
+/// Schema (version 1): `scenario(key PRIMARY KEY, task, config JSON, created_at)`;
+/// `sample(scenario_key, question_id, sample_index, output, tokens, thinking_tokens, finish,
+/// answer, correct, error, seconds, created_at; PRIMARY KEY (scenario_key, question_id,
+/// sample_index))`.
+public final class ResultStore: @unchecked Sendable {
+  public let path: String
+  private let database: DatabasePool
+
+  public init(path: String) throws {
+    self.path = path
+    do {
+      var configuration = Configuration()
+      configuration.busyMode = .timeout(10)
+      database = try DatabasePool(path: path, configuration: configuration)
+      try Self.migrator.migrate(database)
+    } catch let error as DatabaseError {
+      throw EvalError.unreadableFile(path: path, reason: "not a BitBudget results database (\(error.message ?? error.description))")
+    }
+  }
+
+  static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1") { db in
+      try db.create(table: "scenario") { t in
+        t.primaryKey("key", .text)
+        t.column("task", .text).notNull()
+        t.column("config", .text).notNull()
+        t.column("created_at", .datetime).notNull()
+      }
+      try db.create(table: "sample") { t in
+        t.column("scenario_key", .text).notNull().references("scenario", onDelete: .cascade)
+        t.column("question_id", .text).notNull()
+        t.column("sample_index", .integer).notNull()
+        t.column("output", .text).notNull()
+        t.column("tokens", .integer).notNull()
+        t.column("thinking_tokens", .integer).notNull()
+        t.column("finish", .text).notNull()
+        t.column("answer", .text)
+        t.column("correct", .boolean).notNull()
+        t.column("error", .text)
+        t.column("seconds", .double).notNull()
+        t.column("created_at", .datetime).notNull()
+        t.primaryKey(["scenario_key", "question_id", "sample_index"])
+      }
+    }
+    return migrator
+  }
+
+  /// Stores the scenario if it is new (its key identifies it).
+  public func register(_ scenario: Scenario) throws {
+    try write { db in
+      try db.execute(
+        sql: "INSERT OR IGNORE INTO scenario (key, task, config, created_at) VALUES (?, ?, ?, ?)",
+        arguments: [scenario.key, scenario.task, scenario.canonicalJSON, Date()])
+    }
+  }
+
+  /// Commits one sample (replacing an earlier record of the same sample, e.g. a retried error).
+  public func record(_ sample: SampleRecord) throws {
+    try write { db in
+      try db.execute(
+        sql: """
+          INSERT OR REPLACE INTO sample (scenario_key, question_id, sample_index, output, tokens, thinking_tokens,
+            finish, answer, correct, error, seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          """,
+        arguments: [
+          sample.scenarioKey, sample.questionId, sample.sampleIndex, sample.output, sample.tokens, sample.thinkingTokens,
+          sample.finish, sample.answer, sample.correct, sample.error, sample.seconds, Date(),
+        ])
+    }
+  }
+
+  /// (question id, sample index) of every stored sample of a scenario without an error.
+  public func finishedSamples(_ scenarioKey: String) throws -> Set<SampleKey> {
+    try read { db in
+      let rows = try Row.fetchAll(
+        db, sql: "SELECT question_id, sample_index FROM sample WHERE scenario_key = ? AND error IS NULL", arguments: [scenarioKey])
+      return Set(rows.map { SampleKey(questionId: $0["question_id"], sampleIndex: $0["sample_index"]) })
+    }
+  }
+
+  /// Every stored sample of a scenario, by question and index.
+  public func samples(_ scenarioKey: String) throws -> [SampleRecord] {
+    try read { db in
+      try Row.fetchAll(
+        db, sql: "SELECT * FROM sample WHERE scenario_key = ? ORDER BY question_id, sample_index", arguments: [scenarioKey]
+      ).map { row in
+        SampleRecord(
+          scenarioKey: row["scenario_key"], questionId: row["question_id"], sampleIndex: row["sample_index"],
+          output: row["output"], tokens: row["tokens"], thinkingTokens: row["thinking_tokens"], finish: row["finish"],
+          answer: row["answer"], correct: row["correct"], error: row["error"], seconds: row["seconds"])
+      }
+    }
+  }
+
+  /// The stored scenarios.
+  public func scenarios() throws -> [Scenario] {
+    try read { db in
+      try String.fetchAll(db, sql: "SELECT config FROM scenario ORDER BY created_at").compactMap {
+        try? JSONDecoder().decode(Scenario.self, from: Data($0.utf8))
+      }
+    }
+  }
+
+  private func write(_ body: (Database) throws -> Void) throws {
+    do { try database.write(body) } catch let error as DatabaseError {
+      throw EvalError.unreadableFile(path: path, reason: "writing failed (\(error.message ?? error.description))")
+    }
+  }
+
+  private func read<T>(_ body: (Database) throws -> T) throws -> T {
+    do { return try database.read(body) } catch let error as DatabaseError {
+      throw EvalError.unreadableFile(path: path, reason: "reading failed (\(error.message ?? error.description))")
+    }
+  }
+}
+
+/// A sample's place: question and index.
+public struct SampleKey: Hashable, Sendable {
+  public let questionId: String
+  public let sampleIndex: Int
+
+  public init(questionId: String, sampleIndex: Int) {
+    self.questionId = questionId
+    self.sampleIndex = sampleIndex
+  }
+}

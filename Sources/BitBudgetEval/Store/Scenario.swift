@@ -1,0 +1,92 @@
+import Foundation
+
+/// One configuration evaluated on one task: the paper's axes (model, weight bits, KV policy,
+/// token budget, G) plus sampling. Its `key` is stable: the FNV-1a 64-bit hash of its canonical
+/// JSON (sorted keys), so a rerun of the same configuration finds its finished samples.
+public struct Scenario: Codable, Sendable, Equatable, Hashable {
+  public var task: String
+  public var model: String
+  /// 16, 8 or 4.
+  public var weightBits: Int
+  /// `--kv` spec, normalized.
+  public var kv: String
+  /// Thinking budget in tokens (nil: no budget forcing, only `maxTokens`).
+  public var thinkingBudget: Int?
+  /// Most generated tokens per sample.
+  public var maxTokens: Int
+  /// Samples per question (G).
+  public var samples: Int
+  public var temperature: Double
+  public var topP: Double
+  public var topK: Int
+  public var seed: UInt64
+
+  public init(
+    task: String, model: String, weightBits: Int, kv: String, thinkingBudget: Int?, maxTokens: Int, samples: Int,
+    temperature: Double, topP: Double, topK: Int, seed: UInt64
+  ) {
+    self.task = task
+    self.model = model
+    self.weightBits = weightBits
+    self.kv = kv
+    self.thinkingBudget = thinkingBudget
+    self.maxTokens = maxTokens
+    self.samples = samples
+    self.temperature = temperature
+    self.topP = topP
+    self.topK = topK
+    self.seed = seed
+  }
+
+  /// Canonical JSON: sorted keys, no whitespace.
+  public var canonicalJSON: String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+  }
+
+  /// 16 hex digits of FNV-1a over the canonical JSON.
+  public var key: String {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    for byte in canonicalJSON.utf8 {
+      hash ^= UInt64(byte)
+      hash = hash &* 0x0000_0100_0000_01B3
+    }
+    let hex = String(hash, radix: 16)
+    return String(repeating: "0", count: 16 - hex.count) + hex
+  }
+}
+
+/// One generated sample of one question, as stored.
+public struct SampleRecord: Codable, Sendable, Equatable {
+  public var scenarioKey: String
+  public var questionId: String
+  public var sampleIndex: Int
+  public var output: String
+  public var tokens: Int
+  public var thinkingTokens: Int
+  /// `eos`, `length`, `budget`, or `error`.
+  public var finish: String
+  public var answer: String?
+  public var correct: Bool
+  /// What went wrong when the sample could not be generated (the sweep goes on).
+  public var error: String?
+  public var seconds: Double
+
+  public init(
+    scenarioKey: String, questionId: String, sampleIndex: Int, output: String, tokens: Int, thinkingTokens: Int,
+    finish: String, answer: String?, correct: Bool, error: String? = nil, seconds: Double
+  ) {
+    self.scenarioKey = scenarioKey
+    self.questionId = questionId
+    self.sampleIndex = sampleIndex
+    self.output = output
+    self.tokens = tokens
+    self.thinkingTokens = thinkingTokens
+    self.finish = finish
+    self.answer = answer
+    self.correct = correct
+    self.error = error
+    self.seconds = seconds
+  }
+}
