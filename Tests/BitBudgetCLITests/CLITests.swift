@@ -301,6 +301,46 @@ import Testing
     #expect(third.json?["generated_this_run"] as? Int == 0)
   }
 
+  /// A small grid on a real model: every scenario stored, a table of them, and a rerun that
+  /// generates nothing.
+  @Test func sweepRunsAGridAndResumes() throws {
+    let directory = try Fixtures.temporaryDirectory("cli-sweep")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let task = directory.appendingPathComponent("arith.jsonl").path
+    try [#"{"id": "a", "question": "What is 2 + 3?", "answer": 5}"#, #"{"id": "b", "question": "What is 4 * 4?", "answer": 16}"#]
+      .joined(separator: "\n").write(toFile: task, atomically: true, encoding: .utf8)
+    let model = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    let grid = directory.appendingPathComponent("grid.yaml").path
+    try """
+      model: \(model)
+      task: \(task)
+      weights: [16, 8]
+      kv: [full, "hqq:4"]
+      samples: 2
+      parallel: [1, 2]
+      max_tokens: 12
+      """.write(toFile: grid, atomically: true, encoding: .utf8)
+    let db = directory.appendingPathComponent("results.sqlite").path
+    let first = try Self.run(["sweep", grid, "--db", db, "--threads", "2", "--json"])
+    #expect(first.status == 0, "\(first.stderr)")
+    let scenarios = try #require(first.json?["scenarios"] as? [[String: Any]])
+    #expect(scenarios.count == 8)
+    #expect(Set(scenarios.compactMap { $0["scenario_key"] as? String }).count == 8)
+    for s in scenarios {
+      let score = try #require(s["score"] as? [String: Any])
+      #expect(score["samples"] as? Int == 4 && score["questions"] as? Int == 2)
+    }
+    let second = try Self.run(["sweep", grid, "--db", db, "--threads", "2", "--json"])
+    let again = try #require(second.json?["scenarios"] as? [[String: Any]])
+    #expect(again.allSatisfy { $0["generated_this_run"] as? Int == 0 })
+    let table = try Self.run(["sweep", grid, "--db", db, "--threads", "2"])
+    #expect(table.stdout.split(separator: "\n").count == 10, "\(table.stdout)")
+    let bad = directory.appendingPathComponent("bad.yaml").path
+    try "model: \(model)\ntask: \(task)\nkv: [full, \"rkv:x\"]\n".write(toFile: bad, atomically: true, encoding: .utf8)
+    let refused = try Self.run(["sweep", bad, "--db", db])
+    #expect(refused.status == 1 && refused.stderr.contains("--kv"), "\(refused.stderr)")
+  }
+
   @Test func tokenizeEncodesAndDecodes() throws {
     let tokenizer = Fixtures.qwen3TokenizerDirectory
     let encoded = try Self.run(["tokenize", "--tokenizer", tokenizer, "--text", "Hello, world! 12345", "--json"])

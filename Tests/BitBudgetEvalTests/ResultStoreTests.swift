@@ -6,7 +6,7 @@ import Testing
 
 @Suite struct ResultStoreTests {
   static let scenario = Scenario(
-    task: "arith.jsonl", model: "m", weightBits: 4, kv: "rkv:1024", thinkingBudget: 2000, maxTokens: 2256, samples: 4,
+    task: "arith.jsonl", model: "m", weightBits: 4, kv: "rkv:1024", thinkingBudget: 2000, maxTokens: 2256, samples: 4, parallel: 2,
     temperature: 0.6, topP: 0.95, topK: 20, seed: 1)
 
   @Test func scenarioKeysAreStable() {

@@ -1,11 +1,12 @@
 /// A scenario's accuracy from its stored samples: per question pass@1 (mean correctness) and
-/// maj@K over its K samples, averaged over questions; samples that failed count as wrong.
+/// maj@K (over all its samples when K is nil or their number, else averaged over 200 seeded
+/// random K-subsets), averaged over questions; samples that failed count as wrong.
 public struct ScenarioScore: Codable, Sendable, Equatable {
   public var questions: Int
   public var samples: Int
   public var errors: Int
   public var passAt1: Double
-  /// maj@K with K = the samples stored per question.
+  /// maj@K.
   public var majorityAtK: Double
   public var generatedTokens: Int
   public var seconds: Double
@@ -18,7 +19,7 @@ public struct ScenarioScore: Codable, Sendable, Equatable {
     case seconds
   }
 
-  public init(task: EvalTask, records: [SampleRecord]) {
+  public init(task: EvalTask, records: [SampleRecord], majorityK: Int? = nil) {
     let golds = Dictionary(task.items.map { ($0.id, $0.gold) }, uniquingKeysWith: { a, _ in a })
     let byQuestion = Dictionary(grouping: records.filter { golds[$0.questionId] != nil }, by: \.questionId)
     questions = byQuestion.count
@@ -30,9 +31,10 @@ public struct ScenarioScore: Codable, Sendable, Equatable {
     for (id, group) in byQuestion {
       let ordered = group.sorted { $0.sampleIndex < $1.sampleIndex }
       pass += AccuracyMetrics.passAt1(ordered.map(\.correct))
-      if let gold = golds[id], AccuracyMetrics.majorityCorrect(ordered.map { $0.error == nil ? $0.answer : nil }, gold: gold) {
-        majority += 1
-      }
+      guard let gold = golds[id] else { continue }
+      let answers = ordered.map { $0.error == nil ? $0.answer : nil }
+      let k = min(majorityK ?? answers.count, answers.count)
+      majority += AccuracyMetrics.majorityAtK(answers, gold: gold, k: k, draws: 200, seed: 0)
     }
     passAt1 = questions == 0 ? 0 : pass / Double(questions)
     majorityAtK = questions == 0 ? 0 : majority / Double(questions)

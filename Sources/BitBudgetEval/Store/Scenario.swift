@@ -14,8 +14,11 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
   public var thinkingBudget: Int?
   /// Most generated tokens per sample.
   public var maxTokens: Int
-  /// Samples per question (G).
+  /// Samples per question (pass@1 is their mean).
   public var samples: Int
+  /// G: samples decoded together as one batch (their KV caches are alive at once), and the K of
+  /// maj@K (averaged over random K-subsets when `samples` > G).
+  public var parallel: Int
   public var temperature: Double
   public var topP: Double
   public var topK: Int
@@ -23,7 +26,7 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
 
   public init(
     task: String, model: String, weightBits: Int, kv: String, thinkingBudget: Int?, maxTokens: Int, samples: Int,
-    temperature: Double, topP: Double, topK: Int, seed: UInt64
+    parallel: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64
   ) {
     self.task = task
     self.model = model
@@ -32,6 +35,7 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
     self.thinkingBudget = thinkingBudget
     self.maxTokens = maxTokens
     self.samples = samples
+    self.parallel = parallel
     self.temperature = temperature
     self.topP = topP
     self.topK = topK

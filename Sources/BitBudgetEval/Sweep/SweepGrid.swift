@@ -1,0 +1,138 @@
+import Foundation
+import Yams
+
+/// A sweep grid read from YAML (design.md "Sweep grids"): every list is an axis, every scalar is
+/// fixed; the grid is the product of the axes, in file order with the last axis varying fastest.
+///
+/// Keys: `model`/`models`, `task`, `answer_type`, `samples`, `parallel`, `weights`, `kv`,
+/// `thinking_budget`, `answer_tokens`, `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`,
+/// `questions`, `gpqa_seed`. An unknown key, a value of the wrong type or an empty list is an
+/// error naming the key.
+public struct SweepGrid: Sendable {
+  /// One point of the grid: everything a scenario needs that is not read from the model.
+  public struct Point: Sendable, Equatable {
+    public var model: String
+    public var task: String
+    public var answerType: AnswerType?
+    public var samples = 1
+    public var parallel: Int?
+    public var weights = 16
+    public var kv = "full"
+    public var thinkingBudget: Int?
+    public var answerTokens = 256
+    public var maxTokens: Int?
+    public var temperature = 0.6
+    public var topP = 0.95
+    public var topK = 20
+    public var seed: UInt64 = 0
+    public var questions: Int?
+    public var gpqaSeed: UInt64 = 0
+  }
+
+  public let points: [Point]
+  /// The axes' names in file order (for tables).
+  public let axes: [String]
+
+  static let keys: Set<String> = [
+    "model", "models", "task", "answer_type", "samples", "parallel", "weights", "kv", "thinking_budget",
+    "answer_tokens", "max_tokens", "temperature", "top_p", "top_k", "seed", "questions", "gpqa_seed",
+  ]
+
+  public static func load(path: String) throws -> SweepGrid {
+    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+      throw EvalError.unreadableFile(path: path, reason: "no such file, or not UTF-8")
+    }
+    return try parse(text, path: path)
+  }
+
+  public static func parse(_ text: String, path: String) throws -> SweepGrid {
+    func fail(_ reason: String) -> EvalError { .invalidGrid(path: path, reason: reason) }
+    let root: Any?
+    do {
+      root = try Yams.load(yaml: text)
+    } catch {
+      throw fail("not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
+    }
+    guard let mapping = root as? [String: Any] else { throw fail("the grid must be a YAML mapping of keys to values or lists") }
+    // Yams gives no order for a mapping: read the key order from the text for the axes' order.
+    let order = text.split(separator: "\n").compactMap { line -> String? in
+      guard let first = line.first, first != " ", first != "#", first != "-", let colon = line.firstIndex(of: ":") else { return nil }
+      return String(line[..<colon]).trimmingCharacters(in: .whitespaces)
+    }
+    let names = mapping.keys.sorted { (order.firstIndex(of: $0) ?? .max, $0) < (order.firstIndex(of: $1) ?? .max, $1) }
+    for name in names where !keys.contains(name) {
+      throw fail("unknown key \"\(name)\" (known: \(keys.sorted().joined(separator: ", ")))")
+    }
+    if mapping["model"] != nil && mapping["models"] != nil { throw fail("give \"model\" or \"models\", not both") }
+    guard mapping["model"] != nil || mapping["models"] != nil else { throw fail("no \"model\"") }
+    guard mapping["task"] != nil else { throw fail("no \"task\"") }
+
+    var axes: [(String, [Any])] = []
+    for name in names {
+      let value = mapping[name]!
+      if let list = value as? [Any] {
+        guard !list.isEmpty else { throw fail("\"\(name)\" is an empty list") }
+        axes.append((name == "models" ? "model" : name, list))
+      } else {
+        axes.append((name == "models" ? "model" : name, [value]))
+      }
+    }
+    var points: [Point] = [Point(model: "", task: "")]
+    for (name, values) in axes {
+      var next: [Point] = []
+      for point in points {
+        for value in values {
+          var p = point
+          try assign(value, to: name, of: &p, fail: fail)
+          next.append(p)
+        }
+      }
+      points = next
+    }
+    for p in points {
+      if let parallel = p.parallel, parallel > p.samples {
+        throw fail("parallel \(parallel) exceeds samples \(p.samples) (G samples are drawn from the samples of a question)")
+      }
+    }
+    return SweepGrid(points: points, axes: axes.filter { $0.1.count > 1 }.map(\.0))
+  }
+
+  static func assign(_ value: Any, to name: String, of p: inout Point, fail: (String) -> EvalError) throws {
+    func int(_ range: ClosedRange<Int>) throws -> Int {
+      guard let n = value as? Int, range.contains(n) else { throw fail("\"\(name)\" must be an integer in \(range.lowerBound)...\(range.upperBound), found \(value)") }
+      return n
+    }
+    func string() throws -> String {
+      if let s = value as? String, !s.isEmpty { return s }
+      throw fail("\"\(name)\" must be a non-empty string, found \(value)")
+    }
+    func number(_ range: ClosedRange<Double>) throws -> Double {
+      let n = (value as? Double) ?? (value as? Int).map(Double.init)
+      guard let n, range.contains(n) else { throw fail("\"\(name)\" must be a number in \(range.lowerBound)...\(range.upperBound), found \(value)") }
+      return n
+    }
+    switch name {
+    case "model": p.model = try string()
+    case "task": p.task = try string()
+    case "answer_type":
+      guard let type = AnswerType(rawValue: try string()) else { throw fail("\"answer_type\" must be integer, letter, number or string") }
+      p.answerType = type
+    case "samples": p.samples = try int(1...4096)
+    case "parallel": p.parallel = try int(1...4096)
+    case "weights":
+      guard let bits = value as? Int, [4, 8, 16].contains(bits) else { throw fail("\"weights\" must be 16, 8 or 4, found \(value)") }
+      p.weights = bits
+    case "kv": p.kv = try string()
+    case "thinking_budget": p.thinkingBudget = try int(1...(1 << 24))
+    case "answer_tokens": p.answerTokens = try int(0...(1 << 24))
+    case "max_tokens": p.maxTokens = try int(1...(1 << 24))
+    case "temperature": p.temperature = try number(0...100)
+    case "top_p": p.topP = try number(0.000001...1)
+    case "top_k": p.topK = try int(0...1_000_000)
+    case "seed": p.seed = UInt64(try int(0...Int.max))
+    case "gpqa_seed": p.gpqaSeed = UInt64(try int(0...Int.max))
+    case "questions": p.questions = try int(1...1_000_000)
+    default: throw fail("unknown key \"\(name)\"")
+    }
+  }
+}

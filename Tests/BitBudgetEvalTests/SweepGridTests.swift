@@ -1,0 +1,55 @@
+import BitBudgetTestSupport
+import Foundation
+import Testing
+
+@testable import BitBudgetEval
+
+@Suite struct SweepGridTests {
+  @Test func axesMultiplyInFileOrder() throws {
+    let grid = try SweepGrid.parse("""
+      model: m.gguf
+      task: t.jsonl
+      weights: [16, 4]
+      kv: [full, "rkv:512", "hqq:4"]
+      samples: 4
+      parallel: [1, 4]
+      temperature: 0.7
+      """, path: "g.yaml")
+    #expect(grid.points.count == 12)
+    #expect(grid.axes == ["weights", "kv", "parallel"])
+    #expect(grid.points.allSatisfy { $0.model == "m.gguf" && $0.samples == 4 && $0.temperature == 0.7 })
+    // The last axis varies fastest.
+    #expect(grid.points.prefix(3).map(\.parallel) == [1, 4, 1])
+    #expect(grid.points.prefix(3).map(\.kv) == ["full", "full", "rkv:512"])
+    #expect(grid.points[6].weights == 4)
+  }
+
+  @Test func theExampleGridParses() throws {
+    let path = (Fixtures.repositoryRoot as NSString).appendingPathComponent("examples/paper-grid.yaml")
+    let grid = try SweepGrid.load(path: path)
+    #expect(grid.points.count == 2 * 3 * 3 * 4 * 3)
+    #expect(grid.axes == ["model", "parallel", "weights", "kv", "thinking_budget"])
+  }
+
+  @Test(arguments: [
+    ("task: t\n", "no \"model\""),
+    ("model: m\n", "no \"task\""),
+    ("model: m\ntask: t\nweigths: [4]\n", "unknown key \"weigths\""),
+    ("model: m\ntask: t\nweights: [16, 3]\n", "\"weights\" must be 16, 8 or 4"),
+    ("model: m\ntask: t\nkv: []\n", "empty list"),
+    ("model: m\ntask: t\nsamples: two\n", "\"samples\" must be an integer"),
+    ("model: m\ntask: t\nsamples: 2\nparallel: 4\n", "parallel 4 exceeds samples 2"),
+    ("model: m\nmodels: [a]\ntask: t\n", "not both"),
+    ("- just\n- a list\n", "mapping"),
+    ("model: [unclosed\n", "not valid YAML"),
+  ])
+  func errorsNameTheKey(yaml: String, phrase: String) {
+    do {
+      _ = try SweepGrid.parse(yaml, path: "g.yaml")
+      Issue.record("accepted: \(yaml)")
+    } catch {
+      #expect("\(error)".contains(phrase), "\(error)")
+      #expect(!"\(error)".contains("\n"))
+    }
+  }
+}
