@@ -54,17 +54,22 @@ struct ModelOptions: ParsableArguments {
   /// `promptTokens`-token prompt exceed it.
   func checkMemoryLimit(model: DecoderModel, promptTokens: Int, tokens: Int, samples: Int, prefillChunk: Int) throws {
     guard let memoryLimit, let limit = ByteSize.parse(memoryLimit) else { return }
+    let (total, kvPeak, scratch) = try estimatedBytes(model: model, promptTokens: promptTokens, tokens: tokens, samples: samples, prefillChunk: prefillChunk)
+    guard total <= limit else {
+      throw CommandFailure(
+        message: "this run needs \(ByteSize.gib(total)) (weights \(ByteSize.gib(model.weights.byteCount)) + KV up to \(ByteSize.gib(kvPeak)) for \(samples) × \(promptTokens + tokens) tokens with --kv \(kv) + scratch \(ByteSize.gib(scratch))), more than --memory-limit \(memoryLimit); try fewer tokens or samples, or a compressed --kv")
+    }
+  }
+
+  /// The memory model's engine-convention estimate of a run: (total, KV peak, scratch) bytes.
+  func estimatedBytes(model: DecoderModel, promptTokens: Int, tokens: Int, samples: Int, prefillChunk: Int) throws -> (Int, Int, Int) {
     let usage = KVMemory.engineUsage(
       geometry: KVCacheGeometry(model.config), queryHeads: model.config.queryHeads, spec: try kvSpec(),
       elementType: kvDType.elementType, promptTokens: max(1, promptTokens), tokens: max(0, tokens), samples: samples,
       prefillChunk: prefillChunk)
     let scratch = InferenceSession.scratchBytes(
       config: model.config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: model.weights.hasQuantizedLinears)
-    let total = model.weights.byteCount + usage.peakBytes + scratch
-    guard total <= limit else {
-      throw CommandFailure(
-        message: "this run needs \(ByteSize.gib(total)) (weights \(ByteSize.gib(model.weights.byteCount)) + KV up to \(ByteSize.gib(usage.peakBytes)) for \(samples) × \(promptTokens + tokens) tokens with --kv \(kv) + scratch \(ByteSize.gib(scratch))), more than --memory-limit \(memoryLimit); try fewer tokens or samples, or a compressed --kv")
-    }
+    return (model.weights.byteCount + usage.peakBytes + scratch, usage.peakBytes, scratch)
   }
 
   func kvSpec() throws -> KVCacheSpec {

@@ -44,6 +44,7 @@ struct ScenarioRunner {
     progress: (Int, Int, ScenarioScore) -> Void
   ) throws -> Int {
     try store.register(scenario)
+    let began = Date()
     let finished = try store.finishedSamples(scenario.key)
     let budget: ThinkingBudget? = try scenario.thinkingBudget.map { tokens in
       guard let end = endOfThinking else {
@@ -70,6 +71,13 @@ struct ScenarioRunner {
       }
       progress(number + 1, items.count, ScenarioScore(task: task, records: try store.samples(scenario.key), majorityK: scenario.parallel))
     }
+    let longestPrompt = items.map { tokenizer.encode(QwenChatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: $0))], enableThinking: true)).count }.max() ?? 1
+    let estimate = try? options.estimatedBytes(
+      model: model, promptTokens: longestPrompt, tokens: scenario.maxTokens + (budget?.forcedTokens.count ?? 0),
+      samples: scenario.parallel, prefillChunk: InferenceSession.defaultMaxRows).0
+    try store.recordRun(
+      scenario.key, estimatedBytes: estimate, peakRssBytes: ProcessMemory.peakResidentBytes,
+      seconds: Date().timeIntervalSince(began), generatedTokens: generated)
     return generated
   }
 

@@ -93,7 +93,7 @@ struct Sweep: ParsableCommand {
       let seconds = Date().timeIntervalSince(scenarioStart)
       results.append(Result(
         scenario: scenario, scenarioKey: scenario.key, score: score, generatedThisRun: generated, secondsThisRun: seconds,
-        weightsBytes: runner.model.weights.byteCount))
+        weightsBytes: runner.model.weights.byteCount, run: try store.runMeasurements(scenario.key)))
       if !terminal && !json {
         Output.progress(String(format: "scenario %d/%d done: pass@1 %.3f, maj@%d %.3f", index + 1, planned.count, score.passAt1, scenario.parallel, score.majorityAtK))
       }
@@ -103,14 +103,15 @@ struct Sweep: ParsableCommand {
       try Output.json(Report(grid: grid, axes: sweep.axes, scenarios: results, seconds: Date().timeIntervalSince(start)))
       return
     }
-    Output.line("| model | weights | kv | budget | G | samples | questions | pass@1 | maj@G | errors | tokens | s |")
-    Output.line("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    Output.line("| model | weights | kv | budget | max tokens | G | samples | questions | pass@1 | maj@G | errors | tokens | wall s | tokens/s | est. MiB |")
+    Output.line("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results {
       let s = r.scenario
       Output.line(String(
-        format: "| %@ | %d | %@ | %@ | %d | %d | %d | %.3f | %.3f | %d | %d | %.1f |", (s.model as NSString).lastPathComponent,
-        s.weightBits, s.kv, s.thinkingBudget.map(String.init) ?? "-", s.parallel, s.samples, r.score.questions,
-        r.score.passAt1, r.score.majorityAtK, r.score.errors, r.score.generatedTokens, r.score.seconds))
+        format: "| %@ | %d | %@ | %@ | %d | %d | %d | %d | %.3f | %.3f | %d | %d | %.1f | %.1f | %.1f |", (s.model as NSString).lastPathComponent,
+        s.weightBits, s.kv, s.thinkingBudget.map(String.init) ?? "-", s.maxTokens, s.parallel, s.samples, r.score.questions,
+        r.score.passAt1, r.score.majorityAtK, r.score.errors, r.score.generatedTokens, r.run?.wallSeconds ?? 0,
+        r.run?.tokensPerSecond ?? 0, Double(r.run?.estimatedBytes ?? 0) / 1_048_576))
     }
   }
 
@@ -137,6 +138,8 @@ struct Sweep: ParsableCommand {
     let generatedThisRun: Int
     let secondsThisRun: Double
     let weightsBytes: Int
+    /// Memory estimate, peak RSS, wall time and tokens summed over this scenario's runs.
+    let run: RunMeasurements?
   }
 
   struct Report: Encodable {

@@ -40,6 +40,12 @@ import Testing
     let score = ScenarioScore(task: task, records: try store.samples(key))
     #expect(score.questions == 1 && score.samples == 2 && score.passAt1 == 0.5 && score.majorityAtK == 1 && score.generatedTokens == 16)
 
+    // Run measurements add up over resumed runs; the peak RSS keeps the largest.
+    try store.recordRun(key, estimatedBytes: 1000, peakRssBytes: 500, seconds: 2, generatedTokens: 10)
+    try store.recordRun(key, estimatedBytes: 1000, peakRssBytes: 400, seconds: 3, generatedTokens: 20)
+    #expect(try store.runMeasurements(key) == RunMeasurements(estimatedBytes: 1000, peakRssBytes: 500, wallSeconds: 5, generatedTokens: 30))
+    #expect(try store.runMeasurements(key)?.tokensPerSecond == 6)
+
     let junk = directory.appendingPathComponent("junk.sqlite").path
     try "not a database, just text that is long enough to have a header".write(toFile: junk, atomically: true, encoding: .utf8)
     #expect(throws: EvalError.self) { try ResultStore(path: junk) }

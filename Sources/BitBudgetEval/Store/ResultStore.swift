@@ -50,7 +50,39 @@ public final class ResultStore: @unchecked Sendable {
         t.primaryKey(["scenario_key", "question_id", "sample_index"])
       }
     }
+    migrator.registerMigration("v2") { db in
+      try db.alter(table: "scenario") { t in
+        t.add(column: "estimated_bytes", .integer)
+        t.add(column: "peak_rss_bytes", .integer)
+        t.add(column: "wall_seconds", .double).notNull().defaults(to: 0)
+        t.add(column: "generated_tokens", .integer).notNull().defaults(to: 0)
+      }
+    }
     return migrator
+  }
+
+  /// Adds one run's measurements to a scenario: its memory estimate (weights + KV peak of G
+  /// samples + scratch, the engine convention), the process's peak RSS (the largest seen), wall
+  /// time and tokens generated (summed over runs, so tokens/s survives a resume).
+  public func recordRun(_ scenarioKey: String, estimatedBytes: Int?, peakRssBytes: Int, seconds: Double, generatedTokens: Int) throws {
+    try write { db in
+      try db.execute(
+        sql: """
+          UPDATE scenario SET estimated_bytes = ?, peak_rss_bytes = MAX(COALESCE(peak_rss_bytes, 0), ?),
+            wall_seconds = wall_seconds + ?, generated_tokens = generated_tokens + ? WHERE key = ?
+          """,
+        arguments: [estimatedBytes, peakRssBytes, seconds, generatedTokens, scenarioKey])
+    }
+  }
+
+  /// A scenario's run measurements, or nil if it is not stored.
+  public func runMeasurements(_ scenarioKey: String) throws -> RunMeasurements? {
+    try read { db in
+      try Row.fetchOne(
+        db, sql: "SELECT estimated_bytes, peak_rss_bytes, wall_seconds, generated_tokens FROM scenario WHERE key = ?",
+        arguments: [scenarioKey]
+      ).map { RunMeasurements(estimatedBytes: $0[0], peakRssBytes: $0[1], wallSeconds: $0[2], generatedTokens: $0[3]) }
+    }
   }
 
   /// Stores the scenario if it is new (its key identifies it).
@@ -120,6 +152,16 @@ public final class ResultStore: @unchecked Sendable {
       throw EvalError.unreadableFile(path: path, reason: "reading failed (\(error.message ?? error.description))")
     }
   }
+}
+
+/// What a scenario's runs measured (summed over resumed runs).
+public struct RunMeasurements: Codable, Sendable, Equatable {
+  public var estimatedBytes: Int?
+  public var peakRssBytes: Int?
+  public var wallSeconds: Double
+  public var generatedTokens: Int
+
+  public var tokensPerSecond: Double { wallSeconds > 0 ? Double(generatedTokens) / wallSeconds : 0 }
 }
 
 /// A sample's place: question and index.
