@@ -46,8 +46,9 @@ struct Sweep: ParsableCommand {
         throw CommandFailure(message: "\(grid): \(ModelOptions.message(for: error))")
       }
       let taskKey = "\(point.task)|\(point.answerType?.rawValue ?? "")|\(point.gpqaSeed)"
-      if tasks[taskKey] == nil { tasks[taskKey] = try Self.loadTask(point) }
-      planned.append((point, options, tasks[taskKey]!))
+      let task = try tasks[taskKey] ?? Self.loadTask(point)
+      tasks[taskKey] = task
+      planned.append((point, options, task))
     }
     let store = try ScenarioRunner.openStore(db)
     let terminal = isatty(STDERR_FILENO) != 0

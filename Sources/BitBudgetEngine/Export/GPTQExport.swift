@@ -73,14 +73,7 @@ public enum GPTQExport {
     }
     try writer.finish()
 
-    func write(_ name: String, _ data: Data) throws {
-      let target = (directory as NSString).appendingPathComponent(name)
-      do {
-        try data.write(to: URL(fileURLWithPath: target), options: .atomic)
-      } catch {
-        throw EngineError.unwritableFile(path: target, reason: error.localizedDescription)
-      }
-    }
+    func write(_ name: String, _ data: Data) throws { try HuggingFaceExport.writeFile(name, data, in: directory) }
     let quantizationObject = gptq.jsonObject(dampening: quantized.dampening, method: quantized.method.rawValue)
     let configData = try HuggingFaceExport.configJSON(config, matrixType: matrixType)
     guard var root = try JSONSerialization.jsonObject(with: configData) as? [String: Any] else {

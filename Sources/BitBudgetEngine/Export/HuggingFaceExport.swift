@@ -74,14 +74,7 @@ public enum HuggingFaceExport {
     }
     try writer.finish()
 
-    func write(_ name: String, _ data: Data) throws {
-      let target = (directory as NSString).appendingPathComponent(name)
-      do {
-        try data.write(to: URL(fileURLWithPath: target), options: .atomic)
-      } catch {
-        throw EngineError.unwritableFile(path: target, reason: error.localizedDescription)
-      }
-    }
+    func write(_ name: String, _ data: Data) throws { try writeFile(name, data, in: directory) }
     try write("config.json", try configJSON(config, matrixType: matrixType))
     try write("generation_config.json", try generationConfigJSON(config, sampling: sampling))
     try write("tokenizer.json", try tokenizer.tokenizerJSON())
@@ -89,6 +82,16 @@ public enum HuggingFaceExport {
     return Summary(
       directory: directory, architecture: config.architecture.rawValue, tensors: entries.count,
       safetensorsBytes: totalBytes, files: fileNames)
+  }
+
+  /// Writes `data` to `name` in `directory`, atomically.
+  static func writeFile(_ name: String, _ data: Data, in directory: String) throws {
+    let target = (directory as NSString).appendingPathComponent(name)
+    do {
+      try data.write(to: URL(fileURLWithPath: target), options: .atomic)
+    } catch {
+      throw EngineError.unwritableFile(path: target, reason: error.localizedDescription)
+    }
   }
 
   /// Creates `directory` if needed; refuses to replace files of an earlier conversion unless asked.

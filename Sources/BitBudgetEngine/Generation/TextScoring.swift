@@ -34,24 +34,13 @@ public enum TextScoring {
       throw EngineError.invalidInput("the text has \(tokens.count) tokens; it needs more than the \(promptTokens) prompt tokens")
     }
     let start = Date()
-    var logProbability = 0.0, baselineLogProbability = 0.0
-    var divergences: [Double] = []
-    var agreements = 0
-    func compare(_ view: LogitsView, next: Int) {
-      let (ours, theirs) = (logSoftmax(view.row(0)), logSoftmax(view.row(1)))
-      var kl = 0.0
-      for i in 0..<ours.count where theirs[i] > -.infinity { kl += Foundation.exp(theirs[i]) * (theirs[i] - ours[i]) }
-      divergences.append(max(0, kl))
-      logProbability += ours[next]
-      baselineLogProbability += theirs[next]
-      if argmax(ours) == argmax(theirs) { agreements += 1 }
-    }
+    var comparison = Comparison()
     let prompt = Array(tokens.prefix(promptTokens))
     var view = try session.forward(
       [SequenceInput(cache: cache, tokens: prompt), SequenceInput(cache: baseline, tokens: prompt)],
       logits: .lastOfEachSequence)
     for position in promptTokens..<tokens.count {
-      compare(view, next: tokens[position])
+      comparison.add(ours: view.row(0), theirs: view.row(1), next: tokens[position])
       progress?(position)
       guard position + 1 < tokens.count else { break }
       let token = [tokens[position]]
@@ -59,14 +48,37 @@ public enum TextScoring {
         [SequenceInput(cache: cache, tokens: token), SequenceInput(cache: baseline, tokens: token)],
         logits: .lastOfEachSequence, linearPath: .streaming)
     }
-    let n = Double(divergences.count)
-    let sorted = divergences.sorted()
-    return TextScore(
-      scoredTokens: divergences.count, perplexity: Foundation.exp(-logProbability / n),
-      baselinePerplexity: Foundation.exp(-baselineLogProbability / n), meanKL: divergences.reduce(0, +) / n,
-      kl99: sorted[min(sorted.count - 1, Int(0.99 * n))], top1Agreement: Double(agreements) / n,
+    return comparison.score(
       kvBytes: cache.residentBytes, baselineKVBytes: baseline.residentBytes, kvTokens: cache.residentTokens,
       seconds: Date().timeIntervalSince(start))
+  }
+
+  /// Running sums of the per-position comparison of two next-token distributions.
+  struct Comparison {
+    var logProbability = 0.0, baselineLogProbability = 0.0
+    var divergences: [Double] = []
+    var agreements = 0
+
+    /// Compares the distributions (in Double) before `next`, the token that follows.
+    mutating func add(ours oursLogits: UnsafeBufferPointer<Float>, theirs theirsLogits: UnsafeBufferPointer<Float>, next: Int) {
+      let (ours, theirs) = (logSoftmax(oursLogits), logSoftmax(theirsLogits))
+      var kl = 0.0
+      for i in 0..<ours.count where theirs[i] > -.infinity { kl += Foundation.exp(theirs[i]) * (theirs[i] - ours[i]) }
+      divergences.append(max(0, kl))
+      logProbability += ours[next]
+      baselineLogProbability += theirs[next]
+      if argmax(ours) == argmax(theirs) { agreements += 1 }
+    }
+
+    func score(kvBytes: Int, baselineKVBytes: Int, kvTokens: Int, seconds: Double) -> TextScore {
+      let n = Double(divergences.count)
+      let sorted = divergences.sorted()
+      return TextScore(
+        scoredTokens: divergences.count, perplexity: Foundation.exp(-logProbability / n),
+        baselinePerplexity: Foundation.exp(-baselineLogProbability / n), meanKL: divergences.reduce(0, +) / n,
+        kl99: sorted[min(sorted.count - 1, Int(0.99 * n))], top1Agreement: Double(agreements) / n,
+        kvBytes: kvBytes, baselineKVBytes: baselineKVBytes, kvTokens: kvTokens, seconds: seconds)
+    }
   }
 
   /// Compares two models (e.g. quantized weights against their 16-bit original, same
@@ -82,9 +94,7 @@ public enum TextScoring {
       throw EngineError.invalidInput("the two models have different vocabularies")
     }
     let start = Date()
-    var logProbability = 0.0, baselineLogProbability = 0.0
-    var divergences: [Double] = []
-    var agreements = 0
+    var comparison = Comparison()
     let chunk = min(session.maxRows, session.maxLogitRows, baselineSession.maxRows, baselineSession.maxLogitRows)
     var first = 0
     while first + 1 < tokens.count {
@@ -96,28 +106,13 @@ public enum TextScoring {
         let piece = Array(segment[position..<end])
         let ours = try session.forward([SequenceInput(cache: cache, tokens: piece)], logits: .all)
         let theirs = try baselineSession.forward([SequenceInput(cache: baseline, tokens: piece)], logits: .all)
-        for r in 0..<piece.count {
-          let (p, q) = (logSoftmax(ours.row(r)), logSoftmax(theirs.row(r)))
-          let next = segment[position + r + 1]
-          var kl = 0.0
-          for i in 0..<p.count where q[i] > -.infinity { kl += Foundation.exp(q[i]) * (q[i] - p[i]) }
-          divergences.append(max(0, kl))
-          logProbability += p[next]
-          baselineLogProbability += q[next]
-          if argmax(p) == argmax(q) { agreements += 1 }
-        }
+        for r in 0..<piece.count { comparison.add(ours: ours.row(r), theirs: theirs.row(r), next: segment[position + r + 1]) }
         position = end
         progress?(first + position)
       }
       first += window
     }
-    let n = Double(divergences.count)
-    let sorted = divergences.sorted()
-    return TextScore(
-      scoredTokens: divergences.count, perplexity: Foundation.exp(-logProbability / n),
-      baselinePerplexity: Foundation.exp(-baselineLogProbability / n), meanKL: divergences.reduce(0, +) / n,
-      kl99: sorted[min(sorted.count - 1, Int(0.99 * n))], top1Agreement: Double(agreements) / n,
-      kvBytes: 0, baselineKVBytes: 0, kvTokens: 0, seconds: Date().timeIntervalSince(start))
+    return comparison.score(kvBytes: 0, baselineKVBytes: 0, kvTokens: 0, seconds: Date().timeIntervalSince(start))
   }
 
   static func logSoftmax(_ logits: UnsafeBufferPointer<Float>) -> [Double] {

@@ -27,7 +27,7 @@ public enum AccuracyMetrics {
       counts[answer, default: 0] += 1
       if first[answer] == nil { first[answer] = i }
     }
-    return counts.max { a, b in a.value != b.value ? a.value < b.value : first[a.key]! > first[b.key]! }?.key
+    return counts.max { a, b in a.value != b.value ? a.value < b.value : first[a.key, default: 0] > first[b.key, default: 0] }?.key
   }
 
   /// maj@K: whether the majority of `answers` equals `gold`.

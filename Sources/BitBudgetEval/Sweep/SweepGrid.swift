@@ -69,7 +69,7 @@ public struct SweepGrid: Sendable {
 
     var axes: [(String, [Any])] = []
     for name in names {
-      let value = mapping[name]!
+      guard let value = mapping[name] else { continue }
       if let list = value as? [Any] {
         guard !list.isEmpty else { throw fail("\"\(name)\" is an empty list") }
         axes.append((name == "models" ? "model" : name, list))

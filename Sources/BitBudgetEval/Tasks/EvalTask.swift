@@ -166,7 +166,7 @@ extension EvalTask {
       let trimmed = answer.trimmingCharacters(in: CharacterSet(charactersIn: " ()."))
       if trimmed.count == 1, let c = trimmed.uppercased().first, letters.contains(c) { return String(c) }
       if let index = choices?.firstIndex(of: answer) { return String(letters[letters.index(letters.startIndex, offsetBy: index)]) }
-      throw EvalError.invalidTask(location: location, reason: "answer \"\(answer)\" is neither a letter \(letters.first!)–\(letters.last!) nor one of the choices")
+      throw EvalError.invalidTask(location: location, reason: "answer \"\(answer)\" is neither a letter A–\(letters.last.map(String.init) ?? "D") nor one of the choices")
     }
   }
 
