@@ -102,7 +102,7 @@ struct Eval: ParsableCommand {
       temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed)
     let store = try ScenarioRunner.openStore(db)
     let start = Date()
-    let generated = try runner.run(scenario, task: evalTask, items: items, answerTokens: answerTokens, store: store) { done, total, score in
+    let generated = try runner.run(scenario, options: options, task: evalTask, items: items, answerTokens: answerTokens, store: store) { done, total, score in
       if !json {
         Output.progress(String(format: "question %d/%d: pass@1 so far %.3f over %d questions", done, total, score.passAt1, score.questions))
       }

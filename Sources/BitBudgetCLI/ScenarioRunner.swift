@@ -6,9 +6,9 @@ import Foundation
 
 /// Runs one scenario's questions on the local engine and commits every sample to the results
 /// store as soon as its batch finishes; samples already stored are skipped, so an interrupted run
-/// resumes. Shared by `eval` and `sweep`.
+/// resumes. Shared by `eval` and `sweep`: one runner per loaded model; each run takes the
+/// options (KV policy, KV dtype, memory limit) of its own scenario.
 struct ScenarioRunner {
-  let options: ModelOptions
   let model: DecoderModel
   let tokenizer: Tokenizer
   let session: InferenceSession
@@ -16,7 +16,6 @@ struct ScenarioRunner {
   let endOfThinking: Int?
 
   init(options: ModelOptions, model: DecoderModel) throws {
-    self.options = options
     self.model = model
     guard let tokenizer = try modelTokenizer(model, explicit: nil) else {
       throw CommandFailure(message: "\(model.path) has no tokenizer; evaluation needs one to build prompts")
@@ -40,9 +39,12 @@ struct ScenarioRunner {
   /// Generates the missing samples of `scenario` for `items`; returns the tokens generated.
   /// `progress(questionsDone, questions, score)` is called after each question.
   func run(
-    _ scenario: Scenario, task: EvalTask, items: [TaskItem], answerTokens: Int, store: ResultStore,
+    _ scenario: Scenario, options: ModelOptions, task: EvalTask, items: [TaskItem], answerTokens: Int, store: ResultStore,
     progress: (Int, Int, ScenarioScore) -> Void
   ) throws -> Int {
+    guard try options.kvSpec().description == scenario.kv else {
+      throw CommandFailure(message: "internal: scenario KV policy \(scenario.kv) differs from the options' \(try options.kvSpec())")
+    }
     try store.register(scenario)
     let began = Date()
     let finished = try store.finishedSamples(scenario.key)
@@ -66,7 +68,9 @@ struct ScenarioRunner {
         let prompt = tokenizer.encode(text)
         // Contiguous missing samples decode in batches of G, each sample on its own stream.
         for run in Self.contiguousRuns(missing, maxLength: scenario.parallel) {
-          generated += try generate(run, item: item, prompt: prompt, scenario: scenario, task: task, budget: budget, sampling: sampling, generator: generator, store: store)
+          generated += try generate(
+            run, item: item, prompt: prompt, scenario: scenario, options: options, task: task, budget: budget, sampling: sampling,
+            generator: generator, store: store)
         }
       }
       progress(number + 1, items.count, ScenarioScore(task: task, records: try store.samples(scenario.key), majorityK: scenario.parallel))
@@ -83,8 +87,8 @@ struct ScenarioRunner {
 
   /// One batch; a failure is recorded per sample (the run goes on), except a memory refusal.
   private func generate(
-    _ run: Range<Int>, item: TaskItem, prompt: [Int], scenario: Scenario, task: EvalTask, budget: ThinkingBudget?,
-    sampling: SamplingParameters, generator: Generator, store: ResultStore
+    _ run: Range<Int>, item: TaskItem, prompt: [Int], scenario: Scenario, options: ModelOptions, task: EvalTask,
+    budget: ThinkingBudget?, sampling: SamplingParameters, generator: Generator, store: ResultStore
   ) throws -> Int {
     let began = Date()
     var generation = GenerationOptions(
@@ -105,7 +109,7 @@ struct ScenarioRunner {
         try store.record(SampleRecord(
           scenarioKey: scenario.key, questionId: item.id, sampleIndex: run.lowerBound + offset, output: output,
           tokens: sample.tokens.count, thinkingTokens: thinking, finish: sample.finish.rawValue, answer: answer,
-          correct: task.isCorrect(answer, gold: item.gold), seconds: seconds))
+          correct: task.isCorrect(answer, gold: item.gold), seconds: seconds, kvBytes: sample.kvBytes))
         tokens += sample.tokens.count
       }
       return tokens

@@ -76,7 +76,7 @@ struct Sweep: ParsableCommand {
       // Samples already stored count as done but not toward the rate (the ETA) of this run.
       var before = try store.samples(scenario.key).filter { record in items.contains { $0.id == record.questionId } }.count
       doneSamples += before
-      let generated = try runner.run(scenario, task: task, items: items, answerTokens: point.answerTokens, store: store) { done, total, score in
+      let generated = try runner.run(scenario, options: options, task: task, items: items, answerTokens: point.answerTokens, store: store) { done, total, score in
         doneSamples += score.samples - before
         newSamples += score.samples - before
         before = score.samples

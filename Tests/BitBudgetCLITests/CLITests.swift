@@ -315,7 +315,7 @@ import Testing
       model: \(model)
       task: \(task)
       weights: [16, 8]
-      kv: [full, "hqq:4"]
+      kv: [full, "hqq:4,residual=16"]
       samples: 2
       parallel: [1, 2]
       max_tokens: 12
@@ -329,6 +329,22 @@ import Testing
     for s in scenarios {
       let score = try #require(s["score"] as? [String: Any])
       #expect(score["samples"] as? Int == 4 && score["questions"] as? Int == 2)
+    }
+    // Each scenario ran with its own KV policy: hqq:4 caches (the prompt quantized beyond a
+    // 16-token residual) hold fewer bytes than full ones.
+    let store = try ResultStore(path: db)
+    var kvBytes: [String: Int] = [:]
+    for s in scenarios {
+      let scenario = try #require(s["scenario"] as? [String: Any])
+      let key = try #require(s["scenario_key"] as? String)
+      let bytes = try store.samples(key).compactMap(\.kvBytes).reduce(0, +)
+      kvBytes["\(scenario["weight_bits"] ?? "") \(scenario["parallel"] ?? "") \(scenario["kv"] ?? "")"] = bytes
+    }
+    for bits in [16, 8] {
+      for g in [1, 2] {
+        let full = kvBytes["\(bits) \(g) full"] ?? 0, quantized = kvBytes.first { $0.key.hasPrefix("\(bits) \(g) hqq") }?.value ?? 0
+        #expect(quantized > 0 && quantized < full, "\(bits)-bit G=\(g): hqq \(quantized) vs full \(full)")
+      }
     }
     let second = try Self.run(["sweep", grid, "--db", db, "--threads", "2", "--json"])
     let again = try #require(second.json?["scenarios"] as? [[String: Any]])

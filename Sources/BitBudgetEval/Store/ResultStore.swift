@@ -5,10 +5,10 @@ import GRDB
 /// committed in its own transaction the moment it is recorded, so a killed run (even `kill -9`)
 /// loses nothing finished and a rerun skips what is stored (`finishedSamples`).
 ///
-/// Schema (version 1): `scenario(key PRIMARY KEY, task, config JSON, created_at)`;
-/// `sample(scenario_key, question_id, sample_index, output, tokens, thinking_tokens, finish,
-/// answer, correct, error, seconds, created_at; PRIMARY KEY (scenario_key, question_id,
-/// sample_index))`.
+/// Schema: `scenario(key PRIMARY KEY, task, config JSON, created_at, estimated_bytes,
+/// peak_rss_bytes, wall_seconds, generated_tokens)`; `sample(scenario_key, question_id,
+/// sample_index, output, tokens, thinking_tokens, finish, answer, correct, error, seconds,
+/// kv_bytes, created_at; PRIMARY KEY (scenario_key, question_id, sample_index))`.
 public final class ResultStore: @unchecked Sendable {
   public let path: String
   private let database: DatabasePool
@@ -58,6 +58,9 @@ public final class ResultStore: @unchecked Sendable {
         t.add(column: "generated_tokens", .integer).notNull().defaults(to: 0)
       }
     }
+    migrator.registerMigration("v3") { db in
+      try db.alter(table: "sample") { t in t.add(column: "kv_bytes", .integer) }
+    }
     return migrator
   }
 
@@ -100,11 +103,11 @@ public final class ResultStore: @unchecked Sendable {
       try db.execute(
         sql: """
           INSERT OR REPLACE INTO sample (scenario_key, question_id, sample_index, output, tokens, thinking_tokens,
-            finish, answer, correct, error, seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            finish, answer, correct, error, seconds, kv_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           """,
         arguments: [
           sample.scenarioKey, sample.questionId, sample.sampleIndex, sample.output, sample.tokens, sample.thinkingTokens,
-          sample.finish, sample.answer, sample.correct, sample.error, sample.seconds, Date(),
+          sample.finish, sample.answer, sample.correct, sample.error, sample.seconds, sample.kvBytes, Date(),
         ])
     }
   }
@@ -127,7 +130,7 @@ public final class ResultStore: @unchecked Sendable {
         SampleRecord(
           scenarioKey: row["scenario_key"], questionId: row["question_id"], sampleIndex: row["sample_index"],
           output: row["output"], tokens: row["tokens"], thinkingTokens: row["thinking_tokens"], finish: row["finish"],
-          answer: row["answer"], correct: row["correct"], error: row["error"], seconds: row["seconds"])
+          answer: row["answer"], correct: row["correct"], error: row["error"], seconds: row["seconds"], kvBytes: row["kv_bytes"])
       }
     }
   }

@@ -76,10 +76,12 @@ public struct SampleRecord: Codable, Sendable, Equatable {
   /// What went wrong when the sample could not be generated (the sweep goes on).
   public var error: String?
   public var seconds: Double
+  /// The sample's KV cache at its end (bytes; storage shared with other samples included).
+  public var kvBytes: Int?
 
   public init(
     scenarioKey: String, questionId: String, sampleIndex: Int, output: String, tokens: Int, thinkingTokens: Int,
-    finish: String, answer: String?, correct: Bool, error: String? = nil, seconds: Double
+    finish: String, answer: String?, correct: Bool, error: String? = nil, seconds: Double, kvBytes: Int? = nil
   ) {
     self.scenarioKey = scenarioKey
     self.questionId = questionId
@@ -92,5 +94,6 @@ public struct SampleRecord: Codable, Sendable, Equatable {
     self.correct = correct
     self.error = error
     self.seconds = seconds
+    self.kvBytes = kvBytes
   }
 }
