@@ -127,8 +127,8 @@ def layer_case(seed, rows, columns, tokens, sequences, bits, group, sym, actorde
         "zeros": zeros.flatten().tolist(), "order": perm.tolist(),
         # mean squared output error on the calibration inputs, reference GPTQ and plain RTN
         "output_error": float(((X @ (W - Q_unperm(Q, perm)).t()) ** 2).mean()),
-        "rtn_output_error": float(((X @ (W - rtn(W, bits, group, sym)).t()) ** 2).mean()),
-        "rtn_codes": rtn_codes(W, bits, group, sym).to(torch.int32).flatten().tolist(),
+        "rtn_output_error": float(((X @ (W - rtn(W, bits, group, sym)[1]).t()) ** 2).mean()),
+        "rtn_codes": rtn(W, bits, group, sym)[0].to(torch.int32).flatten().tolist(),
     }
 
 
@@ -138,26 +138,16 @@ def Q_unperm(Q, perm):
     return out
 
 
-def rtn_codes(W, bits, group, sym):
-    out = torch.zeros_like(W)
-    maxq = 2**bits - 1
-    for start in range(0, W.shape[1], group):
-        x = W[:, start:start + group]
-        scale, zero = find_params(x, bits, sym)
-        c, _ = quantize(x, scale.unsqueeze(1), zero.unsqueeze(1), maxq)
-        out[:, start:start + group] = c
-    return out
-
-
 def rtn(W, bits, group, sym):
-    out = torch.zeros_like(W)
+    """Round-to-nearest per row and group: (codes, dequantized weights)."""
+    codes, values = torch.zeros_like(W), torch.zeros_like(W)
     maxq = 2**bits - 1
     for start in range(0, W.shape[1], group):
         x = W[:, start:start + group]
         scale, zero = find_params(x, bits, sym)
-        _, q = quantize(x, scale.unsqueeze(1), zero.unsqueeze(1), maxq)
-        out[:, start:start + group] = q
-    return out
+        c, q = quantize(x, scale.unsqueeze(1), zero.unsqueeze(1), maxq)
+        codes[:, start:start + group], values[:, start:start + group] = c, q
+    return codes, values
 
 
 def dequantize_checkpoint(directory):

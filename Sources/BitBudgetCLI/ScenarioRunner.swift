@@ -61,11 +61,13 @@ struct ScenarioRunner {
       : SamplingParameters(temperature: Float(scenario.temperature), topK: scenario.topK, topP: Float(scenario.topP), minP: 0)
     let generator = Generator(session: session)
     var generated = 0
+    var longestPrompt = 1
     for (number, item) in items.enumerated() {
       let missing = (0..<scenario.samples).filter { !finished.contains(SampleKey(questionId: item.id, sampleIndex: $0)) }
+      let text = QwenChatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: item))], enableThinking: true)
+      let prompt = tokenizer.encode(text)  // also for skipped questions: the memory estimate takes the longest
+      longestPrompt = max(longestPrompt, prompt.count)
       if !missing.isEmpty {
-        let text = QwenChatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: item))], enableThinking: true)
-        let prompt = tokenizer.encode(text)
         // Contiguous missing samples decode in batches of G, each sample on its own stream.
         for run in Self.contiguousRuns(missing, maxLength: scenario.parallel) {
           generated += try generate(
@@ -75,7 +77,6 @@ struct ScenarioRunner {
       }
       progress(number + 1, items.count, ScenarioScore(task: task, records: try store.samples(scenario.key), majorityK: scenario.parallel))
     }
-    let longestPrompt = items.map { tokenizer.encode(QwenChatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: $0))], enableThinking: true)).count }.max() ?? 1
     let estimate = try? options.estimatedBytes(
       model: model, promptTokens: longestPrompt, tokens: scenario.maxTokens + (budget?.forcedTokens.count ?? 0),
       samples: scenario.parallel, prefillChunk: InferenceSession.defaultMaxRows).0
