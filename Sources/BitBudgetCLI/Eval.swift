@@ -16,9 +16,19 @@ struct Eval: ParsableCommand {
       share one prefill. Every finished sample is committed to --db (SQLite) at once; rerunning the \
       same command skips finished samples, so a killed run resumes where it stopped. Prints pass@1 \
       (mean over samples) and maj@G.
+
+      With --endpoint, the samples come from OpenAI-compatible servers (vLLM, SGLang, llama.cpp's \
+      llama-server) through /v1/completions with the chat template applied here, so budget forcing \
+      works remotely; --model then names the memory model (a preset such as qwen3-8b, or a model \
+      folder), --weights and --kv label what the server runs, and the memory recorded is the \
+      memory model's. Requests run --concurrency at a time per endpoint, time out after \
+      --request-timeout seconds and are retried with backoff; a sample that still fails is \
+      recorded as an error and redone by the next run.
       """)
 
   @OptionGroup var options: ModelOptions
+
+  @OptionGroup var remote: RemoteOptions
 
   @Option(help: ArgumentHelp("Task file: .jsonl or GPQA's .csv.", valueName: "file"))
   var task: String
@@ -93,33 +103,52 @@ struct Eval: ParsableCommand {
   func run() throws {
     let evalTask = try loadTask()
     let items = Array(evalTask.items.prefix(questions ?? .max))
-    let model = try options.loadModel()
-    let runner = try ScenarioRunner(options: options, model: model)
     let limit = maxTokens ?? (thinkingBudget.map { $0 + answerTokens } ?? 1024)
-    let scenario = Scenario(
-      task: evalTask.name, model: options.model, weightBits: model.weights.format.bits, kv: try options.kvSpec().description,
-      thinkingBudget: thinkingBudget, maxTokens: limit, samples: samples, parallel: parallel ?? samples,
-      temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed)
     let store = try ScenarioRunner.openStore(db)
     let start = Date()
-    let generated = try runner.run(scenario, options: options, task: evalTask, items: items, answerTokens: answerTokens, store: store) { done, total, score in
-      if !json {
-        Output.progress(String(format: "question %d/%d: pass@1 so far %.3f over %d questions", done, total, score.passAt1, score.questions))
-      }
+    func scenario(weightBits: Int, backend: String?) throws -> Scenario {
+      Scenario(
+        task: evalTask.name, model: options.model, weightBits: weightBits, kv: try options.kvSpec().description,
+        thinkingBudget: thinkingBudget, maxTokens: limit, samples: samples, parallel: parallel ?? samples,
+        temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed, backend: backend)
     }
-    let records = try store.samples(scenario.key).filter { record in items.contains { $0.id == record.questionId } }
-    let score = ScenarioScore(task: evalTask, records: records, majorityK: scenario.parallel)
+    let current: Scenario
+    let generated: Int
+    let weightsBytes: Int?
+    if remote.isRemote {
+      let backend = try remote.backend(model: options.model)
+      let remoteScenario = try RemoteScenario(backend: backend, memoryModel: options.model)
+      defer { remoteScenario.shutdown() }
+      current = try scenario(weightBits: options.weights ?? 16, backend: backend.scenarioLabel)
+      generated = try remoteScenario.run(current, task: evalTask, items: items, answerTokens: answerTokens, store: store) { done, total, passAt1 in
+        if !json { Output.progress(String(format: "sample %d/%d: pass@1 so far %.3f", done, total, passAt1)) }
+      }
+      weightsBytes = try? remoteScenario.memory.estimate(weightsBits: current.weightBits, tokens: 0, convention: .paper).weightsBytes
+    } else {
+      let model = try options.loadModel()
+      let runner = try ScenarioRunner(options: options, model: model)
+      current = try scenario(weightBits: model.weights.format.bits, backend: nil)
+      generated = try runner.run(current, options: options, task: evalTask, items: items, answerTokens: answerTokens, store: store) { done, total, score in
+        if !json {
+          Output.progress(String(format: "question %d/%d: pass@1 so far %.3f over %d questions", done, total, score.passAt1, score.questions))
+        }
+      }
+      weightsBytes = model.weights.byteCount
+    }
+    let records = try store.samples(current.key).filter { record in items.contains { $0.id == record.questionId } }
+    let score = ScenarioScore(task: evalTask, records: records, majorityK: current.parallel)
     let wall = Date().timeIntervalSince(start)
     let report = Report(
-      scenario: scenario, scenarioKey: scenario.key, score: score, generatedThisRun: generated,
+      scenario: current, scenarioKey: current.key, score: score, generatedThisRun: generated,
       secondsThisRun: wall, tokensPerSThisRun: wall > 0 ? Double(generated) / wall : 0,
-      weightsBytes: model.weights.byteCount, peakRssBytes: ProcessMemory.peakResidentBytes)
+      weightsBytes: weightsBytes, peakRssBytes: remote.isRemote ? nil : ProcessMemory.peakResidentBytes,
+      run: try store.runMeasurements(current.key))
     if json {
       try Output.json(report)
     } else {
       Output.line(String(
         format: "%@ on %@: %d questions × %d samples, pass@1 %.3f, maj@%d %.3f, %d errors (scenario %@)",
-        options.model, evalTask.name, score.questions, samples, score.passAt1, scenario.parallel, score.majorityAtK, score.errors, scenario.key))
+        options.model, evalTask.name, score.questions, samples, score.passAt1, current.parallel, score.majorityAtK, score.errors, current.key))
     }
   }
 
@@ -133,8 +162,12 @@ struct Eval: ParsableCommand {
     let generatedThisRun: Int
     let secondsThisRun: Double
     let tokensPerSThisRun: Double
-    let weightsBytes: Int
-    let peakRssBytes: Int
+    /// Weights bytes (remote: the memory model's, paper convention).
+    let weightsBytes: Int?
+    /// This process's peak RSS (nil for a remote backend).
+    let peakRssBytes: Int?
+    /// Memory estimate, wall time and tokens summed over the scenario's runs.
+    let run: RunMeasurements?
   }
 }
 

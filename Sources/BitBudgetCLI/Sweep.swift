@@ -6,11 +6,13 @@ import Foundation
 
 struct Sweep: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Evaluate every scenario of a YAML grid on the local engine, resumably, into one SQLite database.",
+    abstract: "Evaluate every scenario of a YAML grid, on the local engine or OpenAI-compatible servers, resumably, into one SQLite database.",
     discussion: """
       Every list in GRID.yaml is an axis and every scalar is fixed (keys: model/models, task, \
       answer_type, samples, parallel, weights, kv, thinking_budget, answer_tokens, max_tokens, \
-      temperature, top_p, top_k, seed, questions, gpqa_seed; see examples/paper-grid.yaml). Each \
+      temperature, top_p, top_k, seed, questions, gpqa_seed, backend; see examples/paper-grid.yaml). \
+      backend: {endpoint: URL or [URLs], model: SERVED_NAME, concurrency, timeout, retries} runs \
+      the samples on OpenAI-compatible servers (model then names the memory model, e.g. qwen3-8b). Each \
       finished sample is committed at once; rerunning the command after a kill continues where it \
       stopped. A terminal shows a progress line with the ETA and live accuracy; the end prints a \
       table of every scenario (pass@1, maj@G, tokens, time).
@@ -56,47 +58,80 @@ struct Sweep: ParsableCommand {
     var doneSamples = 0, newSamples = 0
     let start = Date()
     var results: [Result] = []
-    // Points sharing a model and weight precision reuse one loaded model.
+    // Points sharing a model and weight precision reuse one loaded model; points sharing a
+    // remote backend and memory model one HTTP client.
     var loaded: (key: String, runner: ScenarioRunner)?
+    var remotes: [String: RemoteScenario] = [:]
+    defer { for remote in remotes.values { remote.shutdown() } }
     for (index, (point, options, task)) in planned.enumerated() {
-      let modelKey = "\(point.model)|\(point.weights)"
-      if loaded?.key != modelKey {
-        loaded = nil
-        let model = try options.loadModel()
-        loaded = (modelKey, try ScenarioRunner(options: options, model: model))
-      }
-      guard let runner = loaded?.runner else { continue }
       let items = Array(task.items.prefix(point.questions ?? .max))
       let limit = point.maxTokens ?? (point.thinkingBudget.map { $0 + point.answerTokens } ?? 1024)
-      let scenario = Scenario(
-        task: task.name, model: point.model, weightBits: runner.model.weights.format.bits, kv: try options.kvSpec().description,
-        thinkingBudget: point.thinkingBudget, maxTokens: limit, samples: point.samples, parallel: point.parallel ?? point.samples,
-        temperature: point.temperature, topP: point.topP, topK: point.topK, seed: point.seed)
-      let scenarioStart = Date()
-      // Samples already stored count as done but not toward the rate (the ETA) of this run.
-      var before = try store.samples(scenario.key).filter { record in items.contains { $0.id == record.questionId } }.count
-      doneSamples += before
-      let generated = try runner.run(scenario, options: options, task: task, items: items, answerTokens: point.answerTokens, store: store) { done, total, score in
-        doneSamples += score.samples - before
-        newSamples += score.samples - before
-        before = score.samples
-        guard terminal && !json else { return }
-        let elapsed = Date().timeIntervalSince(start)
-        let rate = Double(newSamples) / max(elapsed, 1e-9)
-        let eta = rate > 0 ? Double(totalSamples - doneSamples) / rate : 0
-        let line = String(
-          format: "\r[scenario %d/%d] question %d/%d · %d/%d samples · pass@1 %.3f · ETA %@   ",
-          index + 1, planned.count, done, total, doneSamples, totalSamples, score.passAt1, Self.duration(eta))
-        FileHandle.standardError.write(Data(line.utf8))
+      let kv = try options.kvSpec().description
+      func scenario(weightBits: Int) -> Scenario {
+        Scenario(
+          task: task.name, model: point.model, weightBits: weightBits, kv: kv, thinkingBudget: point.thinkingBudget, maxTokens: limit,
+          samples: point.samples, parallel: point.parallel ?? point.samples, temperature: point.temperature, topP: point.topP,
+          topK: point.topK, seed: point.seed, backend: point.backend?.scenarioLabel)
       }
-      let records = try store.samples(scenario.key).filter { record in items.contains { $0.id == record.questionId } }
-      let score = ScenarioScore(task: task, records: records, majorityK: scenario.parallel)
-      let seconds = Date().timeIntervalSince(scenarioStart)
+      let scenarioStart = Date()
+      let current: Scenario
+      let generated: Int
+      let weightsBytes: Int?
+      // Samples already stored count as done but not toward the rate (the ETA) of this run.
+      let storedBefore = { (key: String) in
+        try store.samples(key).filter { record in items.contains { $0.id == record.questionId } && record.error == nil }.count
+      }
+      let scenarioCount = planned.count
+      let line: @Sendable (Int, Int, Double, Int, Int) -> Void = { (done: Int, total: Int, passAt1: Double, sweepDone: Int, sweepNew: Int) in
+        guard terminal && !json else { return }
+        let rate = Double(sweepNew) / max(Date().timeIntervalSince(start), 1e-9)
+        let eta = rate > 0 ? Double(totalSamples - sweepDone) / rate : 0
+        let text = String(
+          format: "\r[scenario %d/%d] %d/%d · %d/%d samples · pass@1 %.3f · ETA %@   ",
+          index + 1, scenarioCount, done, total, sweepDone, totalSamples, passAt1, Self.duration(eta))
+        FileHandle.standardError.write(Data(text.utf8))
+      }
+      if var backend = point.backend {
+        backend.apiKey = apiKeyFromEnvironment()
+        let remoteKey = "\(backend.endpoints)|\(backend.model)|\(point.model)"
+        let remote = try remotes[remoteKey] ?? RemoteScenario(backend: backend, memoryModel: point.model)
+        remotes[remoteKey] = remote
+        current = scenario(weightBits: point.weights)
+        let before = try storedBefore(current.key)
+        let (sweepDone, sweepNew) = (doneSamples, newSamples)
+        generated = try remote.run(current, task: task, items: items, answerTokens: point.answerTokens, store: store) { done, total, passAt1 in
+          line(done, total, passAt1, sweepDone + done, sweepNew + done - before)
+        }
+        let after = try storedBefore(current.key)
+        doneSamples += after
+        newSamples += after - before
+        weightsBytes = try? remote.memory.estimate(weightsBits: point.weights, tokens: 0, convention: .paper).weightsBytes
+      } else {
+        let modelKey = "\(point.model)|\(point.weights)"
+        if loaded?.key != modelKey {
+          loaded = nil
+          let model = try options.loadModel()
+          loaded = (modelKey, try ScenarioRunner(options: options, model: model))
+        }
+        guard let runner = loaded?.runner else { continue }
+        current = scenario(weightBits: runner.model.weights.format.bits)
+        var before = try storedBefore(current.key)
+        doneSamples += before
+        generated = try runner.run(current, options: options, task: task, items: items, answerTokens: point.answerTokens, store: store) { done, total, score in
+          doneSamples += score.samples - before
+          newSamples += score.samples - before
+          before = score.samples
+          line(done, total, score.passAt1, doneSamples, newSamples)
+        }
+        weightsBytes = runner.model.weights.byteCount
+      }
+      let records = try store.samples(current.key).filter { record in items.contains { $0.id == record.questionId } }
+      let score = ScenarioScore(task: task, records: records, majorityK: current.parallel)
       results.append(Result(
-        scenario: scenario, scenarioKey: scenario.key, score: score, generatedThisRun: generated, secondsThisRun: seconds,
-        weightsBytes: runner.model.weights.byteCount, run: try store.runMeasurements(scenario.key)))
+        scenario: current, scenarioKey: current.key, score: score, generatedThisRun: generated,
+        secondsThisRun: Date().timeIntervalSince(scenarioStart), weightsBytes: weightsBytes, run: try store.runMeasurements(current.key)))
       if !terminal && !json {
-        Output.progress(String(format: "scenario %d/%d done: pass@1 %.3f, maj@%d %.3f", index + 1, planned.count, score.passAt1, scenario.parallel, score.majorityAtK))
+        Output.progress(String(format: "scenario %d/%d done: pass@1 %.3f, maj@%d %.3f", index + 1, planned.count, score.passAt1, current.parallel, score.majorityAtK))
       }
     }
     if terminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
@@ -138,7 +173,8 @@ struct Sweep: ParsableCommand {
     let score: ScenarioScore
     let generatedThisRun: Int
     let secondsThisRun: Double
-    let weightsBytes: Int
+    /// Remote backends: the memory model's (paper convention).
+    let weightsBytes: Int?
     /// Memory estimate, peak RSS, wall time and tokens summed over this scenario's runs.
     let run: RunMeasurements?
   }

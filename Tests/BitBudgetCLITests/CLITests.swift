@@ -357,6 +357,74 @@ import Testing
     #expect(refused.status == 1 && refused.stderr.contains("--kv"), "\(refused.stderr)")
   }
 
+  /// A grid on two OpenAI-compatible servers (scripted, on loopback): samples spread over both,
+  /// budget forcing over /v1/completions, the memory model's estimate per scenario, a resume that
+  /// sends nothing, and `eval --endpoint` finding the same scenario.
+  @Test func sweepOnRemoteEndpoints() throws {
+    let directory = try Fixtures.temporaryDirectory("cli-remote")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let servers = try (0..<2).map { try FakeOpenAIServer(log: directory.appendingPathComponent("log\($0).jsonl").path, model: "Qwen/Qwen3-8B") }
+    defer { servers.forEach { $0.stop() } }
+    let task = directory.appendingPathComponent("task.jsonl").path
+    try (0..<5).map { #"{"id": "q\#($0)", "problem": "answer=\#($0 * 11) think=\#(10 * $0)", "answer": \#($0 * 11)}"# }
+      .joined(separator: "\n").write(toFile: task, atomically: true, encoding: .utf8)
+    let grid = directory.appendingPathComponent("grid.yaml").path
+    try """
+      model: qwen3-8b
+      task: \(task)
+      weights: [8, 4]
+      thinking_budget: [8, 64]
+      answer_tokens: 4
+      samples: 4
+      parallel: 4
+      backend:
+        endpoint: [\(servers[0].baseURL), \(servers[1].baseURL)]
+        model: Qwen/Qwen3-8B
+        concurrency: 3
+      """.write(toFile: grid, atomically: true, encoding: .utf8)
+    let db = directory.appendingPathComponent("results.sqlite").path
+    let first = try Self.run(["sweep", grid, "--db", db, "--json"])
+    #expect(first.status == 0, "\(first.stderr)")
+    let scenarios = try #require(first.json?["scenarios"] as? [[String: Any]])
+    #expect(scenarios.count == 4)
+    let counts = servers.map { $0.requests().count }
+    #expect(counts.allSatisfy { $0 > 10 }, "requests per server: \(counts)")
+    for s in scenarios {
+      let scenario = try #require(s["scenario"] as? [String: Any])
+      let score = try #require(s["score"] as? [String: Any])
+      let budget = try #require(scenario["thinking_budget"] as? Int)
+      #expect(scenario["backend"] as? String == "openai:Qwen/Qwen3-8B")
+      #expect(score["samples"] as? Int == 20 && score["errors"] as? Int == 0)
+      // Budget 8 cuts every thinking but q0's (8 words + tags): forced answers are still right;
+      // budget 64 lets all think to the end.
+      #expect(score["pass_at_1"] as? Double == 1.0, "budget \(budget): \(score)")
+      // The memory model's estimate (paper convention): weights + KV of 4 samples × max tokens.
+      let bits = try #require(scenario["weight_bits"] as? Int)
+      let memory = try Self.run([
+        "memory", "--model", "qwen3-8b", "--weights", String(bits), "--tokens", String(budget + 4), "--samples", "4",
+        "--convention", "paper", "--json",
+      ])
+      let run = try #require(s["run"] as? [String: Any])
+      #expect(run["estimated_bytes"] as? Int == memory.json?["total_bytes"] as? Int)
+      #expect(run["peak_rss_bytes"] == nil)
+    }
+    let again = try Self.run(["sweep", grid, "--db", db, "--json"])
+    #expect((try #require(again.json?["scenarios"] as? [[String: Any]])).allSatisfy { $0["generated_this_run"] as? Int == 0 })
+    #expect(servers.map { $0.requests().count } == counts)
+    let eval = try Self.run([
+      "eval", "--model", "qwen3-8b", "--weights", "4", "--endpoint", servers[1].baseURL, "--served-model", "Qwen/Qwen3-8B",
+      "--task", task, "--db", db, "--samples", "4", "--thinking-budget", "64", "--answer-tokens", "4", "--json",
+    ])
+    #expect(eval.status == 0, "\(eval.stderr)")
+    #expect(eval.json?["generated_this_run"] as? Int == 0)
+    #expect(scenarios.contains { $0["scenario_key"] as? String == eval.json?["scenario_key"] as? String })
+    let badURL = try Self.run(["eval", "--model", "qwen3-8b", "--endpoint", "localhost:8000", "--task", task, "--db", db])
+    #expect(badURL.status == 1 && badURL.stderr.contains("not an http(s) URL"), "\(badURL.stderr)")
+    let badModel = try Self.run(["eval", "--model", "Qwen/Qwen3-8B", "--endpoint", servers[0].baseURL, "--task", task, "--db", db])
+    #expect(badModel.status == 1 && badModel.stderr.contains("names the memory model"), "\(badModel.stderr)")
+    #expect(badModel.stderr.split(separator: "\n").count == 1)
+  }
+
   @Test func tokenizeEncodesAndDecodes() throws {
     let tokenizer = Fixtures.qwen3TokenizerDirectory
     let encoded = try Self.run(["tokenize", "--tokenizer", tokenizer, "--text", "Hello, world! 12345", "--json"])

@@ -29,6 +29,30 @@ import Testing
     let grid = try SweepGrid.load(path: path)
     #expect(grid.points.count == 2 * 3 * 3 * 4 * 3)
     #expect(grid.axes == ["model", "parallel", "weights", "kv", "thinking_budget"])
+    let remote = try SweepGrid.load(path: (Fixtures.repositoryRoot as NSString).appendingPathComponent("examples/remote-grid.yaml"))
+    #expect(remote.points.count == 3 * 8 && remote.points.allSatisfy { $0.backend?.endpoints.count == 2 })
+  }
+
+  @Test func backendsAreFixedOrAnAxis() throws {
+    let yaml = """
+      model: qwen3-8b
+      task: aime25.jsonl
+      weights: [8, 16]
+      backend:
+        endpoint: [http://node1:8000/v1, "http://node2:8000/v1/"]
+        model: Qwen/Qwen3-8B
+        concurrency: 16
+        timeout: 600
+      """
+    let grid = try SweepGrid.parse(yaml, path: "g.yaml")
+    #expect(grid.points.count == 2 && grid.axes == ["weights"])
+    let backend = try #require(grid.points[0].backend)
+    #expect(backend.endpoints.map(\.absoluteString) == ["http://node1:8000/v1", "http://node2:8000/v1"])
+    #expect(backend.model == "Qwen/Qwen3-8B" && backend.concurrency == 16 && backend.timeoutSeconds == 600)
+    #expect(backend.retries == RemoteBackend.defaultRetries)
+    let axis = try SweepGrid.parse("model: m\ntask: t\nbackend: [local, {endpoint: http://h/v1, model: x}]\n", path: "g.yaml")
+    #expect(axis.points.map { $0.backend?.model } == [nil, "x"])
+    #expect(axis.axes == ["backend"])
   }
 
   @Test(arguments: [
@@ -42,6 +66,12 @@ import Testing
     ("model: m\nmodels: [a]\ntask: t\n", "not both"),
     ("- just\n- a list\n", "mapping"),
     ("model: [unclosed\n", "not valid YAML"),
+    ("model: m\ntask: t\nbackend: remote\n", "\"backend\" must be local or a mapping"),
+    ("model: m\ntask: t\nbackend: {model: x}\n", "needs \"endpoint\""),
+    ("model: m\ntask: t\nbackend: {endpoint: http://h/v1}\n", "needs \"model\""),
+    ("model: m\ntask: t\nbackend: {endpoint: ftp://h, model: x}\n", "not an http(s) URL"),
+    ("model: m\ntask: t\nbackend: {endpoint: http://h/v1, model: x, workers: 3}\n", "unknown backend key \"workers\""),
+    ("model: m\ntask: t\nbackend: {endpoint: http://h/v1, model: x, concurrency: many}\n", "\"concurrency\" must be an integer"),
   ])
   func errorsNameTheKey(yaml: String, phrase: String) {
     do {

@@ -41,15 +41,23 @@ public enum AccuracyMetrics {
   public static func majorityAtK<Answer: Hashable>(
     _ pool: [Answer?], gold: Answer, k: Int, draws: Int = 100, seed: UInt64 = 0
   ) -> Double {
+    majorityAtK(pool, isCorrect: { $0 == gold }, k: k, draws: draws, seed: seed)
+  }
+
+  /// maj@K as above, with correctness given per answer (e.g. the stored `correct` flag of the
+  /// samples that gave it, when the gold answer is not at hand).
+  public static func majorityAtK<Answer: Hashable>(
+    _ pool: [Answer?], isCorrect: (Answer) -> Bool, k: Int, draws: Int = 100, seed: UInt64 = 0
+  ) -> Double {
     precondition(k >= 1 && k <= pool.count, "maj@K needs 1 ≤ K ≤ pool size")
-    if k == pool.count { return majorityCorrect(pool, gold: gold) ? 1 : 0 }
+    if k == pool.count { return majority(pool).map(isCorrect) == true ? 1 : 0 }
     var generator = SeededGenerator(seed: seed)
     var hits = 0
     for _ in 0..<draws {
       var indices = Array(pool.indices)
       indices.shuffle(using: &generator)
       let subset = indices.prefix(k).sorted().map { pool[$0] }
-      if majorityCorrect(subset, gold: gold) { hits += 1 }
+      if majority(subset).map(isCorrect) == true { hits += 1 }
     }
     return Double(hits) / Double(draws)
   }

@@ -10,6 +10,8 @@ public struct ScenarioScore: Codable, Sendable, Equatable {
   public var majorityAtK: Double
   public var generatedTokens: Int
   public var seconds: Double
+  /// Per question, in question-id order (not encoded: reports use them for uncertainties).
+  public var perQuestion: [QuestionScore] = []
 
   enum CodingKeys: String, CodingKey {
     case questions, samples, errors
@@ -19,24 +21,43 @@ public struct ScenarioScore: Codable, Sendable, Equatable {
     case seconds
   }
 
+  /// Scores the records of `task`'s questions (records of other questions are ignored).
   public init(task: EvalTask, records: [SampleRecord], majorityK: Int? = nil) {
-    let golds = Dictionary(task.items.map { ($0.id, $0.gold) }, uniquingKeysWith: { a, _ in a })
-    let byQuestion = Dictionary(grouping: records.filter { golds[$0.questionId] != nil }, by: \.questionId)
+    let ids = Set(task.items.map(\.id))
+    self.init(records: records.filter { ids.contains($0.questionId) }, majorityK: majorityK)
+  }
+
+  /// Scores records by their stored `correct` flags: the majority answer of a subset is right when
+  /// the samples that gave it were scored right (the same answer text always scores the same).
+  public init(records: [SampleRecord], majorityK: Int? = nil) {
+    let byQuestion = Dictionary(grouping: records, by: \.questionId)
     questions = byQuestion.count
-    samples = byQuestion.values.reduce(0) { $0 + $1.count }
+    samples = records.count
     errors = records.filter { $0.error != nil }.count
     generatedTokens = records.reduce(0) { $0 + $1.tokens }
     seconds = records.reduce(0) { $0 + $1.seconds }
-    var pass = 0.0, majority = 0.0
-    for (id, group) in byQuestion {
+    perQuestion = byQuestion.keys.sorted().compactMap { id in
+      guard let group = byQuestion[id] else { return nil }
       let ordered = group.sorted { $0.sampleIndex < $1.sampleIndex }
-      pass += AccuracyMetrics.passAt1(ordered.map(\.correct))
-      guard let gold = golds[id] else { continue }
+      var correctAnswers: [String: Bool] = [:]
+      for record in ordered where record.error == nil {
+        if let answer = record.answer { correctAnswers[answer] = (correctAnswers[answer] ?? false) || record.correct }
+      }
       let answers = ordered.map { $0.error == nil ? $0.answer : nil }
       let k = min(majorityK ?? answers.count, answers.count)
-      majority += AccuracyMetrics.majorityAtK(answers, gold: gold, k: k, draws: 200, seed: 0)
+      return QuestionScore(
+        questionId: id, samples: ordered.count, passAt1: AccuracyMetrics.passAt1(ordered.map(\.correct)),
+        majorityAtK: AccuracyMetrics.majorityAtK(answers, isCorrect: { correctAnswers[$0] ?? false }, k: k, draws: 200, seed: 0))
     }
-    passAt1 = questions == 0 ? 0 : pass / Double(questions)
-    majorityAtK = questions == 0 ? 0 : majority / Double(questions)
+    passAt1 = questions == 0 ? 0 : perQuestion.reduce(0) { $0 + $1.passAt1 } / Double(questions)
+    majorityAtK = questions == 0 ? 0 : perQuestion.reduce(0) { $0 + $1.majorityAtK } / Double(questions)
   }
+}
+
+/// One question's scores within a scenario.
+public struct QuestionScore: Sendable, Equatable {
+  public var questionId: String
+  public var samples: Int
+  public var passAt1: Double
+  public var majorityAtK: Double
 }

@@ -67,14 +67,16 @@ public final class ResultStore: @unchecked Sendable {
   /// Adds one run's measurements to a scenario: its memory estimate (weights + KV peak of G
   /// samples + scratch, the engine convention), the process's peak RSS (the largest seen), wall
   /// time and tokens generated (summed over runs, so tokens/s survives a resume).
-  public func recordRun(_ scenarioKey: String, estimatedBytes: Int?, peakRssBytes: Int, seconds: Double, generatedTokens: Int) throws {
+  /// `peakRssBytes` is nil for remote backends (the memory is not this process's).
+  public func recordRun(_ scenarioKey: String, estimatedBytes: Int?, peakRssBytes: Int?, seconds: Double, generatedTokens: Int) throws {
     try write { db in
       try db.execute(
         sql: """
-          UPDATE scenario SET estimated_bytes = ?, peak_rss_bytes = MAX(COALESCE(peak_rss_bytes, 0), ?),
+          UPDATE scenario SET estimated_bytes = ?,
+            peak_rss_bytes = CASE WHEN ? IS NULL THEN peak_rss_bytes ELSE MAX(COALESCE(peak_rss_bytes, 0), ?) END,
             wall_seconds = wall_seconds + ?, generated_tokens = generated_tokens + ? WHERE key = ?
           """,
-        arguments: [estimatedBytes, peakRssBytes, seconds, generatedTokens, scenarioKey])
+        arguments: [estimatedBytes, peakRssBytes, peakRssBytes, seconds, generatedTokens, scenarioKey])
     }
   }
 

@@ -23,10 +23,15 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
   public var topP: Double
   public var topK: Int
   public var seed: UInt64
+  /// Where the samples come from: nil for the local engine, `openai:SERVED_MODEL` for an
+  /// OpenAI-compatible server (then `model` names the memory model's preset or config, and `kv`
+  /// only labels what the server runs). Left out of the canonical JSON when nil, so local keys
+  /// are those of the first stores.
+  public var backend: String?
 
   public init(
     task: String, model: String, weightBits: Int, kv: String, thinkingBudget: Int?, maxTokens: Int, samples: Int,
-    parallel: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64
+    parallel: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64, backend: String? = nil
   ) {
     self.task = task
     self.model = model
@@ -40,6 +45,7 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
     self.topP = topP
     self.topK = topK
     self.seed = seed
+    self.backend = backend
   }
 
   /// Canonical JSON: sorted keys, no whitespace.

@@ -6,7 +6,9 @@ import Yams
 ///
 /// Keys: `model`/`models`, `task`, `answer_type`, `samples`, `parallel`, `weights`, `kv`,
 /// `thinking_budget`, `answer_tokens`, `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`,
-/// `questions`, `gpqa_seed`. An unknown key, a value of the wrong type or an empty list is an
+/// `questions`, `gpqa_seed`, `backend` (`local`, or a mapping `{endpoint: URL or [URLs], model:
+/// SERVED_NAME, concurrency, timeout, retries}` for an OpenAI-compatible server; a list of them is
+/// an axis). An unknown key, a value of the wrong type or an empty list is an
 /// error naming the key.
 public struct SweepGrid: Sendable {
   /// One point of the grid: everything a scenario needs that is not read from the model.
@@ -27,6 +29,8 @@ public struct SweepGrid: Sendable {
     public var seed: UInt64 = 0
     public var questions: Int?
     public var gpqaSeed: UInt64 = 0
+    /// nil: the local engine.
+    public var backend: RemoteBackend?
   }
 
   public let points: [Point]
@@ -35,7 +39,7 @@ public struct SweepGrid: Sendable {
 
   static let keys: Set<String> = [
     "model", "models", "task", "answer_type", "samples", "parallel", "weights", "kv", "thinking_budget",
-    "answer_tokens", "max_tokens", "temperature", "top_p", "top_k", "seed", "questions", "gpqa_seed",
+    "answer_tokens", "max_tokens", "temperature", "top_p", "top_k", "seed", "questions", "gpqa_seed", "backend",
   ]
 
   public static func load(path: String) throws -> SweepGrid {
@@ -97,6 +101,50 @@ public struct SweepGrid: Sendable {
     return SweepGrid(points: points, axes: axes.filter { $0.1.count > 1 }.map(\.0))
   }
 
+  static let backendKeys: Set<String> = ["endpoint", "endpoints", "model", "concurrency", "timeout", "retries"]
+
+  /// `local` → nil; a mapping → a remote backend.
+  static func backend(_ value: Any, fail: (String) -> EvalError) throws -> RemoteBackend? {
+    if let name = value as? String, name == "local" { return nil }
+    guard let mapping = value as? [String: Any] else {
+      throw fail("\"backend\" must be local or a mapping {endpoint: URL, model: NAME}, found \(value)")
+    }
+    for key in mapping.keys where !backendKeys.contains(key) {
+      throw fail("unknown backend key \"\(key)\" (known: \(backendKeys.sorted().joined(separator: ", ")))")
+    }
+    let raw = mapping["endpoint"] ?? mapping["endpoints"]
+    let endpoints: [String]
+    if let url = raw as? String {
+      endpoints = [url]
+    } else if let urls = raw as? [Any], let strings = urls as? [String], !strings.isEmpty {
+      endpoints = strings
+    } else {
+      throw fail("a remote backend needs \"endpoint\": a URL or a list of URLs")
+    }
+    guard let model = mapping["model"] as? String, !model.isEmpty else {
+      throw fail("a remote backend needs \"model\": the name the server serves")
+    }
+    func integer(_ key: String, default value: Int) throws -> Int {
+      guard let raw = mapping[key] else { return value }
+      guard let number = raw as? Int else { throw fail("backend \"\(key)\" must be an integer, found \(raw)") }
+      return number
+    }
+    let timeout: Double
+    switch mapping["timeout"] {
+    case nil: timeout = RemoteBackend.defaultTimeoutSeconds
+    case let seconds as Int: timeout = Double(seconds)
+    case let seconds as Double: timeout = seconds
+    case let other?: throw fail("backend \"timeout\" must be a number of seconds, found \(other)")
+    }
+    do {
+      return try RemoteBackend(
+        endpoints: endpoints, model: model, concurrency: try integer("concurrency", default: RemoteBackend.defaultConcurrency),
+        timeoutSeconds: timeout, retries: try integer("retries", default: RemoteBackend.defaultRetries))
+    } catch let error as EvalError {
+      throw fail("backend: \(error.description)")
+    }
+  }
+
   static func assign(_ value: Any, to name: String, of p: inout Point, fail: (String) -> EvalError) throws {
     func int(_ range: ClosedRange<Int>) throws -> Int {
       guard let n = value as? Int, range.contains(n) else { throw fail("\"\(name)\" must be an integer in \(range.lowerBound)...\(range.upperBound), found \(value)") }
@@ -132,6 +180,7 @@ public struct SweepGrid: Sendable {
     case "seed": p.seed = UInt64(try int(0...Int.max))
     case "gpqa_seed": p.gpqaSeed = UInt64(try int(0...Int.max))
     case "questions": p.questions = try int(1...1_000_000)
+    case "backend": p.backend = try backend(value, fail: fail)
     default: throw fail("unknown key \"\(name)\"")
     }
   }
