@@ -15,6 +15,7 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .executable(name: "bitbudget", targets: ["bitbudget"]),
+    .library(name: "BitBudgetAnalysis", targets: ["BitBudgetAnalysis"]),
     .library(name: "BitBudgetEngine", targets: ["BitBudgetEngine"]),
     .library(name: "BitBudgetEval", targets: ["BitBudgetEval"]),
     .library(name: "BitBudgetKernels", targets: ["BitBudgetKernels"]),
@@ -56,8 +57,13 @@ let package = Package(
       ],
       swiftSettings: nativeCPU),
     .target(
+      name: "BitBudgetAnalysis",
+      dependencies: ["BitBudgetMemory", "BitBudgetEngine"],
+      swiftSettings: nativeCPU),
+    .target(
       name: "BitBudgetCLI",
       dependencies: [
+        "BitBudgetAnalysis",
         "BitBudgetEngine",
         "BitBudgetEval",
         "BitBudgetMemory",
@@ -87,6 +93,10 @@ let package = Package(
     .testTarget(
       name: "BitBudgetEvalTests",
       dependencies: ["BitBudgetEval", "BitBudgetTestSupport"],
+      swiftSettings: nativeCPU),
+    .testTarget(
+      name: "BitBudgetAnalysisTests",
+      dependencies: ["BitBudgetAnalysis", "BitBudgetMemory", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetTokenizerTests",

@@ -36,8 +36,7 @@ public enum AccuracyMetrics {
   }
 
   /// maj@K averaged over `draws` random K-subsets of a larger pool (without replacement, each
-  /// subset in pool order so ties keep their meaning), seeded; exactly maj@K when K equals the
-  /// pool size.
+  /// subset in pool order so ties keep their meaning), seeded; exact when K is 1 or the pool size.
   public static func majorityAtK<Answer: Hashable>(
     _ pool: [Answer?], gold: Answer, k: Int, draws: Int = 100, seed: UInt64 = 0
   ) -> Double {
@@ -51,6 +50,8 @@ public enum AccuracyMetrics {
   ) -> Double {
     precondition(k >= 1 && k <= pool.count, "maj@K needs 1 ≤ K ≤ pool size")
     if k == pool.count { return majority(pool).map(isCorrect) == true ? 1 : 0 }
+    // maj@1 is the share of correct answers: its expectation over all draws, exactly.
+    if k == 1 { return Double(pool.filter { $0.map(isCorrect) == true }.count) / Double(pool.count) }
     var generator = SeededGenerator(seed: seed)
     var hits = 0
     for _ in 0..<draws {

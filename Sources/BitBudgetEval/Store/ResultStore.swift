@@ -101,16 +101,23 @@ public final class ResultStore: @unchecked Sendable {
 
   /// Commits one sample (replacing an earlier record of the same sample, e.g. a retried error).
   public func record(_ sample: SampleRecord) throws {
+    try record([sample])
+  }
+
+  /// Commits samples in one transaction (all or none).
+  public func record(_ samples: [SampleRecord]) throws {
     try write { db in
-      try db.execute(
-        sql: """
-          INSERT OR REPLACE INTO sample (scenario_key, question_id, sample_index, output, tokens, thinking_tokens,
-            finish, answer, correct, error, seconds, kv_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-          """,
-        arguments: [
-          sample.scenarioKey, sample.questionId, sample.sampleIndex, sample.output, sample.tokens, sample.thinkingTokens,
-          sample.finish, sample.answer, sample.correct, sample.error, sample.seconds, sample.kvBytes, Date(),
-        ])
+      for sample in samples {
+        try db.execute(
+          sql: """
+            INSERT OR REPLACE INTO sample (scenario_key, question_id, sample_index, output, tokens, thinking_tokens,
+              finish, answer, correct, error, seconds, kv_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+          arguments: [
+            sample.scenarioKey, sample.questionId, sample.sampleIndex, sample.output, sample.tokens, sample.thinkingTokens,
+            sample.finish, sample.answer, sample.correct, sample.error, sample.seconds, sample.kvBytes, Date(),
+          ])
+      }
     }
   }
 

@@ -1,0 +1,152 @@
+import Foundation
+
+/// A self-contained HTML report of result sets (no network, no JavaScript): per task a summary
+/// (frontier segments and the weights-versus-generation crossover), SVG panels of accuracy
+/// against total memory — one panel per (KV policy, G), one curve per (model, weight bits) along
+/// the token budget, the task's frontier drawn in every panel and its points ringed — the
+/// frontier table and every scenario.
+public struct HTMLReport: Sendable {
+  public var title: String
+  /// Where the results came from (shown under the title).
+  public var source: String
+  /// What the memory axis counts.
+  public var memoryNote: String
+  public var frontiers: [(task: String, frontier: ParetoFrontier)]
+
+  public init(title: String, source: String, memoryNote: String, frontiers: [(task: String, frontier: ParetoFrontier)]) {
+    self.title = title
+    self.source = source
+    self.memoryNote = memoryNote
+    self.frontiers = frontiers
+  }
+
+  static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+
+  /// A line style per weight precision: 16-bit solid, 8-bit dashed, 4-bit dotted.
+  static func dash(_ bits: Int) -> String? {
+    switch bits {
+    case 16: nil
+    case 8: "7 3"
+    default: "2 3"
+    }
+  }
+
+  static func gib(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / Double(1 << 30)) }
+
+  public var html: String {
+    let e = SVGPlot.escape
+    var out = """
+      <!DOCTYPE html>
+      <html lang="en"><head><meta charset="utf-8"><title>\(e(title))</title>
+      <style>
+      body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1220px; }
+      h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 36px; border-bottom: 1px solid #ccc; }
+      .panels { display: flex; flex-wrap: wrap; gap: 12px; }
+      table { border-collapse: collapse; font-size: 13px; margin: 8px 0 16px; }
+      th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+      th { background: #f4f4f4; } td.l, th.l { text-align: left; }
+      .note { color: #555; font-size: 13px; }
+      </style></head><body>
+      <h1>\(e(title))</h1>
+      <p class="note">\(e(source)). \(e(memoryNote)) Accuracy: pass@1 for G = 1, maj@G otherwise; bars and ± are 95% intervals over questions.</p>
+
+      """
+    for (task, frontier) in frontiers {
+      out += section(task: task, frontier: frontier)
+    }
+    out += "</body></html>\n"
+    return out
+  }
+
+  func section(task: String, frontier: ParetoFrontier) -> String {
+    let e = SVGPlot.escape
+    var out = "<h2>Task: \(e(task))</h2>\n"
+    out += "<p>\(frontier.points.count) scenarios; \(frontier.frontier.count) on the accuracy–memory frontier.</p>\n<ul>\n"
+    for segment in frontier.segments {
+      let what: String
+      switch segment.axis {
+      case .weights: what = "bigger or more precise weights"
+      case .tokens: what = "a longer token budget"
+      case .parallel: what = "more parallel samples (G)"
+      case .kvCache: what = "another KV-cache policy"
+      }
+      out += "<li>\(Self.gib(segment.fromBytes))–\(Self.gib(segment.toBytes)) GiB: the frontier moves by \(what) (\(segment.steps) step\(segment.steps == 1 ? "" : "s")).</li>\n"
+    }
+    out += "</ul>\n"
+    if let crossover = frontier.crossover {
+      let size = crossover.effectiveSizeBytes.map { ", effective size \(Self.gib($0)) GiB" } ?? ""
+      out += "<p><b>Crossover</b> at \(Self.gib(crossover.memoryBytes)) GiB (\(e(crossover.point.description))\(size)): below it the frontier grows mostly by weights, above it by generation (\(Int((crossover.explainedFraction * 100).rounded()))% of the frontier's memory span fits this split). The paper puts the threshold at the effective size of 8-bit Qwen3-4B, 4.19 GiB.</p>\n"
+    } else {
+      out += "<p>No weights-to-generation crossover in these results.</p>\n"
+    }
+    // Panels: one per (KV policy, G), shared axes.
+    let points = frontier.points
+    let maxMemory = Double(points.map(\.memoryBytes).max() ?? 1) / Double(1 << 30)
+    let minMemory = Double(points.map(\.memoryBytes).min() ?? 1) / Double(1 << 30)
+    // Memory spans orders of magnitude across model sizes: a log axis when it spans more than 4×.
+    let logarithmic = minMemory > 0 && maxMemory / minMemory > 4
+    let xRange = logarithmic ? (minMemory / 1.15)...(maxMemory * 1.15) : 0.0...(max(maxMemory, 1e-3) * 1.05)
+    let topAccuracy = points.map(\.accuracy.high).max() ?? 1
+    let yTop = SVGPlot.ticks(0...max(0.05, min(1, topAccuracy)), count: 5).last.map { $0 < topAccuracy ? min(1, $0 * 1.25) : $0 } ?? 1
+    let yRange = 0.0...max(yTop, 0.05)
+    // Models by size (their smallest weights), then name: the legend reads small to large.
+    let smallest = Dictionary(points.map { ($0.model, $0.weightsBytes ?? .max) }, uniquingKeysWith: min)
+    let models = smallest.keys.sorted { (smallest[$0] ?? .max, $0) < (smallest[$1] ?? .max, $1) }
+    let panels = Dictionary(grouping: points) { PanelKey(kv: $0.kv, parallel: $0.parallel) }
+    let frontierLine = frontier.frontier.map { (x: Double($0.memoryBytes) / Double(1 << 30), y: $0.accuracy.mean) }
+    out += "<div class=\"panels\">\n"
+    for key in panels.keys.sorted(by: { ($0.parallel, $0.kv) < ($1.parallel, $1.kv) }) {
+      guard let members = panels[key] else { continue }
+      let curves = Dictionary(grouping: members, by: \.weightsLabel)
+      let series = curves.keys.sorted { a, b in
+        let pa = curves[a]?.first, pb = curves[b]?.first
+        return (models.firstIndex(of: pa?.model ?? "") ?? 0, -(pa?.weightBits ?? 0)) < (models.firstIndex(of: pb?.model ?? "") ?? 0, -(pb?.weightBits ?? 0))
+      }.compactMap { label -> SVGPlot.Series? in
+        guard let curve = curves[label]?.sorted(by: { ($0.tokenBudget, $0.memoryBytes) < ($1.tokenBudget, $1.memoryBytes) }), let first = curve.first else { return nil }
+        let color = Self.palette[(models.firstIndex(of: first.model) ?? 0) % Self.palette.count]
+        return SVGPlot.Series(
+          label: label, color: color,
+          points: curve.map { p in
+            SVGPlot.Point(
+              x: Double(p.memoryBytes) / Double(1 << 30), y: p.accuracy.mean, low: p.accuracy.low, high: p.accuracy.high,
+              highlighted: frontier.isOnFrontier(p),
+              tooltip: String(format: "%@: %.3f ± %.3f at %@ GiB", p.description, p.accuracy.mean, 1.96 * p.accuracy.standardError, Self.gib(p.memoryBytes)))
+          },
+          dash: Self.dash(first.weightBits))
+      }
+      var plot = SVGPlot(
+        title: "KV \(key.kv), G = \(key.parallel)",
+        xLabel: "total memory (GiB\(logarithmic ? ", log scale" : "")): weights + KV cache", yLabel: "accuracy",
+        series: series, frontier: frontierLine, xRange: xRange, yRange: yRange)
+      plot.logarithmicX = logarithmic
+      out += plot.svg + "\n"
+    }
+    out += "</div>\n<h3>Frontier</h3>\n" + table(frontier.frontier, frontier: frontier, steps: true)
+    out += "<details><summary>All \(points.count) scenarios</summary>\n" + table(points, frontier: frontier, steps: false) + "</details>\n"
+    return out
+  }
+
+  func table(_ rows: [ResultPoint], frontier: ParetoFrontier, steps: Bool) -> String {
+    let e = SVGPlot.escape
+    let byKey = Dictionary(frontier.steps.map { ($0.to.key, $0) }, uniquingKeysWith: { a, _ in a })
+    var out = "<table><tr><th>memory GiB</th><th>weights GiB</th><th>accuracy</th><th>± 95%</th><th>questions</th><th class=\"l\">model</th><th>bits</th><th class=\"l\">KV</th><th>tokens</th><th>G</th>"
+    out += steps ? "<th class=\"l\">step</th></tr>\n" : "<th class=\"l\">frontier</th></tr>\n"
+    for p in rows {
+      out += "<tr><td>\(Self.gib(p.memoryBytes))</td><td>\(p.weightsBytes.map(Self.gib) ?? "–")</td>"
+      out += String(format: "<td>%.3f</td><td>%.3f</td>", p.accuracy.mean, 1.96 * p.accuracy.standardError)
+      out += "<td>\(p.accuracy.questions)</td><td class=\"l\">\(e(p.model))</td><td>\(p.weightBits)</td><td class=\"l\">\(e(p.kv))</td><td>\(p.tokenBudget)</td><td>\(p.parallel)</td>"
+      if steps {
+        let step = byKey[p.key].map { "+\($0.axis.rawValue)\($0.significant ? "" : " (within noise)")" } ?? "start"
+        out += "<td class=\"l\">\(e(step))</td></tr>\n"
+      } else {
+        out += "<td class=\"l\">\(frontier.isOnFrontier(p) ? "yes" : "")</td></tr>\n"
+      }
+    }
+    return out + "</table>\n"
+  }
+
+  struct PanelKey: Hashable {
+    let kv: String
+    let parallel: Int
+  }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import BitBudgetAnalysis
+import BitBudgetEval
+import Foundation
+
+struct Frontier: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "The accuracy–memory Pareto frontier of a results database, as a table, JSON or an HTML report.",
+    discussion: """
+      Per task: every scenario's accuracy (pass@1 for G = 1, maj@G otherwise, with a 95% \
+      interval over questions) against its memory (the memory model's estimate recorded by each \
+      run, or with --memory measured the peak RSS of local runs); the frontier (no other scenario \
+      is more accurate with no more memory), which axis moves it in each memory range (weights, \
+      tokens, G, KV policy; steps within noise are marked), and where it turns from weights to \
+      generation (the paper's crossover). --html writes a self-contained report with SVG plots.
+      """)
+
+  @Option(help: ArgumentHelp("Results database (SQLite) written by eval or sweep.", valueName: "file"))
+  var db: String
+
+  @Option(help: "Only this task (as stored: the task file's name).")
+  var task: String?
+
+  @Option(help: "What memory counts: estimate (memory model) or measured (peak RSS of local runs).")
+  var memory: ResultPoints.MemorySource = .estimate
+
+  @Option(help: ArgumentHelp("Write a self-contained HTML report here.", valueName: "file"))
+  var html: String?
+
+  @Flag(help: "Print one JSON object.")
+  var json = false
+
+  func run() throws {
+    guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure(message: "no results database at \(db)") }
+    let store = try ScenarioRunner.openStore(db)
+    let results = try ResultPoints(store: store, memory: memory)
+    var tasks = results.byTask
+    if let task {
+      tasks = tasks.filter { $0.task == task }
+      guard !tasks.isEmpty else {
+        throw CommandFailure(message: "no scenarios of task \"\(task)\" in \(db) (tasks: \(results.byTask.map(\.task).joined(separator: ", ")))")
+      }
+    }
+    guard !tasks.isEmpty else { throw CommandFailure(message: "\(db) holds no scored scenarios") }
+    let frontiers = tasks.map { (task: $0.task, frontier: ParetoFrontier($0.points)) }
+    for line in results.skipped { Output.progress("skipped \(line)") }
+    if let html {
+      let report = HTMLReport(
+        title: "BitBudget: accuracy vs memory", source: "Results: \(db), \(results.points.count) scenarios",
+        memoryNote: memory == .estimate
+          ? "Memory: the memory model's estimate (engine convention for local runs: weights + KV peak + scratch; paper convention for remote servers)."
+          : "Memory: peak RSS measured by local runs.",
+        frontiers: frontiers)
+      do {
+        try Data(report.html.utf8).write(to: URL(fileURLWithPath: html), options: .atomic)
+      } catch {
+        throw CommandFailure(message: "cannot write \(html): \(error.localizedDescription)")
+      }
+    }
+    if json {
+      try Output.json(Report(tasks: frontiers.map { task, frontier in
+        TaskReport(
+          task: task, scenarios: frontier.points.count, frontier: frontier.frontier, steps: frontier.steps, segments: frontier.segments,
+          crossover: frontier.crossover)
+      }, skipped: results.skipped, memory: memory.rawValue))
+      return
+    }
+    for (task, frontier) in frontiers {
+      Output.line("\(task): \(frontier.points.count) scenarios, \(frontier.frontier.count) on the frontier")
+      Output.line("| memory GiB | accuracy | ±95% | model | bits | kv | tokens | G | step |")
+      Output.line("|---|---|---|---|---|---|---|---|---|")
+      let steps = Dictionary(frontier.steps.map { ($0.to.key, $0) }, uniquingKeysWith: { a, _ in a })
+      for p in frontier.frontier {
+        let step = steps[p.key].map { "+\($0.axis.rawValue)\($0.significant ? "" : " (within noise)")" } ?? "start"
+        Output.line(String(
+          format: "| %.2f | %.3f | %.3f | %@ | %d | %@ | %d | %d | %@ |", Double(p.memoryBytes) / Double(1 << 30), p.accuracy.mean,
+          1.96 * p.accuracy.standardError, p.model, p.weightBits, p.kv, p.tokenBudget, p.parallel, step))
+      }
+      for segment in frontier.segments {
+        Output.line(String(
+          format: "%.2f–%.2f GiB: moves by %@ (%d steps)", Double(segment.fromBytes) / Double(1 << 30), Double(segment.toBytes) / Double(1 << 30),
+          segment.axis.rawValue, segment.steps))
+      }
+      if let crossover = frontier.crossover {
+        let size = crossover.effectiveSizeBytes.map { String(format: ", effective size %.2f GiB", Double($0) / Double(1 << 30)) } ?? ""
+        Output.line(String(
+          format: "crossover at %.2f GiB (%@%@): weights below, generation above (%.0f%% of the frontier's memory span fits)",
+          Double(crossover.memoryBytes) / Double(1 << 30), crossover.point.description, size, crossover.explainedFraction * 100))
+      }
+      Output.line("")
+    }
+    if let html { Output.progress("wrote \(html)") }
+  }
+
+  struct TaskReport: Encodable {
+    let task: String
+    let scenarios: Int
+    let frontier: [ResultPoint]
+    let steps: [FrontierStep]
+    let segments: [FrontierSegment]
+    let crossover: Crossover?
+  }
+
+  struct Report: Encodable {
+    let tasks: [TaskReport]
+    let skipped: [String]
+    let memory: String
+  }
+}
+
+extension ResultPoints.MemorySource: ExpressibleByArgument {}

@@ -1,0 +1,74 @@
+import BitBudgetAnalysis
+import BitBudgetEngine
+import BitBudgetEval
+import BitBudgetMemory
+import Foundation
+
+/// Reads a results database into the analysis's points: accuracy per scenario (pass@1 for
+/// G = 1, maj@G otherwise, with per-question uncertainty) and its memory.
+struct ResultPoints {
+  /// What the memory axis counts.
+  enum MemorySource: String, CaseIterable {
+    /// The memory model's estimate recorded by each run (engine convention for the local engine,
+    /// paper convention for remote servers); computed from the memory model when a run was
+    /// interrupted before recording it.
+    case estimate
+    /// The peak RSS measured by local runs (scenarios without one are left out).
+    case measured
+  }
+
+  var points: [ResultPoint] = []
+  /// Why scenarios were left out (one line each).
+  var skipped: [String] = []
+
+  init(store: ResultStore, memory source: MemorySource) throws {
+    var models: [String: MemoryModel?] = [:]
+    func memoryModel(_ name: String) -> MemoryModel? {
+      if let cached = models[name] { return cached }
+      let loaded = try? MemoryModel.load(name)
+      models[name] = loaded
+      return loaded
+    }
+    for scenario in try store.scenarios() {
+      let records = try store.samples(scenario.key)
+      guard !records.isEmpty else { continue }
+      let score = ScenarioScore(records: records, majorityK: scenario.parallel)
+      let label = "\(scenario.task) \(scenario.model) \(scenario.weightBits)-bit \(scenario.kv) G=\(scenario.parallel)"
+      let convention: MemoryConvention = scenario.backend == nil ? .engine : .paper
+      let model = memoryModel(scenario.model)
+      let run = try store.runMeasurements(scenario.key)
+      let memoryBytes: Int?
+      switch source {
+      case .measured:
+        memoryBytes = run?.peakRssBytes.flatMap { $0 > 0 ? $0 : nil }
+      case .estimate:
+        memoryBytes = run?.estimatedBytes ?? model.flatMap { model in
+          guard let kv = try? KVCacheSpec.parse(scenario.kv) else { return nil }
+          return try? model.estimate(
+            weightsBits: scenario.weightBits, tokens: scenario.maxTokens, samples: scenario.parallel, kv: kv, convention: convention
+          ).totalBytes
+        }
+      }
+      guard let memoryBytes else {
+        skipped.append("\(label): no \(source == .measured ? "measured peak RSS" : "memory estimate (the model \(scenario.model) is not a preset or a readable model)")")
+        continue
+      }
+      let weights = model.flatMap { try? $0.estimate(weightsBits: scenario.weightBits, tokens: 0, convention: convention).weightsBytes }
+      let scores = score.perQuestion.map { scenario.parallel == 1 ? $0.passAt1 : $0.majorityAtK }
+      points.append(ResultPoint(
+        key: scenario.key, task: scenario.task, model: Self.modelLabel(scenario.model), weightBits: scenario.weightBits, kv: scenario.kv,
+        tokenBudget: scenario.thinkingBudget ?? scenario.maxTokens, parallel: scenario.parallel, memoryBytes: memoryBytes,
+        weightsBytes: weights, accuracy: Accuracy(questionScores: scores, samples: score.samples)))
+    }
+  }
+
+  /// A preset's name, or a model file's or folder's last path component.
+  static func modelLabel(_ model: String) -> String {
+    ModelPresets.named(model)?.name ?? (model as NSString).lastPathComponent
+  }
+
+  /// Points grouped by task, tasks in name order.
+  var byTask: [(task: String, points: [ResultPoint])] {
+    Dictionary(grouping: points, by: \.task).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+  }
+}
