@@ -30,7 +30,7 @@ struct Eval: ParsableCommand {
 
   @OptionGroup var remote: RemoteOptions
 
-  @Option(help: ArgumentHelp("Task file: .jsonl or GPQA's .csv.", valueName: "file"))
+  @Option(help: ArgumentHelp("Task file (.jsonl, or GPQA's .csv), or aime25 | gpqa-diamond from the task folder ($BITBUDGET_TASKS, else ~/.cache/bitbudget/tasks).", valueName: "file|name"))
   var task: String
 
   @Option(name: .customLong("answer-type"), help: "integer, letter, number or string (default: integer for JSONL, letter for CSV).")
@@ -88,13 +88,8 @@ struct Eval: ParsableCommand {
   }
 
   func loadTask() throws -> EvalTask {
-    let isCSV = task.lowercased().hasSuffix(".csv")
     do {
-      if isCSV {
-        guard answerType == nil || answerType == .letter else { throw ValidationError("a GPQA CSV has letter answers") }
-        return try EvalTask.gpqa(csvPath: task, seed: gpqaSeed, name: (task as NSString).lastPathComponent)
-      }
-      return try EvalTask.jsonl(path: task, answerType: answerType ?? .integer)
+      return try EvalTask.load(task, answerType: answerType, gpqaSeed: gpqaSeed)
     } catch let error as EvalError {
       throw CommandFailure(message: error.description)
     }

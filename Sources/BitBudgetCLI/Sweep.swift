@@ -153,10 +153,7 @@ struct Sweep: ParsableCommand {
 
   static func loadTask(_ point: SweepGrid.Point) throws -> EvalTask {
     do {
-      if point.task.lowercased().hasSuffix(".csv") {
-        return try EvalTask.gpqa(csvPath: point.task, seed: point.gpqaSeed, name: (point.task as NSString).lastPathComponent)
-      }
-      return try EvalTask.jsonl(path: point.task, answerType: point.answerType ?? .integer)
+      return try EvalTask.load(point.task, answerType: point.answerType, gpqaSeed: point.gpqaSeed)
     } catch let error as EvalError {
       throw CommandFailure(message: error.description)
     }

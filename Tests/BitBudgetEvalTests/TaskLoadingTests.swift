@@ -81,4 +81,22 @@ import Testing
     let missing = try Self.write("Question,Correct Answer\nq,a\n", "bad.csv")
     #expect(throws: EvalError.self) { try EvalTask.gpqa(csvPath: missing) }
   }
+
+  @Test func namedTasksResolveInTheTaskFolderOrSayWhereToPutThem() throws {
+    let folder = try Fixtures.temporaryDirectory("named-tasks")
+    setenv("BITBUDGET_TASKS", folder.path, 1)
+    defer { unsetenv("BITBUDGET_TASKS") }
+    do {
+      _ = try EvalTask.load("aime25")
+      Issue.record("a missing aime25 loaded")
+    } catch {
+      #expect("\(error)".contains("math-ai/aime25") && "\(error)".contains(folder.path), "\(error)")
+    }
+    try #"{"id": "1", "problem": "p", "answer": "033"}"#.write(
+      to: folder.appendingPathComponent("aime25.jsonl"), atomically: true, encoding: .utf8)
+    let task = try EvalTask.load("aime25")
+    #expect(task.name == "aime25" && task.answerType == .integer && task.items.first?.gold == "33")
+    #expect(throws: EvalError.self) { try EvalTask.load("gpqa-diamond") }
+    #expect(throws: EvalError.self) { try EvalTask.load("x.csv", answerType: .integer) }
+  }
 }
