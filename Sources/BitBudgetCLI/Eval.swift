@@ -115,10 +115,11 @@ struct Eval: ParsableCommand {
       let remoteScenario = try RemoteScenario(backend: backend, memoryModel: options.model)
       defer { remoteScenario.shutdown() }
       current = try scenario(weightBits: options.weights ?? 16, backend: backend.scenarioLabel)
+      try remoteScenario.checkMemoryLimit(current, limit: options.memoryLimit)
       generated = try remoteScenario.run(current, task: evalTask, items: items, answerTokens: answerTokens, store: store) { done, total, passAt1 in
         if !json { Output.progress(String(format: "sample %d/%d: pass@1 so far %.3f", done, total, passAt1)) }
       }
-      weightsBytes = try? remoteScenario.memory.estimate(weightsBits: current.weightBits, tokens: 0, convention: .paper).weightsBytes
+      weightsBytes = remoteScenario.memory.estimate(for: current, convention: .paper)?.weightsBytes
     } else {
       let model = try options.loadModel()
       let runner = try ScenarioRunner(options: options, model: model)

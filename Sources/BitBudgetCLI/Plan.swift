@@ -22,7 +22,7 @@ struct PlanCommand: ParsableCommand {
   @Option(help: ArgumentHelp("The memory budget (e.g. 8GiB, 16GB, 512MiB, bytes).", valueName: "size"))
   var memory: String
 
-  @Option(help: "math (maths and code) or knowledge (GPQA-like); needed without --db.")
+  @Option(help: "math (maths and code) or knowledge (GPQA-like): what the paper's guidelines plan for; needed without --db, and with --db used when no measured scenario fits.")
   var task: PlanTask?
 
   @Option(help: ArgumentHelp("Plan from the measured results in this database.", valueName: "file"))
@@ -67,7 +67,11 @@ struct PlanCommand: ParsableCommand {
       do {
         plan = try MeasuredPlanner(points: chosen.points, source: "measured results (\(db))").plan(memory: budget, task: chosen.task)
       } catch let error as PlanError {
-        throw CommandFailure(message: error.description)
+        // With --task, the guidelines answer what the measurements cannot (labelled as such).
+        guard let task else { throw CommandFailure(message: error.description) }
+        var fallback = try PaperGuidelines().plan(memory: budget, task: task)
+        fallback.reasons.insert("\(error.description); this plan is from the paper's guidelines instead.", at: 0)
+        plan = fallback
       }
     } else {
       plan = try PaperGuidelines().plan(memory: budget, task: task ?? .math)

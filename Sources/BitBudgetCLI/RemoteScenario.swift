@@ -24,13 +24,16 @@ struct RemoteScenario {
     client = CompletionClient(backend: backend)
   }
 
-  /// The memory model's estimate of `scenario` (nil when it cannot be computed, e.g. a KV
-  /// policy the model's geometry rejects).
+  /// The memory model's estimate of `scenario` (paper convention).
   func estimatedBytes(_ scenario: Scenario) -> Int? {
-    guard let kv = try? KVCacheSpec.parse(scenario.kv) else { return nil }
-    return try? memory.estimate(
-      weightsBits: scenario.weightBits, tokens: scenario.maxTokens, samples: scenario.parallel, kv: kv, convention: .paper
-    ).totalBytes
+    memory.estimate(for: scenario, convention: .paper)?.totalBytes
+  }
+
+  /// Refuses, with the numbers, a scenario whose estimate exceeds `--memory-limit`.
+  func checkMemoryLimit(_ scenario: Scenario, limit: String?) throws {
+    guard let limit, let bytes = ByteSize.parse(limit), let estimate = estimatedBytes(scenario), estimate > bytes else { return }
+    throw CommandFailure(
+      message: "\(scenario.model) \(scenario.weightBits)-bit with \(scenario.parallel) × \(scenario.maxTokens) tokens needs \(ByteSize.gib(estimate)) (memory model, paper convention), more than --memory-limit \(limit)")
   }
 
   /// Generates the missing samples (blocking until done); returns the tokens generated.
@@ -55,6 +58,16 @@ struct RemoteScenario {
   func shutdown() {
     let client = self.client
     _ = try? blocking { await client.shutdown() }
+  }
+}
+
+extension MemoryModel {
+  /// The estimate of a stored scenario: weights + KV of G samples of its token limit (nil when
+  /// its KV policy does not parse or does not fit the model's geometry).
+  func estimate(for scenario: Scenario, convention: MemoryConvention) -> MemoryEstimate? {
+    guard let kv = try? KVCacheSpec.parse(scenario.kv) else { return nil }
+    return try? estimate(
+      weightsBits: scenario.weightBits, tokens: scenario.maxTokens, samples: scenario.parallel, kv: kv, convention: convention)
   }
 }
 

@@ -26,14 +26,19 @@ struct ResultPoints {
     func memoryModel(_ name: String) -> MemoryModel? {
       if let cached = models[name] { return cached }
       let loaded = try? MemoryModel.load(name)
-      models[name] = loaded
+      models[name] = .some(loaded)  // failures are cached too
       return loaded
     }
     for scenario in try store.scenarios() {
-      let records = try store.samples(scenario.key)
+      let all = try store.samples(scenario.key)
+      // Failed samples are not answers: they are left out (a rerun redoes them), not scored wrong.
+      let records = all.filter { $0.error == nil }
+      let label = "\(scenario.task) \(scenario.model) \(scenario.weightBits)-bit \(scenario.kv) G=\(scenario.parallel)"
+      if records.count < all.count {
+        skipped.append("\(label): \(all.count - records.count) failed samples not counted (rerun the sweep to redo them)")
+      }
       guard !records.isEmpty else { continue }
       let score = ScenarioScore(records: records, majorityK: scenario.parallel)
-      let label = "\(scenario.task) \(scenario.model) \(scenario.weightBits)-bit \(scenario.kv) G=\(scenario.parallel)"
       let convention: MemoryConvention = scenario.backend == nil ? .engine : .paper
       let model = memoryModel(scenario.model)
       let run = try store.runMeasurements(scenario.key)
@@ -42,18 +47,13 @@ struct ResultPoints {
       case .measured:
         memoryBytes = run?.peakRssBytes.flatMap { $0 > 0 ? $0 : nil }
       case .estimate:
-        memoryBytes = run?.estimatedBytes ?? model.flatMap { model in
-          guard let kv = try? KVCacheSpec.parse(scenario.kv) else { return nil }
-          return try? model.estimate(
-            weightsBits: scenario.weightBits, tokens: scenario.maxTokens, samples: scenario.parallel, kv: kv, convention: convention
-          ).totalBytes
-        }
+        memoryBytes = run?.estimatedBytes ?? model?.estimate(for: scenario, convention: convention)?.totalBytes
       }
       guard let memoryBytes else {
         skipped.append("\(label): no \(source == .measured ? "measured peak RSS" : "memory estimate (the model \(scenario.model) is not a preset or a readable model)")")
         continue
       }
-      let weights = model.flatMap { try? $0.estimate(weightsBits: scenario.weightBits, tokens: 0, convention: convention).weightsBytes }
+      let weights = model?.estimate(for: scenario, convention: convention)?.weightsBytes
       let scores = score.perQuestion.map { scenario.parallel == 1 ? $0.passAt1 : $0.majorityAtK }
       points.append(ResultPoint(
         key: scenario.key, task: scenario.task, model: Self.modelLabel(scenario.model), weightBits: scenario.weightBits, kv: scenario.kv,

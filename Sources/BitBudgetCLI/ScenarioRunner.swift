@@ -46,6 +46,9 @@ struct ScenarioRunner {
       throw CommandFailure(message: "internal: scenario KV policy \(scenario.kv) differs from the options' \(try options.kvSpec())")
     }
     try store.register(scenario)
+    try store.reuseSamples(for: scenario)
+    // The peak RSS of this scenario alone, not of a larger model loaded earlier in a sweep.
+    ProcessMemory.resetPeak()
     let began = Date()
     let finished = try store.finishedSamples(scenario.key)
     let budget: ThinkingBudget? = try scenario.thinkingBudget.map { tokens in
@@ -102,26 +105,26 @@ struct ScenarioRunner {
     do {
       let result = try generator.generate(prompt: prompt, options: generation, cache: try options.makeCache(session))
       let seconds = Date().timeIntervalSince(began) / Double(run.count)
-      var tokens = 0
-      for (offset, sample) in result.samples.enumerated() {
+      let records = try result.samples.enumerated().map { offset, sample in
         let output = try tokenizer.decode(sample.tokens)
         let answer = task.extractAnswer(output)
         let thinking = endOfThinking.map { end in sample.tokens.firstIndex(of: end) ?? sample.tokens.count } ?? 0
-        try store.record(SampleRecord(
+        return SampleRecord(
           scenarioKey: scenario.key, questionId: item.id, sampleIndex: run.lowerBound + offset, output: output,
           tokens: sample.tokens.count, thinkingTokens: thinking, finish: sample.finish.rawValue, answer: answer,
-          correct: task.isCorrect(answer, gold: item.gold), seconds: seconds, kvBytes: sample.kvBytes))
-        tokens += sample.tokens.count
+          correct: task.isCorrect(answer, gold: item.gold), seconds: seconds, kvBytes: sample.kvBytes)
       }
-      return tokens
+      // The batch's G samples in one transaction.
+      try store.record(records)
+      return records.reduce(0) { $0 + $1.tokens }
     } catch let error as EvalError {
       throw CommandFailure(message: error.description)
     } catch {
-      for index in run {
-        try store.record(SampleRecord(
+      try store.record(run.map { index in
+        SampleRecord(
           scenarioKey: scenario.key, questionId: item.id, sampleIndex: index, output: "", tokens: 0, thinkingTokens: 0,
-          finish: "error", answer: nil, correct: false, error: String(describing: error), seconds: 0))
-      }
+          finish: "error", answer: nil, correct: false, error: String(describing: error), seconds: 0)
+      })
       return 0
     }
   }

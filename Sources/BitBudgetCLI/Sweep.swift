@@ -2,6 +2,7 @@ import ArgumentParser
 import BitBudgetEngine
 import BitBudgetEval
 import BitBudgetKernels
+import BitBudgetMemory
 import Foundation
 
 struct Sweep: ParsableCommand {
@@ -47,6 +48,10 @@ struct Sweep: ParsableCommand {
       do { options = try ModelOptions.parse(arguments) } catch {
         throw CommandFailure(message: "\(grid): \(ModelOptions.message(for: error))")
       }
+      if point.backend != nil, (try? MemoryModel.load(point.model)) == nil {
+        throw CommandFailure(
+          message: "\(grid): with a remote backend, model \"\(point.model)\" names the memory model: a preset (\(ModelPresets.all.map(\.name).joined(separator: ", "))) or a model folder or GGUF")
+      }
       let taskKey = "\(point.task)|\(point.answerType?.rawValue ?? "")|\(point.gpqaSeed)"
       let task = try tasks[taskKey] ?? Self.loadTask(point)
       tasks[taskKey] = task
@@ -61,7 +66,7 @@ struct Sweep: ParsableCommand {
     // Points sharing a model and weight precision reuse one loaded model; points sharing a
     // remote backend and memory model one HTTP client.
     var loaded: (key: String, runner: ScenarioRunner)?
-    var remotes: [String: RemoteScenario] = [:]
+    var remotes: [RemoteKey: RemoteScenario] = [:]
     defer { for remote in remotes.values { remote.shutdown() } }
     for (index, (point, options, task)) in planned.enumerated() {
       let items = Array(task.items.prefix(point.questions ?? .max))
@@ -78,8 +83,9 @@ struct Sweep: ParsableCommand {
       let generated: Int
       let weightsBytes: Int?
       // Samples already stored count as done but not toward the rate (the ETA) of this run.
-      let storedBefore = { (key: String) in
-        try store.samples(key).filter { record in items.contains { $0.id == record.questionId } && record.error == nil }.count
+      let ids = Set(items.map(\.id))
+      let stored = { (key: String, finishedOnly: Bool) in
+        try store.samples(key).filter { ids.contains($0.questionId) && (!finishedOnly || $0.error == nil) }.count
       }
       let scenarioCount = planned.count
       let line: @Sendable (Int, Int, Double, Int, Int) -> Void = { (done: Int, total: Int, passAt1: Double, sweepDone: Int, sweepNew: Int) in
@@ -93,19 +99,22 @@ struct Sweep: ParsableCommand {
       }
       if var backend = point.backend {
         backend.apiKey = apiKeyFromEnvironment()
-        let remoteKey = "\(backend.endpoints)|\(backend.model)|\(point.model)"
+        let remoteKey = RemoteKey(backend: backend, memoryModel: point.model)
         let remote = try remotes[remoteKey] ?? RemoteScenario(backend: backend, memoryModel: point.model)
         remotes[remoteKey] = remote
         current = scenario(weightBits: point.weights)
-        let before = try storedBefore(current.key)
+        try remote.checkMemoryLimit(current, limit: memoryLimit)
+        try store.register(current)
+        try store.reuseSamples(for: current)
+        let before = try stored(current.key, true)
         let (sweepDone, sweepNew) = (doneSamples, newSamples)
         generated = try remote.run(current, task: task, items: items, answerTokens: point.answerTokens, store: store) { done, total, passAt1 in
           line(done, total, passAt1, sweepDone + done, sweepNew + done - before)
         }
-        let after = try storedBefore(current.key)
+        let after = try stored(current.key, true)
         doneSamples += after
         newSamples += after - before
-        weightsBytes = try? remote.memory.estimate(weightsBits: point.weights, tokens: 0, convention: .paper).weightsBytes
+        weightsBytes = remote.memory.estimate(for: current, convention: .paper)?.weightsBytes
       } else {
         let modelKey = "\(point.model)|\(point.weights)"
         if loaded?.key != modelKey {
@@ -115,7 +124,9 @@ struct Sweep: ParsableCommand {
         }
         guard let runner = loaded?.runner else { continue }
         current = scenario(weightBits: runner.model.weights.format.bits)
-        var before = try storedBefore(current.key)
+        try store.register(current)
+        try store.reuseSamples(for: current)
+        var before = try stored(current.key, false)  // as the runner's score counts: errors included
         doneSamples += before
         generated = try runner.run(current, options: options, task: task, items: items, answerTokens: point.answerTokens, store: store) { done, total, score in
           doneSamples += score.samples - before
@@ -162,6 +173,12 @@ struct Sweep: ParsableCommand {
   static func duration(_ seconds: Double) -> String {
     let s = Int(seconds.rounded())
     return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+  }
+
+  /// One HTTP client per backend (all its settings) and memory model.
+  struct RemoteKey: Hashable {
+    let backend: RemoteBackend
+    let memoryModel: String
   }
 
   struct Result: Encodable {

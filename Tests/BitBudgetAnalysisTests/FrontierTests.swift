@@ -58,6 +58,9 @@ import Testing
     #expect(frontier.segments.first?.steps == 2)
     let crossover = try #require(frontier.crossover)
     #expect(crossover.point.key == "w3" && crossover.explainedFraction == 1)
+    // Same axes, another setting: "other".
+    let same = [Self.point("s1", 1, 0.1), Self.point("s2", 2, 0.2)]
+    #expect(ParetoFrontier(same).steps.map(\.axis) == [.other])
     // Only weights steps: no crossover.
     #expect(ParetoFrontier(Array(points.prefix(3))).crossover == nil)
   }

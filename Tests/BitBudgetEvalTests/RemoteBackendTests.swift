@@ -168,6 +168,21 @@ import Testing
     #expect(after == good)
   }
 
+  @Test func anotherGReusesTheSamplesInsteadOfRequestingThemAgain() async throws {
+    let setup = try Setup("remote-reuse")
+    let items = (0..<3).map { TaskItem(id: "q\($0)", question: "answer=\($0) think=3", gold: String($0)) }
+    var scenario = Self.scenario(budget: nil, maxTokens: 16, samples: 4)
+    scenario.parallel = 1
+    _ = try await setup.run(scenario, items)
+    let first = setup.servers[0].requests().count
+    scenario.parallel = 4
+    let generated = try await setup.run(scenario, items)
+    let second = setup.servers[0].requests().count
+    await setup.finish()
+    #expect(first == 12 && second == 12 && generated == 0)
+    #expect(try setup.store.samples(scenario.key).count == 12)
+  }
+
   @Test func backendSettingsAreChecked() {
     #expect(throws: EvalError.self) { try RemoteBackend(endpoints: [], model: "m") }
     #expect(throws: EvalError.self) { try RemoteBackend(endpoints: ["ftp://host/v1"], model: "m") }

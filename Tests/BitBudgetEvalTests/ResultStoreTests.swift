@@ -18,6 +18,34 @@ import Testing
     #expect(Self.scenario.canonicalJSON.hasPrefix(#"{"kv":"rkv:1024","maxTokens":2256"#))
   }
 
+  @Test func samplesAreSharedAcrossGOnly() throws {
+    let directory = try Fixtures.temporaryDirectory("store-reuse")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let store = try ResultStore(path: directory.appendingPathComponent("r.sqlite").path)
+    var g1 = Self.scenario
+    g1.parallel = 1
+    var g4 = Self.scenario
+    g4.parallel = 4
+    var otherSeed = Self.scenario
+    otherSeed.seed = 2
+    func sample(_ key: String, _ q: String, _ i: Int, error: String? = nil) -> SampleRecord {
+      SampleRecord(
+        scenarioKey: key, questionId: q, sampleIndex: i, output: error == nil ? "\\boxed{\(i)}" : "", tokens: 3, thinkingTokens: 1,
+        finish: error == nil ? "eos" : "error", answer: error == nil ? String(i) : nil, correct: i == 0, error: error, seconds: 1)
+    }
+    for scenario in [g1, g4, otherSeed] { try store.register(scenario) }
+    try store.record([sample(g1.key, "q1", 0), sample(g1.key, "q1", 1), sample(g1.key, "q1", 2, error: "timeout")])
+    try store.record([sample(g4.key, "q1", 1, error: "HTTP 500")])
+    // G = 4 takes G = 1's finished samples (its own failed sample 1 replaced), not the failure.
+    #expect(try store.reuseSamples(for: g4) == 2)
+    let reused = try store.samples(g4.key)
+    #expect(reused.map(\.sampleIndex) == [0, 1] && reused.allSatisfy { $0.error == nil && $0.scenarioKey == g4.key })
+    #expect(reused.map(\.output) == ["\\boxed{0}", "\\boxed{1}"])
+    #expect(try store.reuseSamples(for: g4) == 0)
+    // Another seed is another scenario's samples: nothing shared.
+    #expect(try store.reuseSamples(for: otherSeed) == 0)
+  }
+
   @Test func recordsResumeAndErrors() throws {
     let directory = try Fixtures.temporaryDirectory("store")
     defer { try? FileManager.default.removeItem(at: directory) }

@@ -71,6 +71,7 @@ import Testing
     ("model: m\ntask: t\nbackend: {endpoint: http://h/v1}\n", "needs \"model\""),
     ("model: m\ntask: t\nbackend: {endpoint: ftp://h, model: x}\n", "not an http(s) URL"),
     ("model: m\ntask: t\nbackend: {endpoint: http://h/v1, model: x, workers: 3}\n", "unknown backend key \"workers\""),
+    ("model: m\ntask: t\nbackend: {endpoint: http://h/v1, endpoints: [http://g/v1], model: x}\n", "not both"),
     ("model: m\ntask: t\nbackend: {endpoint: http://h/v1, model: x, concurrency: many}\n", "\"concurrency\" must be an integer"),
   ])
   func errorsNameTheKey(yaml: String, phrase: String) {

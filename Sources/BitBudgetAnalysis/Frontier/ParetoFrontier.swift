@@ -97,6 +97,8 @@ public enum FrontierAxis: String, Sendable, Codable {
   case parallel
   /// Another KV-cache policy on the same weights.
   case kvCache = "kv_cache"
+  /// The same axes: another setting (sampling, seed, token limit) made the difference.
+  case other
 }
 
 /// One step along the frontier.
@@ -116,8 +118,10 @@ public struct FrontierStep: Sendable, Codable {
       axis = .parallel
     } else if from.kv != to.kv {
       axis = .kvCache
-    } else {
+    } else if from.tokenBudget != to.tokenBudget {
       axis = .tokens
+    } else {
+      axis = .other
     }
     significant = to.accuracy.isSignificantlyAbove(from.accuracy)
   }

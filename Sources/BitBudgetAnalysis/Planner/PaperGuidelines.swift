@@ -46,9 +46,9 @@ public struct PaperGuidelines: Sendable {
     let evictionBytes = try weightBytes(evictionThreshold.model, evictionThreshold.bits)
     var candidates: [Candidate] = []
     for name in models {
-      guard let memory = try? MemoryModel.load(name) else { continue }
+      let memory = try MemoryModel.load(name)
       for bits in weightBits {
-        let weights = try weightBytes(name, bits)
+        let weights = try memory.estimate(weightsBits: bits, tokens: 0, convention: .paper).weightsBytes
         // Maths: 4-bit weights only while capacity dominates (below the threshold); large 4-bit
         // models lose to 8/16-bit ones of similar size (8B 8-bit > 14B 4-bit; 32B 4-bit dominated).
         // Knowledge: 4-bit is broadly memory-optimal, so only 4-bit (more parameters per byte).
@@ -174,7 +174,7 @@ public struct PaperGuidelines: Sendable {
       kvBytes: estimate.kvBytes, totalBytes: estimate.totalBytes, accuracy: nil, note: nil)
   }
 
-  static func gib(_ bytes: Int) -> String { String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }
+  static func gib(_ bytes: Int) -> String { ByteSize.gib(bytes) }
 
   struct Candidate {
     let model: String

@@ -69,6 +69,7 @@ public struct HTMLReport: Sendable {
       case .tokens: what = "a longer token budget"
       case .parallel: what = "more parallel samples (G)"
       case .kvCache: what = "another KV-cache policy"
+      case .other: what = "another setting (sampling or token limit)"
       }
       out += "<li>\(Self.gib(segment.fromBytes))–\(Self.gib(segment.toBytes)) GiB: the frontier moves by \(what) (\(segment.steps) step\(segment.steps == 1 ? "" : "s")).</li>\n"
     }

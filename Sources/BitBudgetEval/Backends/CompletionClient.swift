@@ -10,7 +10,7 @@ public struct CompletionRequest: Sendable, Equatable {
   public var maxTokens: Int
   public var temperature: Double
   public var topP: Double
-  /// 0: not sent (the server's default).
+  /// 0: no top-k (sent as -1).
   public var topK: Int
   public var seed: UInt64
 
@@ -101,7 +101,9 @@ public final class CompletionClient: Sendable {
       "model": backend.model, "prompt": request.prompt, "max_tokens": request.maxTokens, "temperature": request.temperature,
       "top_p": request.topP, "seed": request.seed, "n": 1, "stream": false,
     ]
-    if request.topK > 0 { body["top_k"] = request.topK }
+    // 0 (no top-k, as locally) is sent as -1: vLLM and SGLang take -1 for "disabled", llama.cpp
+    // any k ≤ 0; leaving it out would apply the server's default (llama-server: 40).
+    body["top_k"] = request.topK > 0 ? request.topK : -1
     var http = HTTPClientRequest(url: url)
     http.method = .POST
     http.headers.add(name: "Content-Type", value: "application/json")
@@ -114,6 +116,10 @@ public final class CompletionClient: Sendable {
       let response = try await self.http.execute(http, timeout: .milliseconds(Int64(backend.timeoutSeconds * 1000)))
       status = Int(response.status.code)
       bytes = try await response.body.collect(upTo: Self.maxResponseBytes)
+    } catch let error as HTTPClientError where error == .cancelled {
+      throw CancellationError()
+    } catch is CancellationError {
+      throw CancellationError()
     } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
       throw RemoteError.timeout(endpoint: endpoint.absoluteString, seconds: backend.timeoutSeconds)
     } catch let error as NIOTooManyBytesError {

@@ -3,7 +3,7 @@ import Foundation
 /// An OpenAI-compatible completions server (vLLM, SGLang, llama.cpp's `llama-server`, …) serving
 /// one model, possibly as several replicas: the samples of a scenario are spread over all
 /// `endpoints`, each with at most `concurrency` requests in flight.
-public struct RemoteBackend: Sendable, Equatable, Codable {
+public struct RemoteBackend: Sendable, Hashable, Codable {
   /// Base URLs up to and including `/v1` (`http://node1:8000/v1`); `/completions` is appended.
   public var endpoints: [URL]
   /// The served model's name, sent as `model` in every request.
@@ -39,8 +39,8 @@ public struct RemoteBackend: Sendable, Equatable, Codable {
     }
     guard !model.isEmpty else { throw EvalError.invalidInput("a remote backend needs the served model's name") }
     guard (1...1024).contains(concurrency) else { throw EvalError.invalidInput("concurrency must be in 1...1024, found \(concurrency)") }
-    guard timeoutSeconds > 0, timeoutSeconds <= 86_400 else {
-      throw EvalError.invalidInput("the request timeout must be in (0, 86400] seconds, found \(timeoutSeconds)")
+    guard timeoutSeconds >= 0.001, timeoutSeconds <= 86_400 else {
+      throw EvalError.invalidInput("the request timeout must be in 0.001...86400 seconds, found \(timeoutSeconds)")
     }
     guard (0...100).contains(retries) else { throw EvalError.invalidInput("retries must be in 0...100, found \(retries)") }
     self.model = model

@@ -21,6 +21,7 @@ public struct RemoteScenarioRunner: Sendable {
     store: ResultStore, progress: Progress? = nil
   ) async throws -> Int {
     try store.register(scenario)
+    try store.reuseSamples(for: scenario)
     let finished = try store.finishedSamples(scenario.key)
     let wanted = Set(items.map(\.id))
     let stored = try store.samples(scenario.key).filter { wanted.contains($0.questionId) && $0.error == nil }
@@ -40,7 +41,7 @@ public struct RemoteScenarioRunner: Sendable {
         for _ in 0..<workers {
           group.addTask {
             var generated = 0
-            while let (item, index) = await queue.next() {
+            while !Task.isCancelled, let (item, index) = await queue.next() {
               let began = Date()
               let record: SampleRecord
               do {

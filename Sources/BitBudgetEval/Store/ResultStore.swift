@@ -121,6 +121,38 @@ public final class ResultStore: @unchecked Sendable {
     }
   }
 
+  /// Copies into `scenario` the finished samples of stored scenarios that differ from it only in
+  /// G (`parallel`): sample i of a question is the same whatever G is (the local engine decodes
+  /// batch-invariantly; remote requests carry the same seed), so a grid over G generates each
+  /// sample once. Returns the samples copied.
+  @discardableResult
+  public func reuseSamples(for scenario: Scenario) throws -> Int {
+    let siblings = try scenarios().filter { other in
+      var same = other
+      same.parallel = scenario.parallel
+      return other.key != scenario.key && same == scenario
+    }
+    guard !siblings.isEmpty else { return 0 }
+    var copied = 0
+    try write { db in
+      for sibling in siblings {
+        try db.execute(
+          sql: """
+            INSERT OR REPLACE INTO sample (scenario_key, question_id, sample_index, output, tokens, thinking_tokens,
+              finish, answer, correct, error, seconds, kv_bytes, created_at)
+            SELECT ?, s.question_id, s.sample_index, s.output, s.tokens, s.thinking_tokens, s.finish, s.answer, s.correct,
+              s.error, s.seconds, s.kv_bytes, s.created_at FROM sample s
+            WHERE s.scenario_key = ? AND s.error IS NULL AND NOT EXISTS (
+              SELECT 1 FROM sample t WHERE t.scenario_key = ? AND t.question_id = s.question_id
+                AND t.sample_index = s.sample_index AND t.error IS NULL)
+            """,
+          arguments: [scenario.key, sibling.key, scenario.key])
+        copied += db.changesCount
+      }
+    }
+    return copied
+  }
+
   /// (question id, sample index) of every stored sample of a scenario without an error.
   public func finishedSamples(_ scenarioKey: String) throws -> Set<SampleKey> {
     try read { db in

@@ -112,6 +112,7 @@ public struct SweepGrid: Sendable {
     for key in mapping.keys where !backendKeys.contains(key) {
       throw fail("unknown backend key \"\(key)\" (known: \(backendKeys.sorted().joined(separator: ", ")))")
     }
+    if mapping["endpoint"] != nil && mapping["endpoints"] != nil { throw fail("backend: give \"endpoint\" or \"endpoints\", not both") }
     let raw = mapping["endpoint"] ?? mapping["endpoints"]
     let endpoints: [String]
     if let url = raw as? String {
