@@ -43,14 +43,14 @@ struct Frontier: ParsableCommand {
     }
     guard !tasks.isEmpty else { throw CommandFailure(message: "\(db) holds no scored scenarios") }
     let frontiers = tasks.map { (task: $0.task, frontier: ParetoFrontier($0.points)) }
-    for line in results.skipped { Output.progress("skipped \(line)") }
+    for line in results.notes { Output.progress("note: \(line)") }
     if let html {
       let report = HTMLReport(
         title: "BitBudget: accuracy vs memory", source: "Results: \(db), \(results.points.count) scenarios",
         memoryNote: memory == .estimate
           ? "Memory: the memory model's estimate (engine convention for local runs: weights + KV peak + scratch; paper convention for remote servers)."
           : "Memory: peak RSS measured by local runs.",
-        frontiers: frontiers)
+        frontiers: frontiers, notes: results.notes)
       do {
         try Data(report.html.utf8).write(to: URL(fileURLWithPath: html), options: .atomic)
       } catch {
@@ -62,7 +62,7 @@ struct Frontier: ParsableCommand {
         TaskReport(
           task: task, scenarios: frontier.points.count, frontier: frontier.frontier, steps: frontier.steps, segments: frontier.segments,
           crossover: frontier.crossover)
-      }, skipped: results.skipped, memory: memory.rawValue))
+      }, notes: results.notes, memory: memory.rawValue))
       return
     }
     for (task, frontier) in frontiers {
@@ -103,7 +103,7 @@ struct Frontier: ParsableCommand {
 
   struct Report: Encodable {
     let tasks: [TaskReport]
-    let skipped: [String]
+    let notes: [String]
     let memory: String
   }
 }

@@ -18,11 +18,13 @@ struct ResultPoints {
   }
 
   var points: [ResultPoint] = []
-  /// Why scenarios were left out (one line each).
-  var skipped: [String] = []
+  /// What the reader should know (one line each): scenarios left out, failed samples not
+  /// counted, scenarios over fewer questions than their task's others, mixed memory conventions.
+  var notes: [String] = []
 
   init(store: ResultStore, memory source: MemorySource) throws {
     var models: [String: MemoryModel?] = [:]
+    var conventions: [String: Set<MemoryConvention>] = [:]
     func memoryModel(_ name: String) -> MemoryModel? {
       if let cached = models[name] { return cached }
       let loaded = try? MemoryModel.load(name)
@@ -35,7 +37,7 @@ struct ResultPoints {
       let records = all.filter { $0.error == nil }
       let label = "\(scenario.task) \(scenario.model) \(scenario.weightBits)-bit \(scenario.kv) G=\(scenario.parallel)"
       if records.count < all.count {
-        skipped.append("\(label): \(all.count - records.count) failed samples not counted (rerun the sweep to redo them)")
+        notes.append("\(label): \(all.count - records.count) failed samples not counted (rerun the sweep to redo them)")
       }
       guard !records.isEmpty else { continue }
       let score = ScenarioScore(records: records, majorityK: scenario.parallel)
@@ -50,7 +52,7 @@ struct ResultPoints {
         memoryBytes = run?.estimatedBytes ?? model?.estimate(for: scenario, convention: convention)?.totalBytes
       }
       guard let memoryBytes else {
-        skipped.append("\(label): no \(source == .measured ? "measured peak RSS" : "memory estimate (the model \(scenario.model) is not a preset or a readable model)")")
+        notes.append("\(label): no \(source == .measured ? "measured peak RSS" : "memory estimate (the model \(scenario.model) is not a preset or a readable model)")")
         continue
       }
       let weights = model?.estimate(for: scenario, convention: convention)?.weightsBytes
@@ -59,6 +61,16 @@ struct ResultPoints {
         key: scenario.key, task: scenario.task, model: Self.modelLabel(scenario.model), weightBits: scenario.weightBits, kv: scenario.kv,
         tokenBudget: scenario.thinkingBudget ?? scenario.maxTokens, parallel: scenario.parallel, memoryBytes: memoryBytes,
         weightsBytes: weights, accuracy: Accuracy(questionScores: scores, samples: score.samples)))
+      conventions[scenario.task, default: []].insert(convention)
+    }
+    for (task, points) in byTask {
+      let most = points.map(\.accuracy.questions).max() ?? 0
+      for p in points where p.accuracy.questions < most {
+        notes.append("\(task) \(p.description): \(p.accuracy.questions) of \(most) questions answered so far (its interval is wider)")
+      }
+      if conventions[task]?.count ?? 0 > 1 {
+        notes.append("\(task): local scenarios count memory in the engine convention (with scratch), remote ones in the paper's")
+      }
     }
   }
 

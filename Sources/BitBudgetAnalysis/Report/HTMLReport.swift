@@ -12,12 +12,17 @@ public struct HTMLReport: Sendable {
   /// What the memory axis counts.
   public var memoryNote: String
   public var frontiers: [(task: String, frontier: ParetoFrontier)]
+  /// Caveats shown under the title (scenarios left out, incomplete ones).
+  public var notes: [String]
 
-  public init(title: String, source: String, memoryNote: String, frontiers: [(task: String, frontier: ParetoFrontier)]) {
+  public init(
+    title: String, source: String, memoryNote: String, frontiers: [(task: String, frontier: ParetoFrontier)], notes: [String] = []
+  ) {
     self.title = title
     self.source = source
     self.memoryNote = memoryNote
     self.frontiers = frontiers
+    self.notes = notes
   }
 
   static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
@@ -51,6 +56,10 @@ public struct HTMLReport: Sendable {
       <p class="note">\(e(source)). \(e(memoryNote)) Accuracy: pass@1 for G = 1, maj@G otherwise; bars and ± are 95% intervals over questions.</p>
 
       """
+    if !notes.isEmpty {
+      out += "<details><summary class=\"note\">\(notes.count) note\(notes.count == 1 ? "" : "s")</summary><ul class=\"note\">\n"
+      out += notes.map { "<li>\(e($0))</li>\n" }.joined() + "</ul></details>\n"
+    }
     for (task, frontier) in frontiers {
       out += section(task: task, frontier: frontier)
     }
