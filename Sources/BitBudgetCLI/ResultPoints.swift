@@ -74,9 +74,11 @@ struct ResultPoints {
     }
   }
 
-  /// A preset's name, or a model file's or folder's last path component.
+  /// A preset's name, or a model folder's or GGUF file's name (without `.gguf`).
   static func modelLabel(_ model: String) -> String {
-    ModelPresets.named(model)?.name ?? (model as NSString).lastPathComponent
+    if let preset = ModelPresets.named(model) { return preset.name }
+    let name = (model as NSString).lastPathComponent
+    return name.lowercased().hasSuffix(".gguf") ? String(name.dropLast(5)) : name
   }
 
   /// Points grouped by task, tasks in name order.

@@ -154,11 +154,13 @@ struct Sweep: ParsableCommand {
     Output.line("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results {
       let s = r.scenario
+      // Samples shared from another G cost this scenario no time: no rate to show.
+      let wall = r.run.map(\.wallSeconds) ?? 0
+      let speed = wall > 0 ? String(format: "%.1f | %.1f", wall, r.run?.tokensPerSecond ?? 0) : "shared | -"
       Output.line(String(
-        format: "| %@ | %d | %@ | %@ | %d | %d | %d | %d | %.3f | %.3f | %d | %d | %.1f | %.1f | %.1f |", (s.model as NSString).lastPathComponent,
+        format: "| %@ | %d | %@ | %@ | %d | %d | %d | %d | %.3f | %.3f | %d | %d | %@ | %.1f |", (s.model as NSString).lastPathComponent,
         s.weightBits, s.kv, s.thinkingBudget.map(String.init) ?? "-", s.maxTokens, s.parallel, s.samples, r.score.questions,
-        r.score.passAt1, r.score.majorityAtK, r.score.errors, r.score.generatedTokens, r.run?.wallSeconds ?? 0,
-        r.run?.tokensPerSecond ?? 0, Double(r.run?.estimatedBytes ?? 0) / 1_048_576))
+        r.score.passAt1, r.score.majorityAtK, r.score.errors, r.score.generatedTokens, speed, Double(r.run?.estimatedBytes ?? 0) / 1_048_576))
     }
   }
 

@@ -95,7 +95,9 @@ public struct SVGPlot: Sendable {
   public var svg: String {
     let left = 62.0, right = 16.0, top = 34.0, bottom = 52.0
     let plotWidth = width - left - right, plotHeight = height - top - bottom
-    let totalWidth = width + legendWidth
+    // Wide enough for the longest label (≈ 6.8 px per character at 12 px sans-serif).
+    let longest = (series.map(\.label) + ["on the frontier"]).map(\.count).max() ?? 0
+    let totalWidth = width + max(legendWidth, 36 + 6.8 * Double(longest))
     let ySpan = max(yRange.upperBound - yRange.lowerBound, 1e-12)
     let logarithmic = logarithmicX && xRange.lowerBound > 0
     let xLow = logarithmic ? log2(xRange.lowerBound) : xRange.lowerBound
