@@ -71,7 +71,7 @@ struct Frontier: ParsableCommand {
       Output.line("|---|---|---|---|---|---|---|---|---|")
       let steps = Dictionary(frontier.steps.map { ($0.to.key, $0) }, uniquingKeysWith: { a, _ in a })
       for p in frontier.frontier {
-        let step = steps[p.key].map { "+\($0.axis.rawValue)\($0.significant ? "" : " (within noise)")" } ?? "start"
+        let step = steps[p.key]?.label ?? "start"
         Output.line(String(
           format: "| %.2f | %.3f | %.3f | %@ | %d | %@ | %d | %d | %@ |", Double(p.memoryBytes) / Double(1 << 30), p.accuracy.mean,
           1.96 * p.accuracy.standardError, p.model, p.weightBits, p.kv, p.tokenBudget, p.parallel, step))

@@ -125,6 +125,9 @@ public struct FrontierStep: Sendable, Codable {
     }
     significant = to.accuracy.isSignificantlyAbove(from.accuracy)
   }
+
+  /// `+tokens`, or `+tokens (within noise)` when the gain is not significant.
+  public var label: String { "+\(axis.rawValue)\(significant ? "" : " (within noise)")" }
 }
 
 /// A memory range in which the frontier moves along one axis.

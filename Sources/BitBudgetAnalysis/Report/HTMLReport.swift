@@ -97,8 +97,8 @@ public struct HTMLReport: Sendable {
     let logarithmic = minMemory > 0 && maxMemory / minMemory > 4
     let xRange = logarithmic ? (minMemory / 1.15)...(maxMemory * 1.15) : 0.0...(max(maxMemory, 1e-3) * 1.05)
     let topAccuracy = points.map(\.accuracy.high).max() ?? 1
-    let yTop = SVGPlot.ticks(0...max(0.05, min(1, topAccuracy)), count: 5).last.map { $0 < topAccuracy ? min(1, $0 * 1.25) : $0 } ?? 1
-    let yRange = 0.0...max(yTop, 0.05)
+    // The highest interval end, rounded up to a tenth.
+    let yRange = 0.0...min(1, max(0.1, (topAccuracy * 10).rounded(.up) / 10))
     // Models by size (their smallest weights), then name: the legend reads small to large.
     let smallest = Dictionary(points.map { ($0.model, $0.weightsBytes ?? .max) }, uniquingKeysWith: min)
     let models = smallest.keys.sorted { (smallest[$0] ?? .max, $0) < (smallest[$1] ?? .max, $1) }
@@ -146,7 +146,7 @@ public struct HTMLReport: Sendable {
       out += String(format: "<td>%.3f</td><td>%.3f</td>", p.accuracy.mean, 1.96 * p.accuracy.standardError)
       out += "<td>\(p.accuracy.questions)</td><td class=\"l\">\(e(p.model))</td><td>\(p.weightBits)</td><td class=\"l\">\(e(p.kv))</td><td>\(p.tokenBudget)</td><td>\(p.parallel)</td>"
       if steps {
-        let step = byKey[p.key].map { "+\($0.axis.rawValue)\($0.significant ? "" : " (within noise)")" } ?? "start"
+        let step = byKey[p.key]?.label ?? "start"
         out += "<td class=\"l\">\(e(step))</td></tr>\n"
       } else {
         out += "<td class=\"l\">\(frontier.isOnFrontier(p) ? "yes" : "")</td></tr>\n"
