@@ -15,11 +15,28 @@ public struct BitBudgetCommand: ParsableCommand {
 
   public init() {}
 
+  /// Runs with the process's own arguments (`argv[1...]`). An argument that is not valid UTF-8
+  /// is refused: `CommandLine.arguments` would silently replace its bytes with U+FFFD, and a
+  /// prompt would be generated from text the user never wrote.
+  public static func run(argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+    var arguments: [String] = []
+    for index in 1..<max(1, Int(argc)) {
+      guard let raw = argv[index] else { break }
+      guard let argument = String(validatingCString: raw) else {
+        let after = arguments.last.map { " (after \($0))" } ?? ""
+        Output.error("argument \(index)\(after) is not valid UTF-8 text; pass text as UTF-8")
+        return 1
+      }
+      arguments.append(argument)
+    }
+    return run(arguments: arguments)
+  }
+
   /// Parses `arguments` (without the program name), runs the command and returns the exit code.
   /// Errors are reported on stderr; `--help` and `--version` print on stdout and return 0.
   public static func run(arguments: [String]) -> Int32 {
     do {
-      var command = try parseAsRoot(arguments)
+      var command = try parseAsRoot(attachingNegativeValues(arguments))
       try command.run()
       return 0
     } catch let error as EngineError {
@@ -39,6 +56,40 @@ public struct BitBudgetCommand: ParsableCommand {
       Output.error((message ?? "invalid arguments") + " (see bitbudget help)")
       return 1
     }
+  }
+}
+
+extension BitBudgetCommand {
+  /// `--name -5` as `--name=-5`. The argument parser takes anything starting with `-` for an
+  /// option and reported "Missing value for '--max-tokens'"; attached, the value reaches the
+  /// option and its own range check says what is allowed. (No option of this tool takes a
+  /// value that looks like a negative number as something else.)
+  static func attachingNegativeValues(_ arguments: [String]) -> [String] {
+    var result: [String] = []
+    var index = 0
+    while index < arguments.count {
+      let argument = arguments[index]
+      if argument == "--" {
+        result += arguments[index...]
+        break
+      }
+      if argument.hasPrefix("--"), !argument.contains("="), index + 1 < arguments.count, looksNegative(arguments[index + 1]) {
+        result.append(argument + "=" + arguments[index + 1])
+        index += 2
+        continue
+      }
+      result.append(argument)
+      index += 1
+    }
+    return result
+  }
+
+  /// "-5", "-0.5", "-.5", "-1e3": a minus sign and then a digit (or a point and a digit).
+  static func looksNegative(_ text: String) -> Bool {
+    let scalars = Array(text.unicodeScalars.prefix(3))
+    guard scalars.count >= 2, scalars[0] == "-" else { return false }
+    func isDigit(_ scalar: Unicode.Scalar) -> Bool { ("0"..."9").contains(scalar) }
+    return isDigit(scalars[1]) || (scalars[1] == "." && scalars.count == 3 && isDigit(scalars[2]))
   }
 }
 

@@ -105,7 +105,8 @@ struct Eval: ParsableCommand {
       Scenario(
         task: evalTask.name, model: options.model, weightBits: weightBits, kv: try options.kvSpec().description,
         thinkingBudget: thinkingBudget, maxTokens: limit, samples: samples, parallel: parallel ?? samples,
-        temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed, backend: backend)
+        temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed, backend: backend,
+        taskDigest: evalTask.contentDigest)
     }
     let current: Scenario
     let generated: Int

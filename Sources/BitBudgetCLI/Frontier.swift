@@ -1,5 +1,6 @@
 import ArgumentParser
 import BitBudgetAnalysis
+import BitBudgetEngine
 import BitBudgetEval
 import Foundation
 
@@ -32,7 +33,7 @@ struct Frontier: ParsableCommand {
 
   func run() throws {
     guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure(message: "no results database at \(db)") }
-    let store = try ScenarioRunner.openStore(db)
+    let store = try ScenarioRunner.openStore(db, readOnly: true)
     let results = try ResultPoints(store: store, memory: memory)
     var tasks = results.byTask
     if let task {
@@ -51,11 +52,8 @@ struct Frontier: ParsableCommand {
           ? "Memory: the memory model's estimate (engine convention for local runs: weights + KV peak + scratch; paper convention for remote servers)."
           : "Memory: peak RSS measured by local runs.",
         frontiers: frontiers, notes: results.notes)
-      do {
-        try Data(report.html.utf8).write(to: URL(fileURLWithPath: html), options: .atomic)
-      } catch {
-        throw CommandFailure(message: "cannot write \(html): \(error.localizedDescription)")
-      }
+      try OutputPath.checkNotInput(try OutputPath.resolve(html, followingFinalLink: false), input: db)
+      try OutputPath.write(Data(report.html.utf8), to: html)
     }
     if json {
       try Output.json(Report(tasks: frontiers.map { task, frontier in

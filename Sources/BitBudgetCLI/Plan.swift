@@ -49,7 +49,7 @@ struct PlanCommand: ParsableCommand {
     let plan: Plan
     if let db {
       guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure(message: "no results database at \(db)") }
-      let results = try ResultPoints(store: try ScenarioRunner.openStore(db), memory: memorySource)
+      let results = try ResultPoints(store: try ScenarioRunner.openStore(db, readOnly: true), memory: memorySource)
       let tasks = results.byTask
       let chosen: (task: String, points: [ResultPoint])
       if let dbTask {

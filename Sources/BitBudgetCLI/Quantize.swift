@@ -80,6 +80,8 @@ struct Quantize: ParsableCommand {
 
   func run() throws {
     let start = Date()
+    // Refused before the (long) quantization, not after it.
+    _ = try HuggingFaceExport.checkOutput(out, writing: GPTQExport.fileNames, overwrite: overwrite, input: model)
     let loaded = try DecoderModel.load(path: model)
     let quantization = WeightQuantization(bits: bits, groupSize: groupSize == -1 ? nil : groupSize, symmetric: !asymmetric)
     let progress: (String) -> Void = { Output.progress($0) }

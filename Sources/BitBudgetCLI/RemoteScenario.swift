@@ -41,7 +41,6 @@ struct RemoteScenario {
     _ scenario: Scenario, task: EvalTask, items: [TaskItem], answerTokens: Int, store: ResultStore,
     progress: RemoteScenarioRunner.Progress?
   ) throws -> Int {
-    let began = Date()
     let runner = RemoteScenarioRunner(sampler: RemoteSampler(client: client, forcedText: Generate.budgetPresets["paper"] ?? ""))
     let generated = try blocking {
       try await runner.run(
@@ -49,9 +48,7 @@ struct RemoteScenario {
         prompt: { item in QwenChatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: item))], enableThinking: true) },
         answerTokens: answerTokens, store: store, progress: progress)
     }
-    try store.recordRun(
-      scenario.key, estimatedBytes: estimatedBytes(scenario), peakRssBytes: nil, seconds: Date().timeIntervalSince(began),
-      generatedTokens: generated)
+    try store.recordRun(scenario.key, estimatedBytes: estimatedBytes(scenario), peakRssBytes: nil)
     return generated
   }
 

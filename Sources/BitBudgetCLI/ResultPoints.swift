@@ -31,11 +31,19 @@ struct ResultPoints {
       models[name] = .some(loaded)  // failures are cached too
       return loaded
     }
-    for scenario in try store.scenarios() {
+    let scenarios = try store.scenarios()
+    // Files of the same name with other questions are different tasks: named apart by digest.
+    let digestsByName = Dictionary(grouping: scenarios, by: \.task).mapValues { Set($0.map(\.taskDigest)) }
+    func taskLabel(_ scenario: Scenario) -> String {
+      guard digestsByName[scenario.task]?.count ?? 0 > 1 else { return scenario.task }
+      return "\(scenario.task)@\(scenario.taskDigest.map { String($0.prefix(8)) } ?? "unversioned")"
+    }
+    for scenario in scenarios {
+      let task = taskLabel(scenario)
       let all = try store.samples(scenario.key)
       // Failed samples are not answers: they are left out (a rerun redoes them), not scored wrong.
       let records = all.filter { $0.error == nil }
-      let label = "\(scenario.task) \(scenario.model) \(scenario.weightBits)-bit \(scenario.kv) G=\(scenario.parallel)"
+      let label = "\(task) \(scenario.model) \(scenario.weightBits)-bit \(scenario.kv) G=\(scenario.parallel)"
       if records.count < all.count {
         notes.append("\(label): \(all.count - records.count) failed samples not counted (rerun the sweep to redo them)")
       }
@@ -58,10 +66,10 @@ struct ResultPoints {
       let weights = model?.estimate(for: scenario, convention: convention)?.weightsBytes
       let scores = score.perQuestion.map { scenario.parallel == 1 ? $0.passAt1 : $0.majorityAtK }
       points.append(ResultPoint(
-        key: scenario.key, task: scenario.task, model: Self.modelLabel(scenario.model), weightBits: scenario.weightBits, kv: scenario.kv,
+        key: scenario.key, task: task, model: Self.modelLabel(scenario.model), weightBits: scenario.weightBits, kv: scenario.kv,
         tokenBudget: scenario.thinkingBudget ?? scenario.maxTokens, parallel: scenario.parallel, memoryBytes: memoryBytes,
         weightsBytes: weights, accuracy: Accuracy(questionScores: scores, samples: score.samples)))
-      conventions[scenario.task, default: []].insert(convention)
+      conventions[task, default: []].insert(convention)
     }
     for (task, points) in byTask {
       let most = points.map(\.accuracy.questions).max() ?? 0

@@ -28,9 +28,11 @@ struct ScenarioRunner {
     endOfThinking = tokenizer.id(of: "</think>")
   }
 
-  static func openStore(_ path: String) throws -> ResultStore {
+  /// The results database; `readOnly` for commands that only read (they then work on a database
+  /// the user may not write).
+  static func openStore(_ path: String, readOnly: Bool = false) throws -> ResultStore {
     do {
-      return try ResultStore(path: path)
+      return try ResultStore(path: path, readOnly: readOnly)
     } catch let error as EvalError {
       throw CommandFailure(message: error.description)
     }
@@ -46,10 +48,10 @@ struct ScenarioRunner {
       throw CommandFailure(message: "internal: scenario KV policy \(scenario.kv) differs from the options' \(try options.kvSpec())")
     }
     try store.register(scenario)
+    try store.recordAnswerKey(task)
     try store.reuseSamples(for: scenario)
     // The peak RSS of this scenario alone, not of a larger model loaded earlier in a sweep.
     ProcessMemory.resetPeak()
-    let began = Date()
     let finished = try store.finishedSamples(scenario.key)
     let budget: ThinkingBudget? = try scenario.thinkingBudget.map { tokens in
       guard let end = endOfThinking else {
@@ -83,9 +85,7 @@ struct ScenarioRunner {
     let estimate = try? options.estimatedBytes(
       model: model, promptTokens: longestPrompt, tokens: scenario.maxTokens + (budget?.forcedTokens.count ?? 0),
       samples: scenario.parallel, prefillChunk: InferenceSession.defaultMaxRows).0
-    try store.recordRun(
-      scenario.key, estimatedBytes: estimate, peakRssBytes: ProcessMemory.peakResidentBytes,
-      seconds: Date().timeIntervalSince(began), generatedTokens: generated)
+    try store.recordRun(scenario.key, estimatedBytes: estimate, peakRssBytes: ProcessMemory.peakResidentBytes)
     return generated
   }
 

@@ -31,12 +31,19 @@ struct Sweep: ParsableCommand {
   @Option(name: .customLong("memory-limit"), help: ArgumentHelp("Refuse scenarios whose weights + KV would exceed this.", valueName: "size"))
   var memoryLimit: String?
 
+  @Option(name: .customLong("max-scenarios"), help: "Refuse grids with more scenarios than this (a guard against runaway grids).")
+  var maxScenarios = SweepGrid.defaultMaxScenarios
+
   @Flag(help: "Print one JSON object with every scenario's result.")
   var json = false
 
+  func validate() throws {
+    guard maxScenarios >= 1 else { throw ValidationError("--max-scenarios must be at least 1") }
+  }
+
   func run() throws {
     let sweep: SweepGrid
-    do { sweep = try SweepGrid.load(path: grid) } catch let error as EvalError { throw CommandFailure(message: error.description) }
+    do { sweep = try SweepGrid.load(path: grid, maxScenarios: maxScenarios) } catch let error as EvalError { throw CommandFailure(message: error.description) }
     // Validate every point before running any (a typo in the last KV spec should not wait an hour).
     var planned: [(SweepGrid.Point, ModelOptions, EvalTask)] = []
     var tasks: [String: EvalTask] = [:]
@@ -76,7 +83,7 @@ struct Sweep: ParsableCommand {
         Scenario(
           task: task.name, model: point.model, weightBits: weightBits, kv: kv, thinkingBudget: point.thinkingBudget, maxTokens: limit,
           samples: point.samples, parallel: point.parallel ?? point.samples, temperature: point.temperature, topP: point.topP,
-          topK: point.topK, seed: point.seed, backend: point.backend?.scenarioLabel)
+          topK: point.topK, seed: point.seed, backend: point.backend?.scenarioLabel, taskDigest: task.contentDigest)
       }
       let scenarioStart = Date()
       let current: Scenario
@@ -150,12 +157,13 @@ struct Sweep: ParsableCommand {
       try Output.json(Report(grid: grid, axes: sweep.axes, scenarios: results, seconds: Date().timeIntervalSince(start)))
       return
     }
-    Output.line("| model | weights | kv | budget | max tokens | G | samples | questions | pass@1 | maj@G | errors | tokens | wall s | tokens/s | est. MiB |")
+    Output.line("| model | weights | kv | budget | max tokens | G | samples | questions | pass@1 | maj@G | errors | tokens | gen. s | tokens/s | est. MiB |")
     Output.line("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results {
       let s = r.scenario
-      // Samples shared from another G cost this scenario no time: no rate to show.
-      let wall = r.run.map(\.wallSeconds) ?? 0
+      // Samples shared from another G cost this scenario no time: no rate to show. Time and
+      // tokens are the scenario's own samples' sums, over all its runs.
+      let wall = r.run.map(\.generationSeconds) ?? 0
       let speed = wall > 0 ? String(format: "%.1f | %.1f", wall, r.run?.tokensPerSecond ?? 0) : "shared | -"
       Output.line(String(
         format: "| %@ | %d | %@ | %@ | %d | %d | %d | %d | %.3f | %.3f | %d | %d | %@ | %.1f |", (s.model as NSString).lastPathComponent,

@@ -9,4 +9,4 @@ import Foundation
 // grew the resident set by 0.1–0.5 GB beyond what they held.
 _ = bitbudget_set_mmap_threshold(128 * 1024)
 
-exit(BitBudgetCommand.run(arguments: Array(CommandLine.arguments.dropFirst())))
+exit(BitBudgetCommand.run(argc: CommandLine.argc, argv: CommandLine.unsafeArgv))

@@ -459,7 +459,7 @@ import Testing
             finish: "eos", answer: index < correct ? "1" : "0", correct: index < correct, seconds: 0)
         }
       })
-      try store.recordRun(scenario.key, estimatedBytes: s.memoryBytes, peakRssBytes: nil, seconds: 1, generatedTokens: 2400)
+      try store.recordRun(scenario.key, estimatedBytes: s.memoryBytes, peakRssBytes: nil)
     }
     // The reference frontier of the G = 1 scenarios (mean share correct; memory, then accuracy
     // descending, then key; strictly increasing accuracy).

@@ -136,6 +136,45 @@ import Testing
     }
   }
 
+  /// Metadata that disagrees with the tensors is refused, not run: a `block_count` below the
+  /// blocks stored (it used to run 1 of 30 layers) and a norm retyped to a block type (its bytes
+  /// read as Q4_0 gave garbage weights). Patched copies of the real SmolLM2 file.
+  @Test func rejectsMetadataThatDisagreesWithTheTensors() throws {
+    let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: SmolLM2Tests.path)))
+    func offset(after name: String) throws -> Int {
+      var needle = Writer()
+      needle.string(name)
+      let pattern = needle.bytes
+      let index = try #require(
+        (0...(original.count - pattern.count)).first { i in original[i] == pattern[0] && Array(original[i..<(i + pattern.count)]) == pattern },
+        "\(name) not found")
+      return index + pattern.count
+    }
+    func expectLoadFails(_ bytes: [UInt8], mentioning phrase: String) throws {
+      let directory = try Fixtures.temporaryDirectory("gguf-disagree")
+      defer { try? FileManager.default.removeItem(at: directory) }
+      let url = directory.appendingPathComponent("model.gguf")
+      try Data(bytes).write(to: url)
+      #expect {
+        _ = try DecoderModel.load(path: url.path)
+      } throws: { error in
+        (error as? EngineError)?.description.contains(phrase) == true
+      }
+    }
+    // Key, then its type (4 = UINT32), then the value.
+    var fewerBlocks = original
+    let blockCount = try offset(after: "llama.block_count")
+    #expect(fewerBlocks[blockCount..<(blockCount + 4)] == [4, 0, 0, 0])
+    fewerBlocks.replaceSubrange((blockCount + 4)..<(blockCount + 8), with: [1, 0, 0, 0])
+    try expectLoadFails(fewerBlocks, mentioning: "tensors the model does not use (blk.1.")
+    // Name, then 1 dimension (u32), its size (u64), then the ggml type (2 = Q4_0).
+    var blockNorm = original
+    let norm = try offset(after: "output_norm.weight")
+    #expect(blockNorm[norm..<(norm + 4)] == [1, 0, 0, 0])
+    blockNorm.replaceSubrange((norm + 12)..<(norm + 16), with: [2, 0, 0, 0])
+    try expectLoadFails(blockNorm, mentioning: "output_norm.weight")
+  }
+
   @Test func rejectsUnsupportedModels() throws {
     var w = Self.valid()
     w.bytes.removeAll()

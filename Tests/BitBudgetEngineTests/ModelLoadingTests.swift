@@ -82,6 +82,12 @@ import Testing
       (["model_type": "qwen2"], "q_proj.bias"),
       (["attention_bias": true], "q_proj.bias"),
       (["vocab_size": 511], "model.embed_tokens.weight"),
+      // Fewer layers than stored would run part of the model: refused, not silently cut.
+      (["num_hidden_layers": 1], "tensors the model does not use (model.layers.1."),
+      // JSON's true is not the number 1.
+      (["num_hidden_layers": true], "\"num_hidden_layers\" must be an integer"),
+      (["hidden_size": false], "\"hidden_size\" must be an integer"),
+      (["rms_norm_eps": true], "\"rms_norm_eps\" must be a number"),
     ]
     for (changes, phrase) in cases {
       let directory = try Fixtures.temporaryDirectory("weights")

@@ -1,4 +1,4 @@
-import BitBudgetEval
+@testable import BitBudgetEval
 import BitBudgetTestSupport
 import Foundation
 import Testing
@@ -127,6 +127,43 @@ import Testing
     #expect(records["missing"]?.error?.contains("no \"choices\"") == true)
     #expect(records["slow"]?.error?.contains("did not answer within 1.0 s") == true)
     #expect(records.values.filter { $0.error != nil }.allSatisfy { $0.finish == "error" && !$0.correct })
+  }
+
+  /// The timeout bounds the whole exchange: a body announced longer than sent (the server then
+  /// waits 300 s), or trickled one byte a second (~5 minutes), ends as a timeout error instead of
+  /// holding the sweep until the server gives up; a
+  /// token count beyond what was asked for is refused, not stored (it used to trap every later
+  /// score of the database).
+  @Test func bodiesThatStallOrTrickleTimeOutAndImpossibleTokenCountsAreRefused() async throws {
+    let setup = try Setup("remote-hostile", timeout: 1.5, retries: 0)
+    let items = [
+      TaskItem(id: "stall", question: "stall answer=4", gold: "4"),
+      TaskItem(id: "trickle", question: "trickle answer=4 think=3", gold: "4"),
+      TaskItem(id: "huge", question: "hugetokens answer=4 think=3", gold: "4"),
+    ]
+    let scenario = Self.scenario(budget: nil, maxTokens: 64)
+    let began = Date()
+    _ = try await setup.run(scenario, items)
+    let elapsed = Date().timeIntervalSince(began)
+    await setup.finish()
+    // Two workers: two timeouts in a row (3 s). The bound is loose because the test runner's
+    // other suites can starve the timers of threads; a hang would take minutes.
+    #expect(elapsed < 60, "took \(elapsed) s")
+    let records = Dictionary(uniqueKeysWithValues: try setup.store.samples(scenario.key).map { ($0.questionId, $0) })
+    #expect(records["stall"]?.error?.contains("did not answer within 1.5 s") == true)
+    #expect(records["trickle"]?.error?.contains("did not answer within 1.5 s") == true)
+    #expect(records["huge"]?.error?.contains("usage.completion_tokens") == true)
+    #expect(records.values.allSatisfy { $0.tokens == 0 && $0.finish == "error" })
+    // Scores of what is stored stay computable.
+    let score = ScenarioScore(records: Array(records.values))
+    #expect(score.errors == 3 && score.generatedTokens == 0)
+  }
+
+  /// A count that cannot be a token count is malformed, whatever its JSON spelling.
+  @Test(arguments: ["9223372036854775807", "1e300", "-1", "2.5", "true", "\"12\""])
+  func impossibleCompletionTokenCountsAreMalformed(count: String) {
+    let body = #"{"choices": [{"text": "x", "finish_reason": "stop"}], "usage": {"completion_tokens": "# + count + "}}"
+    #expect(throws: RemoteError.self) { try CompletionClient.decode(body, endpoint: "e") }
   }
 
   @Test func unreachableEndpointIsAnErrorPerSample() async throws {

@@ -29,6 +29,38 @@ import Testing
     #expect(numbers.isCorrect(numbers.extractAnswer("so x = \\boxed{70}"), gold: numbers.items[0].gold))
   }
 
+  /// A file saved on Windows reads like the same file with Unix line ends (errors keep their line
+  /// numbers).
+  @Test func crlfLineEndsAreLineEnds() throws {
+    let unix = "{\"id\": \"a\", \"problem\": \"1+1?\", \"answer\": 2}\n\n{\"id\": \"b\", \"problem\": \"2+2?\", \"answer\": 4}\n"
+    let windows = try EvalTask.jsonl(path: try Self.write(unix.replacingOccurrences(of: "\n", with: "\r\n"), "crlf.jsonl"), answerType: .integer)
+    let plain = try EvalTask.jsonl(path: try Self.write(unix, "lf.jsonl"), answerType: .integer)
+    #expect(windows.items == plain.items && windows.items.count == 2)
+    let broken = "{\"id\": \"a\", \"problem\": \"1+1?\", \"answer\": 2}\r\n{oops}\r\n"
+    #expect {
+      try EvalTask.jsonl(path: try Self.write(broken, "broken.jsonl"), answerType: .integer)
+    } throws: { error in String(describing: error).contains("broken.jsonl:2") }
+  }
+
+  /// Tasks are identified by what the model is asked, not by their file's name; gold answers
+  /// are left out, so a corrected answer key re-grades instead of starting over.
+  @Test func contentDigestCoversQuestionsNotGoldAnswers() {
+    let items = [TaskItem(id: "1", question: "What is 2+2?", gold: "4"), TaskItem(id: "2", question: "3*3?", gold: "9")]
+    let task = EvalTask(name: "arith.jsonl", answerType: .integer, items: items)
+    var otherGold = items
+    otherGold[0] = TaskItem(id: "1", question: "What is 2+2?", gold: "5")
+    var otherQuestion = items
+    otherQuestion[1] = TaskItem(id: "2", question: "3*4?", gold: "9")
+    #expect(task.contentDigest.count == 16)
+    #expect(EvalTask(name: "other.jsonl", answerType: .integer, items: otherGold).contentDigest == task.contentDigest)
+    #expect(EvalTask(name: "arith.jsonl", answerType: .integer, items: otherQuestion).contentDigest != task.contentDigest)
+    #expect(EvalTask(name: "arith.jsonl", answerType: .string, items: items).contentDigest != task.contentDigest)
+    #expect(EvalTask(name: "arith.jsonl", answerType: .integer, items: Array(items.reversed())).contentDigest != task.contentDigest)
+    // Field boundaries count: moving text between id and question changes the digest.
+    let shifted = [TaskItem(id: "1W", question: "hat is 2+2?", gold: "4"), items[1]]
+    #expect(EvalTask(name: "arith.jsonl", answerType: .integer, items: shifted).contentDigest != task.contentDigest)
+  }
+
   @Test func letterJSONLAndErrors() throws {
     let good = try Self.write(#"{"question": "Pick", "choices": ["x", "y", "z"], "answer": "z"}"#, "mc.jsonl")
     let task = try EvalTask.jsonl(path: good, answerType: .letter)

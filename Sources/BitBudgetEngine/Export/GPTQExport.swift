@@ -18,17 +18,22 @@ public enum GPTQExport {
     public let safetensorsBytes: Int
   }
 
-  public static func write(_ quantized: QuantizedModel, to directory: String, overwrite: Bool = false) throws -> Summary {
+  static let sideFiles = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"]
+  /// The files a checkpoint may consist of (those written, and the side files copied).
+  public static let fileNames = ["model.safetensors", "config.json", "quantize_config.json"] + sideFiles
+
+  /// Writes `quantized` into `directory` (see `HuggingFaceExport.checkOutput` for what is
+  /// refused; callers check that before quantizing).
+  public static func write(_ quantized: QuantizedModel, to requestedDirectory: String, overwrite: Bool = false) throws -> Summary {
     let model = quantized.source
+    let directory = try HuggingFaceExport.checkOutput(requestedDirectory, writing: fileNames, overwrite: overwrite, input: model.path)
     let config = model.config
     let source = model.weights.source
     let format = GPTQTensors.format(for: quantized.layers.flatMap { $0.map(\.matrix) })
     let gptq = GPTQConfig(quantization: quantized.quantization, descendingActivationOrder: quantized.actOrder, format: format)
     var tokenizer: Tokenizer?
     if let gguf = model.gguf { tokenizer = try Tokenizer.fromGGUF(gguf) }
-    let sideFiles = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"]
-    let fileNames = ["model.safetensors", "config.json", "quantize_config.json"] + sideFiles
-    try HuggingFaceExport.prepare(directory, replacing: fileNames, overwrite: overwrite)
+    try HuggingFaceExport.prepare(directory, replacing: fileNames, overwrite: overwrite, input: model.path)
 
     // Tensor list: the source's tensors, each quantized linear's weight replaced by GPTQ's four.
     var quantizedByName: [String: QuantizedMatrix] = [:]

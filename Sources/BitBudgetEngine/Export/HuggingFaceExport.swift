@@ -20,9 +20,13 @@ public enum HuggingFaceExport {
     public let files: [String]
   }
 
+  /// The files a conversion writes.
+  public static let fileNames = ["model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
+
   public static func convert(
-    gguf path: String, to directory: String, matrixType: ElementType = .bf16, overwrite: Bool = false
+    gguf path: String, to requestedDirectory: String, matrixType: ElementType = .bf16, overwrite: Bool = false
   ) throws -> Summary {
+    let directory = try checkOutput(requestedDirectory, writing: fileNames, overwrite: overwrite, input: path)
     let file = try GGUFFile(path: path)
     let config = try ModelConfig.fromGGUF(file)
     // The tokenizer is read before anything is written, so an unsupported one fails early.
@@ -30,8 +34,7 @@ public enum HuggingFaceExport {
     let sampling = try DecoderModel.samplingDefaults(file)
     let weights = GGUFWeights(file: file, config: config, widenedType: matrixType == .f32 ? .f32 : .bf16)
 
-    let fileNames = ["model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
-    try prepare(directory, replacing: fileNames, overwrite: overwrite)
+    try prepare(directory, replacing: fileNames, overwrite: overwrite, input: path)
 
     var entries: [SafetensorsWriter.Entry] = []
     for (name, shape) in config.tensorShapes {
@@ -86,30 +89,39 @@ public enum HuggingFaceExport {
 
   /// Writes `data` to `name` in `directory`, atomically.
   static func writeFile(_ name: String, _ data: Data, in directory: String) throws {
-    let target = (directory as NSString).appendingPathComponent(name)
-    do {
-      try data.write(to: URL(fileURLWithPath: target), options: .atomic)
-    } catch {
-      throw EngineError.unwritableFile(path: target, reason: error.localizedDescription)
-    }
+    try OutputPath.write(data, to: (directory as NSString).appendingPathComponent(name))
   }
 
-  /// Creates `directory` if needed; refuses to replace files of an earlier conversion unless asked.
-  static func prepare(_ directory: String, replacing names: [String], overwrite: Bool) throws {
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-      guard isDirectory.boolValue else { throw EngineError.unwritableFile(path: directory, reason: "it exists and is not a folder") }
-      let existing = names.filter { FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent($0)) }
-      if !existing.isEmpty && !overwrite {
-        throw EngineError.unwritableFile(
-          path: directory, reason: "it already holds \(existing.joined(separator: ", ")) (pass --overwrite to replace them)")
-      }
-    } else {
-      do {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-      } catch {
-        throw EngineError.unwritableFile(path: directory, reason: error.localizedDescription)
-      }
+  /// Checks, before any work and without changing anything, that `names` can be written into
+  /// `directory`: it resolves (see `OutputPath.resolve`), is a folder or nothing yet, is not the
+  /// input model or inside it, and each file is new or a regular file that `overwrite` allows
+  /// replacing (never one of the input's). Returns the resolved folder, where writes then go.
+  public static func checkOutput(_ directory: String, writing names: [String], overwrite: Bool, input: String) throws -> String {
+    let resolved = try OutputPath.resolve(directory, followingFinalLink: true)
+    try OutputPath.checkNotInput(resolved, input: input)
+    guard let type = OutputPath.fileType(resolved) else { return resolved }
+    guard type == .typeDirectory else { throw EngineError.unwritableFile(path: directory, reason: "it exists and is not a folder") }
+    var existing: [String] = []
+    for name in names {
+      let target = (resolved as NSString).appendingPathComponent(name)
+      try OutputPath.checkFileTarget(target)
+      try OutputPath.checkNotInput(target, input: input)
+      if OutputPath.fileType(target) != nil { existing.append(name) }
+    }
+    if !existing.isEmpty && !overwrite {
+      throw EngineError.unwritableFile(
+        path: directory, reason: "it already holds \(existing.joined(separator: ", ")) (pass --overwrite to replace them)")
+    }
+    return resolved
+  }
+
+  /// `checkOutput` again (the folder may have changed during the work), then creates the folder.
+  static func prepare(_ directory: String, replacing names: [String], overwrite: Bool, input: String) throws {
+    let resolved = try checkOutput(directory, writing: names, overwrite: overwrite, input: input)
+    do {
+      try FileManager.default.createDirectory(atPath: resolved, withIntermediateDirectories: true)
+    } catch {
+      throw EngineError.unwritableFile(path: directory, reason: error.localizedDescription)
     }
   }
 

@@ -266,7 +266,7 @@ struct ConfigReader {
 
   func optionalNumber(_ key: String) throws -> Double? {
     guard let value = present(key) else { return nil }
-    guard !(value is String), let number = value as? NSNumber, number.doubleValue.isFinite else {
+    guard !(value is String), let number = value as? NSNumber, !JSONNumbers.isBoolean(number), number.doubleValue.isFinite else {
       throw fail("\"\(prefix)\(key)\" must be a number, found \(value)")
     }
     return number.doubleValue

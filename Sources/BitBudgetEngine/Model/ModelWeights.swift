@@ -97,6 +97,7 @@ public final class ModelWeights: @unchecked Sendable {
       }
       lmHead = try resolver.matrix("lm_head.weight", rows: config.vocabSize, columns: h)
     }
+    try resolver.checkEveryTensorUsed(config: config)
     byteCount = resolver.usedBytes
     quantizedStorage = resolver.quantizedStorage
     format = config.gptq.map { .gptq($0.quantization) } ?? quantize.map { .roundToNearest($0) } ?? .dense
@@ -152,6 +153,8 @@ public protocol WeightSource: AnyObject {
   var location: String { get }
   /// Whether a tensor of that name exists.
   func contains(_ name: String) -> Bool
+  /// Every tensor the source holds, by Hugging Face name where it has one (else its own name).
+  var tensorNames: [String] { get }
   /// The tensor called `name`, widened or reordered as needed for the kernels; its shape is
   /// checked by the caller. Throws for a missing tensor or an unusable type.
   func resolve(_ name: String) throws -> ResolvedTensor
@@ -207,9 +210,13 @@ struct TensorResolver {
         throw EngineError.unsupported("GPTQ weights outside a safetensors checkpoint (\(source.location))")
       }
       storage = try GPTQTensors.load(from: checkpoint, prefix: prefix, rows: rows, columns: columns, config: gptq)
-      for suffix in GPTQTensors.suffixes { checkpoint.releasePages(of: prefix + "." + suffix) }
+      for suffix in GPTQTensors.suffixes {
+        checkpoint.releasePages(of: prefix + "." + suffix)
+        used.insert(prefix + "." + suffix)
+      }
     } else if let quantize {
       let name = prefix + ".weight"
+      used.insert(name)
       if let problem = quantize.layoutError(columns: columns) {
         throw EngineError.unsupported("quantizing \(name) to \(quantize): \(problem)")
       }
@@ -237,6 +244,20 @@ struct TensorResolver {
     }
     if used.insert(name).inserted { usedBytes += tensor.byteCount }
     return (tensor.pointer, tensor.elementType)
+  }
+
+  /// Refuses a checkpoint with tensors the config does not use: they mean the config and the
+  /// weights disagree (e.g. `num_hidden_layers` smaller than the layers stored), and running
+  /// the part the config names would give fluent-looking garbage.
+  func checkEveryTensorUsed(config: ModelConfig) throws {
+    // Old transformers saved RoPE's inverse frequencies as buffers; they are recomputed.
+    let unused = source.tensorNames.filter { !used.contains($0) && !$0.hasSuffix(".rotary_emb.inv_freq") }.sorted()
+    guard !unused.isEmpty else { return }
+    let shown = unused.prefix(3).joined(separator: ", ") + (unused.count > 3 ? " and \(unused.count - 3) more" : "")
+    var hint = "its config describes \(config.layerCount) layers"
+    if unused.contains("lm_head.weight") && config.tiedEmbeddings { hint = "its config ties lm_head to the embedding" }
+    throw EngineError.invalidWeights(
+      reason: "\(source.location) holds tensors the model does not use (\(shown)); \(hint), so the config and the weights disagree")
   }
 
   mutating func matrix(_ name: String, rows: Int, columns: Int) throws -> DenseMatrix {

@@ -59,6 +59,12 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
     return mapped[rest].map { "blk.\(layer).\($0)" }
   }
 
+  /// The file's tensors under their Hugging Face names (GGUF names for those without one).
+  public var tensorNames: [String] {
+    let huggingFace = Dictionary(config.tensorShapes.compactMap { shape in Self.ggufName(shape.name).map { ($0, shape.name) } }) { a, _ in a }
+    return file.tensors.keys.map { huggingFace[$0] ?? $0 }
+  }
+
   public func contains(_ name: String) -> Bool {
     Self.ggufName(name).map { file.tensors[$0] != nil } ?? false
   }
@@ -95,6 +101,11 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
     let columns = tensor.dimensions[0]
     let rows = tensor.elementCount / columns
     let permutation = rowPermutation(name, rows: rows)
+    if shape.count == 1 && Self.elementType(tensor.type) == nil {
+      // Converters store norms and biases as floats; a block type here is a corrupt file.
+      throw EngineError.invalidWeights(
+        reason: "tensor \(ggufName) of \(file.path) is a vector of ggml type \(tensor.type.name); norms and biases must be F32, F16 or BF16")
+    }
     if permutation == nil, let inPlace = Self.elementType(tensor.type) {
       return (nil, ResolvedTensor(pointer: file.pointer(to: tensor), elementType: inPlace, shape: shape, byteCount: tensor.byteCount))
     }

@@ -140,10 +140,16 @@ enum JSONNumbers {
 
   /// An exact JSON integer below 2⁵³ in magnitude (larger values are not byte counts of any file).
   static func integer(_ value: Any?) -> Int? {
-    guard let number = value as? NSNumber else { return nil }
+    guard let number = value as? NSNumber, !isBoolean(number) else { return nil }
     let double = number.doubleValue
     guard double.isFinite, double == double.rounded(), abs(double) < 9.0e15 else { return nil }
     return Int(double)
+  }
+
+  /// Whether a parsed JSON value is `true` or `false`: Foundation hands booleans out as
+  /// NSNumbers that also cast to 0 and 1 (so `"num_hidden_layers": true` would read as 1).
+  static func isBoolean(_ number: NSNumber) -> Bool {
+    String(cString: number.objCType) == "c"
   }
 }
 

@@ -67,6 +67,8 @@ public final class CompletionClient: Sendable {
   let http: HTTPClient
   /// Largest response body accepted (a completion of 128k tokens is ~1 MB).
   static let maxResponseBytes = 64 << 20
+  /// Largest token count believed from a server (no request asks for more than 2²⁴ tokens).
+  static let maxCompletionTokens = 1 << 24
 
   public init(backend: RemoteBackend) {
     self.backend = backend
@@ -112,10 +114,19 @@ public final class CompletionClient: Sendable {
     http.body = .bytes(ByteBuffer(bytes: data))
     let status: Int
     let bytes: ByteBuffer
+    let client = self.http
+    let exchange = http
+    let timeout = TimeAmount.milliseconds(Int64(backend.timeoutSeconds * 1000))
     do {
-      let response = try await self.http.execute(http, timeout: .milliseconds(Int64(backend.timeoutSeconds * 1000)))
-      status = Int(response.status.code)
-      bytes = try await response.body.collect(upTo: Self.maxResponseBytes)
+      // The timeout bounds the whole exchange, body included: AsyncHTTPClient's deadline ends
+      // at the response head, so a server that announces more bytes than it sends, or trickles
+      // them, would otherwise hold the sample (and the sweep) forever.
+      (status, bytes) = try await Self.within(seconds: backend.timeoutSeconds, endpoint: endpoint) {
+        let response = try await client.execute(exchange, timeout: timeout)
+        return (Int(response.status.code), try await response.body.collect(upTo: Self.maxResponseBytes))
+      }
+    } catch let error as RemoteError {
+      throw error
     } catch let error as HTTPClientError where error == .cancelled {
       throw CancellationError()
     } catch is CancellationError {
@@ -132,6 +143,31 @@ public final class CompletionClient: Sendable {
       throw RemoteError.http(status: status, endpoint: endpoint.absoluteString, message: Self.errorMessage(text))
     }
     return try Self.decode(text, endpoint: endpoint.absoluteString)
+  }
+
+  /// `body`'s result, or `RemoteError.timeout` once `seconds` have passed. The answer does not
+  /// wait for `body` to end: it is cancelled (which closes its connection when AsyncHTTPClient
+  /// notices), but a body stream that does not notice at once must not hold the sample — it did,
+  /// for as long as a server kept trickling bytes.
+  static func within<T: Sendable>(
+    seconds: Double, endpoint: URL, _ body: @escaping @Sendable () async throws -> T
+  ) async throws -> T {
+    let race = FirstResult<T>()
+    return try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { continuation in
+        race.start(
+          continuation,
+          work: Task {
+            do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
+          },
+          timer: Task {
+            try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            race.finish(.failure(RemoteError.timeout(endpoint: endpoint.absoluteString, seconds: seconds)))
+          })
+      }
+    } onCancel: {
+      race.finish(.failure(CancellationError()))
+    }
   }
 
   /// The `error.message` of an OpenAI-style error body, else its first 200 characters.
@@ -156,8 +192,52 @@ public final class CompletionClient: Sendable {
     guard let text = choice["text"] as? String else { throw fail("choices[0] has no \"text\" string") }
     guard let finish = choice["finish_reason"] as? String else { throw fail("choices[0] has no \"finish_reason\"") }
     let usage = object["usage"] as? [String: Any]
-    let tokens = (usage?["completion_tokens"] as? NSNumber)?.intValue
-    if let tokens, tokens < 0 { throw fail("negative usage.completion_tokens") }
+    var tokens: Int?
+    if let raw = usage?["completion_tokens"], !(raw is NSNull) {
+      // Exact non-negative integers only: `intValue` of 1e300 or true would be garbage or 1.
+      guard let number = raw as? NSNumber, String(cString: number.objCType) != "c", let count = Int(exactly: number.doubleValue),
+        count >= 0, count <= Self.maxCompletionTokens
+      else { throw fail("usage.completion_tokens must be an integer in 0...\(Self.maxCompletionTokens), found \(raw)") }
+      tokens = count
+    }
     return Completion(text: text, finishReason: finish, completionTokens: tokens)
+  }
+}
+
+/// Resumes a continuation with whichever result comes first (the work's or the timer's), then
+/// cancels both tasks.
+final class FirstResult<T: Sendable>: @unchecked Sendable {
+  private let lock = NSLock()
+  private var continuation: CheckedContinuation<T, Error>?
+  private var pending: Result<T, Error>?
+  private var tasks: [Task<Void, Never>] = []
+
+  func start(_ continuation: CheckedContinuation<T, Error>, work: Task<Void, Never>, timer: Task<Void, Never>) {
+    lock.lock()
+    if let pending {
+      lock.unlock()
+      work.cancel()
+      timer.cancel()
+      continuation.resume(with: pending)
+      return
+    }
+    self.continuation = continuation
+    tasks = [work, timer]
+    lock.unlock()
+  }
+
+  func finish(_ result: Result<T, Error>) {
+    lock.lock()
+    guard pending == nil else {
+      lock.unlock()
+      return
+    }
+    pending = result
+    let waiting = continuation
+    continuation = nil
+    let running = tasks
+    lock.unlock()
+    for task in running { task.cancel() }
+    waiting?.resume(with: result)
   }
 }

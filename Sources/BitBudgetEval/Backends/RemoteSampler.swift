@@ -41,6 +41,12 @@ public struct RemoteSampler: Sendable {
         throw RemoteError.malformedResponse(
           endpoint: endpoint.absoluteString, reason: "no usage.completion_tokens (token budgets are counted with it)")
       }
+      // Budgets, totals and rates are sums of these counts: one beyond what was asked for is a
+      // broken server, and stored it would poison every later score of the database.
+      guard tokens <= maxTokens else {
+        throw RemoteError.malformedResponse(
+          endpoint: endpoint.absoluteString, reason: "usage.completion_tokens \(tokens) exceeds the max_tokens \(maxTokens) asked for")
+      }
       guard ["stop", "length", "eos"].contains(completion.finishReason) else {
         throw RemoteError.malformedResponse(endpoint: endpoint.absoluteString, reason: "unknown finish_reason \"\(completion.finishReason)\"")
       }

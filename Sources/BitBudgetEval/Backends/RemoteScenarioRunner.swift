@@ -21,6 +21,7 @@ public struct RemoteScenarioRunner: Sendable {
     store: ResultStore, progress: Progress? = nil
   ) async throws -> Int {
     try store.register(scenario)
+    try store.recordAnswerKey(task)
     try store.reuseSamples(for: scenario)
     let finished = try store.finishedSamples(scenario.key)
     let wanted = Set(items.map(\.id))

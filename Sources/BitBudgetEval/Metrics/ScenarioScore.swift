@@ -34,7 +34,11 @@ public struct ScenarioScore: Codable, Sendable, Equatable {
     questions = byQuestion.count
     samples = records.count
     errors = records.filter { $0.error != nil }.count
-    generatedTokens = records.reduce(0) { $0 + $1.tokens }
+    // Saturating: a database written by an older version may hold any count a server claimed.
+    generatedTokens = records.reduce(0) { total, record in
+      let (sum, overflow) = total.addingReportingOverflow(max(0, record.tokens))
+      return overflow ? .max : sum
+    }
     seconds = records.reduce(0) { $0 + $1.seconds }
     perQuestion = byQuestion.keys.sorted().compactMap { id in
       guard let group = byQuestion[id] else { return nil }

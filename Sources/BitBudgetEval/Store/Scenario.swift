@@ -4,7 +4,13 @@ import Foundation
 /// token budget, G) plus sampling. Its `key` is stable: the FNV-1a 64-bit hash of its canonical
 /// JSON (sorted keys), so a rerun of the same configuration finds its finished samples.
 public struct Scenario: Codable, Sendable, Equatable, Hashable {
+  /// The task's name (its file's name, or `aime25`, …), for people.
   public var task: String
+  /// `EvalTask.contentDigest` of the questions as asked: two different files of the same name
+  /// are different scenarios, and an edited question starts a new one. Nil in scenarios stored
+  /// before tasks were identified by content (left out of the canonical JSON, keeping their
+  /// keys).
+  public var taskDigest: String?
   public var model: String
   /// 16, 8 or 4.
   public var weightBits: Int
@@ -31,9 +37,10 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
 
   public init(
     task: String, model: String, weightBits: Int, kv: String, thinkingBudget: Int?, maxTokens: Int, samples: Int,
-    parallel: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64, backend: String? = nil
+    parallel: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64, backend: String? = nil, taskDigest: String? = nil
   ) {
     self.task = task
+    self.taskDigest = taskDigest
     self.model = model
     self.weightBits = weightBits
     self.kv = kv
@@ -57,13 +64,9 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
 
   /// 16 hex digits of FNV-1a over the canonical JSON.
   public var key: String {
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    for byte in canonicalJSON.utf8 {
-      hash ^= UInt64(byte)
-      hash = hash &* 0x0000_0100_0000_01B3
-    }
-    let hex = String(hash, radix: 16)
-    return String(repeating: "0", count: 16 - hex.count) + hex
+    var hash = ContentHash()
+    hash.add(canonicalJSON)
+    return hash.hex
   }
 }
 
@@ -78,6 +81,8 @@ public struct SampleRecord: Codable, Sendable, Equatable {
   /// `eos`, `length`, `budget`, or `error`.
   public var finish: String
   public var answer: String?
+  /// Whether `answer` is the gold answer. Records read from a store are graded against the
+  /// answer key of the task's last run, so a corrected key re-scores without regenerating.
   public var correct: Bool
   /// What went wrong when the sample could not be generated (the sweep goes on).
   public var error: String?

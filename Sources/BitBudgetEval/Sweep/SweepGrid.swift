@@ -42,14 +42,20 @@ public struct SweepGrid: Sendable {
     "answer_tokens", "max_tokens", "temperature", "top_p", "top_k", "seed", "questions", "gpqa_seed", "backend",
   ]
 
-  public static func load(path: String) throws -> SweepGrid {
+  /// Scenarios a grid may have unless the caller raises the limit: more than a paper-sized grid
+  /// (6 models × 3 precisions × 4 KV policies × 8 budgets × 3 G = 1,728) several times over, far
+  /// fewer than a typo such as a 1000-entry list can make.
+  public static let defaultMaxScenarios = 10_000
+
+  public static func load(path: String, maxScenarios: Int = defaultMaxScenarios) throws -> SweepGrid {
     guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
       throw EvalError.unreadableFile(path: path, reason: "no such file, or not UTF-8")
     }
-    return try parse(text, path: path)
+    return try parse(text, path: path, maxScenarios: maxScenarios)
   }
 
-  public static func parse(_ text: String, path: String) throws -> SweepGrid {
+  /// Parses a grid; one with more than `maxScenarios` points is refused before any is built.
+  public static func parse(_ text: String, path: String, maxScenarios: Int = defaultMaxScenarios) throws -> SweepGrid {
     func fail(_ reason: String) -> EvalError { .invalidGrid(path: path, reason: reason) }
     let root: Any?
     do {
@@ -59,7 +65,7 @@ public struct SweepGrid: Sendable {
     }
     guard let mapping = root as? [String: Any] else { throw fail("the grid must be a YAML mapping of keys to values or lists") }
     // Yams gives no order for a mapping: read the key order from the text for the axes' order.
-    let order = text.split(separator: "\n").compactMap { line -> String? in
+    let order = text.split { $0 == "\n" || $0 == "\r\n" }.compactMap { line -> String? in
       guard let first = line.first, first != " ", first != "#", first != "-", let colon = line.firstIndex(of: ":") else { return nil }
       return String(line[..<colon]).trimmingCharacters(in: .whitespaces)
     }
@@ -80,6 +86,15 @@ public struct SweepGrid: Sendable {
       } else {
         axes.append((name == "models" ? "model" : name, [value]))
       }
+    }
+    var count = 1
+    for (_, values) in axes {
+      let (product, overflow) = count.multipliedReportingOverflow(by: values.count)
+      count = overflow ? .max : product
+    }
+    if count > maxScenarios {
+      let sizes = axes.filter { $0.1.count > 1 }.map { "\($0.0) \($0.1.count)" }.joined(separator: " × ")
+      throw fail("the grid has \(count == .max ? "more than \(Int.max)" : String(count)) scenarios (\(sizes)), more than the limit of \(maxScenarios); raise it with --max-scenarios if you mean it")
     }
     var points: [Point] = [Point(model: "", task: "")]
     for (name, values) in axes {

@@ -81,8 +81,32 @@ public struct EvalTask: Sendable {
 
   /// Whether an extracted answer equals the gold one.
   public func isCorrect(_ answer: String?, gold: String) -> Bool {
+    answerType.isCorrect(answer, gold: gold)
+  }
+
+  /// A fingerprint of what the model is asked and how its answers are read: the answer type,
+  /// the prompt template and every question's id, text and choices — not the gold answers, so
+  /// fixing an answer key re-grades stored samples instead of starting new scenarios.
+  public var contentDigest: String {
+    var hash = ContentHash()
+    hash.addField(answerType.rawValue)
+    hash.addField(template)
+    for item in items {
+      hash.addField(item.id)
+      hash.addField(item.question)
+      hash.addField(item.choices.map { "\($0.count)" } ?? "-")
+      for choice in item.choices ?? [] { hash.addField(choice) }
+    }
+    return hash.hex
+  }
+}
+
+extension AnswerType {
+  /// Whether a normalized extracted answer equals a normalized gold answer (numbers within
+  /// 1e-6 relative).
+  public func isCorrect(_ answer: String?, gold: String) -> Bool {
     guard let answer else { return false }
-    if answerType == .number, let a = Double(answer), let b = Double(gold) {
+    if self == .number, let a = Double(answer), let b = Double(gold) {
       return abs(a - b) <= 1e-6 * max(1, abs(b))
     }
     return answer == gold
@@ -103,7 +127,9 @@ extension EvalTask {
     guard let text = String(data: data, encoding: .utf8) else { throw EvalError.unreadableFile(path: path, reason: "not UTF-8") }
     var items: [TaskItem] = []
     var ids = Set<String>()
-    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+    // "\r\n" is one Character in Swift: split on it too, or a Windows file is one long line.
+    let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+    for (number, line) in lines.enumerated() {
       let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
       guard !trimmed.isEmpty else { continue }
       let location = "\(path):\(number + 1)"

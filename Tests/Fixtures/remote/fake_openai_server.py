@@ -8,7 +8,9 @@ continuing a prompt that already holds part of the script (a second request afte
 forced end of thinking: a prompt ending in "\\boxed{" is continued with "A}."). Faults, chosen
 by words in the question: `flaky` → HTTP 500 for the first two requests of each prompt, `garbage`
 → a body that is not JSON, `slow` → sleeps 5 s before answering, `missing` → a JSON object
-without `choices`. Every request is appended as a JSON line to --log.
+without `choices`, `stall` → a Content-Length longer than the body sent, the socket then held
+open for 300 s, `trickle` → a valid body sent one byte a second (minutes), `hugetokens` → a valid answer
+claiming `usage.completion_tokens` 2⁶³ − 1. Every request is appended as a JSON line to --log.
 
 Usage: fake_openai_server.py --log FILE [--model NAME]; prints the port on stdout, serves until
 stdin closes or it is killed.
@@ -92,6 +94,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         if "slow" in question:
             time.sleep(5)
+        if "stall" in question:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"choices": [')
+            self.wfile.flush()
+            time.sleep(300)
+            return
         tokens, answer = script_tokens(question)
         script = "".join(tokens)
         if prefix.endswith("\\boxed{"):
@@ -114,6 +125,22 @@ class Handler(BaseHTTPRequestHandler):
             "choices": [{"index": 0, "text": "".join(out), "finish_reason": finish, "logprobs": None}],
             "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(out), "total_tokens": len(prompt.split()) + len(out)},
         }
+        if "hugetokens" in question:
+            body["usage"]["completion_tokens"] = 9223372036854775807
+        if "trickle" in question:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for byte in data:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(1)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         self.reply(200, json.dumps(body))
 
 
