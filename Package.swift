@@ -28,6 +28,7 @@ let package = Package(
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
   ],
   targets: [
     .target(name: "CPrefetch"),
@@ -84,7 +85,12 @@ let package = Package(
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetEngineTests",
-      dependencies: ["BitBudgetEngine", "BitBudgetTestSupport"],
+      dependencies: [
+        "BitBudgetEngine", "BitBudgetTestSupport",
+        // The KV-cache properties compare the caches with the memory model's replay.
+        "BitBudgetMemory",
+        .product(name: "PropertyBased", package: "swift-property-based"),
+      ],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetMemoryTests",
@@ -92,7 +98,10 @@ let package = Package(
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetEvalTests",
-      dependencies: ["BitBudgetEval", "BitBudgetTestSupport"],
+      dependencies: [
+        "BitBudgetEval", "BitBudgetTestSupport",
+        .product(name: "PropertyBased", package: "swift-property-based"),
+      ],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetAnalysisTests",

@@ -47,7 +47,9 @@ public enum KVMemory {
     if spec.isFull {
       let blockBytes = 2 * g.rowWidth * FullKVCache.blockTokens * elementType.byteCount
       let blocks = { (n: Int) in (n + FullKVCache.blockTokens - 1) / FullKVCache.blockTokens }
-      let shared = samples > 1 && tokens > 0 ? promptTokens / FullKVCache.blockTokens : 0
+      // Forks share every block until they write: the prompt's whole blocks for good, its partial
+      // last one until each sample's first decoded token (all of them when nothing is decoded).
+      let shared = samples == 1 ? 0 : tokens > 0 ? promptTokens / FullKVCache.blockTokens : blocks(promptTokens)
       let perSample = blocks(promptTokens + tokens) - shared
       let bytes = g.layers * (shared + samples * perSample) * blockBytes
       // Before the samples diverge the prompt's blocks are all there is; after, the sum only grows.
@@ -69,6 +71,8 @@ public enum KVMemory {
     }
     // Forks share the blocks made so far; each sample then goes on alone.
     layer.markShared()
+    // The forks exist (their dense blocks copied) before the first decode pass, or without one.
+    peak = max(peak, layer.total(samples: samples))
     for _ in 0..<tokens {
       layer.append(1)
       longest = max(longest, layer.tokens)

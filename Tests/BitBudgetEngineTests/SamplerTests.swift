@@ -140,6 +140,29 @@ import Testing
     }
   }
 
+  /// A +inf logit takes all the probability (shared among tied ones), and logits that are all
+  /// −inf are uniform. Regression: every probability was NaN, and the draw fell through to the
+  /// least likely kept token.
+  @Test func infiniteLogitsFollowTheSoftmaxLimit() throws {
+    let cases: [([Float], SamplingParameters, Set<Int>)] = [
+      ([.infinity, 0, 0], SamplingParameters(temperature: 1), [0]),
+      ([0, .infinity], SamplingParameters(temperature: 0.05, topP: 0.02), [1]),
+      ([1, .infinity, -.infinity, .infinity, 3], SamplingParameters(temperature: 0.7, topK: 3, minP: 0.1), [1, 3]),
+      ([-.infinity, -.infinity, -.infinity], SamplingParameters(temperature: 1), [0, 1, 2]),
+    ]
+    for (logits, parameters, expected) in cases {
+      var sampler = Sampler(parameters: parameters)
+      let kept = try logits.withUnsafeBufferPointer { try sampler.distribution($0) }
+      let drawable = Set(kept.filter { $0.probability > 0 }.map(\.token))
+      #expect(drawable == expected, "\(logits)")
+      #expect(kept.allSatisfy { !$0.probability.isNaN && ($0.probability == 0 || abs($0.probability - 1 / Double(expected.count)) < 1e-12) })
+      var random = SampleRandom(seed: 11)
+      var drawn = Set<Int>()
+      for _ in 0..<200 { drawn.insert(try logits.withUnsafeBufferPointer { try sampler.sample($0, random: &random) }) }
+      #expect(drawn == expected, "\(logits)")
+    }
+  }
+
   @Test func randomStreamsAreReproducibleAndDistinct() {
     var a = SampleRandom(seed: 9, stream: 0), b = SampleRandom(seed: 9, stream: 0), c = SampleRandom(seed: 9, stream: 1)
     let first = (0..<8).map { _ in a.next() }

@@ -101,6 +101,26 @@ import Testing
     }
   }
 
+  /// One new token per sample (it is never fed back): the forks write nothing, so G samples hold
+  /// the prompt's storage once (full cache) plus their own dense blocks (compressed caches).
+  /// Regressions: the full cache's estimate counted the prompt's blocks G times, and a compressed
+  /// cache's peak left out the forks' copies (below the bytes held at the end).
+  @Test(arguments: ["full", "hqq:4,group=16", "streaming:24"])
+  func samplesThatDecodeNothingShareThePrompt(_ text: String) throws {
+    let path = Fixtures.modelPath("qwen3-gqa-tied-f32")
+    let model = try DecoderModel.load(path: path)
+    let spec = try KVCacheSpec.parse(text)
+    for prompt in [1, 64, 70] {
+      let session = try InferenceSession(model: model, threads: 2)
+      let result = try Generator(session: session).generate(
+        prompt: Array(repeating: 5, count: prompt), options: GenerationOptions(maxTokens: 1, samples: 3),
+        cache: try session.makeCache(spec: spec))
+      let estimate = try MemoryModel.load(path).estimate(tokens: 0, promptTokens: prompt, samples: 3, kv: spec)
+      #expect(estimate.kvBytes == result.kvBytes, "\(text), prompt \(prompt)")
+      #expect(estimate.kvPeakBytes >= result.kvBytes, "peak: \(text), prompt \(prompt)")
+    }
+  }
+
   @Test func inverseQuestions() throws {
     let model = try MemoryModel.load("qwen3-8b")
     let budget = Int(20 * Self.gib)

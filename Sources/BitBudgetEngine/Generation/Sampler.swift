@@ -136,11 +136,15 @@ public struct Sampler {
   }
 
   /// Softmax of the first `count` candidates' logits divided by the temperature, in Double with
-  /// the largest logit subtracted first (so a tiny temperature cannot overflow).
+  /// the largest logit subtracted first (so a tiny temperature cannot overflow). An infinite
+  /// largest logit (+inf, or −inf everywhere) would make every term NaN: the limit is then uniform
+  /// over the logits equal to it, as greedy takes the first of them.
   private func softmax(_ count: Int) -> [Double] {
     let top = Double(candidates[0].logit)
     let temperature = Double(parameters.temperature)
-    var values = (0..<count).map { Foundation.exp((Double(candidates[$0].logit) - top) / temperature) }
+    var values = (0..<count).map {
+      top.isInfinite ? (Double(candidates[$0].logit) == top ? 1 : 0) : Foundation.exp((Double(candidates[$0].logit) - top) / temperature)
+    }
     let total = values.reduce(0, +)
     for i in values.indices { values[i] /= total }
     return values
