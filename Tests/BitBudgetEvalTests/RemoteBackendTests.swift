@@ -147,8 +147,9 @@ import Testing
     let elapsed = Date().timeIntervalSince(began)
     await setup.finish()
     // Two workers: two timeouts in a row (3 s). The bound is loose because the test runner's
-    // other suites can starve the timers of threads; a hang would take minutes.
-    #expect(elapsed < 60, "took \(elapsed) s")
+    // other suites can starve the timers of threads (41 s seen under load); holding on until the
+    // server gives up would take ≥ 283 s.
+    #expect(elapsed < 150, "took \(elapsed) s")
     let records = Dictionary(uniqueKeysWithValues: try setup.store.samples(scenario.key).map { ($0.questionId, $0) })
     #expect(records["stall"]?.error?.contains("did not answer within 1.5 s") == true)
     #expect(records["trickle"]?.error?.contains("did not answer within 1.5 s") == true)

@@ -66,6 +66,11 @@ import Testing
     ("model: m\nmodels: [a]\ntask: t\n", "not both"),
     ("- just\n- a list\n", "mapping"),
     ("model: [unclosed\n", "not valid YAML"),
+    // Keys that are collections used to trap inside Yams (found by fuzzing: Fuzz/crashes/).
+    ("? r:\n", "not a mapping"),
+    ("model: m\ntask: t\n[a]: b\n", "not a list"),
+    ("model: m\ntask: t\nbackend: {{a: 1}: b}\n", "not a mapping"),
+    ("x: &k [1]\n*k : 2\n", "not a"),
     ("model: m\ntask: t\nbackend: remote\n", "\"backend\" must be local or a mapping"),
     ("model: m\ntask: t\nbackend: {model: x}\n", "needs \"endpoint\""),
     ("model: m\ntask: t\nbackend: {endpoint: http://h/v1}\n", "needs \"model\""),

@@ -59,7 +59,14 @@ public struct SweepGrid: Sendable {
     func fail(_ reason: String) -> EvalError { .invalidGrid(path: path, reason: reason) }
     let root: Any?
     do {
+      // Yams (6.2.2) traps converting a mapping whose key is a list or a mapping (`? [a]: b`):
+      // such keys are refused on the composed tree before it is converted.
+      if let node = try Yams.compose(yaml: text), let key = Self.firstCollectionKey(node) {
+        throw fail("a mapping key must be a plain value, not a \(key)")
+      }
       root = try Yams.load(yaml: text)
+    } catch let error as EvalError {
+      throw error
     } catch {
       throw fail("not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
     }
@@ -114,6 +121,26 @@ public struct SweepGrid: Sendable {
       }
     }
     return SweepGrid(points: points, axes: axes.filter { $0.1.count > 1 }.map(\.0))
+  }
+
+  /// "list", "mapping" or "alias" for the first mapping key in `node` that is not a plain
+  /// scalar, else nil.
+  static func firstCollectionKey(_ node: Node) -> String? {
+    switch node {
+    case .scalar, .alias: return nil
+    case .sequence(let sequence): return sequence.lazy.compactMap(firstCollectionKey).first
+    case .mapping(let mapping):
+      for (key, value) in mapping {
+        switch key {
+        case .sequence: return "list"
+        case .mapping: return "mapping"
+        case .alias: return "alias"
+        case .scalar: break
+        }
+        if let found = firstCollectionKey(value) { return found }
+      }
+      return nil
+    }
   }
 
   static let backendKeys: Set<String> = ["endpoint", "endpoints", "model", "concurrency", "timeout", "retries"]
