@@ -56,16 +56,21 @@ public final class Tokenizer {
   public let normalizesNFC: Bool
 
   /// A tokenizer from a vocabulary of token spellings by id (in the byte-level alphabet).
+  /// Token ids a tokenizer may use (no real vocabulary comes near ten million).
+  static let idRange = 0..<10_000_000
+
   convenience init(
     source: String, vocabulary: [String: Int], merges: [(String, String)], addedTokens: [AddedToken],
     preTokenizer: PreTokenizer = .qwen2, normalizesNFC: Bool = true, configuration: TokenizerConfiguration
   ) throws {
     func fail(_ reason: String) -> TokenizerError { .invalidFile(path: source, reason: reason) }
+    // Ids are checked before any arithmetic on them (found by fuzzing: -5 or 2⁶³ − 1 trapped).
+    if let (token, id) = vocabulary.first(where: { !Self.idRange.contains($0.value) }) {
+      throw fail("token \"\(token)\" has id \(id), outside 0..<\(Self.idRange.upperBound)")
+    }
     let size = vocabulary.values.max().map { $0 + 1 } ?? 0
-    guard size <= 10_000_000 else { throw fail("the vocabulary has \(size) ids") }
     var tokens = [String?](repeating: nil, count: size)
     for (token, id) in vocabulary {
-      guard id >= 0 else { throw fail("token \"\(token)\" has negative id \(id)") }
       guard tokens[id] == nil else { throw fail("id \(id) is used by two tokens") }
       tokens[id] = token
     }
@@ -85,8 +90,11 @@ public final class Tokenizer {
     self.preTokenizer = preTokenizer
     self.normalizesNFC = normalizesNFC
     func fail(_ reason: String) -> TokenizerError { .invalidFile(path: source, reason: reason) }
+    if let added = addedTokens.first(where: { !Self.idRange.contains($0.id) }) {
+      throw fail("added token \"\(added.content)\" has id \(added.id), outside 0..<\(Self.idRange.upperBound)")
+    }
     let size = max(tokens.count, (addedTokens.map(\.id).max() ?? -1) + 1)
-    guard size > 0, size <= 10_000_000 else { throw fail("the vocabulary has \(size) ids") }
+    guard size > 0, size <= Self.idRange.upperBound else { throw fail("the vocabulary has \(size) ids") }
     var strings = tokens + [String?](repeating: nil, count: size - tokens.count)
     var vocabulary: [String: Int] = [:]
     vocabulary.reserveCapacity(tokens.count)

@@ -5,6 +5,13 @@ import Testing
 @testable import BitBudgetEval
 
 @Suite struct SweepGridTests {
+  /// Nine levels of nine aliases each: 9⁹ values once expanded, from ~300 bytes.
+  static let billionLaughs = (0..<9).map { level in
+    let name = String(UnicodeScalar(UInt8(97 + level)))
+    let items = level == 0 ? Array(repeating: "x", count: 9) : Array(repeating: "*" + String(UnicodeScalar(UInt8(96 + level))), count: 9)
+    return "\(name): &\(name) [\(items.joined(separator: ","))]"
+  }.joined(separator: "\n") + "\nmodel: m\ntask: t\n"
+
   @Test func axesMultiplyInFileOrder() throws {
     let grid = try SweepGrid.parse("""
       model: m.gguf
@@ -71,6 +78,7 @@ import Testing
     ("model: m\ntask: t\n[a]: b\n", "not a list"),
     ("model: m\ntask: t\nbackend: {{a: 1}: b}\n", "not a mapping"),
     ("x: &k [1]\n*k : 2\n", "not a"),
+    (SweepGridTests.billionLaughs, "more than 100000 values"),
     ("model: m\ntask: t\nbackend: remote\n", "\"backend\" must be local or a mapping"),
     ("model: m\ntask: t\nbackend: {model: x}\n", "needs \"endpoint\""),
     ("model: m\ntask: t\nbackend: {endpoint: http://h/v1}\n", "needs \"model\""),

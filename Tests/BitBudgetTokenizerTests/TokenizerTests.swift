@@ -162,6 +162,9 @@ import Testing
       (Self.tokenizerJSON().replacingOccurrences(of: #""lstrip":false"#, with: #""lstrip":true"#), nil, "lstrip"),
       (Self.tokenizerJSON(), #"{"tokenizer_class": "LlamaTokenizer"}"#, "tokenizer_class \"LlamaTokenizer\""),
       (Self.tokenizerJSON(), "{oops", "not valid JSON"),
+      // Ids outside any vocabulary used to trap before they were checked (found by fuzzing).
+      (#"{"model":{"vocab":{"a":-5},"merges":[]},"pre_tokenizer":{"type":"ByteLevel"}}"#, nil, "id -5, outside"),
+      (#"{"model":{"vocab":{},"merges":[]},"pre_tokenizer":{"type":"ByteLevel"},"added_tokens":[{"id":9223372036854775807,"content":"x"}]}"#, nil, "id 9223372036854775807, outside"),
     ]
     for (json, config, phrase) in cases {
       let folder = try Self.write(json, config: config)

@@ -53,7 +53,15 @@ extension ModelConfig {
     if architecture == .llama && hasQKVBias {
       throw EngineError.unsupported("llama GGUF with q/k/v biases (\(path))")
     }
-    let eos = file.metadata["tokenizer.ggml.eos_token_id"]?.integer
+    let vocabulary = embedding.dimensions[1]
+    func tokenId(_ key: String) throws -> Int? {
+      guard let id = file.metadata[key]?.integer else { return nil }
+      guard (0..<vocabulary).contains(id) else {
+        throw EngineError.invalidConfig(path: path, reason: "\(key) \(id) is outside the vocabulary of \(vocabulary)")
+      }
+      return id
+    }
+    let eos = try tokenId("tokenizer.ggml.eos_token_id")
     return ModelConfig(
       architecture: architecture,
       vocabSize: embedding.dimensions[1],
@@ -67,7 +75,7 @@ extension ModelConfig {
       queryKeyValueBias: architecture == .qwen2 || hasQKVBias,
       outputBias: file.tensors["blk.0.attn_output.bias"] != nil,
       declaredDType: nil,
-      bosTokenId: file.metadata["tokenizer.ggml.bos_token_id"]?.integer,
+      bosTokenId: try tokenId("tokenizer.ggml.bos_token_id"),
       eosTokenIds: eos.map { [$0] } ?? [])
   }
 }

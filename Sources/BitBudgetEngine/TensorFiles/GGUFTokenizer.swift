@@ -47,7 +47,7 @@ extension Tokenizer {
       tokens[id] = Self.byteLevelSpelling(content)
     }
     var configuration = TokenizerConfiguration()
-    configuration.eosToken = metadata["tokenizer.ggml.eos_token_id"]?.integer.flatMap { $0 < tokens.count ? tokens[$0] : nil }
+    configuration.eosToken = metadata["tokenizer.ggml.eos_token_id"]?.integer.flatMap { tokens.indices.contains($0) ? tokens[$0] : nil }
     configuration.addBosToken = metadata["tokenizer.ggml.add_bos_token"].map { $0 == .bool(true) } ?? false
     configuration.chatTemplate = metadata["tokenizer.chat_template"]?.string
     return try Tokenizer(

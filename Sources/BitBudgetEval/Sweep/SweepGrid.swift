@@ -59,10 +59,12 @@ public struct SweepGrid: Sendable {
     func fail(_ reason: String) -> EvalError { .invalidGrid(path: path, reason: reason) }
     let root: Any?
     do {
-      // Yams (6.2.2) traps converting a mapping whose key is a list or a mapping (`? [a]: b`):
-      // such keys are refused on the composed tree before it is converted.
-      if let node = try Yams.compose(yaml: text), let key = Self.firstCollectionKey(node) {
-        throw fail("a mapping key must be a plain value, not a \(key)")
+      // Checked on the composed tree before Yams converts it (both found by fuzzing): Yams
+      // (6.2.2) traps on a mapping key that is a list or a mapping (`? [a]: b`), and aliases
+      // of aliases expand exponentially (a "billion laughs" grid of 300 bytes).
+      if let node = try Yams.compose(yaml: text) {
+        var budget = Self.maxNodes
+        if let problem = Self.structureProblem(node, budget: &budget) { throw fail(problem) }
       }
       root = try Yams.load(yaml: text)
     } catch let error as EvalError {
@@ -123,21 +125,32 @@ public struct SweepGrid: Sendable {
     return SweepGrid(points: points, axes: axes.filter { $0.1.count > 1 }.map(\.0))
   }
 
-  /// "list", "mapping" or "alias" for the first mapping key in `node` that is not a plain
-  /// scalar, else nil.
-  static func firstCollectionKey(_ node: Node) -> String? {
+  /// Values a grid may hold once aliases are expanded (a real grid has a few hundred).
+  static let maxNodes = 100_000
+
+  /// Why `node` cannot be a grid — a mapping key that is not a plain value, or more than
+  /// `budget` values once aliases are expanded — else nil. Stops as soon as the budget is spent,
+  /// so the walk itself stays cheap on an exponential tree.
+  static func structureProblem(_ node: Node, budget: inout Int) -> String? {
+    budget -= 1
+    guard budget >= 0 else { return "the grid expands to more than \(maxNodes) values (aliases of aliases?)" }
     switch node {
-    case .scalar, .alias: return nil
-    case .sequence(let sequence): return sequence.lazy.compactMap(firstCollectionKey).first
+    case .scalar: return nil
+    case .alias: return "unexpanded YAML alias"
+    case .sequence(let sequence):
+      for item in sequence {
+        if let problem = structureProblem(item, budget: &budget) { return problem }
+      }
+      return nil
     case .mapping(let mapping):
       for (key, value) in mapping {
         switch key {
-        case .sequence: return "list"
-        case .mapping: return "mapping"
-        case .alias: return "alias"
+        case .sequence: return "a mapping key must be a plain value, not a list"
+        case .mapping: return "a mapping key must be a plain value, not a mapping"
+        case .alias: return "a mapping key must be a plain value, not an alias"
         case .scalar: break
         }
-        if let found = firstCollectionKey(value) { return found }
+        if let problem = structureProblem(value, budget: &budget) { return problem }
       }
       return nil
     }
