@@ -10,7 +10,8 @@
 #
 # Options: --seconds N (or FUZZ_SECONDS; a bare number works too), --runs N (or FUZZ_RUNS; 0 = no
 # limit), --no-build, --debug (a debug build instead of release), --keep-corpus DIR (keep the
-# grown corpora in DIR/<target>/ instead of deleting them). Every libFuzzer run uses one job and one
+# grown corpora in DIR/<target>/ instead of deleting them), --seeds DIR (start from DIR/<target>/
+# instead of Fuzz/corpus/<target>/, e.g. a kept corpus). Every libFuzzer run uses one job and one
 # worker (a single in-process libFuzzer), -timeout=10 and -rss_limit_mb=2048.
 #
 # A crash, Swift trap, ASan report, leak, timeout or out-of-memory fails the target; its reproducer
@@ -36,6 +37,7 @@ RUNS=${FUZZ_RUNS:-0}
 BUILD=1
 CONFIGURATION=release
 KEEP_CORPUS=""
+SEEDS=$FUZZ/corpus
 TARGETS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --debug) CONFIGURATION=debug; shift ;;
     --keep-corpus) KEEP_CORPUS=$2; shift 2 ;;
+    --seeds) SEEDS=$2; shift 2 ;;
     --list) printf '%s\n' "${ALL_TARGETS[@]}"; exit 0 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) SECONDS_EACH=$1; shift ;;
@@ -105,7 +108,11 @@ for target in "${TARGETS[@]}"; do
   corpus=$WORK/corpus/$target
   run_artifacts=$ARTIFACTS/$target/$(date +%Y%m%d-%H%M%S)
   mkdir -p "$corpus" "$run_artifacts"
-  cp "$FUZZ/corpus/$target/"* "$corpus/"
+  if compgen -G "$SEEDS/$target/*" >/dev/null; then
+    cp "$SEEDS/$target/"* "$corpus/"
+  else
+    echo "fuzz.sh: no seeds in $SEEDS/$target/; starting $target from an empty corpus"
+  fi
   log=$WORK/$target.log
   # No -jobs/-workers: libFuzzer then fuzzes in this one process (one job, one worker; -jobs=1
   # would fork a child that logs to ./fuzz-0.log instead).
@@ -120,8 +127,10 @@ for target in "${TARGETS[@]}"; do
   last=$(grep -E '^#[0-9]+[[:space:]]+(INITED|NEW|REDUCE|pulse|DONE|RELOAD)' "$log" | tail -1 || true)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last"); ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log"); rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
-  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")
+  # (After a crash libFuzzer may print its final stats twice: take the last.)
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
   [ -z "$execs" ] && execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
   new=$(ls "$run_artifacts" | grep -E '^(crash|leak|timeout|oom)-' || true)
   if [ "$status" = 0 ] && [ -z "$new" ]; then
@@ -153,6 +162,6 @@ done
 echo
 echo "fuzz.sh: summary (${SECONDS_EACH} s per target$([ "$RUNS" != 0 ] && echo ", at most $RUNS runs"))"
 printf '%s\n' "${SUMMARY[@]}"
-for line in "${REPRODUCERS[@]+"${REPRODUCERS[@]}"}"; do echo "reproducer $line"; done
+if [ ${#REPRODUCERS[@]} -gt 0 ]; then printf 'reproducer %s\n' "${REPRODUCERS[@]}"; fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

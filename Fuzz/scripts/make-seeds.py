@@ -15,8 +15,7 @@ fixtures and test data (small files only; the whole corpus stays well under 2 MB
   tokenizer-encode     texts of Tests/Fixtures/tokenizer/qwen3-corpus.jsonl
   chat-template        the conversations of Tests/Fixtures/tokenizer/qwen3-chat-template.json in the
                        harness's encoding, and splitThinking's test strings
-  sweep-grid           examples/*.yaml, the grids of Tests/BitBudgetEvalTests/SweepGridTests.swift, and
-                       regression inputs of crashes found by fuzzing
+  sweep-grid           examples/*.yaml and the grids of Tests/BitBudgetEvalTests/SweepGridTests.swift
   task-jsonl           the JSONL of TaskLoadingTests.swift, scripts/make-arithmetic-task.py's output,
                        Tests/Fixtures/eval/extraction.json as questions
   task-gpqa-csv        the CSVs of TaskLoadingTests.swift
@@ -25,7 +24,8 @@ fixtures and test data (small files only; the whole corpus stays well under 2 MB
 
   python3 Fuzz/scripts/make-seeds.py          # needs .assets (scripts/fetch-test-assets.sh)
 
-Deterministic: running it again rewrites the same files.
+Deterministic: running it again rewrites the same files. Files named regression-* (reproducers of
+bugs fuzzing found, added by hand once fixed) are left in place.
 """
 import glob
 import json
@@ -44,9 +44,13 @@ ASSETS = os.path.join(ROOT, ".assets")
 
 
 def target_dir(name):
+    """Empties Fuzz/corpus/<name>/ except its regression-* files (reproducers of fixed bugs, kept
+    by hand) and returns it."""
     path = os.path.join(CORPUS, name)
-    shutil.rmtree(path, ignore_errors=True)
-    os.makedirs(path)
+    os.makedirs(path, exist_ok=True)
+    for entry in os.listdir(path):
+        if not entry.startswith("regression-"):
+            os.remove(os.path.join(path, entry))
     return path
 
 
@@ -428,9 +432,6 @@ def make_sweep_grid():
     out = target_dir("sweep-grid")
     for path in sorted(glob.glob(os.path.join(ROOT, "examples", "*.yaml"))):
         shutil.copy(path, os.path.join(out, os.path.basename(path)))
-    # Regression inputs of crashes found by fuzzing (collection mapping keys trapped in Yams).
-    write(out, "regression-yams-collection-key.yaml", "? r:")
-    write(out, "regression-yams-sequence-key.yaml", "[a]: b\nmodel: m\ntask: t\n")
     tests = os.path.join(ROOT, "Tests", "BitBudgetEvalTests", "SweepGridTests.swift")
     n = 0
     for literal in swift_string_literals(tests):
