@@ -33,9 +33,11 @@ let package = Package(
   targets: [
     .target(name: "CPrefetch"),
     .target(name: "CAllocator"),
+    // A header-only gate: importable only when compiling for a CPU with AVX-512 VNNI.
+    .target(name: "CAVX512VNNI"),
     .target(
       name: "BitBudgetKernels",
-      dependencies: ["CPrefetch"],
+      dependencies: ["CPrefetch", "CAVX512VNNI"],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetEngine",

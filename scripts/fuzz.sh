@@ -11,7 +11,8 @@
 # Options: --seconds N (or FUZZ_SECONDS; a bare number works too), --runs N (or FUZZ_RUNS; 0 = no
 # limit), --no-build, --debug (a debug build instead of release), --keep-corpus DIR (keep the
 # grown corpora in DIR/<target>/ instead of deleting them), --seeds DIR (start from DIR/<target>/
-# instead of Fuzz/corpus/<target>/, e.g. a kept corpus). Every libFuzzer run uses one job and one
+# instead of Fuzz/corpus/<target>/, e.g. a kept corpus), --logs DIR (keep each libFuzzer log as
+# DIR/<target>.log). Every libFuzzer run uses one job and one
 # worker (a single in-process libFuzzer), -timeout=10 and -rss_limit_mb=2048.
 #
 # A crash, Swift trap, ASan report, leak, timeout or out-of-memory fails the target; its reproducer
@@ -38,6 +39,7 @@ BUILD=1
 CONFIGURATION=release
 KEEP_CORPUS=""
 SEEDS=$FUZZ/corpus
+LOGS=""
 TARGETS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -47,6 +49,7 @@ while [ $# -gt 0 ]; do
     --debug) CONFIGURATION=debug; shift ;;
     --keep-corpus) KEEP_CORPUS=$2; shift 2 ;;
     --seeds) SEEDS=$2; shift 2 ;;
+    --logs) LOGS=$2; shift 2 ;;
     --list) printf '%s\n' "${ALL_TARGETS[@]}"; exit 0 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) SECONDS_EACH=$1; shift ;;
@@ -92,8 +95,11 @@ BIN=$FUZZ/.build/$CONFIGURATION/bitbudget-fuzz
 export SWIFT_BACKTRACE=enable=no
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigill=1:handle_abort=1:detect_leaks=1:symbolize=1"
 export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$FUZZ/lsan.supp:print_suppressions=0"
-if command -v llvm-symbolizer >/dev/null 2>&1; then
-  export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$(command -v llvm-symbolizer)}
+# The toolchain's symbolizer (beside swift) understands its own debug info; a system one may be older.
+SYMBOLIZER=$(dirname "$(command -v swift)")/llvm-symbolizer
+[ -x "$SYMBOLIZER" ] || SYMBOLIZER=$(command -v llvm-symbolizer || true)
+if [ -n "$SYMBOLIZER" ]; then
+  export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$SYMBOLIZER}
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bitbudget-fuzz.XXXXXX")
@@ -154,6 +160,9 @@ for target in "${TARGETS[@]}"; do
   fi
   SUMMARY+=("$(printf '%-20s %-6s execs %-9s exec/s %-6s cov %-6s ft %-7s corpus %-12s peak-rss %sMb' \
     "$target" "$result" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}")")
+  if [ -n "$LOGS" ]; then
+    mkdir -p "$LOGS" && cp "$log" "$LOGS/$target.log"
+  fi
   if [ -n "$KEEP_CORPUS" ]; then
     mkdir -p "$KEEP_CORPUS/$target" && cp "$corpus/"* "$KEEP_CORPUS/$target/"
   fi

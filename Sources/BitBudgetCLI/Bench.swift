@@ -55,7 +55,7 @@ struct Bench: ParsableCommand {
     }
     try options.checkMemoryLimit(
       model: model, promptTokens: max(promptTokens, max(1, depth)), tokens: genTokens, samples: samples, prefillChunk: InferenceSession.defaultMaxRows)
-    let session = try InferenceSession(model: model, threads: options.threads)
+    let session = try options.session(model)
     var random = SplitMix64(seed: seed)
     let randomTokens = { (count: Int) in (0..<count).map { _ in Int(random.next() % UInt64(config.vocabSize)) } }
     let prompt = randomTokens(promptTokens)

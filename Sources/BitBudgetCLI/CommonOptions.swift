@@ -37,11 +37,19 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .customLong("weight-group"), help: ArgumentHelp("Group size of --weights 8|4 (-1: one group per row).", valueName: "columns"))
   var weightGroup = 128
 
+  @Option(name: .long, help: ArgumentHelp(
+    "How activations meet 8/4-bit weights when decoding: int8 (rounded per block of 32 and multiplied with AVX-512 VNNI; the default where this build has it) or f32 (exact).",
+    valueName: "int8|f32"))
+  var activations: QuantizedActivations?
+
   func validate() throws {
+    if activations == .int8 && !QuantizedActivations.int8Available {
+      throw ValidationError("--activations int8 needs the int8 kernels, which this build lacks (x86-64 with AVX-512 VNNI only); use f32")
+    }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     if let weights, ![4, 8, 16].contains(weights) { throw ValidationError("--weights must be 16, 8 or 4") }
-    guard weightGroup == -1 || (weightGroup > 0 && weightGroup % 64 == 0) else {
-      throw ValidationError("--weight-group must be -1 or a positive multiple of 64")
+    guard weightGroup == -1 || weightGroup == 32 || (weightGroup > 0 && weightGroup % 64 == 0) else {
+      throw ValidationError("--weight-group must be -1, 32 or a positive multiple of 64")
     }
     _ = try kvSpec()
     if let memoryLimit, ByteSize.parse(memoryLimit) == nil {
@@ -70,6 +78,13 @@ struct ModelOptions: ParsableArguments {
     let scratch = InferenceSession.scratchBytes(
       config: model.config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: model.weights.hasQuantizedLinears)
     return (model.weights.byteCount + usage.peakBytes + scratch, usage.peakBytes, scratch)
+  }
+
+  /// A session for `model` with these options' kernels.
+  func session(_ model: DecoderModel, maxRows: Int = InferenceSession.defaultMaxRows, maxLogitRows: Int = 16) throws -> InferenceSession {
+    let session = try InferenceSession(model: model, threads: threads, maxRows: maxRows, maxLogitRows: maxLogitRows)
+    session.quantizedActivations = activations ?? .fastest
+    return session
   }
 
   func kvSpec() throws -> KVCacheSpec {
@@ -147,3 +162,5 @@ struct TokenIds: ExpressibleByArgument {
 }
 
 
+
+extension QuantizedActivations: ExpressibleByArgument {}

@@ -137,7 +137,7 @@ struct Generate: ParsableCommand {
     try options.checkMemoryLimit(
       model: model, promptTokens: promptIds.count, tokens: limit + (budget?.forcedTokens.count ?? 0), samples: samples,
       prefillChunk: InferenceSession.defaultMaxRows)
-    let session = try InferenceSession(model: model, threads: options.threads)
+    let session = try options.session(model)
     let cache = try options.makeCache(session)
     let terminal = !json && isatty(STDOUT_FILENO) != 0
     var decoder = tokenizer.map { StreamingDecoder(tokenizer: $0) }

@@ -17,7 +17,7 @@ struct Logits: ParsableCommand {
 
   func run() throws {
     let model = try options.loadModel()
-    let session = try InferenceSession(model: model, threads: options.threads, maxRows: 64, maxLogitRows: 64)
+    let session = try options.session(model, maxRows: 64, maxLogitRows: 64)
     let cache = try options.makeCache(session)
     // Every logit is computed and checked before anything is printed, so a failure leaves no
     // partial JSON on stdout (positions × vocab floats are held: 0.6 MB per position for Qwen3).

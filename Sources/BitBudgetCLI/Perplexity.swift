@@ -72,8 +72,8 @@ struct Perplexity: ParsableCommand {
         throw CommandFailure(message: "--window must be in 2...\(model.config.maxPositions) (the model's context)")
       }
       let baseline = try DecoderModel.load(path: baselineModel, ggufWidening: options.ggufDType == .f32 ? .f32 : .bf16)
-      let session = try InferenceSession(model: model, threads: options.threads, maxRows: 64, maxLogitRows: 64)
-      let baselineSession = try InferenceSession(model: baseline, threads: options.threads, maxRows: 64, maxLogitRows: 64)
+      let session = try options.session(model, maxRows: 64, maxLogitRows: 64)
+      let baselineSession = try options.session(baseline, maxRows: 64, maxLogitRows: 64)
       let score = try TextScoring.compareModels(session: session, baseline: baselineSession, tokens: ids, window: window)
       if json {
         try Output.json(Report(kv: "full", baselineKv: "full", weights: model.weights.format.description, score: score))
@@ -85,7 +85,7 @@ struct Perplexity: ParsableCommand {
       }
       return
     }
-    let session = try InferenceSession(model: model, threads: options.threads, maxRows: max(64, 2 * promptTokens), maxLogitRows: 2)
+    let session = try options.session(model, maxRows: max(64, 2 * promptTokens), maxLogitRows: 2)
     let cache = try options.makeCache(session)
     let baseline = try session.makeCache(spec: try KVCacheSpec.parse(baselineKV), elementType: options.kvDType.elementType)
     let score = try TextScoring.score(session: session, tokens: ids, promptTokens: promptTokens, cache: cache, baseline: baseline)

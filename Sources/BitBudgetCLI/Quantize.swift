@@ -27,7 +27,7 @@ struct Quantize: ParsableCommand {
   @Option(help: "gptq or rtn.")
   var method: Method = .gptq
 
-  @Option(name: .customLong("group-size"), help: ArgumentHelp("Columns per group (-1: one group per row); a multiple of 64.", valueName: "columns"))
+  @Option(name: .customLong("group-size"), help: ArgumentHelp("Columns per group (-1: one group per row); 32 or a multiple of 64.", valueName: "columns"))
   var groupSize = 128
 
   @Flag(help: "Asymmetric groups (a zero point per group); default symmetric, as the paper.")
@@ -63,8 +63,8 @@ struct Quantize: ParsableCommand {
 
   func validate() throws {
     guard bits == 4 || bits == 8 else { throw ValidationError("--bits must be 8 or 4") }
-    guard groupSize == -1 || (groupSize > 0 && groupSize % 64 == 0) else {
-      throw ValidationError("--group-size must be -1 or a positive multiple of 64")
+    guard groupSize == -1 || groupSize == 32 || (groupSize > 0 && groupSize % 64 == 0) else {
+      throw ValidationError("--group-size must be -1, 32 or a positive multiple of 64")
     }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     if method == .gptq {

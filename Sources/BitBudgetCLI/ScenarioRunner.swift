@@ -21,7 +21,7 @@ struct ScenarioRunner {
       throw CommandFailure(message: "\(model.path) has no tokenizer; evaluation needs one to build prompts")
     }
     self.tokenizer = tokenizer
-    session = try InferenceSession(model: model, threads: options.threads)
+    session = try options.session(model)
     var stops = Set(try model.stopTokenIds())
     if let end = tokenizer.id(of: "<|im_end|>") { stops.insert(end) }
     self.stops = stops

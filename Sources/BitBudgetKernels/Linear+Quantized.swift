@@ -2,93 +2,99 @@ import CPrefetch
 
 /// Unpacks one 64-column chunk of codes (`QuantizedMatrix`'s layout) into four vectors of
 /// `2²³ + code · factor_k` as f32, by masking each code in place and OR-ing in the exponent of
-/// 2²³ — no shift per vector and no conversion instruction. Subtracting 2²³ is exact; the power
-/// of two `factor_k` is divided out of the input beforehand (`QuantizedInput`).
+/// 2²³ — no shift per vector and no conversion instruction. Lane `l` of vector `k` is column
+/// `4l + k` of the chunk. Subtracting 2²³ is exact; the power of two `factor_k` is divided out
+/// of the input beforehand (`QuantizedInput`), which is also permuted to this column order.
 @usableFromInline
 protocol QuantizedCodes {
   static var bits: Int { get }
-  /// `factor_k` of the four vectors.
-  static var factors: SIMD4<Float> { get }
   static func chunk(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
+}
+
+extension QuantizedCodes {
+  /// `factor_k` of the four vectors (the same for both widths).
+  @inline(__always) @usableFromInline
+  static var factors: SIMD4<Float> { SIMD4(1, 256, 1, 256) }
+
+  /// The masked words as floats: bytes 0 and 1 of `v`, then of `v >> 16` (a code at bit 24
+  /// would not fit the mantissa).
+  @inline(__always) @usableFromInline
+  static func split(_ v: SIMD16<UInt32>, mask: UInt32) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
+    let high = v &>> 16
+    let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
+    let low = SIMD16<UInt32>(repeating: mask), second = SIMD16<UInt32>(repeating: mask << 8)
+    return (
+      unsafeBitCast((v & low) | magic, to: SIMD16<Float>.self),
+      unsafeBitCast((v & second) | magic, to: SIMD16<Float>.self),
+      unsafeBitCast((high & low) | magic, to: SIMD16<Float>.self),
+      unsafeBitCast((high & second) | magic, to: SIMD16<Float>.self)
+    )
+  }
 }
 
 @usableFromInline
 enum FourBitCodes: QuantizedCodes {
   @usableFromInline static var bits: Int { 4 }
-  @usableFromInline static var factors: SIMD4<Float> { SIMD4(1, 16, 256, 4096) }
 
-  /// Vector k holds nibble k of each word in lanes 0–7 and nibble k + 4 in lanes 8–15: after
-  /// one shift of the words by 16 for the upper lanes, both sit at bits 4k ..< 4k+4.
+  /// Lanes 0–7 take the eight words' low nibbles (columns 0–31), lanes 8–15 the same words
+  /// shifted down by 4 (their high nibbles: columns 32–63).
   @inline(__always) @usableFromInline
   static func chunk(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
     let words = p.loadUnaligned(as: SIMD8<UInt32>.self)
-    let v = SIMD16<UInt32>(lowHalf: words, highHalf: words &>> 16)
-    let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
-    return (
-      unsafeBitCast((v & 0x000F) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast((v & 0x00F0) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast((v & 0x0F00) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast((v & 0xF000) | magic, to: SIMD16<Float>.self)
-    )
+    return split(SIMD16<UInt32>(lowHalf: words, highHalf: words &>> 4), mask: 0x0F)
   }
 }
 
 @usableFromInline
 enum EightBitCodes: QuantizedCodes {
   @usableFromInline static var bits: Int { 8 }
-  @usableFromInline static var factors: SIMD4<Float> { SIMD4(1, 256, 1, 256) }
 
-  /// Vector k holds byte k of each word; bytes 2 and 3 are shifted down by 16 first (a code at
-  /// bit 24 would not fit the mantissa).
   @inline(__always) @usableFromInline
   static func chunk(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
-    let v = p.loadUnaligned(as: SIMD16<UInt32>.self)
-    let high = v &>> 16
-    let magic = SIMD16<UInt32>(repeating: 0x4B00_0000)
-    return (
-      unsafeBitCast((v & 0x00FF) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast((v & 0xFF00) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast((high & 0x00FF) | magic, to: SIMD16<Float>.self),
-      unsafeBitCast((high & 0xFF00) | magic, to: SIMD16<Float>.self)
-    )
+    split(p.loadUnaligned(as: SIMD16<UInt32>.self), mask: 0xFF)
   }
 }
 
-/// Input rows prepared for a quantized matrix's streaming kernel, once per run and layout:
-/// - `values`: each row in the matrix's input order (act-order), element `16k + l` of every
-///   64-column chunk divided by `factor_k` of the code width (exact: powers of two);
-/// - `sums`: per row and group, 16 lane sums of the (unscaled, reordered) inputs over the group,
-///   so that zero points are applied once per group: `Σ (code − z) x = Σ code·x − z Σ x`.
+/// Input rows prepared for a quantized matrix's f32 streaming kernel, once per run and layout:
+/// - `values`: each row in the matrix's input order (act-order), every 64-column chunk permuted
+///   to the unpacked order (element `16k + l` is column `4l + k`) and divided by `factor_k`
+///   (exact: powers of two);
+/// - `sums`: per row and span (`QuantizedMatrix.span`), 16 lane sums of the (unscaled,
+///   reordered, permuted) inputs over the span, so that zero points are applied once per
+///   group: `Σ (code − z) x = Σ code·x − z Σ x`.
 public struct QuantizedInput: @unchecked Sendable {
   let values: UnsafeMutablePointer<Float>
   let valueStride: Int
   let sums: UnsafeMutablePointer<Float>
   let sumStride: Int
 
-  /// Whether two weights read the same prepared input (same code width, group size and input
-  /// order).
+  /// Whether two weights read the same prepared input (same group size and input order; the
+  /// code width does not change it).
   static func sameLayout(_ a: LinearWeight, _ b: LinearWeight) -> Bool {
     guard case .quantized(let x) = a, case .quantized(let y) = b else { return false }
-    return x.bits == y.bits && x.groupSize == y.groupSize && x.columns == y.columns && x.inputOrder == y.inputOrder
+    return x.span == y.span && x.columns == y.columns && x.inputOrder == y.inputOrder
   }
 
   /// Fills `rows` rows from `natural` (`[rows, stride]`). Cost: one pass over the inputs.
   func prepare(for m: QuantizedMatrix, natural: UnsafePointer<Float>, stride: Int, rows: Int) {
-    let factors = m.bits == 4 ? FourBitCodes.factors : EightBitCodes.factors
-    let inverse = SIMD4<Float>(repeating: 1) / factors
+    let inverse = SIMD4<Float>(repeating: 1) / FourBitCodes.factors
+    let span = m.span
     for t in 0..<rows {
       let source = natural + t * stride
       let row = values + t * valueStride
-      if let order = m.inputOrder {
-        for c in 0..<m.columns { row[c] = source[Int(order[c])] }
-      } else {
-        row.update(from: source, count: m.columns)
+      for chunk in Swift.stride(from: 0, to: m.columns, by: QuantizedMatrix.chunk) {
+        for l in 0..<16 {
+          for k in 0..<4 {
+            let column = chunk + 4 * l + k
+            row[chunk + 16 * k + l] = source[m.inputOrder.map { Int($0[column]) } ?? column]
+          }
+        }
       }
       let sumRow = sums + t * sumStride
       var column = 0
-      for g in 0..<m.groups {
+      for s in 0..<m.spans {
         var lanes = SIMD16<Float>()
-        let end = min(column + m.groupSize, m.columns)
+        let end = min(column + span, m.columns)
         while column < end {
           for k in 0..<4 {
             let p = UnsafeMutableRawPointer(row + column + 16 * k)
@@ -98,7 +104,7 @@ public struct QuantizedInput: @unchecked Sendable {
           }
           column += QuantizedMatrix.chunk
         }
-        UnsafeMutableRawPointer(sumRow + 16 * g).storeBytes(of: lanes, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(sumRow + 16 * s).storeBytes(of: lanes, as: SIMD16<Float>.self)
       }
     }
   }
@@ -171,11 +177,19 @@ extension Linear {
   @inline(__always)
   static var codeOffset: SIMD16<Float> { SIMD16(repeating: 8_388_608) }
 
-  /// Scale and −zero of one group.
+  /// Scale and −zero of span `s` of one row (`params`: the row's group parameters): one group
+  /// broadcast, or for groups of 32 the chunk's two groups in lanes 0–7 and 8–15.
   @inline(__always)
-  static func groupConstants(_ params: UnsafeRawPointer, _ g: Int) -> (SIMD16<Float>, SIMD16<Float>) {
-    let pair = params.loadUnaligned(fromByteOffset: g * 4, as: SIMD2<UInt16>.self)
-    return (SIMD16(repeating: f16ToFloat(pair[0])), SIMD16(repeating: -f16ToFloat(pair[1])))
+  static func spanConstants(_ params: UnsafeRawPointer, _ s: Int, pairs: Bool) -> (SIMD16<Float>, SIMD16<Float>) {
+    if !pairs {
+      let pair = params.loadUnaligned(fromByteOffset: s * 4, as: SIMD2<UInt16>.self)
+      return (SIMD16(repeating: f16ToFloat(pair[0])), SIMD16(repeating: -f16ToFloat(pair[1])))
+    }
+    let two = params.loadUnaligned(fromByteOffset: s * 8, as: SIMD4<UInt16>.self)
+    return (
+      SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[0])), highHalf: SIMD8(repeating: f16ToFloat(two[2]))),
+      SIMD16(lowHalf: SIMD8(repeating: -f16ToFloat(two[1])), highHalf: SIMD8(repeating: -f16ToFloat(two[3])))
+    )
   }
 
   @inline(__always)
@@ -188,8 +202,8 @@ extension Linear {
   }
 
   @inline(__always)
-  static func sumsLoad(_ sums: UnsafePointer<Float>, _ g: Int) -> SIMD16<Float> {
-    UnsafeRawPointer(sums + 16 * g).loadUnaligned(as: SIMD16<Float>.self)
+  static func sumsLoad(_ sums: UnsafePointer<Float>, _ s: Int) -> SIMD16<Float> {
+    UnsafeRawPointer(sums + 16 * s).loadUnaligned(as: SIMD16<Float>.self)
   }
 
   /// One row's accumulation of one chunk: `acc += (code·factor)_k · (x/factor)_k`, k in order.
@@ -205,7 +219,7 @@ extension Linear {
     acc.addProduct(f3 - codeOffset, x3)
   }
 
-  /// `total += scale · (acc − zero · Σx)` at the end of a group.
+  /// `total += scale · (acc − zero · Σx)` at the end of a span.
   @inline(__always)
   static func closeGroup(
     _ total: inout SIMD16<Float>, _ acc: SIMD16<Float>, _ scale: SIMD16<Float>, _ negativeZero: SIMD16<Float>, _ sums: SIMD16<Float>
@@ -222,17 +236,18 @@ extension Linear {
   ) -> Float {
     let codes = m.codes + r * m.rowBytes
     let params = m.groupParameters + r * m.groups * 4
+    let pairs = m.groupSize < QuantizedMatrix.chunk
     var total = SIMD16<Float>()
     var column = 0
-    for g in 0..<m.groups {
+    for g in 0..<m.spans {
       var acc = SIMD16<Float>()
-      let end = min(column + m.groupSize, m.columns)
+      let end = min(column + m.span, m.columns)
       while column < end {
         let (x0, x1, x2, x3) = xLoad64(x, column)
         accumulateChunk(C.self, &acc, codes, column, x0, x1, x2, x3)
         column += QuantizedMatrix.chunk
       }
-      let (s, nz) = groupConstants(params, g)
+      let (s, nz) = spanConstants(params, g, pairs: pairs)
       closeGroup(&total, acc, s, nz, sumsLoad(sums, g))
     }
     return horizontalSum(total)
@@ -246,11 +261,12 @@ extension Linear {
   ) {
     let c0 = m.codes + r * m.rowBytes, c1 = c0 + m.rowBytes, c2 = c1 + m.rowBytes, c3 = c2 + m.rowBytes
     let p0 = m.groupParameters + r * m.groups * 4, p1 = p0 + m.groups * 4, p2 = p1 + m.groups * 4, p3 = p2 + m.groups * 4
+    let pairs = m.groupSize < QuantizedMatrix.chunk
     var t0 = SIMD16<Float>(), t1 = SIMD16<Float>(), t2 = SIMD16<Float>(), t3 = SIMD16<Float>()
     var column = 0
-    for g in 0..<m.groups {
+    for g in 0..<m.spans {
       var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-      let end = min(column + m.groupSize, m.columns)
+      let end = min(column + m.span, m.columns)
       while column < end {
         bitbudget_prefetch(c0 + (column + 2048) * C.bits / 8)
         bitbudget_prefetch(c2 + (column + 2048) * C.bits / 8)
@@ -262,13 +278,13 @@ extension Linear {
         column += QuantizedMatrix.chunk
       }
       let sg = sumsLoad(sums, g)
-      var (s, nz) = groupConstants(p0, g)
+      var (s, nz) = spanConstants(p0, g, pairs: pairs)
       closeGroup(&t0, a0, s, nz, sg)
-      (s, nz) = groupConstants(p1, g)
+      (s, nz) = spanConstants(p1, g, pairs: pairs)
       closeGroup(&t1, a1, s, nz, sg)
-      (s, nz) = groupConstants(p2, g)
+      (s, nz) = spanConstants(p2, g, pairs: pairs)
       closeGroup(&t2, a2, s, nz, sg)
-      (s, nz) = groupConstants(p3, g)
+      (s, nz) = spanConstants(p3, g, pairs: pairs)
       closeGroup(&t3, a3, s, nz, sg)
     }
     y[0] = horizontalSum(t0)
@@ -290,11 +306,12 @@ extension Linear {
     let o1 = min(1, last), o2 = min(2, last), o3 = min(3, last)
     let x0 = x, x1 = x + o1 * ldx, x2 = x + o2 * ldx, x3 = x + o3 * ldx
     // v.2t / v.2t+1: rows r / r+1 of token t, totals; a: the current group's accumulators.
+    let pairs = m.groupSize < QuantizedMatrix.chunk
     var total = Accumulators16()
     var column = 0
-    for g in 0..<m.groups {
+    for g in 0..<m.spans {
       var a = Accumulators16()
-      let end = min(column + m.groupSize, m.columns)
+      let end = min(column + m.span, m.columns)
       while column < end {
         let (f0, f1, f2, f3) = C.chunk(codes0 + column * C.bits / 8)
         let (h0, h1, h2, h3) = C.chunk(codes1 + column * C.bits / 8)
@@ -314,8 +331,8 @@ extension Linear {
         a.v.7.addProduct(q0, u0); a.v.7.addProduct(q1, u1); a.v.7.addProduct(q2, u2); a.v.7.addProduct(q3, u3)
         column += QuantizedMatrix.chunk
       }
-      let (s0, z0) = groupConstants(params0, g)
-      let (s1, z1) = groupConstants(params1, g)
+      let (s0, z0) = spanConstants(params0, g, pairs: pairs)
+      let (s1, z1) = spanConstants(params1, g, pairs: pairs)
       var sg = sumsLoad(sums, g)
       closeGroup(&total.v.0, a.v.0, s0, z0, sg); closeGroup(&total.v.1, a.v.1, s1, z1, sg)
       sg = sumsLoad(sums + o1 * lds, g)
@@ -353,25 +370,29 @@ extension Linear {
     _: C.Type, _ m: QuantizedMatrix, _ rows: Range<Int>, _ panel: UnsafeMutablePointer<Float>
   ) {
     let inverse = SIMD4<Float>(repeating: 1) / C.factors
+    let pairs = m.groupSize < QuantizedMatrix.chunk
     for (j, r) in rows.enumerated() {
       let codes = m.codes + r * m.rowBytes
+      let params = m.groupParameters + r * m.groups * 4
       var column = 0
-      for g in 0..<m.groups {
-        let (scale, zero) = m.parameters(row: r, group: g)
-        let s = SIMD16<Float>(repeating: scale), z = SIMD16<Float>(repeating: zero)
-        let end = min(column + m.groupSize, m.columns)
+      for g in 0..<m.spans {
+        let (s, nz) = spanConstants(params, g, pairs: pairs)
+        let end = min(column + m.span, m.columns)
         while column < end {
           let (f0, f1, f2, f3) = C.chunk(codes + column * C.bits / 8)
           let w = (
-            ((f0 - codeOffset) * inverse[0] - z) * s, ((f1 - codeOffset) * inverse[1] - z) * s,
-            ((f2 - codeOffset) * inverse[2] - z) * s, ((f3 - codeOffset) * inverse[3] - z) * s
+            ((f0 - codeOffset) * inverse[0] + nz) * s, ((f1 - codeOffset) * inverse[1] + nz) * s,
+            ((f2 - codeOffset) * inverse[2] + nz) * s, ((f3 - codeOffset) * inverse[3] + nz) * s
           )
           withUnsafeBytes(of: w) { raw in
+            // Element 16k + l is column 4l + k of the chunk.
             let values = raw.bindMemory(to: Float.self)
-            if let order = m.inputOrder {
-              for i in 0..<QuantizedMatrix.chunk { panel[Int(order[column + i]) * panelWidth + j] = values[i] }
-            } else {
-              for i in 0..<QuantizedMatrix.chunk { panel[(column + i) * panelWidth + j] = values[i] }
+            for k in 0..<4 {
+              for l in 0..<16 {
+                let stored = column + 4 * l + k
+                let input = m.inputOrder.map { Int($0[stored]) } ?? stored
+                panel[input * panelWidth + j] = values[16 * k + l]
+              }
             }
           }
           column += QuantizedMatrix.chunk

@@ -50,7 +50,9 @@ extension Linear {
     if tiled < tokens {
       runStreaming(
         jobs.map { LinearJob(weight: $0.weight, bias: $0.bias, output: $0.output + tiled * $0.outputStride, outputStride: $0.outputStride) },
-        input: input + tiled * inputStride, inputStride: inputStride, tokens: tokens - tiled, pool: pool, scratch: scratch)
+        input: input + tiled * inputStride, inputStride: inputStride, tokens: tokens - tiled, pool: pool, scratch: scratch,
+        // The whole prefill multiplies f32 activations, its last few tokens too.
+        activations: .f32)
     }
   }
 

@@ -83,10 +83,31 @@ public enum Linear {
     }
   }
 
-  /// The scalar definition, accumulated in `Double`: slow, for tests.
+  /// The scalar definition, accumulated in `Double`: slow, for tests. With `.int8` activations,
+  /// quantized weights multiply the int8 blocks' values (`Int8Input.quantize(block:)`) instead of
+  /// the inputs, as the int8 kernels do.
   public static func reference(
-    _ job: LinearJob, input: UnsafePointer<Float>, inputStride: Int, tokens: Int
+    _ job: LinearJob, input: UnsafePointer<Float>, inputStride: Int, tokens: Int, activations: QuantizedActivations = .f32
   ) {
+    if activations == .int8, case .quantized(let w) = job.weight {
+      var stored = [Float](repeating: 0, count: w.columns)
+      for t in 0..<tokens {
+        for j in 0..<w.columns { stored[j] = input[t * inputStride + w.inputIndex(ofStoredColumn: j)] }
+        let blocks = stride(from: 0, to: w.columns, by: Int8Input.block).map { start in
+          stored.withUnsafeBufferPointer { Int8Input.quantize(block: $0.baseAddress! + start) }
+        }
+        for r in 0..<w.rows {
+          var sum = 0.0
+          for j in 0..<w.columns {
+            let (scale, codes) = blocks[j / Int8Input.block]
+            sum += Double(scale) * Double(codes[j % Int8Input.block]) * Double(w.dequantized(row: r, column: j))
+          }
+          if let bias = job.bias { sum += Double(bias[r]) }
+          job.output[t * job.outputStride + r] = Float(sum)
+        }
+      }
+      return
+    }
     for t in 0..<tokens {
       for r in 0..<job.weight.rows {
         var sum = 0.0
@@ -110,8 +131,9 @@ public enum Linear {
 
   static func runStreaming(
     _ jobs: [LinearJob], input: UnsafePointer<Float>, inputStride: Int, tokens: Int,
-    pool: ThreadPool, scratch: LinearScratch
+    pool: ThreadPool, scratch: LinearScratch, activations: QuantizedActivations? = nil
   ) {
+    let int8 = scratch.usesInt8 && activations != .f32
     precondition(jobs.count <= LinearScratch.maxJobs, "at most \(LinearScratch.maxJobs) jobs per run")
     var totalTasks = 0
     let threads = pool.threadCount
@@ -122,7 +144,7 @@ public enum Linear {
     var first = 0
     while first < tokens {
       let count = min(tokens - first, scratch.pairOrderRows)
-      scratch.prepareInputs(jobs, natural: input + first * inputStride, stride: inputStride, rows: count)
+      scratch.prepareInputs(jobs, natural: input + first * inputStride, stride: inputStride, rows: count, int8: int8)
       pool.parallelFor(totalTasks) { task in
         var local = task
         for (j, job) in jobs.enumerated() {
@@ -141,6 +163,12 @@ public enum Linear {
               case .f32: streamRows(weight, job, F32Widening.self, rows, x, ldx, count, output)
               }
             case .quantized(let weight):
+              #if canImport(CAVX512VNNI)
+              if int8 {
+                streamInt8Rows(weight, bias: job.bias, rows, scratch.int8Inputs[j], count, output, job.outputStride)
+                return
+              }
+              #endif
               streamQuantizedRows(weight, bias: job.bias, rows, scratch.quantizedInputs[j], count, output, job.outputStride)
             }
             return

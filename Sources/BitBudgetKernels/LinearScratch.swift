@@ -4,7 +4,7 @@
 /// - per thread, one packed weight panel for the tiled kernel (`32 × maxColumns` floats);
 /// - for models with quantized linears, per job, the input rows prepared for the quantized
 ///   streaming kernel (`QuantizedInput`: in the matrix's input order, pre-scaled per vector, with
-///   per-group lane sums).
+///   per-group lane sums), and where the int8 kernels exist their int8 input (`Int8Input`).
 public final class LinearScratch: @unchecked Sendable {
   /// Most jobs one `Linear.run` may take.
   public static let maxJobs = 4
@@ -20,6 +20,17 @@ public final class LinearScratch: @unchecked Sendable {
   /// Per job, the quantized kernel's prepared input (valid for quantized jobs after
   /// `prepareInputs`).
   private(set) var quantizedInputs: [QuantizedInput]
+  /// Per job, room for its input rows quantized to int8 (nil without quantized weights or
+  /// without the int8 kernels).
+  private let int8Rows: UnsafeMutableRawPointer?
+  /// Per job, the int8 kernels' prepared input (valid for quantized jobs after `prepareInputs`
+  /// when `usesInt8`).
+  private(set) var int8Inputs: [Int8Input]
+  /// How activations meet quantized weights in the streaming kernels; `.int8` falls back to
+  /// `.f32` where the build has no int8 kernels.
+  public var activations: QuantizedActivations = .fastest
+  /// Whether the streaming kernels take int8 inputs.
+  var usesInt8: Bool { activations == .int8 && int8Rows != nil }
   let jobInputs: UnsafeMutablePointer<UnsafePointer<Float>>
   let jobStrides: UnsafeMutablePointer<Int>
   let threadCount: Int
@@ -36,6 +47,13 @@ public final class LinearScratch: @unchecked Sendable {
     preparedSums = quantized ? Self.allocate(Self.maxJobs * pairOrderRows * Self.sumStride(self.maxColumns)) : nil
     quantizedInputs = Array(
       repeating: QuantizedInput(values: pairOrderInput, valueStride: 0, sums: pairOrderInput, sumStride: 0), count: Self.maxJobs)
+    let int8Bytes = Self.int8Bytes(maxColumns: self.maxColumns, quantized: quantized)
+    int8Rows = int8Bytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: int8Bytes, alignment: 64) : nil
+    int8Inputs = Array(
+      repeating: Int8Input(
+        codes: UnsafeMutableRawPointer(pairOrderInput).assumingMemoryBound(to: Int8.self), codeStride: 0, scales: pairOrderInput,
+        sums: pairOrderInput, laneStride: 0),
+      count: Self.maxJobs)
     panels = (0..<max(1, threadCount)).map { _ in Self.allocate(Linear.panelWidth * max(1, maxColumns)) }
     jobInputs = .allocate(capacity: Self.maxJobs)
     jobStrides = .allocate(capacity: Self.maxJobs)
@@ -50,6 +68,7 @@ public final class LinearScratch: @unchecked Sendable {
     pairOrderInput.deallocate()
     preparedInputs?.deallocate()
     preparedSums?.deallocate()
+    int8Rows?.deallocate()
     for panel in panels { panel.deallocate() }
     jobInputs.deallocate()
     jobStrides.deallocate()
@@ -72,6 +91,13 @@ public final class LinearScratch: @unchecked Sendable {
     let rows = Linear.tiledMinimumTokens * paddedStride(columns)
     let prepared = quantized ? maxJobs * Linear.tiledMinimumTokens * (paddedStride(columns) + sumStride(columns)) : 0
     return (rows + prepared + max(1, threadCount) * Linear.panelWidth * columns) * 4
+      + int8Bytes(maxColumns: columns, quantized: quantized)
+  }
+
+  /// Bytes of the int8 inputs of every job (0 without quantized weights or int8 kernels).
+  static func int8Bytes(maxColumns: Int, quantized: Bool) -> Int {
+    guard quantized && QuantizedActivations.int8Available else { return 0 }
+    return maxJobs * Linear.tiledMinimumTokens * Int8Input.rowBytes(max(1, maxColumns))
   }
 
   /// Floats per row of group sums: 16 lanes per group of at least one 64-column chunk.
@@ -87,8 +113,8 @@ public final class LinearScratch: @unchecked Sendable {
 
   /// Sets each job's input pointer and stride: f32 weights read `natural` as it is; 16-bit
   /// weights read one copy of the rows in pair order (`PairOrder.permute`), made once per run;
-  /// quantized weights read a `QuantizedInput` prepared once per layout.
-  func prepareInputs(_ jobs: [LinearJob], natural: UnsafePointer<Float>, stride: Int, rows: Int) {
+  /// quantized weights read a `QuantizedInput` (or with `int8`, an `Int8Input`) prepared once per layout.
+  func prepareInputs(_ jobs: [LinearJob], natural: UnsafePointer<Float>, stride: Int, rows: Int, int8: Bool) {
     var permuted = false
     for (j, job) in jobs.enumerated() {
       let columns = job.weight.columns
@@ -99,7 +125,26 @@ public final class LinearScratch: @unchecked Sendable {
         }
         precondition(columns <= maxColumns && rows <= pairOrderRows, "LinearScratch was sized for narrower inputs")
         // Jobs with the same layout (q, k, v; gate, up) share one prepared input.
-        if let earlier = jobs[..<j].indices.first(where: { QuantizedInput.sameLayout(jobs[$0].weight, job.weight) }) {
+        let earlier = jobs[..<j].indices.first(where: { QuantizedInput.sameLayout(jobs[$0].weight, job.weight) })
+        #if canImport(CAVX512VNNI)
+        if int8, let int8Rows {
+          if let earlier {
+            int8Inputs[j] = int8Inputs[earlier]
+          } else {
+            let base = int8Rows + j * pairOrderRows * Int8Input.rowBytes(maxColumns)
+            let codeBytes = pairOrderRows * Int8Input.codeStride(columns)
+            let laneFloats = pairOrderRows * Int8Input.laneStride(columns)
+            let scales = (base + codeBytes).assumingMemoryBound(to: Float.self)
+            let prepared = Int8Input(
+              codes: base.assumingMemoryBound(to: Int8.self), codeStride: Int8Input.codeStride(columns), scales: scales,
+              sums: scales + laneFloats, laneStride: Int8Input.laneStride(columns))
+            prepared.prepare(for: weight, natural: natural, stride: stride, rows: rows)
+            int8Inputs[j] = prepared
+          }
+          continue
+        }
+        #endif
+        if let earlier {
           quantizedInputs[j] = quantizedInputs[earlier]
         } else {
           let prepared = QuantizedInput(

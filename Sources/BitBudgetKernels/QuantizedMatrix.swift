@@ -4,19 +4,22 @@
 ///
 /// This is BitBudget's runtime layout, made for the kernels rather than for files (GPTQ
 /// checkpoints are repacked at load, see `GPTQTensors`):
-/// - **codes**: row-major, `columns · bits / 8` bytes per row, in chunks of 64 columns. A chunk
-///   unpacks into four 16-lane vectors, vector `k` holding columns `16k ..< 16k+16` in order, with
-///   one load and a shift and mask per vector: at 8 bits the chunk is sixteen 32-bit words and
-///   column `16k + l` is byte `k` of word `l`; at 4 bits it is eight words and column `16k + l` is
-///   nibble `k + 4·(l / 8)` of word `l % 8`.
+/// - **codes**: row-major, `columns · bits / 8` bytes per row, in chunks of 64 columns. At 8 bits
+///   column `c` of a chunk is its byte `c`; at 4 bits (32 bytes per chunk) it is the low nibble of
+///   byte `c` for `c < 32` and the high nibble of byte `c − 32` otherwise. So one 64-byte vector
+///   (8 bits) or one 32-byte load split into nibbles (4 bits) holds the chunk in column order, as
+///   the int8 dot-product instruction wants it, and its first and last 32 bytes are the chunk's
+///   two 32-column halves. Read as sixteen 32-bit words, lane `l` of a word vector holds columns
+///   `4l ..< 4l + 4` (the 4-bit high nibbles shifted down by 4), which the f32 kernels unpack
+///   with a mask per column.
 /// - **group parameters**: `[rows][groups]` pairs of f16 (scale, zero); zeros are integers
 ///   `0 ... 2^bits` (exact in f16; 2^bits only from GPTQ v1 files, which store `zero − 1`). 32 bits
-///   per group per row: 0.25 bits per weight at G = 128.
+///   per group per row: 0.25 bits per weight at G = 128, 1 bit at G = 32.
 /// - **input order** (act-order checkpoints only): stored column `j` multiplies input element
 ///   `inputOrder[j]`, so that each group's columns are contiguous; nil means the identity.
 ///
-/// `columns` and `groupSize` must be multiples of 64 (`QuantizedMatrix.chunk`); the last group may
-/// be shorter than `groupSize` (e.g. 576 columns in groups of 128).
+/// `columns` must be a multiple of 64 (`QuantizedMatrix.chunk`) and `groupSize` 32 or a multiple
+/// of 64; the last group may be shorter than `groupSize` (e.g. 576 columns in groups of 128).
 public struct QuantizedMatrix: @unchecked Sendable {
   /// Columns per packed chunk.
   public static let chunk = 64
@@ -50,8 +53,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
     if columns <= 0 || columns % chunk != 0 {
       return "the input width \(columns) is not a multiple of \(chunk), which the quantized kernels need"
     }
-    if groupSize <= 0 || groupSize % chunk != 0 {
-      return "group size \(groupSize) is not a positive multiple of \(chunk), which the quantized kernels need"
+    if groupSize != 32 && (groupSize <= 0 || groupSize % chunk != 0) {
+      return "group size \(groupSize) is neither 32 nor a positive multiple of \(chunk), which the quantized kernels need"
     }
     return nil
   }
@@ -74,13 +77,16 @@ public struct QuantizedMatrix: @unchecked Sendable {
   /// Byte offset of stored column `column`'s code within a row, and its bit shift.
   @inline(__always)
   static func codePosition(column: Int, bits: Int) -> (byte: Int, shift: Int) {
-    let chunkStart = column / chunk * chunk * bits / 8
+    if bits == 8 { return (column, 0) }
     let e = column % chunk
-    let k = e / 16, lane = e % 16
-    if bits == 8 { return (chunkStart + lane * 4 + k, 0) }
-    let nibble = k + 4 * (lane / 8)
-    return (chunkStart + (lane % 8) * 4 + nibble / 2, (nibble % 2) * 4)
+    return (column / chunk * (chunk / 2) + e % 32, e / 32 * 4)
   }
+
+  /// Columns from one group's scale and zero to the next's in the kernels' loops: a group, or
+  /// a whole chunk holding two groups of 32 (their parameters then differ between the lower and
+  /// upper 8 lanes of every unpacked vector).
+  public var span: Int { max(groupSize, Self.chunk) }
+  public var spans: Int { (columns + span - 1) / span }
 
   /// The code of stored column `column` of `row` (slow; tests and export).
   public func code(row: Int, column: Int) -> Int {

@@ -169,7 +169,7 @@ import Testing
 
   @Test func unreachableEndpointIsAnErrorPerSample() async throws {
     // The discard port: nobody listens on it here.
-    let setup = try Setup("remote-dead", endpoints: 0, timeout: 1, retries: 1, extraEndpoints: ["http://127.0.0.1:9/v1"])
+    let setup = try Setup("remote-dead", endpoints: 0, timeout: 4, retries: 1, extraEndpoints: ["http://127.0.0.1:9/v1"])
     let scenario = Self.scenario(budget: nil, maxTokens: 8, samples: 2)
     let generated = try await setup.run(scenario, [TaskItem(id: "q", question: "answer=1", gold: "1")])
     await setup.finish()

@@ -5,8 +5,9 @@ import Testing
 
 /// The quantized linear kernels against the scalar definition over the dequantized weights
 /// (`scale · (code − zero)`, accumulated in Double), for 4 and 8 bits, symmetric and asymmetric,
-/// groups that do and do not divide the width, act-order input orders, both paths and token
-/// counts that exercise every kernel and remainder.
+/// groups of 32 and groups that do and do not divide the width, act-order input orders, both
+/// paths, f32 and (where the build has them) int8 activations, and token counts that exercise
+/// every kernel and remainder.
 @Suite struct QuantizedLinearTests {
   /// A random dense f32 matrix and its RTN quantization.
   final class Quantized {
@@ -49,12 +50,16 @@ import Testing
     (70, 128, WeightQuantization(bits: 8, groupSize: 64)),
     (33, 256, WeightQuantization(bits: 4, groupSize: nil, symmetric: false)),
     (64, 384, WeightQuantization(bits: 8, groupSize: 128, symmetric: false)),
+    (45, 192, WeightQuantization(bits: 4, groupSize: 32)),
+    (36, 320, WeightQuantization(bits: 8, groupSize: 32, symmetric: false)),
   ]
+  /// The activation kinds this build runs.
+  static let activations = QuantizedActivations.allCases.filter { $0 == .f32 || QuantizedActivations.int8Available }
   static let tokenCounts = [1, 2, 3, 4, 5, 8, 9, 13, 17, 32, 41]
 
   static func run(
     _ job: (UnsafeMutablePointer<Float>) -> LinearJob, rows: Int, input: [Float], stride: Int, tokens: Int,
-    pool: ThreadPool, scratch: LinearScratch, path: Linear.Path?
+    pool: ThreadPool, scratch: LinearScratch, path: Linear.Path?, activations: QuantizedActivations = .f32
   ) -> [Float] {
     var y = [Float](repeating: .nan, count: tokens * rows)
     input.withUnsafeBufferPointer { x in
@@ -62,7 +67,7 @@ import Testing
         if let path {
           Linear.run([job(out.baseAddress!)], input: x.baseAddress!, inputStride: stride, tokens: tokens, pool: pool, scratch: scratch, path: path)
         } else {
-          Linear.reference(job(out.baseAddress!), input: x.baseAddress!, inputStride: stride, tokens: tokens)
+          Linear.reference(job(out.baseAddress!), input: x.baseAddress!, inputStride: stride, tokens: tokens, activations: activations)
         }
       }
     }
@@ -77,33 +82,88 @@ import Testing
       let weight = Quantized(rows: c.rows, columns: c.columns, c.quantization, random: &random, shuffled: shuffled)
       let bias = (0..<c.rows).map { _ in random.signedUnit() }
       let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, quantized: true)
-      for tokens in Self.tokenCounts {
-        let stride = c.columns + 5
-        let input = (0..<(tokens * stride)).map { _ in random.signedUnit() }
-        bias.withUnsafeBytes { b in
-          let biasVector = WeightVector(base: b.baseAddress!, count: c.rows, elementType: .f32)
-          let job = { (out: UnsafeMutablePointer<Float>) in
-            LinearJob(weight: .quantized(weight.matrix), bias: biasVector, output: out, outputStride: c.rows)
+      // The tiled path multiplies f32 activations whatever the setting.
+      for activations in path == .tiled ? [.int8, .f32] : Self.activations {
+        scratch.activations = activations
+        let expected: QuantizedActivations = path == .tiled ? .f32 : activations
+        for tokens in Self.tokenCounts {
+          let stride = c.columns + 5
+          let input = (0..<(tokens * stride)).map { _ in random.signedUnit() }
+          bias.withUnsafeBytes { b in
+            let biasVector = WeightVector(base: b.baseAddress!, count: c.rows, elementType: .f32)
+            let job = { (out: UnsafeMutablePointer<Float>) in
+              LinearJob(weight: .quantized(weight.matrix), bias: biasVector, output: out, outputStride: c.rows)
+            }
+            let fast = Self.run(job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: path)
+            let slow = Self.run(
+              job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: nil, activations: expected)
+            // f32 sums of ≤ 576 products of magnitude ≤ 0.5: rounding error ≲ 576 · 2⁻²⁴ · 0.5 · √576
+            // ≈ 4e-4 at worst, typically 1e-5; one wrong code moves an output by ≥ one step (≥ 1e-3),
+            // and so does one int8 input rounded the other way (≥ 1/254 of a block's largest input
+            // times a weight ≥ 0.1 · 2⁻⁸).
+            let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan
+            #expect(worst < 2e-4, "\(c.quantization) \(path) \(activations) shuffled \(shuffled) tokens \(tokens): max |Δ| \(worst)")
           }
-          let fast = Self.run(job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: path)
-          let slow = Self.run(job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: nil)
-          // f32 sums of ≤ 576 products of magnitude ≤ 0.5: rounding error ≲ 576 · 2⁻²⁴ · 0.5 · √576
-          // ≈ 4e-4 at worst, typically 1e-5; one wrong code moves an output by ≥ one step (≥ 1e-3).
-          let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan
-          #expect(worst < 2e-4, "\(c.quantization) \(path) shuffled \(shuffled) tokens \(tokens): max |Δ| \(worst)")
+        }
+      }
+    }
+  }
+
+  /// The int8 path differs from the exact one only by rounding the inputs: by less than
+  /// half an int8 step of each block's largest input per weight.
+  @Test(.enabled(if: QuantizedActivations.int8Available)) func int8StaysNearTheExactProduct() {
+    var random = TestRandom(seed: 11)
+    let pool = ThreadPool(threadCount: 2)
+    for c in Self.cases {
+      let weight = Quantized(rows: c.rows, columns: c.columns, c.quantization, random: &random)
+      let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, quantized: true)
+      let input = (0..<c.columns).map { _ in random.signedUnit() }
+      let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(weight.matrix), output: out, outputStride: c.rows) }
+      scratch.activations = .int8
+      let int8 = Self.run(job, rows: c.rows, input: input, stride: c.columns, tokens: 1, pool: pool, scratch: scratch, path: .streaming)
+      let exact = Self.run(job, rows: c.rows, input: input, stride: c.columns, tokens: 1, pool: pool, scratch: scratch, path: nil)
+      for r in 0..<c.rows {
+        // |Δ| ≤ Σ_c |w_c| · step/2 with step ≤ 1/127 (inputs in [−1, 1]).
+        let bound = (0..<c.columns).map { abs(weight.matrix.dequantized(row: r, column: $0)) }.reduce(0, +) / 254 + 1e-4
+        #expect(abs(int8[r] - exact[r]) <= bound, "\(c.quantization) row \(r): \(int8[r]) vs \(exact[r])")
+      }
+      #expect(int8 != exact, "\(c.quantization): the int8 path changed nothing — is it running?")
+    }
+  }
+
+  /// The int8 quantizer of the kernels equals its scalar definition, including all-zero blocks.
+  @Test(.enabled(if: QuantizedActivations.int8Available)) func int8InputsFollowTheScalarQuantizer() {
+    var random = TestRandom(seed: 12)
+    for (columns, group) in [(128, 32), (192, 128)] {
+      var input = (0..<columns).map { _ in random.signedUnit() * 3 }
+      for i in 32..<64 { input[i] = 0 }
+      input[70] = -3.5
+      let weight = Quantized(rows: 1, columns: columns, WeightQuantization(bits: 8, groupSize: group), random: &random)
+      let scratch = LinearScratch(threadCount: 1, maxColumns: columns, quantized: true)
+      scratch.activations = .int8
+      let pool = ThreadPool(threadCount: 1)
+      let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(weight.matrix), output: out, outputStride: 1) }
+      _ = Self.run(job, rows: 1, input: input, stride: columns, tokens: 1, pool: pool, scratch: scratch, path: .streaming)
+      let prepared = scratch.int8Inputs[0]
+      input.withUnsafeBufferPointer { x in
+        for block in 0..<(columns / 32) {
+          let (scale, codes) = Int8Input.quantize(block: x.baseAddress! + 32 * block)
+          #expect((0..<32).map { prepared.codes[32 * block + $0] } == codes, "block \(block)")
+          #expect(prepared.scales[block / 2 * 16 + block % 2 * 8] == scale, "block \(block)")
         }
       }
     }
   }
 
   /// Row t of a T-row streaming run equals, bit for bit, a run on row t alone.
-  @Test(arguments: [false, true])
-  func streamingOutputsDoNotDependOnTheBatch(shuffled: Bool) {
+  @Test(arguments: [false, true], Self.activations)
+  func streamingOutputsDoNotDependOnTheBatch(shuffled: Bool, activations: QuantizedActivations) {
     var random = TestRandom(seed: 8)
     let pool = ThreadPool(threadCount: 2)
     for c in Self.cases {
       let weight = Quantized(rows: c.rows, columns: c.columns, c.quantization, random: &random, shuffled: shuffled)
       let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, quantized: true)
+      scratch.activations = activations
       let tokens = 17
       let input = (0..<(tokens * c.columns)).map { _ in random.signedUnit() }
       let job = { (out: UnsafeMutablePointer<Float>) in
@@ -148,6 +208,11 @@ import Testing
     }
     withExtendedLifetime((symStorage, asymStorage)) {}
     // Layout: setCode/code round-trip every position of both widths.
+    // The documented positions: at 4 bits column 40 of the second chunk is the high nibble of
+    // byte 32 + 8; at 8 bits every column is its own byte.
+    #expect(QuantizedMatrix.codePosition(column: 104, bits: 4) == (byte: 40, shift: 4))
+    #expect(QuantizedMatrix.codePosition(column: 65, bits: 4) == (byte: 33, shift: 0))
+    #expect(QuantizedMatrix.codePosition(column: 77, bits: 8) == (byte: 77, shift: 0))
     for bits in [4, 8] {
       let bytes = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 64)
       defer { bytes.deallocate() }

@@ -173,6 +173,14 @@ public final class InferenceSession {
     rowPositions = Array(repeating: 0, count: self.maxRows)
   }
 
+  /// How activations meet 8/4-bit weights in the streaming kernels (decode, batched decode,
+  /// short prompts); prefill multiplies f32 activations either way. `.int8` (the default where
+  /// the build has the int8 kernels) rounds each block of 32 inputs to int8; `.f32` is exact.
+  public var quantizedActivations: QuantizedActivations {
+    get { linearScratch.activations }
+    set { linearScratch.activations = newValue }
+  }
+
   /// Bytes of scratch the session holds besides weights and KV caches: activation buffers, the
   /// linear kernels' packed panels and pair-order input, and the attention scores (which grow with
   /// the longest context seen).
@@ -408,9 +416,11 @@ public final class InferenceSession {
     }
     let quantized = weights.contains { if case .quantized = $0 { true } else { false } }
     if quantized && !linearScratch.servesQuantizedWeights {
+      let activations = linearScratch.activations
       linearScratch = LinearScratch(
         threadCount: pool.threadCount, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
         quantized: true)
+      linearScratch.activations = activations
     }
   }
 

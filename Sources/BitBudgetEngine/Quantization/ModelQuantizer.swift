@@ -95,6 +95,8 @@ public enum ModelQuantizer {
     let config = model.config
     let h = config.hiddenSize
     let session = try InferenceSession(model: model, threads: threads)
+    // Later layers are calibrated on the outputs of the quantized earlier ones: exactly, as GPTQ.
+    session.quantizedActivations = .f32
     var hidden: [UnsafeMutablePointer<Float>] = []
     defer { hidden.forEach { $0.deallocate() } }
     for tokens in sequences {

@@ -74,8 +74,10 @@ public final class CompletionClient: Sendable {
     self.backend = backend
     var configuration = HTTPClient.Configuration()
     configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: backend.concurrency)
-    // AsyncHTTPClient retries failed connection attempts itself until the connect timeout.
-    configuration.timeout = .init(connect: .milliseconds(Int64(min(10, backend.timeoutSeconds) * 1000)))
+    // AsyncHTTPClient retries failed connection attempts itself until the connect timeout. Half
+    // the request timeout, so an endpoint nobody listens on is reported as unreachable rather
+    // than lost in the whole-exchange timeout that starts at the same moment.
+    configuration.timeout = .init(connect: .milliseconds(max(1, Int64(min(10, backend.timeoutSeconds / 2) * 1000))))
     http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
   }
 

@@ -1,0 +1,262 @@
+#if canImport(CAVX512VNNI)
+import CAVX512VNNI
+import _Builtin_intrinsics.intel
+#endif
+import CPrefetch
+
+/// How activations meet quantized weights in the streaming kernels (decode, batched decode of
+/// G samples, prompts shorter than `Linear.tiledMinimumTokens`).
+public enum QuantizedActivations: String, Sendable, CaseIterable {
+  /// f32 activations times the codes unpacked to f32: the exact path, equal to the dequantized
+  /// weights' product up to f32 rounding.
+  case f32
+  /// Activations quantized to int8 per block of 32 (scale `max|x| / 127`, codes
+  /// `round(x / scale)`: llama.cpp's Q8_0), multiplied with the weight codes by `vpdpbusd` (64
+  /// products per instruction, exact in int32). What it changes is the input's rounding, by at
+  /// most half a step per value (0.4% of the block's largest value).
+  case int8
+
+  /// Whether this build has the int8 kernels: x86-64 compiled for a CPU with AVX-512 VNNI. It
+  /// is decided at build time, by the target CPU the package is compiled for (`-target-cpu
+  /// native` in Package.swift), like every other instruction the kernels use; elsewhere (arm64,
+  /// x86-64 without VNNI) the f32 kernels run.
+  public static var int8Available: Bool {
+    #if canImport(CAVX512VNNI)
+    true
+    #else
+    false
+    #endif
+  }
+
+  /// What runs unless told otherwise: int8 where the build has it, else f32.
+  public static var fastest: QuantizedActivations { int8Available ? .int8 : .f32 }
+}
+
+/// Input rows quantized for a quantized matrix's int8 kernels, once per run and layout:
+/// - `codes`: each row in the matrix's input order, as int8 codes of blocks of 32 values;
+/// - `scales`: per row and 64-column chunk, 16 lanes: the first block's scale in lanes 0–7, the
+///   second's in lanes 8–15 (lane `l` of the dot-product instruction sums columns `4l ..< 4l+4`);
+/// - `sums`: per row and span (`QuantizedMatrix.span`), 16 lanes of `scale · Σ code` over the
+///   span, for the zero points: `Σ (w − z) x = Σ w·x − z Σ x`.
+public struct Int8Input: @unchecked Sendable {
+  let codes: UnsafeMutablePointer<Int8>
+  /// Bytes from one row's codes to the next.
+  let codeStride: Int
+  let scales: UnsafeMutablePointer<Float>
+  let sums: UnsafeMutablePointer<Float>
+  /// Floats from one row's scales (and sums) to the next.
+  let laneStride: Int
+
+  /// Values per int8 block (one scale each).
+  public static let block = 32
+
+  /// Bytes of codes per row of `columns` inputs (whole 64-byte chunks).
+  static func codeStride(_ columns: Int) -> Int { (columns + 63) / 64 * 64 }
+  /// Floats of scales (and of sums) per row: 16 per chunk.
+  static func laneStride(_ columns: Int) -> Int { (columns + 63) / 64 * 16 }
+  /// Bytes of one prepared row: codes, scales and sums.
+  static func rowBytes(_ columns: Int) -> Int { codeStride(columns) + 2 * laneStride(columns) * 4 }
+
+  /// The scale and codes of one block of 32 values, exactly as the kernels compute them: the
+  /// scalar definition (tests, `Linear.reference`).
+  public static func quantize(block x: UnsafePointer<Float>) -> (scale: Float, codes: [Int8]) {
+    var largest: Float = 0
+    for i in 0..<block { largest = max(largest, abs(x[i])) }
+    let scale = largest / 127
+    let inverse: Float = scale > 0 ? 1 / scale : 0
+    return (scale, (0..<block).map { Int8((x[$0] * inverse).rounded(.toNearestOrEven)) })
+  }
+
+  #if canImport(CAVX512VNNI)
+  /// Fills `rows` rows from `natural` (`[rows, stride]`). Cost: one pass over the inputs.
+  func prepare(for m: QuantizedMatrix, natural: UnsafePointer<Float>, stride: Int, rows: Int) {
+    let ones = unsafeBitCast(SIMD64<UInt8>(repeating: 1), to: __m512i.self)
+    let magnitude = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
+    for t in 0..<rows {
+      let source = natural + t * stride
+      let rowCodes = codes + t * codeStride, rowScales = scales + t * laneStride, rowSums = sums + t * laneStride
+      var spanSum = SIMD16<Float>()
+      var column = 0
+      while column < m.columns {
+        var values = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+        if let order = m.inputOrder {
+          withUnsafeMutableBytes(of: &values) { raw in
+            let v = raw.bindMemory(to: Float.self)
+            for i in 0..<QuantizedMatrix.chunk { v[i] = source[Int(order[column + i])] }
+          }
+        } else {
+          let raw = UnsafeRawPointer(source + column)
+          values = (
+            raw.loadUnaligned(as: SIMD16<Float>.self), raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
+            raw.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self), raw.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self)
+          )
+        }
+        func absolute(_ v: SIMD16<Float>) -> SIMD16<Float> {
+          unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & magnitude, to: SIMD16<Float>.self)
+        }
+        let first = pointwiseMax(absolute(values.0), absolute(values.1)).max() / 127
+        let second = pointwiseMax(absolute(values.2), absolute(values.3)).max() / 127
+        let inverse = SIMD16<Float>(
+          lowHalf: SIMD8(repeating: first > 0 ? 1 / first : 0), highHalf: SIMD8(repeating: second > 0 ? 1 / second : 0))
+        let scale = SIMD16<Float>(lowHalf: SIMD8(repeating: first), highHalf: SIMD8(repeating: second))
+        let lowInverse = SIMD16<Float>(repeating: inverse[0]), highInverse = SIMD16<Float>(repeating: inverse[8])
+        // `cvtps` rounds to nearest even (the default MXCSR mode), as `quantize(block:)` does.
+        let q = (
+          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.0 * lowInverse, to: __m512.self))),
+          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.1 * lowInverse, to: __m512.self))),
+          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.2 * highInverse, to: __m512.self))),
+          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.3 * highInverse, to: __m512.self)))
+        )
+        let destination = UnsafeMutableRawPointer(rowCodes + column)
+        destination.storeBytes(of: q, as: (__m128i, __m128i, __m128i, __m128i).self)
+        UnsafeMutableRawPointer(rowScales + column / 4).storeBytes(of: scale, as: SIMD16<Float>.self)
+        let laneSums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(destination))
+        spanSum.addProduct(unsafeBitCast(_mm512_cvtepi32_ps(laneSums), to: SIMD16<Float>.self), scale)
+        column += QuantizedMatrix.chunk
+        if column % m.span == 0 || column == m.columns {
+          UnsafeMutableRawPointer(rowSums + (column - 1) / m.span * 16).storeBytes(of: spanSum, as: SIMD16<Float>.self)
+          spanSum = SIMD16<Float>()
+        }
+      }
+    }
+  }
+  #endif
+}
+
+#if canImport(CAVX512VNNI)
+/// The int8 kernels: per span, one accumulator takes `scales · float(vpdpbusd(codes, x))` for
+/// each chunk in order; then `total += scale · (acc − zero · sums)`; the result is the tree sum
+/// of `total`. Every kernel computes an output the same way, so batched decoding of G samples
+/// gives each exactly its tokens alone. Per 64 weights and row: a load (and at 4 bits a shift,
+/// two masks), one `vpdpbusd`, a conversion and an FMA.
+extension Linear {
+  static func streamInt8Rows(
+    _ m: QuantizedMatrix, bias: WeightVector?, _ rows: Range<Int>, _ x: Int8Input,
+    _ tokens: Int, _ output: UnsafeMutablePointer<Float>, _ ldy: Int
+  ) {
+    switch m.bits {
+    case 4: streamInt8Rows(FourBitCodes.self, m, rows, x, tokens, output, ldy)
+    default: streamInt8Rows(EightBitCodes.self, m, rows, x, tokens, output, ldy)
+    }
+    if let bias {
+      for t in 0..<tokens {
+        let y = output + t * ldy
+        for r in rows { y[r] += bias[r] }
+      }
+    }
+  }
+
+  /// Four rows at a time, each token in turn: the four rows' codes stay in L1 across tokens.
+  @inline(__always)
+  static func streamInt8Rows<C: QuantizedCodes>(
+    _: C.Type, _ m: QuantizedMatrix, _ rows: Range<Int>, _ x: Int8Input,
+    _ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
+  ) {
+    var r = rows.lowerBound
+    while r + 4 <= rows.upperBound {
+      for t in 0..<tokens {
+        int8Rows4(
+          C.self, m, r, x.codes + t * x.codeStride, x.scales + t * x.laneStride, x.sums + t * x.laneStride, y + t * ldy + r)
+      }
+      r += 4
+    }
+    while r < rows.upperBound {
+      for t in 0..<tokens {
+        y[t * ldy + r] = int8Dot1(C.self, m, r, x.codes + t * x.codeStride, x.scales + t * x.laneStride, x.sums + t * x.laneStride)
+      }
+      r += 1
+    }
+  }
+
+  /// A chunk of codes as 64 unsigned bytes in column order.
+  @inline(__always)
+  static func int8Codes<C: QuantizedCodes>(_: C.Type, _ p: UnsafeRawPointer) -> __m512i {
+    if C.bits == 8 { return _mm512_loadu_si512(p) }
+    let words = p.loadUnaligned(as: SIMD8<UInt32>.self)
+    let mask = SIMD8<UInt32>(repeating: 0x0F0F_0F0F)
+    return unsafeBitCast(SIMD16<UInt32>(lowHalf: words & mask, highHalf: (words &>> 4) & mask), to: __m512i.self)
+  }
+
+  /// `acc += float(Σ₄ codes · x) · scales`.
+  @inline(__always)
+  static func int8Accumulate(_ acc: inout SIMD16<Float>, _ codes: __m512i, _ x: __m512i, _ scales: SIMD16<Float>) {
+    let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes, x)
+    acc.addProduct(unsafeBitCast(_mm512_cvtepi32_ps(dot), to: SIMD16<Float>.self), scales)
+  }
+
+  @inline(__always)
+  static func laneLoad(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD16<Float> {
+    UnsafeRawPointer(p + 16 * i).loadUnaligned(as: SIMD16<Float>.self)
+  }
+
+  /// One row times one prepared token row.
+  @inline(__always)
+  static func int8Dot1<C: QuantizedCodes>(
+    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: UnsafePointer<Int8>, _ scales: UnsafePointer<Float>,
+    _ sums: UnsafePointer<Float>
+  ) -> Float {
+    let codes = m.codes + r * m.rowBytes
+    let params = m.groupParameters + r * m.groups * 4
+    let pairs = m.groupSize < QuantizedMatrix.chunk
+    var total = SIMD16<Float>()
+    var column = 0
+    for g in 0..<m.spans {
+      var acc = SIMD16<Float>()
+      let end = min(column + m.span, m.columns)
+      while column < end {
+        let chunk = column / QuantizedMatrix.chunk
+        int8Accumulate(&acc, int8Codes(C.self, codes + column * C.bits / 8), _mm512_loadu_si512(x + column), laneLoad(scales, chunk))
+        column += QuantizedMatrix.chunk
+      }
+      let (s, nz) = spanConstants(params, g, pairs: pairs)
+      closeGroup(&total, acc, s, nz, laneLoad(sums, g))
+    }
+    return horizontalSum(total)
+  }
+
+  /// Four rows times one prepared token row: four independent chains sharing the input loads.
+  @inline(__always)
+  static func int8Rows4<C: QuantizedCodes>(
+    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: UnsafePointer<Int8>, _ scales: UnsafePointer<Float>,
+    _ sums: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>
+  ) {
+    let c0 = m.codes + r * m.rowBytes, c1 = c0 + m.rowBytes, c2 = c1 + m.rowBytes, c3 = c2 + m.rowBytes
+    let p0 = m.groupParameters + r * m.groups * 4, p1 = p0 + m.groups * 4, p2 = p1 + m.groups * 4, p3 = p2 + m.groups * 4
+    let pairs = m.groupSize < QuantizedMatrix.chunk
+    var t0 = SIMD16<Float>(), t1 = SIMD16<Float>(), t2 = SIMD16<Float>(), t3 = SIMD16<Float>()
+    var column = 0
+    for g in 0..<m.spans {
+      var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+      let end = min(column + m.span, m.columns)
+      while column < end {
+        let ahead = (column + 2048) * C.bits / 8
+        bitbudget_prefetch(c0 + ahead)
+        bitbudget_prefetch(c1 + ahead)
+        bitbudget_prefetch(c2 + ahead)
+        bitbudget_prefetch(c3 + ahead)
+        let xv = _mm512_loadu_si512(x + column)
+        let d = laneLoad(scales, column / QuantizedMatrix.chunk)
+        let offset = column * C.bits / 8
+        int8Accumulate(&a0, int8Codes(C.self, c0 + offset), xv, d)
+        int8Accumulate(&a1, int8Codes(C.self, c1 + offset), xv, d)
+        int8Accumulate(&a2, int8Codes(C.self, c2 + offset), xv, d)
+        int8Accumulate(&a3, int8Codes(C.self, c3 + offset), xv, d)
+        column += QuantizedMatrix.chunk
+      }
+      let sg = laneLoad(sums, g)
+      var (s, nz) = spanConstants(p0, g, pairs: pairs)
+      closeGroup(&t0, a0, s, nz, sg)
+      (s, nz) = spanConstants(p1, g, pairs: pairs)
+      closeGroup(&t1, a1, s, nz, sg)
+      (s, nz) = spanConstants(p2, g, pairs: pairs)
+      closeGroup(&t2, a2, s, nz, sg)
+      (s, nz) = spanConstants(p3, g, pairs: pairs)
+      closeGroup(&t3, a3, s, nz, sg)
+    }
+    y[0] = horizontalSum(t0)
+    y[1] = horizontalSum(t1)
+    y[2] = horizontalSum(t2)
+    y[3] = horizontalSum(t3)
+  }
+}
+#endif
