@@ -26,8 +26,10 @@ struct ModelOptions: ParsableArguments {
     valueName: "size"))
   var memoryLimit: String?
 
-  @Option(name: .customLong("gguf-dtype"), help: "What quantized GGUF tensors are widened to at load: bf16 or f32.")
-  var ggufDType: GGUFDType = .bf16
+  @Option(name: .customLong("gguf-dtype"), help: ArgumentHelp(
+    "Widen every quantized GGUF tensor at load to bf16 or f32. By default linear layers of type Q8_0, Q4_0 or Q4_1 stay quantized and other types are widened to bf16 (--weights also widens first).",
+    valueName: "bf16|f32"))
+  var ggufDType: GGUFDType?
 
   @Option(name: .long, help: ArgumentHelp(
     "Linear-layer weights: 16 (as stored), or 8 or 4 to quantize a 16-bit model round-to-nearest at load (symmetric, groups of --weight-group). GPTQ checkpoints load as stored; make them with `bitbudget quantize`.",
@@ -100,6 +102,10 @@ struct ModelOptions: ParsableArguments {
     try session.makeCache(spec: kvSpec(), elementType: kvDType.elementType)
   }
 
+  /// What GGUF tensors are widened to: --gguf-dtype, else bf16 when --weights asks for 16-bit
+  /// weights or for quantizing them; nil keeps held types quantized.
+  var ggufWidening: ElementType? { ggufDType.gguf(weights: weights) }
+
   /// Round-to-nearest quantization at load that --weights asks for, or nil.
   var weightQuantization: WeightQuantization? {
     guard let weights, weights != 16 else { return nil }
@@ -107,8 +113,7 @@ struct ModelOptions: ParsableArguments {
   }
 
   func loadModel() throws -> DecoderModel {
-    let loaded = try DecoderModel.load(
-      path: model, ggufWidening: ggufDType == .f32 ? .f32 : .bf16, quantize: weightQuantization)
+    let loaded = try DecoderModel.load(path: model, ggufWidening: ggufWidening, quantize: weightQuantization)
     if weights == 16, loaded.weights.format.bits != 16 {
       throw CommandFailure(message: "--weights 16: \(model) holds \(loaded.weights.format) weights, which are not dequantized; leave out --weights")
     }
@@ -130,6 +135,16 @@ func modelTokenizer(_ model: DecoderModel, explicit: String?) throws -> Tokenize
 
 enum GGUFDType: String, ExpressibleByArgument, CaseIterable {
   case bf16, f32
+
+  var elementType: ElementType { self == .f32 ? .f32 : .bf16 }
+}
+
+extension Optional where Wrapped == GGUFDType {
+  /// The widening of a GGUF load with these options: the one asked for, else bf16 when
+  /// `--weights` is given (16 bits, or a 16-bit model to quantize at load), else none.
+  func gguf(weights: Int?) -> ElementType? {
+    self?.elementType ?? (weights != nil ? .bf16 : nil)
+  }
 }
 
 enum KVDType: String, ExpressibleByArgument, CaseIterable {

@@ -41,8 +41,10 @@ struct Memory: ParsableCommand {
   @Option(name: .customLong("kv-dtype"), help: "Storage type of the KV cache: bf16, f16 or f32.")
   var kvDType: KVDType = .bf16
 
-  @Option(name: .customLong("gguf-dtype"), help: "What quantized GGUF tensors are widened to: bf16 or f32.")
-  var ggufDType: GGUFDType = .bf16
+  @Option(name: .customLong("gguf-dtype"), help: ArgumentHelp(
+    "Widen every quantized GGUF tensor to bf16 or f32, as generate's --gguf-dtype (default: Q8_0, Q4_0 and Q4_1 linear layers stay quantized).",
+    valueName: "bf16|f32"))
+  var ggufDType: GGUFDType?
 
   @Option(help: "Threads the run would use (the engine's scratch grows with them).")
   var threads: Int = min(256, ThreadPool.defaultThreadCount)
@@ -86,7 +88,7 @@ struct Memory: ParsableCommand {
   }
 
   func run() throws {
-    var memory = try MemoryModel.load(model, ggufWidening: ggufDType == .f32 ? .f32 : .bf16)
+    var memory = try MemoryModel.load(model, ggufWidening: ggufDType.gguf(weights: weights))
     memory.quantizedGroupSize = weightGroup == -1 ? nil : weightGroup
     let weights = self.weights ?? memory.layout.linearBits
     let spec = try KVCacheSpec.parse(kv)

@@ -71,7 +71,7 @@ struct Perplexity: ParsableCommand {
       guard (2...model.config.maxPositions).contains(window) else {
         throw CommandFailure(message: "--window must be in 2...\(model.config.maxPositions) (the model's context)")
       }
-      let baseline = try DecoderModel.load(path: baselineModel, ggufWidening: options.ggufDType == .f32 ? .f32 : .bf16)
+      let baseline = try DecoderModel.load(path: baselineModel, ggufWidening: options.ggufDType?.elementType)
       let session = try options.session(model, maxRows: 64, maxLogitRows: 64)
       let baselineSession = try options.session(baseline, maxRows: 64, maxLogitRows: 64)
       let score = try TextScoring.compareModels(session: session, baseline: baselineSession, tokens: ids, window: window)

@@ -49,7 +49,7 @@ struct Sweep: ParsableCommand {
     var tasks: [String: EvalTask] = [:]
     for point in sweep.points {
       var arguments = ["--model", point.model, "--kv", point.kv, "--threads", String(threads)]
-      if point.weights != 16 { arguments += ["--weights", String(point.weights)] }
+      if let weights = point.weights { arguments += ["--weights", String(weights)] }
       if let memoryLimit { arguments += ["--memory-limit", memoryLimit] }
       let options: ModelOptions
       do { options = try ModelOptions.parse(arguments) } catch {
@@ -109,7 +109,7 @@ struct Sweep: ParsableCommand {
         let remoteKey = RemoteKey(backend: backend, memoryModel: point.model)
         let remote = try remotes[remoteKey] ?? RemoteScenario(backend: backend, memoryModel: point.model)
         remotes[remoteKey] = remote
-        current = scenario(weightBits: point.weights)
+        current = scenario(weightBits: point.weights ?? 16)
         try remote.checkMemoryLimit(current, limit: memoryLimit)
         try store.register(current)
         try store.reuseSamples(for: current)
@@ -123,7 +123,7 @@ struct Sweep: ParsableCommand {
         newSamples += after - before
         weightsBytes = remote.memory.estimate(for: current, convention: .paper)?.weightsBytes
       } else {
-        let modelKey = "\(point.model)|\(point.weights)"
+        let modelKey = "\(point.model)|\(point.weights.map(String.init) ?? "stored")"
         if loaded?.key != modelKey {
           loaded = nil
           let model = try options.loadModel()

@@ -125,7 +125,7 @@ public struct Int8Input: @unchecked Sendable {
 
 #if canImport(CAVX512VNNI)
 /// The int8 kernels: per span, one accumulator takes `scales · float(vpdpbusd(codes, x))` for
-/// each chunk in order; then `total += scale · (acc − zero · sums)`; the result is the tree sum
+/// each chunk in order; then `total += scale · acc + offset · sums`; the result is the tree sum
 /// of `total`. Every kernel computes an output the same way, so batched decoding of G samples
 /// gives each exactly its tokens alone. Per 64 weights and row: a load (and at 4 bits a shift,
 /// two masks), one `vpdpbusd`, a conversion and an FMA.
@@ -196,7 +196,7 @@ extension Linear {
     _ sums: UnsafePointer<Float>
   ) -> Float {
     let codes = m.codes + r * m.rowBytes
-    let params = m.groupParameters + r * m.groups * 4
+    let params = m.groupParameters + r * m.parameterRowBytes
     let pairs = m.groupSize < QuantizedMatrix.chunk
     var total = SIMD16<Float>()
     var column = 0
@@ -208,8 +208,8 @@ extension Linear {
         int8Accumulate(&acc, int8Codes(C.self, codes + column * C.bits / 8), _mm512_loadu_si512(x + column), laneLoad(scales, chunk))
         column += QuantizedMatrix.chunk
       }
-      let (s, nz) = spanConstants(params, g, pairs: pairs)
-      closeGroup(&total, acc, s, nz, laneLoad(sums, g))
+      let (s, offset) = spanConstants(params, g, pairs: pairs, form: m.form)
+      closeGroup(&total, acc, s, offset, laneLoad(sums, g))
     }
     return horizontalSum(total)
   }
@@ -221,15 +221,18 @@ extension Linear {
     _ sums: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>
   ) {
     let c0 = m.codes + r * m.rowBytes, c1 = c0 + m.rowBytes, c2 = c1 + m.rowBytes, c3 = c2 + m.rowBytes
-    let p0 = m.groupParameters + r * m.groups * 4, p1 = p0 + m.groups * 4, p2 = p1 + m.groups * 4, p3 = p2 + m.groups * 4
+    let p0 = m.groupParameters + r * m.parameterRowBytes, p1 = p0 + m.parameterRowBytes, p2 = p1 + m.parameterRowBytes, p3 = p2 + m.parameterRowBytes
     let pairs = m.groupSize < QuantizedMatrix.chunk
+    let distance = 4 * m.rowBytes
     var t0 = SIMD16<Float>(), t1 = SIMD16<Float>(), t2 = SIMD16<Float>(), t3 = SIMD16<Float>()
     var column = 0
     for g in 0..<m.spans {
       var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
       let end = min(column + m.span, m.columns)
       while column < end {
-        let ahead = (column + 2048) * C.bits / 8
+        // The same place in the next four rows: rows are short (512 bytes at 4 bits and 1024
+        // columns), so a distance within the row would fetch what this block already reads.
+        let ahead = column * C.bits / 8 + distance
         bitbudget_prefetch(c0 + ahead)
         bitbudget_prefetch(c1 + ahead)
         bitbudget_prefetch(c2 + ahead)
@@ -244,14 +247,14 @@ extension Linear {
         column += QuantizedMatrix.chunk
       }
       let sg = laneLoad(sums, g)
-      var (s, nz) = spanConstants(p0, g, pairs: pairs)
-      closeGroup(&t0, a0, s, nz, sg)
-      (s, nz) = spanConstants(p1, g, pairs: pairs)
-      closeGroup(&t1, a1, s, nz, sg)
-      (s, nz) = spanConstants(p2, g, pairs: pairs)
-      closeGroup(&t2, a2, s, nz, sg)
-      (s, nz) = spanConstants(p3, g, pairs: pairs)
-      closeGroup(&t3, a3, s, nz, sg)
+      var (s, offset) = spanConstants(p0, g, pairs: pairs, form: m.form)
+      closeGroup(&t0, a0, s, offset, sg)
+      (s, offset) = spanConstants(p1, g, pairs: pairs, form: m.form)
+      closeGroup(&t1, a1, s, offset, sg)
+      (s, offset) = spanConstants(p2, g, pairs: pairs, form: m.form)
+      closeGroup(&t2, a2, s, offset, sg)
+      (s, offset) = spanConstants(p3, g, pairs: pairs, form: m.form)
+      closeGroup(&t3, a3, s, offset, sg)
     }
     y[0] = horizontalSum(t0)
     y[1] = horizontalSum(t1)
@@ -260,3 +263,4 @@ extension Linear {
   }
 }
 #endif
+

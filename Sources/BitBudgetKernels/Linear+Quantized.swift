@@ -112,8 +112,9 @@ public struct QuantizedInput: @unchecked Sendable {
 
 /// Kernels for group-quantized weights. Every output is computed the same way by every kernel:
 /// per group, one accumulator takes `(2²³ + code·factor − 2²³) · x/factor` for the four vectors of
-/// each chunk in order; then `total += scale · (acc − zero · Σx)`; the result is the tree sum of
-/// `total` — so batched decoding of G samples gives each exactly its tokens alone. Per 16
+/// each chunk in order; then `total += scale · acc + offset · Σx` (offset `−scale · zero` or the
+/// minimum); the result is the tree sum of `total` — so batched decoding of G samples gives each
+/// exactly its tokens alone. Per 16
 /// weights: a mask, an OR, a subtraction and an FMA. Codes are dequantized in registers; no
 /// dequantized copy of a matrix is made (prefill widens 32 rows at a time into the tiled
 /// kernel's panel, as for 16-bit weights).
@@ -177,18 +178,37 @@ extension Linear {
   @inline(__always)
   static var codeOffset: SIMD16<Float> { SIMD16(repeating: 8_388_608) }
 
-  /// Scale and −zero of span `s` of one row (`params`: the row's group parameters): one group
-  /// broadcast, or for groups of 32 the chunk's two groups in lanes 0–7 and 8–15.
+  /// Scale and offset of span `s` of one row (`params`: the row's group parameters), such that
+  /// the span adds `scale · Σ code·x + offset · Σ x`: the offset is `−scale · zero`, or the
+  /// minimum. One group broadcast, or for groups of 32 the chunk's two groups in lanes 0–7 and
+  /// 8–15.
   @inline(__always)
-  static func spanConstants(_ params: UnsafeRawPointer, _ s: Int, pairs: Bool) -> (SIMD16<Float>, SIMD16<Float>) {
+  static func spanConstants(
+    _ params: UnsafeRawPointer, _ s: Int, pairs: Bool, form: QuantizedMatrix.GroupParameters
+  ) -> (SIMD16<Float>, SIMD16<Float>) {
+    let (scale, second) = spanParameters(params, s, pairs: pairs, form: form)
+    return (scale, form == .scaleAndMinimum ? second : -(scale * second))
+  }
+
+  /// Scale and zero (or minimum) of span `s` of one row, as `spanConstants` spreads them.
+  @inline(__always)
+  static func spanParameters(
+    _ params: UnsafeRawPointer, _ s: Int, pairs: Bool, form: QuantizedMatrix.GroupParameters
+  ) -> (SIMD16<Float>, SIMD16<Float>) {
+    if case .scale(let zero) = form {
+      let z = SIMD16<Float>(repeating: Float(zero))
+      if !pairs { return (SIMD16(repeating: f16ToFloat(params.loadUnaligned(fromByteOffset: s * 2, as: UInt16.self))), z) }
+      let two = params.loadUnaligned(fromByteOffset: s * 4, as: SIMD2<UInt16>.self)
+      return (SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[0])), highHalf: SIMD8(repeating: f16ToFloat(two[1]))), z)
+    }
     if !pairs {
       let pair = params.loadUnaligned(fromByteOffset: s * 4, as: SIMD2<UInt16>.self)
-      return (SIMD16(repeating: f16ToFloat(pair[0])), SIMD16(repeating: -f16ToFloat(pair[1])))
+      return (SIMD16(repeating: f16ToFloat(pair[0])), SIMD16(repeating: f16ToFloat(pair[1])))
     }
     let two = params.loadUnaligned(fromByteOffset: s * 8, as: SIMD4<UInt16>.self)
     return (
       SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[0])), highHalf: SIMD8(repeating: f16ToFloat(two[2]))),
-      SIMD16(lowHalf: SIMD8(repeating: -f16ToFloat(two[1])), highHalf: SIMD8(repeating: -f16ToFloat(two[3])))
+      SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[1])), highHalf: SIMD8(repeating: f16ToFloat(two[3])))
     )
   }
 
@@ -219,14 +239,13 @@ extension Linear {
     acc.addProduct(f3 - codeOffset, x3)
   }
 
-  /// `total += scale · (acc − zero · Σx)` at the end of a span.
+  /// `total += scale · acc + offset · Σx` at the end of a span.
   @inline(__always)
   static func closeGroup(
-    _ total: inout SIMD16<Float>, _ acc: SIMD16<Float>, _ scale: SIMD16<Float>, _ negativeZero: SIMD16<Float>, _ sums: SIMD16<Float>
+    _ total: inout SIMD16<Float>, _ acc: SIMD16<Float>, _ scale: SIMD16<Float>, _ offset: SIMD16<Float>, _ sums: SIMD16<Float>
   ) {
-    var centered = acc
-    centered.addProduct(negativeZero, sums)
-    total.addProduct(scale, centered)
+    total.addProduct(scale, acc)
+    total.addProduct(offset, sums)
   }
 
   /// One row times one prepared token row.
@@ -235,7 +254,7 @@ extension Linear {
     _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: UnsafePointer<Float>, _ sums: UnsafePointer<Float>
   ) -> Float {
     let codes = m.codes + r * m.rowBytes
-    let params = m.groupParameters + r * m.groups * 4
+    let params = m.groupParameters + r * m.parameterRowBytes
     let pairs = m.groupSize < QuantizedMatrix.chunk
     var total = SIMD16<Float>()
     var column = 0
@@ -247,8 +266,8 @@ extension Linear {
         accumulateChunk(C.self, &acc, codes, column, x0, x1, x2, x3)
         column += QuantizedMatrix.chunk
       }
-      let (s, nz) = spanConstants(params, g, pairs: pairs)
-      closeGroup(&total, acc, s, nz, sumsLoad(sums, g))
+      let (s, offset) = spanConstants(params, g, pairs: pairs, form: m.form)
+      closeGroup(&total, acc, s, offset, sumsLoad(sums, g))
     }
     return horizontalSum(total)
   }
@@ -260,7 +279,7 @@ extension Linear {
     _ y: UnsafeMutablePointer<Float>
   ) {
     let c0 = m.codes + r * m.rowBytes, c1 = c0 + m.rowBytes, c2 = c1 + m.rowBytes, c3 = c2 + m.rowBytes
-    let p0 = m.groupParameters + r * m.groups * 4, p1 = p0 + m.groups * 4, p2 = p1 + m.groups * 4, p3 = p2 + m.groups * 4
+    let p0 = m.groupParameters + r * m.parameterRowBytes, p1 = p0 + m.parameterRowBytes, p2 = p1 + m.parameterRowBytes, p3 = p2 + m.parameterRowBytes
     let pairs = m.groupSize < QuantizedMatrix.chunk
     var t0 = SIMD16<Float>(), t1 = SIMD16<Float>(), t2 = SIMD16<Float>(), t3 = SIMD16<Float>()
     var column = 0
@@ -278,14 +297,14 @@ extension Linear {
         column += QuantizedMatrix.chunk
       }
       let sg = sumsLoad(sums, g)
-      var (s, nz) = spanConstants(p0, g, pairs: pairs)
-      closeGroup(&t0, a0, s, nz, sg)
-      (s, nz) = spanConstants(p1, g, pairs: pairs)
-      closeGroup(&t1, a1, s, nz, sg)
-      (s, nz) = spanConstants(p2, g, pairs: pairs)
-      closeGroup(&t2, a2, s, nz, sg)
-      (s, nz) = spanConstants(p3, g, pairs: pairs)
-      closeGroup(&t3, a3, s, nz, sg)
+      var (s, offset) = spanConstants(p0, g, pairs: pairs, form: m.form)
+      closeGroup(&t0, a0, s, offset, sg)
+      (s, offset) = spanConstants(p1, g, pairs: pairs, form: m.form)
+      closeGroup(&t1, a1, s, offset, sg)
+      (s, offset) = spanConstants(p2, g, pairs: pairs, form: m.form)
+      closeGroup(&t2, a2, s, offset, sg)
+      (s, offset) = spanConstants(p3, g, pairs: pairs, form: m.form)
+      closeGroup(&t3, a3, s, offset, sg)
     }
     y[0] = horizontalSum(t0)
     y[1] = horizontalSum(t1)
@@ -301,7 +320,7 @@ extension Linear {
     _ sums: UnsafePointer<Float>, _ lds: Int, _ count: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     let codes0 = m.codes + r * m.rowBytes, codes1 = codes0 + m.rowBytes
-    let params0 = m.groupParameters + r * m.groups * 4, params1 = params0 + m.groups * 4
+    let params0 = m.groupParameters + r * m.parameterRowBytes, params1 = params0 + m.parameterRowBytes
     let last = count - 1
     let o1 = min(1, last), o2 = min(2, last), o3 = min(3, last)
     let x0 = x, x1 = x + o1 * ldx, x2 = x + o2 * ldx, x3 = x + o3 * ldx
@@ -331,8 +350,8 @@ extension Linear {
         a.v.7.addProduct(q0, u0); a.v.7.addProduct(q1, u1); a.v.7.addProduct(q2, u2); a.v.7.addProduct(q3, u3)
         column += QuantizedMatrix.chunk
       }
-      let (s0, z0) = spanConstants(params0, g, pairs: pairs)
-      let (s1, z1) = spanConstants(params1, g, pairs: pairs)
+      let (s0, z0) = spanConstants(params0, g, pairs: pairs, form: m.form)
+      let (s1, z1) = spanConstants(params1, g, pairs: pairs, form: m.form)
       var sg = sumsLoad(sums, g)
       closeGroup(&total.v.0, a.v.0, s0, z0, sg); closeGroup(&total.v.1, a.v.1, s1, z1, sg)
       sg = sumsLoad(sums + o1 * lds, g)
@@ -373,16 +392,19 @@ extension Linear {
     let pairs = m.groupSize < QuantizedMatrix.chunk
     for (j, r) in rows.enumerated() {
       let codes = m.codes + r * m.rowBytes
-      let params = m.groupParameters + r * m.groups * 4
+      let params = m.groupParameters + r * m.parameterRowBytes
       var column = 0
+      let minimum = m.form == .scaleAndMinimum
       for g in 0..<m.spans {
-        let (s, nz) = spanConstants(params, g, pairs: pairs)
+        // Exactly `dequantized(row:column:)`: (code − zero) · scale, or code · scale + minimum.
+        let (s, second) = spanParameters(params, g, pairs: pairs, form: m.form)
+        let before = minimum ? SIMD16<Float>() : -second, after = minimum ? second : SIMD16<Float>()
         let end = min(column + m.span, m.columns)
         while column < end {
           let (f0, f1, f2, f3) = C.chunk(codes + column * C.bits / 8)
           let w = (
-            ((f0 - codeOffset) * inverse[0] + nz) * s, ((f1 - codeOffset) * inverse[1] + nz) * s,
-            ((f2 - codeOffset) * inverse[2] + nz) * s, ((f3 - codeOffset) * inverse[3] + nz) * s
+            ((f0 - codeOffset) * inverse[0] + before) * s + after, ((f1 - codeOffset) * inverse[1] + before) * s + after,
+            ((f2 - codeOffset) * inverse[2] + before) * s + after, ((f3 - codeOffset) * inverse[3] + before) * s + after
           )
           withUnsafeBytes(of: w) { raw in
             // Element 16k + l is column 4l + k of the chunk.

@@ -12,9 +12,11 @@
 ///   two 32-column halves. Read as sixteen 32-bit words, lane `l` of a word vector holds columns
 ///   `4l ..< 4l + 4` (the 4-bit high nibbles shifted down by 4), which the f32 kernels unpack
 ///   with a mask per column.
-/// - **group parameters**: `[rows][groups]` pairs of f16 (scale, zero); zeros are integers
-///   `0 ... 2^bits` (exact in f16; 2^bits only from GPTQ v1 files, which store `zero − 1`). 32 bits
-///   per group per row: 0.25 bits per weight at G = 128, 1 bit at G = 32.
+/// - **group parameters**: `[rows][groups]` in one of three forms (`GroupParameters`): pairs of
+///   f16 (scale, zero), zeros being integers `0 ... 2^bits` (exact in f16; 2^bits only from GPTQ
+///   v1 files, which store `zero − 1`) — 0.25 bits per weight at G = 128, 1 bit at G = 32; f16
+///   scales alone with one zero for the matrix (GGUF Q8_0, Q4_0); or pairs of f16 (scale,
+///   minimum) for `W = scale · code + minimum` (GGUF Q4_1).
 /// - **input order** (act-order checkpoints only): stored column `j` multiplies input element
 ///   `inputOrder[j]`, so that each group's columns are contiguous; nil means the identity.
 ///
@@ -24,17 +26,35 @@ public struct QuantizedMatrix: @unchecked Sendable {
   /// Columns per packed chunk.
   public static let chunk = 64
 
+  /// How a group's weights follow from its codes.
+  public enum GroupParameters: Sendable, Equatable {
+    /// f16 (scale, zero) per group: `scale · (code − zero)` (GPTQ, round-to-nearest).
+    case scaleAndZero
+    /// An f16 scale per group and one zero for all: `scale · (code − zero)` (GGUF Q8_0 with
+    /// its signed codes offset by 128, Q4_0).
+    case scale(zero: Int)
+    /// f16 (scale, minimum) per group: `scale · code + minimum` (GGUF Q4_1).
+    case scaleAndMinimum
+
+    /// Bytes per group and row.
+    public var byteCount: Int {
+      if case .scale = self { return 2 }
+      return 4
+    }
+  }
+
   public let rows: Int
   public let columns: Int
   /// 4 or 8.
   public let bits: Int
   public let groupSize: Int
+  public let form: GroupParameters
   public let codes: UnsafeRawPointer
   public let groupParameters: UnsafeRawPointer
   public let inputOrder: UnsafePointer<Int32>?
 
   public init(
-    rows: Int, columns: Int, bits: Int, groupSize: Int, codes: UnsafeRawPointer,
+    rows: Int, columns: Int, bits: Int, groupSize: Int, form: GroupParameters = .scaleAndZero, codes: UnsafeRawPointer,
     groupParameters: UnsafeRawPointer, inputOrder: UnsafePointer<Int32>?
   ) {
     precondition(Self.layoutError(columns: columns, bits: bits, groupSize: groupSize) == nil)
@@ -42,6 +62,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
     self.columns = columns
     self.bits = bits
     self.groupSize = groupSize
+    self.form = form
     self.codes = codes
     self.groupParameters = groupParameters
     self.inputOrder = inputOrder
@@ -62,16 +83,20 @@ public struct QuantizedMatrix: @unchecked Sendable {
   public var groups: Int { (columns + groupSize - 1) / groupSize }
   /// Bytes of codes per row.
   public var rowBytes: Int { columns * bits / 8 }
+  /// Bytes of group parameters per row.
+  public var parameterRowBytes: Int { groups * form.byteCount }
   /// Bytes the matrix holds (codes, group parameters, input order); what a matrix–vector
   /// product reads.
   public var byteCount: Int {
-    Self.byteCount(rows: rows, columns: columns, bits: bits, groupSize: groupSize, reordersInput: inputOrder != nil)
+    Self.byteCount(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: inputOrder != nil)
   }
 
   /// Bytes of a matrix of this shape in the runtime layout.
-  public static func byteCount(rows: Int, columns: Int, bits: Int, groupSize: Int, reordersInput: Bool) -> Int {
+  public static func byteCount(
+    rows: Int, columns: Int, bits: Int, groupSize: Int, form: GroupParameters = .scaleAndZero, reordersInput: Bool
+  ) -> Int {
     let groups = (columns + groupSize - 1) / groupSize
-    return rows * columns * bits / 8 + rows * groups * 4 + (reordersInput ? columns * 4 : 0)
+    return rows * columns * bits / 8 + rows * groups * form.byteCount + (reordersInput ? columns * 4 : 0)
   }
 
   /// Byte offset of stored column `column`'s code within a row, and its bit shift.
@@ -104,10 +129,15 @@ public struct QuantizedMatrix: @unchecked Sendable {
     rowCodes.storeBytes(of: (old & ~mask) | (UInt8(truncatingIfNeeded: code << shift) & mask), toByteOffset: byte, as: UInt8.self)
   }
 
-  /// Scale and zero of `group` in `row`.
+  /// Scale and zero of `group` in `row` (for `.scaleAndMinimum`, the minimum in place of the
+  /// zero).
   @inline(__always)
   public func parameters(row: Int, group: Int) -> (scale: Float, zero: Float) {
-    let pair = groupParameters.loadUnaligned(fromByteOffset: (row * groups + group) * 4, as: SIMD2<UInt16>.self)
+    let offset = row * parameterRowBytes + group * form.byteCount
+    if case .scale(let zero) = form {
+      return (f16ToFloat(groupParameters.loadUnaligned(fromByteOffset: offset, as: UInt16.self)), Float(zero))
+    }
+    let pair = groupParameters.loadUnaligned(fromByteOffset: offset, as: SIMD2<UInt16>.self)
     return (f16ToFloat(pair[0]), f16ToFloat(pair[1]))
   }
 
@@ -117,10 +147,12 @@ public struct QuantizedMatrix: @unchecked Sendable {
     inputOrder.map { Int($0[column]) } ?? column
   }
 
-  /// `scale · (code − zero)` of stored column `column` (slow; tests and the reference product).
+  /// The weight of stored column `column`: `scale · (code − zero)` or `scale · code +
+  /// minimum`, as the file format defines it (slow; tests and the reference product).
   public func dequantized(row: Int, column: Int) -> Float {
-    let (scale, zero) = parameters(row: row, group: column / groupSize)
-    return (Float(code(row: row, column: column)) - zero) * scale
+    let (scale, second) = parameters(row: row, group: column / groupSize)
+    let code = Float(code(row: row, column: column))
+    return form == .scaleAndMinimum ? code * scale + second : (code - second) * scale
   }
 }
 
@@ -132,19 +164,21 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
   private let order: UnsafeMutablePointer<Int32>?
 
   /// Allocates zeroed storage; `fill` writes codes (`rows · rowBytes` bytes), group parameters
-  /// (`rows · groups` (scale, zero) f16 pairs) and, if `reordersInput`, the input order.
+  /// (`rows · groups` f16 values per the form: (scale, zero) pairs by default) and, if
+  /// `reordersInput`, the input order.
   public init(
-    rows: Int, columns: Int, bits: Int, groupSize: Int, reordersInput: Bool,
+    rows: Int, columns: Int, bits: Int, groupSize: Int, form: QuantizedMatrix.GroupParameters = .scaleAndZero, reordersInput: Bool,
     fill: (_ codes: UnsafeMutableRawPointer, _ parameters: UnsafeMutablePointer<UInt16>, _ inputOrder: UnsafeMutablePointer<Int32>?) throws -> Void
   ) rethrows {
     let groups = (columns + groupSize - 1) / groupSize
+    let parameterBytes = rows * groups * form.byteCount
     let codeBytes = rows * columns * bits / 8
     // Filled before any stored property is set: a throwing `fill` frees them here, and `deinit`
     // (which runs only for a fully initialized object) never sees them.
     let codes = UnsafeMutableRawPointer.allocate(byteCount: max(codeBytes, 1), alignment: 64)
     codes.initializeMemory(as: UInt8.self, repeating: 0, count: codeBytes)
-    let parameters = UnsafeMutableRawPointer.allocate(byteCount: max(rows * groups * 4, 1), alignment: 64)
-    parameters.initializeMemory(as: UInt16.self, repeating: 0, count: rows * groups * 2)
+    let parameters = UnsafeMutableRawPointer.allocate(byteCount: max(parameterBytes, 1), alignment: 64)
+    parameters.initializeMemory(as: UInt16.self, repeating: 0, count: parameterBytes / 2)
     let order: UnsafeMutablePointer<Int32>? = reordersInput ? .allocate(capacity: columns) : nil
     order?.initialize(repeating: 0, count: columns)
     do {
@@ -159,7 +193,7 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
     self.parameters = parameters
     self.order = order
     matrix = QuantizedMatrix(
-      rows: rows, columns: columns, bits: bits, groupSize: groupSize, codes: codes,
+      rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, codes: codes,
       groupParameters: parameters, inputOrder: order.map { UnsafePointer($0) })
   }
 

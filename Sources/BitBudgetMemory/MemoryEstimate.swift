@@ -42,8 +42,9 @@ public struct MemoryModel: Sendable {
   /// `--weights` quantizes at load); nil is one group per row.
   public var quantizedGroupSize: Int? = 128
 
-  /// A preset (`qwen3-0.6b` … `qwen3-32b`), a model folder, or a GGUF file.
-  public static func load(_ nameOrPath: String, ggufWidening: ElementType = .bf16) throws -> MemoryModel {
+  /// A preset (`qwen3-0.6b` … `qwen3-32b`), a model folder, or a GGUF file (`ggufWidening` as
+  /// `DecoderModel.load(path:ggufWidening:)` takes it).
+  public static func load(_ nameOrPath: String, ggufWidening: ElementType? = nil) throws -> MemoryModel {
     if let preset = ModelPresets.named(nameOrPath) {
       return MemoryModel(
         name: preset.name, config: preset.config, layout: WeightLayout(config: preset.config, elementBytes: 2),

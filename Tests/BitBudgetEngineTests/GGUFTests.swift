@@ -41,6 +41,59 @@ import Testing
   }
 }
 
+/// Linear layers of the types the quantized kernels hold, repacked instead of widened.
+@Suite struct GGUFHeldTypesTests {
+  /// Every weight of a repacked Q8_0/Q4_0/Q4_1 tensor dequantizes to the widening's value bit
+  /// for bit (the widening matches the gguf package, above), and the kernels multiply it as the
+  /// widened f32 matrix.
+  @Test func heldTypesRepackExactly() throws {
+    let folder = URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/gguf")
+    let file = try GGUFFile(path: folder.appendingPathComponent("quant-types.gguf").path)
+    let pool = ThreadPool(threadCount: 2)
+    var held: [String] = []
+    for (name, tensor) in file.tensors.sorted(by: { $0.key < $1.key }) {
+      let (columns, rows) = (tensor.dimensions[0], tensor.dimensions[1])
+      guard let storage = GGUFWeights.repack(tensor, at: file.pointer(to: tensor), rows: rows, columns: columns, rowOrder: nil, pool: pool) else {
+        #expect(GGUFWeights.heldForm(tensor.type) == nil, "\(name)")
+        continue
+      }
+      held.append(name)
+      let m = storage.matrix
+      #expect(m.byteCount <= tensor.byteCount + rows * columns / 32 * 2, "\(name): \(m.byteCount) bytes for \(tensor.byteCount)")
+      var widened = [Float](repeating: .nan, count: rows * columns)
+      let rowBytes = columns / tensor.type.blockSize * tensor.type.blockBytes
+      for r in 0..<rows {
+        try widened.withUnsafeMutableBufferPointer { out in
+          try GGUFDequantizer.dequantize(tensor.type, file.pointer(to: tensor) + r * rowBytes, count: columns, into: out.baseAddress! + r * columns)
+        }
+      }
+      let mismatches = (0..<(rows * columns)).filter { m.dequantized(row: $0 / columns, column: $0 % columns).bitPattern != widened[$0].bitPattern }
+      #expect(mismatches.isEmpty, "\(name): \(mismatches.count) weights differ, first at \(mismatches.first ?? -1)")
+      // The quantized kernels (exact f32 path) against the widened matrix's scalar product.
+      var random = TestRandom(seed: 3)
+      let input = (0..<(5 * columns)).map { _ in random.signedUnit() }
+      let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
+      scratch.activations = .f32
+      var fast = [Float](repeating: .nan, count: 5 * rows), slow = fast
+      widened.withUnsafeBytes { w in
+        input.withUnsafeBufferPointer { x in
+          fast.withUnsafeMutableBufferPointer { out in
+            Linear.run([LinearJob(weight: .quantized(m), output: out.baseAddress!, outputStride: rows)], input: x.baseAddress!, inputStride: columns, tokens: 5, pool: pool, scratch: scratch)
+          }
+          slow.withUnsafeMutableBufferPointer { out in
+            let dense = DenseMatrix(base: w.baseAddress!, rows: rows, columns: columns, elementType: .f32)
+            Linear.reference(LinearJob(weight: dense, output: out.baseAddress!, outputStride: rows), input: x.baseAddress!, inputStride: columns, tokens: 5)
+          }
+        }
+      }
+      let scale = slow.map(abs).max() ?? 1
+      let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan
+      #expect(worst <= 1e-5 * scale + 1e-5, "\(name): max |Δ| \(worst) of \(scale)")
+    }
+    #expect(held == ["Q4_0", "Q4_1", "Q8_0"])
+  }
+}
+
 /// The real SmolLM2-135M-Instruct GGUF (Llama architecture, Q4_1/Q8_0) against transformers
 /// loading the same file.
 @Suite struct SmolLM2Tests {
@@ -129,11 +182,40 @@ import Testing
     }
   }
 
-  /// With the default bf16 widening and KV cache the first tokens still agree.
-  @Test func bf16WideningStaysClose() throws {
+  /// Linear layers kept quantized (the rest widened to f32) with f32 activations: the same
+  /// logits and greedy continuations as transformers, at 0.66 bytes per linear weight.
+  @Test func keptQuantizedMatchesTransformers() throws {
+    let reference = try Self.reference()
+    let file = try GGUFFile(path: Self.path)
+    let config = try ModelConfig.fromGGUF(file)
+    let weights = try ModelWeights(source: GGUFWeights(file: file, config: config, widenedType: .f32), config: config)
+    #expect(weights.hasQuantizedLinears && weights.format.description.hasPrefix("gguf Q4_1"))
+    let model = DecoderModel(config: config, weights: weights, path: Self.path, gguf: file)
+    let session = try InferenceSession(model: model, threads: 2, maxRows: 64, maxLogitRows: 64)
+    session.quantizedActivations = .f32
+    var rows: [[Float]] = []
+    _ = try session.prefill(reference.ids[0], cache: session.makeCache(elementType: .f32), logits: .all) { view in
+      for r in 0..<view.rows { rows.append(Array(view.row(r))) }
+    }
+    for expected in reference.logits {
+      let row = rows[expected.position]
+      let strided = stride(from: 0, to: row.count, by: reference.logit_stride).map { row[$0] }
+      let worst = zip(strided, expected.strided).map { abs($0 - $1) }.max() ?? .nan
+      #expect(worst <= 2e-4 * abs(expected.top_values[0]) + 1e-4, "position \(expected.position): |Δ| \(worst)")
+    }
+    for (index, expected) in zip(reference.greedy_prompts, reference.greedy) {
+      let result = try Generator(session: session).generate(
+        prompt: reference.ids[index], options: GenerationOptions(maxTokens: expected.count), cache: session.makeCache(elementType: .f32))
+      #expect(result.samples[0].tokens == expected, "prompt \(index)")
+    }
+  }
+
+  /// By default (held types quantized, the rest widened to bf16, int8 activations where the
+  /// build has them, bf16 KV cache) the first tokens still agree.
+  @Test func defaultLoadStaysClose() throws {
     let reference = try Self.reference()
     let model = try DecoderModel.load(path: Self.path)
-    #expect(model.weights.byteCount < 300_000_000)
+    #expect(model.weights.byteCount < 130_000_000)
     let session = try InferenceSession(model: model, threads: 2)
     let result = try Generator(session: session).generateGreedy(prompt: reference.ids[0], maxTokens: 8, stopTokens: [], cache: session.makeCache())
     #expect(result.samples[0].tokens == Array(reference.greedy[0].prefix(8)))

@@ -155,6 +155,52 @@ import Testing
     }
   }
 
+  /// The GGUF parameter forms (one zero for the matrix; scale and minimum), with random codes
+  /// and f16 parameters, on every path against the reference.
+  @Test(arguments: [
+    (QuantizedMatrix.GroupParameters.scale(zero: 8), 4), (.scale(zero: 128), 8), (.scaleAndMinimum, 4), (.scaleAndMinimum, 8),
+  ])
+  func groupParameterFormsMatchReference(form: QuantizedMatrix.GroupParameters, bits: Int) {
+    var random = TestRandom(seed: 13)
+    let pool = ThreadPool(threadCount: 2)
+    let (rows, columns) = (23, 192)
+    for groupSize in [32, 64] {
+      let storage = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false) {
+        codes, parameters, _ in
+        for r in 0..<rows {
+          for c in 0..<columns {
+            QuantizedMatrix.setCode(Int(random.next() % UInt64(1 << bits)), column: c, bits: bits, in: codes + r * columns * bits / 8)
+          }
+        }
+        let perGroup = form.byteCount / 2
+        for i in 0..<(rows * columns / groupSize) {
+          parameters[i * perGroup] = Float16(0.01 + abs(random.signedUnit()) * 0.05).bitPattern
+          if perGroup == 2 { parameters[i * perGroup + 1] = Float16(random.signedUnit() * 0.3).bitPattern }
+        }
+      }
+      #expect(storage.matrix.byteCount == rows * columns * bits / 8 + rows * columns / groupSize * form.byteCount)
+      let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
+      for (path, activations) in [(Linear.Path.tiled, QuantizedActivations.f32)] + Self.activations.map({ (.streaming, $0) }) {
+        scratch.activations = activations
+        for tokens in [1, 3, 8, 37] {
+          let input = (0..<(tokens * columns)).map { _ in random.signedUnit() }
+          let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(storage.matrix), output: out, outputStride: rows) }
+          let fast = Self.run(job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: path)
+          let slow = Self.run(
+            job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
+            activations: path == .tiled ? .f32 : activations)
+          let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan
+          #expect(worst < 2e-4, "\(form) \(bits)-bit g\(groupSize) \(path) \(activations) \(tokens) tokens: max |Δ| \(worst)")
+        }
+      }
+      // The documented formulas.
+      let m = storage.matrix
+      let (scale, second) = m.parameters(row: 5, group: 1)
+      let code = Float(m.code(row: 5, column: groupSize + 3))
+      #expect(m.dequantized(row: 5, column: groupSize + 3) == (form == .scaleAndMinimum ? code * scale + second : (code - second) * scale))
+    }
+  }
+
   /// Row t of a T-row streaming run equals, bit for bit, a run on row t alone.
   @Test(arguments: [false, true], Self.activations)
   func streamingOutputsDoNotDependOnTheBatch(shuffled: Bool, activations: QuantizedActivations) {

@@ -45,7 +45,8 @@ import Testing
   }
 
   /// The engine convention's weights equal the loaded model's bytes: safetensors fixtures
-  /// (f32/bf16/f16, tied and untied, biases) and the real SmolLM2 GGUF widened to bf16 and f32.
+  /// (f32/bf16/f16, tied and untied, biases) and the real SmolLM2 GGUF with its Q4_1 linears
+  /// kept quantized, and widened to bf16 and f32.
   @Test func engineWeightsEqualTheLoadedModel() throws {
     for name in Fixtures.modelNames {
       let path = Fixtures.modelPath(name)
@@ -53,15 +54,16 @@ import Testing
       #expect(estimate.weightsBytes == (try DecoderModel.load(path: path)).weights.byteCount, "\(name)")
     }
     let gguf = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-    for widening in [ElementType.bf16, .f32] {
-      let estimate = try MemoryModel.load(gguf, ggufWidening: widening).estimate(tokens: 0)
-      #expect(estimate.weightsBytes == (try DecoderModel.load(path: gguf, ggufWidening: widening)).weights.byteCount)
+    for widening in [nil, ElementType.bf16, .f32] {
+      let estimate = try MemoryModel.load(gguf, ggufWidening: widening).estimate(weightsBits: widening == nil ? 4 : 16, tokens: 0)
+      #expect(estimate.weightsBytes == (try DecoderModel.load(path: gguf, ggufWidening: widening)).weights.byteCount, "\(String(describing: widening))")
     }
     // 8 and 4 bits: quantized at load (`--weights`), on fixtures whose widths the kernels take
     // and on the real GGUF; and a GPTQ act-order checkpoint as stored, scratch included.
     for (path, bits) in [(Fixtures.modelPath("qwen3-gqa-tied-f32"), 8), (Fixtures.modelPath("qwen3-mha-untied-bf16"), 4), (gguf, 4), (gguf, 8)] {
-      let estimate = try MemoryModel.load(path).estimate(weightsBits: bits, tokens: 0)
-      let loaded = try DecoderModel.load(path: path, quantize: WeightQuantization(bits: bits, groupSize: 128))
+      // A GGUF is widened to bf16 before it is quantized at load, as `--weights` does.
+      let estimate = try MemoryModel.load(path, ggufWidening: .bf16).estimate(weightsBits: bits, tokens: 0)
+      let loaded = try DecoderModel.load(path: path, ggufWidening: .bf16, quantize: WeightQuantization(bits: bits, groupSize: 128))
       #expect(estimate.weightsBytes == loaded.weights.byteCount, "\(path) \(bits)-bit")
     }
     let gptq = (Fixtures.repositoryRoot as NSString).appendingPathComponent("Tests/Fixtures/gptq/python-actorder-4bit")

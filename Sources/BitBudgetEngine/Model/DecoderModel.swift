@@ -23,15 +23,18 @@ public final class DecoderModel: @unchecked Sendable {
   public var directory: String? { gguf == nil ? path : nil }
 
   /// Loads a Hugging Face model folder (`config.json` + safetensors, 16/32-bit or GPTQ; only
-  /// headers are read and 16/32-bit weights are mapped) or a GGUF file (quantized tensors widened
-  /// to `ggufWidening`). `quantize` quantizes the linear layers round-to-nearest at load.
+  /// headers are read and 16/32-bit weights are mapped) or a GGUF file (linear layers of a type
+  /// the quantized kernels hold kept quantized, other block-quantized tensors widened to bf16;
+  /// with `ggufWidening`, every block-quantized tensor widened to that type). `quantize`
+  /// quantizes the linear layers round-to-nearest at load.
   public static func load(
-    path: String, ggufWidening: ElementType = .bf16, quantize: WeightQuantization? = nil
+    path: String, ggufWidening: ElementType? = nil, quantize: WeightQuantization? = nil
   ) throws -> DecoderModel {
     if try isModelFile(path) {
       let file = try GGUFFile(path: path)
       let config = try ModelConfig.fromGGUF(file)
-      let source = GGUFWeights(file: file, config: config, widenedType: ggufWidening)
+      let source = GGUFWeights(
+        file: file, config: config, widenedType: ggufWidening ?? .bf16, keepsQuantized: ggufWidening == nil && quantize == nil)
       let weights = try ModelWeights(source: source, config: config, quantize: quantize)
       return DecoderModel(config: config, weights: weights, path: path, gguf: file)
     }

@@ -52,8 +52,8 @@ public final class ModelWeights: @unchecked Sendable {
     layers.contains { $0.linears.contains { if case .quantized(let m) = $0 { m.inputOrder != nil } else { false } } }
   }
 
-  /// Whether the linear layers are quantized (their kernels then prepare inputs in scratch).
-  public var hasQuantizedLinears: Bool { format.bits != 16 }
+  /// Whether some linear layer is quantized (their kernels then prepare inputs in scratch).
+  public var hasQuantizedLinears: Bool { !quantizedStorage.isEmpty }
 
   public init(source: any WeightSource, config: ModelConfig, quantize: WeightQuantization? = nil) throws {
     self.source = source
@@ -100,7 +100,15 @@ public final class ModelWeights: @unchecked Sendable {
     try resolver.checkEveryTensorUsed(config: config)
     byteCount = resolver.usedBytes
     quantizedStorage = resolver.quantizedStorage
-    format = config.gptq.map { .gptq($0.quantization) } ?? quantize.map { .roundToNearest($0) } ?? .dense
+    if let gptq = config.gptq {
+      format = .gptq(gptq.quantization)
+    } else if let quantize {
+      format = .roundToNearest(quantize)
+    } else if let gguf = source as? GGUFWeights, !resolver.quantizedStorage.isEmpty {
+      format = .gguf(bits: WeightFormat.predominantBits(layers.flatMap(\.linears)), types: gguf.linearTypes)
+    } else {
+      format = .dense
+    }
   }
 }
 
@@ -112,12 +120,16 @@ public enum WeightFormat: Sendable, Equatable, CustomStringConvertible {
   case gptq(WeightQuantization)
   /// Quantized round-to-nearest at load.
   case roundToNearest(WeightQuantization)
+  /// A GGUF file's linear layers, those of a held type kept quantized; `bits` of most linear
+  /// weights, `types` the ggml types of the linears (e.g. "Q4_1" or "Q8_0+Q4_K").
+  case gguf(bits: Int, types: String)
 
-  /// Bits per linear weight: 16 for dense.
+  /// Bits per linear weight (of most of them, for a GGUF file that mixes types): 16 for dense.
   public var bits: Int {
     switch self {
     case .dense: 16
     case .gptq(let q), .roundToNearest(let q): q.bits
+    case .gguf(let bits, _): bits
     }
   }
 
@@ -126,7 +138,20 @@ public enum WeightFormat: Sendable, Equatable, CustomStringConvertible {
     case .dense: "dense"
     case .gptq(let q): "gptq \(q)"
     case .roundToNearest(let q): "rtn \(q)"
+    case .gguf(_, let types): "gguf \(types)"
     }
+  }
+
+  /// The bits of most weights among `linears` (quantized at their code width, dense at 16).
+  static func predominantBits(_ linears: [LinearWeight]) -> Int {
+    var weights: [Int: Int] = [:]
+    for linear in linears {
+      switch linear {
+      case .dense(let m): weights[16, default: 0] += m.rows * m.columns
+      case .quantized(let m): weights[m.bits, default: 0] += m.rows * m.columns
+      }
+    }
+    return weights.max { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }?.key ?? 16
   }
 }
 
@@ -228,6 +253,9 @@ struct TensorResolver {
         return WeightQuantizer.roundToNearest(
           DenseMatrix(base: tensor.pointer, rows: rows, columns: columns, elementType: tensor.elementType), quantize)
       }
+    } else if let gguf = source as? GGUFWeights, let held = try gguf.quantizedLinear(prefix + ".weight", rows: rows, columns: columns) {
+      used.insert(prefix + ".weight")
+      storage = held
     } else {
       return .dense(try matrix(prefix + ".weight", rows: rows, columns: columns))
     }

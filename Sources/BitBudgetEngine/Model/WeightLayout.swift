@@ -26,10 +26,13 @@ public struct WeightLayout: Sendable {
     }
 
     /// A quantized `[rows, columns]` linear in the runtime layout.
-    static func quantized(_ name: String, _ shape: [Int], _ q: WeightQuantization, reordersInput: Bool) -> Tensor {
+    static func quantized(
+      _ name: String, _ shape: [Int], _ q: WeightQuantization, form: QuantizedMatrix.GroupParameters = .scaleAndZero, reordersInput: Bool
+    ) -> Tensor {
       Tensor(
         name: name, shape: shape,
-        byteCount: QuantizedMatrix.byteCount(rows: shape[0], columns: shape[1], bits: q.bits, groupSize: q.groupSize(columns: shape[1]), reordersInput: reordersInput),
+        byteCount: QuantizedMatrix.byteCount(
+          rows: shape[0], columns: shape[1], bits: q.bits, groupSize: q.groupSize(columns: shape[1]), form: form, reordersInput: reordersInput),
         quantization: q, reordersInput: reordersInput)
     }
   }
@@ -39,8 +42,15 @@ public struct WeightLayout: Sendable {
 
   public var byteCount: Int { tensors.reduce(0) { $0 + $1.byteCount } }
 
-  /// Bits of the linear layers: 16 when they are not quantized.
-  public var linearBits: Int { tensors.lazy.compactMap(\.quantization).first?.bits ?? 16 }
+  /// Bits of the linear layers (of most linear weights, for a GGUF file that mixes types): 16
+  /// when they are not quantized.
+  public var linearBits: Int {
+    var weights: [Int: Int] = [:]
+    for tensor in tensors where Self.isLinearWeight(tensor.name) {
+      weights[tensor.quantization?.bits ?? 16, default: 0] += tensor.shape.reduce(1, *)
+    }
+    return weights.max { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }?.key ?? 16
+  }
 
 
   public init(config: ModelConfig, tensors: [Tensor]) {
@@ -74,8 +84,9 @@ public struct WeightLayout: Sendable {
     })
   }
 
-  /// Reads the headers of a model folder or GGUF file.
-  public static func load(path: String, ggufWidening: ElementType = .bf16) throws -> WeightLayout {
+  /// Reads the headers of a model folder or GGUF file (`ggufWidening` as
+  /// `DecoderModel.load(path:ggufWidening:)` takes it).
+  public static func load(path: String, ggufWidening: ElementType? = nil) throws -> WeightLayout {
     if try DecoderModel.isModelFile(path) {
       let file = try GGUFFile(path: path)
       let config = try ModelConfig.fromGGUF(file)
@@ -83,14 +94,20 @@ public struct WeightLayout: Sendable {
         guard let ggufName = GGUFWeights.ggufName(name), let info = file.tensors[ggufName] else {
           throw EngineError.invalidWeights(reason: "tensor \(name) is missing in \(path)")
         }
-        // As GGUFWeights resolves it: F32 stays F32; F16/BF16 are used in place unless llama's
-        // q/k rows are reordered; everything else is widened.
+        // As GGUFWeights resolves it: linears of a held type stay quantized; F32 stays F32;
+        // F16/BF16 are used in place unless llama's q/k rows are reordered; everything else is
+        // widened.
+        if ggufWidening == nil, isLinearWeight(name), shape.count == 2, let (bits, form) = GGUFWeights.heldForm(info.type),
+          GGUFWeights.keepsQuantized(info, columns: shape[1])
+        {
+          return .quantized(name, shape, WeightQuantization(bits: bits, groupSize: 32, symmetric: form != .scaleAndMinimum), form: form, reordersInput: false)
+        }
         let reordered = config.architecture == .llama && (name.hasSuffix("q_proj.weight") || name.hasSuffix("k_proj.weight"))
         let type: ElementType
         switch GGUFWeights.elementType(info.type) {
         case .f32?: type = .f32
         case let inPlace? where !reordered: type = inPlace
-        default: type = ggufWidening
+        default: type = ggufWidening ?? .bf16
         }
         return Tensor(name: name, shape: shape, byteCount: shape.reduce(1, *) * type.byteCount)
       }

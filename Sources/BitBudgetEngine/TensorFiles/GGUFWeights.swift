@@ -2,8 +2,11 @@ import BitBudgetKernels
 import Foundation
 
 /// The tensors of a GGUF file under their Hugging Face names, ready for the kernels: F32, F16 and
-/// BF16 tensors are used in place in the mapping; block-quantized ones (Q8_0, Q4_0, …) are widened
-/// once, at load, into memory this object owns (bf16 by default, or f32).
+/// BF16 tensors are used in place in the mapping; linear layers of a type the quantized kernels
+/// hold (Q8_0, Q4_0, Q4_1: `heldForm`) are repacked exactly into `QuantizedMatrix`'s layout, at
+/// the file's size plus at most 2 bytes per 32 weights; other block-quantized tensors (and all
+/// of them with `keepsQuantized` false) are widened once, at load, into memory this object owns
+/// (bf16 by default, or f32).
 ///
 /// llama.cpp's converter reorders the rows of the q and k projections of `llama` models for its
 /// interleaved RoPE; they are put back in transformers' order here (whatever their type), so one
@@ -17,14 +20,63 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
   public let config: ModelConfig
   /// The storage type of widened quantized tensors.
   public let widenedType: ElementType
+  /// Whether linear layers of a held type stay quantized (else every block type is widened).
+  public let keepsQuantized: Bool
   private var owned: [String: (UnsafeMutableRawPointer, ResolvedTensor)] = [:]
   /// Threads that widen tensors while loading.
   private let pool = ThreadPool()
 
-  public init(file: GGUFFile, config: ModelConfig, widenedType: ElementType = .bf16) {
+  public init(file: GGUFFile, config: ModelConfig, widenedType: ElementType = .bf16, keepsQuantized: Bool = true) {
     self.file = file
     self.config = config
     self.widenedType = widenedType
+    self.keepsQuantized = keepsQuantized
+  }
+
+  /// How the quantized kernels hold a GGUF block type, or nil if they do not: every such type
+  /// has blocks of 32 weights with f16 parameters, which become groups of 32.
+  public static func heldForm(_ type: GGMLType) -> (bits: Int, form: QuantizedMatrix.GroupParameters)? {
+    switch type.name {
+    case "Q8_0": (8, .scale(zero: 128))
+    case "Q4_0": (4, .scale(zero: 8))
+    case "Q4_1": (4, .scaleAndMinimum)
+    default: nil
+    }
+  }
+
+  /// The ggml types of the file's linear layers, most weights first, joined by "+".
+  public var linearTypes: String {
+    var weights: [String: Int] = [:]
+    for (name, shape) in config.tensorShapes where WeightLayout.isLinearWeight(name) {
+      if let ggufName = Self.ggufName(name), let tensor = file.tensors[ggufName] {
+        weights[tensor.type.name, default: 0] += shape.reduce(1, *)
+      }
+    }
+    return weights.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.map(\.key).joined(separator: "+")
+  }
+
+  /// Whether the linear weight `name` (`[rows, columns]`) of `file` stays quantized at load.
+  static func keepsQuantized(_ info: GGUFTensor, columns: Int) -> Bool {
+    heldForm(info.type) != nil && QuantizedMatrix.layoutError(columns: columns, bits: 8, groupSize: 32) == nil
+  }
+
+  /// The linear weight `name` repacked into the quantized kernels' layout, or nil when it is
+  /// widened instead (a type they do not hold, a width that is not a multiple of 64, or
+  /// `keepsQuantized` false). Exact: `dequantized(row:column:)` equals `GGUFDequantizer`'s value
+  /// bit for bit. The file's pages of the tensor are released afterwards.
+  public func quantizedLinear(_ name: String, rows: Int, columns: Int) throws -> QuantizedMatrixStorage? {
+    guard keepsQuantized, let ggufName = Self.ggufName(name), let tensor = file.tensors[ggufName],
+      Self.keepsQuantized(tensor, columns: columns)
+    else { return nil }
+    guard Array(tensor.dimensions.reversed()) == [rows, columns] else {
+      throw EngineError.invalidWeights(
+        reason: "tensor \(name) in \(file.path) has shape \(Array(tensor.dimensions.reversed())) but the model's config implies \([rows, columns])")
+    }
+    guard let storage = Self.repack(
+      tensor, at: file.pointer(to: tensor), rows: rows, columns: columns, rowOrder: rowPermutation(name, rows: rows), pool: pool)
+    else { return nil }
+    file.file.releasePages(tensor.fileOffset..<(tensor.fileOffset + tensor.byteCount))
+    return storage
   }
 
   deinit {
@@ -175,6 +227,58 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
     case "BF16": .bf16
     default: nil
     }
+  }
+
+  /// `tensor` (`[rows, columns]` of a held type, its blocks at `source`) in the quantized
+  /// kernels' layout; row `r` is the file's row `rowOrder(r)`. Codes and f16 parameters are
+  /// copied, so every weight dequantizes to `GGUFDequantizer`'s value bit for bit.
+  static func repack(
+    _ tensor: GGUFTensor, at source: UnsafeRawPointer, rows: Int, columns: Int, rowOrder: ((Int) -> Int)?, pool: ThreadPool
+  ) -> QuantizedMatrixStorage? {
+    guard let (bits, form) = heldForm(tensor.type), keepsQuantized(tensor, columns: columns) else { return nil }
+    let blocks = columns / 32, blockBytes = tensor.type.blockBytes
+    let type = tensor.type.name
+    let storage = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: 32, form: form, reordersInput: false) {
+      codes, parameters, _ in
+      let rowBytes = columns * bits / 8, perGroup = form.byteCount / 2
+      let chunkRows = max(1, 16_384 / columns)
+      let codeBase = SendablePointer(codes), parameterBase = SendablePointer(UnsafeMutableRawPointer(parameters))
+      pool.parallelFor((rows + chunkRows - 1) / chunkRows) { chunk in
+        for r in (chunk * chunkRows)..<min(rows, (chunk + 1) * chunkRows) {
+          let row = codeBase.pointer + r * rowBytes
+          let rowParameters = parameterBase.pointer.assumingMemoryBound(to: UInt16.self) + r * blocks * perGroup
+          let sourceRow = source + (rowOrder?(r) ?? r) * blocks * blockBytes
+          for b in 0..<blocks {
+            let block = sourceRow + b * blockBytes
+            // The f16 parameters are copied as they are.
+            rowParameters[b * perGroup] = block.loadUnaligned(as: UInt16.self)
+            switch type {
+            case "Q8_0":
+              for i in 0..<32 {
+                let q = Int(block.load(fromByteOffset: 2 + i, as: Int8.self))
+                QuantizedMatrix.setCode(q + 128, column: 32 * b + i, bits: 8, in: row)
+              }
+            default:  // Q4_0, Q4_1: element i in the low nibble of byte i, element 16 + i in the high one.
+              let minimum = form == .scaleAndMinimum
+              if minimum { rowParameters[b * perGroup + 1] = block.loadUnaligned(fromByteOffset: 2, as: UInt16.self) }
+              let qs = block + (minimum ? 4 : 2)
+              for i in 0..<16 {
+                let byte = Int(qs.load(fromByteOffset: i, as: UInt8.self))
+                QuantizedMatrix.setCode(byte & 0x0F, column: 32 * b + i, bits: 4, in: row)
+                QuantizedMatrix.setCode(byte >> 4, column: 32 * b + 16 + i, bits: 4, in: row)
+              }
+            }
+          }
+        }
+      }
+    }
+    return storage
+  }
+
+  /// A pointer handed to the loader's threads, which write disjoint rows.
+  struct SendablePointer: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
   }
 
   /// The first error of a concurrent loop.

@@ -18,7 +18,9 @@ public struct SweepGrid: Sendable {
     public var answerType: AnswerType?
     public var samples = 1
     public var parallel: Int?
-    public var weights = 16
+    /// 16, 8 or 4 bits (`--weights`); nil runs the model's weights as stored (16-bit, GPTQ, or
+    /// a GGUF's quantized linears).
+    public var weights: Int?
     public var kv = "full"
     public var thinkingBudget: Int?
     public var answerTokens = 256

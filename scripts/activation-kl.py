@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""How far the int8-activation kernels move a quantized model's next-token distributions from the
+exact f32 path: mean KL(f32 ‖ int8) and top-1 agreement over windows of a text corpus.
+
+  python3 scripts/activation-kl.py MODEL [--windows 24] [--tokens 31] [--corpus FILE.jsonl] [--args "..."]
+
+MODEL is anything `bitbudget logits --model` takes (a GGUF whose linears stay quantized, or a
+model folder with --args "--weights 4"). Windows are at most 31 tokens, so that every position
+runs through the streaming (decode) kernels, where the activations setting applies; prefill
+multiplies f32 activations either way. Needs a release build (swift build -c release) and numpy.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(binary, *args):
+    out = subprocess.run([binary, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def log_softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model")
+    parser.add_argument("--windows", type=int, default=24)
+    parser.add_argument("--tokens", type=int, default=31)
+    parser.add_argument("--corpus", default=os.path.join(ROOT, "Tests/Fixtures/tokenizer/qwen3-corpus.jsonl"))
+    parser.add_argument("--tokenizer", help="tokenizer for the corpus (default: the model)")
+    parser.add_argument("--args", default="", help="extra bitbudget options, e.g. \"--weights 4\"")
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/bitbudget"))
+    args = parser.parse_args()
+    if args.tokens >= 32:
+        sys.exit("--tokens must be below 32 (longer prompts are prefilled with f32 activations)")
+    texts = [json.loads(line)["text"] for line in open(args.corpus) if line.strip()]
+    windows = []
+    for text in texts:
+        ids = run(args.binary, "tokenize", "--tokenizer", args.tokenizer or args.model, "--text", text, "--json")["ids"]
+        if len(ids) >= 8:
+            windows.append(ids[: args.tokens])
+        if len(windows) == args.windows:
+            break
+    kls, agree, positions = [], 0, 0
+    for ids in windows:
+        logits = {}
+        for activations in ("f32", "int8"):
+            report = run(args.binary, "logits", "--model", args.model, "--ids", ",".join(map(str, ids)),
+                         "--activations", activations, "--json", *args.args.split())
+            logits[activations] = np.array(report["logits"], dtype=np.float64)
+        exact, fast = log_softmax(logits["f32"]), log_softmax(logits["int8"])
+        kls.extend((np.exp(exact) * (exact - fast)).sum(axis=-1))
+        agree += int((exact.argmax(-1) == fast.argmax(-1)).sum())
+        positions += len(ids)
+    kls = np.array(kls)
+    print(f"{args.model} {args.args}".strip())
+    print(f"  {len(windows)} windows, {positions} positions: mean KL {kls.mean():.5f} (median {np.median(kls):.5f}, "
+          f"max {kls.max():.4f}), top-1 agreement {agree / positions:.2%}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
