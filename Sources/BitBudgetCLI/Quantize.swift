@@ -82,7 +82,8 @@ struct Quantize: ParsableCommand {
     let start = Date()
     // Refused before the (long) quantization, not after it.
     _ = try HuggingFaceExport.checkOutput(out, writing: GPTQExport.fileNames, overwrite: overwrite, input: model)
-    let loaded = try DecoderModel.load(path: model)
+    // A GGUF is widened to bf16 first: quantizers start from 16-bit weights.
+    let loaded = try DecoderModel.load(path: model, ggufWidening: .bf16)
     let quantization = WeightQuantization(bits: bits, groupSize: groupSize == -1 ? nil : groupSize, symmetric: !asymmetric)
     let progress: (String) -> Void = { Output.progress($0) }
     let quantized: QuantizedModel

@@ -96,10 +96,9 @@ public struct Int8Input: @unchecked Sendable {
         }
         let first = pointwiseMax(absolute(values.0), absolute(values.1)).max() / 127
         let second = pointwiseMax(absolute(values.2), absolute(values.3)).max() / 127
-        let inverse = SIMD16<Float>(
-          lowHalf: SIMD8(repeating: first > 0 ? 1 / first : 0), highHalf: SIMD8(repeating: second > 0 ? 1 / second : 0))
         let scale = SIMD16<Float>(lowHalf: SIMD8(repeating: first), highHalf: SIMD8(repeating: second))
-        let lowInverse = SIMD16<Float>(repeating: inverse[0]), highInverse = SIMD16<Float>(repeating: inverse[8])
+        let lowInverse = SIMD16<Float>(repeating: first > 0 ? 1 / first : 0)
+        let highInverse = SIMD16<Float>(repeating: second > 0 ? 1 / second : 0)
         // `cvtps` rounds to nearest even (the default MXCSR mode), as `quantize(block:)` does.
         let q = (
           _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.0 * lowInverse, to: __m512.self))),

@@ -233,4 +233,14 @@ public enum LinearWeight: Sendable {
     case .quantized(let m): return m.byteCount
     }
   }
+
+  /// Row `row` as f32 values (an embedding lookup): `columns` floats into `destination`, in
+  /// input order. Cost: one row's bytes; a quantized row is dequantized exactly.
+  public func copyRow(_ row: Int, into destination: UnsafeMutablePointer<Float>) {
+    switch self {
+    case .dense(let m): m.copyRow(row, into: destination)
+    case .quantized(let m):
+      for column in 0..<m.columns { destination[m.inputIndex(ofStoredColumn: column)] = m.dequantized(row: row, column: column) }
+    }
+  }
 }

@@ -34,11 +34,12 @@ public struct LayerWeights: @unchecked Sendable {
 /// once and releases its pages, so memory peaks at the quantized model plus one matrix.
 public final class ModelWeights: @unchecked Sendable {
   public let source: any WeightSource
-  public let embedding: DenseMatrix
+  /// The token embedding: 16/32-bit, or a GGUF's quantized matrix kept as stored.
+  public let embedding: LinearWeight
   public let layers: [LayerWeights]
   public let finalNorm: WeightVector
   /// The output projection; the embedding matrix itself when the model ties them.
-  public let lmHead: DenseMatrix
+  public let lmHead: LinearWeight
   /// Bytes of all tensors the model reads (the embedding counted once when tied), quantized
   /// linears in their runtime layout.
   public let byteCount: Int
@@ -62,7 +63,7 @@ public final class ModelWeights: @unchecked Sendable {
     }
     var resolver = TensorResolver(source: source, gptq: config.gptq, quantize: quantize)
     let h = config.hiddenSize
-    embedding = try resolver.matrix("model.embed_tokens.weight", rows: config.vocabSize, columns: h)
+    embedding = try resolver.heldOrDense("model.embed_tokens.weight", rows: config.vocabSize, columns: h)
     var layers: [LayerWeights] = []
     for i in 0..<config.layerCount {
       let p = "model.layers.\(i)."
@@ -95,7 +96,7 @@ public final class ModelWeights: @unchecked Sendable {
         throw EngineError.invalidWeights(
           reason: "lm_head.weight is missing in \(source.location) and the config does not tie it to the embedding")
       }
-      lmHead = try resolver.matrix("lm_head.weight", rows: config.vocabSize, columns: h)
+      lmHead = try resolver.heldOrDense("lm_head.weight", rows: config.vocabSize, columns: h)
     }
     try resolver.checkEveryTensorUsed(config: config)
     byteCount = resolver.usedBytes
@@ -225,6 +226,18 @@ struct TensorResolver {
     self.source = source
     self.gptq = gptq
     self.quantize = quantize
+  }
+
+  /// The matrix `name` (the embedding or `lm_head`): a GGUF's held type kept quantized, else
+  /// as stored or widened. GPTQ and `--weights` leave these 16-bit, as the paper does.
+  mutating func heldOrDense(_ name: String, rows: Int, columns: Int) throws -> LinearWeight {
+    if gptq == nil, quantize == nil, let gguf = source as? GGUFWeights, let held = try gguf.quantizedLinear(name, rows: rows, columns: columns) {
+      used.insert(name)
+      quantizedStorage.append(held)
+      usedBytes += held.matrix.byteCount
+      return .quantized(held.matrix)
+    }
+    return .dense(try matrix(name, rows: rows, columns: columns))
   }
 
   /// The linear layer `prefix` (`prefix.weight`, or GPTQ's `prefix.qweight` and companions).

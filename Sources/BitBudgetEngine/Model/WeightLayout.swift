@@ -94,10 +94,11 @@ public struct WeightLayout: Sendable {
         guard let ggufName = GGUFWeights.ggufName(name), let info = file.tensors[ggufName] else {
           throw EngineError.invalidWeights(reason: "tensor \(name) is missing in \(path)")
         }
-        // As GGUFWeights resolves it: linears of a held type stay quantized; F32 stays F32;
+        // As GGUFWeights resolves it: linears, embedding and output of a held type stay
+        // quantized; F32 stays F32;
         // F16/BF16 are used in place unless llama's q/k rows are reordered; everything else is
         // widened.
-        if ggufWidening == nil, isLinearWeight(name), shape.count == 2, let (bits, form) = GGUFWeights.heldForm(info.type),
+        if ggufWidening == nil, isLinearWeight(name) || name == "model.embed_tokens.weight" || name == "lm_head.weight", shape.count == 2, let (bits, form) = GGUFWeights.heldForm(info.type),
           GGUFWeights.keepsQuantized(info, columns: shape[1])
         {
           return .quantized(name, shape, WeightQuantization(bits: bits, groupSize: 32, symmetric: form != .scaleAndMinimum), form: form, reordersInput: false)
