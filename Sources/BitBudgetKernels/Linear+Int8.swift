@@ -64,7 +64,12 @@ public struct Int8Input: @unchecked Sendable {
     for i in 0..<block { largest = max(largest, abs(x[i])) }
     let scale = largest / 127
     let inverse: Float = scale > 0 ? 1 / scale : 0
-    return (scale, (0..<block).map { Int8((x[$0] * inverse).rounded(.toNearestOrEven)) })
+    // Non-finite inputs (an overflowed activation) give code 0, as the vector conversion's
+    // out-of-range result truncates to.
+    return (scale, (0..<block).map { i in
+      let q = (x[i] * inverse).rounded(.toNearestOrEven)
+      return q.isFinite ? Int8(max(-127, min(127, q))) : 0
+    })
   }
 
   #if canImport(CAVX512VNNI)
