@@ -1,6 +1,7 @@
 #if canImport(CAVX512VNNI)
-import CAVX512VNNI
-import _Builtin_intrinsics.intel
+// Internal: clients of this module (compiled for any CPU) must not have to load the gate.
+internal import CAVX512VNNI
+internal import _Builtin_intrinsics.intel
 #endif
 import CPrefetch
 
@@ -115,7 +116,7 @@ public struct Int8Input: @unchecked Sendable {
         destination.storeBytes(of: q, as: (__m128i, __m128i, __m128i, __m128i).self)
         UnsafeMutableRawPointer(rowScales + column / 4).storeBytes(of: scale, as: SIMD16<Float>.self)
         let laneSums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(destination))
-        spanSum.addProduct(unsafeBitCast(_mm512_cvtepi32_ps(laneSums), to: SIMD16<Float>.self), scale)
+        spanSum.addProduct(_mm512_cvtepi32_ps(laneSums), scale)
         column += QuantizedMatrix.chunk
         if column % m.span == 0 || column == m.columns {
           UnsafeMutableRawPointer(rowSums + (column - 1) / m.span * 16).storeBytes(of: spanSum, as: SIMD16<Float>.self)
@@ -185,7 +186,7 @@ extension Linear {
   @inline(__always)
   static func int8Accumulate(_ acc: inout SIMD16<Float>, _ codes: __m512i, _ x: __m512i, _ scales: SIMD16<Float>) {
     let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes, x)
-    acc.addProduct(unsafeBitCast(_mm512_cvtepi32_ps(dot), to: SIMD16<Float>.self), scales)
+    acc.addProduct(_mm512_cvtepi32_ps(dot), scales)
   }
 
   @inline(__always)

@@ -59,7 +59,7 @@ import Testing
       }
       held.append(name)
       let m = storage.matrix
-      #expect(m.byteCount <= tensor.byteCount + rows * columns / 32 * 2, "\(name): \(m.byteCount) bytes for \(tensor.byteCount)")
+      #expect(m.byteCount == tensor.byteCount, "\(name): \(m.byteCount) bytes for \(tensor.byteCount)")
       var widened = [Float](repeating: .nan, count: rows * columns)
       let rowBytes = columns / tensor.type.blockSize * tensor.type.blockBytes
       for r in 0..<rows {

@@ -3,8 +3,8 @@ import Foundation
 
 /// The tensors of a GGUF file under their Hugging Face names, ready for the kernels: F32, F16 and
 /// BF16 tensors are used in place in the mapping; linear layers of a type the quantized kernels
-/// hold (Q8_0, Q4_0, Q4_1: `heldForm`) are repacked exactly into `QuantizedMatrix`'s layout, at
-/// the file's size plus at most 2 bytes per 32 weights; other block-quantized tensors (and all
+/// hold (Q8_0, Q4_0, Q4_1: `heldForm`), the embedding and output included, are repacked exactly
+/// into `QuantizedMatrix`'s layout at the file's size; other block-quantized tensors (and all
 /// of them with `keepsQuantized` false) are widened once, at load, into memory this object owns
 /// (bf16 by default, or f32).
 ///
