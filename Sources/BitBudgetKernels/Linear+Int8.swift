@@ -1,6 +1,6 @@
+// `canImport(CAVX512VNNI)` is the gate; the module itself is never imported, so that clients of
+// this module compiled for any CPU (which cannot load it) never have to.
 #if canImport(CAVX512VNNI)
-// Internal: clients of this module (compiled for any CPU) must not have to load the gate.
-internal import CAVX512VNNI
 internal import _Builtin_intrinsics.intel
 #endif
 import CPrefetch

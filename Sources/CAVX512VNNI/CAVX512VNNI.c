@@ -1,2 +1,3 @@
-// SwiftPM needs one source file per C target; the module is a header-only build gate.
+// SwiftPM needs one source file per C target; the module is a header-only build gate, tested
+// with `#if canImport(CAVX512VNNI)` and never imported.
 #include "CAVX512VNNI.h"
