@@ -130,7 +130,7 @@ import Testing
   }
 
   /// The timeout bounds the whole exchange: a body announced longer than sent (the server then
-  /// waits 300 s), or trickled one byte a second (~5 minutes), ends as a timeout error instead of
+  /// waits 900 s), or trickled one byte every 3 s (~15 minutes), ends as a timeout error instead of
   /// holding the sweep until the server gives up; a
   /// token count beyond what was asked for is refused, not stored (it used to trap every later
   /// score of the database).
@@ -147,9 +147,9 @@ import Testing
     let elapsed = Date().timeIntervalSince(began)
     await setup.finish()
     // Two workers: two timeouts in a row (3 s). The bound is loose because the test runner's
-    // other suites can starve the timers of threads (41 s seen under load); holding on until the
-    // server gives up would take ≥ 283 s.
-    #expect(elapsed < 150, "took \(elapsed) s")
+    // CPU-bound suites occupy the cooperative threads, starving the timers until they finish
+    // (155 s seen in a loaded CI run); holding on until the server gives up would take ≥ 850 s.
+    #expect(elapsed < 600, "took \(elapsed) s")
     let records = Dictionary(uniqueKeysWithValues: try setup.store.samples(scenario.key).map { ($0.questionId, $0) })
     #expect(records["stall"]?.error?.contains("did not answer within 1.5 s") == true)
     #expect(records["trickle"]?.error?.contains("did not answer within 1.5 s") == true)

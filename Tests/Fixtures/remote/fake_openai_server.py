@@ -9,7 +9,7 @@ forced end of thinking: a prompt ending in "\\boxed{" is continued with "A}."). 
 by words in the question: `flaky` → HTTP 500 for the first two requests of each prompt, `garbage`
 → a body that is not JSON, `slow` → sleeps 5 s before answering, `missing` → a JSON object
 without `choices`, `stall` → a Content-Length longer than the body sent, the socket then held
-open for 300 s, `trickle` → a valid body sent one byte a second (minutes), `hugetokens` → a valid answer
+open for 900 s, `trickle` → a valid body sent one byte every 3 s (~15 minutes), `hugetokens` → a valid answer
 claiming `usage.completion_tokens` 2⁶³ − 1. Every request is appended as a JSON line to --log.
 
 Usage: fake_openai_server.py --log FILE [--model NAME]; prints the port on stdout, serves until
@@ -101,7 +101,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b'{"choices": [')
             self.wfile.flush()
-            time.sleep(300)
+            time.sleep(900)
             return
         tokens, answer = script_tokens(question)
         script = "".join(tokens)
@@ -137,7 +137,7 @@ class Handler(BaseHTTPRequestHandler):
                 for byte in data:
                     self.wfile.write(bytes([byte]))
                     self.wfile.flush()
-                    time.sleep(1)
+                    time.sleep(3)
             except (BrokenPipeError, ConnectionResetError):
                 pass
             return
