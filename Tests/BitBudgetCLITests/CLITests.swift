@@ -271,7 +271,8 @@ import Testing
     try process.run()
     // Kill as soon as some samples are committed (and before all are).
     func stored() -> [String: String] {
-      guard FileManager.default.fileExists(atPath: db), let store = try? ResultStore(path: db),
+      // Read-only: a writer here could make the starting eval meet a locked database and quit.
+      guard FileManager.default.fileExists(atPath: db), let store = try? ResultStore(path: db, readOnly: true),
         let scenario = try? store.scenarios().first, let records = try? store.samples(scenario.key)
       else { return [:] }
       return Dictionary(records.map { ("\($0.questionId)/\($0.sampleIndex)", $0.output) }, uniquingKeysWith: { a, _ in a })
