@@ -6,8 +6,8 @@
    logits of the first prompt at eight positions (every 12th vocabulary entry plus each position's
    top 20, to stay small).
 2. Tests/Fixtures/gguf/quant-types.gguf and quant-types-reference.json — a small GGUF with one
-   tensor per ggml type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K, and Q3_K, which
-   the engine does not read), random blocks with sane scales, and the values gguf-py's
+   tensor per ggml type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K, Q5_K, and Q3_K,
+   which the engine does not read), random blocks with sane scales, and the values gguf-py's
    `quants.dequantize` gives for each.
 3. Tests/Fixtures/gguf/smollm2-corpus.json — ids of the tokenizer corpus (Tests/Fixtures/tokenizer)
    from the `tokenizers` library running SmolLM2's own pipeline (Digits(individual_digits) then
@@ -85,7 +85,7 @@ def random_blocks(qtype, rows, columns, rng):
     elif qtype in (Q.Q4_1, Q.Q5_1):
         put_half(0, 0.001, 0.05)
         put_half(2, -0.5, 0.5)
-    elif qtype == Q.Q4_K:
+    elif qtype in (Q.Q4_K, Q.Q5_K):
         put_half(0, 0.0005, 0.005)
         put_half(2, 0.0005, 0.005)
     elif qtype == Q.Q6_K:
@@ -110,7 +110,8 @@ def quant_types():
     bf16 = (dense.view(np.uint32) >> 16).astype(np.uint16)
     writer.add_tensor("BF16", bf16, raw_dtype=Q.BF16)
     reference["BF16"] = (bf16.astype(np.uint32) << 16).view(np.float32).reshape(-1).tolist()
-    for qtype in (Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q4_K, Q.Q6_K, Q.Q3_K):
+    # Q5_K last, so that the tensors before it keep the values they had before it was added.
+    for qtype in (Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q4_K, Q.Q6_K, Q.Q3_K, Q.Q5_K):
         raw = random_blocks(qtype, rows, columns, rng)
         writer.add_tensor(qtype.name, raw, raw_dtype=qtype)
         reference[qtype.name] = gguf.quants.dequantize(raw, qtype).astype(np.float32).reshape(-1).tolist()

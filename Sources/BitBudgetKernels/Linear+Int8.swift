@@ -141,6 +141,8 @@ extension Linear {
   ) {
     switch m.bits {
     case 4: streamInt8Rows(FourBitCodes.self, m, rows, x, tokens, output, ldy)
+    case 5: streamInt8Rows(FiveBitCodes.self, m, rows, x, tokens, output, ldy)
+    case 6: streamInt8Rows(SixBitCodes.self, m, rows, x, tokens, output, ldy)
     default: streamInt8Rows(EightBitCodes.self, m, rows, x, tokens, output, ldy)
     }
   }
@@ -171,6 +173,8 @@ extension Linear {
   @inline(__always)
   static func int8Codes<C: QuantizedCodes>(_: C.Type, _ p: UnsafeRawPointer) -> __m512i {
     if C.bits == 8 { return _mm512_loadu_si512(p) }
+    if C.bits == 5 { return unsafeBitCast(FiveBitCodes.columnOrderWords(p), to: __m512i.self) }
+    if C.bits == 6 { return unsafeBitCast(SixBitCodes.columnOrderWords(p), to: __m512i.self) }
     let words = p.loadUnaligned(as: SIMD8<UInt32>.self)
     let mask = SIMD8<UInt32>(repeating: 0x0F0F_0F0F)
     return unsafeBitCast(SIMD16<UInt32>(lowHalf: words & mask, highHalf: (words &>> 4) & mask), to: __m512i.self)

@@ -55,6 +55,53 @@ enum EightBitCodes: QuantizedCodes {
   }
 }
 
+/// 5- and 6-bit codes: a chunk's low nibbles as at 4 bits, then `planes` bit planes (bit 4,
+/// bit 5) of 8 bytes, laid out so that one variable shift per 32-bit lane puts every column's
+/// bit in place (`QuantizedMatrix.planePosition`).
+@usableFromInline
+protocol BitPlaneCodes: QuantizedCodes {
+  static var planes: Int { get }
+}
+
+extension BitPlaneCodes {
+  @inline(__always) @usableFromInline
+  static var bits: Int { 4 + planes }
+
+  /// The chunk's 64 codes as sixteen 32-bit words, byte `k` of word `l` being column `4l + k`
+  /// (the byte order of the int8 dot product, and what `split` takes). Plane half `h` (its
+  /// 32-bit word) holds column `32h + 4j + k` at bit `8k + j`, so word `l = 8h + j` takes its
+  /// four bits by shifting the half right by `j` and masking one bit per byte.
+  @inline(__always) @usableFromInline
+  static func columnOrderWords(_ p: UnsafeRawPointer) -> SIMD16<UInt32> {
+    let words = p.loadUnaligned(as: SIMD8<UInt32>.self)
+    let nibbles = SIMD8<UInt32>(repeating: 0x0F0F_0F0F)
+    var codes = SIMD16<UInt32>(lowHalf: words & nibbles, highHalf: (words &>> 4) & nibbles)
+    let shifts = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)
+    let ones = SIMD16<UInt32>(repeating: 0x0101_0101)
+    for plane in 0..<planes {
+      let halves = p.loadUnaligned(fromByteOffset: 32 + 8 * plane, as: SIMD2<UInt32>.self)
+      let spread = SIMD16<UInt32>(lowHalf: SIMD8(repeating: halves[0]), highHalf: SIMD8(repeating: halves[1]))
+      codes |= ((spread &>> shifts) & ones) &<< UInt32(4 + plane)
+    }
+    return codes
+  }
+
+  @inline(__always) @usableFromInline
+  static func chunk(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
+    split(columnOrderWords(p), mask: 0xFF)
+  }
+}
+
+@usableFromInline
+enum FiveBitCodes: BitPlaneCodes {
+  @usableFromInline static var planes: Int { 1 }
+}
+
+@usableFromInline
+enum SixBitCodes: BitPlaneCodes {
+  @usableFromInline static var planes: Int { 2 }
+}
+
 /// Input rows prepared for a quantized matrix's f32 streaming kernel, once per run and layout:
 /// - `values`: each row in the matrix's input order (act-order), every 64-column chunk permuted
 ///   to the unpacked order (element `16k + l` is column `4l + k`) and divided by `factor_k`
@@ -128,6 +175,8 @@ extension Linear {
   ) {
     switch m.bits {
     case 4: streamQuantizedRows(FourBitCodes.self, m, rows, x, tokens, output, ldy)
+    case 5: streamQuantizedRows(FiveBitCodes.self, m, rows, x, tokens, output, ldy)
+    case 6: streamQuantizedRows(SixBitCodes.self, m, rows, x, tokens, output, ldy)
     default: streamQuantizedRows(EightBitCodes.self, m, rows, x, tokens, output, ldy)
     }
   }
@@ -174,36 +223,58 @@ extension Linear {
 
   /// Scale and offset of span `s` of one row (`params`: the row's group parameters), such that
   /// the span adds `scale · Σ code·x + offset · Σ x`: the offset is `−scale · zero`, or the
-  /// minimum. One group broadcast, or for groups of 32 the chunk's two groups in lanes 0–7 and
-  /// 8–15.
+  /// minimum. One group broadcast, or for groups of 32 (16) the chunk's two (four) groups in
+  /// lanes 0–7 and 8–15 (0–3, 4–7, …): lane `l` holds columns `4l ..< 4l + 4`.
   @inline(__always)
   static func spanConstants(
     _ params: UnsafeRawPointer, _ s: Int, pairs: Bool, form: QuantizedMatrix.GroupParameters
   ) -> (SIMD16<Float>, SIMD16<Float>) {
     let (scale, second) = spanParameters(params, s, pairs: pairs, form: form)
-    return (scale, form == .scaleAndMinimum ? second : -(scale * second))
+    return (scale, form.addsMinimum ? second : -(scale * second))
   }
 
-  /// Scale and zero (or minimum) of span `s` of one row, as `spanConstants` spreads them.
+  /// Scale and zero (or minimum) of span `s` of one row, as `spanConstants` spreads them;
+  /// `pairs`: groups of 32 (ignored by the super-block forms, whose group size is fixed).
   @inline(__always)
   static func spanParameters(
     _ params: UnsafeRawPointer, _ s: Int, pairs: Bool, form: QuantizedMatrix.GroupParameters
   ) -> (SIMD16<Float>, SIMD16<Float>) {
-    if case .scale(let zero) = form {
+    switch form {
+    case .scale(let zero):
       let z = SIMD16<Float>(repeating: Float(zero))
       if !pairs { return (SIMD16(repeating: f16ToFloat(params.loadUnaligned(fromByteOffset: s * 2, as: UInt16.self))), z) }
       let two = params.loadUnaligned(fromByteOffset: s * 4, as: SIMD2<UInt16>.self)
       return (SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[0])), highHalf: SIMD8(repeating: f16ToFloat(two[1]))), z)
+    case .scaleAndZero, .scaleAndMinimum:
+      if !pairs {
+        let pair = params.loadUnaligned(fromByteOffset: s * 4, as: SIMD2<UInt16>.self)
+        return (SIMD16(repeating: f16ToFloat(pair[0])), SIMD16(repeating: f16ToFloat(pair[1])))
+      }
+      let two = params.loadUnaligned(fromByteOffset: s * 8, as: SIMD4<UInt16>.self)
+      return (
+        SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[0])), highHalf: SIMD8(repeating: f16ToFloat(two[2]))),
+        SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[1])), highHalf: SIMD8(repeating: f16ToFloat(two[3])))
+      )
+    case .superBlockScaleAndMinimum:
+      // The chunk's groups 2k and 2k + 1 of its super-block: 12 bits of scales, 12 of minima.
+      let header = params + s / 4 * 16, shift = UInt64(12 * (s % 4))
+      let d = f16ToFloat(header.loadUnaligned(as: UInt16.self)), dmin = f16ToFloat(header.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+      let scales = header.loadUnaligned(fromByteOffset: 4, as: UInt64.self) >> shift
+      let minima = header.loadUnaligned(fromByteOffset: 8, as: UInt64.self) >> (16 + shift)
+      return (
+        SIMD16(lowHalf: SIMD8(repeating: d * Float(scales & 63)), highHalf: SIMD8(repeating: d * Float(scales >> 6 & 63))),
+        SIMD16(lowHalf: SIMD8(repeating: -(dmin * Float(minima & 63))), highHalf: SIMD8(repeating: -(dmin * Float(minima >> 6 & 63))))
+      )
+    case .superBlockScale:
+      // The chunk's groups 4k ..< 4k + 4 of its super-block, four lanes each.
+      let header = params + s / 4 * 18
+      let d = f16ToFloat(header.loadUnaligned(as: UInt16.self))
+      let four = SIMD4<Float>(header.loadUnaligned(fromByteOffset: 2 + 4 * (s % 4), as: SIMD4<Int8>.self)) * d
+      let lanes = SIMD16<Float>(
+        four[0], four[0], four[0], four[0], four[1], four[1], four[1], four[1],
+        four[2], four[2], four[2], four[2], four[3], four[3], four[3], four[3])
+      return (lanes, SIMD16(repeating: 32))
     }
-    if !pairs {
-      let pair = params.loadUnaligned(fromByteOffset: s * 4, as: SIMD2<UInt16>.self)
-      return (SIMD16(repeating: f16ToFloat(pair[0])), SIMD16(repeating: f16ToFloat(pair[1])))
-    }
-    let two = params.loadUnaligned(fromByteOffset: s * 8, as: SIMD4<UInt16>.self)
-    return (
-      SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[0])), highHalf: SIMD8(repeating: f16ToFloat(two[2]))),
-      SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[1])), highHalf: SIMD8(repeating: f16ToFloat(two[3])))
-    )
   }
 
   @inline(__always)
@@ -369,6 +440,8 @@ extension Linear {
   static func pack(_ m: QuantizedMatrix, rows: Range<Int>, into panel: UnsafeMutablePointer<Float>) {
     switch m.bits {
     case 4: pack(FourBitCodes.self, m, rows, panel)
+    case 5: pack(FiveBitCodes.self, m, rows, panel)
+    case 6: pack(SixBitCodes.self, m, rows, panel)
     default: pack(EightBitCodes.self, m, rows, panel)
     }
     if rows.count < panelWidth {
@@ -388,7 +461,7 @@ extension Linear {
       let codes = m.codes + r * m.rowBytes
       let params = m.groupParameters + r * m.parameterRowBytes
       var column = 0
-      let minimum = m.form == .scaleAndMinimum
+      let minimum = m.form.addsMinimum
       for g in 0..<m.spans {
         // Exactly `dequantized(row:column:)`: (code − zero) · scale, or code · scale + minimum.
         let (s, second) = spanParameters(params, g, pairs: pairs, form: m.form)

@@ -1,27 +1,34 @@
-/// A `[rows, columns]` weight matrix quantized to 4 or 8 bits in groups along the input dimension
-/// (GPTQ / round-to-nearest): `W[r, c] = scale[r, g] · (code[r, c] − zero[r, g])` with
-/// `g = c / groupSize`. It does not own its memory (`QuantizedMatrixStorage` does).
+/// A `[rows, columns]` weight matrix quantized to 4, 5, 6 or 8 bits in groups along the input
+/// dimension (GPTQ / round-to-nearest, GGUF block types): `W[r, c] = scale[r, g] · (code[r, c] −
+/// zero[r, g])` or `scale · code + minimum`, with `g = c / groupSize`. It does not own its memory
+/// (`QuantizedMatrixStorage` does).
 ///
 /// This is BitBudget's runtime layout, made for the kernels rather than for files (GPTQ
-/// checkpoints are repacked at load, see `GPTQTensors`):
+/// checkpoints and GGUF blocks are repacked at load, see `GPTQTensors`, `GGUFWeights`):
 /// - **codes**: row-major, `columns · bits / 8` bytes per row, in chunks of 64 columns. At 8 bits
 ///   column `c` of a chunk is its byte `c`; at 4 bits (32 bytes per chunk) it is the low nibble of
-///   byte `c` for `c < 32` and the high nibble of byte `c − 32` otherwise. So one 64-byte vector
-///   (8 bits) or one 32-byte load split into nibbles (4 bits) holds the chunk in column order, as
-///   the int8 dot-product instruction wants it, and its first and last 32 bytes are the chunk's
-///   two 32-column halves. Read as sixteen 32-bit words, lane `l` of a word vector holds columns
-///   `4l ..< 4l + 4` (the 4-bit high nibbles shifted down by 4), which the f32 kernels unpack
-///   with a mask per column.
-/// - **group parameters**: `[rows][groups]` in one of three forms (`GroupParameters`): pairs of
-///   f16 (scale, zero), zeros being integers `0 ... 2^bits` (exact in f16; 2^bits only from GPTQ
-///   v1 files, which store `zero − 1`) — 0.25 bits per weight at G = 128, 1 bit at G = 32; f16
-///   scales alone with one zero for the matrix (GGUF Q8_0, Q4_0); or pairs of f16 (scale,
-///   minimum) for `W = scale · code + minimum` (GGUF Q4_1).
+///   byte `c` for `c < 32` and the high nibble of byte `c − 32` otherwise. At 5 and 6 bits the
+///   chunk is those 32 bytes of low nibbles followed by one 8-byte bit plane per further bit
+///   (bit 4, then bit 5): column `32h + 4j + k` is bit `8k + j` of the plane's 32-bit half
+///   `h`, so one variable shift per 32-bit lane and a mask put four columns' bits in place.
+///   So one 64-byte vector (8 bits) or one 32-byte load split into nibbles (4 bits, plus planes)
+///   holds the chunk in column order, as the int8 dot-product instruction wants it, and its
+///   first and last 32 columns are the chunk's two halves. Read as sixteen 32-bit words, lane
+///   `l` of a word vector holds columns `4l ..< 4l + 4`, which the f32 kernels unpack with a
+///   mask per column.
+/// - **group parameters**: `[rows][…]` in one of the forms of `GroupParameters`: pairs of f16
+///   (scale, zero), zeros being integers `0 ... 2^bits` (exact in f16; 2^bits only from GPTQ v1
+///   files, which store `zero − 1`) — 0.25 bits per weight at G = 128, 1 bit at G = 32; f16
+///   scales alone with one zero for the matrix (GGUF Q8_0, Q4_0, Q5_0); pairs of f16 (scale,
+///   minimum) for `W = scale · code + minimum` (GGUF Q4_1, Q5_1); or the super-blocks of GGUF's
+///   k-quants (Q4_K, Q5_K, Q6_K), whose 256 columns share f16 factors and hold small integer
+///   scales per group.
 /// - **input order** (act-order checkpoints only): stored column `j` multiplies input element
 ///   `inputOrder[j]`, so that each group's columns are contiguous; nil means the identity.
 ///
-/// `columns` must be a multiple of 64 (`QuantizedMatrix.chunk`) and `groupSize` 32 or a multiple
-/// of 64; the last group may be shorter than `groupSize` (e.g. 576 columns in groups of 128).
+/// `columns` must be a multiple of 64 (`QuantizedMatrix.chunk`; 256 for super-blocks) and
+/// `groupSize` 32 or a multiple of 64 (16 for Q6_K); the last group may be shorter than
+/// `groupSize` (e.g. 576 columns in groups of 128).
 public struct QuantizedMatrix: @unchecked Sendable {
   /// Columns per packed chunk.
   public static let chunk = 64
@@ -31,21 +38,56 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// f16 (scale, zero) per group: `scale · (code − zero)` (GPTQ, round-to-nearest).
     case scaleAndZero
     /// An f16 scale per group and one zero for all: `scale · (code − zero)` (GGUF Q8_0 with
-    /// its signed codes offset by 128, Q4_0).
+    /// its signed codes offset by 128, Q4_0, Q5_0).
     case scale(zero: Int)
-    /// f16 (scale, minimum) per group: `scale · code + minimum` (GGUF Q4_1).
+    /// f16 (scale, minimum) per group: `scale · code + minimum` (GGUF Q4_1, Q5_1).
     case scaleAndMinimum
+    /// GGUF Q4_K and Q5_K: per super-block of 256 columns, f16 `d` and `dmin`, then the 6-bit
+    /// scale and minimum of each of its eight groups of 32 — scales at bits `6j` of bytes 4–9,
+    /// minima at bits `6j` of bytes 10–15 (the file's 12 bytes, reordered so that a chunk's two
+    /// groups are one shift away): `d·scale · code − dmin·minimum`. 16 bytes per 256 weights.
+    case superBlockScaleAndMinimum
+    /// GGUF Q6_K: per super-block of 256 columns, f16 `d` then the int8 scales of its 16 groups
+    /// of 16: `d·scale · (code − 32)`. 18 bytes per 256 weights.
+    case superBlockScale
 
-    /// Bytes per group and row.
+    /// Columns per super-block, for the k-quant forms.
+    public static let superBlock = 256
+
+    /// Bytes per group and row, for the forms with parameters per group.
     public var byteCount: Int {
-      if case .scale = self { return 2 }
-      return 4
+      switch self {
+      case .scale: 2
+      case .scaleAndZero, .scaleAndMinimum: 4
+      case .superBlockScaleAndMinimum: 16
+      case .superBlockScale: 18
+      }
+    }
+
+    /// Whether the parameters belong to super-blocks of 256 columns rather than to groups.
+    public var isSuperBlock: Bool { self == .superBlockScaleAndMinimum || self == .superBlockScale }
+
+    /// Whether a weight is `scale · code + minimum` (else `scale · (code − zero)`).
+    public var addsMinimum: Bool { self == .scaleAndMinimum || self == .superBlockScaleAndMinimum }
+
+    /// The group size the form dictates, if it does.
+    public var requiredGroupSize: Int? {
+      switch self {
+      case .superBlockScaleAndMinimum: 32
+      case .superBlockScale: 16
+      default: nil
+      }
+    }
+
+    /// Bytes of parameters per row of `columns` in groups of `groupSize`.
+    public func rowBytes(columns: Int, groupSize: Int) -> Int {
+      isSuperBlock ? columns / Self.superBlock * byteCount : (columns + groupSize - 1) / groupSize * byteCount
     }
   }
 
   public let rows: Int
   public let columns: Int
-  /// 4 or 8.
+  /// 4, 5, 6 or 8.
   public let bits: Int
   public let groupSize: Int
   public let form: GroupParameters
@@ -57,7 +99,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
     rows: Int, columns: Int, bits: Int, groupSize: Int, form: GroupParameters = .scaleAndZero, codes: UnsafeRawPointer,
     groupParameters: UnsafeRawPointer, inputOrder: UnsafePointer<Int32>?
   ) {
-    precondition(Self.layoutError(columns: columns, bits: bits, groupSize: groupSize) == nil)
+    precondition(Self.layoutError(columns: columns, bits: bits, groupSize: groupSize, form: form) == nil)
     self.rows = rows
     self.columns = columns
     self.bits = bits
@@ -68,13 +110,20 @@ public struct QuantizedMatrix: @unchecked Sendable {
     self.inputOrder = inputOrder
   }
 
-  /// Why a matrix of this shape cannot use the layout, or nil if it can.
-  public static func layoutError(columns: Int, bits: Int, groupSize: Int) -> String? {
-    if bits != 4 && bits != 8 { return "only 4- and 8-bit weights are supported (got \(bits) bits)" }
+  /// Why a matrix of this shape cannot use the layout, or nil if it can. 5 and 6 bits come
+  /// only from GGUF files (forms other than `.scaleAndZero`).
+  public static func layoutError(columns: Int, bits: Int, groupSize: Int, form: GroupParameters = .scaleAndZero) -> String? {
+    if form == .scaleAndZero, bits != 4 && bits != 8 { return "only 4- and 8-bit weights are supported (got \(bits) bits)" }
+    if ![4, 5, 6, 8].contains(bits) { return "only 4-, 5-, 6- and 8-bit codes are supported (got \(bits) bits)" }
     if columns <= 0 || columns % chunk != 0 {
       return "the input width \(columns) is not a multiple of \(chunk), which the quantized kernels need"
     }
-    if groupSize != 32 && (groupSize <= 0 || groupSize % chunk != 0) {
+    if let required = form.requiredGroupSize {
+      if groupSize != required { return "\(form) needs groups of \(required) (got \(groupSize))" }
+      if columns % GroupParameters.superBlock != 0 {
+        return "the input width \(columns) is not a multiple of \(GroupParameters.superBlock), which super-blocks need"
+      }
+    } else if groupSize != 32 && (groupSize <= 0 || groupSize % chunk != 0) {
       return "group size \(groupSize) is neither 32 nor a positive multiple of \(chunk), which the quantized kernels need"
     }
     return nil
@@ -84,7 +133,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
   /// Bytes of codes per row.
   public var rowBytes: Int { columns * bits / 8 }
   /// Bytes of group parameters per row.
-  public var parameterRowBytes: Int { groups * form.byteCount }
+  public var parameterRowBytes: Int { form.rowBytes(columns: columns, groupSize: groupSize) }
   /// Bytes the matrix holds (codes, group parameters, input order); what a matrix–vector
   /// product reads.
   public var byteCount: Int {
@@ -95,16 +144,26 @@ public struct QuantizedMatrix: @unchecked Sendable {
   public static func byteCount(
     rows: Int, columns: Int, bits: Int, groupSize: Int, form: GroupParameters = .scaleAndZero, reordersInput: Bool
   ) -> Int {
-    let groups = (columns + groupSize - 1) / groupSize
-    return rows * columns * bits / 8 + rows * groups * form.byteCount + (reordersInput ? columns * 4 : 0)
+    rows * columns * bits / 8 + rows * form.rowBytes(columns: columns, groupSize: groupSize) + (reordersInput ? columns * 4 : 0)
   }
 
-  /// Byte offset of stored column `column`'s code within a row, and its bit shift.
+  /// Byte offset of stored column `column`'s code within a row, and its bit shift (at 5 and 6
+  /// bits: of its low nibble).
   @inline(__always)
   static func codePosition(column: Int, bits: Int) -> (byte: Int, shift: Int) {
     if bits == 8 { return (column, 0) }
     let e = column % chunk
-    return (column / chunk * (chunk / 2) + e % 32, e / 32 * 4)
+    return (column / chunk * (chunk * bits / 8) + e % 32, e / 32 * 4)
+  }
+
+  /// Byte offset within a row of the bit plane `plane` (0: bit 4, 1: bit 5) of stored column
+  /// `column` at 5 or 6 bits, and the bit: column `32h + 4j + k` of a chunk is bit `8k + j` of
+  /// the plane's 32-bit half `h`.
+  @inline(__always)
+  static func planePosition(column: Int, bits: Int, plane: Int) -> (byte: Int, bit: Int) {
+    let e = column % chunk
+    let (h, j, k) = (e / 32, e % 32 / 4, e % 4)
+    return (column / chunk * (chunk * bits / 8) + 32 + 8 * plane + 4 * h + k, j)
   }
 
   /// Columns from one group's scale and zero to the next's in the kernels' loops: a group, or
@@ -115,30 +174,79 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
   /// The code of stored column `column` of `row` (slow; tests and export).
   public func code(row: Int, column: Int) -> Int {
+    let rowCodes = codes + row * rowBytes
     let (byte, shift) = Self.codePosition(column: column, bits: bits)
-    return Int(codes.load(fromByteOffset: row * rowBytes + byte, as: UInt8.self) >> shift) & ((1 << bits) - 1)
+    var code = Int(rowCodes.load(fromByteOffset: byte, as: UInt8.self) >> shift) & (bits == 8 ? 255 : 15)
+    for plane in 0..<(bits == 8 ? 0 : bits - 4) {
+      let (byte, bit) = Self.planePosition(column: column, bits: bits, plane: plane)
+      code |= Int(rowCodes.load(fromByteOffset: byte, as: UInt8.self) >> bit & 1) << (4 + plane)
+    }
+    return code
   }
 
   /// Writes `code` for stored column `column` of a row whose codes start at `rowCodes`.
   public static func setCode(
     _ code: Int, column: Int, bits: Int, in rowCodes: UnsafeMutableRawPointer
   ) {
+    func put(_ value: Int, width: Int, byte: Int, shift: Int) {
+      let mask = UInt8(truncatingIfNeeded: ((1 << width) - 1) << shift)
+      let old = rowCodes.load(fromByteOffset: byte, as: UInt8.self)
+      rowCodes.storeBytes(of: (old & ~mask) | (UInt8(truncatingIfNeeded: value << shift) & mask), toByteOffset: byte, as: UInt8.self)
+    }
     let (byte, shift) = codePosition(column: column, bits: bits)
-    let mask = UInt8(truncatingIfNeeded: ((1 << bits) - 1) << shift)
-    let old = rowCodes.load(fromByteOffset: byte, as: UInt8.self)
-    rowCodes.storeBytes(of: (old & ~mask) | (UInt8(truncatingIfNeeded: code << shift) & mask), toByteOffset: byte, as: UInt8.self)
+    if bits == 8 { return put(code, width: 8, byte: byte, shift: shift) }
+    put(code & 15, width: 4, byte: byte, shift: shift)
+    for plane in 0..<(bits - 4) {
+      let (byte, bit) = planePosition(column: column, bits: bits, plane: plane)
+      put(code >> (4 + plane) & 1, width: 1, byte: byte, shift: bit)
+    }
   }
 
-  /// Scale and zero of `group` in `row` (for `.scaleAndMinimum`, the minimum in place of the
-  /// zero).
+  /// Writes a whole row of codes (`columns` bytes, one code each, in stored column order) into
+  /// the layout at `rowCodes`: what `setCode` does per column, a chunk at a time. Cost: one
+  /// pass over the codes.
+  public static func packRow(_ codes: UnsafePointer<UInt8>, columns: Int, bits: Int, into rowCodes: UnsafeMutableRawPointer) {
+    if bits == 8 { return rowCodes.copyMemory(from: codes, byteCount: columns) }
+    let chunkBytes = chunk * bits / 8
+    for start in stride(from: 0, to: columns, by: chunk) {
+      let out = rowCodes + start / chunk * chunkBytes, source = codes + start
+      for i in 0..<32 {
+        out.storeBytes(of: source[i] & 15 | (source[32 + i] & 15) << 4, toByteOffset: i, as: UInt8.self)
+      }
+      for plane in 0..<(bits - 4) {
+        var halves = SIMD2<UInt32>()
+        for e in 0..<chunk {
+          let (h, j, k) = (e / 32, e % 32 / 4, e % 4)
+          halves[h] |= UInt32(source[e] >> (4 + plane) & 1) << (8 * k + j)
+        }
+        out.storeBytes(of: halves, toByteOffset: 32 + 8 * plane, as: SIMD2<UInt32>.self)
+      }
+    }
+  }
+
+  /// Scale and zero of `group` in `row` (for the forms that add a minimum, the minimum in
+  /// place of the zero), as f32 — for the super-block forms the products `d·scale` (exact in
+  /// f32) and `−dmin·minimum`.
   @inline(__always)
   public func parameters(row: Int, group: Int) -> (scale: Float, zero: Float) {
-    let offset = row * parameterRowBytes + group * form.byteCount
-    if case .scale(let zero) = form {
-      return (f16ToFloat(groupParameters.loadUnaligned(fromByteOffset: offset, as: UInt16.self)), Float(zero))
+    let rowParameters = groupParameters + row * parameterRowBytes
+    switch form {
+    case .scale(let zero):
+      return (f16ToFloat(rowParameters.loadUnaligned(fromByteOffset: group * 2, as: UInt16.self)), Float(zero))
+    case .scaleAndZero, .scaleAndMinimum:
+      let pair = rowParameters.loadUnaligned(fromByteOffset: group * 4, as: SIMD2<UInt16>.self)
+      return (f16ToFloat(pair[0]), f16ToFloat(pair[1]))
+    case .superBlockScaleAndMinimum:
+      let header = rowParameters + group / 8 * form.byteCount, j = group % 8
+      let (d, dmin) = (f16ToFloat(header.loadUnaligned(as: UInt16.self)), f16ToFloat(header.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+      let scale = header.loadUnaligned(fromByteOffset: 4, as: UInt64.self) >> (6 * j) & 63
+      let minimum = header.loadUnaligned(fromByteOffset: 8, as: UInt64.self) >> (16 + 6 * j) & 63
+      return (d * Float(scale), -(dmin * Float(minimum)))
+    case .superBlockScale:
+      let header = rowParameters + group / 16 * form.byteCount
+      let d = f16ToFloat(header.loadUnaligned(as: UInt16.self))
+      return (d * Float(header.load(fromByteOffset: 2 + group % 16, as: Int8.self)), 32)
     }
-    let pair = groupParameters.loadUnaligned(fromByteOffset: offset, as: SIMD2<UInt16>.self)
-    return (f16ToFloat(pair[0]), f16ToFloat(pair[1]))
   }
 
   /// The input element that stored column `column` multiplies.
@@ -152,7 +260,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
   public func dequantized(row: Int, column: Int) -> Float {
     let (scale, second) = parameters(row: row, group: column / groupSize)
     let code = Float(code(row: row, column: column))
-    return form == .scaleAndMinimum ? code * scale + second : (code - second) * scale
+    return form.addsMinimum ? code * scale + second : (code - second) * scale
   }
 }
 
@@ -164,14 +272,13 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
   private let order: UnsafeMutablePointer<Int32>?
 
   /// Allocates zeroed storage; `fill` writes codes (`rows · rowBytes` bytes), group parameters
-  /// (`rows · groups` f16 values per the form: (scale, zero) pairs by default) and, if
+  /// (`rows · parameterRowBytes` bytes per the form: f16 (scale, zero) pairs by default) and, if
   /// `reordersInput`, the input order.
   public init(
     rows: Int, columns: Int, bits: Int, groupSize: Int, form: QuantizedMatrix.GroupParameters = .scaleAndZero, reordersInput: Bool,
     fill: (_ codes: UnsafeMutableRawPointer, _ parameters: UnsafeMutablePointer<UInt16>, _ inputOrder: UnsafeMutablePointer<Int32>?) throws -> Void
   ) rethrows {
-    let groups = (columns + groupSize - 1) / groupSize
-    let parameterBytes = rows * groups * form.byteCount
+    let parameterBytes = rows * form.rowBytes(columns: columns, groupSize: groupSize)
     let codeBytes = rows * columns * bits / 8
     // Filled before any stored property is set: a throwing `fill` frees them here, and `deinit`
     // (which runs only for a fully initialized object) never sees them.

@@ -80,7 +80,10 @@ public struct MemoryModel: Sendable {
     kvElementType: ElementType = .bf16, convention: MemoryConvention = .engine,
     threads: Int = ThreadPool.defaultThreadCount
   ) throws -> MemoryEstimate {
-    guard [4, 8, 16].contains(weightsBits) else { throw EngineError.invalidInput("weights must be 16, 8 or 4 bits") }
+    // A GGUF file may hold 5- or 6-bit linears (Q5_0, Q5_K, Q6_K): as stored, they are allowed.
+    guard [4, 8, 16].contains(weightsBits) || weightsBits == layout.linearBits else {
+      throw EngineError.invalidInput("weights must be 16, 8 or 4 bits (or as the model stores them: \(layout.linearBits))")
+    }
     guard tokens >= 0, promptTokens >= 1, (1...4096).contains(samples) else {
       throw EngineError.invalidInput("tokens must be ≥ 0, the prompt ≥ 1 token, and samples in 1...4096")
     }

@@ -18,7 +18,7 @@ import Testing
     let folder = URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/gguf")
     let file = try GGUFFile(path: folder.appendingPathComponent("quant-types.gguf").path)
     let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: folder.appendingPathComponent("quant-types-reference.json")))
-    #expect(reference.values.count == 11)
+    #expect(reference.values.count == 12)
     for (name, expected) in reference.values {
       let tensor = try #require(file.tensors[name], "\(name)")
       #expect(tensor.dimensions == [reference.columns, reference.rows])
@@ -43,7 +43,7 @@ import Testing
 
 /// Linear layers of the types the quantized kernels hold, repacked instead of widened.
 @Suite struct GGUFHeldTypesTests {
-  /// Every weight of a repacked Q8_0/Q4_0/Q4_1 tensor dequantizes to the widening's value bit
+  /// Every weight of a repacked tensor of a held type dequantizes to the widening's value bit
   /// for bit (the widening matches the gguf package, above), and the kernels multiply it as the
   /// widened f32 matrix.
   @Test func heldTypesRepackExactly() throws {
@@ -69,28 +69,37 @@ import Testing
       }
       let mismatches = (0..<(rows * columns)).filter { m.dequantized(row: $0 / columns, column: $0 % columns).bitPattern != widened[$0].bitPattern }
       #expect(mismatches.isEmpty, "\(name): \(mismatches.count) weights differ, first at \(mismatches.first ?? -1)")
-      // The quantized kernels (exact f32 path) against the widened matrix's scalar product.
+      // The quantized kernels against the scalar products: the widened matrix's (f32 paths:
+      // streaming decode and batches, and the tiled prefill that dequantizes panels), or the
+      // int8 definition's.
       var random = TestRandom(seed: 3)
-      let input = (0..<(5 * columns)).map { _ in random.signedUnit() }
       let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
-      scratch.activations = .f32
-      var fast = [Float](repeating: .nan, count: 5 * rows), slow = fast
-      widened.withUnsafeBytes { w in
-        input.withUnsafeBufferPointer { x in
-          fast.withUnsafeMutableBufferPointer { out in
-            Linear.run([LinearJob(weight: .quantized(m), output: out.baseAddress!, outputStride: rows)], input: x.baseAddress!, inputStride: columns, tokens: 5, pool: pool, scratch: scratch)
-          }
-          slow.withUnsafeMutableBufferPointer { out in
-            let dense = DenseMatrix(base: w.baseAddress!, rows: rows, columns: columns, elementType: .f32)
-            Linear.reference(LinearJob(weight: dense, output: out.baseAddress!, outputStride: rows), input: x.baseAddress!, inputStride: columns, tokens: 5)
+      let paths = [QuantizedActivations.f32] + (QuantizedActivations.int8Available ? [.int8] : [])
+      for (activations, tokens) in paths.flatMap({ a in [(a, 1), (a, 5), (a, Linear.tiledMinimumTokens + 3)] }) {
+        let input = (0..<(tokens * columns)).map { _ in random.signedUnit() }
+        scratch.activations = activations
+        var fast = [Float](repeating: .nan, count: tokens * rows), slow = fast
+        widened.withUnsafeBytes { w in
+          input.withUnsafeBufferPointer { x in
+            fast.withUnsafeMutableBufferPointer { out in
+              Linear.run([LinearJob(weight: .quantized(m), output: out.baseAddress!, outputStride: rows)], input: x.baseAddress!, inputStride: columns, tokens: tokens, pool: pool, scratch: scratch)
+            }
+            slow.withUnsafeMutableBufferPointer { out in
+              if activations == .int8 && tokens < Linear.tiledMinimumTokens {
+                Linear.reference(LinearJob(weight: .quantized(m), output: out.baseAddress!, outputStride: rows), input: x.baseAddress!, inputStride: columns, tokens: tokens, activations: .int8)
+              } else {
+                let dense = DenseMatrix(base: w.baseAddress!, rows: rows, columns: columns, elementType: .f32)
+                Linear.reference(LinearJob(weight: dense, output: out.baseAddress!, outputStride: rows), input: x.baseAddress!, inputStride: columns, tokens: tokens)
+              }
+            }
           }
         }
+        let scale = slow.map(abs).max() ?? 1
+        let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan
+        #expect(worst <= 1e-5 * scale + 1e-5, "\(name) \(activations) \(tokens) tokens: max |Δ| \(worst) of \(scale)")
       }
-      let scale = slow.map(abs).max() ?? 1
-      let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan
-      #expect(worst <= 1e-5 * scale + 1e-5, "\(name): max |Δ| \(worst) of \(scale)")
     }
-    #expect(held == ["Q4_0", "Q4_1", "Q8_0"])
+    #expect(held == ["Q4_0", "Q4_1", "Q4_K", "Q5_0", "Q5_1", "Q5_K", "Q6_K", "Q8_0"])
   }
 }
 

@@ -1,4 +1,5 @@
 import BitBudgetTestSupport
+import Foundation
 import Testing
 
 @testable import BitBudgetKernels
@@ -199,6 +200,108 @@ import Testing
       let code = Float(m.code(row: 5, column: groupSize + 3))
       #expect(m.dequantized(row: 5, column: groupSize + 3) == (form == .scaleAndMinimum ? code * scale + second : (code - second) * scale))
     }
+  }
+
+  /// The GGUF forms with 5- and 6-bit codes (bit planes) and the k-quants' super-blocks, with
+  /// random codes and random raw headers (6-bit scales and minima, int8 scales), on every path
+  /// against the reference — and the documented formulas.
+  @Test(arguments: [
+    (QuantizedMatrix.GroupParameters.scale(zero: 16), 5, 32), (.scaleAndMinimum, 5, 32), (.superBlockScaleAndMinimum, 4, 32),
+    (.superBlockScaleAndMinimum, 5, 32), (.superBlockScale, 6, 16),
+  ])
+  func ggufFormsMatchReference(form: QuantizedMatrix.GroupParameters, bits: Int, groupSize: Int) {
+    var random = TestRandom(seed: 17)
+    let pool = ThreadPool(threadCount: 2)
+    let (rows, columns) = (23, 512)
+    let storage = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false) {
+      codes, parameters, _ in
+      for r in 0..<rows {
+        for c in 0..<columns {
+          QuantizedMatrix.setCode(Int(random.next() % UInt64(1 << bits)), column: c, bits: bits, in: codes + r * columns * bits / 8)
+        }
+      }
+      let bytes = UnsafeMutableRawPointer(parameters)
+      let rowBytes = form.rowBytes(columns: columns, groupSize: groupSize)
+      for i in 0..<(rows * rowBytes) { bytes.storeBytes(of: UInt8(truncatingIfNeeded: random.next()), toByteOffset: i, as: UInt8.self) }
+      // Sane f16 factors where the form has them (random bytes could be NaN or huge).
+      for header in stride(from: 0, to: rows * rowBytes, by: form.byteCount) {
+        let p = bytes + header
+        switch form {
+        case .superBlockScaleAndMinimum:
+          p.storeBytes(of: Float16(0.0005 + abs(random.signedUnit()) * 0.005).bitPattern, as: UInt16.self)
+          p.storeBytes(of: Float16(0.0005 + abs(random.signedUnit()) * 0.005).bitPattern, toByteOffset: 2, as: UInt16.self)
+        case .superBlockScale:
+          p.storeBytes(of: Float16(0.0005 + abs(random.signedUnit()) * 0.005).bitPattern, as: UInt16.self)
+        default:
+          p.storeBytes(of: Float16(0.01 + abs(random.signedUnit()) * 0.05).bitPattern, as: UInt16.self)
+          if form.byteCount == 4 { p.storeBytes(of: Float16(random.signedUnit() * 0.3).bitPattern, toByteOffset: 2, as: UInt16.self) }
+        }
+      }
+    }
+    #expect(storage.matrix.byteCount == rows * (columns * bits / 8 + form.rowBytes(columns: columns, groupSize: groupSize)))
+    let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
+    for (path, activations) in [(Linear.Path.tiled, QuantizedActivations.f32)] + Self.activations.map({ (.streaming, $0) }) {
+      scratch.activations = activations
+      for tokens in [1, 3, 8, 37] {
+        let input = (0..<(tokens * columns)).map { _ in random.signedUnit() }
+        let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(storage.matrix), output: out, outputStride: rows) }
+        let fast = Self.run(job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: path)
+        let slow = Self.run(
+          job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
+          activations: path == .tiled ? .f32 : activations)
+        let scale = slow.map(abs).max() ?? 1
+        let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan
+        #expect(worst <= 1e-5 * scale + 1e-6, "\(form) \(bits)-bit \(path) \(activations) \(tokens) tokens: max |Δ| \(worst) of \(scale)")
+      }
+    }
+    // The documented formulas, from the raw bytes.
+    let m = storage.matrix
+    for (row, column) in [(0, 0), (5, 100), (22, 511), (13, 300)] {
+      let code = Float(m.code(row: row, column: column))
+      let header = m.groupParameters + row * m.parameterRowBytes
+      let expected: Float
+      switch form {
+      case .superBlockScaleAndMinimum:
+        let block = header + column / 256 * 16, j = column % 256 / 32
+        let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+        let dmin = Float(Float16(bitPattern: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        // 6-bit fields: scale j at bit 6j of bytes 4–9, minimum j at bit 6j of bytes 10–15.
+        func field(_ start: Int, _ j: Int) -> Float {
+          var value = 0
+          for bit in 0..<6 { value |= Int(block.load(fromByteOffset: start + (6 * j + bit) / 8, as: UInt8.self) >> UInt8((6 * j + bit) % 8) & 1) << bit }
+          return Float(value)
+        }
+        expected = d * field(4, j) * code - dmin * field(10, j)
+      case .superBlockScale:
+        let block = header + column / 256 * 18
+        let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+        expected = d * Float(block.load(fromByteOffset: 2 + column % 256 / 16, as: Int8.self)) * (code - 32)
+      default:
+        let (scale, second) = m.parameters(row: row, group: column / groupSize)
+        expected = form.addsMinimum ? code * scale + second : (code - second) * scale
+      }
+      #expect(m.dequantized(row: row, column: column) == expected, "\(form) (\(row), \(column))")
+    }
+  }
+
+  /// `packRow` writes the bytes `setCode` writes column by column, and `code` reads them back.
+  @Test(arguments: [4, 5, 6, 8])
+  func packRowEqualsSetCode(bits: Int) {
+    var random = TestRandom(seed: UInt64(bits))
+    let columns = 192
+    let codes = (0..<columns).map { _ in UInt8(random.next() % UInt64(1 << bits)) }
+    let rowBytes = columns * bits / 8
+    let packed = UnsafeMutableRawPointer.allocate(byteCount: rowBytes, alignment: 64), bySetCode = UnsafeMutableRawPointer.allocate(byteCount: rowBytes, alignment: 64)
+    defer { packed.deallocate(); bySetCode.deallocate() }
+    packed.initializeMemory(as: UInt8.self, repeating: 0xAA, count: rowBytes)
+    bySetCode.initializeMemory(as: UInt8.self, repeating: 0, count: rowBytes)
+    codes.withUnsafeBufferPointer { QuantizedMatrix.packRow($0.baseAddress!, columns: columns, bits: bits, into: packed) }
+    for (c, code) in codes.enumerated() { QuantizedMatrix.setCode(Int(code), column: c, bits: bits, in: bySetCode) }
+    #expect(memcmp(packed, bySetCode, rowBytes) == 0)
+    let m = QuantizedMatrix(
+      rows: 1, columns: columns, bits: bits, groupSize: 32, form: bits == 5 || bits == 6 ? .scale(zero: 16) : .scaleAndZero, codes: packed,
+      groupParameters: packed, inputOrder: nil)
+    #expect((0..<columns).map { UInt8(m.code(row: 0, column: $0)) } == codes)
   }
 
   /// Row t of a T-row streaming run equals, bit for bit, a run on row t alone.

@@ -98,10 +98,10 @@ public struct WeightLayout: Sendable {
         // quantized; F32 stays F32;
         // F16/BF16 are used in place unless llama's q/k rows are reordered; everything else is
         // widened.
-        if ggufWidening == nil, isLinearWeight(name) || name == "model.embed_tokens.weight" || name == "lm_head.weight", shape.count == 2, let (bits, form) = GGUFWeights.heldForm(info.type),
+        if ggufWidening == nil, isLinearWeight(name) || name == "model.embed_tokens.weight" || name == "lm_head.weight", shape.count == 2, let (bits, form, groupSize) = GGUFWeights.heldForm(info.type),
           GGUFWeights.keepsQuantized(info, columns: shape[1])
         {
-          return .quantized(name, shape, WeightQuantization(bits: bits, groupSize: 32, symmetric: form != .scaleAndMinimum), form: form, reordersInput: false)
+          return .quantized(name, shape, WeightQuantization(bits: bits, groupSize: groupSize, symmetric: !form.addsMinimum), form: form, reordersInput: false)
         }
         let reordered = config.architecture == .llama && (name.hasSuffix("q_proj.weight") || name.hasSuffix("k_proj.weight"))
         let type: ElementType

@@ -9,12 +9,14 @@ import BitBudgetKernels
 /// - Q5_1: `d`, `m`, high bits, nibbles — `x = d·q + m`.
 /// - Q4_K: super-blocks of 256: f16 `d`, `dmin`, 12 bytes of 6-bit scales and mins for 8
 ///   sub-blocks of 32, 128 bytes of nibbles — `x = d·scale·q − dmin·min`.
+/// - Q5_K: as Q4_K with 32 bytes of high bits before the nibbles: bit `g` of byte `l` is the
+///   fifth bit of element `32g + l`.
 /// - Q6_K: super-blocks of 256: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 int8 scales,
 ///   f16 `d` — `x = d·scale·(q − 32)` over 16 sub-blocks of 16.
 /// Plus the float types F32, F16 and BF16.
 public enum GGUFDequantizer {
   /// The types this engine reads.
-  public static let supportedTypes: Set<String> = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K"]
+  public static let supportedTypes: Set<String> = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]
 
   @inline(__always)
   static func half(_ base: UnsafeRawPointer, _ offset: Int) -> Float {
@@ -102,6 +104,25 @@ public enum GGUFDequantizer {
             let byte = q.load(fromByteOffset: l, as: UInt8.self)
             out[l] = d1 * Float(byte & 0x0F) - m1
             out[l + 32] = d2 * Float(byte >> 4) - m2
+          }
+        }
+      }
+    case "Q5_K":
+      for b in 0..<blocks {
+        let block = source + b * 176
+        let d = half(block, 0)
+        let dmin = half(block, 2)
+        let scales = block + 4
+        let qh = block + 16
+        let qs = block + 48
+        let y = destination + b * 256
+        for group in 0..<8 {
+          let (scale, minimum) = scaleAndMin(scales, group)
+          let dg = d * Float(scale), mg = dmin * Float(minimum)
+          for l in 0..<32 {
+            let nibble = qs.load(fromByteOffset: 32 * (group / 2) + l, as: UInt8.self) >> (4 * UInt8(group % 2)) & 0x0F
+            let high = qh.load(fromByteOffset: l, as: UInt8.self) >> UInt8(group) & 1
+            y[32 * group + l] = dg * Float(nibble | high << 4) - mg
           }
         }
       }

@@ -3,7 +3,8 @@ import Foundation
 
 /// The tensors of a GGUF file under their Hugging Face names, ready for the kernels: F32, F16 and
 /// BF16 tensors are used in place in the mapping; linear layers of a type the quantized kernels
-/// hold (Q8_0, Q4_0, Q4_1: `heldForm`), the embedding and output included, are repacked exactly
+/// hold (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K: `heldForm`), the embedding and output
+/// included, are repacked exactly
 /// into `QuantizedMatrix`'s layout at the file's size; other block-quantized tensors (and all
 /// of them with `keepsQuantized` false) are widened once, at load, into memory this object owns
 /// (bf16 by default, or f32).
@@ -33,13 +34,18 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
     self.keepsQuantized = keepsQuantized
   }
 
-  /// How the quantized kernels hold a GGUF block type, or nil if they do not: every such type
-  /// has blocks of 32 weights with f16 parameters, which become groups of 32.
-  public static func heldForm(_ type: GGMLType) -> (bits: Int, form: QuantizedMatrix.GroupParameters)? {
+  /// How the quantized kernels hold a GGUF block type, or nil if they do not: code width, group
+  /// parameters and group size (the file's block, or the k-quants' sub-block).
+  public static func heldForm(_ type: GGMLType) -> (bits: Int, form: QuantizedMatrix.GroupParameters, groupSize: Int)? {
     switch type.name {
-    case "Q8_0": (8, .scale(zero: 128))
-    case "Q4_0": (4, .scale(zero: 8))
-    case "Q4_1": (4, .scaleAndMinimum)
+    case "Q8_0": (8, .scale(zero: 128), 32)
+    case "Q4_0": (4, .scale(zero: 8), 32)
+    case "Q4_1": (4, .scaleAndMinimum, 32)
+    case "Q5_0": (5, .scale(zero: 16), 32)
+    case "Q5_1": (5, .scaleAndMinimum, 32)
+    case "Q4_K": (4, .superBlockScaleAndMinimum, 32)
+    case "Q5_K": (5, .superBlockScaleAndMinimum, 32)
+    case "Q6_K": (6, .superBlockScale, 16)
     default: nil
     }
   }
@@ -57,7 +63,8 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
 
   /// Whether the linear weight `name` (`[rows, columns]`) of `file` stays quantized at load.
   static func keepsQuantized(_ info: GGUFTensor, columns: Int) -> Bool {
-    heldForm(info.type) != nil && QuantizedMatrix.layoutError(columns: columns, bits: 8, groupSize: 32) == nil
+    guard let (bits, form, groupSize) = heldForm(info.type) else { return false }
+    return QuantizedMatrix.layoutError(columns: columns, bits: bits, groupSize: groupSize, form: form) == nil
   }
 
   /// The linear weight `name` repacked into the quantized kernels' layout, or nil when it is
@@ -231,48 +238,97 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
 
   /// `tensor` (`[rows, columns]` of a held type, its blocks at `source`) in the quantized
   /// kernels' layout; row `r` is the file's row `rowOrder(r)`. Codes and f16 parameters are
-  /// copied, so every weight dequantizes to `GGUFDequantizer`'s value bit for bit.
+  /// copied (the k-quants' 6-bit scales and minima reordered), so every weight dequantizes to
+  /// `GGUFDequantizer`'s value bit for bit. Cost: one pass over the tensor's bytes.
   static func repack(
     _ tensor: GGUFTensor, at source: UnsafeRawPointer, rows: Int, columns: Int, rowOrder: ((Int) -> Int)?, pool: ThreadPool
   ) -> QuantizedMatrixStorage? {
-    guard let (bits, form) = heldForm(tensor.type), keepsQuantized(tensor, columns: columns) else { return nil }
-    let blocks = columns / 32, blockBytes = tensor.type.blockBytes
+    guard let (bits, form, groupSize) = heldForm(tensor.type), keepsQuantized(tensor, columns: columns) else { return nil }
+    let blocks = columns / tensor.type.blockSize, blockBytes = tensor.type.blockBytes, blockSize = tensor.type.blockSize
     let type = tensor.type.name
-    let storage = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: 32, form: form, reordersInput: false) {
+    let parameterRowBytes = form.rowBytes(columns: columns, groupSize: groupSize)
+    return QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false) {
       codes, parameters, _ in
-      let rowBytes = columns * bits / 8, perGroup = form.byteCount / 2
+      let rowBytes = columns * bits / 8
       let chunkRows = max(1, 16_384 / columns)
       let codeBase = SendablePointer(codes), parameterBase = SendablePointer(UnsafeMutableRawPointer(parameters))
       pool.parallelFor((rows + chunkRows - 1) / chunkRows) { chunk in
+        let rowCodes = UnsafeMutablePointer<UInt8>.allocate(capacity: columns)
+        defer { rowCodes.deallocate() }
         for r in (chunk * chunkRows)..<min(rows, (chunk + 1) * chunkRows) {
-          let row = codeBase.pointer + r * rowBytes
-          let rowParameters = parameterBase.pointer.assumingMemoryBound(to: UInt16.self) + r * blocks * perGroup
+          let rowParameters = parameterBase.pointer + r * parameterRowBytes
           let sourceRow = source + (rowOrder?(r) ?? r) * blocks * blockBytes
           for b in 0..<blocks {
-            let block = sourceRow + b * blockBytes
-            // The f16 parameters are copied as they are.
-            rowParameters[b * perGroup] = block.loadUnaligned(as: UInt16.self)
-            switch type {
-            case "Q8_0":
-              for i in 0..<32 {
-                let q = Int(block.load(fromByteOffset: 2 + i, as: Int8.self))
-                QuantizedMatrix.setCode(q + 128, column: 32 * b + i, bits: 8, in: row)
-              }
-            default:  // Q4_0, Q4_1: element i in the low nibble of byte i, element 16 + i in the high one.
-              let minimum = form == .scaleAndMinimum
-              if minimum { rowParameters[b * perGroup + 1] = block.loadUnaligned(fromByteOffset: 2, as: UInt16.self) }
-              let qs = block + (minimum ? 4 : 2)
-              for i in 0..<16 {
-                let byte = Int(qs.load(fromByteOffset: i, as: UInt8.self))
-                QuantizedMatrix.setCode(byte & 0x0F, column: 32 * b + i, bits: 4, in: row)
-                QuantizedMatrix.setCode(byte >> 4, column: 32 * b + 16 + i, bits: 4, in: row)
-              }
-            }
+            unpack(type, sourceRow + b * blockBytes, codes: rowCodes + blockSize * b, parameters: rowParameters + b * form.byteCount)
           }
+          QuantizedMatrix.packRow(rowCodes, columns: columns, bits: bits, into: codeBase.pointer + r * rowBytes)
         }
       }
     }
-    return storage
+  }
+
+  /// The unsigned codes of one block of a held type, in element order, and its parameters in
+  /// `QuantizedMatrix`'s form (`form.byteCount` bytes; f16 values copied as they are).
+  private static func unpack(_ type: String, _ block: UnsafeRawPointer, codes: UnsafeMutablePointer<UInt8>, parameters: UnsafeMutableRawPointer) {
+    @inline(__always) func byte(_ offset: Int) -> UInt8 { block.load(fromByteOffset: offset, as: UInt8.self) }
+    @inline(__always) func copy(_ count: Int, from offset: Int, to destination: Int = 0) {
+      parameters.advanced(by: destination).copyMemory(from: block + offset, byteCount: count)
+    }
+    switch type {
+    case "Q8_0":
+      copy(2, from: 0)
+      for i in 0..<32 { codes[i] = UInt8(Int(block.load(fromByteOffset: 2 + i, as: Int8.self)) + 128) }
+    case "Q4_0", "Q4_1":
+      // Element i in the low nibble of byte i, element 16 + i in the high one.
+      let start = type == "Q4_1" ? 4 : 2
+      copy(start, from: 0)
+      for i in 0..<16 {
+        codes[i] = byte(start + i) & 0x0F
+        codes[16 + i] = byte(start + i) >> 4
+      }
+    case "Q5_0", "Q5_1":
+      // As Q4 with 32 high bits (bit i for element i) before the nibbles.
+      let start = type == "Q5_1" ? 4 : 2
+      copy(start, from: 0)
+      let high = block.loadUnaligned(fromByteOffset: start, as: UInt32.self).littleEndian
+      for i in 0..<16 {
+        codes[i] = byte(start + 4 + i) & 0x0F | UInt8(high >> UInt32(i) & 1) << 4
+        codes[16 + i] = byte(start + 4 + i) >> 4 | UInt8(high >> UInt32(16 + i) & 1) << 4
+      }
+    case "Q4_K", "Q5_K":
+      // d, dmin; the eight groups' 6-bit scales and minima, each packed into 48 bits.
+      copy(4, from: 0)
+      var scales: UInt64 = 0, minima: UInt64 = 0
+      for group in 0..<8 {
+        let (scale, minimum) = GGUFDequantizer.scaleAndMin(block + 4, group)
+        scales |= UInt64(scale) << (6 * group)
+        minima |= UInt64(minimum) << (6 * group)
+      }
+      for i in 0..<6 {
+        parameters.storeBytes(of: UInt8(truncatingIfNeeded: scales >> (8 * i)), toByteOffset: 4 + i, as: UInt8.self)
+        parameters.storeBytes(of: UInt8(truncatingIfNeeded: minima >> (8 * i)), toByteOffset: 10 + i, as: UInt8.self)
+      }
+      // Group g: nibble g % 2 of bytes 32·(g / 2) ..< +32 of the quants; Q5_K's bit g of
+      // high-bit byte l is element 32g + l's fifth bit.
+      let quants = type == "Q5_K" ? 48 : 16
+      for group in 0..<8 {
+        for l in 0..<32 {
+          var code = byte(quants + 32 * (group / 2) + l) >> (4 * UInt8(group % 2)) & 0x0F
+          if type == "Q5_K" { code |= (byte(16 + l) >> UInt8(group) & 1) << 4 }
+          codes[32 * group + l] = code
+        }
+      }
+    default:  // Q6_K: ql[128], qh[64], int8 scales[16], f16 d → d, scales.
+      copy(2, from: 208)
+      copy(16, from: 192, to: 2)
+      for half in 0..<2 {
+        for e in 0..<128 {
+          let low = byte(64 * half + e % 64) >> (e < 64 ? 0 : 4) & 0x0F
+          let high = byte(128 + 32 * half + e % 32) >> UInt8(2 * (e / 32)) & 3
+          codes[128 * half + e] = low | high << 4
+        }
+      }
+    }
   }
 
   /// A pointer handed to the loader's threads, which write disjoint rows.
