@@ -173,11 +173,25 @@ extension Linear {
   @inline(__always)
   static func int8Codes<C: QuantizedCodes>(_: C.Type, _ p: UnsafeRawPointer) -> __m512i {
     if C.bits == 8 { return _mm512_loadu_si512(p) }
-    if C.bits == 5 { return unsafeBitCast(FiveBitCodes.columnOrderWords(p), to: __m512i.self) }
-    if C.bits == 6 { return unsafeBitCast(SixBitCodes.columnOrderWords(p), to: __m512i.self) }
     let words = p.loadUnaligned(as: SIMD8<UInt32>.self)
     let mask = SIMD8<UInt32>(repeating: 0x0F0F_0F0F)
-    return unsafeBitCast(SIMD16<UInt32>(lowHalf: words & mask, highHalf: (words &>> 4) & mask), to: __m512i.self)
+    if C.bits == 4 { return unsafeBitCast(SIMD16<UInt32>(lowHalf: words & mask, highHalf: (words &>> 4) & mask), to: __m512i.self) }
+    // 5 and 6 bits (`BitPlaneCodes`), written with the intrinsics: the generic vector code
+    // compiles to a chain of permutes. The nibbles: the 32 bytes in both halves, the upper
+    // shifted down by 4. Each plane: its half `h` in words 8h ..< 8h + 8, word `l = 8h + j`
+    // rotated so that bit `8k + j` lands on bit `8k + 4` (`8k + 5`), then masked in.
+    var codes = _mm512_and_si512(
+      _mm512_srlv_epi64(_mm512_broadcast_i64x4(unsafeBitCast(words, to: __m256i.self)), unsafeBitCast(SIMD8<UInt64>(0, 0, 0, 0, 4, 4, 4, 4), to: __m512i.self)),
+      _mm512_set1_epi8(0x0F))
+    let halves = unsafeBitCast(SIMD16<UInt32>(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), to: __m512i.self)
+    for plane in 0..<(C.bits - 4) {
+      let spread = _mm512_permutexvar_epi32(halves, _mm512_set1_epi64(p.loadUnaligned(fromByteOffset: 32 + 8 * plane, as: Int64.self)))
+      let j = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)
+      let rotation = (SIMD16<UInt32>(repeating: UInt32(4 + plane)) &- j) & 31
+      let bit = _mm512_set1_epi8(Int8(16 << plane))
+      codes = _mm512_or_si512(codes, _mm512_and_si512(_mm512_rolv_epi32(spread, unsafeBitCast(rotation, to: __m512i.self)), bit))
+    }
+    return codes
   }
 
   /// `acc += float(Σ₄ codes · x) · scales`.

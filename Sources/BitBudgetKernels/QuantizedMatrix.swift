@@ -214,12 +214,13 @@ public struct QuantizedMatrix: @unchecked Sendable {
         out.storeBytes(of: source[i] & 15 | (source[32 + i] & 15) << 4, toByteOffset: i, as: UInt8.self)
       }
       for plane in 0..<(bits - 4) {
-        var halves = SIMD2<UInt32>()
-        for e in 0..<chunk {
-          let (h, j, k) = (e / 32, e % 32 / 4, e % 4)
-          halves[h] |= UInt32(source[e] >> (4 + plane) & 1) << (8 * k + j)
+        for h in 0..<2 {
+          var half: UInt32 = 0
+          for j in 0..<8 {
+            for k in 0..<4 { half |= UInt32(source[32 * h + 4 * j + k] >> (4 + plane) & 1) << (8 * k + j) }
+          }
+          out.storeBytes(of: half, toByteOffset: 32 + 8 * plane + 4 * h, as: UInt32.self)
         }
-        out.storeBytes(of: halves, toByteOffset: 32 + 8 * plane, as: SIMD2<UInt32>.self)
       }
     }
   }

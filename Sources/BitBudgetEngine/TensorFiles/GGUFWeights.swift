@@ -245,7 +245,7 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
   ) -> QuantizedMatrixStorage? {
     guard let (bits, form, groupSize) = heldForm(tensor.type), keepsQuantized(tensor, columns: columns) else { return nil }
     let blocks = columns / tensor.type.blockSize, blockBytes = tensor.type.blockBytes, blockSize = tensor.type.blockSize
-    let type = tensor.type.name
+    guard let type = HeldType(rawValue: tensor.type.name) else { return nil }
     let parameterRowBytes = form.rowBytes(columns: columns, groupSize: groupSize)
     return QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false) {
       codes, parameters, _ in
@@ -269,33 +269,37 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
 
   /// The unsigned codes of one block of a held type, in element order, and its parameters in
   /// `QuantizedMatrix`'s form (`form.byteCount` bytes; f16 values copied as they are).
-  private static func unpack(_ type: String, _ block: UnsafeRawPointer, codes: UnsafeMutablePointer<UInt8>, parameters: UnsafeMutableRawPointer) {
+  private enum HeldType: String {
+    case q8_0 = "Q8_0", q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
+  }
+
+  private static func unpack(_ type: HeldType, _ block: UnsafeRawPointer, codes: UnsafeMutablePointer<UInt8>, parameters: UnsafeMutableRawPointer) {
     @inline(__always) func byte(_ offset: Int) -> UInt8 { block.load(fromByteOffset: offset, as: UInt8.self) }
     @inline(__always) func copy(_ count: Int, from offset: Int, to destination: Int = 0) {
       parameters.advanced(by: destination).copyMemory(from: block + offset, byteCount: count)
     }
     switch type {
-    case "Q8_0":
+    case .q8_0:
       copy(2, from: 0)
       for i in 0..<32 { codes[i] = UInt8(Int(block.load(fromByteOffset: 2 + i, as: Int8.self)) + 128) }
-    case "Q4_0", "Q4_1":
+    case .q4_0, .q4_1:
       // Element i in the low nibble of byte i, element 16 + i in the high one.
-      let start = type == "Q4_1" ? 4 : 2
+      let start = type == .q4_1 ? 4 : 2
       copy(start, from: 0)
       for i in 0..<16 {
         codes[i] = byte(start + i) & 0x0F
         codes[16 + i] = byte(start + i) >> 4
       }
-    case "Q5_0", "Q5_1":
+    case .q5_0, .q5_1:
       // As Q4 with 32 high bits (bit i for element i) before the nibbles.
-      let start = type == "Q5_1" ? 4 : 2
+      let start = type == .q5_1 ? 4 : 2
       copy(start, from: 0)
       let high = block.loadUnaligned(fromByteOffset: start, as: UInt32.self).littleEndian
       for i in 0..<16 {
         codes[i] = byte(start + 4 + i) & 0x0F | UInt8(high >> UInt32(i) & 1) << 4
         codes[16 + i] = byte(start + 4 + i) >> 4 | UInt8(high >> UInt32(16 + i) & 1) << 4
       }
-    case "Q4_K", "Q5_K":
+    case .q4_K, .q5_K:
       // d, dmin; the eight groups' 6-bit scales and minima, each packed into 48 bits.
       copy(4, from: 0)
       var scales: UInt64 = 0, minima: UInt64 = 0
@@ -310,15 +314,15 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
       }
       // Group g: nibble g % 2 of bytes 32·(g / 2) ..< +32 of the quants; Q5_K's bit g of
       // high-bit byte l is element 32g + l's fifth bit.
-      let quants = type == "Q5_K" ? 48 : 16
+      let quants = type == .q5_K ? 48 : 16
       for group in 0..<8 {
         for l in 0..<32 {
           var code = byte(quants + 32 * (group / 2) + l) >> (4 * UInt8(group % 2)) & 0x0F
-          if type == "Q5_K" { code |= (byte(16 + l) >> UInt8(group) & 1) << 4 }
+          if type == .q5_K { code |= (byte(16 + l) >> UInt8(group) & 1) << 4 }
           codes[32 * group + l] = code
         }
       }
-    default:  // Q6_K: ql[128], qh[64], int8 scales[16], f16 d → d, scales.
+    case .q6_K:  // ql[128], qh[64], int8 scales[16], f16 d → d, scales.
       copy(2, from: 208)
       copy(16, from: 192, to: 2)
       for half in 0..<2 {
