@@ -156,6 +156,30 @@ import Testing
     }
   }
 
+  /// Max |fast − reference| and max |reference| of `m` on random inputs of 1, 3, 8 and 37 tokens,
+  /// for the tiled path (f32) and the streaming path with each activation kind this build runs
+  /// (against the int8 definition for int8), labelled by path, activations and tokens.
+  static func everyPathAgainstReference(
+    _ m: QuantizedMatrix, random: inout TestRandom, pool: ThreadPool
+  ) -> [(label: String, worst: Float, scale: Float)] {
+    let scratch = LinearScratch(threadCount: 2, maxColumns: m.columns, quantized: true)
+    var results: [(String, Float, Float)] = []
+    for (path, activations) in [(Linear.Path.tiled, QuantizedActivations.f32)] + Self.activations.map({ (.streaming, $0) }) {
+      scratch.activations = activations
+      for tokens in [1, 3, 8, 37] {
+        let input = (0..<(tokens * m.columns)).map { _ in random.signedUnit() }
+        let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(m), output: out, outputStride: m.rows) }
+        let fast = Self.run(job, rows: m.rows, input: input, stride: m.columns, tokens: tokens, pool: pool, scratch: scratch, path: path)
+        let slow = Self.run(
+          job, rows: m.rows, input: input, stride: m.columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
+          activations: path == .tiled ? .f32 : activations)
+        results.append((
+          "\(path) \(activations) \(tokens) tokens", zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan, slow.map(abs).max() ?? 1))
+      }
+    }
+    return results
+  }
+
   /// The GGUF parameter forms (one zero for the matrix; scale and minimum), with random codes
   /// and f16 parameters, on every path against the reference.
   @Test(arguments: [
@@ -180,19 +204,8 @@ import Testing
         }
       }
       #expect(storage.matrix.byteCount == rows * columns * bits / 8 + rows * columns / groupSize * form.byteCount)
-      let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
-      for (path, activations) in [(Linear.Path.tiled, QuantizedActivations.f32)] + Self.activations.map({ (.streaming, $0) }) {
-        scratch.activations = activations
-        for tokens in [1, 3, 8, 37] {
-          let input = (0..<(tokens * columns)).map { _ in random.signedUnit() }
-          let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(storage.matrix), output: out, outputStride: rows) }
-          let fast = Self.run(job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: path)
-          let slow = Self.run(
-            job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
-            activations: path == .tiled ? .f32 : activations)
-          let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan
-          #expect(worst < 2e-4, "\(form) \(bits)-bit g\(groupSize) \(path) \(activations) \(tokens) tokens: max |Δ| \(worst)")
-        }
+      for (label, worst, _) in Self.everyPathAgainstReference(storage.matrix, random: &random, pool: pool) {
+        #expect(worst < 2e-4, "\(form) \(bits)-bit g\(groupSize) \(label): max |Δ| \(worst)")
       }
       // The documented formulas.
       let m = storage.matrix
@@ -239,20 +252,8 @@ import Testing
       }
     }
     #expect(storage.matrix.byteCount == rows * (columns * bits / 8 + form.rowBytes(columns: columns, groupSize: groupSize)))
-    let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
-    for (path, activations) in [(Linear.Path.tiled, QuantizedActivations.f32)] + Self.activations.map({ (.streaming, $0) }) {
-      scratch.activations = activations
-      for tokens in [1, 3, 8, 37] {
-        let input = (0..<(tokens * columns)).map { _ in random.signedUnit() }
-        let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(storage.matrix), output: out, outputStride: rows) }
-        let fast = Self.run(job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: path)
-        let slow = Self.run(
-          job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
-          activations: path == .tiled ? .f32 : activations)
-        let scale = slow.map(abs).max() ?? 1
-        let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan
-        #expect(worst <= 1e-5 * scale + 1e-6, "\(form) \(bits)-bit \(path) \(activations) \(tokens) tokens: max |Δ| \(worst) of \(scale)")
-      }
+    for (label, worst, scale) in Self.everyPathAgainstReference(storage.matrix, random: &random, pool: pool) {
+      #expect(worst <= 1e-5 * scale + 1e-6, "\(form) \(bits)-bit \(label): max |Δ| \(worst) of \(scale)")
     }
     // The documented formulas, from the raw bytes.
     let m = storage.matrix

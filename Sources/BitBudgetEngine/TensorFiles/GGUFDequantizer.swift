@@ -85,44 +85,24 @@ public enum GGUFDequantizer {
           }
         }
       }
-    case "Q4_K":
+    case "Q4_K", "Q5_K":
+      // Q5_K: 32 bytes of fifth bits between the scales and the nibbles.
+      let fiveBit = type.name == "Q5_K"
       for b in 0..<blocks {
-        let block = source + b * 144
-        let d = half(block, 0)
-        let dmin = half(block, 2)
-        let scales = block + 4
-        let qs = block + 16
-        let y = destination + b * 256
-        for group in 0..<4 {
-          let (scale1, min1) = scaleAndMin(scales, 2 * group)
-          let (scale2, min2) = scaleAndMin(scales, 2 * group + 1)
-          let d1 = d * Float(scale1), m1 = dmin * Float(min1)
-          let d2 = d * Float(scale2), m2 = dmin * Float(min2)
-          let q = qs + 32 * group
-          let out = y + 64 * group
-          for l in 0..<32 {
-            let byte = q.load(fromByteOffset: l, as: UInt8.self)
-            out[l] = d1 * Float(byte & 0x0F) - m1
-            out[l + 32] = d2 * Float(byte >> 4) - m2
-          }
-        }
-      }
-    case "Q5_K":
-      for b in 0..<blocks {
-        let block = source + b * 176
+        let block = source + b * type.blockBytes
         let d = half(block, 0)
         let dmin = half(block, 2)
         let scales = block + 4
         let qh = block + 16
-        let qs = block + 48
+        let qs = block + (fiveBit ? 48 : 16)
         let y = destination + b * 256
         for group in 0..<8 {
           let (scale, minimum) = scaleAndMin(scales, group)
           let dg = d * Float(scale), mg = dmin * Float(minimum)
           for l in 0..<32 {
-            let nibble = qs.load(fromByteOffset: 32 * (group / 2) + l, as: UInt8.self) >> (4 * UInt8(group % 2)) & 0x0F
-            let high = qh.load(fromByteOffset: l, as: UInt8.self) >> UInt8(group) & 1
-            y[32 * group + l] = dg * Float(nibble | high << 4) - mg
+            var q = qs.load(fromByteOffset: 32 * (group / 2) + l, as: UInt8.self) >> (4 * UInt8(group % 2)) & 0x0F
+            if fiveBit { q |= (qh.load(fromByteOffset: l, as: UInt8.self) >> UInt8(group) & 1) << 4 }
+            y[32 * group + l] = dg * Float(q) - mg
           }
         }
       }

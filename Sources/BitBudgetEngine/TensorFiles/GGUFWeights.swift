@@ -37,16 +37,24 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
   /// How the quantized kernels hold a GGUF block type, or nil if they do not: code width, group
   /// parameters and group size (the file's block, or the k-quants' sub-block).
   public static func heldForm(_ type: GGMLType) -> (bits: Int, form: QuantizedMatrix.GroupParameters, groupSize: Int)? {
-    switch type.name {
-    case "Q8_0": (8, .scale(zero: 128), 32)
-    case "Q4_0": (4, .scale(zero: 8), 32)
-    case "Q4_1": (4, .scaleAndMinimum, 32)
-    case "Q5_0": (5, .scale(zero: 16), 32)
-    case "Q5_1": (5, .scaleAndMinimum, 32)
-    case "Q4_K": (4, .superBlockScaleAndMinimum, 32)
-    case "Q5_K": (5, .superBlockScaleAndMinimum, 32)
-    case "Q6_K": (6, .superBlockScale, 16)
-    default: nil
+    HeldType(rawValue: type.name)?.form
+  }
+
+  /// The ggml block types the quantized kernels hold.
+  enum HeldType: String {
+    case q8_0 = "Q8_0", q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
+
+    var form: (bits: Int, form: QuantizedMatrix.GroupParameters, groupSize: Int) {
+      switch self {
+      case .q8_0: (8, .scale(zero: 128), 32)
+      case .q4_0: (4, .scale(zero: 8), 32)
+      case .q4_1: (4, .scaleAndMinimum, 32)
+      case .q5_0: (5, .scale(zero: 16), 32)
+      case .q5_1: (5, .scaleAndMinimum, 32)
+      case .q4_K: (4, .superBlockScaleAndMinimum, 32)
+      case .q5_K: (5, .superBlockScaleAndMinimum, 32)
+      case .q6_K: (6, .superBlockScale, 16)
+      }
     }
   }
 
@@ -243,9 +251,9 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
   static func repack(
     _ tensor: GGUFTensor, at source: UnsafeRawPointer, rows: Int, columns: Int, rowOrder: ((Int) -> Int)?, pool: ThreadPool
   ) -> QuantizedMatrixStorage? {
-    guard let (bits, form, groupSize) = heldForm(tensor.type), keepsQuantized(tensor, columns: columns) else { return nil }
+    guard let type = HeldType(rawValue: tensor.type.name), keepsQuantized(tensor, columns: columns) else { return nil }
+    let (bits, form, groupSize) = type.form
     let blocks = columns / tensor.type.blockSize, blockBytes = tensor.type.blockBytes, blockSize = tensor.type.blockSize
-    guard let type = HeldType(rawValue: tensor.type.name) else { return nil }
     let parameterRowBytes = form.rowBytes(columns: columns, groupSize: groupSize)
     return QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false) {
       codes, parameters, _ in
@@ -269,10 +277,6 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
 
   /// The unsigned codes of one block of a held type, in element order, and its parameters in
   /// `QuantizedMatrix`'s form (`form.byteCount` bytes; f16 values copied as they are).
-  private enum HeldType: String {
-    case q8_0 = "Q8_0", q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
-  }
-
   private static func unpack(_ type: HeldType, _ block: UnsafeRawPointer, codes: UnsafeMutablePointer<UInt8>, parameters: UnsafeMutableRawPointer) {
     @inline(__always) func byte(_ offset: Int) -> UInt8 { block.load(fromByteOffset: offset, as: UInt8.self) }
     @inline(__always) func copy(_ count: Int, from offset: Int, to destination: Int = 0) {
