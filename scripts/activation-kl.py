@@ -5,9 +5,9 @@ exact f32 path: mean KL(f32 ‖ int8) and top-1 agreement over windows of a text
   python3 scripts/activation-kl.py MODEL [--windows 24] [--tokens 31] [--corpus FILE.jsonl] [--args "..."]
 
 MODEL is anything `bitbudget logits --model` takes (a GGUF whose linears stay quantized, or a
-model folder with --args "--weights 4"). Windows are at most 31 tokens, so that every position
-runs through the streaming (decode) kernels, where the activations setting applies; prefill
-multiplies f32 activations either way. Needs a release build (swift build -c release) and numpy.
+model folder with --args "--weights 4"). Each window is one forward pass: windows below 32 tokens
+run through the streaming (decode) kernels, longer ones through the tiled (prefill) kernels; the
+activations setting applies to both. Needs a release build (swift build -c release) and numpy.
 """
 import argparse
 import json
@@ -40,8 +40,6 @@ def main():
     parser.add_argument("--args", default="", help="extra bitbudget options, e.g. \"--weights 4\"")
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/bitbudget"))
     args = parser.parse_args()
-    if args.tokens >= 32:
-        sys.exit("--tokens must be below 32 (longer prompts are prefilled with f32 activations)")
     texts = [json.loads(line)["text"] for line in open(args.corpus) if line.strip()]
     windows = []
     for text in texts:

@@ -10,6 +10,10 @@
 #   MODEL=llama.gguf OURS=hf-or-gptq-folder OURS_ARGS="--weights 4" scripts/bench-vs-llamacpp.sh
 #                                    # different files for the two engines, e.g. llama.cpp's Q4_0
 #                                    # against bitbudget's 4-bit weights
+#   LLAMA_TYPE=Q4_0 OURS_ARGS="--weights 4 --weight-group 32" scripts/bench-vs-llamacpp.sh
+#                                    # llama.cpp runs MODEL's GGUF quantized by llama-quantize to
+#                                    # LLAMA_TYPE (embedding and output kept bf16, as bitbudget's
+#                                    # --weights keeps them); bitbudget runs MODEL with OURS_ARGS
 #
 # Everything it fetches or builds goes to .assets/ (ignored by git):
 #   .assets/venv             torch (CPU) + transformers + the converter's deps
@@ -39,7 +43,7 @@ if [[ "$MODEL" != *.gguf && ! -f "$MODEL/config.json" ]]; then
 fi
 
 LLAMA=$ASSETS/llama.cpp
-if [ ! -x "$LLAMA/build/bin/llama-bench" ]; then
+if [ ! -x "$LLAMA/build/bin/llama-bench" ] || [ ! -x "$LLAMA/build/bin/llama-quantize" ]; then
   command -v cmake >/dev/null || apt-get install -y cmake
   rm -rf "$ASSETS/llama-sdist" && mkdir -p "$ASSETS/llama-sdist"
   # Only an sdist exists; plain `pip download` fetches it without building anything.
@@ -48,7 +52,7 @@ if [ ! -x "$LLAMA/build/bin/llama-bench" ]; then
   rm -rf "$LLAMA" && mv "$ASSETS"/llama-sdist/llama_cpp_python-*/vendor/llama.cpp "$LLAMA"
   cmake -S "$LLAMA" -B "$LLAMA/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=OFF >"$ASSETS/llama-build.log" 2>&1
-  cmake --build "$LLAMA/build" --target llama-bench -j2 >>"$ASSETS/llama-build.log" 2>&1
+  cmake --build "$LLAMA/build" --target llama-bench llama-quantize -j2 >>"$ASSETS/llama-build.log" 2>&1
   "$ASSETS/venv/bin/pip" install -q -e "$LLAMA/gguf-py"
 fi
 
@@ -71,6 +75,13 @@ if [ ! -f "$GGUF" ]; then
   done
   "$PY" "$LLAMA/convert_hf_to_gguf.py" "$stage" --outtype bf16 --outfile "$GGUF" >/dev/null 2>&1
   rm -rf "$stage"
+fi
+
+if [ -n "${LLAMA_TYPE:-}" ]; then
+  quantized=${GGUF%.gguf}-${LLAMA_TYPE,,}.gguf
+  [ -f "$quantized" ] || "$LLAMA/build/bin/llama-quantize" --token-embedding-type bf16 --output-tensor-type bf16 \
+    "$GGUF" "$quantized" "$LLAMA_TYPE" >/dev/null 2>&1
+  GGUF=$quantized
 fi
 
 swift build -c release >/dev/null

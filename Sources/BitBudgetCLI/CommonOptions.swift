@@ -40,7 +40,7 @@ struct ModelOptions: ParsableArguments {
   var weightGroup = 128
 
   @Option(name: .long, help: ArgumentHelp(
-    "How activations meet 8/4-bit weights when decoding: int8 (rounded per block of 32 and multiplied with AVX-512 VNNI; the default where this build has it) or f32 (exact).",
+    "How activations meet quantized weights, in decode and prefill: int8 (rounded per block of 32 and multiplied with AVX-512 VNNI; the default where this build has it) or f32 (exact).",
     valueName: "int8|f32"))
   var activations: QuantizedActivations?
 

@@ -77,43 +77,14 @@ public struct Int8Input: @unchecked Sendable {
   /// Fills `rows` rows from `natural` (`[rows, stride]`). Cost: one pass over the inputs.
   func prepare(for m: QuantizedMatrix, natural: UnsafePointer<Float>, stride: Int, rows: Int) {
     let ones = unsafeBitCast(SIMD64<UInt8>(repeating: 1), to: __m512i.self)
-    let magnitude = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
     for t in 0..<rows {
-      let source = natural + t * stride
       let rowCodes = codes + t * codeStride, rowScales = scales + t * laneStride, rowSums = sums + t * laneStride
       var spanSum = SIMD16<Float>()
       var column = 0
       while column < m.columns {
-        var values = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
-        if let order = m.inputOrder {
-          withUnsafeMutableBytes(of: &values) { raw in
-            let v = raw.bindMemory(to: Float.self)
-            for i in 0..<QuantizedMatrix.chunk { v[i] = source[Int(order[column + i])] }
-          }
-        } else {
-          let raw = UnsafeRawPointer(source + column)
-          values = (
-            raw.loadUnaligned(as: SIMD16<Float>.self), raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
-            raw.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self), raw.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self)
-          )
-        }
-        func absolute(_ v: SIMD16<Float>) -> SIMD16<Float> {
-          unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & magnitude, to: SIMD16<Float>.self)
-        }
-        let first = pointwiseMax(absolute(values.0), absolute(values.1)).max() / 127
-        let second = pointwiseMax(absolute(values.2), absolute(values.3)).max() / 127
-        let scale = SIMD16<Float>(lowHalf: SIMD8(repeating: first), highHalf: SIMD8(repeating: second))
-        let lowInverse = SIMD16<Float>(repeating: first > 0 ? 1 / first : 0)
-        let highInverse = SIMD16<Float>(repeating: second > 0 ? 1 / second : 0)
-        // `cvtps` rounds to nearest even (the default MXCSR mode), as `quantize(block:)` does.
-        let q = (
-          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.0 * lowInverse, to: __m512.self))),
-          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.1 * lowInverse, to: __m512.self))),
-          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.2 * highInverse, to: __m512.self))),
-          _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.3 * highInverse, to: __m512.self)))
-        )
         let destination = UnsafeMutableRawPointer(rowCodes + column)
-        destination.storeBytes(of: q, as: (__m128i, __m128i, __m128i, __m128i).self)
+        let (first, second) = Self.quantizeChunk(m, natural + t * stride, column: column, into: destination)
+        let scale = SIMD16<Float>(lowHalf: SIMD8(repeating: first), highHalf: SIMD8(repeating: second))
         UnsafeMutableRawPointer(rowScales + column / 4).storeBytes(of: scale, as: SIMD16<Float>.self)
         let laneSums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_loadu_si512(destination))
         spanSum.addProduct(_mm512_cvtepi32_ps(laneSums), scale)
@@ -124,6 +95,48 @@ public struct Int8Input: @unchecked Sendable {
         }
       }
     }
+  }
+
+  /// Quantizes the 64 inputs of stored columns `column ..< column + 64` of one row (`source`,
+  /// in input order) as two blocks of 32, writing their codes to `destination`; returns the
+  /// blocks' scales. The one definition of the kernels' rounding (`quantize(block:)` in scalar).
+  @inline(__always)
+  static func quantizeChunk(
+    _ m: QuantizedMatrix, _ source: UnsafePointer<Float>, column: Int, into destination: UnsafeMutableRawPointer
+  ) -> (first: Float, second: Float) {
+    let magnitude = SIMD16<UInt32>(repeating: 0x7FFF_FFFF)
+    var values = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+    if let order = m.inputOrder {
+      withUnsafeMutableBytes(of: &values) { raw in
+        let v = raw.bindMemory(to: Float.self)
+        for i in 0..<QuantizedMatrix.chunk { v[i] = source[Int(order[column + i])] }
+      }
+    } else {
+      let raw = UnsafeRawPointer(source + column)
+      values = (
+        raw.loadUnaligned(as: SIMD16<Float>.self), raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
+        raw.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self), raw.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self)
+      )
+    }
+    // `vmaxps` returns its second operand when either is NaN: NaNs count as 0, as the scalar
+    // `max` skips them. (The generic SIMD max and select compile to scalar loops.)
+    let zero = _mm512_setzero_ps()
+    func absolute(_ v: SIMD16<Float>) -> __m512 {
+      _mm512_max_ps(unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & magnitude, to: __m512.self), zero)
+    }
+    let first = _mm512_reduce_max_ps(_mm512_max_ps(absolute(values.0), absolute(values.1))) / 127
+    let second = _mm512_reduce_max_ps(_mm512_max_ps(absolute(values.2), absolute(values.3))) / 127
+    let lowInverse = SIMD16<Float>(repeating: first > 0 ? 1 / first : 0)
+    let highInverse = SIMD16<Float>(repeating: second > 0 ? 1 / second : 0)
+    // `cvtps` rounds to nearest even (the default MXCSR mode), as `quantize(block:)` does.
+    let q = (
+      _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.0 * lowInverse, to: __m512.self))),
+      _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.1 * lowInverse, to: __m512.self))),
+      _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.2 * highInverse, to: __m512.self))),
+      _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(unsafeBitCast(values.3 * highInverse, to: __m512.self)))
+    )
+    destination.storeBytes(of: q, as: (__m128i, __m128i, __m128i, __m128i).self)
+    return (first, second)
   }
   #endif
 }

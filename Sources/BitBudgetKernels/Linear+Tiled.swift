@@ -7,33 +7,61 @@ extension Linear {
   /// Prefill GEMM without a BLAS library: tasks are blocks of 32 weight rows; each task widens its
   /// block once into a k-major f32 panel (`[columns][32]`, in L2) and multiplies it with the
   /// tokens 8 at a time, keeping an 8 × 32 tile of outputs in 16 registers: per column, two panel
-  /// loads and eight broadcasts feed 16 FMAs. Each weight byte is read once per call. Token rows
-  /// past the last multiple of 8 go through the streaming kernel.
+  /// loads and eight broadcasts feed 16 FMAs. Each weight byte is read once per call (per
+  /// `LinearScratch.promptRows` tokens with int8 activations). Quantized weights with int8
+  /// activations (`LinearScratch.activations`) take the int8 tile instead
+  /// (`Linear+Int8Tiled.swift`). Token rows past the last multiple of 8 go through the
+  /// streaming kernel.
   static func runTiled(
     _ jobs: [LinearJob], input: UnsafePointer<Float>, inputStride: Int, tokens: Int,
     pool: ThreadPool, scratch: LinearScratch
   ) {
+    #if canImport(CAVX512VNNI)
+    let int8 = scratch.tilesInt8(jobs)
+    if int8 && tokens > scratch.promptRows {
+      for first in stride(from: 0, to: tokens, by: scratch.promptRows) {
+        runTiled(
+          jobs.map { $0.advanced(byTokens: first) }, input: input + first * inputStride, inputStride: inputStride,
+          tokens: min(scratch.promptRows, tokens - first), pool: pool, scratch: scratch)
+      }
+      return
+    }
+    #else
+    let int8 = false
+    #endif
     let tiled = tokens / tileTokens * tileTokens
     if tiled > 0 {
+      #if canImport(CAVX512VNNI)
+      if int8 { scratch.prepareInt8Prompts(jobs, natural: input, stride: inputStride, rows: tiled, pool: pool) }
+      #endif
       var totalTasks = 0
       for job in jobs { totalTasks += (job.weight.rows + panelWidth - 1) / panelWidth }
       pool.parallelFor(totalTasks) { task, thread in
         var local = task
-        for job in jobs {
+        for (j, job) in jobs.enumerated() {
           let blocks = (job.weight.rows + panelWidth - 1) / panelWidth
           if local < blocks {
             let panel = scratch.panel(thread: thread)
             let first = local * panelWidth
             let count = min(panelWidth, job.weight.rows - first)
-            switch job.weight {
-            case .dense(let weight): pack(weight, rows: first..<(first + count), into: panel)
-            case .quantized(let weight): pack(weight, rows: first..<(first + count), into: panel)
-            }
             let k = job.weight.columns
-            var t = 0
-            while t < tiled {
-              tile8x32(panel, input + t * inputStride, inputStride, k, job.output + t * job.outputStride + first, job.outputStride, count)
-              t += tileTokens
+            switch job.weight {
+            case .dense(let weight):
+              pack(weight, rows: first..<(first + count), into: panel)
+              tileAll(panel, job, input, inputStride, k, tiled, first, count)
+            case .quantized(let weight):
+              if int8 {
+                #if canImport(CAVX512VNNI)
+                packInt8(weight, rows: first..<(first + count), into: UnsafeMutableRawPointer(panel))
+                let prompt = scratch.int8Prompts[j], sub = int8SubBlock(weight)
+                for t in stride(from: 0, to: tiled, by: int8TileTokens) {
+                  int8Tile4x32(UnsafeRawPointer(panel), columns: k, subBlock: sub, prompt, t, job.output + t * job.outputStride + first, job.outputStride, count)
+                }
+                #endif
+              } else {
+                pack(weight, rows: first..<(first + count), into: panel)
+                tileAll(panel, job, input, inputStride, k, tiled, first, count)
+              }
             }
             if let bias = job.bias {
               for t in 0..<tiled {
@@ -49,10 +77,21 @@ extension Linear {
     }
     if tiled < tokens {
       runStreaming(
-        jobs.map { LinearJob(weight: $0.weight, bias: $0.bias, output: $0.output + tiled * $0.outputStride, outputStride: $0.outputStride) },
-        input: input + tiled * inputStride, inputStride: inputStride, tokens: tokens - tiled, pool: pool, scratch: scratch,
-        // The whole prefill multiplies f32 activations, its last few tokens too.
-        activations: .f32)
+        jobs.map { $0.advanced(byTokens: tiled) }, input: input + tiled * inputStride, inputStride: inputStride,
+        tokens: tokens - tiled, pool: pool, scratch: scratch,
+        // The whole prefill multiplies the activations one way, its last few tokens too.
+        activations: int8 ? nil : .f32)
+    }
+  }
+
+  /// The f32 tile over the first `tiled` token rows, for rows `first ..< first + count`.
+  @inline(__always)
+  static func tileAll(
+    _ panel: UnsafeMutablePointer<Float>, _ job: LinearJob, _ input: UnsafePointer<Float>, _ inputStride: Int, _ k: Int,
+    _ tiled: Int, _ first: Int, _ count: Int
+  ) {
+    for t in stride(from: 0, to: tiled, by: tileTokens) {
+      tile8x32(panel, input + t * inputStride, inputStride, k, job.output + t * job.outputStride + first, job.outputStride, count)
     }
   }
 

@@ -26,6 +26,11 @@ public struct LinearJob: @unchecked Sendable {
   ) {
     self.init(weight: .dense(weight), bias: bias, output: output, outputStride: outputStride)
   }
+
+  /// The same job for the token rows from `tokens` on.
+  func advanced(byTokens tokens: Int) -> LinearJob {
+    LinearJob(weight: weight, bias: bias, output: output + tokens * outputStride, outputStride: outputStride)
+  }
 }
 
 /// Matrix products of f32 activations with f32/f16/bf16 or 4/8-bit group-quantized weights

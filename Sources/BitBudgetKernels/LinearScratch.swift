@@ -4,7 +4,8 @@
 /// - per thread, one packed weight panel for the tiled kernel (`32 × maxColumns` floats);
 /// - for models with quantized linears, per job, the input rows prepared for the quantized
 ///   streaming kernel (`QuantizedInput`: in the matrix's input order, pre-scaled per vector, with
-///   per-group lane sums), and where the int8 kernels exist their int8 input (`Int8Input`).
+///   per-group lane sums), and where the int8 kernels exist their int8 input (`Int8Input`) and,
+///   for the tiled int8 kernel, the whole run's rows quantized (`Int8Prompt`, `maxRows` rows).
 public final class LinearScratch: @unchecked Sendable {
   /// Most jobs one `Linear.run` may take.
   public static let maxJobs = 4
@@ -26,6 +27,14 @@ public final class LinearScratch: @unchecked Sendable {
   /// Per job, the int8 kernels' prepared input (valid for quantized jobs after `prepareInputs`
   /// when `usesInt8`).
   private(set) var int8Inputs: [Int8Input]
+  /// Per job, room for `promptRows` input rows quantized for the tiled int8 kernel (nil
+  /// without quantized weights or without the int8 kernels).
+  private let promptRowsBuffer: UnsafeMutableRawPointer?
+  /// Token rows one tiled int8 run takes at once (more are processed in slices of this many).
+  let promptRows: Int
+  /// Per job, the tiled int8 kernel's prepared rows (valid for quantized jobs after
+  /// `prepareInt8Prompts`).
+  private(set) var int8Prompts: [Int8Prompt]
   /// How activations meet quantized weights in the streaming kernels; `.int8` falls back to
   /// `.f32` where the build has no int8 kernels.
   public var activations: QuantizedActivations = .fastest
@@ -39,9 +48,15 @@ public final class LinearScratch: @unchecked Sendable {
   ///   - threadCount: threads of the pool that will run the kernels.
   ///   - maxColumns: the widest weight matrix input (largest `columns`).
   ///   - quantized: whether some weight matrix is quantized.
-  public init(threadCount: Int, maxColumns: Int, quantized: Bool = false) {
+  ///   - maxRows: token rows of the longest run (the session's rows per forward pass); longer
+  ///     runs of the tiled int8 kernel are sliced.
+  public init(threadCount: Int, maxColumns: Int, quantized: Bool = false, maxRows: Int = Linear.tiledMinimumTokens) {
     self.maxColumns = max(1, maxColumns)
     self.threadCount = max(1, threadCount)
+    promptRows = max(Linear.tiledMinimumTokens, maxRows)
+    let promptBytes = Self.promptBytes(maxColumns: self.maxColumns, quantized: quantized, maxRows: maxRows)
+    promptRowsBuffer = promptBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: promptBytes, alignment: 64) : nil
+    int8Prompts = []
     pairOrderInput = Self.allocate(pairOrderRows * Self.paddedStride(self.maxColumns))
     preparedInputs = quantized ? Self.allocate(Self.maxJobs * pairOrderRows * Self.paddedStride(self.maxColumns)) : nil
     preparedSums = quantized ? Self.allocate(Self.maxJobs * pairOrderRows * Self.sumStride(self.maxColumns)) : nil
@@ -69,6 +84,7 @@ public final class LinearScratch: @unchecked Sendable {
     preparedInputs?.deallocate()
     preparedSums?.deallocate()
     int8Rows?.deallocate()
+    promptRowsBuffer?.deallocate()
     for panel in panels { panel.deallocate() }
     jobInputs.deallocate()
     jobStrides.deallocate()
@@ -82,16 +98,23 @@ public final class LinearScratch: @unchecked Sendable {
 
   /// Total scratch bytes held.
   public var byteCount: Int {
-    Self.byteCount(threadCount: threadCount, maxColumns: maxColumns, quantized: preparedInputs != nil)
+    Self.byteCount(threadCount: threadCount, maxColumns: maxColumns, quantized: preparedInputs != nil, maxRows: promptRows)
   }
 
-  /// Scratch bytes of a `LinearScratch(threadCount:maxColumns:quantized:)`.
-  public static func byteCount(threadCount: Int, maxColumns: Int, quantized: Bool = false) -> Int {
+  /// Scratch bytes of a `LinearScratch(threadCount:maxColumns:quantized:maxRows:)`.
+  public static func byteCount(threadCount: Int, maxColumns: Int, quantized: Bool = false, maxRows: Int = Linear.tiledMinimumTokens) -> Int {
     let columns = max(1, maxColumns)
     let rows = Linear.tiledMinimumTokens * paddedStride(columns)
     let prepared = quantized ? maxJobs * Linear.tiledMinimumTokens * (paddedStride(columns) + sumStride(columns)) : 0
     return (rows + prepared + max(1, threadCount) * Linear.panelWidth * columns) * 4
-      + int8Bytes(maxColumns: columns, quantized: quantized)
+      + int8Bytes(maxColumns: columns, quantized: quantized) + promptBytes(maxColumns: columns, quantized: quantized, maxRows: maxRows)
+  }
+
+  /// Bytes of the tiled int8 kernel's prepared rows of every job (0 without quantized weights
+  /// or int8 kernels).
+  static func promptBytes(maxColumns: Int, quantized: Bool, maxRows: Int) -> Int {
+    guard quantized && QuantizedActivations.int8Available else { return 0 }
+    return maxJobs * max(Linear.tiledMinimumTokens, maxRows) * Int8Prompt.rowBytes((max(1, maxColumns) + 63) / 64 * 64)
   }
 
   /// Bytes of the int8 inputs of every job (0 without quantized weights or int8 kernels).
@@ -172,4 +195,35 @@ public final class LinearScratch: @unchecked Sendable {
       jobStrides[j] = Self.paddedStride(columns)
     }
   }
+
+  #if canImport(CAVX512VNNI)
+  /// Whether a tiled run of `jobs` multiplies int8 activations (some job is quantized and the
+  /// scratch has room for it).
+  func tilesInt8(_ jobs: [LinearJob]) -> Bool {
+    usesInt8 && promptRowsBuffer != nil && jobs.contains { if case .quantized = $0.weight { true } else { false } }
+  }
+
+  /// Prepares `rows` (at most `promptRows`) input rows for each quantized job's tiled int8
+  /// kernel, on `pool`; jobs of one layout share them.
+  func prepareInt8Prompts(_ jobs: [LinearJob], natural: UnsafePointer<Float>, stride: Int, rows: Int, pool: ThreadPool) {
+    guard let promptRowsBuffer else { preconditionFailure("LinearScratch was made without room for int8 prompts") }
+    precondition(rows <= promptRows, "at most \(promptRows) rows per tiled int8 run")
+    let slot = promptRows * Int8Prompt.rowBytes((maxColumns + 63) / 64 * 64)
+    int8Prompts.removeAll(keepingCapacity: true)
+    for (j, job) in jobs.enumerated() {
+      let prompt = Int8Prompt(base: promptRowsBuffer + j * slot, rows: promptRows, columns: job.weight.columns)
+      guard case .quantized(let weight) = job.weight else {
+        int8Prompts.append(prompt)
+        continue
+      }
+      precondition(weight.columns <= maxColumns, "LinearScratch was sized for narrower inputs")
+      if let earlier = jobs[..<j].indices.first(where: { QuantizedInput.sameLayout(jobs[$0].weight, job.weight) }) {
+        int8Prompts.append(int8Prompts[earlier])
+      } else {
+        pool.parallelChunks(rows, grain: 8) { range in prompt.prepare(for: weight, natural: natural, stride: stride, rows: range) }
+        int8Prompts.append(prompt)
+      }
+    }
+  }
+  #endif
 }

@@ -71,7 +71,7 @@ import Testing
       #expect(mismatches.isEmpty, "\(name): \(mismatches.count) weights differ, first at \(mismatches.first ?? -1)")
       // The quantized kernels against the scalar products: the widened matrix's (f32 paths:
       // streaming decode and batches, and the tiled prefill that dequantizes panels), or the
-      // int8 definition's.
+      // int8 definition's (decode, batches and the int8 tiled prefill).
       var random = TestRandom(seed: 3)
       let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
       let paths = [QuantizedActivations.f32] + (QuantizedActivations.int8Available ? [.int8] : [])
@@ -85,7 +85,7 @@ import Testing
               Linear.run([LinearJob(weight: .quantized(m), output: out.baseAddress!, outputStride: rows)], input: x.baseAddress!, inputStride: columns, tokens: tokens, pool: pool, scratch: scratch)
             }
             slow.withUnsafeMutableBufferPointer { out in
-              if activations == .int8 && tokens < Linear.tiledMinimumTokens {
+              if activations == .int8 {
                 Linear.reference(LinearJob(weight: .quantized(m), output: out.baseAddress!, outputStride: rows), input: x.baseAddress!, inputStride: columns, tokens: tokens, activations: .int8)
               } else {
                 let dense = DenseMatrix(base: w.baseAddress!, rows: rows, columns: columns, elementType: .f32)

@@ -83,10 +83,8 @@ import Testing
       let weight = Quantized(rows: c.rows, columns: c.columns, c.quantization, random: &random, shuffled: shuffled)
       let bias = (0..<c.rows).map { _ in random.signedUnit() }
       let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, quantized: true)
-      // The tiled path multiplies f32 activations whatever the setting.
-      for activations in path == .tiled ? [.int8, .f32] : Self.activations {
+      for activations in Self.activations {
         scratch.activations = activations
-        let expected: QuantizedActivations = path == .tiled ? .f32 : activations
         for tokens in Self.tokenCounts {
           let stride = c.columns + 5
           let input = (0..<(tokens * stride)).map { _ in random.signedUnit() }
@@ -97,7 +95,7 @@ import Testing
             }
             let fast = Self.run(job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: path)
             let slow = Self.run(
-              job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: nil, activations: expected)
+              job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: nil, activations: activations)
             // f32 sums of ≤ 576 products of magnitude ≤ 0.5: rounding error ≲ 576 · 2⁻²⁴ · 0.5 · √576
             // ≈ 4e-4 at worst, typically 1e-5; one wrong code moves an output by ≥ one step (≥ 1e-3),
             // and so does one int8 input rounded the other way (≥ 1/254 of a block's largest input
@@ -164,7 +162,7 @@ import Testing
   ) -> [(label: String, worst: Float, scale: Float)] {
     let scratch = LinearScratch(threadCount: 2, maxColumns: m.columns, quantized: true)
     var results: [(String, Float, Float)] = []
-    for (path, activations) in [(Linear.Path.tiled, QuantizedActivations.f32)] + Self.activations.map({ (.streaming, $0) }) {
+    for (path, activations) in [Linear.Path.tiled, .streaming].flatMap({ path in Self.activations.map { (path, $0) } }) {
       scratch.activations = activations
       for tokens in [1, 3, 8, 37] {
         let input = (0..<(tokens * m.columns)).map { _ in random.signedUnit() }
@@ -172,7 +170,7 @@ import Testing
         let fast = Self.run(job, rows: m.rows, input: input, stride: m.columns, tokens: tokens, pool: pool, scratch: scratch, path: path)
         let slow = Self.run(
           job, rows: m.rows, input: input, stride: m.columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
-          activations: path == .tiled ? .f32 : activations)
+          activations: activations)
         results.append((
           "\(path) \(activations) \(tokens) tokens", zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan, slow.map(abs).max() ?? 1))
       }

@@ -144,7 +144,7 @@ public final class InferenceSession {
     linearScratch = LinearScratch(
       threadCount: pool.threadCount,
       maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-      quantized: model.weights.hasQuantizedLinears)
+      quantized: model.weights.hasQuantizedLinears, maxRows: self.maxRows)
     attentionScratch = AttentionScratch(threadCount: pool.threadCount)
     let b = Buffers(config: config, rows: self.maxRows, logitRows: self.maxLogitRows)
     buffers = b
@@ -173,9 +173,9 @@ public final class InferenceSession {
     rowPositions = Array(repeating: 0, count: self.maxRows)
   }
 
-  /// How activations meet 8/4-bit weights in the streaming kernels (decode, batched decode,
-  /// short prompts); prefill multiplies f32 activations either way. `.int8` (the default where
-  /// the build has the int8 kernels) rounds each block of 32 inputs to int8; `.f32` is exact.
+  /// How activations meet quantized weights, in decode and prefill alike. `.int8` (the default
+  /// where the build has the int8 kernels) rounds each block of 32 inputs to int8; `.f32` is
+  /// exact.
   public var quantizedActivations: QuantizedActivations {
     get { linearScratch.activations }
     set { linearScratch.activations = newValue }
@@ -197,7 +197,7 @@ public final class InferenceSession {
     let buffers = Buffers.sizes(config: config, rows: max(1, maxRows), logitRows: max(1, maxLogitRows)).reduce(0, +) * 4
     let linear = LinearScratch.byteCount(
       threadCount: threads, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-      quantized: quantizedLinears)
+      quantized: quantizedLinears, maxRows: max(1, maxRows))
     let attention = AttentionScratch.byteCount(
       threadCount: threads, floats: longestContext > 0 ? Attention.scratchFloats(shape: shape, tokens: longestContext) : 0)
     return buffers + linear + attention
@@ -419,7 +419,7 @@ public final class InferenceSession {
       let activations = linearScratch.activations
       linearScratch = LinearScratch(
         threadCount: pool.threadCount, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-        quantized: true)
+        quantized: true, maxRows: maxRows)
       linearScratch.activations = activations
     }
   }
