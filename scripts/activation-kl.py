@@ -2,12 +2,13 @@
 """How far the int8-activation kernels move a quantized model's next-token distributions from the
 exact f32 path: mean KL(f32 ‖ int8) and top-1 agreement over windows of a text corpus.
 
-  python3 scripts/activation-kl.py MODEL [--windows 24] [--tokens 31] [--corpus FILE.jsonl] [--args "..."]
+  python3 scripts/activation-kl.py MODEL [--windows 24] [--tokens 31] [--min-tokens 8] [--corpus FILE.jsonl] [--args "..."]
 
 MODEL is anything `bitbudget logits --model` takes (a GGUF whose linears stay quantized, or a
 model folder with --args "--weights 4"). Each window is one forward pass: windows below 32 tokens
 run through the streaming (decode) kernels, longer ones through the tiled (prefill) kernels; the
-activations setting applies to both. Needs a release build (swift build -c release) and numpy.
+activations setting applies to both (`--tokens 64 --min-tokens 32` measures prefill alone).
+Needs a release build (swift build -c release) and numpy.
 """
 import argparse
 import json
@@ -34,7 +35,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
     parser.add_argument("--windows", type=int, default=24)
-    parser.add_argument("--tokens", type=int, default=31)
+    parser.add_argument("--tokens", type=int, default=31, help="tokens per window (at most)")
+    parser.add_argument("--min-tokens", type=int, default=8, help="skip texts shorter than this")
     parser.add_argument("--corpus", default=os.path.join(ROOT, "Tests/Fixtures/tokenizer/qwen3-corpus.jsonl"))
     parser.add_argument("--tokenizer", help="tokenizer for the corpus (default: the model)")
     parser.add_argument("--args", default="", help="extra bitbudget options, e.g. \"--weights 4\"")
@@ -43,8 +45,10 @@ def main():
     texts = [json.loads(line)["text"] for line in open(args.corpus) if line.strip()]
     windows = []
     for text in texts:
+        if "\0" in text:
+            continue  # cannot be passed as an argument
         ids = run(args.binary, "tokenize", "--tokenizer", args.tokenizer or args.model, "--text", text, "--json")["ids"]
-        if len(ids) >= 8:
+        if len(ids) >= args.min_tokens:
             windows.append(ids[: args.tokens])
         if len(windows) == args.windows:
             break
