@@ -35,8 +35,8 @@ public final class LinearScratch: @unchecked Sendable {
   /// Per job, the tiled int8 kernel's prepared rows (valid for quantized jobs after
   /// `prepareInt8Prompts`).
   private(set) var int8Prompts: [Int8Prompt]
-  /// How activations meet quantized weights in the streaming kernels; `.int8` falls back to
-  /// `.f32` where the build has no int8 kernels.
+  /// How activations meet quantized weights, in the streaming and tiled kernels; `.int8` falls
+  /// back to `.f32` where the build has no int8 kernels.
   public var activations: QuantizedActivations = .fastest
   /// Whether the streaming kernels take int8 inputs.
   var usesInt8: Bool { activations == .int8 && int8Rows != nil }
