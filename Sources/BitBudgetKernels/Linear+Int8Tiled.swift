@@ -70,8 +70,8 @@ extension Linear {
 
   /// Unpacks rows `rows` of `m` (at most 32) into `panel`: codes at `[(c / 4) · 128 + j · 4 +
   /// c % 4]` for row `j` of the block and column `c`, then per sub-block `s` the scales at
-  /// `[s · 32 + j]` and the offsets (`o` in `W = scale · code + o`) after them. Missing rows are
-  /// zero.
+  /// `[s · 32 + j]` and the offsets (`o` in `W = scale · code + o`) after them: at most 48
+  /// bytes per column, so it fits the f32 panel's buffer (128 per column). Missing rows are zero.
   static func packInt8(_ m: QuantizedMatrix, rows: Range<Int>, into panel: UnsafeMutableRawPointer) {
     switch m.bits {
     case 4: packInt8(FourBitCodes.self, m, rows, panel)
