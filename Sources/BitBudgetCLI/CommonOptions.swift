@@ -27,7 +27,7 @@ struct ModelOptions: ParsableArguments {
   var memoryLimit: String?
 
   @Option(name: .customLong("gguf-dtype"), help: ArgumentHelp(
-    "Widen every quantized GGUF tensor at load to bf16 or f32. By default linear layers of type Q8_0, Q4_0 or Q4_1 stay quantized and other types are widened to bf16 (--weights also widens first).",
+    "Widen every quantized GGUF tensor at load to bf16 or f32. By default tensors of type Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K stay quantized at the file's size and other types are widened to bf16 (--weights also widens first).",
     valueName: "bf16|f32"))
   var ggufDType: GGUFDType?
 

@@ -221,62 +221,6 @@ extension Linear {
   @inline(__always)
   static var codeOffset: SIMD16<Float> { SIMD16(repeating: 8_388_608) }
 
-  /// Scale and offset of span `s` of one row (`params`: the row's group parameters), such that
-  /// the span adds `scale · Σ code·x + offset · Σ x`: the offset is `−scale · zero`, or the
-  /// minimum. One group broadcast, or for groups of 32 (16) the chunk's two (four) groups in
-  /// lanes 0–7 and 8–15 (0–3, 4–7, …): lane `l` holds columns `4l ..< 4l + 4`.
-  @inline(__always)
-  static func spanConstants(
-    _ params: UnsafeRawPointer, _ s: Int, pairs: Bool, form: QuantizedMatrix.GroupParameters
-  ) -> (SIMD16<Float>, SIMD16<Float>) {
-    let (scale, second) = spanParameters(params, s, pairs: pairs, form: form)
-    return (scale, form.addsMinimum ? second : -(scale * second))
-  }
-
-  /// Scale and zero (or minimum) of span `s` of one row, as `spanConstants` spreads them;
-  /// `pairs`: groups of 32 (ignored by the super-block forms, whose group size is fixed).
-  @inline(__always)
-  static func spanParameters(
-    _ params: UnsafeRawPointer, _ s: Int, pairs: Bool, form: QuantizedMatrix.GroupParameters
-  ) -> (SIMD16<Float>, SIMD16<Float>) {
-    switch form {
-    case .scale(let zero):
-      let z = SIMD16<Float>(repeating: Float(zero))
-      if !pairs { return (SIMD16(repeating: f16ToFloat(params.loadUnaligned(fromByteOffset: s * 2, as: UInt16.self))), z) }
-      let two = params.loadUnaligned(fromByteOffset: s * 4, as: SIMD2<UInt16>.self)
-      return (SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[0])), highHalf: SIMD8(repeating: f16ToFloat(two[1]))), z)
-    case .scaleAndZero, .scaleAndMinimum:
-      if !pairs {
-        let pair = params.loadUnaligned(fromByteOffset: s * 4, as: SIMD2<UInt16>.self)
-        return (SIMD16(repeating: f16ToFloat(pair[0])), SIMD16(repeating: f16ToFloat(pair[1])))
-      }
-      let two = params.loadUnaligned(fromByteOffset: s * 8, as: SIMD4<UInt16>.self)
-      return (
-        SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[0])), highHalf: SIMD8(repeating: f16ToFloat(two[2]))),
-        SIMD16(lowHalf: SIMD8(repeating: f16ToFloat(two[1])), highHalf: SIMD8(repeating: f16ToFloat(two[3])))
-      )
-    case .superBlockScaleAndMinimum:
-      // The chunk's groups 2k and 2k + 1 of its super-block: 12 bits of scales, 12 of minima.
-      let header = params + s / 4 * 16, shift = UInt64(12 * (s % 4))
-      let d = f16ToFloat(header.loadUnaligned(as: UInt16.self)), dmin = f16ToFloat(header.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-      let scales = header.loadUnaligned(fromByteOffset: 4, as: UInt64.self) >> shift
-      let minima = header.loadUnaligned(fromByteOffset: 8, as: UInt64.self) >> (16 + shift)
-      return (
-        SIMD16(lowHalf: SIMD8(repeating: d * Float(scales & 63)), highHalf: SIMD8(repeating: d * Float(scales >> 6 & 63))),
-        SIMD16(lowHalf: SIMD8(repeating: -(dmin * Float(minima & 63))), highHalf: SIMD8(repeating: -(dmin * Float(minima >> 6 & 63))))
-      )
-    case .superBlockScale:
-      // The chunk's groups 4k ..< 4k + 4 of its super-block, four lanes each.
-      let header = params + s / 4 * 18
-      let d = f16ToFloat(header.loadUnaligned(as: UInt16.self))
-      let four = SIMD4<Float>(header.loadUnaligned(fromByteOffset: 2 + 4 * (s % 4), as: SIMD4<Int8>.self)) * d
-      let lanes = SIMD16<Float>(
-        four[0], four[0], four[0], four[0], four[1], four[1], four[1], four[1],
-        four[2], four[2], four[2], four[2], four[3], four[3], four[3], four[3])
-      return (lanes, SIMD16(repeating: 32))
-    }
-  }
-
   @inline(__always)
   static func xLoad64(_ x: UnsafePointer<Float>, _ i: Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
     let raw = UnsafeRawPointer(x + i)

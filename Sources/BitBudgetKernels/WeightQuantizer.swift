@@ -15,6 +15,25 @@ public struct WeightQuantization: Sendable, Equatable, CustomStringConvertible {
   /// The group size for a matrix `columns` wide.
   public func groupSize(columns: Int) -> Int { groupSize ?? columns }
 
+  /// How a matrix quantized this way is held: symmetric groups all have the zero `2^(bits−1)`,
+  /// so only their f16 scales are kept (2 bytes per group, as GGUF's Q8_0 and Q4_0 keep them),
+  /// else an f16 (scale, zero) pair per group.
+  public var heldForm: QuantizedMatrix.GroupParameters {
+    symmetric ? .scale(zero: 1 << (bits - 1)) : .scaleAndZero
+  }
+
+  /// Stores group `index`'s parameters (`parameters` of `heldForm`, as f16).
+  @inline(__always)
+  public func store(scale: Float, zero: Float, group index: Int, in parameters: UnsafeMutablePointer<UInt16>) {
+    if symmetric {
+      assert(zero == Float(1 << (bits - 1)), "a symmetric group's zero is 2^(bits-1)")
+      parameters[index] = floatToF16(scale)
+    } else {
+      parameters[index * 2] = floatToF16(scale)
+      parameters[index * 2 + 1] = floatToF16(zero)
+    }
+  }
+
   /// Why a `[rows, columns]` matrix cannot be quantized this way, or nil.
   public func layoutError(columns: Int) -> String? {
     QuantizedMatrix.layoutError(columns: columns, bits: bits, groupSize: groupSize(columns: columns))
@@ -83,8 +102,8 @@ public enum WeightQuantizer {
     let row = UnsafeMutablePointer<Float>.allocate(capacity: columns)
     defer { row.deallocate() }
     return QuantizedMatrixStorage(
-      rows: weight.rows, columns: columns, bits: bits, groupSize: groupSize, reordersInput: false
-    ) { codes, pairs, _ in
+      rows: weight.rows, columns: columns, bits: bits, groupSize: groupSize, form: quantization.heldForm, reordersInput: false
+    ) { codes, groupParameters, _ in
       let groups = (columns + groupSize - 1) / groupSize
       let rowBytes = columns * bits / 8
       for r in 0..<weight.rows {
@@ -92,8 +111,7 @@ public enum WeightQuantizer {
         for g in 0..<groups {
           let start = g * groupSize, count = min(groupSize, columns - start)
           let (scale, zero) = parameters(row + start, count: count, bits: bits, symmetric: quantization.symmetric)
-          pairs[(r * groups + g) * 2] = floatToF16(scale)
-          pairs[(r * groups + g) * 2 + 1] = floatToF16(zero)
+          quantization.store(scale: scale, zero: zero, group: r * groups + g, in: groupParameters)
           for c in start..<(start + count) {
             QuantizedMatrix.setCode(
               code(row[c], scale: scale, zero: zero, maxq: maxq), column: c, bits: bits, in: codes + r * rowBytes)

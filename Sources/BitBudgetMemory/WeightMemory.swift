@@ -10,8 +10,9 @@ import BitBudgetEngine
 /// checkpoints store it (`paperCountsTiedHead`).
 ///
 /// `engine` convention: what the engine holds, `WeightLayout.byteCount`: quantized linears in the
-/// runtime layout carry `bits + 32/groupSize` bits per weight (codes and an f16 scale and zero per
-/// group; no g_idx unless act-order, then an int32 per input column); everything else as stored.
+/// runtime layout carry `bits + 16/groupSize` bits per weight when symmetric (codes and an f16
+/// scale per group; the zero is implied) and `bits + 32/groupSize` when not (an f16 scale and
+/// zero); no g_idx unless act-order, then an int32 per input column; everything else as stored.
 public enum WeightMemory {
   /// The quantized linear layers' (out, in) shapes, per layer.
   static func linearShapes(_ c: ModelConfig) -> [(rows: Int, columns: Int)] {

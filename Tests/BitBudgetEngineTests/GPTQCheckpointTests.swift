@@ -90,10 +90,11 @@ import Testing
     #expect(try logits(loaded).map(\.bitPattern) == logits(atLoad).map(\.bitPattern))
   }
 
-  /// A checkpoint with a NaN scale, or a g_idx with unequal groups, is an error, not a crash.
+  /// A checkpoint with a NaN scale, a g_idx with unequal groups, or (being `sym: true`) a zero
+  /// other than the symmetric one, is an error, not a crash.
   @Test func rejectsCorruptTensors() throws {
     let source = (Self.directory as NSString).appendingPathComponent("python-actorder-4bit")
-    for corruption in ["scale", "g_idx"] {
+    for corruption in ["scale", "g_idx", "qzeros"] {
       let folder = try Fixtures.temporaryDirectory("gptq-corrupt")
       defer { try? FileManager.default.removeItem(at: folder) }
       for name in ["config.json", "model.safetensors"] {
@@ -101,17 +102,20 @@ import Testing
       }
       let path = folder.appendingPathComponent("model.safetensors").path
       let file = try SafetensorsFile(path: path)
-      let name = "model.layers.1.mlp.down_proj." + (corruption == "scale" ? "scales" : "g_idx")
+      let name = "model.layers.1.mlp.down_proj." + (corruption == "scale" ? "scales" : corruption)
       let info = try #require(file.tensors[name])
       var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
       if corruption == "scale" {
         bytes[info.fileOffset + 6] = 0x00
         bytes[info.fileOffset + 7] = 0x7E  // f16 NaN
-      } else {
+      } else if corruption == "g_idx" {
         bytes[info.fileOffset] = (bytes[info.fileOffset] + 1) % 3  // column 0 changes group (of 3): unequal groups
+      } else {
+        bytes[info.fileOffset] ^= 0x01  // output 0's zero of group 0 is no longer 8
       }
       try bytes.write(to: URL(fileURLWithPath: path))
-      #expect(throws: EngineError.self, "\(corruption)") { try DecoderModel.load(path: folder.path) }
+      let error = #expect(throws: EngineError.self, "\(corruption)") { try DecoderModel.load(path: folder.path) }
+      if corruption == "qzeros" { #expect(error?.description.contains("sym: true") == true, "\(String(describing: error))") }
     }
   }
 

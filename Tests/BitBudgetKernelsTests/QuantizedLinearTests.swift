@@ -31,15 +31,15 @@ import Testing
       order.shuffle(using: &random)
       let m = dense.matrix
       storage = QuantizedMatrixStorage(
-        rows: rows, columns: columns, bits: m.bits, groupSize: m.groupSize, reordersInput: true
-      ) { codes, pairs, inputOrder in
+        rows: rows, columns: columns, bits: m.bits, groupSize: m.groupSize, form: m.form, reordersInput: true
+      ) { codes, parameters, inputOrder in
         for j in 0..<columns { inputOrder![j] = Int32(order[j]) }
         for r in 0..<rows {
           for j in 0..<columns {
             QuantizedMatrix.setCode(m.code(row: r, column: j), column: j, bits: m.bits, in: codes + r * m.rowBytes)
           }
         }
-        for i in 0..<(rows * m.groups * 2) { pairs[i] = m.groupParameters.load(fromByteOffset: 2 * i, as: UInt16.self) }
+        for i in 0..<(rows * m.parameterRowBytes / 2) { parameters[i] = m.groupParameters.load(fromByteOffset: 2 * i, as: UInt16.self) }
       }
     }
 
@@ -205,6 +205,9 @@ import Testing
       for (label, worst, _) in Self.everyPathAgainstReference(storage.matrix, random: &random, pool: pool) {
         #expect(worst < 2e-4, "\(form) \(bits)-bit g\(groupSize) \(label): max |Δ| \(worst)")
       }
+      for activations in Self.activations {
+        #expect(Self.batchDependentCounts(storage.matrix, activations: activations, random: &random, pool: pool) == [])
+      }
       // The documented formulas.
       let m = storage.matrix
       let (scale, second) = m.parameters(row: 5, group: 1)
@@ -252,6 +255,9 @@ import Testing
     #expect(storage.matrix.byteCount == rows * (columns * bits / 8 + form.rowBytes(columns: columns, groupSize: groupSize)))
     for (label, worst, scale) in Self.everyPathAgainstReference(storage.matrix, random: &random, pool: pool) {
       #expect(worst <= 1e-5 * scale + 1e-6, "\(form) \(bits)-bit \(label): max |Δ| \(worst) of \(scale)")
+    }
+    for activations in Self.activations {
+      #expect(Self.batchDependentCounts(storage.matrix, activations: activations, random: &random, pool: pool) == [])
     }
     // The documented formulas, from the raw bytes.
     let m = storage.matrix
@@ -310,20 +316,30 @@ import Testing
     let pool = ThreadPool(threadCount: 2)
     for c in Self.cases {
       let weight = Quantized(rows: c.rows, columns: c.columns, c.quantization, random: &random, shuffled: shuffled)
-      let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, quantized: true)
-      scratch.activations = activations
-      let tokens = 17
-      let input = (0..<(tokens * c.columns)).map { _ in random.signedUnit() }
-      let job = { (out: UnsafeMutablePointer<Float>) in
-        LinearJob(weight: .quantized(weight.matrix), output: out, outputStride: c.rows)
-      }
-      let alone = (0..<tokens).flatMap { t in
-        Self.run(job, rows: c.rows, input: Array(input[(t * c.columns)..<((t + 1) * c.columns)]), stride: c.columns, tokens: 1, pool: pool, scratch: scratch, path: .streaming)
-      }
-      for count in 1...tokens {
-        let together = Self.run(job, rows: c.rows, input: Array(input.prefix(count * c.columns)), stride: c.columns, tokens: count, pool: pool, scratch: scratch, path: .streaming)
-        #expect(together.map(\.bitPattern) == alone.prefix(count * c.rows).map(\.bitPattern), "\(c.quantization) \(count) rows")
-      }
+      #expect(Self.batchDependentCounts(weight.matrix, activations: activations, random: &random, pool: pool) == [], "\(c.quantization)")
+    }
+  }
+
+  /// The token counts `1...17` at which a streaming run's rows differ in any bit from runs on
+  /// each row alone (the decode kernel takes one row at a time, batches four).
+  static func batchDependentCounts(
+    _ m: QuantizedMatrix, activations: QuantizedActivations, random: inout TestRandom, pool: ThreadPool
+  ) -> [Int] {
+    let scratch = LinearScratch(threadCount: 2, maxColumns: m.columns, quantized: true)
+    scratch.activations = activations
+    let tokens = 17
+    let input = (0..<(tokens * m.columns)).map { _ in random.signedUnit() }
+    let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(m), output: out, outputStride: m.rows) }
+    let alone = (0..<tokens).flatMap { t in
+      Self.run(
+        job, rows: m.rows, input: Array(input[(t * m.columns)..<((t + 1) * m.columns)]), stride: m.columns, tokens: 1, pool: pool,
+        scratch: scratch, path: .streaming)
+    }
+    return (1...tokens).filter { count in
+      let together = Self.run(
+        job, rows: m.rows, input: Array(input.prefix(count * m.columns)), stride: m.columns, tokens: count, pool: pool,
+        scratch: scratch, path: .streaming)
+      return together.map(\.bitPattern) != alone.prefix(count * m.rows).map(\.bitPattern)
     }
   }
 

@@ -27,7 +27,7 @@ public struct WeightLayout: Sendable {
 
     /// A quantized `[rows, columns]` linear in the runtime layout.
     static func quantized(
-      _ name: String, _ shape: [Int], _ q: WeightQuantization, form: QuantizedMatrix.GroupParameters = .scaleAndZero, reordersInput: Bool
+      _ name: String, _ shape: [Int], _ q: WeightQuantization, form: QuantizedMatrix.GroupParameters, reordersInput: Bool
     ) -> Tensor {
       Tensor(
         name: name, shape: shape,
@@ -80,7 +80,7 @@ public struct WeightLayout: Sendable {
       if let problem = quantize.layoutError(columns: tensor.shape[1]) {
         throw EngineError.unsupported("quantizing \(tensor.name) to \(quantize): \(problem)")
       }
-      return .quantized(tensor.name, tensor.shape, quantize, reordersInput: false)
+      return .quantized(tensor.name, tensor.shape, quantize, form: quantize.heldForm, reordersInput: false)
     })
   }
 
@@ -127,7 +127,7 @@ public struct WeightLayout: Sendable {
             groupIndex: GPTQTensors.readInt32s(pointer, count: shape[1]), columns: shape[1],
             groupSize: gptq.quantization.groupSize(columns: shape[1]), name: prefix + ".g_idx") != nil
         }
-        return .quantized(name, shape, gptq.quantization, reordersInput: reorders)
+        return .quantized(name, shape, gptq.quantization, form: gptq.quantization.heldForm, reordersInput: reorders)
       }
       guard let info = checkpoint.tensor(name) else {
         throw EngineError.invalidWeights(reason: "tensor \(name) is missing in \(path)")

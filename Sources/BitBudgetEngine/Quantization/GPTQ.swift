@@ -227,15 +227,14 @@ public enum GPTQ {
     }
 
     let storage = QuantizedMatrixStorage(
-      rows: rows, columns: columns, bits: q.bits, groupSize: groupSize, reordersInput: prepared.actOrder
-    ) { packed, pairs, inputOrder in
+      rows: rows, columns: columns, bits: q.bits, groupSize: groupSize, form: q.heldForm, reordersInput: prepared.actOrder
+    ) { packed, parameters, inputOrder in
       if let inputOrder { for j in 0..<columns { inputOrder[j] = Int32(order[j]) } }
       let rowBytes = columns * q.bits / 8
       for r in 0..<rows {
         for j in 0..<columns { QuantizedMatrix.setCode(Int(codes[r * columns + j]), column: j, bits: q.bits, in: packed + r * rowBytes) }
         for g in 0..<groups {
-          pairs[(r * groups + g) * 2] = floatToF16(scales[r * groups + g])
-          pairs[(r * groups + g) * 2 + 1] = floatToF16(zeros[r * groups + g])
+          q.store(scale: scales[r * groups + g], zero: zeros[r * groups + g], group: r * groups + g, in: parameters)
         }
       }
     }

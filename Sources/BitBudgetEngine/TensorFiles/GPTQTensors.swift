@@ -92,9 +92,12 @@ public enum GPTQTensors {
     var storedPosition = Array(0..<columns)
     if let order { for (j, i) in order.enumerated() { storedPosition[Int(i)] = j } }
     let zeroOffset: UInt32 = config.format == .v1 ? 1 : 0
+    // A symmetric checkpoint is held as its scales alone (`WeightQuantization.heldForm`), so its
+    // zeros must all be the symmetric one.
+    let symmetricZero = UInt32(1 << (bits - 1))
     return try QuantizedMatrixStorage(
-      rows: rows, columns: columns, bits: bits, groupSize: groupSize, reordersInput: order != nil
-    ) { codes, pairs, inputOrder in
+      rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: q.heldForm, reordersInput: order != nil
+    ) { codes, parameters, inputOrder in
       if let order, let inputOrder { for j in 0..<columns { inputOrder[j] = order[j] } }
       for g in 0..<groups {
         for o in 0..<rows {
@@ -104,8 +107,16 @@ public enum GPTQTensors {
           guard f16ToFloat(scale).isFinite else {
             throw EngineError.invalidWeights(reason: "\(prefix).scales[\(g), \(o)] is not a finite f16 value")
           }
-          pairs[(o * groups + g) * 2] = scale
-          pairs[(o * groups + g) * 2 + 1] = floatToF16(Float(zero))
+          if q.symmetric {
+            guard zero == symmetricZero else {
+              throw EngineError.invalidWeights(
+                reason: "\(prefix).qzeros[\(g), \(o)] is \(zero), but the checkpoint says sym: true, whose \(bits)-bit zeros are all \(symmetricZero)")
+            }
+            parameters[o * groups + g] = scale
+          } else {
+            parameters[(o * groups + g) * 2] = scale
+            parameters[(o * groups + g) * 2 + 1] = floatToF16(Float(zero))
+          }
         }
       }
       let rowBytes = columns * bits / 8
