@@ -35,10 +35,11 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
   /// How a group's weights follow from its codes.
   public enum GroupParameters: Sendable, Equatable {
-    /// f16 (scale, zero) per group: `scale · (code − zero)` (GPTQ, round-to-nearest).
+    /// f16 (scale, zero) per group: `scale · (code − zero)` (asymmetric GPTQ and round-to-nearest).
     case scaleAndZero
-    /// An f16 scale per group and one zero for all: `scale · (code − zero)` (GGUF Q8_0 with
-    /// its signed codes offset by 128, Q4_0, Q5_0).
+    /// An f16 scale per group and one zero for all: `scale · (code − zero)` (symmetric GPTQ and
+    /// round-to-nearest, zero `2^(bits−1)`; GGUF Q8_0 with its signed codes offset by 128, Q4_0,
+    /// Q5_0).
     case scale(zero: Int)
     /// f16 (scale, minimum) per group: `scale · code + minimum` (GGUF Q4_1, Q5_1).
     case scaleAndMinimum
