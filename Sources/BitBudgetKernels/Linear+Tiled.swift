@@ -1,3 +1,8 @@
+#if canImport(CAVX512VNNI)
+internal import _Builtin_intrinsics.intel
+#endif
+import CPrefetch
+
 extension Linear {
   /// Output rows per packed panel of the tiled kernel.
   static let panelWidth = 32
@@ -111,16 +116,65 @@ extension Linear {
   static func pack<W: Widening>(
     _: W.Type, _ weight: DenseMatrix, _ rows: Range<Int>, _ panel: UnsafeMutablePointer<Float>, _ k: Int
   ) {
+    #if canImport(CAVX512VNNI)
+    let vectorized = k / 32 * 32
+    packBlocks(W.self, weight, rows, panel, k)
+    #else
+    let vectorized = 0
+    #endif
     for (j, row) in rows.enumerated() {
       let base = weight.base + row * k * weight.elementType.byteCount
-      for c in 0..<k { panel[c * panelWidth + j] = W.load1(base, c) }
+      for c in vectorized..<k { panel[c * panelWidth + j] = W.load1(base, c) }
     }
     if rows.count < panelWidth {
-      for c in 0..<k {
+      for c in vectorized..<k {
         for j in rows.count..<panelWidth { panel[c * panelWidth + j] = 0 }
       }
     }
   }
+
+  #if canImport(CAVX512VNNI)
+  /// The columns `0 ..< k / 32 * 32` of `pack`, 16 rows × 32 columns at a time: each row's 32
+  /// values widened as the streaming kernels load them (two vectors), then each vector set's
+  /// 16 × 16 transposed in registers into 16 panel columns; missing rows stay zero. (Written one
+  /// float at a time, the pack took 13% of a 16-bit prefill.)
+  @inline(__always)
+  static func packBlocks<W: Widening>(
+    _: W.Type, _ weight: DenseMatrix, _ rows: Range<Int>, _ panel: UnsafeMutablePointer<Float>, _ k: Int
+  ) {
+    let rowBytes = k * W.byteCount
+    withUnsafeTemporaryAllocation(of: __m512i.self, capacity: 32) { buffer in
+      guard let first = buffer.baseAddress else { return }
+      let second = first + 16
+      for firstRow in stride(from: 0, to: panelWidth, by: 16) {
+        let present = max(0, min(16, rows.count - firstRow))
+        var column = 0
+        while column + 32 <= k {
+          for j in 0..<16 {
+            guard j < present else {
+              (first[j], second[j]) = (_mm512_setzero_si512(), _mm512_setzero_si512())
+              continue
+            }
+            let base = weight.base + (rows.lowerBound + firstRow + j) * rowBytes
+            // 16 rows are 16 streams, more than the hardware prefetcher follows.
+            bitbudget_prefetch(base + (column + 128) * W.byteCount)
+            let (low, high) = W.load32(base, column)
+            (first[j], second[j]) = (unsafeBitCast(low, to: __m512i.self), unsafeBitCast(high, to: __m512i.self))
+          }
+          transpose16x16(first)
+          transpose16x16(second)
+          for l in 0..<16 {
+            // Pair order: the vectors hold the even and the odd columns; else the two halves.
+            let (a, b) = W.usesPairOrder ? (column + 2 * l, column + 2 * l + 1) : (column + l, column + 16 + l)
+            UnsafeMutableRawPointer(panel + a * panelWidth + firstRow).storeBytes(of: first[l], as: __m512i.self)
+            UnsafeMutableRawPointer(panel + b * panelWidth + firstRow).storeBytes(of: second[l], as: __m512i.self)
+          }
+          column += 32
+        }
+      }
+    }
+  }
+  #endif
 
   /// `y[t, 0..<count] = Σ_c x[t, c] · panel[c, 0..<count]` for 8 token rows.
   @inline(__always)
