@@ -228,16 +228,17 @@ extension Linear {
   @inline(__always)
   static func int8Codes<C: QuantizedCodes>(_: C.Type, _ p: UnsafeRawPointer) -> __m512i {
     if C.bits == 8 { return _mm512_loadu_si512(p) }
+    // The nibbles: the 32 bytes in both halves (a broadcast load), the upper half shifted down
+    // by 4, masked — three instructions; the generic vector code took a shift, an insert and two
+    // masks.
     let words = p.loadUnaligned(as: SIMD8<UInt32>.self)
-    let mask = SIMD8<UInt32>(repeating: 0x0F0F_0F0F)
-    if C.bits == 4 { return unsafeBitCast(SIMD16<UInt32>(lowHalf: words & mask, highHalf: (words &>> 4) & mask), to: __m512i.self) }
-    // 5 and 6 bits (`BitPlaneCodes`), written with the intrinsics: the generic vector code
-    // compiles to a chain of permutes. The nibbles: the 32 bytes in both halves, the upper
-    // shifted down by 4. Each plane: its half `h` in words 8h ..< 8h + 8, word `l = 8h + j`
-    // rotated so that bit `8k + j` lands on bit `8k + 4` (`8k + 5`), then masked in.
     var codes = _mm512_and_si512(
       _mm512_srlv_epi64(_mm512_broadcast_i64x4(unsafeBitCast(words, to: __m256i.self)), unsafeBitCast(SIMD8<UInt64>(0, 0, 0, 0, 4, 4, 4, 4), to: __m512i.self)),
       _mm512_set1_epi8(0x0F))
+    if C.bits == 4 { return codes }
+    // 5 and 6 bits (`BitPlaneCodes`), written with the intrinsics: the generic vector code
+    // compiles to a chain of permutes. Each plane: its half `h` in words 8h ..< 8h + 8, word
+    // `l = 8h + j` rotated so that bit `8k + j` lands on bit `8k + 4` (`8k + 5`), then masked in.
     let halves = unsafeBitCast(SIMD16<UInt32>(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), to: __m512i.self)
     for plane in 0..<(C.bits - 4) {
       let spread = _mm512_permutexvar_epi32(halves, _mm512_set1_epi64(p.loadUnaligned(fromByteOffset: 32 + 8 * plane, as: Int64.self)))
