@@ -35,9 +35,12 @@ let package = Package(
     .target(name: "CAllocator"),
     // A header-only gate: importable only when compiling for a CPU with AVX-512 VNNI.
     .target(name: "CAVX512VNNI"),
+    // The same kind of gate for AVX512-BF16, and inline wrappers of its instructions.
+    .target(name: "CAVX512BF16"),
+    .target(name: "CBF16"),
     .target(
       name: "BitBudgetKernels",
-      dependencies: ["CPrefetch", "CAVX512VNNI"],
+      dependencies: ["CPrefetch", "CAVX512VNNI", "CAVX512BF16", "CBF16"],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetEngine",

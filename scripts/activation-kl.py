@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""How far the int8-activation kernels move a quantized model's next-token distributions from the
-exact f32 path: mean KL(f32 ‖ int8) and top-1 agreement over windows of a text corpus.
+"""How far rounded activations (`--activations rounded`: int8 blocks against quantized weights,
+bf16 against bf16 weights in prefill) move a model's next-token distributions from the exact f32
+path: mean KL(exact ‖ rounded) and top-1 agreement over windows of a text corpus.
 
   python3 scripts/activation-kl.py MODEL [--windows 24] [--tokens 31] [--min-tokens 8] [--corpus FILE.jsonl] [--args "..."]
 
-MODEL is anything `bitbudget logits --model` takes (a GGUF whose linears stay quantized, or a
-model folder with --args "--weights 4"). Each window is one forward pass: windows below 32 tokens
+MODEL is anything `bitbudget logits --model` takes (a GGUF whose linears stay quantized, a
+model folder with --args "--weights 4", or a bf16 model: --args "--gguf-dtype bf16" widens a GGUF). Each window is one forward pass: windows below 32 tokens
 run through the streaming (decode) kernels, longer ones through the tiled (prefill) kernels; the
-activations setting applies to both (`--tokens 64 --min-tokens 32` measures prefill alone).
+activations setting applies to both (`--tokens 64 --min-tokens 32` measures prefill alone; bf16
+weights round only there).
 Needs a release build (swift build -c release) and numpy.
 """
 import argparse
@@ -55,11 +57,11 @@ def main():
     kls, agree, positions = [], 0, 0
     for ids in windows:
         logits = {}
-        for activations in ("f32", "int8"):
+        for activations in ("exact", "rounded"):
             report = run(args.binary, "logits", "--model", args.model, "--ids", ",".join(map(str, ids)),
                          "--activations", activations, "--json", *args.args.split())
             logits[activations] = np.array(report["logits"], dtype=np.float64)
-        exact, fast = log_softmax(logits["f32"]), log_softmax(logits["int8"])
+        exact, fast = log_softmax(logits["exact"]), log_softmax(logits["rounded"])
         kls.extend((np.exp(exact) * (exact - fast)).sum(axis=-1))
         agree += int((exact.argmax(-1) == fast.argmax(-1)).sum())
         positions += len(ids)

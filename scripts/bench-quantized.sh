@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Decode and prefill rates of one model at 16, 8 and 4 bits, with int8 and f32 activations,
+# Decode and prefill rates of one model at 16, 8 and 4 bits, with rounded (int8) and exact (f32) activations,
 # interleaved round by round (bandwidth on shared machines moves by ±30% within minutes, so
 # only numbers of one round compare), and their ratio to 16 bits. Not part of CI.
 #
@@ -20,7 +20,7 @@ if [ -z "${MODELS:-}" ]; then
   [ -f "$ASSETS/qwen3-0.6b-shape-v2048/config.json" ] || python3 scripts/make-bench-model.py "$ASSETS/qwen3-0.6b-shape-v2048" --vocab 2048
   MODELS="$ASSETS/qwen3-0.6b-shape $ASSETS/qwen3-0.6b-shape-v2048"
 fi
-CONFIGS=${CONFIGS:-"--weights 16|--weights 8 --activations f32|--weights 8 --activations int8|--weights 4 --activations f32|--weights 4 --activations int8"}
+CONFIGS=${CONFIGS:-"--weights 16|--weights 8 --activations exact|--weights 8 --activations rounded|--weights 4 --activations exact|--weights 4 --activations rounded"}
 swift build -c release --product bitbudget >/dev/null
 BIN=.build/release/bitbudget
 IFS='|' read -r -a configs <<<"$CONFIGS"

@@ -40,13 +40,13 @@ struct ModelOptions: ParsableArguments {
   var weightGroup = 128
 
   @Option(name: .long, help: ArgumentHelp(
-    "How activations meet quantized weights, in decode and prefill: int8 (rounded per block of 32 and multiplied with AVX-512 VNNI; the default where this build has it) or f32 (exact).",
-    valueName: "int8|f32"))
-  var activations: QuantizedActivations?
+    "How activations meet the weights: rounded (quantized weights: int8 per block of 32, multiplied with AVX-512 VNNI, in decode and prefill; bf16 weights: bf16, multiplied with AVX512-BF16, in prefill; the default where this build has either) or exact (f32).",
+    valueName: "rounded|exact"))
+  var activations: LinearActivations?
 
   func validate() throws {
-    if activations == .int8 && !QuantizedActivations.int8Available {
-      throw ValidationError("--activations int8 needs the int8 kernels, which this build lacks (x86-64 with AVX-512 VNNI only); use f32")
+    if activations == .rounded && !LinearActivations.int8Available && !LinearActivations.bf16Available {
+      throw ValidationError("--activations rounded needs the int8 or bf16 kernels, which this build lacks (x86-64 with AVX-512 VNNI or AVX512-BF16 only); use exact")
     }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     if let weights, ![4, 8, 16].contains(weights) { throw ValidationError("--weights must be 16, 8 or 4") }
@@ -78,14 +78,19 @@ struct ModelOptions: ParsableArguments {
       elementType: kvDType.elementType, promptTokens: max(1, promptTokens), tokens: max(0, tokens), samples: samples,
       prefillChunk: prefillChunk)
     let scratch = InferenceSession.scratchBytes(
-      config: model.config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: model.weights.hasQuantizedLinears)
+      config: model.config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: model.weights.hasQuantizedLinears,
+      bf16Linears: model.weights.hasBF16Linears)
     return (model.weights.byteCount + usage.peakBytes + scratch, usage.peakBytes, scratch)
   }
 
   /// A session for `model` with these options' kernels.
-  func session(_ model: DecoderModel, maxRows: Int = InferenceSession.defaultMaxRows, maxLogitRows: Int = 16) throws -> InferenceSession {
+  /// `defaultActivations` applies without `--activations`.
+  func session(
+    _ model: DecoderModel, maxRows: Int = InferenceSession.defaultMaxRows, maxLogitRows: Int = 16,
+    defaultActivations: LinearActivations = .fastest
+  ) throws -> InferenceSession {
     let session = try InferenceSession(model: model, threads: threads, maxRows: maxRows, maxLogitRows: maxLogitRows)
-    session.quantizedActivations = activations ?? .fastest
+    session.linearActivations = activations ?? defaultActivations
     return session
   }
 
@@ -178,4 +183,4 @@ struct TokenIds: ExpressibleByArgument {
 
 
 
-extension QuantizedActivations: ExpressibleByArgument {}
+extension LinearActivations: ExpressibleByArgument {}

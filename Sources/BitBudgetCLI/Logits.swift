@@ -5,7 +5,7 @@ import Foundation
 struct Logits: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Print the logits of every position of a token sequence.",
-    discussion: "Output: {\"logits\": [[float × vocab] × positions]} (float32 values).")
+    discussion: "Output: {\"logits\": [[float × vocab] × positions]} (float32 values). Activations are exact (f32) unless --activations rounded is given.")
 
   @OptionGroup var options: ModelOptions
 
@@ -17,7 +17,8 @@ struct Logits: ParsableCommand {
 
   func run() throws {
     let model = try options.loadModel()
-    let session = try options.session(model, maxRows: 64, maxLogitRows: 64)
+    // Logits are printed to be compared with another engine's: exact unless asked otherwise.
+    let session = try options.session(model, maxRows: 64, maxLogitRows: 64, defaultActivations: .exact)
     let cache = try options.makeCache(session)
     // Every logit is computed and checked before anything is printed, so a failure leaves no
     // partial JSON on stdout (positions × vocab floats are held: 0.6 MB per position for Qwen3).

@@ -5,34 +5,6 @@ internal import _Builtin_intrinsics.intel
 #endif
 import CPrefetch
 
-/// How activations meet quantized weights in the streaming kernels (decode, batched decode of
-/// G samples, prompts shorter than `Linear.tiledMinimumTokens`).
-public enum QuantizedActivations: String, Sendable, CaseIterable {
-  /// f32 activations times the codes unpacked to f32: the exact path, equal to the dequantized
-  /// weights' product up to f32 rounding.
-  case f32
-  /// Activations quantized to int8 per block of 32 (scale `max|x| / 127`, codes
-  /// `round(x / scale)`: llama.cpp's Q8_0), multiplied with the weight codes by `vpdpbusd` (64
-  /// products per instruction, exact in int32). What it changes is the input's rounding, by at
-  /// most half a step per value (0.4% of the block's largest value).
-  case int8
-
-  /// Whether this build has the int8 kernels: x86-64 compiled for a CPU with AVX-512 VNNI. It
-  /// is decided at build time, by the target CPU the package is compiled for (`-target-cpu
-  /// native` in Package.swift), like every other instruction the kernels use; elsewhere (arm64,
-  /// x86-64 without VNNI) the f32 kernels run.
-  public static var int8Available: Bool {
-    #if canImport(CAVX512VNNI)
-    true
-    #else
-    false
-    #endif
-  }
-
-  /// What runs unless told otherwise: int8 where the build has it, else f32.
-  public static var fastest: QuantizedActivations { int8Available ? .int8 : .f32 }
-}
-
 /// Input rows quantized for a quantized matrix's int8 kernels, once per run and layout:
 /// - `codes`: each row in the matrix's input order, as int8 codes of blocks of 32 values;
 /// - `scales`: per row and 64-column chunk, 16 lanes: the first block's scale in lanes 0–7, the

@@ -51,7 +51,7 @@ extension Int8Prompt {
   }
 }
 
-/// The tiled int8 kernel (prefill with `QuantizedActivations.int8`): tasks are blocks of 32
+/// The tiled int8 kernel (prefill with `LinearActivations.rounded`): tasks are blocks of 32
 /// weight rows; each task unpacks its block once into a panel with the rows in the lanes —
 /// per 4 columns, 32 rows × 4 code bytes — plus each row's scale and offset per sub-block (32
 /// columns, 16 for groups of 16), and multiplies it with the tokens 4 at a time: per 4 columns,

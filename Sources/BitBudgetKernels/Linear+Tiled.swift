@@ -15,12 +15,19 @@ extension Linear {
   /// loads and eight broadcasts feed 16 FMAs. Each weight byte is read once per call (per
   /// `LinearScratch.promptRows` tokens with int8 activations). Quantized weights with int8
   /// activations (`LinearScratch.activations`) take the int8 tile instead
-  /// (`Linear+Int8Tiled.swift`). Token rows past the last multiple of 8 go through the
+  /// (`Linear+Int8Tiled.swift`), and bf16 weights with rounded activations the bf16 tile
+  /// (`Linear+BF16Tiled.swift`). Token rows past the last multiple of 8 go through the
   /// streaming kernel.
   static func runTiled(
     _ jobs: [LinearJob], input: UnsafePointer<Float>, inputStride: Int, tokens: Int,
     pool: ThreadPool, scratch: LinearScratch
   ) {
+    #if canImport(CAVX512BF16) && canImport(CAVX512VNNI)
+    if scratch.tilesBF16(jobs) {
+      runBF16Tiled(jobs, input: input, inputStride: inputStride, tokens: tokens, pool: pool, scratch: scratch)
+      return
+    }
+    #endif
     #if canImport(CAVX512VNNI)
     let int8 = scratch.tilesInt8(jobs)
     if int8 && tokens > scratch.promptRows {
@@ -85,7 +92,7 @@ extension Linear {
         jobs.map { $0.advanced(byTokens: tiled) }, input: input + tiled * inputStride, inputStride: inputStride,
         tokens: tokens - tiled, pool: pool, scratch: scratch,
         // The whole prefill multiplies the activations one way, its last few tokens too.
-        activations: int8 ? nil : .f32)
+        activations: int8 ? nil : .exact)
     }
   }
 
@@ -206,17 +213,6 @@ extension Linear {
       b = SIMD16<Float>(repeating: x7[c])
       a.v.14.addProduct(w0, b); a.v.15.addProduct(w1, b)
     }
-    withUnsafeBytes(of: &a.v) { raw in
-      let acc = raw.bindMemory(to: SIMD16<Float>.self)
-      for t in 0..<8 {
-        let row = y + t * ldy
-        if count == panelWidth {
-          UnsafeMutableRawPointer(row).storeBytes(of: acc[2 * t], as: SIMD16<Float>.self)
-          UnsafeMutableRawPointer(row).storeBytes(of: acc[2 * t + 1], toByteOffset: 64, as: SIMD16<Float>.self)
-        } else {
-          for j in 0..<count { row[j] = acc[2 * t + j / 16][j % 16] }
-        }
-      }
-    }
+    a.storeTile(y, ldy, count: count)
   }
 }

@@ -5,7 +5,9 @@
 /// - for models with quantized linears, per job, the input rows prepared for the quantized
 ///   streaming kernel (`QuantizedInput`: in the matrix's input order, pre-scaled per vector, with
 ///   per-group lane sums), and where the int8 kernels exist their int8 input (`Int8Input`) and,
-///   for the tiled int8 kernel, the whole run's rows quantized (`Int8Prompt`, `maxRows` rows).
+///   for the tiled int8 kernel, the whole run's rows quantized (`Int8Prompt`, `maxRows` rows);
+/// - for models with bf16 linears, where the bf16 tile exists, the run's rows rounded to bf16
+///   (`BF16Prompt`, `maxRows` rows rounded up to a tile).
 public final class LinearScratch: @unchecked Sendable {
   /// Most jobs one `Linear.run` may take.
   public static let maxJobs = 4
@@ -35,11 +37,14 @@ public final class LinearScratch: @unchecked Sendable {
   /// Per job, the tiled int8 kernel's prepared rows (valid for quantized jobs after
   /// `prepareInt8Prompts`).
   private(set) var int8Prompts: [Int8Prompt]
-  /// How activations meet quantized weights, in the streaming and tiled kernels; `.int8` falls
-  /// back to `.f32` where the build has no int8 kernels.
-  public var activations: QuantizedActivations = .fastest
+  /// Room for `promptRows` input rows rounded to bf16 (nil without bf16 weights or without the
+  /// bf16 tile).
+  private let bf16Rows: UnsafeMutablePointer<UInt32>?
+  /// How activations meet weights, in the streaming and tiled kernels; `.rounded` is exact for
+  /// the weights whose fast kernel the build lacks.
+  public var activations: LinearActivations = .fastest
   /// Whether the streaming kernels take int8 inputs.
-  var usesInt8: Bool { activations == .int8 && int8Rows != nil }
+  var usesInt8: Bool { activations == .rounded && int8Rows != nil }
   let jobInputs: UnsafeMutablePointer<UnsafePointer<Float>>
   let jobStrides: UnsafeMutablePointer<Int>
   let threadCount: Int
@@ -48,15 +53,22 @@ public final class LinearScratch: @unchecked Sendable {
   ///   - threadCount: threads of the pool that will run the kernels.
   ///   - maxColumns: the widest weight matrix input (largest `columns`).
   ///   - quantized: whether some weight matrix is quantized.
+  ///   - bf16: whether some weight matrix is bf16.
   ///   - maxRows: token rows of the longest run (the session's rows per forward pass); longer
   ///     runs of the tiled int8 kernel are sliced.
-  public init(threadCount: Int, maxColumns: Int, quantized: Bool = false, maxRows: Int = Linear.tiledMinimumTokens) {
+  public init(
+    threadCount: Int, maxColumns: Int, quantized: Bool = false, bf16: Bool = false, maxRows: Int = Linear.tiledMinimumTokens
+  ) {
     self.maxColumns = max(1, maxColumns)
     self.threadCount = max(1, threadCount)
     promptRows = max(Linear.tiledMinimumTokens, maxRows)
     let promptBytes = Self.promptBytes(maxColumns: self.maxColumns, quantized: quantized, maxRows: maxRows)
     promptRowsBuffer = promptBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: promptBytes, alignment: 64) : nil
     int8Prompts = []
+    let bf16Bytes = Self.bf16PromptBytes(maxColumns: self.maxColumns, bf16: bf16, maxRows: maxRows)
+    bf16Rows = bf16Bytes > 0
+      ? UnsafeMutableRawPointer.allocate(byteCount: bf16Bytes, alignment: 64).bindMemory(to: UInt32.self, capacity: bf16Bytes / 4)
+      : nil
     pairOrderInput = Self.allocate(pairOrderRows * Self.paddedStride(self.maxColumns))
     preparedInputs = quantized ? Self.allocate(Self.maxJobs * pairOrderRows * Self.paddedStride(self.maxColumns)) : nil
     preparedSums = quantized ? Self.allocate(Self.maxJobs * pairOrderRows * Self.sumStride(self.maxColumns)) : nil
@@ -85,6 +97,7 @@ public final class LinearScratch: @unchecked Sendable {
     preparedSums?.deallocate()
     int8Rows?.deallocate()
     promptRowsBuffer?.deallocate()
+    bf16Rows?.deallocate()
     for panel in panels { panel.deallocate() }
     jobInputs.deallocate()
     jobStrides.deallocate()
@@ -96,30 +109,50 @@ public final class LinearScratch: @unchecked Sendable {
   /// Whether the scratch has room for quantized weights' inputs.
   public var servesQuantizedWeights: Bool { preparedInputs != nil }
 
+  /// Whether the scratch has room for inputs rounded to bf16 (for bf16 weights, where the build
+  /// has the bf16 tile).
+  public var servesBF16Weights: Bool { bf16Rows != nil }
+
   /// Total scratch bytes held.
   public var byteCount: Int {
-    Self.byteCount(threadCount: threadCount, maxColumns: maxColumns, quantized: preparedInputs != nil, maxRows: promptRows)
+    Self.byteCount(
+      threadCount: threadCount, maxColumns: maxColumns, quantized: preparedInputs != nil, bf16: bf16Rows != nil, maxRows: promptRows)
   }
 
-  /// Scratch bytes of a `LinearScratch(threadCount:maxColumns:quantized:maxRows:)`.
-  public static func byteCount(threadCount: Int, maxColumns: Int, quantized: Bool = false, maxRows: Int = Linear.tiledMinimumTokens) -> Int {
+  /// Scratch bytes of a `LinearScratch(threadCount:maxColumns:quantized:bf16:maxRows:)`.
+  public static func byteCount(
+    threadCount: Int, maxColumns: Int, quantized: Bool = false, bf16: Bool = false, maxRows: Int = Linear.tiledMinimumTokens
+  ) -> Int {
     let columns = max(1, maxColumns)
     let rows = Linear.tiledMinimumTokens * paddedStride(columns)
     let prepared = quantized ? maxJobs * Linear.tiledMinimumTokens * (paddedStride(columns) + sumStride(columns)) : 0
     return (rows + prepared + max(1, threadCount) * Linear.panelWidth * columns) * 4
       + int8Bytes(maxColumns: columns, quantized: quantized) + promptBytes(maxColumns: columns, quantized: quantized, maxRows: maxRows)
+      + bf16PromptBytes(maxColumns: columns, bf16: bf16, maxRows: maxRows)
   }
+
+  /// Bytes of the bf16 tile's rounded rows (0 without bf16 weights or without the bf16 tile):
+  /// `maxRows` rows rounded up to a whole tile, of `BF16Prompt.stride` words.
+  static func bf16PromptBytes(maxColumns: Int, bf16: Bool, maxRows: Int) -> Int {
+    guard bf16 && LinearActivations.bf16Available else { return 0 }
+    let rows = (max(Linear.tiledMinimumTokens, maxRows) + Linear.tileTokens - 1) / Linear.tileTokens * Linear.tileTokens
+    return rows * bf16Stride(max(1, maxColumns)) * 4
+  }
+
+  /// Words per bf16-rounded row for inputs `columns` wide: the pairs, rounded up to 16 words,
+  /// plus 16 (as `paddedStride`, so that the 8 rows a tile reads do not start 4 KiB apart).
+  static func bf16Stride(_ columns: Int) -> Int { ((columns + 1) / 2 + 15) / 16 * 16 + 16 }
 
   /// Bytes of the tiled int8 kernel's prepared rows of every job (0 without quantized weights
   /// or int8 kernels).
   static func promptBytes(maxColumns: Int, quantized: Bool, maxRows: Int) -> Int {
-    guard quantized && QuantizedActivations.int8Available else { return 0 }
+    guard quantized && LinearActivations.int8Available else { return 0 }
     return maxJobs * max(Linear.tiledMinimumTokens, maxRows) * Int8Prompt.rowBytes((max(1, maxColumns) + 63) / 64 * 64)
   }
 
   /// Bytes of the int8 inputs of every job (0 without quantized weights or int8 kernels).
   static func int8Bytes(maxColumns: Int, quantized: Bool) -> Int {
-    guard quantized && QuantizedActivations.int8Available else { return 0 }
+    guard quantized && LinearActivations.int8Available else { return 0 }
     return maxJobs * Linear.tiledMinimumTokens * Int8Input.rowBytes(max(1, maxColumns))
   }
 
@@ -224,6 +257,26 @@ public final class LinearScratch: @unchecked Sendable {
         int8Prompts.append(prompt)
       }
     }
+  }
+  #endif
+
+  #if canImport(CAVX512BF16) && canImport(CAVX512VNNI)
+  /// Whether a tiled run of `jobs` takes the bf16 tile: activations `.rounded`, room for them,
+  /// and every weight bf16.
+  func tilesBF16(_ jobs: [LinearJob]) -> Bool {
+    activations == .rounded && bf16Rows != nil
+      && jobs.allSatisfy { if case .dense(let w) = $0.weight { w.elementType == .bf16 } else { false } }
+  }
+
+  /// Rounds `rows` (at most `promptRows`) input rows, `columns` wide, to bf16 on `pool`, and
+  /// zeroes the rows up to the next whole tile.
+  func prepareBF16Prompt(natural: UnsafePointer<Float>, stride: Int, columns: Int, rows: Int, pool: ThreadPool) -> BF16Prompt {
+    guard let bf16Rows else { preconditionFailure("LinearScratch was made without room for bf16 rows") }
+    precondition(rows <= promptRows && columns <= maxColumns, "LinearScratch was sized for fewer or narrower rows")
+    let prompt = BF16Prompt(words: bf16Rows, stride: Self.bf16Stride(columns))
+    pool.parallelChunks(rows, grain: 8) { range in prompt.prepare(natural: natural, stride: stride, columns: columns, rows: range) }
+    prompt.clear(rows: rows..<((rows + Linear.tileTokens - 1) / Linear.tileTokens * Linear.tileTokens))
+    return prompt
   }
   #endif
 }

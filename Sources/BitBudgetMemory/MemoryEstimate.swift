@@ -47,7 +47,7 @@ public struct MemoryModel: Sendable {
   public static func load(_ nameOrPath: String, ggufWidening: ElementType? = nil) throws -> MemoryModel {
     if let preset = ModelPresets.named(nameOrPath) {
       return MemoryModel(
-        name: preset.name, config: preset.config, layout: WeightLayout(config: preset.config, elementBytes: 2),
+        name: preset.name, config: preset.config, layout: WeightLayout(config: preset.config, elementType: .bf16),
         paperCountsTiedHead: preset.paperCountsTiedHead)
     }
     let layout = try WeightLayout.load(path: nameOrPath, ggufWidening: ggufWidening)
@@ -108,7 +108,8 @@ public struct MemoryModel: Sendable {
       kvBytes = usage.bytes
       kvPeak = usage.peakBytes
       scratch = InferenceSession.scratchBytes(
-        config: config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: loaded.linearBits != 16)
+        config: config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: loaded.linearBits != 16,
+        bf16Linears: loaded.hasBF16Linears)
     }
     return MemoryEstimate(
       convention: convention, weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples,

@@ -74,7 +74,7 @@ import Testing
       // int8 definition's (decode, batches and the int8 tiled prefill).
       var random = TestRandom(seed: 3)
       let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
-      let paths = [QuantizedActivations.f32] + (QuantizedActivations.int8Available ? [.int8] : [])
+      let paths = [LinearActivations.exact] + (LinearActivations.int8Available ? [.rounded] : [])
       for (activations, tokens) in paths.flatMap({ a in [(a, 1), (a, 5), (a, Linear.tiledMinimumTokens + 3)] }) {
         let input = (0..<(tokens * columns)).map { _ in random.signedUnit() }
         scratch.activations = activations
@@ -85,8 +85,8 @@ import Testing
               Linear.run([LinearJob(weight: .quantized(m), output: out.baseAddress!, outputStride: rows)], input: x.baseAddress!, inputStride: columns, tokens: tokens, pool: pool, scratch: scratch)
             }
             slow.withUnsafeMutableBufferPointer { out in
-              if activations == .int8 {
-                Linear.reference(LinearJob(weight: .quantized(m), output: out.baseAddress!, outputStride: rows), input: x.baseAddress!, inputStride: columns, tokens: tokens, activations: .int8)
+              if activations == .rounded {
+                Linear.reference(LinearJob(weight: .quantized(m), output: out.baseAddress!, outputStride: rows), input: x.baseAddress!, inputStride: columns, tokens: tokens, activations: .rounded)
               } else {
                 let dense = DenseMatrix(base: w.baseAddress!, rows: rows, columns: columns, elementType: .f32)
                 Linear.reference(LinearJob(weight: dense, output: out.baseAddress!, outputStride: rows), input: x.baseAddress!, inputStride: columns, tokens: tokens)
@@ -201,7 +201,7 @@ import Testing
     #expect(weights.hasQuantizedLinears && weights.format.description.hasPrefix("gguf Q4_1"))
     let model = DecoderModel(config: config, weights: weights, path: Self.path, gguf: file)
     let session = try InferenceSession(model: model, threads: 2, maxRows: 64, maxLogitRows: 64)
-    session.quantizedActivations = .f32
+    session.linearActivations = .exact
     var rows: [[Float]] = []
     _ = try session.prefill(reference.ids[0], cache: session.makeCache(elementType: .f32), logits: .all) { view in
       for r in 0..<view.rows { rows.append(Array(view.row(r))) }

@@ -98,13 +98,63 @@ import Testing
     }
   }
 
+  /// With `.rounded` activations, calls whose weights are all bf16 take the bf16 tile: equal to
+  /// the product of the bf16-rounded inputs (the f32 sums' rounding aside), for partial tiles
+  /// (fewer than 8 tokens, widths and row counts off multiples of 32, an odd width) and runs
+  /// longer than the scratch's rows (sliced). The exact product differs by far more than the
+  /// bound, so the test would notice inputs left unrounded.
+  @Test(.enabled(if: LinearActivations.bf16Available))
+  func bf16TileMatchesTheRoundedReference() {
+    var random = TestRandom(seed: 19)
+    let pool = ThreadPool(threadCount: 2)
+    var exactWorst: Float = 0
+    for shape in Self.shapes + [(rows: 45, columns: 99)] {
+      let weight = Matrix(rows: shape.rows, columns: shape.columns, type: .bf16, random: &random, byteOffset: 4)
+      let biasValues = (0..<shape.rows).map { _ in random.signedUnit() }
+      let scratch = LinearScratch(threadCount: 2, maxColumns: shape.columns, bf16: true, maxRows: 32)
+      #expect(scratch.activations == .rounded)
+      for tokens in [1, 8, 13, 32, 41, 77] {
+        let stride = shape.columns + 5
+        let input = (0..<(tokens * stride)).map { _ in random.signedUnit() }
+        var fast = [Float](repeating: .nan, count: tokens * shape.rows)
+        var rounded = fast, exact = fast
+        biasValues.withUnsafeBytes { biasBytes in
+          let bias = WeightVector(base: biasBytes.baseAddress!, count: shape.rows, elementType: .f32)
+          input.withUnsafeBufferPointer { x in
+            func job(_ y: UnsafeMutableBufferPointer<Float>) -> LinearJob {
+              LinearJob(weight: weight.matrix, bias: bias, output: y.baseAddress!, outputStride: shape.rows)
+            }
+            fast.withUnsafeMutableBufferPointer {
+              Linear.run([job($0)], input: x.baseAddress!, inputStride: stride, tokens: tokens, pool: pool, scratch: scratch, path: .tiled)
+            }
+            rounded.withUnsafeMutableBufferPointer {
+              Linear.reference(job($0), input: x.baseAddress!, inputStride: stride, tokens: tokens, activations: .rounded)
+            }
+            exact.withUnsafeMutableBufferPointer {
+              Linear.reference(job($0), input: x.baseAddress!, inputStride: stride, tokens: tokens)
+            }
+          }
+        }
+        // As `matchesReference`: f32 sums of ≤ 256 products in [−1, 1] (each exact in f32, as
+        // bf16 × bf16 is).
+        let worst = zip(fast, rounded).map { abs($0 - $1) }.max() ?? .nan
+        #expect(worst < 1e-4, "\(shape) tokens \(tokens): max |Δ| \(worst)")
+        exactWorst = max(exactWorst, zip(fast, exact).map { abs($0 - $1) }.max() ?? .nan)
+      }
+    }
+    // Rounding inputs to bf16 moves each product by up to 2⁻⁹ of itself.
+    #expect(exactWorst > 1e-3, "the bf16 tile's outputs are as close to the exact product as \(exactWorst)")
+  }
+
+  /// One call, three weight types: with room for bf16 rows and `.rounded` activations, a call
+  /// that mixes types runs exact (the bf16 tile takes calls that are all bf16).
   @Test func severalJobsShareOneInput() {
     var random = TestRandom(seed: 11)
     let pool = ThreadPool(threadCount: 2)
     let a = Matrix(rows: 64, columns: 96, type: .bf16, random: &random)
     let b = Matrix(rows: 32, columns: 96, type: .f16, random: &random)
     let c = Matrix(rows: 40, columns: 96, type: .f32, random: &random)
-    let scratch = LinearScratch(threadCount: 2, maxColumns: 96)
+    let scratch = LinearScratch(threadCount: 2, maxColumns: 96, bf16: true)
     for tokens in [1, 6, 40] {
       let input = (0..<(tokens * 96)).map { _ in random.signedUnit() }
       var outputs = [a, b, c].map { [Float](repeating: .nan, count: tokens * $0.matrix.rows) }

@@ -55,12 +55,12 @@ import Testing
     (36, 320, WeightQuantization(bits: 8, groupSize: 32, symmetric: false)),
   ]
   /// The activation kinds this build runs.
-  static let activations = QuantizedActivations.allCases.filter { $0 == .f32 || QuantizedActivations.int8Available }
+  static let activations = LinearActivations.allCases.filter { $0 == .exact || LinearActivations.int8Available }
   static let tokenCounts = [1, 2, 3, 4, 5, 8, 9, 13, 17, 32, 41]
 
   static func run(
     _ job: (UnsafeMutablePointer<Float>) -> LinearJob, rows: Int, input: [Float], stride: Int, tokens: Int,
-    pool: ThreadPool, scratch: LinearScratch, path: Linear.Path?, activations: QuantizedActivations = .f32
+    pool: ThreadPool, scratch: LinearScratch, path: Linear.Path?, activations: LinearActivations = .exact
   ) -> [Float] {
     var y = [Float](repeating: .nan, count: tokens * rows)
     input.withUnsafeBufferPointer { x in
@@ -110,7 +110,7 @@ import Testing
 
   /// The int8 path differs from the exact one only by rounding the inputs: by less than
   /// half an int8 step of each block's largest input per weight.
-  @Test(.enabled(if: QuantizedActivations.int8Available)) func int8StaysNearTheExactProduct() {
+  @Test(.enabled(if: LinearActivations.int8Available)) func int8StaysNearTheExactProduct() {
     var random = TestRandom(seed: 11)
     let pool = ThreadPool(threadCount: 2)
     for c in Self.cases {
@@ -118,7 +118,7 @@ import Testing
       let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, quantized: true)
       let input = (0..<c.columns).map { _ in random.signedUnit() }
       let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(weight.matrix), output: out, outputStride: c.rows) }
-      scratch.activations = .int8
+      scratch.activations = .rounded
       let int8 = Self.run(job, rows: c.rows, input: input, stride: c.columns, tokens: 1, pool: pool, scratch: scratch, path: .streaming)
       let exact = Self.run(job, rows: c.rows, input: input, stride: c.columns, tokens: 1, pool: pool, scratch: scratch, path: nil)
       for r in 0..<c.rows {
@@ -131,7 +131,7 @@ import Testing
   }
 
   /// The int8 quantizer of the kernels equals its scalar definition, including all-zero blocks.
-  @Test(.enabled(if: QuantizedActivations.int8Available)) func int8InputsFollowTheScalarQuantizer() {
+  @Test(.enabled(if: LinearActivations.int8Available)) func int8InputsFollowTheScalarQuantizer() {
     var random = TestRandom(seed: 12)
     for (columns, group) in [(128, 32), (192, 128)] {
       var input = (0..<columns).map { _ in random.signedUnit() * 3 }
@@ -139,7 +139,7 @@ import Testing
       input[70] = -3.5
       let weight = Quantized(rows: 1, columns: columns, WeightQuantization(bits: 8, groupSize: group), random: &random)
       let scratch = LinearScratch(threadCount: 1, maxColumns: columns, quantized: true)
-      scratch.activations = .int8
+      scratch.activations = .rounded
       let pool = ThreadPool(threadCount: 1)
       let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(weight.matrix), output: out, outputStride: 1) }
       _ = Self.run(job, rows: 1, input: input, stride: columns, tokens: 1, pool: pool, scratch: scratch, path: .streaming)
@@ -311,7 +311,7 @@ import Testing
 
   /// Row t of a T-row streaming run equals, bit for bit, a run on row t alone.
   @Test(arguments: [false, true], Self.activations)
-  func streamingOutputsDoNotDependOnTheBatch(shuffled: Bool, activations: QuantizedActivations) {
+  func streamingOutputsDoNotDependOnTheBatch(shuffled: Bool, activations: LinearActivations) {
     var random = TestRandom(seed: 8)
     let pool = ThreadPool(threadCount: 2)
     for c in Self.cases {
@@ -323,7 +323,7 @@ import Testing
   /// The token counts `1...17` at which a streaming run's rows differ in any bit from runs on
   /// each row alone (the decode kernel takes one row at a time, batches four).
   static func batchDependentCounts(
-    _ m: QuantizedMatrix, activations: QuantizedActivations, random: inout TestRandom, pool: ThreadPool
+    _ m: QuantizedMatrix, activations: LinearActivations, random: inout TestRandom, pool: ThreadPool
   ) -> [Int] {
     let scratch = LinearScratch(threadCount: 2, maxColumns: m.columns, quantized: true)
     scratch.activations = activations

@@ -74,6 +74,14 @@ import Testing
     _ = try session.prefill(Array(1...8), cache: session.makeCache())
     #expect(estimate.scratchBytes == session.scratchBytes)
     #expect(throws: EngineError.self) { try MemoryModel.load(gptq).estimate(weightsBits: 8, tokens: 0) }
+    // bf16 linears: the scratch holds rows rounded for the bf16 tile (where the build has it).
+    let bf16 = Fixtures.modelPath("qwen3-mha-untied-bf16")
+    let bf16Model = try DecoderModel.load(path: bf16)
+    let bf16Session = try InferenceSession(model: bf16Model, threads: 2)
+    _ = try bf16Session.prefill(Array(1...8), cache: bf16Session.makeCache())
+    #expect(try MemoryModel.load(bf16).estimate(tokens: 8, threads: 2).scratchBytes == bf16Session.scratchBytes)
+    let withRows = InferenceSession.scratchBytes(config: bf16Model.config, threads: 2, longestContext: 8, bf16Linears: true)
+    #expect((withRows > InferenceSession.scratchBytes(config: bf16Model.config, threads: 2, longestContext: 8)) == LinearActivations.bf16Available)
   }
 
   /// The engine convention's KV bytes equal the caches' `residentBytes` after generation, for

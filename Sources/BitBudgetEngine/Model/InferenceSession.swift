@@ -144,7 +144,7 @@ public final class InferenceSession {
     linearScratch = LinearScratch(
       threadCount: pool.threadCount,
       maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-      quantized: model.weights.hasQuantizedLinears, maxRows: self.maxRows)
+      quantized: model.weights.hasQuantizedLinears, bf16: model.weights.hasBF16Linears, maxRows: self.maxRows)
     attentionScratch = AttentionScratch(threadCount: pool.threadCount)
     let b = Buffers(config: config, rows: self.maxRows, logitRows: self.maxLogitRows)
     buffers = b
@@ -173,10 +173,10 @@ public final class InferenceSession {
     rowPositions = Array(repeating: 0, count: self.maxRows)
   }
 
-  /// How activations meet quantized weights, in decode and prefill alike. `.int8` (the default
-  /// where the build has the int8 kernels) rounds each block of 32 inputs to int8; `.f32` is
-  /// exact.
-  public var quantizedActivations: QuantizedActivations {
+  /// How activations meet the weights (`LinearActivations`): `.rounded` (the default where the
+  /// build has the kernels) rounds each block of 32 inputs to int8 for quantized weights, in
+  /// decode and prefill, and inputs to bf16 for bf16 weights in prefill; `.exact` keeps f32.
+  public var linearActivations: LinearActivations {
     get { linearScratch.activations }
     set { linearScratch.activations = newValue }
   }
@@ -187,17 +187,18 @@ public final class InferenceSession {
   public var scratchBytes: Int { buffers.byteCount + linearScratch.byteCount + attentionScratch.byteCount }
 
   /// `scratchBytes` of a session with these settings once its attention has seen at most
-  /// `longestContext` tokens in one call (without creating it); `quantizedLinears` for weights
-  /// with quantized linears (their kernels prepare inputs in scratch).
+  /// `longestContext` tokens in one call (without creating it); `quantizedLinears` and
+  /// `bf16Linears` for weights with quantized or bf16 linears (their kernels prepare inputs in
+  /// scratch).
   public static func scratchBytes(
     config: ModelConfig, threads: Int, maxRows: Int = defaultMaxRows, maxLogitRows: Int = 16, longestContext: Int,
-    quantizedLinears: Bool = false
+    quantizedLinears: Bool = false, bf16Linears: Bool = false
   ) -> Int {
     let shape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
     let buffers = Buffers.sizes(config: config, rows: max(1, maxRows), logitRows: max(1, maxLogitRows)).reduce(0, +) * 4
     let linear = LinearScratch.byteCount(
       threadCount: threads, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-      quantized: quantizedLinears, maxRows: max(1, maxRows))
+      quantized: quantizedLinears, bf16: bf16Linears, maxRows: max(1, maxRows))
     let attention = AttentionScratch.byteCount(
       threadCount: threads, floats: longestContext > 0 ? Attention.scratchFloats(shape: shape, tokens: longestContext) : 0)
     return buffers + linear + attention
@@ -419,7 +420,7 @@ public final class InferenceSession {
       let activations = linearScratch.activations
       linearScratch = LinearScratch(
         threadCount: pool.threadCount, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
-        quantized: true, maxRows: maxRows)
+        quantized: true, bf16: linearScratch.servesBF16Weights, maxRows: maxRows)
       linearScratch.activations = activations
     }
   }

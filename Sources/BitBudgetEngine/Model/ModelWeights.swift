@@ -56,6 +56,11 @@ public final class ModelWeights: @unchecked Sendable {
   /// Whether some linear layer is quantized (their kernels then prepare inputs in scratch).
   public var hasQuantizedLinears: Bool { !quantizedStorage.isEmpty }
 
+  /// Whether some linear layer is bf16 (the bf16 tile then rounds inputs in scratch).
+  public var hasBF16Linears: Bool {
+    layers.contains { $0.linears.contains { if case .dense(let m) = $0 { m.elementType == .bf16 } else { false } } }
+  }
+
   public init(source: any WeightSource, config: ModelConfig, quantize: WeightQuantization? = nil) throws {
     self.source = source
     if config.gptq != nil, quantize != nil {

@@ -12,17 +12,28 @@ public struct WeightLayout: Sendable {
     public let name: String
     public let shape: [Int]
     public let byteCount: Int
+    /// For a tensor held unquantized: its element type in memory.
+    public let elementType: ElementType?
     /// For a quantized linear (`name` is its `.weight`): how it is quantized.
     public let quantization: WeightQuantization?
     /// For a quantized linear: whether it keeps an act-order input order.
     public let reordersInput: Bool
 
-    public init(name: String, shape: [Int], byteCount: Int, quantization: WeightQuantization? = nil, reordersInput: Bool = false) {
+    public init(
+      name: String, shape: [Int], byteCount: Int, elementType: ElementType? = nil, quantization: WeightQuantization? = nil,
+      reordersInput: Bool = false
+    ) {
       self.name = name
       self.shape = shape
       self.byteCount = byteCount
+      self.elementType = elementType
       self.quantization = quantization
       self.reordersInput = reordersInput
+    }
+
+    /// A `[rows, columns]` tensor held unquantized as `type`.
+    static func dense(_ name: String, _ shape: [Int], _ type: ElementType) -> Tensor {
+      Tensor(name: name, shape: shape, byteCount: shape.reduce(1, *) * type.byteCount, elementType: type)
     }
 
     /// A quantized `[rows, columns]` linear in the runtime layout.
@@ -52,16 +63,20 @@ public struct WeightLayout: Sendable {
     return weights.max { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }?.key ?? 16
   }
 
+  /// Whether some linear layer is held as bf16 (the engine then keeps room for inputs rounded to
+  /// bf16, `LinearScratch`).
+  public var hasBF16Linears: Bool { tensors.contains { Self.isLinearWeight($0.name) && $0.elementType == .bf16 } }
+
 
   public init(config: ModelConfig, tensors: [Tensor]) {
     self.config = config
     self.tensors = tensors
   }
 
-  /// Every tensor of `config` stored with `elementBytes` per element (e.g. a bf16 checkpoint).
-  public init(config: ModelConfig, elementBytes: Int) {
+  /// Every tensor of `config` held as `elementType` (e.g. a bf16 checkpoint).
+  public init(config: ModelConfig, elementType: ElementType) {
     self.config = config
-    tensors = config.tensorShapes.map { Tensor(name: $0.name, shape: $0.shape, byteCount: $0.shape.reduce(1, *) * elementBytes) }
+    tensors = config.tensorShapes.map { .dense($0.name, $0.shape, elementType) }
   }
 
   /// Whether `name` is the weight of one of a decoder layer's seven linear layers.
@@ -110,7 +125,7 @@ public struct WeightLayout: Sendable {
         case let inPlace? where !reordered: type = inPlace
         default: type = ggufWidening ?? .bf16
         }
-        return Tensor(name: name, shape: shape, byteCount: shape.reduce(1, *) * type.byteCount)
+        return .dense(name, shape, type)
       }
       return WeightLayout(config: config, tensors: tensors)
     }
@@ -132,7 +147,10 @@ public struct WeightLayout: Sendable {
       guard let info = checkpoint.tensor(name) else {
         throw EngineError.invalidWeights(reason: "tensor \(name) is missing in \(path)")
       }
-      return Tensor(name: name, shape: shape, byteCount: shape.reduce(1, *) * info.dtype.byteCount)
+      guard let type = info.dtype.elementType else {
+        throw EngineError.invalidWeights(reason: "tensor \(name) in \(path) has dtype \(info.dtype.rawValue); dense weights must be F32, F16 or BF16")
+      }
+      return .dense(name, shape, type)
     }
     return WeightLayout(config: config, tensors: tensors)
   }

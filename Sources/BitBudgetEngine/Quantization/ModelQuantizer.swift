@@ -96,7 +96,7 @@ public enum ModelQuantizer {
     let h = config.hiddenSize
     let session = try InferenceSession(model: model, threads: threads)
     // Later layers are calibrated on the outputs of the quantized earlier ones: exactly, as GPTQ.
-    session.quantizedActivations = .f32
+    session.linearActivations = .exact
     var hidden: [UnsafeMutablePointer<Float>] = []
     defer { hidden.forEach { $0.deallocate() } }
     for tokens in sequences {

@@ -1,0 +1,41 @@
+/// How activations meet weights in the linear kernels.
+public enum LinearActivations: String, Sendable, CaseIterable {
+  /// f32 activations times the weights widened to f32 (16-bit weights, quantization codes): equal
+  /// to the product with the dequantized weights up to f32 rounding.
+  case exact
+  /// Activations rounded to what the weights' fastest kernel multiplies, where this build has it:
+  /// - quantized weights, in decode and prefill: int8 per block of 32 (scale `max|x| / 127`,
+  ///   codes `round(x / scale)`: llama.cpp's Q8_0), multiplied with the weight codes by
+  ///   `vpdpbusd` (64 products per instruction, exact in int32). Each input moves by at most half
+  ///   a step, 0.4% of its block's largest value. Needs AVX-512 VNNI.
+  /// - bf16 weights, in the tiled (prefill) kernel: bf16 (nearest, ties to even: a relative
+  ///   error of at most 2⁻⁹), multiplied by `vdpbf16ps` (two products per lane, f32 sums), twice
+  ///   the multiply-adds per instruction of f32 FMAs. Needs AVX512-BF16. Decoding them stays
+  ///   exact: it is bandwidth bound, and rounding would buy nothing.
+  /// Other weights (f16, f32), and everything on builds without these instructions, run exact.
+  case rounded
+
+  /// Whether this build has the int8 kernels: x86-64 compiled for a CPU with AVX-512 VNNI. It
+  /// is decided at build time, by the target CPU the package is compiled for (`-target-cpu
+  /// native` in Package.swift), like every other instruction the kernels use; elsewhere (arm64,
+  /// x86-64 without VNNI) the f32 kernels run.
+  public static var int8Available: Bool {
+    #if canImport(CAVX512VNNI)
+    true
+    #else
+    false
+    #endif
+  }
+
+  /// Whether this build has the bf16 tile: x86-64 compiled for a CPU with AVX512-BF16 (and VNNI).
+  public static var bf16Available: Bool {
+    #if canImport(CAVX512BF16) && canImport(CAVX512VNNI)
+    true
+    #else
+    false
+    #endif
+  }
+
+  /// What runs unless told otherwise: `.rounded` where the build has either kernel, else `.exact`.
+  public static var fastest: LinearActivations { int8Available || bf16Available ? .rounded : .exact }
+}

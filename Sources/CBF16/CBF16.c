@@ -1,0 +1,2 @@
+// Header-only module; SwiftPM needs a source file.
+#include "CBF16.h"
