@@ -35,7 +35,7 @@ let package = Package(
     .target(name: "CAllocator"),
     // A header-only gate: importable only when compiling for a CPU with AVX-512 VNNI.
     .target(name: "CAVX512VNNI"),
-    // The same kind of gate for AVX512-BF16, and inline wrappers of its instructions.
+    // The same kind of gate for AVX512-BF16; CBF16 wraps its instructions in inline C functions.
     .target(name: "CAVX512BF16"),
     .target(name: "CBF16"),
     .target(

@@ -73,7 +73,8 @@ struct Perplexity: ParsableCommand {
       }
       let baseline = try DecoderModel.load(path: baselineModel, ggufWidening: options.ggufDType?.elementType)
       let session = try options.session(model, maxRows: 64, maxLogitRows: 64)
-      let baselineSession = try options.session(baseline, maxRows: 64, maxLogitRows: 64)
+      // The baseline is the reference: exact activations unless --activations says otherwise.
+      let baselineSession = try options.session(baseline, maxRows: 64, maxLogitRows: 64, defaultActivations: .exact)
       let score = try TextScoring.compareModels(session: session, baseline: baselineSession, tokens: ids, window: window)
       if json {
         try Output.json(Report(kv: "full", baselineKv: "full", weights: model.weights.format.description, score: score))

@@ -13,7 +13,7 @@ extension Linear {
   /// block once into a k-major f32 panel (`[columns][32]`, in L2) and multiplies it with the
   /// tokens 8 at a time, keeping an 8 × 32 tile of outputs in 16 registers: per column, two panel
   /// loads and eight broadcasts feed 16 FMAs. Each weight byte is read once per call (per
-  /// `LinearScratch.promptRows` tokens with int8 activations). Quantized weights with int8
+  /// `LinearScratch.promptRows` tokens with rounded activations). Quantized weights with int8
   /// activations (`LinearScratch.activations`) take the int8 tile instead
   /// (`Linear+Int8Tiled.swift`), and bf16 weights with rounded activations the bf16 tile
   /// (`Linear+BF16Tiled.swift`). Token rows past the last multiple of 8 go through the

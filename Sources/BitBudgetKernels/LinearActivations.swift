@@ -10,7 +10,8 @@ public enum LinearActivations: String, Sendable, CaseIterable {
   ///   a step, 0.4% of its block's largest value. Needs AVX-512 VNNI.
   /// - bf16 weights, in the tiled (prefill) kernel: bf16 (nearest, ties to even: a relative
   ///   error of at most 2⁻⁹), multiplied by `vdpbf16ps` (two products per lane, f32 sums), twice
-  ///   the multiply-adds per instruction of f32 FMAs. Needs AVX512-BF16. Decoding them stays
+  ///   the multiply-adds per instruction of f32 FMAs. Needs AVX512-BF16 (and VNNI, whose helpers
+  ///   the tile shares; every CPU with BF16 has it). Decoding them stays
   ///   exact: it is bandwidth bound, and rounding would buy nothing.
   /// Other weights (f16, f32), and everything on builds without these instructions, run exact.
   case rounded

@@ -55,7 +55,7 @@ public final class LinearScratch: @unchecked Sendable {
   ///   - quantized: whether some weight matrix is quantized.
   ///   - bf16: whether some weight matrix is bf16.
   ///   - maxRows: token rows of the longest run (the session's rows per forward pass); longer
-  ///     runs of the tiled int8 kernel are sliced.
+  ///     runs of the tiled int8 and bf16 kernels are sliced.
   public init(
     threadCount: Int, maxColumns: Int, quantized: Bool = false, bf16: Bool = false, maxRows: Int = Linear.tiledMinimumTokens
   ) {

@@ -108,7 +108,7 @@ public struct MemoryModel: Sendable {
       kvBytes = usage.bytes
       kvPeak = usage.peakBytes
       scratch = InferenceSession.scratchBytes(
-        config: config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: loaded.linearBits != 16,
+        config: config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: loaded.hasQuantizedTensors,
         bf16Linears: loaded.hasBF16Linears)
     }
     return MemoryEstimate(

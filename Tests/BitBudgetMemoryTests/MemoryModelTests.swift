@@ -84,6 +84,25 @@ import Testing
     #expect((withRows > InferenceSession.scratchBytes(config: bf16Model.config, threads: 2, longestContext: 8)) == LinearActivations.bf16Available)
   }
 
+  /// Room for bf16-rounded rows is counted only when some kernel call is all bf16: a llama F16
+  /// GGUF's reordered q/k are widened to bf16 while v stays f16, and that q/k/v call runs exact.
+  @Test func bf16RowsNeedAnAllBF16Call() throws {
+    let config = try DecoderModel.load(path: Fixtures.modelPath("qwen3-mha-untied-bf16")).config
+    let bf16 = WeightLayout(config: config, elementType: .bf16)
+    #expect(bf16.hasBF16Linears)
+    #expect(!WeightLayout(config: config, elementType: .f16).hasBF16Linears)
+    let f16Suffixes = ["v_proj.weight", "o_proj.weight", "up_proj.weight", "down_proj.weight"]
+    let mixed = WeightLayout(config: config, tensors: bf16.tensors.map { t in
+      f16Suffixes.contains { t.name.hasSuffix($0) }
+        ? WeightLayout.Tensor(name: t.name, shape: t.shape, byteCount: t.byteCount, elementType: .f16) : t
+    })
+    #expect(!mixed.hasBF16Linears)
+    let gateOnly = WeightLayout(config: config, tensors: mixed.tensors.map { t in
+      t.name.hasSuffix("up_proj.weight") ? WeightLayout.Tensor(name: t.name, shape: t.shape, byteCount: t.byteCount, elementType: .bf16) : t
+    })
+    #expect(gateOnly.hasBF16Linears)
+  }
+
   /// The engine convention's KV bytes equal the caches' `residentBytes` after generation, for
   /// every policy, with one and with several samples (forks sharing the prompt).
   @Test(arguments: [

@@ -21,6 +21,10 @@ public struct LayerWeights: @unchecked Sendable {
 
   /// The seven linear layers, in forward order.
   public var linears: [LinearWeight] { [query, key, value, output, gate, up, down] }
+
+  /// The kernel calls of a layer's linears, as indices into `linears`: q/k/v share one input
+  /// and one call, as do gate/up.
+  public static let linearCalls: [[Int]] = [[0, 1, 2], [3], [4, 5], [6]]
 }
 
 /// All weights of a model, checked against its config: every tensor present, of a floating-point
@@ -56,9 +60,15 @@ public final class ModelWeights: @unchecked Sendable {
   /// Whether some linear layer is quantized (their kernels then prepare inputs in scratch).
   public var hasQuantizedLinears: Bool { !quantizedStorage.isEmpty }
 
-  /// Whether some linear layer is bf16 (the bf16 tile then rounds inputs in scratch).
+  /// Whether some linear call (`LayerWeights.linearCalls`) is all bf16: the bf16 tile takes such
+  /// calls, rounding their input rows in scratch.
   public var hasBF16Linears: Bool {
-    layers.contains { $0.linears.contains { if case .dense(let m) = $0 { m.elementType == .bf16 } else { false } } }
+    layers.contains { layer in
+      let linears = layer.linears
+      return LayerWeights.linearCalls.contains { call in
+        call.allSatisfy { if case .dense(let m) = linears[$0] { m.elementType == .bf16 } else { false } }
+      }
+    }
   }
 
   public init(source: any WeightSource, config: ModelConfig, quantize: WeightQuantization? = nil) throws {

@@ -63,9 +63,20 @@ public struct WeightLayout: Sendable {
     return weights.max { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }?.key ?? 16
   }
 
-  /// Whether some linear layer is held as bf16 (the engine then keeps room for inputs rounded to
-  /// bf16, `LinearScratch`).
-  public var hasBF16Linears: Bool { tensors.contains { Self.isLinearWeight($0.name) && $0.elementType == .bf16 } }
+  /// Whether some linear call is held all bf16, as `ModelWeights.hasBF16Linears` (the engine then
+  /// keeps room for inputs rounded to bf16, `LinearScratch`).
+  public var hasBF16Linears: Bool {
+    let types = Dictionary(tensors.map { ($0.name, $0.elementType) }, uniquingKeysWith: { first, _ in first })
+    return (0..<config.layerCount).contains { l in
+      let names = ModelQuantizer.linearNames(layer: l).map { $0 + ".weight" }
+      return LayerWeights.linearCalls.contains { call in call.allSatisfy { types[names[$0]] == .bf16 } }
+    }
+  }
+
+  /// Whether some tensor is held quantized (a linear, or a GGUF's embedding or `lm_head`), as
+  /// `ModelWeights.hasQuantizedLinears` counts them (the engine then keeps room for the quantized
+  /// kernels' inputs).
+  public var hasQuantizedTensors: Bool { tensors.contains { $0.quantization != nil } }
 
 
   public init(config: ModelConfig, tensors: [Tensor]) {
