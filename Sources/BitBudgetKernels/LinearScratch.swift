@@ -53,7 +53,7 @@ public final class LinearScratch: @unchecked Sendable {
   ///   - threadCount: threads of the pool that will run the kernels.
   ///   - maxColumns: the widest weight matrix input (largest `columns`).
   ///   - quantized: whether some weight matrix is quantized.
-  ///   - bf16: whether some weight matrix is bf16.
+  ///   - bf16: whether some call's weights are all bf16 (`ModelWeights.hasBF16Linears`).
   ///   - maxRows: token rows of the longest run (the session's rows per forward pass); longer
   ///     runs of the tiled int8 and bf16 kernels are sliced.
   public init(
