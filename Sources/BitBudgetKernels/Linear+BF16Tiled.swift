@@ -80,12 +80,7 @@ extension Linear {
             panel, prompt.words + t * prompt.stride, prompt.stride, pairs, job.output + t * job.outputStride + first,
             job.outputStride, count, tokens: min(tileTokens, tokens - t))
         }
-        if let bias = job.bias {
-          for t in 0..<tokens {
-            let y = job.output + t * job.outputStride + first
-            for r in 0..<count { y[r] += bias[first + r] }
-          }
-        }
+        addBias(job, rows: first..<(first + count), tokens: tokens)
         return
       }
     }

@@ -75,12 +75,7 @@ extension Linear {
                 tileAll(panel, job, input, inputStride, k, tiled, first, count)
               }
             }
-            if let bias = job.bias {
-              for t in 0..<tiled {
-                let y = job.output + t * job.outputStride + first
-                for r in 0..<count { y[r] += bias[first + r] }
-              }
-            }
+            addBias(job, rows: first..<(first + count), tokens: tiled)
             return
           }
           local -= blocks
@@ -93,6 +88,17 @@ extension Linear {
         tokens: tokens - tiled, pool: pool, scratch: scratch,
         // The whole prefill multiplies the activations one way, its last few tokens too.
         activations: int8 ? nil : .exact)
+    }
+  }
+
+  /// Adds `job`'s bias (if any) to outputs `rows` of its first `tokens` token rows: the tiles
+  /// write their sums without it.
+  @inline(__always)
+  static func addBias(_ job: LinearJob, rows: Range<Int>, tokens: Int) {
+    guard let bias = job.bias else { return }
+    for t in 0..<tokens {
+      let y = job.output + t * job.outputStride
+      for r in rows { y[r] += bias[r] }
     }
   }
 
