@@ -55,7 +55,7 @@ struct ModelOptions: ParsableArguments {
     }
     _ = try kvSpec()
     if let memoryLimit, ByteSize.parse(memoryLimit) == nil {
-      throw ValidationError("--memory-limit \"\(memoryLimit)\" is not a size (e.g. 8GiB, 16GB, 512MiB, or bytes)")
+      throw ValidationError("--memory-limit \"\(memoryLimit)\" is not a size with a unit (\(ByteSize.examples))")
     }
   }
 

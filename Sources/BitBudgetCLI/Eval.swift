@@ -51,6 +51,9 @@ struct Eval: ParsableCommand {
   @Option(name: .customLong("thinking-budget"), help: "Thinking tokens before budget forcing closes the thinking (paper preset).")
   var thinkingBudget: Int?
 
+  @Option(name: .customLong("budget-mode"), help: "How --thinking-budget T is enforced: paper (an earlier end of thinking becomes \"Wait\", the answer is forced at T: every sample thinks T tokens), cap (the answer forced at T only), none (no forcing).")
+  var budgetMode = BudgetMode.standard
+
   @Option(name: .customLong("answer-tokens"), help: "Tokens allowed after the forced end of thinking.")
   var answerTokens = 256
 
@@ -82,6 +85,9 @@ struct Eval: ParsableCommand {
     if let parallel { guard (1...samples).contains(parallel) else { throw ValidationError("--parallel must be in 1...--samples") } }
     if let thinkingBudget { guard (1...(1 << 24)).contains(thinkingBudget) else { throw ValidationError("--thinking-budget must be in 1...\(1 << 24)") } }
     if let maxTokens { guard (1...(1 << 24)).contains(maxTokens) else { throw ValidationError("--max-tokens must be in 1...\(1 << 24)") } }
+    if budgetMode == .paper, let thinkingBudget, let maxTokens, maxTokens < thinkingBudget {
+      throw ValidationError("--max-tokens \(maxTokens) is below --thinking-budget \(thinkingBudget): --budget-mode paper thinks until the budget (raise --max-tokens, or use --budget-mode cap)")
+    }
     guard (0...(1 << 24)).contains(answerTokens) else { throw ValidationError("--answer-tokens must be in 0...\(1 << 24)") }
     if let questions { guard questions > 0 else { throw ValidationError("--questions must be positive") } }
     guard temperature >= 0, topP > 0, topP <= 1, topK >= 0 else { throw ValidationError("sampling settings out of range") }
@@ -106,7 +112,7 @@ struct Eval: ParsableCommand {
         task: evalTask.name, model: options.model, weightBits: weightBits, kv: try options.kvSpec().description,
         thinkingBudget: thinkingBudget, maxTokens: limit, samples: samples, parallel: parallel ?? samples,
         temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed, backend: backend,
-        taskDigest: evalTask.contentDigest)
+        taskDigest: evalTask.contentDigest, budgetForcing: budgetMode)
     }
     let current: Scenario
     let generated: Int
@@ -169,3 +175,4 @@ struct Eval: ParsableCommand {
 }
 
 extension AnswerType: ExpressibleByArgument {}
+extension BudgetMode: ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BitBudgetEngine
+import BitBudgetEval
 import BitBudgetTokenizer
 import Foundation
 
@@ -72,17 +73,13 @@ struct Generate: ParsableCommand {
   var minThinking: Int = 0
 
   @Option(name: .customLong("wait-text"), help: "Text inserted by --min-thinking.")
-  var waitText: String = "Wait"
+  var waitText: String = BudgetForcing.waitText
 
   @Flag(help: "Print one JSON object.")
   var json = false
 
   /// The forced texts by preset name.
-  static let budgetPresets: [String: String] = [
-    "paper": "\n</think>\n\n**Final Answer**\n\\boxed{",
-    "qwen3": "Considering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>.\n\n",
-    "s1": "\n</think>\n\nFinal Answer:",
-  ]
+  static let budgetPresets = BudgetForcing.presets
 
   func validate() throws {
     guard (prompt == nil) != (ids == nil) else { throw ValidationError("give the prompt as --prompt TEXT or as --ids, not both") }
@@ -135,7 +132,7 @@ struct Generate: ParsableCommand {
       vocabularyLimit: tokenizer.map { min($0.vocabularySize, model.config.vocabSize) }, thinkingBudget: budget)
 
     try options.checkMemoryLimit(
-      model: model, promptTokens: promptIds.count, tokens: limit + (budget?.forcedTokens.count ?? 0), samples: samples,
+      model: model, promptTokens: promptIds.count, tokens: limit + (budget?.maxInsertedTokens ?? 0), samples: samples,
       prefillChunk: InferenceSession.defaultMaxRows)
     let session = try options.session(model)
     let cache = try options.makeCache(session)

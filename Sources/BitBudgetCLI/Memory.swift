@@ -50,7 +50,7 @@ struct Memory: ParsableCommand {
   var threads: Int = min(256, ThreadPool.defaultThreadCount)
 
   @Option(help: "engine or paper.")
-  var convention: ConventionArgument = .engine
+  var convention: MemoryConvention = .engine
 
   @Option(help: ArgumentHelp("A memory budget (e.g. 8GiB, 16GB, 512MiB): find what fits.", valueName: "size"))
   var budget: String?
@@ -60,11 +60,6 @@ struct Memory: ParsableCommand {
 
   @Flag(help: "Print one JSON object.")
   var json = false
-
-  enum ConventionArgument: String, ExpressibleByArgument, CaseIterable {
-    case engine, paper
-    var value: MemoryConvention { self == .engine ? .engine : .paper }
-  }
 
   enum Solve: String, ExpressibleByArgument, CaseIterable {
     case tokens, samples
@@ -80,7 +75,7 @@ struct Memory: ParsableCommand {
     guard (1...(1 << 24)).contains(promptTokens) else { throw ValidationError("--prompt-tokens must be in 1...\(1 << 24)") }
     if let tokens, !(0...(1 << 24)).contains(tokens) { throw ValidationError("--tokens must be in 0...\(1 << 24)") }
     if let budget, ByteSize.parse(budget) == nil {
-      throw ValidationError("--budget \"\(budget)\" is not a size (e.g. 8GiB, 16GB, 512MiB, or bytes)")
+      throw ValidationError("--budget \"\(budget)\" is not a size with a unit (\(ByteSize.examples))")
     }
     if budget == nil && tokens == nil { throw ValidationError("give --tokens, or --budget to find how many fit") }
     if budget != nil && solve == .samples && tokens == nil { throw ValidationError("--solve samples needs --tokens") }
@@ -102,25 +97,25 @@ struct Memory: ParsableCommand {
       case .tokens:
         solved = try memory.maxTokens(
           fitting: bytes, limit: max(0, context - promptTokens), weightsBits: weights, promptTokens: promptTokens,
-          samples: samples, kv: spec, kvElementType: kvType, convention: convention.value, threads: threads)
+          samples: samples, kv: spec, kvElementType: kvType, convention: convention, threads: threads)
         tokens = solved ?? 0
       case .samples:
         solved = try memory.maxSamples(
           fitting: bytes, weightsBits: weights, tokens: tokens, promptTokens: promptTokens, kv: spec,
-          kvElementType: kvType, convention: convention.value, threads: threads)
+          kvElementType: kvType, convention: convention, threads: threads)
         samples = solved ?? 1
       }
       guard solved != nil else {
         let minimum = try memory.estimate(
           weightsBits: weights, tokens: solve == .tokens ? 0 : tokens, promptTokens: promptTokens, samples: 1, kv: spec,
-          kvElementType: kvType, convention: convention.value, threads: threads)
+          kvElementType: kvType, convention: convention, threads: threads)
         throw CommandFailure(
           message: "nothing fits \(budget): the smallest configuration needs \(ByteSize.gib(minimum.totalBytes)) (weights \(ByteSize.gib(minimum.weightsBytes)), KV \(ByteSize.gib(minimum.kvPeakBytes)))")
       }
     }
     let estimate = try memory.estimate(
       weightsBits: weights, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: spec,
-      kvElementType: kvType, convention: convention.value, threads: threads)
+      kvElementType: kvType, convention: convention, threads: threads)
     if json {
       try Output.json(Report(model: memory.name, estimate: estimate, budgetBytes: budget.flatMap(ByteSize.parse),
                              maxTokens: solve == .tokens ? solved : nil, maxSamples: solve == .samples ? solved : nil))
@@ -172,3 +167,4 @@ struct Memory: ParsableCommand {
     }
   }
 }
+extension MemoryConvention: ExpressibleByArgument {}

@@ -13,17 +13,34 @@ struct PlanCommand: ParsableCommand {
       With --db, from measured results: the most accurate scenario whose memory fits, the \
       scenarios within noise of it, and what the next frontier point would cost. Without, from \
       the paper's guidelines encoded as data (Not All Bits Are Equal, §4–5: a scale threshold at \
-      the effective size of 8-bit Qwen3-4B; weights first below it, tokens then G above it; no \
-      4-bit weights for large maths models; 4-bit for knowledge tasks; eviction for small models), \
-      with the memory model's paper convention deciding what fits — labelled as such: no \
-      accuracy is measured.
+      the effective size of 8-bit Qwen3-4B; weights first below it — 8-bit, not 16, for small \
+      maths models — tokens then G above it; no 4-bit weights for large maths models; 4-bit for \
+      knowledge tasks; majority voting for maths only; KV compression where it buys a larger \
+      model or a longer budget, eviction below 8-bit Qwen3-8B and 8-bit HQQ above), with the \
+      memory model deciding what fits — labelled as such: no accuracy is measured. --reserve is \
+      kept for the process (and the OS, if you add it); with --convention engine the plan is \
+      one the engine's --memory-limit accepts. Each plan ends with the command that runs it.
       """)
 
-  @Option(help: ArgumentHelp("The memory budget (e.g. 8GiB, 16GB, 512MiB, bytes).", valueName: "size"))
+  @Option(help: ArgumentHelp("The memory you have, with a unit (e.g. 8GiB, 16GB, 512MiB).", valueName: "size"))
   var memory: String
 
   @Option(help: "math (maths and code) or knowledge (GPQA-like): what the paper's guidelines plan for; needed without --db, and with --db used when no measured scenario fits.")
   var task: PlanTask?
+
+  @Option(help: ArgumentHelp(
+    "KV caches the guidelines may use: auto (full, or R-KV/8-bit HQQ where compression buys a larger model or a longer budget), or one policy (full, rkv:4096, hqq:8, …).",
+    valueName: "auto|full|spec"))
+  var kv = "auto"
+
+  @Option(help: ArgumentHelp("Memory kept for the process and the OS (default: the engine's measured runtime overhead, 32 MiB).", valueName: "size"))
+  var reserve: String?
+
+  @Option(help: "engine (what BitBudget allocates, scratch included: the plan passes its --memory-limit) or paper (weights + KV, the paper's Table 1).")
+  var convention: MemoryConvention = .engine
+
+  @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens to allow for (engine convention).")
+  var promptTokens = 512
 
   @Option(help: ArgumentHelp("Plan from the measured results in this database.", valueName: "file"))
   var db: String?
@@ -39,9 +56,28 @@ struct PlanCommand: ParsableCommand {
 
   func validate() throws {
     guard let bytes = ByteSize.parse(memory), bytes > 0 else {
-      throw ValidationError("--memory \"\(memory)\" is not a size (e.g. 8GiB, 16GB, 512MiB, or bytes)")
+      throw ValidationError("--memory \"\(memory)\" is not a size with a unit (\(ByteSize.examples))")
     }
+    if let reserve, ByteSize.parse(reserve) == nil {
+      throw ValidationError("--reserve \"\(reserve)\" is not a size with a unit (\(ByteSize.examples))")
+    }
+    _ = try kvChoice()
+    guard (1...(1 << 20)).contains(promptTokens) else { throw ValidationError("--prompt-tokens must be in 1...\(1 << 20)") }
     if db == nil && task == nil { throw ValidationError("give --task math|knowledge (or --db with measured results)") }
+  }
+
+  func kvChoice() throws -> PlanKV {
+    if kv == "auto" { return .auto }
+    do { return .fixed(try KVCacheSpec.parse(kv)) } catch { throw ValidationError("--kv: \(error)") }
+  }
+
+  /// The guideline plan with this command's settings.
+  func guidelinePlan(memory budget: Int, task: PlanTask) throws -> Plan {
+    var guidelines = PaperGuidelines()
+    guidelines.convention = convention
+    guidelines.promptTokens = promptTokens
+    let reserveBytes = reserve.flatMap(ByteSize.parse) ?? PaperGuidelines.runtimeOverheadBytes
+    return try guidelines.plan(memory: budget, task: task, kv: try kvChoice(), reserve: reserveBytes)
   }
 
   func run() throws {
@@ -69,12 +105,12 @@ struct PlanCommand: ParsableCommand {
       } catch let error as PlanError {
         // With --task, the guidelines answer what the measurements cannot (labelled as such).
         guard let task else { throw CommandFailure(message: error.description) }
-        var fallback = try PaperGuidelines().plan(memory: budget, task: task)
+        var fallback = try guidelinePlan(memory: budget, task: task)
         fallback.reasons.insert("\(error.description); this plan is from the paper's guidelines instead.", at: 0)
         plan = fallback
       }
     } else {
-      plan = try PaperGuidelines().plan(memory: budget, task: task ?? .math)
+      plan = try guidelinePlan(memory: budget, task: task ?? .math)
     }
     if json {
       try Output.json(plan)
@@ -88,7 +124,11 @@ struct PlanCommand: ParsableCommand {
       return text
     }
     let label = plan.source == "paper guidelines" ? "from the paper's guidelines, not from measurements" : "from \(plan.source)"
-    Output.line("Plan for \(gib(plan.budgetBytes)) GiB, \(plan.task) (\(label)):")
+    var header = "Plan for \(gib(plan.budgetBytes)) GiB, \(plan.task) (\(label)"
+    if let convention = plan.convention {
+      header += "; \(convention.rawValue) convention, \(gib(plan.reserveBytes)) GiB kept for the process"
+    }
+    Output.line(header + "):")
     Output.line("  " + describe(plan.choice))
     Output.line("Why:")
     for reason in plan.reasons { Output.line("  - " + reason) }
@@ -100,7 +140,34 @@ struct PlanCommand: ParsableCommand {
       Output.line("Not chosen:")
       for o in plan.rejected { Output.line("  - " + describe(o) + (o.note.map { " — " + $0 } ?? "")) }
     }
+    Output.line("Run it:")
+    Output.line("  " + Self.command(for: plan))
+    if ModelPresets.named(plan.choice.model) != nil {
+      Output.line("  (\(Self.folderName(plan.choice.model)): a folder holding Hugging Face's Qwen/\(Self.folderName(plan.choice.model)))")
+    }
   }
 }
 
 extension PlanTask: ExpressibleByArgument {}
+
+extension PlanCommand {
+  /// `qwen3-8b` → `Qwen3-8B`, the name of its Hugging Face repository.
+  static func folderName(_ model: String) -> String {
+    guard ModelPresets.named(model) != nil else { return model }
+    return "Qwen3-" + model.dropFirst("qwen3-".count).uppercased()
+  }
+
+  /// The `eval` command that runs the plan's choice (the paper's budget forcing; a guideline plan
+  /// with the engine convention also passes its --memory-limit).
+  static func command(for plan: Plan) -> String {
+    let o = plan.choice
+    let task = ["math": "aime25", "knowledge": "gpqa-diamond"][plan.task] ?? plan.task
+    var words = ["bitbudget", "eval", "--model", folderName(o.model), "--task", task, "--db", "results.sqlite"]
+    if o.weightBits != 16 { words += ["--weights", String(o.weightBits)] }
+    if o.kv != "full" { words += ["--kv", o.kv] }
+    words += ["--thinking-budget", String(o.tokenBudget), "--budget-mode", "paper"]
+    if o.parallel > 1 { words += ["--samples", String(o.parallel), "--parallel", String(o.parallel)] }
+    if plan.convention == .engine { words += ["--memory-limit", "\(plan.budgetBytes - plan.reserveBytes)B"] }
+    return words.map { $0.contains(",") || $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
+  }
+}

@@ -41,7 +41,7 @@ struct RemoteScenario {
     _ scenario: Scenario, task: EvalTask, items: [TaskItem], answerTokens: Int, store: ResultStore,
     progress: RemoteScenarioRunner.Progress?
   ) throws -> Int {
-    let runner = RemoteScenarioRunner(sampler: RemoteSampler(client: client, forcedText: Generate.budgetPresets["paper"] ?? ""))
+    let runner = RemoteScenarioRunner(sampler: RemoteSampler(client: client, forcedText: BudgetForcing.forcedText, waitText: BudgetForcing.waitText))
     let generated = try blocking {
       try await runner.run(
         scenario, task: task, items: items,

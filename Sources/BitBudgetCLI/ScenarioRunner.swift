@@ -57,9 +57,10 @@ struct ScenarioRunner {
       guard let end = endOfThinking else {
         throw CommandFailure(message: "the tokenizer has no </think> token, so thinking cannot be budgeted")
       }
+      let twoSided = scenario.budgetForcing == .paper
       return ThinkingBudget(
-        budget: tokens, answerTokens: answerTokens, endOfThinking: end,
-        forcedTokens: tokenizer.encode(Generate.budgetPresets["paper"] ?? ""), minimumThinking: 0, waitTokens: [])
+        budget: tokens, answerTokens: answerTokens, endOfThinking: end, forcedTokens: tokenizer.encode(BudgetForcing.forcedText),
+        minimumThinking: twoSided ? tokens : 0, waitTokens: twoSided ? tokenizer.encode(BudgetForcing.waitText) : [])
     }
     let sampling = scenario.temperature == 0
       ? SamplingParameters.greedy
@@ -83,7 +84,7 @@ struct ScenarioRunner {
       progress(number + 1, items.count, ScenarioScore(task: task, records: try store.samples(scenario.key), majorityK: scenario.parallel))
     }
     let estimate = try? options.estimatedBytes(
-      model: model, promptTokens: longestPrompt, tokens: scenario.maxTokens + (budget?.forcedTokens.count ?? 0),
+      model: model, promptTokens: longestPrompt, tokens: scenario.maxTokens + (budget?.maxInsertedTokens ?? 0),
       samples: scenario.parallel, prefillChunk: InferenceSession.defaultMaxRows).0
     try store.recordRun(scenario.key, estimatedBytes: estimate, peakRssBytes: ProcessMemory.peakResidentBytes)
     return generated
@@ -100,7 +101,7 @@ struct ScenarioRunner {
       vocabularyLimit: min(tokenizer.vocabularySize, model.config.vocabSize), thinkingBudget: budget)
     generation.firstStream = UInt64(run.lowerBound)
     try options.checkMemoryLimit(
-      model: model, promptTokens: prompt.count, tokens: scenario.maxTokens + (budget?.forcedTokens.count ?? 0), samples: run.count,
+      model: model, promptTokens: prompt.count, tokens: scenario.maxTokens + (budget?.maxInsertedTokens ?? 0), samples: run.count,
       prefillChunk: InferenceSession.defaultMaxRows)
     do {
       let result = try generator.generate(prompt: prompt, options: generation, cache: try options.makeCache(session))
@@ -108,7 +109,9 @@ struct ScenarioRunner {
       let records = try result.samples.enumerated().map { offset, sample in
         let output = try tokenizer.decode(sample.tokens)
         let answer = task.extractAnswer(output)
-        let thinking = endOfThinking.map { end in sample.tokens.firstIndex(of: end) ?? sample.tokens.count } ?? 0
+        // With a budget the generator counts thinking ("Wait" tokens in, the forced text out).
+        let thinking = budget != nil ? sample.thinkingTokens
+          : endOfThinking.map { end in sample.tokens.firstIndex(of: end) ?? sample.tokens.count } ?? 0
         return SampleRecord(
           scenarioKey: scenario.key, questionId: item.id, sampleIndex: run.lowerBound + offset, output: output,
           tokens: sample.tokens.count, thinkingTokens: thinking, finish: sample.finish.rawValue, answer: answer,

@@ -10,7 +10,8 @@ struct Sweep: ParsableCommand {
     abstract: "Evaluate every scenario of a YAML grid, on the local engine or OpenAI-compatible servers, resumably, into one SQLite database.",
     discussion: """
       Every list in GRID.yaml is an axis and every scalar is fixed (keys: model/models, task, \
-      answer_type, samples, parallel, weights, kv, thinking_budget, answer_tokens, max_tokens, \
+      answer_type, samples, parallel, weights, kv, thinking_budget, budget_mode (paper: "Wait" until \
+      the budget, then the forced answer; cap; none), answer_tokens, max_tokens, \
       temperature, top_p, top_k, seed, questions, gpqa_seed, backend; see examples/paper-grid.yaml). \
       backend: {endpoint: URL or [URLs], model: SERVED_NAME, concurrency, timeout, retries} runs \
       the samples on OpenAI-compatible servers (model then names the memory model, e.g. qwen3-8b). Each \
@@ -83,7 +84,8 @@ struct Sweep: ParsableCommand {
         Scenario(
           task: task.name, model: point.model, weightBits: weightBits, kv: kv, thinkingBudget: point.thinkingBudget, maxTokens: limit,
           samples: point.samples, parallel: point.parallel ?? point.samples, temperature: point.temperature, topP: point.topP,
-          topK: point.topK, seed: point.seed, backend: point.backend?.scenarioLabel, taskDigest: task.contentDigest)
+          topK: point.topK, seed: point.seed, backend: point.backend?.scenarioLabel, taskDigest: task.contentDigest,
+          budgetForcing: point.budgetMode)
       }
       let scenarioStart = Date()
       let current: Scenario
@@ -167,7 +169,7 @@ struct Sweep: ParsableCommand {
       let speed = wall > 0 ? String(format: "%.1f | %.1f", wall, r.run?.tokensPerSecond ?? 0) : "shared | -"
       Output.line(String(
         format: "| %@ | %d | %@ | %@ | %d | %d | %d | %d | %.3f | %.3f | %d | %d | %@ | %.1f |", (s.model as NSString).lastPathComponent,
-        s.weightBits, s.kv, s.thinkingBudget.map(String.init) ?? "-", s.maxTokens, s.parallel, s.samples, r.score.questions,
+        s.weightBits, s.kv, s.thinkingBudget.map { "\($0) \(s.budgetForcing.rawValue)" } ?? "-", s.maxTokens, s.parallel, s.samples, r.score.questions,
         r.score.passAt1, r.score.majorityAtK, r.score.errors, r.score.generatedTokens, speed, Double(r.run?.estimatedBytes ?? 0) / 1_048_576))
     }
   }

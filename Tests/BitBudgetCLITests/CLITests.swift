@@ -361,6 +361,46 @@ import Testing
     #expect(refused.status == 1 && refused.stderr.contains("--kv"), "\(refused.stderr)")
   }
 
+  /// `budget_mode: paper` in a sweep: every sample thinks exactly the budget, then the forced
+  /// answer; the mode is part of the scenario (its own key), `cap` keeps the one-sided key.
+  @Test func sweepWithThePaperBudgetModeThinksExactlyTheBudget() throws {
+    let directory = try Fixtures.temporaryDirectory("cli-paper-budget")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let model = try Fixtures.makeRandomQwen3(vocab: 151_669)
+    defer { try? FileManager.default.removeItem(at: model) }
+    for file in ["tokenizer.json", "tokenizer_config.json"] {
+      try FileManager.default.copyItem(
+        atPath: (Fixtures.qwen3TokenizerDirectory as NSString).appendingPathComponent(file), toPath: model.appendingPathComponent(file).path)
+    }
+    let task = directory.appendingPathComponent("arith.jsonl").path
+    try #"{"id": "a", "question": "What is 2 + 3?", "answer": 5}"#.write(toFile: task, atomically: true, encoding: .utf8)
+    let grid = directory.appendingPathComponent("grid.yaml").path
+    try """
+      model: \(model.path)
+      task: \(task)
+      thinking_budget: 12
+      budget_mode: [paper, cap]
+      answer_tokens: 3
+      samples: 3
+      temperature: 1.0
+      """.write(toFile: grid, atomically: true, encoding: .utf8)
+    let db = directory.appendingPathComponent("results.sqlite").path
+    let result = try Self.run(["sweep", grid, "--db", db, "--threads", "2", "--json"])
+    #expect(result.status == 0, "\(result.stderr)")
+    let store = try ResultStore(path: db, readOnly: true)
+    let scenarios = try store.scenarios()
+    #expect(scenarios.map(\.budgetForcing).sorted { $0.rawValue < $1.rawValue } == [.cap, .paper])
+    let paper = try #require(scenarios.first { $0.budgetForcing == .paper })
+    let samples = try store.samples(paper.key)
+    #expect(samples.count == 3)
+    for sample in samples {
+      #expect(sample.thinkingTokens == 12 && sample.finish == "budget", "\(sample)")
+      #expect(sample.output.contains("</think>\n\n**Final Answer**\n\\boxed{"))
+    }
+    let table = try Self.run(["sweep", grid, "--db", db, "--threads", "2"])
+    #expect(table.stdout.contains("| 12 paper |") && table.stdout.contains("| 12 cap |"), "\(table.stdout)")
+  }
+
   /// A grid on two OpenAI-compatible servers (scripted, on loopback): samples spread over both,
   /// budget forcing over /v1/completions, the memory model's estimate per scenario, a resume that
   /// sends nothing, and `eval --endpoint` finding the same scenario.
@@ -500,13 +540,27 @@ import Testing
     #expect(tooSmall.status == 1 && tooSmall.stderr.contains("no measured scenario"), "\(tooSmall.stderr)")
     let missing = try Self.run(["frontier", "--db", directory.appendingPathComponent("none.sqlite").path])
     #expect(missing.status == 1 && missing.stderr.contains("no results database"))
-    let guideline = try Self.run(["plan", "--memory", "2.6GiB", "--task", "math"])
+    let guideline = try Self.run(["plan", "--memory", "2.6GiB", "--task", "math", "--kv", "full", "--convention", "paper", "--reserve", "0B"])
     #expect(guideline.status == 0 && guideline.stdout.contains("paper's guidelines, not from measurements"))
     #expect(guideline.stdout.contains("qwen3-1.7b 8-bit, KV full, 6000 tokens, G=1"), "\(guideline.stdout)")
+    #expect(guideline.stdout.contains("bitbudget eval --model Qwen3-1.7B --task aime25 --db results.sqlite --weights 8 --thinking-budget 6000 --budget-mode paper\n"), "\(guideline.stdout)")
+    // The default: engine convention, the runtime kept free, KV compression where it pays; the
+    // command carries the --memory-limit the plan was made for.
+    let engine = try Self.run(["plan", "--memory", "2.6GiB", "--task", "math", "--json"])
+    #expect(engine.status == 0, "\(engine.stderr)")
+    let engineChoice = try #require(engine.json?["choice"] as? [String: Any])
+    #expect((engineChoice["kv"] as? String)?.hasPrefix("rkv:") == true && engine.json?["convention"] as? String == "engine")
+    #expect((engineChoice["total_bytes"] as? Int ?? .max) <= Int(2.6 * 1_073_741_824) - 32 * 1_048_576)
+    let text = try Self.run(["plan", "--memory", "2.6GiB", "--task", "math"])
+    #expect(text.stdout.contains("--memory-limit \(Int(2.6 * 1_073_741_824) - 32 * 1_048_576)B"), "\(text.stdout)")
     let noTask = try Self.run(["plan", "--memory", "8GiB"])
     #expect(noTask.status == 1 && noTask.stderr.contains("--task"))
-    let badSize = try Self.run(["plan", "--memory", "lots", "--task", "math"])
-    #expect(badSize.status == 1 && badSize.stderr.contains("not a size"))
+    for size in ["lots", "8"] {
+      let badSize = try Self.run(["plan", "--memory", size, "--task", "math"])
+      #expect(badSize.status == 1 && badSize.stderr.contains("not a size with a unit"), "\(badSize.stderr)")
+    }
+    let badKV = try Self.run(["plan", "--memory", "8GiB", "--task", "math", "--kv", "rkv:x"])
+    #expect(badKV.status == 1 && badKV.stderr.contains("--kv"), "\(badKV.stderr)")
   }
 
   @Test func tokenizeEncodesAndDecodes() throws {

@@ -117,6 +117,45 @@ import Testing
     #expect(sample.tokens.count == 7 + 2)
   }
 
+  /// The paper's two-sided forcing (minimum = budget): every sample, whatever it samples, thinks
+  /// exactly the budget. A three-token "Wait" that would cross the budget is cut at it.
+  @Test func minimumEqualToTheBudgetThinksExactlyTheBudget() throws {
+    let greedy = try Self.greedy()
+    let end = greedy[3]
+    let forced = [end, 9]
+    let budget = ThinkingBudget(budget: 9, answerTokens: 3, endOfThinking: end, forcedTokens: forced, minimumThinking: 9, waitTokens: [11, 12, 13])
+    let result = try Self.run(samples: 6, sampling: SamplingParameters(temperature: 1.5), maxTokens: 40, budget: budget, stops: [1, greedy[5]])
+    #expect(result.samples.contains { $0.waits > 0 })
+    for sample in result.samples {
+      #expect(sample.thinkingTokens == 9)
+      #expect(sample.forced && sample.finish == .budget)
+      #expect(!sample.tokens.prefix(9).contains(end) && !sample.tokens.prefix(9).contains(1))
+      #expect(Array(sample.tokens[9..<11]) == forced)
+    }
+    // Greedy: three sampled tokens, then the model's end of thinking replaced by the whole "Wait".
+    let alone = try Self.run(samples: 1, sampling: .greedy, maxTokens: 40, budget: budget).samples[0]
+    #expect(Array(alone.tokens.prefix(6)) == Array(greedy.prefix(3)) + [11, 12, 13])
+    #expect(alone.thinkingTokens == 9)
+  }
+
+  /// The context check counts what "Wait" can really add: with a one-token "Wait", nothing, so a
+  /// budget that fills the context with the prompt, the forced text and the answer is accepted.
+  @Test func aBudgetThatFillsTheContextIsAccepted() throws {
+    let greedy = try Self.greedy()
+    let end = greedy[3]
+    let prompt = try Fixtures.reference(Self.name).inputIds
+    let context = try DecoderModel.load(path: Fixtures.modelPath(Self.name)).config.maxPositions
+    let forced = [end, 9, 10]
+    let tokens = context - prompt.count - forced.count - 4
+    let budget = ThinkingBudget(budget: tokens, answerTokens: 4, endOfThinking: end, forcedTokens: forced, minimumThinking: tokens, waitTokens: [11])
+    #expect(budget.maxInsertedTokens == forced.count)
+    let sample = try Self.run(samples: 1, sampling: .greedy, maxTokens: tokens + 4, budget: budget).samples[0]
+    #expect(sample.thinkingTokens == tokens && sample.forced)
+    // A longer "Wait" can add at most its length − 1 per insertion.
+    #expect(ThinkingBudget(budget: 10, endOfThinking: end, forcedTokens: forced, minimumThinking: 10, waitTokens: [11, 12, 13]).maxInsertedTokens == 3 + 10 - 4)
+    #expect(ThinkingBudget(budget: 10, endOfThinking: end, forcedTokens: forced, minimumThinking: 4, waitTokens: [11, 12, 13]).maxInsertedTokens == 3 + 6 - 2)
+  }
+
   @Test func zeroAnswerTokensStopsAfterTheForcedText() throws {
     let budget = ThinkingBudget(budget: 4, answerTokens: 0, endOfThinking: 500, forcedTokens: [500, 7])
     let sample = try Self.run(samples: 1, sampling: .greedy, maxTokens: 30, budget: budget).samples[0]

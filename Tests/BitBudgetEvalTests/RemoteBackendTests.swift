@@ -13,10 +13,11 @@ import Testing
     "<|im_start|>user\n\(item.question)<|im_end|>\n" + assistant
   }
 
-  static func scenario(budget: Int?, maxTokens: Int, samples: Int = 1) -> Scenario {
+  static func scenario(budget: Int?, maxTokens: Int, samples: Int = 1, mode: BudgetMode = .cap) -> Scenario {
     Scenario(
       task: "remote", model: "qwen3-0.6b", weightBits: 16, kv: "full", thinkingBudget: budget, maxTokens: maxTokens,
-      samples: samples, parallel: samples, temperature: 0.6, topP: 0.95, topK: 20, seed: 7, backend: "openai:fake-qwen3")
+      samples: samples, parallel: samples, temperature: 0.6, topP: 0.95, topK: 20, seed: 7, backend: "openai:fake-qwen3",
+      budgetForcing: mode)
   }
 
   struct Setup {
@@ -37,7 +38,7 @@ import Testing
 
     func run(_ scenario: Scenario, _ items: [TaskItem], answerTokens: Int = 8) async throws -> Int {
       let task = EvalTask(name: "remote", answerType: .integer, items: items)
-      let runner = RemoteScenarioRunner(sampler: RemoteSampler(client: client, forcedText: RemoteBackendTests.forced))
+      let runner = RemoteScenarioRunner(sampler: RemoteSampler(client: client, forcedText: RemoteBackendTests.forced, waitText: "Wait"))
       return try await runner.run(scenario, task: task, items: items, prompt: RemoteBackendTests.prompt, answerTokens: answerTokens, store: store)
     }
 
@@ -67,6 +68,30 @@ import Testing
     #expect(record.thinkingTokens == 20)
     #expect(record.answer == "7" && record.correct)
     #expect(record.output.hasSuffix(Self.forced + "7}."))
+  }
+
+  /// `paper`: the thinking stops at `</think>`, "Wait" continues it, and the answer is forced at
+  /// exactly the budget.
+  @Test(arguments: [20, 15]) func paperModeWaitsUntilTheBudget(budget: Int) async throws {
+    let setup = try Setup("remote-paper-\(budget)")
+    // Script: <think>, 8 words, </think> (the stop: 10 tokens, the text ends before "</think>");
+    // "Wait" counts one; then 8 words and </think> again.
+    let items = [TaskItem(id: "q", question: "answer=4 think=8", gold: "4")]
+    let scenario = Self.scenario(budget: budget, maxTokens: 40, mode: .paper)
+    let generated = try await setup.run(scenario, items, answerTokens: 8)
+    let requests = setup.servers[0].requests()
+    await setup.finish()
+    #expect(requests.count == 3)
+    #expect(requests.map { $0["max_tokens"] as? Int } == [budget, budget - 11, 8])
+    #expect(requests.map { ($0["stop"] as? [String]) ?? [] } == [["</think>"], ["</think>"], []])
+    let second = try #require(requests[1]["prompt"] as? String)
+    #expect(second == Self.prompt(items[0]) + "<think>\n" + (0..<8).map { "w\($0) " }.joined() + "\nWait")
+    let record = try #require(try setup.store.samples(scenario.key).first)
+    #expect(record.thinkingTokens == budget && record.finish == "budget")
+    let after = budget == 20 ? (0..<8).map { "v1.\($0) " }.joined() + "\n" : (0..<4).map { "v1.\($0) " }.joined()
+    #expect(record.output == "<think>\n" + (0..<8).map { "w\($0) " }.joined() + "\nWait" + after + Self.forced + "4}.")
+    #expect(record.tokens == budget - 1 + 2 && generated == record.tokens)
+    #expect(record.answer == "4" && record.correct)
   }
 
   @Test func thinkingClosedByTheModelContinuesToTheTokenLimit() async throws {

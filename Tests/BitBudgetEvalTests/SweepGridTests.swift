@@ -62,6 +62,23 @@ import Testing
     #expect(axis.axes == ["backend"])
   }
 
+  /// `budget_mode` defaults to the paper's and may be an axis; `cap` and `none` keep the keys of
+  /// scenarios stored before the mode existed (one-sided forcing, no budget).
+  @Test func budgetModeIsAnAxisAndOnlyPaperChangesKeys() throws {
+    let grid = try SweepGrid.parse("model: m\ntask: t\nthinking_budget: 100\nbudget_mode: [paper, cap, none]\n", path: "g.yaml")
+    #expect(grid.points.map(\.budgetMode) == [.paper, .cap, .none])
+    #expect(try SweepGrid.parse("model: m\ntask: t\n", path: "g.yaml").points[0].budgetMode == .paper)
+    func scenario(_ budget: Int?, _ mode: BudgetMode) -> Scenario {
+      Scenario(
+        task: "t", model: "m", weightBits: 16, kv: "full", thinkingBudget: budget, maxTokens: 356, samples: 1, parallel: 1,
+        temperature: 0.6, topP: 0.95, topK: 20, seed: 0, budgetForcing: mode)
+    }
+    #expect(scenario(100, .cap).canonicalJSON == #"{"kv":"full","maxTokens":356,"model":"m","parallel":1,"samples":1,"seed":0,"task":"t","temperature":0.6,"thinkingBudget":100,"topK":20,"topP":0.95,"weightBits":16}"#)
+    #expect(scenario(100, .paper).canonicalJSON.hasPrefix(#"{"budgetMode":"paper","kv":"full""#))
+    #expect(scenario(100, .none).key == scenario(nil, .paper).key)
+    #expect(scenario(100, .paper).budgetForcing == .paper && scenario(100, .cap).budgetForcing == .cap && scenario(100, .none).budgetForcing == .none)
+  }
+
   @Test(arguments: [
     ("task: t\n", "no \"model\""),
     ("model: m\n", "no \"task\""),
@@ -86,6 +103,8 @@ import Testing
     ("model: m\ntask: t\nbackend: {endpoint: http://h/v1, model: x, workers: 3}\n", "unknown backend key \"workers\""),
     ("model: m\ntask: t\nbackend: {endpoint: http://h/v1, endpoints: [http://g/v1], model: x}\n", "not both"),
     ("model: m\ntask: t\nbackend: {endpoint: http://h/v1, model: x, concurrency: many}\n", "\"concurrency\" must be an integer"),
+    ("model: m\ntask: t\nbudget_mode: wait\n", "\"budget_mode\" must be paper, cap or none"),
+    ("model: m\ntask: t\nthinking_budget: 100\nmax_tokens: 50\n", "below thinking_budget 100"),
   ])
   func errorsNameTheKey(yaml: String, phrase: String) {
     do {

@@ -1,33 +1,61 @@
 import BitBudgetEngine
+import BitBudgetKernels
 import BitBudgetMemory
 import Foundation
 
-/// The task families whose memory-optimal precision differs (paper §4.3): maths and code need
-/// 8/16-bit weights once models are large; knowledge tasks (GPQA-Diamond) are fine at 4 bits.
+/// The task families whose memory-optimal configuration differs (paper §4.3–4.4): maths and code
+/// need 8/16-bit weights once models are large and gain from majority voting; knowledge tasks
+/// (GPQA-Diamond) are fine at 4 bits, and the paper measured parallel scaling on maths only.
 public enum PlanTask: String, Sendable, Codable, CaseIterable {
   case math
   case knowledge
 }
 
-/// The paper's findings (*Not All Bits Are Equal*, §4–5; ../shared/docs/paper.md) encoded as
-/// data. No per-configuration accuracies of the paper are public, so the planner follows its
-/// stated thresholds and orderings, with the memory model deciding what fits.
+/// Which KV caches a guideline plan may use.
+public enum PlanKV: Sendable, Equatable {
+  /// Full caches or the paper's compression where it buys a larger model, more samples or a
+  /// longer budget (Finding 4): R-KV eviction (2k/4k/8k tokens) below the effective size of 8-bit
+  /// Qwen3-8B, 8-bit HQQ quantization at or above it (Finding 5).
+  case auto
+  /// This policy only (`full`, `rkv:4096`, `hqq:8`, …).
+  case fixed(KVCacheSpec)
+}
+
+/// The paper's findings (*Not All Bits Are Equal*, §4–5; `docs/paper.md`) encoded as data. No
+/// per-configuration accuracies of the paper are public, so the planner follows its stated
+/// thresholds and orderings, with the memory model deciding what fits:
+///
+/// 1. Below the scale threshold (the effective size of 8-bit Qwen3-4B) memory buys weights: the
+///    largest effective size that still allows the shortest budget (2k tokens). For maths small
+///    models take 8-bit (or 4-bit where it buys a larger model: 4B 4-bit beats 1.7B 8-bit), never
+///    16-bit (Finding 2: 8-bit is optimal for small models).
+/// 2. At or above the threshold, once such weights keep 10k tokens, memory buys generation: the
+///    largest weights that keep 20k tokens per sample (the frontier above ~10 GB), else 10k.
+/// 3. Maths: G samples by total memory — 4 from 16.4 GiB, 8 from 28.9 GiB (Finding 3), each
+///    sample keeping at least 10k tokens; beyond the largest model at the longest budget, more.
+/// 4. KV compression competes on equal terms in `.auto` (a larger model, more samples or a longer
+///    budget wins; at equal terms the lighter compression).
+///
+/// Every rule picks the best of what fits, and what fits only grows with memory, so the chosen
+/// effective size never decreases as memory grows (`PlannerTests` checks 0.5–80 GiB).
 public struct PaperGuidelines: Sendable {
   /// Qwen3 sizes the paper sweeps.
   public var models = ["qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b"]
   public var weightBits = [4, 8, 16]
   /// The scale threshold (Finding 1): the effective size of 8-bit Qwen3-4B (Table 1: 4.19 GB,
-  /// GiB in fact). Below it memory goes to weights; at or above it to generation, then samples.
+  /// GiB in fact).
   public var threshold = (model: "qwen3-4b", bits: 8)
   /// Eviction beats KV quantization below the effective size of 8-bit Qwen3-8B (Finding 5, §5 of
   /// the paper; the introduction says 8-bit 4B).
   public var evictionThreshold = (model: "qwen3-8b", bits: 8)
+  /// The paper's R-KV budgets (tokens kept per sample).
+  public var evictionBudgets = [8192, 4096, 2048]
   /// The paper's shortest token budget: a configuration must afford at least this.
   public var minimumTokens = 2000
-  /// Weights at or above the threshold are chosen only with at least this many tokens (the
-  /// paper's 3.8 GiB case picks 4B 4-bit at 10k tokens; below it, capacity wins at any budget).
+  /// Weights at or above the threshold are chosen only with at least this many tokens per sample
+  /// (the paper's 3.86 GiB case picks 4B 4-bit at 10k tokens).
   public var transitionTokens = 10000
-  /// Frontier configurations above ~10 GB use at least 20k tokens (§4.2): above the threshold,
+  /// Frontier configurations above ~10 GB use at least 20k tokens (§4.2): with one sample, the
   /// weights grow only while this many tokens still fit.
   public var saturationTokens = 20000
   /// The paper's longest budget (30k); more is not planned.
@@ -36,142 +64,210 @@ public struct PaperGuidelines: Sendable {
   public var parallelFrom: [(gib: Double, samples: Int)] = [(16.4, 4), (28.9, 8)]
   /// Budgets are rounded down to this many tokens.
   public var tokenStep = 1000
+  /// What the memory is counted as: `.paper` (weights + KV, Table 1) or `.engine` (what
+  /// BitBudget allocates, scratch included: a plan then passes `--memory-limit`).
+  public var convention = MemoryConvention.paper
+  /// Engine convention: the prompt's tokens, and what follows the thinking budget (the answer
+  /// allowance and the forced text), both held in the KV cache.
+  public var promptTokens = 512
+  public var answerTokens = 256 + 16
+  /// Engine convention: the threads whose scratch is counted.
+  public var threads = ThreadPool.defaultThreadCount
+
+  /// The process itself beyond weights, KV and scratch: runtime, binary and tokenizer, plus with
+  /// eviction the prompt's last chunk held before compression (measured ≤ 32 MiB on Qwen3-0.6B;
+  /// README "Memory model").
+  public static let runtimeOverheadBytes = 32 << 20
 
   public init() {}
 
-  /// The plan for `budget` bytes (paper convention: weights + KV of G samples; the prompt is not
-  /// counted) on `task`.
-  public func plan(memory budget: Int, task: PlanTask) throws -> Plan {
-    let thresholdBytes = try weightBytes(threshold.model, threshold.bits)
-    let evictionBytes = try weightBytes(evictionThreshold.model, evictionThreshold.bits)
+  /// The plan for `memory` bytes, of which `reserve` are kept for the process and the OS.
+  public func plan(memory: Int, task: PlanTask, kv: PlanKV = .auto, reserve: Int = 0) throws -> Plan {
+    let budget = memory - reserve
+    guard reserve >= 0, budget > 0 else {
+      throw EngineError.invalidInput("the reserve of \(Self.gib(reserve)) leaves nothing of \(Self.gib(memory)) to plan with")
+    }
+    let thresholdBytes = try paperWeightBytes(threshold.model, threshold.bits)
+    let evictionBytes = try paperWeightBytes(evictionThreshold.model, evictionThreshold.bits)
     var candidates: [Candidate] = []
     for name in models {
-      let memory = try MemoryModel.load(name)
+      let preset = try MemoryModel.load(name)
       for bits in weightBits {
-        let weights = try memory.estimate(weightsBits: bits, tokens: 0, convention: .paper).weightsBytes
-        // Maths: 4-bit weights only while capacity dominates (below the threshold); large 4-bit
-        // models lose to 8/16-bit ones of similar size (8B 8-bit > 14B 4-bit; 32B 4-bit dominated).
-        // Knowledge: 4-bit is broadly memory-optimal, so only 4-bit (more parameters per byte).
+        let size = try paperWeightBytes(name, bits)
+        // The layout quantized once here, not at each of the searches' estimates.
+        let memory = MemoryModel(
+          name: name, config: preset.config, layout: try preset.engineLayout(weightsBits: bits), paperCountsTiedHead: preset.paperCountsTiedHead)
         switch task {
-        case .math where bits == 4 && weights >= thresholdBytes: continue
+        // Maths: 4-bit only while capacity dominates (below the threshold: 4B 4-bit beats 1.7B
+        // 8-bit); large 4-bit models lose to 8/16-bit ones of similar size. 16-bit only for large
+        // models: small ones do best at 8 bits.
+        case .math where bits == 4 && size >= thresholdBytes: continue
+        case .math where bits == 16 && size < thresholdBytes: continue
+        // Knowledge: 4-bit is broadly memory-optimal, so only 4-bit (more parameters per byte).
         case .knowledge where bits != 4: continue
         default: break
         }
-        candidates.append(Candidate(model: name, bits: bits, weightsBytes: weights, memory: memory))
+        let policies: [KVCacheSpec]
+        switch kv {
+        case .fixed(let spec): policies = [spec]
+        case .auto:
+          policies = [.full] + (size < evictionBytes
+            ? try evictionBudgets.map { try KVCacheSpec.parse("rkv:\($0)") }
+            : [try KVCacheSpec.parse("hqq:8")])
+        }
+        candidates.append(Candidate(model: name, bits: bits, effectiveBytes: size, memory: memory, policies: policies))
       }
     }
-    let feasible = try candidates.filter { try $0.tokens(fitting: budget, samples: 1, limit: maximumTokens) >= minimumTokens }
-    guard !feasible.isEmpty else {
-      let smallest = try candidates.map { try ($0, $0.totalBytes(tokens: minimumTokens, samples: 1)) }.min { $0.1 < $1.1 }
-      let needed = smallest.map { " (the smallest, \($0.0.model) \($0.0.bits)-bit with \(minimumTokens) tokens, needs \(Self.gib($0.1)))" } ?? ""
-      throw EngineError.invalidInput("\(Self.gib(budget)) fits no \(task.rawValue) configuration of the paper's models\(needed)")
-    }
+    let largestEffective = candidates.map(\.effectiveBytes).max() ?? 0
+
     var reasons: [String] = []
-    // Largest effective size first; at equal size, more bits (8B 8-bit over 14B 4-bit).
-    let byCapacity = feasible.sorted { ($0.weightsBytes, $0.bits) > ($1.weightsBytes, $1.bits) }
-    // Weights at or above the threshold pay only with a real generation budget behind them.
-    let large = try byCapacity.filter {
-      try $0.weightsBytes >= thresholdBytes && $0.tokens(fitting: budget, samples: 1, limit: maximumTokens) >= transitionTokens
-    }
-    var chosen: (Candidate, samples: Int, tokens: Int)
-    if large.isEmpty {
-      let top = byCapacity.first { $0.weightsBytes < thresholdBytes } ?? byCapacity[0]
-      chosen = (top, 1, try top.tokens(fitting: budget, samples: 1, limit: maximumTokens))
+    let small = try best(candidates.filter { $0.effectiveBytes < thresholdBytes }, budget: budget, samples: 1, minimumTokens: minimumTokens)
+    let large = try best(candidates.filter { $0.effectiveBytes >= thresholdBytes }, budget: budget, samples: 1, minimumTokens: transitionTokens)
+    var chosen: Option
+    if large == nil {
+      guard let small else { throw try nothingFits(budget: budget, task: task, candidates: candidates) }
+      chosen = small
       reasons.append(
-        "Below the paper's scale threshold (effective size of 8-bit Qwen3-4B, \(Self.gib(thresholdBytes))) memory is better spent on weights than on tokens (Finding 1): the largest weights that still allow \(minimumTokens) tokens are \(top.model) \(top.bits)-bit (\(Self.gib(top.weightsBytes))).")
+        "Below the paper's scale threshold (the effective size of 8-bit Qwen3-4B, \(Self.gib(thresholdBytes))) memory is better spent on weights than on tokens (Finding 1): the largest weights that still allow \(minimumTokens) tokens are \(small.candidate.model) \(small.candidate.bits)-bit (\(Self.gib(small.candidate.effectiveBytes)) at the paper's count).")
+      if task == .math {
+        reasons.append("Maths: small models do best at 8 bits, not 16 (Finding 2); 4 bits only where they buy a larger model (4B 4-bit at 10k beats 1.7B 8-bit at 18k).")
+      }
       reasons.append("Parallel samples do not pay below the threshold (Finding 3): G = 1.")
     } else {
-      let wanted = parallelFrom.last { Double(budget) >= $0.gib * Double(1 << 30) }?.samples ?? 1
-      var pick: (Candidate, Int, Int)?
-      for samples in [wanted, 4, 1] where samples <= wanted {
-        if let c = try large.first(where: { try $0.tokens(fitting: budget, samples: samples, limit: maximumTokens) >= saturationTokens }) {
-          pick = (c, samples, try c.tokens(fitting: budget, samples: samples, limit: maximumTokens))
-          break
+      let wanted = task == .math ? parallelFrom.last { Double(budget) >= $0.gib * Double(1 << 30) }?.samples ?? 1 : 1
+      let aboveThreshold = candidates.filter { $0.effectiveBytes >= thresholdBytes }
+      var pick: Option?
+      if wanted > 1 {
+        for samples in [wanted, 4] where samples <= wanted {
+          pick = try best(aboveThreshold, budget: budget, samples: samples, minimumTokens: transitionTokens)
+          if pick != nil { break }
         }
       }
-      if let pick {
-        chosen = (pick.0, pick.1, pick.2)
-        reasons.append(
-          "At or above the scale threshold (\(Self.gib(thresholdBytes))) the frontier grows by longer generation (Finding 1; frontier configurations above ~10 GB use ≥ \(saturationTokens / 1000)k tokens): the largest weights that still allow \(saturationTokens) tokens per sample are \(pick.0.model) \(pick.0.bits)-bit.")
-        // Beyond the largest model at full budget, memory buys more samples (G grows with the budget).
-        if chosen.samples >= 8 && chosen.tokens >= maximumTokens,
-          let more = try chosen.0.memory.maxSamples(
-            fitting: budget, limit: 64, weightsBits: chosen.0.bits, tokens: maximumTokens, convention: .paper),
-          more > chosen.samples
-        {
-          chosen.samples = more
-        }
-      } else {
-        // Between the threshold and saturation (roughly 4–10 GiB) the frontier still moves by
-        // effective size (§4.2), with at least the transition budget of tokens.
-        let c = large[0]
-        chosen = (c, 1, try c.tokens(fitting: budget, samples: 1, limit: maximumTokens))
-        reasons.append(
-          "Between the scale threshold and saturation (roughly 4–10 GiB) the frontier still moves by effective size (§4.2): the largest weights that keep \(transitionTokens) tokens are \(c.model) \(c.bits)-bit.")
+      if pick == nil {
+        pick = try best(aboveThreshold, budget: budget, samples: 1, minimumTokens: saturationTokens)
+          ?? best(aboveThreshold, budget: budget, samples: 1, minimumTokens: transitionTokens)
       }
-      if chosen.samples > 1 {
+      guard var pick else { throw try nothingFits(budget: budget, task: task, candidates: candidates) }
+      // Beyond the largest model at the longest budget, memory buys more samples.
+      if pick.samples >= 8 && pick.tokens >= maximumTokens && pick.candidate.effectiveBytes == largestEffective,
+        let more = try pick.candidate.memory.maxSamples(
+          fitting: budget, limit: 64, weightsBits: pick.candidate.bits, tokens: heldTokens(maximumTokens), promptTokens: promptTokens,
+          kv: pick.kv, convention: convention, threads: threads),
+        more > pick.samples
+      {
+        pick.samples = more
+      }
+      chosen = pick
+      if pick.tokens >= saturationTokens || pick.samples > 1 {
         reasons.append(
-          "Majority voting pays at this scale; the paper finds 4 ≤ G < 8 optimal for 16.4–28.9 GB and G ≥ 8 above (Finding 3): G = \(chosen.samples).")
+          "At or above the scale threshold (\(Self.gib(thresholdBytes))) the frontier grows by generation (Finding 1; configurations above ~10 GB use ≥ \(saturationTokens / 1000)k tokens): the largest weights that keep \(pick.samples > 1 ? transitionTokens : saturationTokens) tokens per sample\(pick.samples > 1 ? " for \(pick.samples) samples" : "") are \(pick.candidate.model) \(pick.candidate.bits)-bit.")
       } else {
-        reasons.append(budget >= Int(16.4 * Double(1 << 30))
-          ? "G = 1: no configuration at this budget keeps \(saturationTokens) tokens per sample with more samples."
-          : "Below 16.4 GB the paper finds no gain from parallel samples over longer generation: G = 1.")
+        reasons.append(
+          "Between the scale threshold and saturation (roughly 4–10 GiB) the frontier still moves by effective size (§4.2): the largest weights that keep \(transitionTokens) tokens are \(pick.candidate.model) \(pick.candidate.bits)-bit.")
+      }
+      switch (task, pick.samples) {
+      case (.knowledge, _):
+        reasons.append("G = 1: the paper measured majority voting on maths only.")
+      case (_, 1):
+        reasons.append("Below 16.4 GB the paper finds no gain from parallel samples over longer generation (Finding 3): G = 1.")
+      default:
+        reasons.append(
+          "Majority voting pays at this scale; the paper finds 4 ≤ G < 8 optimal for 16.4–28.9 GB and G ≥ 8 above (Finding 3): G = \(pick.samples), each sample with ≥ \(transitionTokens / 1000)k tokens.")
       }
     }
     switch task {
-    case .math:
-      reasons.append(chosen.0.bits == 4
-        ? "4-bit weights are acceptable for maths only while capacity dominates (below the threshold; e.g. 4B 4-bit at 10k beats 1.7B 8-bit at 18k)."
-        : "Maths: 8- or 16-bit weights; 4-bit is memory-inefficient for large models (8B 8-bit beats 14B 4-bit; 32B 4-bit is dominated by 14B 8-bit and 8B 16-bit, §4.2–4.3).")
+    case .math where chosen.candidate.effectiveBytes >= thresholdBytes:
+      reasons.append("Maths: 8- or 16-bit weights; 4-bit is memory-inefficient for large models (8B 8-bit beats 14B 4-bit; 32B 4-bit is dominated by 14B 8-bit and 8B 16-bit, §4.2–4.3).")
     case .knowledge:
       reasons.append("Knowledge tasks (GPQA-Diamond): 4-bit weights remain broadly memory-optimal (§4.3), so the budget buys more parameters.")
+    default: break
     }
-    let tokens = chosen.tokens / tokenStep * tokenStep
-    let (c, samples) = (chosen.0, chosen.samples)
-    let main = try option(c, samples: samples, tokens: tokens, kv: .full)
-    // KV compression lets the same memory generate longer (Finding 4); eviction for small
-    // effective sizes, 8-bit KV quantization (competitive; 4-bit drops) for large ones.
+    if chosen.kv.eviction != nil {
+      reasons.append("R-KV eviction keeps \(chosen.kv.eviction.map { "\($0.budget)" } ?? "") tokens per sample whatever the budget: here it buys a larger model or a longer budget, and below 8-bit 8B eviction beats KV quantization (Findings 4–5).")
+    } else if chosen.kv.quantization != nil {
+      reasons.append("8-bit KV quantization (competitive; 4-bit KV drops) nearly doubles the tokens in the same memory; at this size eviction and quantization are comparable (Findings 4–5).")
+    }
+
+    let main = try option(chosen)
     var alternatives: [PlanOption] = []
-    if tokens < maximumTokens {
-      if c.weightsBytes < evictionBytes {
-        let held = max(1024, (tokens - 128) / 1024 * 1024)
-        if held + 128 <= tokens {
-          var alternative = try option(c, samples: samples, tokens: maximumTokens, kv: try KVCacheSpec.parse("rkv:\(held)"))
-          alternative.note = "R-KV eviction keeps \(held) + 128 tokens per sample whatever the budget, so the same memory allows a \(maximumTokens)-token budget; below 8-bit 8B eviction beats KV quantization (Finding 5)."
-          alternatives.append(alternative)
-        }
-      } else {
-        let longer = try c.tokens(fitting: budget, samples: samples, limit: maximumTokens, kv: try KVCacheSpec.parse("hqq:8")) / tokenStep * tokenStep
-        if longer > tokens {
-          var alternative = try option(c, samples: samples, tokens: longer, kv: try KVCacheSpec.parse("hqq:8"))
-          alternative.note = "8-bit KV quantization (competitive; 4-bit KV drops) nearly doubles the tokens in the same memory; at this size eviction and quantization are comparable (Finding 5)."
-          alternatives.append(alternative)
-        }
+    // The same weights and samples with the other kind of cache (full or compressed), for comparison.
+    if case .auto = kv {
+      let isFull = chosen.kv == .full
+      let other = try chosen.candidate.policies.filter { ($0 == .full) != isFull }
+        .compactMap { try fit(chosen.candidate, policy: $0, budget: budget, samples: chosen.samples) }
+        .max { $0.rank < $1.rank }
+      if let other, other.tokens >= minimumTokens {
+        var alternative = try option(other)
+        alternative.note = other.kv == .full
+          ? "without KV compression the same weights keep \(other.tokens / 1000)k tokens per sample"
+          : "\(other.kv.description) keeps the same weights with a \(other.tokens / 1000)k-token budget"
+        alternatives.append(alternative)
       }
     }
     // What else fits, and why it lost.
     var rejected: [PlanOption] = []
-    for other in byCapacity where !(other.model == c.model && other.bits == c.bits) {
-      let t = try other.tokens(fitting: budget, samples: 1, limit: maximumTokens) / tokenStep * tokenStep
-      var o = try option(other, samples: 1, tokens: t, kv: .full)
-      o.note = other.weightsBytes < c.weightsBytes ? "smaller effective size" : "leaves fewer tokens than the generation-bound regime wants"
+    let fitting = try candidates.compactMap { c in
+      try c.policies.compactMap { try fit(c, policy: $0, budget: budget, samples: 1) }.filter { $0.tokens >= minimumTokens }.max { $0.rank < $1.rank }
+    }.sorted { $0.rank > $1.rank }
+    for other in fitting where !(other.candidate.model == chosen.candidate.model && other.candidate.bits == chosen.candidate.bits) {
+      var o = try option(other)
+      o.note = other.candidate.effectiveBytes < chosen.candidate.effectiveBytes
+        ? "smaller effective size" : "leaves fewer tokens per sample than the generation-bound regime wants"
       rejected.append(o)
       if rejected.count == 3 { break }
     }
     return Plan(
-      source: "paper guidelines", task: task.rawValue, budgetBytes: budget, choice: main, alternatives: alternatives, rejected: rejected,
-      reasons: reasons)
+      source: "paper guidelines", task: task.rawValue, budgetBytes: memory, reserveBytes: reserve, convention: convention, choice: main,
+      alternatives: alternatives, rejected: rejected, reasons: reasons)
   }
 
-  func weightBytes(_ model: String, _ bits: Int) throws -> Int {
+  /// The best option of `candidates` with `samples` samples of at least `minimumTokens` tokens:
+  /// the largest effective size, then the longest budget, then the lightest compression.
+  func best(_ candidates: [Candidate], budget: Int, samples: Int, minimumTokens: Int) throws -> Option? {
+    try candidates.flatMap { c in try c.policies.compactMap { try fit(c, policy: $0, budget: budget, samples: samples) } }
+      .filter { $0.tokens >= minimumTokens }
+      .max { $0.rank < $1.rank }
+  }
+
+  /// The longest budget (a multiple of `tokenStep`, at most `maximumTokens`) of `samples` samples
+  /// of `c` under `policy` within `budget`; nil when none fits or an eviction policy would not
+  /// evict (a full cache does the same).
+  func fit(_ c: Candidate, policy: KVCacheSpec, budget: Int, samples: Int) throws -> Option? {
+    let extra = heldTokens(0)
+    guard let tokens = try c.memory.maxTokens(
+      fitting: budget, limit: maximumTokens + extra, weightsBits: c.bits, promptTokens: promptTokens, samples: samples, kv: policy,
+      convention: convention, threads: threads)
+    else { return nil }
+    let rounded = min(maximumTokens, max(0, tokens - extra) / tokenStep * tokenStep)
+    if let eviction = policy.eviction, rounded <= eviction.budget + eviction.interval { return nil }
+    return Option(candidate: c, kv: policy, samples: samples, tokens: rounded)
+  }
+
+  /// Tokens a sample's cache holds for a thinking budget of `tokens`: the paper counts the budget;
+  /// the engine also holds the answer allowance and the forced text.
+  func heldTokens(_ tokens: Int) -> Int { convention == .engine ? tokens + answerTokens : tokens }
+
+  func nothingFits(budget: Int, task: PlanTask, candidates: [Candidate]) throws -> EngineError {
+    let smallest = try candidates.map { c in
+      (c, try c.memory.estimate(
+        weightsBits: c.bits, tokens: heldTokens(minimumTokens), promptTokens: promptTokens, kv: .full, convention: convention, threads: threads
+      ).totalBytes)
+    }.min { $0.1 < $1.1 }
+    let needed = smallest.map { " (the smallest, \($0.0.model) \($0.0.bits)-bit with \(minimumTokens) tokens, needs \(Self.gib($0.1)))" } ?? ""
+    return EngineError.invalidInput("\(Self.gib(budget)) fits no \(task.rawValue) configuration of the paper's models\(needed)")
+  }
+
+  func paperWeightBytes(_ model: String, _ bits: Int) throws -> Int {
     try MemoryModel.load(model).estimate(weightsBits: bits, tokens: 0, convention: .paper).weightsBytes
   }
 
-  func option(_ c: Candidate, samples: Int, tokens: Int, kv: KVCacheSpec) throws -> PlanOption {
-    let estimate = try c.memory.estimate(weightsBits: c.bits, tokens: tokens, samples: samples, kv: kv, convention: .paper)
+  func option(_ o: Option) throws -> PlanOption {
+    let estimate = try o.candidate.memory.estimate(
+      weightsBits: o.candidate.bits, tokens: heldTokens(o.tokens), promptTokens: promptTokens, samples: o.samples, kv: o.kv,
+      convention: convention, threads: threads)
     return PlanOption(
-      model: c.model, weightBits: c.bits, kv: kv.description, tokenBudget: tokens, parallel: samples, weightsBytes: estimate.weightsBytes,
-      kvBytes: estimate.kvBytes, totalBytes: estimate.totalBytes, accuracy: nil, note: nil)
+      model: o.candidate.model, weightBits: o.candidate.bits, kv: o.kv.description, tokenBudget: o.tokens, parallel: o.samples,
+      weightsBytes: estimate.weightsBytes, kvBytes: estimate.kvPeakBytes, totalBytes: estimate.totalBytes, accuracy: nil, note: nil)
   }
 
   static func gib(_ bytes: Int) -> String { ByteSize.gib(bytes) }
@@ -179,55 +275,22 @@ public struct PaperGuidelines: Sendable {
   struct Candidate {
     let model: String
     let bits: Int
-    let weightsBytes: Int
+    /// The paper's weight bytes (its "effective size"), whatever the convention of the plan.
+    let effectiveBytes: Int
     let memory: MemoryModel
+    /// KV policies to try, lightest compression first.
+    let policies: [KVCacheSpec]
+  }
 
-    func tokens(fitting budget: Int, samples: Int, limit: Int, kv: KVCacheSpec = .full) throws -> Int {
-      try memory.maxTokens(fitting: budget, limit: limit, weightsBits: bits, samples: samples, kv: kv, convention: .paper) ?? -1
-    }
+  struct Option {
+    let candidate: Candidate
+    let kv: KVCacheSpec
+    var samples: Int
+    let tokens: Int
 
-    func totalBytes(tokens: Int, samples: Int) throws -> Int {
-      try memory.estimate(weightsBits: bits, tokens: tokens, samples: samples, convention: .paper).totalBytes
+    /// Larger is better: effective size, then samples, then tokens, then lighter compression.
+    var rank: (Int, Int, Int, Int) {
+      (candidate.effectiveBytes, samples, tokens, -(candidate.policies.firstIndex(of: kv) ?? 0))
     }
   }
-}
-
-/// One configuration of a plan.
-public struct PlanOption: Sendable, Codable, Equatable {
-  public var model: String
-  public var weightBits: Int
-  public var kv: String
-  public var tokenBudget: Int
-  public var parallel: Int
-  /// Unknown for measured scenarios of models the memory model cannot read.
-  public var weightsBytes: Int?
-  /// Unknown for measured scenarios (their total is what was recorded).
-  public var kvBytes: Int?
-  public var totalBytes: Int
-  /// Measured accuracy (plans from results).
-  public var accuracy: Accuracy?
-  public var note: String?
-}
-
-extension PlanOption {
-  /// A measured scenario as a plan option.
-  public init(_ point: ResultPoint, note: String? = nil) {
-    self.init(
-      model: point.model, weightBits: point.weightBits, kv: point.kv, tokenBudget: point.tokenBudget, parallel: point.parallel,
-      weightsBytes: point.weightsBytes, kvBytes: nil, totalBytes: point.memoryBytes, accuracy: point.accuracy, note: note)
-  }
-}
-
-/// A recommended configuration for a memory budget and the reasons for it.
-public struct Plan: Sendable, Codable {
-  /// `paper guidelines` or `measured results (FILE)`.
-  public var source: String
-  public var task: String
-  public var budgetBytes: Int
-  public var choice: PlanOption
-  /// Other good uses of the same memory (KV compression; measured points within noise).
-  public var alternatives: [PlanOption]
-  /// Configurations that also fit, and why they lost.
-  public var rejected: [PlanOption]
-  public var reasons: [String]
 }

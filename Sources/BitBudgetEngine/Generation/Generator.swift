@@ -36,6 +36,19 @@ public struct ThinkingBudget: Sendable, Equatable {
     self.minimumThinking = minimumThinking
     self.waitTokens = waitTokens
   }
+
+  /// Most positions a sample's inserted tokens can take beyond its sampled tokens: the forced
+  /// text, plus what the "Wait" insertions add. Each insertion replaces one sampled token (the
+  /// early end of thinking, not fed) with at most `waitTokens.count` tokens, all counted as
+  /// thinking, and none goes past the budget, so the "Wait" tokens of a sample total at most
+  /// S = min(minimumThinking − 1 + waitTokens.count, budget) over at least ⌈S / waitTokens.count⌉
+  /// insertions. With a one-token "Wait" (Qwen3's) that adds nothing.
+  public var maxInsertedTokens: Int {
+    guard minimumThinking > 0, !waitTokens.isEmpty else { return forcedTokens.count }
+    let waits = min(minimumThinking - 1 + waitTokens.count, budget)
+    let insertions = (waits + waitTokens.count - 1) / waitTokens.count
+    return forcedTokens.count + waits - insertions
+  }
 }
 
 /// What to generate.
@@ -170,8 +183,7 @@ public struct Generator {
       for token in [budget.endOfThinking] + budget.forcedTokens + budget.waitTokens where !(0..<config.vocabSize).contains(token) {
         throw EngineError.invalidInput("token id \(token) of the thinking budget is outside the vocabulary (0..<\(config.vocabSize))")
       }
-      // "Wait" is inserted only while thinking is shorter than the minimum (≤ the budget).
-      inserted = budget.forcedTokens.count + (budget.minimumThinking > 0 ? budget.minimumThinking + budget.waitTokens.count : 0)
+      inserted = budget.maxInsertedTokens
     }
     // Positions needed: what the cache holds, the prompt, inserted tokens, and every sampled token
     // but the last (which is never fed back).
@@ -307,11 +319,13 @@ public struct Generator {
       guard let budget = options.thinkingBudget else { return }
       let closes = token == budget.endOfThinking || isStop
       if closes && state.result.thinkingTokens < budget.minimumThinking {
-        // Too early: "Wait" instead, and think on (the budget still applies).
-        try append(budget.waitTokens)
-        state.result.thinkingTokens += budget.waitTokens.count
+        // Too early: "Wait" instead, and think on. The insertion stops at the budget, so a sample
+        // forced there has thought exactly `budget` tokens.
+        let wait = Array(budget.waitTokens.prefix(budget.budget - state.result.thinkingTokens))
+        try append(wait)
+        state.result.thinkingTokens += wait.count
         state.result.waits += 1
-        state.pending = budget.waitTokens
+        state.pending = wait
         if state.result.thinkingTokens >= budget.budget {
           try force(&state, budget)
           if state.phase == .done { return }

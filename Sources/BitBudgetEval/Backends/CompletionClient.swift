@@ -13,9 +13,12 @@ public struct CompletionRequest: Sendable, Equatable {
   /// 0: no top-k (sent as -1).
   public var topK: Int
   public var seed: UInt64
+  /// Texts that end the completion (sent as `stop`; servers leave them out of the text).
+  public var stop: [String]
 
-  public init(prompt: String, maxTokens: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64) {
+  public init(prompt: String, maxTokens: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64, stop: [String] = []) {
     self.prompt = prompt
+    self.stop = stop
     self.maxTokens = maxTokens
     self.temperature = temperature
     self.topP = topP
@@ -108,6 +111,7 @@ public final class CompletionClient: Sendable {
     // 0 (no top-k, as locally) is sent as -1: vLLM and SGLang take -1 for "disabled", llama.cpp
     // any k ≤ 0; leaving it out would apply the server's default (llama-server: 40).
     body["top_k"] = request.topK > 0 ? request.topK : -1
+    if !request.stop.isEmpty { body["stop"] = request.stop }
     var http = HTTPClientRequest(url: url)
     http.method = .POST
     http.headers.add(name: "Content-Type", value: "application/json")

@@ -14,28 +14,40 @@ public struct RemoteSample: Sendable, Equatable {
   public var finish: String
 }
 
-/// Budget forcing over `/v1/completions` (algorithms.md §7): the first request may generate up to
-/// the thinking budget; if it ends there still thinking, the forced text is appended and a second
-/// request continues the raw prompt for the answer allowance. A thinking closed by the model
-/// itself continues to the scenario's token limit, as on the local engine.
+/// Budget forcing over `/v1/completions` (algorithms.md §7), by continuing the raw prompt:
+///
+/// - `cap`: the first request may generate up to the thinking budget; if it ends there still
+///   thinking, the forced text is appended and a second request continues for the answer
+///   allowance. A thinking closed by the model itself continues to the scenario's token limit,
+///   as on the local engine.
+/// - `paper`: requests stop at `</think>`; while the thinking is shorter than the budget, an
+///   early stop (at `</think>` or the end of sequence) is followed by "Wait" and another request
+///   for the rest of the budget. At the budget the forced text is appended and the answer
+///   requested. Thinking counts the tokens the server generated plus one per "Wait" (one token in
+///   Qwen3's vocabulary, as the local engine counts it), so it ends at exactly the budget.
+/// - `none` (no budget): one request up to the token limit.
 public struct RemoteSampler: Sendable {
   public let client: CompletionClient
   /// Appended when the budget is reached; must contain `</think>`.
   public let forcedText: String
+  /// Appended after an early end of thinking in `paper` mode.
+  public let waitText: String
   static let endOfThinking = "</think>"
 
-  public init(client: CompletionClient, forcedText: String) {
+  public init(client: CompletionClient, forcedText: String, waitText: String) {
     self.client = client
     self.forcedText = forcedText
+    self.waitText = waitText
   }
 
   public func sample(
     prompt: String, scenario: Scenario, answerTokens: Int, sampleIndex: Int, endpoint: URL
   ) async throws -> RemoteSample {
     let seed = scenario.seed &+ UInt64(sampleIndex)
-    func complete(_ text: String, _ maxTokens: Int) async throws -> (Completion, Int) {
+    func complete(_ text: String, _ maxTokens: Int, stop: [String] = []) async throws -> (Completion, Int) {
       let request = CompletionRequest(
-        prompt: text, maxTokens: maxTokens, temperature: scenario.temperature, topP: scenario.topP, topK: scenario.topK, seed: seed)
+        prompt: text, maxTokens: maxTokens, temperature: scenario.temperature, topP: scenario.topP, topK: scenario.topK, seed: seed,
+        stop: stop)
       let completion = try await client.complete(request, endpoint: endpoint)
       guard let tokens = completion.completionTokens else {
         throw RemoteError.malformedResponse(
@@ -58,6 +70,39 @@ public struct RemoteSampler: Sendable {
       return RemoteSample(
         output: first.text, tokens: tokens, thinkingTokens: Self.thinkingEstimate(first.text, tokens: tokens),
         finish: first.finishReason == "length" ? "length" : "eos")
+    }
+    if scenario.budgetForcing == .paper {
+      var thinking = 0, generated = 0
+      var output = ""
+      while thinking < budget && generated < limit {
+        let (part, tokens) = try await complete(prompt + output, min(budget - thinking, limit - generated), stop: [Self.endOfThinking])
+        var text = part.text
+        var counted = tokens
+        let closed = text.range(of: Self.endOfThinking)
+        if let closed {
+          // A server that ignores `stop`: the thinking ends where `</think>` begins.
+          counted = Self.thinkingEstimate(text, tokens: tokens)
+          text = String(text[..<closed.lowerBound])
+        }
+        output += text
+        generated += tokens
+        thinking += counted
+        if (part.finishReason == "length" && closed == nil) || thinking >= budget { break }
+        output += waitText
+        thinking += 1
+      }
+      guard thinking >= budget else {
+        // The token limit came first (a scenario whose max_tokens is below its budget).
+        return RemoteSample(output: output, tokens: generated, thinkingTokens: thinking, finish: "length")
+      }
+      output += forcedText
+      let allowance = min(answerTokens, limit - generated)
+      if allowance > 0 {
+        let (answer, answerCount) = try await complete(prompt + output, allowance)
+        output += answer.text
+        generated += answerCount
+      }
+      return RemoteSample(output: output, tokens: generated, thinkingTokens: thinking, finish: "budget")
     }
     let (first, firstTokens) = try await complete(prompt, min(budget, limit))
     if first.text.contains(Self.endOfThinking) {

@@ -18,6 +18,10 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
   public var kv: String
   /// Thinking budget in tokens (nil: no budget forcing, only `maxTokens`).
   public var thinkingBudget: Int?
+  /// `paper` when the budget is two-sided ("Wait" until it); nil when it only forces the answer
+  /// (`cap`) or there is no budget, so scenarios stored before the mode existed, all `cap`, keep
+  /// their keys. Read it as `budgetForcing`.
+  public var budgetMode: BudgetMode?
   /// Most generated tokens per sample.
   public var maxTokens: Int
   /// Samples per question (pass@1 is their mean).
@@ -37,14 +41,16 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
 
   public init(
     task: String, model: String, weightBits: Int, kv: String, thinkingBudget: Int?, maxTokens: Int, samples: Int,
-    parallel: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64, backend: String? = nil, taskDigest: String? = nil
+    parallel: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64, backend: String? = nil, taskDigest: String? = nil,
+    budgetForcing: BudgetMode = .cap
   ) {
     self.task = task
     self.taskDigest = taskDigest
     self.model = model
     self.weightBits = weightBits
     self.kv = kv
-    self.thinkingBudget = thinkingBudget
+    self.thinkingBudget = budgetForcing == .none ? nil : thinkingBudget
+    self.budgetMode = budgetForcing == .paper && thinkingBudget != nil ? .paper : nil
     self.maxTokens = maxTokens
     self.samples = samples
     self.parallel = parallel
@@ -53,6 +59,11 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
     self.topK = topK
     self.seed = seed
     self.backend = backend
+  }
+
+  /// How the thinking budget is enforced (`none` without one).
+  public var budgetForcing: BudgetMode {
+    thinkingBudget == nil ? .none : budgetMode ?? .cap
   }
 
   /// Canonical JSON: sorted keys, no whitespace.

@@ -5,11 +5,11 @@ import Yams
 /// fixed; the grid is the product of the axes, in file order with the last axis varying fastest.
 ///
 /// Keys: `model`/`models`, `task`, `answer_type`, `samples`, `parallel`, `weights`, `kv`,
-/// `thinking_budget`, `answer_tokens`, `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`,
-/// `questions`, `gpqa_seed`, `backend` (`local`, or a mapping `{endpoint: URL or [URLs], model:
-/// SERVED_NAME, concurrency, timeout, retries}` for an OpenAI-compatible server; a list of them is
-/// an axis). An unknown key, a value of the wrong type or an empty list is an
-/// error naming the key.
+/// `thinking_budget`, `budget_mode` (`paper`, `cap` or `none`; see `BudgetMode`), `answer_tokens`,
+/// `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `questions`, `gpqa_seed`, `backend`
+/// (`local`, or a mapping `{endpoint: URL or [URLs], model: SERVED_NAME, concurrency, timeout,
+/// retries}` for an OpenAI-compatible server; a list of them is an axis). An unknown key, a value
+/// of the wrong type or an empty list is an error naming the key.
 public struct SweepGrid: Sendable {
   /// One point of the grid: everything a scenario needs that is not read from the model.
   public struct Point: Sendable, Equatable {
@@ -23,6 +23,7 @@ public struct SweepGrid: Sendable {
     public var weights: Int?
     public var kv = "full"
     public var thinkingBudget: Int?
+    public var budgetMode = BudgetMode.standard
     public var answerTokens = 256
     public var maxTokens: Int?
     public var temperature = 0.6
@@ -41,7 +42,7 @@ public struct SweepGrid: Sendable {
 
   static let keys: Set<String> = [
     "model", "models", "task", "answer_type", "samples", "parallel", "weights", "kv", "thinking_budget",
-    "answer_tokens", "max_tokens", "temperature", "top_p", "top_k", "seed", "questions", "gpqa_seed", "backend",
+    "budget_mode", "answer_tokens", "max_tokens", "temperature", "top_p", "top_k", "seed", "questions", "gpqa_seed", "backend",
   ]
 
   /// Scenarios a grid may have unless the caller raises the limit: more than a paper-sized grid
@@ -122,6 +123,9 @@ public struct SweepGrid: Sendable {
     for p in points {
       if let parallel = p.parallel, parallel > p.samples {
         throw fail("parallel \(parallel) exceeds samples \(p.samples) (G samples are drawn from the samples of a question)")
+      }
+      if p.budgetMode == .paper, let budget = p.thinkingBudget, let maxTokens = p.maxTokens, maxTokens < budget {
+        throw fail("max_tokens \(maxTokens) is below thinking_budget \(budget): budget_mode paper thinks until the budget (raise max_tokens, or use budget_mode cap)")
       }
     }
     return SweepGrid(points: points, axes: axes.filter { $0.1.count > 1 }.map(\.0))
@@ -230,6 +234,9 @@ public struct SweepGrid: Sendable {
       p.weights = bits
     case "kv": p.kv = try string()
     case "thinking_budget": p.thinkingBudget = try int(1...(1 << 24))
+    case "budget_mode":
+      guard let mode = BudgetMode(rawValue: try string()) else { throw fail("\"budget_mode\" must be paper, cap or none, found \(value)") }
+      p.budgetMode = mode
     case "answer_tokens": p.answerTokens = try int(0...(1 << 24))
     case "max_tokens": p.maxTokens = try int(1...(1 << 24))
     case "temperature": p.temperature = try number(0...100)

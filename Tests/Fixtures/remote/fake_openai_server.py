@@ -4,8 +4,10 @@
 It plays a reasoning model: a question containing `answer=A think=K` is answered by the script
     "<think>\n" + K words + "\n</think>\n\nThe answer is \\boxed{A}."
 one "token" per whitespace-separated piece, honouring `max_tokens` (finish_reason "length") and
-continuing a prompt that already holds part of the script (a second request after a natural or a
-forced end of thinking: a prompt ending in "\\boxed{" is continued with "A}."). Faults, chosen
+`stop` strings (left out of the text, as vLLM does), and continuing a prompt that already holds part
+of the script (a second request after a natural or a forced end of thinking: a prompt ending in
+"\\boxed{" is continued with "A}."; after the n-th "Wait" the model thinks K words v<n>.<i> again
+and closes its thinking). Faults, chosen
 by words in the question: `flaky` → HTTP 500 for the first two requests of each prompt, `garbage`
 → a body that is not JSON, `slow` → sleeps 5 s before answering, `missing` → a JSON object
 without `choices`, `stall` → a Content-Length longer than the body sent, the socket then held
@@ -104,6 +106,11 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(900)
             return
         tokens, answer = script_tokens(question)
+        if "Wait" in prefix and not prefix.endswith("\\boxed{"):
+            # After the n-th "Wait" the model thinks as many words again, then closes.
+            waits = prefix.count("Wait")
+            prefix = prefix.rpartition("Wait")[2]
+            tokens = [f"v{waits}.{i} " for i in range(len(tokens) - 8)] + tokens[-7:]
         script = "".join(tokens)
         if prefix.endswith("\\boxed{"):
             rest = [answer, "}."]
@@ -118,11 +125,19 @@ class Handler(BaseHTTPRequestHandler):
         limit = int(request.get("max_tokens", 16))
         out = rest[:limit]
         finish = "length" if len(rest) > limit else "stop"
+        text = "".join(out)
+        for stop in request.get("stop") or []:
+            # As vLLM: the text ends before the stop string; the tokens up to it are counted.
+            for count in range(1, len(out) + 1):
+                at = "".join(out[:count]).find(stop)
+                if at >= 0:
+                    out, text, finish = out[:count], "".join(out[:count])[:at], "stop"
+                    break
         body = {
             "id": "cmpl-fake",
             "object": "text_completion",
             "model": self.server.model_name,
-            "choices": [{"index": 0, "text": "".join(out), "finish_reason": finish, "logprobs": None}],
+            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
             "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(out), "total_tokens": len(prompt.split()) + len(out)},
         }
         if "hugetokens" in question:
