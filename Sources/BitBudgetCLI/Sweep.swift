@@ -14,7 +14,8 @@ struct Sweep: ParsableCommand {
       the budget, then the forced answer; cap; none), answer_tokens, max_tokens, \
       temperature, top_p, top_k, seed, questions, gpqa_seed, backend; see examples/paper-grid.yaml). \
       backend: {endpoint: URL or [URLs], model: SERVED_NAME, concurrency, timeout, retries} runs \
-      the samples on OpenAI-compatible servers (model then names the memory model, e.g. qwen3-8b). Each \
+      the samples on OpenAI-compatible servers (model then names the memory model, e.g. \
+      qwen3-8b). A line `---` starts another grid in the same file, run after it. Each \
       finished sample is committed at once; rerunning the command after a kill continues where it \
       stopped. A terminal shows a progress line with the ETA and live accuracy; the end prints a \
       table of every scenario (pass@1, maj@G, tokens, time).

@@ -34,10 +34,16 @@ import Testing
   @Test func theExampleGridParses() throws {
     let path = (Fixtures.repositoryRoot as NSString).appendingPathComponent("examples/paper-grid.yaml")
     let grid = try SweepGrid.load(path: path)
-    #expect(grid.points.count == 2 * 3 * 3 * 4 * 3)
-    #expect(grid.axes == ["model", "parallel", "weights", "kv", "thinking_budget"])
+    // The paper's design (§2.3): serial + parallel on AIME25, serial on GPQA, KV compression.
+    #expect(grid.points.count == 720 + 144 + 864)
+    #expect(grid.axes == ["model", "weights", "thinking_budget", "parallel", "kv"])
+    #expect(Set(grid.points.map(\.model)).count == 6 && Set(grid.points.map(\.task)) == ["aime25", "gpqa-diamond"])
+    #expect(grid.points.allSatisfy { $0.budgetMode == .paper })
+    #expect(Set(grid.points.map(\.kv)) == ["full", "rkv:2048", "rkv:4096", "rkv:8192", "hqq:2", "hqq:4", "hqq:8"])
+    #expect(grid.points.filter { $0.kv != "full" }.allSatisfy { $0.samples == 8 })
     let remote = try SweepGrid.load(path: (Fixtures.repositoryRoot as NSString).appendingPathComponent("examples/remote-grid.yaml"))
-    #expect(remote.points.count == 3 * 8 && remote.points.allSatisfy { $0.backend?.endpoints.count == 2 })
+    #expect(remote.points.count == 3 * 80 && remote.points.allSatisfy { $0.backend?.endpoints.count == 2 })
+    #expect(Set(remote.points.compactMap { $0.backend?.model }) == ["Qwen/Qwen3-32B-AWQ", "Qwen/Qwen3-32B-FP8", "Qwen/Qwen3-32B"])
   }
 
   @Test func backendsAreFixedOrAnAxis() throws {
@@ -60,6 +66,25 @@ import Testing
     let axis = try SweepGrid.parse("model: m\ntask: t\nbackend: [local, {endpoint: http://h/v1, model: x}]\n", path: "g.yaml")
     #expect(axis.points.map { $0.backend?.model } == [nil, "x"])
     #expect(axis.axes == ["backend"])
+  }
+
+  /// Documents of one file are grids run one after the other; the limit counts all of them.
+  @Test func documentsAreGridsOneAfterTheOther() throws {
+    let grid = try SweepGrid.parse("model: a\ntask: t\nweights: [16, 8]\n---\n# second\nmodel: b\ntask: t\nkv: [full, \"hqq:4\"]\n", path: "g.yaml")
+    #expect(grid.points.map { "\($0.model) \($0.weights ?? 0) \($0.kv)" } == ["a 16 full", "a 8 full", "b 0 full", "b 0 hqq:4"])
+    #expect(grid.axes == ["weights", "kv"])
+    do {
+      _ = try SweepGrid.parse("model: a\ntask: t\nseed: [1, 2]\n---\nmodel: b\ntask: t\nseed: [1, 2]\n", path: "g.yaml", maxScenarios: 3)
+      Issue.record("accepted 4 scenarios with a limit of 3")
+    } catch {
+      #expect("\(error)".contains("document 2") && "\(error)".contains("the grid has 4 scenarios"), "\(error)")
+    }
+    #expect(throws: EvalError.self) { try SweepGrid.parse("---\n# nothing\n---\n", path: "g.yaml") }
+    do {
+      _ = try SweepGrid.parse("model: a\ntask: t\n---\nmodel: b\n", path: "g.yaml")
+    } catch {
+      #expect("\(error)".contains("(document 2)") && "\(error)".contains("no \"task\""), "\(error)")
+    }
   }
 
   /// `budget_mode` defaults to the paper's and may be an axis; `cap` and `none` keep the keys of

@@ -58,7 +58,35 @@ public struct SweepGrid: Sendable {
   }
 
   /// Parses a grid; one with more than `maxScenarios` points is refused before any is built.
+  ///
+  /// A file may hold several YAML documents (separated by `---` lines): each is a grid of its own
+  /// and the sweep runs them one after the other, so a design that is not one product (the
+  /// paper's: serial scaling on two tasks, G on one, KV policies at 8 samples) fits one file.
   public static func parse(_ text: String, path: String, maxScenarios: Int = defaultMaxScenarios) throws -> SweepGrid {
+    var documents: [[Substring]] = [[]]
+    for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+      if line == "---" || line.hasPrefix("--- ") || line.hasPrefix("---\t") {
+        documents.append([])
+      } else {
+        documents[documents.count - 1].append(line)
+      }
+    }
+    let parts = documents.map { $0.joined(separator: "\n") }
+      .filter { $0.split(whereSeparator: \.isNewline).contains { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") } }
+    guard !parts.isEmpty else { throw EvalError.invalidGrid(path: path, reason: "the grid is empty") }
+    var points: [Point] = []
+    var axes: [String] = []
+    for (index, part) in parts.enumerated() {
+      let label = parts.count == 1 ? path : "\(path) (document \(index + 1))"
+      let grid = try parseDocument(part, path: label, maxScenarios: maxScenarios, before: points.count)
+      points += grid.points
+      axes += grid.axes.filter { !axes.contains($0) }
+    }
+    return SweepGrid(points: points, axes: axes)
+  }
+
+  /// One YAML document of a grid, after documents of `before` scenarios.
+  static func parseDocument(_ text: String, path: String, maxScenarios: Int, before: Int) throws -> SweepGrid {
     func fail(_ reason: String) -> EvalError { .invalidGrid(path: path, reason: reason) }
     let root: Any?
     do {
@@ -104,9 +132,10 @@ public struct SweepGrid: Sendable {
       let (product, overflow) = count.multipliedReportingOverflow(by: values.count)
       count = overflow ? .max : product
     }
-    if count > maxScenarios {
+    if count > maxScenarios - before {
       let sizes = axes.filter { $0.1.count > 1 }.map { "\($0.0) \($0.1.count)" }.joined(separator: " × ")
-      throw fail("the grid has \(count == .max ? "more than \(Int.max)" : String(count)) scenarios (\(sizes)), more than the limit of \(maxScenarios); raise it with --max-scenarios if you mean it")
+      let total = count == .max ? "more than \(Int.max)" : String(before + count)
+      throw fail("the grid has \(total) scenarios (\(before > 0 ? "\(before) before this document, " : "")\(sizes)), more than the limit of \(maxScenarios); raise it with --max-scenarios if you mean it")
     }
     var points: [Point] = [Point(model: "", task: "")]
     for (name, values) in axes {
