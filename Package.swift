@@ -19,6 +19,7 @@ let package = Package(
     .library(name: "BitBudgetEngine", targets: ["BitBudgetEngine"]),
     .library(name: "BitBudgetEval", targets: ["BitBudgetEval"]),
     .library(name: "BitBudgetKernels", targets: ["BitBudgetKernels"]),
+    .library(name: "BitBudgetLab", targets: ["BitBudgetLab"]),
     .library(name: "BitBudgetMemory", targets: ["BitBudgetMemory"]),
     .library(name: "BitBudgetTokenizer", targets: ["BitBudgetTokenizer"]),
   ],
@@ -66,10 +67,17 @@ let package = Package(
       name: "BitBudgetAnalysis",
       dependencies: ["BitBudgetMemory", "BitBudgetEngine"],
       swiftSettings: nativeCPU),
+    // The lab: scenario backends (local engine, OpenAI-compatible servers), sweeps, results as
+    // the analysis's points. The CLI is argument parsing and printing over it.
+    .target(
+      name: "BitBudgetLab",
+      dependencies: ["BitBudgetAnalysis", "BitBudgetEngine", "BitBudgetEval", "BitBudgetKernels", "BitBudgetMemory", "BitBudgetTokenizer"],
+      swiftSettings: nativeCPU),
     .target(
       name: "BitBudgetCLI",
       dependencies: [
         "BitBudgetAnalysis",
+        "BitBudgetLab",
         "BitBudgetEngine",
         "BitBudgetEval",
         "BitBudgetMemory",
@@ -111,6 +119,10 @@ let package = Package(
     .testTarget(
       name: "BitBudgetAnalysisTests",
       dependencies: ["BitBudgetAnalysis", "BitBudgetMemory", "BitBudgetTestSupport"],
+      swiftSettings: nativeCPU),
+    .testTarget(
+      name: "BitBudgetLabTests",
+      dependencies: ["BitBudgetLab", "BitBudgetEval", "BitBudgetEngine", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetTokenizerTests",

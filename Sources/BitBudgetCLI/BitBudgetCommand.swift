@@ -1,5 +1,7 @@
 import ArgumentParser
 import BitBudgetEngine
+import BitBudgetEval
+import BitBudgetLab
 import Foundation
 
 /// The `bitbudget` command: subcommands for running models and, later, planning memory.
@@ -44,6 +46,12 @@ public struct BitBudgetCommand: ParsableCommand {
       return 1
     } catch let error as CommandFailure {
       Output.error(error.message)
+      return 1
+    } catch let error as LabError {
+      Output.error(error.description)
+      return 1
+    } catch let error as EvalError {
+      Output.error(error.description)
       return 1
     } catch {
       if exitCode(for: error) == .success {

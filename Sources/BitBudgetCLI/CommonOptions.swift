@@ -1,6 +1,8 @@
 import Foundation
 import ArgumentParser
 import BitBudgetEngine
+import BitBudgetEval
+import BitBudgetLab
 import BitBudgetKernels
 import BitBudgetMemory
 import BitBudgetTokenizer
@@ -59,39 +61,29 @@ struct ModelOptions: ParsableArguments {
     }
   }
 
+  /// These options as the lab's engine settings.
+  func settings() throws -> EngineSettings {
+    var settings = EngineSettings(
+      modelPath: model, threads: threads, kv: try kvSpec(), kvElementType: kvDType.elementType, memoryLimit: memoryLimit.flatMap(ByteSize.parse))
+    settings.setWeights(weights, groupSize: weightGroup == -1 ? nil : weightGroup, ggufWidening: ggufDType?.elementType)
+    settings.activations = activations
+    return settings
+  }
+
   /// With --memory-limit: throws, with the numbers, when the weights plus the KV caches' peak
-  /// plus the session's scratch (the memory model's engine convention) of `samples` samples holding `tokens` tokens after a
-  /// `promptTokens`-token prompt exceed it.
+  /// plus the session's scratch (the memory model's engine convention) of `samples` samples
+  /// holding `tokens` tokens after a `promptTokens`-token prompt exceed it.
   func checkMemoryLimit(model: DecoderModel, promptTokens: Int, tokens: Int, samples: Int, prefillChunk: Int) throws {
-    guard let memoryLimit, let limit = ByteSize.parse(memoryLimit) else { return }
-    let (total, kvPeak, scratch) = try estimatedBytes(model: model, promptTokens: promptTokens, tokens: tokens, samples: samples, prefillChunk: prefillChunk)
-    guard total <= limit else {
-      throw CommandFailure(
-        message: "this run needs \(ByteSize.gib(total)) (weights \(ByteSize.gib(model.weights.byteCount)) + KV up to \(ByteSize.gib(kvPeak)) for \(samples) × \(promptTokens + tokens) tokens with --kv \(kv) + scratch \(ByteSize.gib(scratch))), more than --memory-limit \(memoryLimit); try fewer tokens or samples, or a compressed --kv")
-    }
+    try settings().checkMemoryLimit(model: model, promptTokens: promptTokens, tokens: tokens, samples: samples, prefillChunk: prefillChunk)
   }
 
-  /// The memory model's engine-convention estimate of a run: (total, KV peak, scratch) bytes.
-  func estimatedBytes(model: DecoderModel, promptTokens: Int, tokens: Int, samples: Int, prefillChunk: Int) throws -> (Int, Int, Int) {
-    let usage = KVMemory.engineUsage(
-      geometry: KVCacheGeometry(model.config), queryHeads: model.config.queryHeads, spec: try kvSpec(),
-      elementType: kvDType.elementType, promptTokens: max(1, promptTokens), tokens: max(0, tokens), samples: samples,
-      prefillChunk: prefillChunk)
-    let scratch = InferenceSession.scratchBytes(
-      config: model.config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: model.weights.hasQuantizedLinears,
-      bf16Linears: model.weights.hasBF16Linears)
-    return (model.weights.byteCount + usage.peakBytes + scratch, usage.peakBytes, scratch)
-  }
-
-  /// A session for `model` with these options' kernels.
-  /// `defaultActivations` applies without `--activations`.
+  /// A session for `model` with these options' kernels; `defaultActivations` applies without
+  /// `--activations`.
   func session(
     _ model: DecoderModel, maxRows: Int = InferenceSession.defaultMaxRows, maxLogitRows: Int = 16,
     defaultActivations: LinearActivations = .fastest
   ) throws -> InferenceSession {
-    let session = try InferenceSession(model: model, threads: threads, maxRows: maxRows, maxLogitRows: maxLogitRows)
-    session.linearActivations = activations ?? defaultActivations
-    return session
+    try settings().session(model, maxRows: maxRows, maxLogitRows: maxLogitRows, defaultActivations: defaultActivations)
   }
 
   func kvSpec() throws -> KVCacheSpec {
@@ -104,52 +96,28 @@ struct ModelOptions: ParsableArguments {
 
   /// A new empty cache as --kv and --kv-dtype ask.
   func makeCache(_ session: InferenceSession) throws -> any KVCache {
-    try session.makeCache(spec: kvSpec(), elementType: kvDType.elementType)
-  }
-
-  /// What GGUF tensors are widened to: --gguf-dtype, else bf16 when --weights asks for 16-bit
-  /// weights or for quantizing them; nil keeps held types quantized.
-  var ggufWidening: ElementType? { ggufDType.gguf(weights: weights) }
-
-  /// Round-to-nearest quantization at load that --weights asks for, or nil.
-  var weightQuantization: WeightQuantization? {
-    guard let weights, weights != 16 else { return nil }
-    return WeightQuantization(bits: weights, groupSize: weightGroup == -1 ? nil : weightGroup)
+    try settings().makeCache(session)
   }
 
   func loadModel() throws -> DecoderModel {
-    let loaded = try DecoderModel.load(path: model, ggufWidening: ggufWidening, quantize: weightQuantization)
-    if weights == 16, loaded.weights.format.bits != 16 {
-      throw CommandFailure(message: "--weights 16: \(model) holds \(loaded.weights.format) weights, which are not dequantized; leave out --weights")
-    }
-    return loaded
+    try settings().loadModel()
   }
 }
 
-/// The tokenizer `--tokenizer` names, else the model's own (GGUF metadata or the folder's
-/// tokenizer files), or nil when there is none.
-func modelTokenizer(_ model: DecoderModel, explicit: String?) throws -> Tokenizer? {
-  if let explicit { return try Tokenizer.load(anyFrom: explicit) }
-  if let gguf = model.gguf { return try Tokenizer.fromGGUF(gguf) }
-  guard let folder = model.directory else { return nil }
-  let hasTokenizer = ["tokenizer.json", "vocab.json"].contains {
-    FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0))
+/// The results database; `readOnly` for commands that only read (they then work on a database
+/// the user may not write).
+func openStore(_ path: String, readOnly: Bool = false) throws -> ResultStore {
+  do {
+    return try ResultStore(path: path, readOnly: readOnly)
+  } catch let error as EvalError {
+    throw CommandFailure(message: error.description)
   }
-  return hasTokenizer ? try Tokenizer.load(from: folder) : nil
 }
 
 enum GGUFDType: String, ExpressibleByArgument, CaseIterable {
   case bf16, f32
 
   var elementType: ElementType { self == .f32 ? .f32 : .bf16 }
-}
-
-extension Optional where Wrapped == GGUFDType {
-  /// The widening of a GGUF load with these options: the one asked for, else bf16 when
-  /// `--weights` is given (16 bits, or a 16-bit model to quantize at load), else none.
-  func gguf(weights: Int?) -> ElementType? {
-    self?.elementType ?? (weights != nil ? .bf16 : nil)
-  }
 }
 
 enum KVDType: String, ExpressibleByArgument, CaseIterable {
@@ -180,7 +148,5 @@ struct TokenIds: ExpressibleByArgument {
 
   static var defaultCompletionKind: CompletionKind { .default }
 }
-
-
 
 extension LinearActivations: ExpressibleByArgument {}

@@ -2,6 +2,7 @@ import ArgumentParser
 import BitBudgetEngine
 import BitBudgetEval
 import BitBudgetKernels
+import BitBudgetLab
 import BitBudgetMemory
 import BitBudgetTokenizer
 import Foundation
@@ -104,54 +105,40 @@ struct Eval: ParsableCommand {
   func run() throws {
     let evalTask = try loadTask()
     let items = Array(evalTask.items.prefix(questions ?? .max))
-    let limit = maxTokens ?? (thinkingBudget.map { $0 + answerTokens } ?? 1024)
-    let store = try ScenarioRunner.openStore(db)
+    let store = try openStore(db)
     let start = Date()
-    func scenario(weightBits: Int, backend: String?) throws -> Scenario {
-      Scenario(
-        task: evalTask.name, model: options.model, weightBits: weightBits, kv: try options.kvSpec().description,
-        thinkingBudget: thinkingBudget, maxTokens: limit, samples: samples, parallel: parallel ?? samples,
-        temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed, backend: backend,
-        taskDigest: evalTask.contentDigest, budgetForcing: budgetMode)
-    }
-    let current: Scenario
-    let generated: Int
-    let weightsBytes: Int?
+    let backend: any ScenarioBackend
     if remote.isRemote {
-      let backend = try remote.backend(model: options.model)
-      let remoteScenario = try RemoteScenario(backend: backend, memoryModel: options.model)
-      defer { remoteScenario.shutdown() }
-      current = try scenario(weightBits: options.weights ?? 16, backend: backend.scenarioLabel)
-      try remoteScenario.checkMemoryLimit(current, limit: options.memoryLimit)
-      generated = try remoteScenario.run(current, task: evalTask, items: items, answerTokens: answerTokens, store: store) { done, total, passAt1 in
-        if !json { Output.progress(String(format: "sample %d/%d: pass@1 so far %.3f", done, total, passAt1)) }
-      }
-      weightsBytes = remoteScenario.memory.estimate(for: current, convention: .paper)?.weightsBytes
+      backend = try RemoteScenarioBackend(
+        backend: try remote.backend(model: options.model), memoryModel: options.model, memoryLimit: options.memoryLimit.flatMap(ByteSize.parse))
     } else {
-      let model = try options.loadModel()
-      let runner = try ScenarioRunner(options: options, model: model)
-      current = try scenario(weightBits: model.weights.format.bits, backend: nil)
-      generated = try runner.run(current, options: options, task: evalTask, items: items, answerTokens: answerTokens, store: store) { done, total, score in
-        if !json {
-          Output.progress(String(format: "question %d/%d: pass@1 so far %.3f over %d questions", done, total, score.passAt1, score.questions))
-        }
-      }
-      weightsBytes = model.weights.byteCount
+      let settings = try options.settings()
+      backend = try LocalScenarioBackend(model: try settings.loadModel(), settings: settings)
     }
-    let records = try store.samples(current.key).filter { record in items.contains { $0.id == record.questionId } }
-    let score = ScenarioScore(task: evalTask, records: records, majorityK: current.parallel)
+    defer { (backend as? RemoteScenarioBackend)?.shutdown() }
+    let scenario = Scenario(
+      task: evalTask.name, model: options.model, weightBits: backend.weightBits(asked: options.weights), kv: try options.kvSpec().description,
+      thinkingBudget: thinkingBudget, maxTokens: maxTokens ?? (thinkingBudget.map { $0 + answerTokens } ?? 1024), samples: samples,
+      parallel: parallel ?? samples, temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed,
+      backend: backend.label, taskDigest: evalTask.contentDigest, budgetForcing: budgetMode)
+    let quiet = json
+    let generated = try backend.run(scenario, task: evalTask, items: items, answerTokens: answerTokens, store: store) { progress in
+      if !quiet { Output.progress(String(format: "sample %d/%d: pass@1 so far %.3f", progress.done, progress.total, progress.passAt1)) }
+    }
+    let records = try store.samples(scenario.key).filter { record in items.contains { $0.id == record.questionId } }
+    let score = ScenarioScore(task: evalTask, records: records, majorityK: scenario.parallel)
     let wall = Date().timeIntervalSince(start)
     let report = Report(
-      scenario: current, scenarioKey: current.key, score: score, generatedThisRun: generated,
+      scenario: scenario, scenarioKey: scenario.key, score: score, generatedThisRun: generated,
       secondsThisRun: wall, tokensPerSThisRun: wall > 0 ? Double(generated) / wall : 0,
-      weightsBytes: weightsBytes, peakRssBytes: remote.isRemote ? nil : ProcessMemory.peakResidentBytes,
-      run: try store.runMeasurements(current.key))
+      weightsBytes: backend.weightsBytes(scenario), peakRssBytes: backend.label == nil ? ProcessMemory.peakResidentBytes : nil,
+      run: try store.runMeasurements(scenario.key))
     if json {
       try Output.json(report)
     } else {
       Output.line(String(
         format: "%@ on %@: %d questions × %d samples, pass@1 %.3f, maj@%d %.3f, %d errors (scenario %@)",
-        options.model, evalTask.name, score.questions, samples, score.passAt1, current.parallel, score.majorityAtK, score.errors, current.key))
+        options.model, evalTask.name, score.questions, samples, score.passAt1, scenario.parallel, score.majorityAtK, score.errors, scenario.key))
     }
   }
 

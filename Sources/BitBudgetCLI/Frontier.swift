@@ -1,6 +1,7 @@
 import ArgumentParser
 import BitBudgetAnalysis
 import BitBudgetEngine
+import BitBudgetLab
 import BitBudgetEval
 import Foundation
 
@@ -33,7 +34,7 @@ struct Frontier: ParsableCommand {
 
   func run() throws {
     guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure(message: "no results database at \(db)") }
-    let store = try ScenarioRunner.openStore(db, readOnly: true)
+    let store = try openStore(db, readOnly: true)
     let results = try ResultPoints(store: store, memory: memory)
     var tasks = results.byTask
     if let task {

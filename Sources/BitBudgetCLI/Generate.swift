@@ -1,5 +1,6 @@
 import ArgumentParser
 import BitBudgetEngine
+import BitBudgetLab
 import BitBudgetEval
 import BitBudgetTokenizer
 import Foundation
@@ -226,7 +227,7 @@ struct Generate: ParsableCommand {
   /// --tokenizer, else the model's own (a GGUF file's, or the model folder's files); required for
   /// --prompt.
   private func loadTokenizer(model: DecoderModel) throws -> Tokenizer? {
-    let found = try modelTokenizer(model, explicit: tokenizer)
+    let found = try model.tokenizer(explicit: tokenizer)
     if found == nil, prompt != nil, let folder = model.directory {
       throw CommandFailure(message: "\(folder) has no tokenizer files; give --tokenizer FILE_OR_DIR to encode --prompt")
     }

@@ -83,7 +83,8 @@ struct Memory: ParsableCommand {
   }
 
   func run() throws {
-    var memory = try MemoryModel.load(model, ggufWidening: ggufDType.gguf(weights: weights))
+    // GGUF tensors as `--weights` loads them: widened to bf16 when bits are asked for.
+    var memory = try MemoryModel.load(model, ggufWidening: ggufDType?.elementType ?? (weights != nil ? .bf16 : nil))
     memory.quantizedGroupSize = weightGroup == -1 ? nil : weightGroup
     let weights = self.weights ?? memory.layout.linearBits
     let spec = try KVCacheSpec.parse(kv)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BitBudgetEngine
+import BitBudgetLab
 import BitBudgetTokenizer
 import Foundation
 
@@ -60,7 +61,7 @@ struct Perplexity: ParsableCommand {
     }
     guard let text = String(validating: data, as: UTF8.self) else { throw CommandFailure(message: "the text is not UTF-8") }
     let model = try options.loadModel()
-    guard let tokenizer = try modelTokenizer(model, explicit: self.tokenizer) else {
+    guard let tokenizer = try model.tokenizer(explicit: self.tokenizer) else {
       throw CommandFailure(message: "\(model.path) has no tokenizer files; give --tokenizer FILE_OR_DIR")
     }
     // With --baseline-model the text is scored in independent windows, so it may be longer than

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BitBudgetAnalysis
 import BitBudgetEngine
+import BitBudgetLab
 import BitBudgetEval
 import BitBudgetMemory
 import Foundation
@@ -85,7 +86,7 @@ struct PlanCommand: ParsableCommand {
     let plan: Plan
     if let db {
       guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure(message: "no results database at \(db)") }
-      let results = try ResultPoints(store: try ScenarioRunner.openStore(db, readOnly: true), memory: memorySource)
+      let results = try ResultPoints(store: try openStore(db, readOnly: true), memory: memorySource)
       let tasks = results.byTask
       let chosen: (task: String, points: [ResultPoint])
       if let dbTask {

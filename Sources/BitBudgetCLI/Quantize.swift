@@ -1,5 +1,6 @@
 import ArgumentParser
 import BitBudgetEngine
+import BitBudgetLab
 import BitBudgetKernels
 import Foundation
 
@@ -120,7 +121,7 @@ struct Quantize: ParsableCommand {
     guard let text = String(data: data, encoding: .utf8), !text.isEmpty else {
       throw CommandFailure(message: "--calibration \(calibration) is not UTF-8 text, or is empty")
     }
-    guard let tokenizer = try modelTokenizer(model, explicit: nil) else {
+    guard let tokenizer = try model.tokenizer() else {
       throw CommandFailure(message: "\(model.path) has no tokenizer to read the calibration text with")
     }
     let tokens = tokenizer.encode(text)

@@ -24,4 +24,13 @@ public enum ByteSize {
 
   /// `bytes` in GiB with two decimals, e.g. "4.12 GiB".
   public static func gib(_ bytes: Int) -> String { String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }
+
+  /// `bytes` in the largest binary unit that keeps it ≥ 1, e.g. "195.3 KiB", "4.12 GiB".
+  public static func readable(_ bytes: Int) -> String {
+    let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
+    for (unit, size) in units where abs(bytes) >= size {
+      return String(format: unit == "GiB" ? "%.2f %@" : "%.1f %@", Double(bytes) / Double(size), unit)
+    }
+    return "\(bytes) B"
+  }
 }

@@ -87,34 +87,41 @@ public struct MemoryModel: Sendable {
     guard tokens >= 0, promptTokens >= 1, (1...4096).contains(samples) else {
       throw EngineError.invalidInput("tokens must be ≥ 0, the prompt ≥ 1 token, and samples in 1...4096")
     }
-    let weights: Int
-    let kvBytes: Int
-    let kvPeak: Int
-    var scratch = 0
     switch convention {
     case .paper:
-      weights = Int(WeightMemory.paperBytes(config, bits: weightsBits, countTiedHead: paperCountsTiedHead).rounded())
-      kvBytes = Int(KVMemory.paperBytes(config, spec: kv, tokens: tokens, samples: samples).rounded())
-      kvPeak = kvBytes
+      let weights = Int(WeightMemory.paperBytes(config, bits: weightsBits, countTiedHead: paperCountsTiedHead).rounded())
+      let kvBytes = Int(KVMemory.paperBytes(config, spec: kv, tokens: tokens, samples: samples).rounded())
+      return MemoryEstimate(
+        convention: .paper, weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples,
+        kv: kv.description, weightsBytes: weights, kvBytes: kvBytes, kvPeakBytes: kvBytes, scratchBytes: 0,
+        totalBytes: weights + kvBytes)
     case .engine:
       let loaded = try engineLayout(weightsBits: weightsBits)
-      weights = loaded.byteCount
-      if let q = kv.quantization, config.headDim % q.groupSize != 0 {
-        throw EngineError.invalidInput("hqq group size \(q.groupSize) does not divide the head dimension \(config.headDim)")
-      }
-      let usage = KVMemory.engineUsage(
-        geometry: KVCacheGeometry(config), queryHeads: config.queryHeads, spec: kv, elementType: kvElementType,
-        promptTokens: promptTokens, tokens: tokens, samples: samples)
-      kvBytes = usage.bytes
-      kvPeak = usage.peakBytes
-      scratch = InferenceSession.scratchBytes(
-        config: config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: loaded.hasQuantizedTensors,
-        bf16Linears: loaded.hasBF16Linears)
+      return try Self.engineEstimate(
+        config: config, weightsBytes: loaded.byteCount, quantizedLinears: loaded.hasQuantizedTensors, bf16Linears: loaded.hasBF16Linears,
+        weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: kv, kvElementType: kvElementType,
+        threads: threads)
     }
+  }
+
+  /// The engine convention for weights of known size and kinds: weights + the KV caches' peak
+  /// (`KVMemory.engineUsage`) + the session's scratch.
+  static func engineEstimate(
+    config: ModelConfig, weightsBytes: Int, quantizedLinears: Bool, bf16Linears: Bool, weightsBits: Int, tokens: Int, promptTokens: Int,
+    samples: Int, kv: KVCacheSpec, kvElementType: ElementType, threads: Int, prefillChunk: Int = InferenceSession.defaultMaxRows
+  ) throws -> MemoryEstimate {
+    if let q = kv.quantization, config.headDim % q.groupSize != 0 {
+      throw EngineError.invalidInput("hqq group size \(q.groupSize) does not divide the head dimension \(config.headDim)")
+    }
+    let usage = KVMemory.engineUsage(
+      geometry: KVCacheGeometry(config), queryHeads: config.queryHeads, spec: kv, elementType: kvElementType,
+      promptTokens: promptTokens, tokens: tokens, samples: samples, prefillChunk: prefillChunk)
+    let scratch = InferenceSession.scratchBytes(
+      config: config, threads: threads, longestContext: usage.longestAttention, quantizedLinears: quantizedLinears, bf16Linears: bf16Linears)
     return MemoryEstimate(
-      convention: convention, weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples,
-      kv: kv.description, weightsBytes: weights, kvBytes: kvBytes, kvPeakBytes: kvPeak, scratchBytes: scratch,
-      totalBytes: weights + kvPeak + scratch)
+      convention: .engine, weightsBits: weightsBits, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: kv.description,
+      weightsBytes: weightsBytes, kvBytes: usage.bytes, kvPeakBytes: usage.peakBytes, scratchBytes: scratch,
+      totalBytes: weightsBytes + usage.peakBytes + scratch)
   }
 
   /// The most tokens per sample (up to `limit`) whose estimate fits `budget` bytes, or nil if
@@ -153,5 +160,20 @@ public struct MemoryModel: Sendable {
       if try fits(middle) { low = middle } else { high = middle }
     }
     return low
+  }
+}
+
+extension DecoderModel {
+  /// The engine-convention estimate of a run of this loaded model: `samples` samples that each
+  /// hold `tokens` tokens after a shared `promptTokens`-token prompt, prefilled in chunks of
+  /// `prefillChunk` rows (what `--memory-limit` checks).
+  public func engineEstimate(
+    tokens: Int, promptTokens: Int, samples: Int, kv: KVCacheSpec, kvElementType: ElementType, threads: Int,
+    prefillChunk: Int = InferenceSession.defaultMaxRows
+  ) throws -> MemoryEstimate {
+    try MemoryModel.engineEstimate(
+      config: config, weightsBytes: weights.byteCount, quantizedLinears: weights.hasQuantizedLinears, bf16Linears: weights.hasBF16Linears,
+      weightsBits: weights.format.bits, tokens: max(0, tokens), promptTokens: max(1, promptTokens), samples: samples, kv: kv,
+      kvElementType: kvElementType, threads: threads, prefillChunk: prefillChunk)
   }
 }

@@ -358,7 +358,7 @@ import Testing
     let bad = directory.appendingPathComponent("bad.yaml").path
     try "model: \(model)\ntask: \(task)\nkv: [full, \"rkv:x\"]\n".write(toFile: bad, atomically: true, encoding: .utf8)
     let refused = try Self.run(["sweep", bad, "--db", db])
-    #expect(refused.status == 1 && refused.stderr.contains("--kv"), "\(refused.stderr)")
+    #expect(refused.status == 1 && refused.stderr.contains("kv \"rkv:x\""), "\(refused.stderr)")
   }
 
   /// `budget_mode: paper` in a sweep: every sample thinks exactly the budget, then the forced

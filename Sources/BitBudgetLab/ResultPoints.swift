@@ -6,9 +6,9 @@ import Foundation
 
 /// Reads a results database into the analysis's points: accuracy per scenario (pass@1 for
 /// G = 1, maj@G otherwise, with per-question uncertainty) and its memory.
-struct ResultPoints {
+public struct ResultPoints: Sendable {
   /// What the memory axis counts.
-  enum MemorySource: String, CaseIterable {
+  public enum MemorySource: String, CaseIterable, Sendable {
     /// The memory model's estimate recorded by each run (engine convention for the local engine,
     /// paper convention for remote servers); computed from the memory model when a run was
     /// interrupted before recording it.
@@ -17,12 +17,12 @@ struct ResultPoints {
     case measured
   }
 
-  var points: [ResultPoint] = []
+  public var points: [ResultPoint] = []
   /// What the reader should know (one line each): scenarios left out, failed samples not
   /// counted, scenarios over fewer questions than their task's others, mixed memory conventions.
-  var notes: [String] = []
+  public var notes: [String] = []
 
-  init(store: ResultStore, memory source: MemorySource) throws {
+  public init(store: ResultStore, memory source: MemorySource) throws {
     var models: [String: MemoryModel?] = [:]
     var conventions: [String: Set<MemoryConvention>] = [:]
     func memoryModel(_ name: String) -> MemoryModel? {
@@ -83,14 +83,14 @@ struct ResultPoints {
   }
 
   /// A preset's name, or a model folder's or GGUF file's name (without `.gguf`).
-  static func modelLabel(_ model: String) -> String {
+  public static func modelLabel(_ model: String) -> String {
     if let preset = ModelPresets.named(model) { return preset.name }
     let name = (model as NSString).lastPathComponent
     return name.lowercased().hasSuffix(".gguf") ? String(name.dropLast(5)) : name
   }
 
   /// Points grouped by task, tasks in name order.
-  var byTask: [(task: String, points: [ResultPoint])] {
+  public var byTask: [(task: String, points: [ResultPoint])] {
     Dictionary(grouping: points, by: \.task).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
   }
 }
