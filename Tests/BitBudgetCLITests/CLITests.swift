@@ -399,6 +399,39 @@ import Testing
     }
     let table = try Self.run(["sweep", grid, "--db", db, "--threads", "2"])
     #expect(table.stdout.contains("| 12 paper |") && table.stdout.contains("| 12 cap |"), "\(table.stdout)")
+
+    // `export`: the samples as CSV, read back by Python's csv module, hold the stored texts
+    // exactly (the forced text puts line breaks in every one); scenario rows as JSONL; lm-eval JSON.
+    let csvPath = directory.appendingPathComponent("samples.csv").path
+    let csv = try Self.run(["export", "--db", db, "--format", "csv", "--rows", "samples", "--output", csvPath])
+    #expect(csv.status == 0, "\(csv.stderr)")
+    let python = Process()
+    python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    python.arguments = ["python3", "-c", "import csv, json, sys; print(json.dumps([r for r in csv.DictReader(open(sys.argv[1], newline=''))]))", csvPath]
+    let pipe = Pipe()
+    python.standardOutput = pipe
+    try python.run()
+    let parsed = try #require(try JSONSerialization.jsonObject(with: pipe.fileHandleForReading.readDataToEndOfFile()) as? [[String: String]])
+    python.waitUntilExit()
+    var stored: [String: String] = [:]
+    for scenario in scenarios {
+      for record in try store.samples(scenario.key) { stored["\(scenario.key)/\(record.questionId)/\(record.sampleIndex)"] = record.output }
+    }
+    #expect(parsed.count == stored.count && parsed.count == 6)
+    for row in parsed {
+      #expect(stored["\(row["scenario_key"] ?? "")/\(row["question_id"] ?? "")/\(row["sample_index"] ?? "")"] == row["output"])
+      #expect(row["thinking_tokens"] == "12" && ["paper", "cap"].contains(row["budget_mode"] ?? ""))
+    }
+    let jsonl = try Self.run(["export", "--db", db, "--rows", "scenarios"])
+    let lines = jsonl.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    #expect(lines.count == 2 && lines.allSatisfy { $0["questions"] as? Int == 1 && $0["samples_stored"] as? Int == 3 && $0["estimated_bytes"] is Int })
+    let lmEval = try Self.run(["export", "--db", db, "--format", "lm-eval"])
+    let document = try #require(try JSONSerialization.jsonObject(with: Data(lmEval.stdout.utf8)) as? [String: Any])
+    let results = try #require(document["results"] as? [String: [String: Any]])
+    #expect(results.count == 2 && results.values.allSatisfy { ($0["pass@1,none"] as? Double) != nil && ($0["maj@3_stderr,none"] as? Double) != nil })
+    for key in ["configs", "versions", "n-shot", "higher_is_better", "n-samples", "config"] { #expect(document[key] != nil, "\(key)") }
+    let missing = try Self.run(["export", "--db", db, "--task", "nope"])
+    #expect(missing.status == 1 && missing.stderr.contains("no scenarios of task"))
   }
 
   /// A grid on two OpenAI-compatible servers (scripted, on loopback): samples spread over both,

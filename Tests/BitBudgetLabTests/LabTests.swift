@@ -1,6 +1,6 @@
 import BitBudgetEngine
 import BitBudgetEval
-import BitBudgetLab
+@testable import BitBudgetLab
 import BitBudgetTestSupport
 import Foundation
 import Testing
@@ -119,6 +119,18 @@ import Testing
     // A quantization group the model's heads cannot hold (head dimension 16) is refused up front.
     let geometry = try SweepGrid.parse("model: \(model.path)\ntask: \(taskFile.path)\nkv: [full, \"hqq:4\"]\n", path: "g.yaml")
     #expect(throws: LabError.self) { try SweepRunner(grid: geometry, engine: EngineSettings(modelPath: "", threads: 2)) }
+  }
+}
+
+extension LabTests {
+  /// CSV fields as RFC 4180 quotes them (what Python's csv module and spreadsheets read back).
+  @Test func csvFieldsAreQuotedWhereNeeded() {
+    #expect(ResultExport.Cell("plain").csv == "plain")
+    #expect(ResultExport.Cell("a,b").csv == "\"a,b\"")
+    #expect(ResultExport.Cell("say \"hi\"").csv == "\"say \"\"hi\"\"\"")
+    #expect(ResultExport.Cell("line\r\nbreak").csv == "\"line\r\nbreak\"")
+    #expect(ResultExport.Cell(nil as Int?).csv == "" && ResultExport.Cell(true).csv == "true" && ResultExport.Cell(UInt64.max).csv == "18446744073709551615")
+    #expect(ResultExport.Cell(Double.nan).json is NSNull)
   }
 }
 
