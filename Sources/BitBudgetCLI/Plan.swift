@@ -141,6 +141,8 @@ struct PlanCommand: ParsableCommand {
       Output.line("Not chosen:")
       for o in plan.rejected { Output.line("  - " + describe(o) + (o.note.map { " — " + $0 } ?? "")) }
     }
+    // A measured plan names a scenario that already ran (its own settings are in the store).
+    guard plan.convention != nil else { return }
     Output.line("Run it:")
     Output.line("  " + Self.command(for: plan))
     if ModelPresets.named(plan.choice.model) != nil {
@@ -158,8 +160,8 @@ extension PlanCommand {
     return "Qwen3-" + model.dropFirst("qwen3-".count).uppercased()
   }
 
-  /// The `eval` command that runs the plan's choice (the paper's budget forcing; a guideline plan
-  /// with the engine convention also passes its --memory-limit).
+  /// The `eval` command that runs a guideline plan's choice (the paper's budget forcing; with the
+  /// engine convention also its --memory-limit).
   static func command(for plan: Plan) -> String {
     let o = plan.choice
     let task = ["math": "aime25", "knowledge": "gpqa-diamond"][plan.task] ?? plan.task

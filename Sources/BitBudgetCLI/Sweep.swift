@@ -70,6 +70,11 @@ struct Sweep: ParsableCommand {
         progress.scenario + 1, progress.scenarios, progress.current.done, progress.current.total, progress.sweepDone, progress.sweepTotal,
         progress.current.passAt1, Self.duration(progress.etaSeconds))
       FileHandle.standardError.write(Data(text.utf8))
+    } finished: { index, count, result in
+      guard !terminal && !json else { return }
+      Output.progress(String(
+        format: "scenario %d/%d done: pass@1 %.3f, maj@%d %.3f", index + 1, count, result.score.passAt1, result.scenario.parallel,
+        result.score.majorityAtK))
     }
     if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
     if json {

@@ -51,17 +51,44 @@ public final class LocalScenarioBackend: ScenarioBackend {
     }
   }
 
+  /// The settings of `scenario`: its KV policy, checked against the model (a policy the model
+  /// cannot hold is refused, not recorded per sample).
+  func settings(for scenario: Scenario) throws -> EngineSettings {
+    var settings = self.settings
+    do {
+      settings.kv = try KVCacheSpec.parse(scenario.kv)
+      _ = try settings.makeCache(session)
+    } catch let error as EngineError {
+      throw LabError.invalidScenario("kv \"\(scenario.kv)\": \(error.description)")
+    }
+    return settings
+  }
+
+  /// The question's prompt: the task's template in the Qwen3 chat template, thinking on.
+  func prompt(_ item: TaskItem, task: EvalTask) -> [Int] {
+    tokenizer.encode(QwenChatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: item))], enableThinking: true))
+  }
+
+  /// Tokens a sample holds after its prompt: the limit plus what budget forcing may insert.
+  func heldTokens(_ scenario: Scenario, budget: ThinkingBudget?) -> Int {
+    scenario.maxTokens + (budget?.maxInsertedTokens ?? 0)
+  }
+
+  public func admit(_ scenario: Scenario, task: EvalTask, items: [TaskItem]) throws {
+    let settings = try settings(for: scenario)
+    guard settings.memoryLimit != nil else { return }
+    let longest = items.map { prompt($0, task: task).count }.max() ?? 1
+    try settings.checkMemoryLimit(
+      model: model, promptTokens: longest, tokens: heldTokens(scenario, budget: try thinkingBudget(scenario, answerTokens: 0)),
+      samples: scenario.parallel)
+  }
+
   public func run(
     _ scenario: Scenario, task: EvalTask, items: [TaskItem], answerTokens: Int, store: ResultStore,
     progress: @escaping @Sendable (ScenarioProgress) throws -> Void
   ) throws -> Int {
-    var settings = self.settings
-    do {
-      settings.kv = try KVCacheSpec.parse(scenario.kv)
-      _ = try settings.makeCache(session)  // a policy the model cannot hold is refused, not recorded per sample
-    } catch let error as EngineError {
-      throw LabError.invalidScenario("kv \"\(scenario.kv)\": \(error.description)")
-    }
+    try admit(scenario, task: task, items: items)
+    let settings = try settings(for: scenario)
     try store.register(scenario)
     try store.recordAnswerKey(task)
     try store.reuseSamples(for: scenario)
@@ -78,10 +105,8 @@ public final class LocalScenarioBackend: ScenarioBackend {
     var longestPrompt = 1
     for item in items {
       let missing = (0..<scenario.samples).filter { !finished.contains(SampleKey(questionId: item.id, sampleIndex: $0)) }
-      let text = QwenChatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: item))], enableThinking: true)
-      let prompt = tokenizer.encode(text)  // also for skipped questions: the memory estimate takes the longest
+      let prompt = prompt(item, task: task)  // also for skipped questions: the memory estimate takes the longest
       longestPrompt = max(longestPrompt, prompt.count)
-      guard !missing.isEmpty else { continue }
       // Contiguous missing samples decode in batches of G, each sample on its own stream.
       for run in Self.contiguousRuns(missing, maxLength: scenario.parallel) {
         generated += try generate(
@@ -94,13 +119,13 @@ public final class LocalScenarioBackend: ScenarioBackend {
         passAt1: stored.isEmpty ? 0 : Double(stored.filter(\.correct).count) / Double(stored.count)))
     }
     let estimate = try? settings.estimate(
-      model: model, promptTokens: longestPrompt, tokens: scenario.maxTokens + (budget?.maxInsertedTokens ?? 0), samples: scenario.parallel
+      model: model, promptTokens: longestPrompt, tokens: heldTokens(scenario, budget: budget), samples: scenario.parallel
     ).totalBytes
     try store.recordRun(scenario.key, estimatedBytes: estimate, peakRssBytes: ProcessMemory.peakResidentBytes)
     return generated
   }
 
-  /// One batch; a failure is recorded per sample (the run goes on), except a memory refusal.
+  /// One batch; a failure is recorded per sample (the run goes on).
   private func generate(
     _ run: Range<Int>, item: TaskItem, prompt: [Int], scenario: Scenario, settings: EngineSettings, task: EvalTask,
     budget: ThinkingBudget?, sampling: SamplingParameters, generator: Generator, store: ResultStore
@@ -110,8 +135,6 @@ public final class LocalScenarioBackend: ScenarioBackend {
       maxTokens: scenario.maxTokens, sampling: sampling, samples: run.count, seed: scenario.seed, stopTokens: stops,
       vocabularyLimit: min(tokenizer.vocabularySize, model.config.vocabSize), thinkingBudget: budget)
     generation.firstStream = UInt64(run.lowerBound)
-    try settings.checkMemoryLimit(
-      model: model, promptTokens: prompt.count, tokens: scenario.maxTokens + (budget?.maxInsertedTokens ?? 0), samples: run.count)
     let records: [SampleRecord]
     do {
       let result = try generator.generate(prompt: prompt, options: generation, cache: try settings.makeCache(session))
@@ -127,8 +150,6 @@ public final class LocalScenarioBackend: ScenarioBackend {
           tokens: sample.tokens.count, thinkingTokens: thinking, finish: sample.finish.rawValue, answer: answer,
           correct: task.isCorrect(answer, gold: item.gold), seconds: seconds, kvBytes: sample.kvBytes)
       }
-    } catch let error as EvalError {
-      throw error
     } catch {
       try store.record(run.map { index in
         SampleRecord(

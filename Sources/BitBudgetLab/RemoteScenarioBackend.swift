@@ -44,6 +44,10 @@ public final class RemoteScenarioBackend: ScenarioBackend {
       "\(scenario.model) \(scenario.weightBits)-bit with \(scenario.parallel) × \(scenario.maxTokens) tokens needs \(ByteSize.gib(estimate)) (memory model, paper convention), more than --memory-limit \(ByteSize.readable(memoryLimit))")
   }
 
+  public func admit(_ scenario: Scenario, task: EvalTask, items: [TaskItem]) throws {
+    try checkMemoryLimit(scenario)
+  }
+
   public func run(
     _ scenario: Scenario, task: EvalTask, items: [TaskItem], answerTokens: Int, store: ResultStore,
     progress: @escaping @Sendable (ScenarioProgress) throws -> Void

@@ -32,9 +32,14 @@ public protocol ScenarioBackend {
   /// The weights' bytes of `scenario`: the loaded model's, or the memory model's.
   func weightsBytes(_ scenario: Scenario) -> Int?
 
+  /// Refuses, with the numbers, a scenario over its memory limit (for the local engine: with the
+  /// longest prompt of `items`). `run` checks it first; a sweep checks it before it records the
+  /// scenario.
+  func admit(_ scenario: Scenario, task: EvalTask, items: [TaskItem]) throws
+
   /// Generates the missing samples of `scenario` for `items` into `store` and returns the tokens
-  /// generated. `progress` is called as samples are stored; an error it throws stops the run
-  /// (what is stored stays).
+  /// generated. `progress` is called after each question (local engine) or stored sample
+  /// (servers); an error it throws stops the run (what is stored stays).
   func run(
     _ scenario: Scenario, task: EvalTask, items: [TaskItem], answerTokens: Int, store: ResultStore,
     progress: @escaping @Sendable (ScenarioProgress) throws -> Void

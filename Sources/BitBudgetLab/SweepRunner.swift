@@ -91,9 +91,13 @@ public final class SweepRunner {
       backend: backend.label, taskDigest: task.contentDigest, budgetForcing: point.budgetMode)
   }
 
-  /// Runs every scenario; `progress` is called as samples are stored (an error it throws stops
-  /// the sweep; what is stored stays).
-  public func run(store: ResultStore, progress: @escaping @Sendable (SweepProgress) throws -> Void = { _ in }) throws -> [ScenarioResult] {
+  /// Runs every scenario; `progress` is called as samples are stored and `finished(index,
+  /// scenarios, result)` after each scenario (an error either throws stops the sweep; what is
+  /// stored stays).
+  public func run(
+    store: ResultStore, progress: @escaping @Sendable (SweepProgress) throws -> Void = { _ in },
+    finished: (Int, Int, ScenarioResult) throws -> Void = { _, _, _ in }
+  ) throws -> [ScenarioResult] {
     let items = planned.map { Array($0.task.items.prefix($0.point.questions ?? .max)) }
     let totalSamples = zip(planned, items).reduce(0) { $0 + $1.1.count * $1.0.point.samples }
     let start = Date()
@@ -112,15 +116,21 @@ public final class SweepRunner {
         backend = client
       } else {
         let modelKey = "\(point.model)|\(point.weights.map(String.init) ?? "stored")"
-        if loaded?.key != modelKey {
+        let local: LocalScenarioBackend
+        if let current = loaded, current.key == modelKey {
+          local = current.backend
+        } else {
           loaded = nil  // the previous model is released before the next one loads
-          loaded = (modelKey, try LocalScenarioBackend(model: try settings.loadModel(), settings: settings))
+          local = try LocalScenarioBackend(model: try settings.loadModel(), settings: settings)
+          loaded = (modelKey, local)
         }
-        guard let local = loaded?.backend else { continue }
         backend = local
       }
       let scenario = Self.scenario(point, kv: settings.kv, task: task, backend: backend)
       let ids = Set(items[index].map(\.id))
+      // A scenario over its memory limit is refused before it is recorded (and before samples
+      // of another G are copied into it).
+      try backend.admit(scenario, task: task, items: items[index])
       // Samples already stored count as done but not toward this run's rate (the ETA).
       try store.register(scenario)
       try store.reuseSamples(for: scenario)
@@ -137,10 +147,12 @@ public final class SweepRunner {
       }
       tally.end(stored: try store.samples(scenario.key).filter { ids.contains($0.questionId) && $0.error == nil }.count)
       let records = try store.samples(scenario.key).filter { ids.contains($0.questionId) }
-      results.append(ScenarioResult(
+      let result = ScenarioResult(
         scenario: scenario, scenarioKey: scenario.key, score: ScenarioScore(task: task, records: records, majorityK: scenario.parallel),
         generatedThisRun: generated, secondsThisRun: Date().timeIntervalSince(began), weightsBytes: backend.weightsBytes(scenario),
-        run: try store.runMeasurements(scenario.key)))
+        run: try store.runMeasurements(scenario.key))
+      results.append(result)
+      try finished(index, planned.count, result)
     }
     return results
   }

@@ -110,6 +110,9 @@ public struct MemoryModel: Sendable {
     config: ModelConfig, weightsBytes: Int, quantizedLinears: Bool, bf16Linears: Bool, weightsBits: Int, tokens: Int, promptTokens: Int,
     samples: Int, kv: KVCacheSpec, kvElementType: ElementType, threads: Int, prefillChunk: Int = InferenceSession.defaultMaxRows
   ) throws -> MemoryEstimate {
+    guard tokens >= 0, promptTokens >= 1, (1...4096).contains(samples), prefillChunk >= 1 else {
+      throw EngineError.invalidInput("tokens must be ≥ 0, the prompt ≥ 1 token, samples in 1...4096 and the prefill chunk ≥ 1")
+    }
     if let q = kv.quantization, config.headDim % q.groupSize != 0 {
       throw EngineError.invalidInput("hqq group size \(q.groupSize) does not divide the head dimension \(config.headDim)")
     }

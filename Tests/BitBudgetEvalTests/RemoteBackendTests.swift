@@ -71,27 +71,48 @@ import Testing
   }
 
   /// `paper`: the thinking stops at `</think>`, "Wait" continues it, and the answer is forced at
-  /// exactly the budget.
+  /// exactly the budget. The stop token is generated but not thinking (the local engine replaces
+  /// it by "Wait"); each "Wait" counts one.
   @Test(arguments: [20, 15]) func paperModeWaitsUntilTheBudget(budget: Int) async throws {
     let setup = try Setup("remote-paper-\(budget)")
-    // Script: <think>, 8 words, </think> (the stop: 10 tokens, the text ends before "</think>");
-    // "Wait" counts one; then 8 words and </think> again.
+    // Script: <think>, 8 words, </think> (the stop: 10 tokens, 9 of thinking, the text ends before
+    // "</think>"); "Wait" counts one (10); then 8 words and </think> again (18), "Wait" (19), …
     let items = [TaskItem(id: "q", question: "answer=4 think=8", gold: "4")]
     let scenario = Self.scenario(budget: budget, maxTokens: 40, mode: .paper)
     let generated = try await setup.run(scenario, items, answerTokens: 8)
     let requests = setup.servers[0].requests()
     await setup.finish()
-    #expect(requests.count == 3)
-    #expect(requests.map { $0["max_tokens"] as? Int } == [budget, budget - 11, 8])
-    #expect(requests.map { ($0["stop"] as? [String]) ?? [] } == [["</think>"], ["</think>"], []])
+    let words = { (prefix: String, count: Int) in (0..<count).map { "\(prefix)\($0) " }.joined() }
+    let thinking: String
+    if budget == 20 {
+      #expect(requests.map { $0["max_tokens"] as? Int } == [20, 10, 1, 8])
+      thinking = "<think>\n" + words("w", 8) + "\nWait" + words("v1.", 8) + "\nWait" + words("v2.", 1)
+    } else {
+      #expect(requests.map { $0["max_tokens"] as? Int } == [15, 5, 8])
+      thinking = "<think>\n" + words("w", 8) + "\nWait" + words("v1.", 5)
+    }
+    #expect(requests.dropLast().allSatisfy { ($0["stop"] as? [String]) == ["</think>"] } && requests.last?["stop"] == nil)
     let second = try #require(requests[1]["prompt"] as? String)
-    #expect(second == Self.prompt(items[0]) + "<think>\n" + (0..<8).map { "w\($0) " }.joined() + "\nWait")
+    #expect(second == Self.prompt(items[0]) + "<think>\n" + words("w", 8) + "\nWait")
     let record = try #require(try setup.store.samples(scenario.key).first)
     #expect(record.thinkingTokens == budget && record.finish == "budget")
-    let after = budget == 20 ? (0..<8).map { "v1.\($0) " }.joined() + "\n" : (0..<4).map { "v1.\($0) " }.joined()
-    #expect(record.output == "<think>\n" + (0..<8).map { "w\($0) " }.joined() + "\nWait" + after + Self.forced + "4}.")
-    #expect(record.tokens == budget - 1 + 2 && generated == record.tokens)
+    #expect(record.output == thinking + Self.forced + "4}.")
+    #expect(record.tokens == (budget == 20 ? 10 + 9 + 1 + 2 : 10 + 5 + 2) && generated == record.tokens)
     #expect(record.answer == "4" && record.correct)
+  }
+
+  /// A model that closes its thinking right after every "Wait" gets its answer forced after 16
+  /// such answers, not a request per token of the budget.
+  @Test func endlessImmediateClosesAreCut() async throws {
+    let setup = try Setup("remote-paper-empty")
+    let items = [TaskItem(id: "q", question: "answer=9 think=0", gold: "9")]
+    let scenario = Self.scenario(budget: 1000, maxTokens: 2000, mode: .paper)
+    _ = try await setup.run(scenario, items, answerTokens: 8)
+    let requests = setup.servers[0].requests()
+    await setup.finish()
+    let record = try #require(try setup.store.samples(scenario.key).first)
+    #expect(requests.count == 16 + 1 + 1 && record.finish == "budget" && record.correct)
+    #expect(record.thinkingTokens < 1000)
   }
 
   @Test func thinkingClosedByTheModelContinuesToTheTokenLimit() async throws {

@@ -79,7 +79,10 @@ import Testing
     } catch {
       #expect("\(error)".contains("document 2") && "\(error)".contains("the grid has 4 scenarios"), "\(error)")
     }
-    #expect(throws: EvalError.self) { try SweepGrid.parse("---\n# nothing\n---\n", path: "g.yaml") }
+    #expect(throws: EvalError.self) { try SweepGrid.parse("---\n# nothing\n---\n  # indented\n", path: "g.yaml") }
+    // A document may start on its marker's line.
+    let inline = try SweepGrid.parse("model: a\ntask: t\n--- {model: b, task: t}\n", path: "g.yaml")
+    #expect(inline.points.map(\.model) == ["a", "b"])
     do {
       _ = try SweepGrid.parse("model: a\ntask: t\n---\nmodel: b\n", path: "g.yaml")
     } catch {

@@ -49,7 +49,7 @@ import Testing
     let after = try store.samples(scenario.key)
     #expect(after.count == 6 && generated == 4 * 6)
     for record in before { #expect(after.contains(record)) }
-    #expect(progress.entries.map(\.done) == [4, 6] && progress.entries.allSatisfy { $0.total == 6 })
+    #expect(progress.entries.map(\.done) == [2, 4, 6] && progress.entries.allSatisfy { $0.total == 6 })
     // Done: a third run generates nothing.
     #expect(try backend.run(scenario, task: Self.task, items: Self.task.items, answerTokens: 0, store: store) { _ in } == 0)
   }
@@ -112,8 +112,8 @@ import Testing
     #expect(results.map(\.generatedThisRun).map { $0 > 0 } == [true, true, false, false])
     #expect(results.map(\.scenario.kv) == ["full", "hqq:4,group=16,residual=16", "full", "hqq:4,group=16,residual=16"])
     #expect(results.allSatisfy { $0.score.samples == 6 })
-    // Progress counts the sweep's samples: 12 generated of 24 (the G = 2 ones are already stored).
-    #expect(progress.sweep.last.map { [$0.0, $0.1] } == [12, 24])
+    // Progress counts the sweep's samples, those copied from another G included: all 24 at the end.
+    #expect(progress.sweep.last.map { [$0.0, $0.1] } == [24, 24])
     let refused = try SweepGrid.parse("model: \(model.path)\ntask: \(taskFile.path)\nkv: \"rkv:x\"\n", path: "g.yaml")
     #expect(throws: LabError.self) { try SweepRunner(grid: refused, engine: EngineSettings(modelPath: "", threads: 2)) }
     // A quantization group the model's heads cannot hold (head dimension 16) is refused up front.

@@ -125,7 +125,7 @@ public struct PaperGuidelines: Sendable {
     let large = try best(candidates.filter { $0.effectiveBytes >= thresholdBytes }, budget: budget, samples: 1, minimumTokens: transitionTokens)
     var chosen: Option
     if large == nil {
-      guard let small else { throw try nothingFits(budget: budget, task: task, candidates: candidates) }
+      guard let small else { throw try nothingFits(budget: budget, task: task, candidates: candidates, kv: kv) }
       chosen = small
       reasons.append(
         "Below the paper's scale threshold (the effective size of 8-bit Qwen3-4B, \(Self.gib(thresholdBytes))) memory is better spent on weights than on tokens (Finding 1): the largest weights that still allow \(minimumTokens) tokens are \(small.candidate.model) \(small.candidate.bits)-bit (\(Self.gib(small.candidate.effectiveBytes)) at the paper's count).")
@@ -134,11 +134,12 @@ public struct PaperGuidelines: Sendable {
       }
       reasons.append("Parallel samples do not pay below the threshold (Finding 3): G = 1.")
     } else {
-      let wanted = task == .math ? parallelFrom.last { Double(budget) >= $0.gib * Double(1 << 30) }?.samples ?? 1 : 1
+      // Finding 3 is stated in total memory, so the reserve does not move the thresholds.
+      let wanted = task == .math ? parallelFrom.last { Double(memory) >= $0.gib * Double(1 << 30) }?.samples ?? 1 : 1
       let aboveThreshold = candidates.filter { $0.effectiveBytes >= thresholdBytes }
       var pick: Option?
       if wanted > 1 {
-        for samples in [wanted, 4] where samples <= wanted {
+        for samples in Set([wanted, 4]).sorted(by: >) where samples <= wanted {
           pick = try best(aboveThreshold, budget: budget, samples: samples, minimumTokens: transitionTokens)
           if pick != nil { break }
         }
@@ -147,7 +148,7 @@ public struct PaperGuidelines: Sendable {
         pick = try best(aboveThreshold, budget: budget, samples: 1, minimumTokens: saturationTokens)
           ?? best(aboveThreshold, budget: budget, samples: 1, minimumTokens: transitionTokens)
       }
-      guard var pick else { throw try nothingFits(budget: budget, task: task, candidates: candidates) }
+      guard var pick else { throw try nothingFits(budget: budget, task: task, candidates: candidates, kv: kv) }
       // Beyond the largest model at the longest budget, memory buys more samples.
       if pick.samples >= 8 && pick.tokens >= maximumTokens && pick.candidate.effectiveBytes == largestEffective,
         let more = try pick.candidate.memory.maxSamples(
@@ -247,13 +248,18 @@ public struct PaperGuidelines: Sendable {
   /// the engine also holds the answer allowance and the forced text.
   func heldTokens(_ tokens: Int) -> Int { convention == .engine ? tokens + answerTokens : tokens }
 
-  func nothingFits(budget: Int, task: PlanTask, candidates: [Candidate]) throws -> EngineError {
+  /// Why nothing fits: what the smallest candidate needs for the shortest budget with the asked
+  /// KV policy (`auto`: a full cache; an eviction policy keeps the tokens above its budget).
+  func nothingFits(budget: Int, task: PlanTask, candidates: [Candidate], kv: PlanKV) throws -> EngineError {
+    var policy = KVCacheSpec.full
+    if case .fixed(let spec) = kv { policy = spec }
+    let tokens = max(minimumTokens, policy.eviction.map { $0.budget + $0.interval + tokenStep } ?? 0)
     let smallest = try candidates.map { c in
       (c, try c.memory.estimate(
-        weightsBits: c.bits, tokens: heldTokens(minimumTokens), promptTokens: promptTokens, kv: .full, convention: convention, threads: threads
+        weightsBits: c.bits, tokens: heldTokens(tokens), promptTokens: promptTokens, kv: policy, convention: convention, threads: threads
       ).totalBytes)
     }.min { $0.1 < $1.1 }
-    let needed = smallest.map { " (the smallest, \($0.0.model) \($0.0.bits)-bit with \(minimumTokens) tokens, needs \(Self.gib($0.1)))" } ?? ""
+    let needed = smallest.map { " (the smallest, \($0.0.model) \($0.0.bits)-bit with \(tokens) tokens and KV \(policy), needs \(Self.gib($0.1)))" } ?? ""
     return EngineError.invalidInput("\(Self.gib(budget)) fits no \(task.rawValue) configuration of the paper's models\(needed)")
   }
 

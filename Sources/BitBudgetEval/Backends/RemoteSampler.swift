@@ -7,8 +7,9 @@ public struct RemoteSample: Sendable, Equatable {
   /// Tokens the model generated (`usage.completion_tokens` summed over requests; a forced text is
   /// not counted, as the server did not generate it).
   public var tokens: Int
-  /// Tokens before `</think>`: exact when the budget closed the thinking, else estimated from the
-  /// text's share before `</think>` (a completion response has no token boundaries).
+  /// Tokens before `</think>`: exact when the budget closed the thinking (in `paper` mode the
+  /// budget itself, "Wait"s counted one each), else estimated from the text's share before
+  /// `</think>` (a completion response has no token boundaries).
   public var thinkingTokens: Int
   /// `eos`, `length` or `budget`, as the local engine reports them.
   public var finish: String
@@ -23,8 +24,9 @@ public struct RemoteSample: Sendable, Equatable {
 /// - `paper`: requests stop at `</think>`; while the thinking is shorter than the budget, an
 ///   early stop (at `</think>` or the end of sequence) is followed by "Wait" and another request
 ///   for the rest of the budget. At the budget the forced text is appended and the answer
-///   requested. Thinking counts the tokens the server generated plus one per "Wait" (one token in
-///   Qwen3's vocabulary, as the local engine counts it), so it ends at exactly the budget.
+///   requested. Thinking counts the tokens the server generated but the stop, plus one per "Wait"
+///   (one token in Qwen3's vocabulary), as the local engine counts them, so it ends at exactly the
+///   budget (servers count the stop token in `completion_tokens`, as vLLM does).
 /// - `none` (no budget): one request up to the token limit.
 public struct RemoteSampler: Sendable {
   public let client: CompletionClient
@@ -33,6 +35,8 @@ public struct RemoteSampler: Sendable {
   /// Appended after an early end of thinking in `paper` mode.
   public let waitText: String
   static let endOfThinking = "</think>"
+  /// "Wait"s answered by an immediate end of thinking, in a row, before the answer is forced.
+  static let maxEmptyWaits = 16
 
   public init(client: CompletionClient, forcedText: String, waitText: String) {
     self.client = client
@@ -72,12 +76,14 @@ public struct RemoteSampler: Sendable {
         finish: first.finishReason == "length" ? "length" : "eos")
     }
     if scenario.budgetForcing == .paper {
-      var thinking = 0, generated = 0
+      var thinking = 0, generated = 0, emptyInARow = 0
       var output = ""
       while thinking < budget && generated < limit {
         let (part, tokens) = try await complete(prompt + output, min(budget - thinking, limit - generated), stop: [Self.endOfThinking])
         var text = part.text
-        var counted = tokens
+        // A stop (at `</think>` or the end of sequence) is counted in `completion_tokens` but is
+        // not thinking: the local engine replaces that token by "Wait" without counting it.
+        var counted = part.finishReason == "length" ? tokens : max(0, tokens - 1)
         let closed = text.range(of: Self.endOfThinking)
         if let closed {
           // A server that ignores `stop`: the thinking ends where `</think>` begins.
@@ -88,10 +94,15 @@ public struct RemoteSampler: Sendable {
         generated += tokens
         thinking += counted
         if (part.finishReason == "length" && closed == nil) || thinking >= budget { break }
+        // A model that closes its thinking right after every "Wait" would take a request per
+        // token of the budget: after `maxEmptyWaits` such answers in a row its answer is forced
+        // early (and its thinking recorded as it is, short of the budget).
+        emptyInARow = counted == 0 ? emptyInARow + 1 : 0
+        if emptyInARow >= Self.maxEmptyWaits { break }
         output += waitText
         thinking += 1
       }
-      guard thinking >= budget else {
+      guard thinking >= budget || emptyInARow >= Self.maxEmptyWaits else {
         // The token limit came first (a scenario whose max_tokens is below its budget).
         return RemoteSample(output: output, tokens: generated, thinkingTokens: thinking, finish: "length")
       }

@@ -57,6 +57,9 @@ public struct RemoteScenarioRunner: Sendable {
                 generated += sample.tokens
               } catch is CancellationError {
                 return generated
+              } catch where Task.isCancelled {
+                // Stopped (by `progress`): a request cut short is not a failed sample.
+                return generated
               } catch {
                 record = SampleRecord(
                   scenarioKey: scenario.key, questionId: item.id, sampleIndex: index, output: "", tokens: 0, thinkingTokens: 0,

@@ -21,7 +21,7 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
   /// `paper` when the budget is two-sided ("Wait" until it); nil when it only forces the answer
   /// (`cap`) or there is no budget, so scenarios stored before the mode existed, all `cap`, keep
   /// their keys. Read it as `budgetForcing`.
-  public var budgetMode: BudgetMode?
+  public private(set) var budgetMode: BudgetMode?
   /// Most generated tokens per sample.
   public var maxTokens: Int
   /// Samples per question (pass@1 is their mean).

@@ -45,9 +45,9 @@ public struct SweepGrid: Sendable {
     "budget_mode", "answer_tokens", "max_tokens", "temperature", "top_p", "top_k", "seed", "questions", "gpqa_seed", "backend",
   ]
 
-  /// Scenarios a grid may have unless the caller raises the limit: more than a paper-sized grid
-  /// (6 models × 3 precisions × 4 KV policies × 8 budgets × 3 G = 1,728) several times over, far
-  /// fewer than a typo such as a 1000-entry list can make.
+  /// Scenarios a grid may have unless the caller raises the limit: the paper's whole design
+  /// (1,728: `examples/paper-grid.yaml`) several times over, far fewer than a typo such as a
+  /// 1000-entry list can make.
   public static let defaultMaxScenarios = 10_000
 
   public static func load(path: String, maxScenarios: Int = defaultMaxScenarios) throws -> SweepGrid {
@@ -66,13 +66,19 @@ public struct SweepGrid: Sendable {
     var documents: [[Substring]] = [[]]
     for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
       if line == "---" || line.hasPrefix("--- ") || line.hasPrefix("---\t") {
-        documents.append([])
+        // What follows the marker on its line (`--- {model: a, task: t}`) starts the document.
+        let rest = line.dropFirst(3).drop { $0 == " " || $0 == "\t" }
+        documents.append(rest.isEmpty ? [] : [rest])
       } else {
         documents[documents.count - 1].append(line)
       }
     }
-    let parts = documents.map { $0.joined(separator: "\n") }
-      .filter { $0.split(whereSeparator: \.isNewline).contains { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") } }
+    let parts = documents.map { $0.joined(separator: "\n") }.filter { document in
+      document.split(whereSeparator: \.isNewline).contains { line in
+        let content = line.trimmingCharacters(in: .whitespaces)
+        return !content.isEmpty && !content.hasPrefix("#")
+      }
+    }
     guard !parts.isEmpty else { throw EvalError.invalidGrid(path: path, reason: "the grid is empty") }
     var points: [Point] = []
     var axes: [String] = []
