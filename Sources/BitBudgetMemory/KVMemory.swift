@@ -44,6 +44,27 @@ public enum KVMemory {
     promptTokens: Int, tokens: Int, samples: Int, prefillChunk: Int = 256
   ) -> Usage {
     precondition(promptTokens >= 1 && tokens >= 0 && samples >= 1 && prefillChunk >= 1)
+    if let q = spec.quantization, q.axis == 0 {
+      // `RequantizingKVCache` holds a full cache; forks share its blocks until their first
+      // re-quantization rebuilds every layer, after which each sample holds all its blocks.
+      var usage = engineUsage(
+        geometry: g, queryHeads: queryHeads, spec: .full, elementType: elementType, promptTokens: promptTokens, tokens: tokens,
+        samples: samples, prefillChunk: prefillChunk)
+      var residual = 0
+      var start = 0
+      while start < promptTokens {
+        let count = min(prefillChunk, promptTokens - start)
+        if start > 0 { residual = residual + count >= q.residual ? 0 : residual + count }
+        start += count
+      }
+      if samples > 1 && tokens >= q.residual - residual {
+        let blockBytes = 2 * g.rowWidth * FullKVCache.blockTokens * elementType.byteCount
+        let blocks = (promptTokens + tokens + FullKVCache.blockTokens - 1) / FullKVCache.blockTokens
+        usage.bytes = g.layers * samples * blocks * blockBytes
+        usage.peakBytes = max(usage.peakBytes, usage.bytes)
+      }
+      return usage
+    }
     if spec.isFull {
       let blockBytes = 2 * g.rowWidth * FullKVCache.blockTokens * elementType.byteCount
       let blocks = { (n: Int) in (n + FullKVCache.blockTokens - 1) / FullKVCache.blockTokens }

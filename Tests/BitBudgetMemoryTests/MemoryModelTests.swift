@@ -108,6 +108,9 @@ import Testing
   @Test(arguments: [
     "full", "streaming:24", "rkv:24,window=4,buffer=16", "hqq:8,group=16", "hqq:4,group=16,residual=24",
     "rkv:24,window=4,buffer=16+hqq:2,group=16", "streaming:32,sinks=2+hqq:8,group=8",
+    // transformers' axis 0: forks share blocks until their first re-quantization (after 24
+    // decoded tokens here; never within these runs with a residual of 100).
+    "hqq:4,group=16,residual=24,axis=0", "hqq:2,group=16,residual=100,axis=0",
   ])
   func engineKVEqualsTheCaches(_ text: String) throws {
     let name = "qwen3-gqa-tied-f32"
@@ -134,7 +137,7 @@ import Testing
   /// the prompt's storage once (full cache) plus their own dense blocks (compressed caches).
   /// Regressions: the full cache's estimate counted the prompt's blocks G times, and a compressed
   /// cache's peak left out the forks' copies (below the bytes held at the end).
-  @Test(arguments: ["full", "hqq:4,group=16", "streaming:24"])
+  @Test(arguments: ["full", "hqq:4,group=16", "streaming:24", "hqq:4,group=16,axis=0"])
   func samplesThatDecodeNothingShareThePrompt(_ text: String) throws {
     let path = Fixtures.modelPath("qwen3-gqa-tied-f32")
     let model = try DecoderModel.load(path: path)

@@ -128,4 +128,41 @@ public final class FullKVCache: KVCache {
   public func fork() -> any KVCache {
     FullKVCache(copying: self)
   }
+
+  /// A fork of this cache as its own type.
+  func forkFull() -> FullKVCache {
+    FullKVCache(copying: self)
+  }
+
+  /// Layer `index`'s keys and values widened to f32, token-major `[tokens][rowWidth]` each.
+  func rows(layer index: Int) -> (keys: [Float], values: [Float]) {
+    let d = geometry.headDim
+    let width = geometry.rowWidth
+    let perBlock = Self.blockTokens
+    let valueOffset = width * perBlock
+    let tokens = layers[index].tokens
+    var keys = [Float](repeating: 0, count: tokens * width)
+    var values = [Float](repeating: 0, count: tokens * width)
+    keys.withUnsafeMutableBufferPointer { k in
+      values.withUnsafeMutableBufferPointer { v in
+        guard let k = k.baseAddress, let v = v.baseAddress else { return }
+        for t in 0..<tokens {
+          let storage = UnsafeRawPointer(layers[index].blocks[t / perBlock].storage)
+          let slot = t % perBlock
+          for h in 0..<geometry.kvHeads {
+            for i in 0..<d {
+              loadConverted(from: storage, at: (h * d + i) * perBlock + slot, count: 1, as: elementType, into: k + t * width + h * d + i)
+            }
+            loadConverted(from: storage, at: valueOffset + (h * perBlock + slot) * d, count: d, as: elementType, into: v + t * width + h * d)
+          }
+        }
+      }
+    }
+    return (keys, values)
+  }
+
+  /// Drops layer `index`'s tokens (its blocks are released; forks keep theirs).
+  func clear(layer index: Int) {
+    layers[index] = Layer()
+  }
 }

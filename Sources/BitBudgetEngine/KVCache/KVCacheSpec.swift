@@ -1,19 +1,27 @@
 import Foundation
 import BitBudgetKernels
 
-/// HQQ quantization of KV rows (transformers' `HQQQuantizedCache` with axis 1): `bits` per
-/// value, one (scale, zero) pair per `groupSize` values of a token's head vector, the newest
-/// tokens (fewer than `residual`) kept unquantized.
+/// HQQ quantization of KV rows as transformers' `QuantizedCache` (HQQ backend) does it: `bits`
+/// per value, one (scale, zero) pair per group of `groupSize` values, the newest tokens (fewer
+/// than `residual`) kept unquantized.
+///
+/// - `axis` 1 (the default here): a group is `groupSize` values of one token's head vector
+///   (`CompressedKVCache`, which stores the codes).
+/// - `axis` 0 (transformers' default): the layer's whole history, viewed as `[groupSize, N /
+///   groupSize]`, is grouped down columns — a group takes one value from tokens and heads spread
+///   over the history — and re-quantized from its dequantized values every `residual` tokens
+///   (`RequantizingKVCache`, for measuring quality: it holds the dequantized history densely).
 public struct KVQuantization: Sendable, Equatable {
   public var bits: Int
   public var groupSize = 64
   public var residual = 128
+  public var axis = 1
 
   public init(bits: Int) { self.bits = bits }
 }
 
 /// A KV-cache configuration as `--kv` spells it: `full`, `streaming:B[,sinks=S]`,
-/// `rkv:B[,window=…,kernel=…,lambda=…,threshold=…,buffer=…]`, `hqq:BITS[,group=G,residual=R]`,
+/// `rkv:B[,window=…,kernel=…,lambda=…,threshold=…,buffer=…]`, `hqq:BITS[,group=G,residual=R,axis=A]`,
 /// or an eviction policy and quantization joined by `+` (`rkv:2048+hqq:4`).
 public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
   public var eviction: EvictionPolicy?
@@ -28,7 +36,7 @@ public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
 
   public static let acceptedForms = """
     full | streaming:B[,sinks=4] | rkv:B[,window=8,kernel=7,lambda=0.1,threshold=0.5,buffer=128] | \
-    hqq:2|4|8[,group=64,residual=128] | rkv:…+hqq:… | streaming:…+hqq:…
+    hqq:2|4|8[,group=64,residual=128,axis=1|0] | rkv:…+hqq:… | streaming:…+hqq:…
     """
 
   public var isFull: Bool { eviction == nil && quantization == nil }
@@ -55,7 +63,8 @@ public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
       parts.append("rkv:\(p.budget),window=\(p.window),kernel=\(p.kernel),lambda=\(p.lambda),threshold=\(p.threshold),buffer=\(p.buffer)")
     case nil: break
     }
-    if let q = quantization { parts.append("hqq:\(q.bits),group=\(q.groupSize),residual=\(q.residual)") }
+    // axis 1 is left out, so specs written before axes existed keep their text (and scenario keys).
+    if let q = quantization { parts.append("hqq:\(q.bits),group=\(q.groupSize),residual=\(q.residual)" + (q.axis == 0 ? ",axis=0" : "")) }
     return parts.isEmpty ? "full" : parts.joined(separator: "+")
   }
 
@@ -115,8 +124,9 @@ public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
         q.groupSize = try int("group", q.groupSize, 8...1024)
         guard q.groupSize % 8 == 0 else { throw fail("group must be a multiple of 8") }
         q.residual = try int("residual", q.residual, 1...1 << 20)
-        if let axis = options.removeValue(forKey: "axis"), axis != "1" {
-          throw fail("only axis=1 (groups along each token's head vector) is implemented for the cache")
+        q.axis = try int("axis", q.axis, 0...1)
+        if q.axis == 0, spec.eviction != nil {
+          throw fail("axis=0 re-quantizes the whole history; it does not combine with eviction")
         }
         spec.quantization = q
       default:
@@ -134,6 +144,9 @@ public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
     if let q = quantization, geometry.headDim % q.groupSize != 0 {
       throw EngineError.invalidInput(
         "hqq group size \(q.groupSize) does not divide the model's head dimension \(geometry.headDim) (use group=…)")
+    }
+    if let q = quantization, q.axis == 0 {
+      return RequantizingKVCache(geometry: geometry, quantization: q, elementType: elementType)
     }
     return CompressedKVCache(spec: self, geometry: geometry, queryHeads: queryHeads, elementType: elementType)
   }
