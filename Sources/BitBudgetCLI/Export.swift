@@ -33,7 +33,7 @@ struct Export: ParsableCommand {
   func run() throws {
     guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure(message: "no results database at \(db)") }
     let export = ResultExport(store: try openStore(db, readOnly: true), task: task)
-    if let task, try export.store.scenarios().contains(where: { $0.task == task }) == false {
+    if let task, !(try export.store.scenarios().contains { $0.task == task }) {
       throw CommandFailure(message: "no scenarios of task \"\(task)\" in \(db)")
     }
     let handle: FileHandle

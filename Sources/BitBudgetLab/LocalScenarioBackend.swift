@@ -77,9 +77,13 @@ public final class LocalScenarioBackend: ScenarioBackend {
   public func admit(_ scenario: Scenario, task: EvalTask, items: [TaskItem]) throws {
     let settings = try settings(for: scenario)
     guard settings.memoryLimit != nil else { return }
-    let longest = items.map { prompt($0, task: task).count }.max() ?? 1
+    try checkMemoryLimit(scenario, settings: settings, longestPrompt: items.map { prompt($0, task: task).count }.max() ?? 1)
+  }
+
+  /// G samples of the longest prompt, the token limit and what budget forcing may insert.
+  private func checkMemoryLimit(_ scenario: Scenario, settings: EngineSettings, longestPrompt: Int) throws {
     try settings.checkMemoryLimit(
-      model: model, promptTokens: longest, tokens: heldTokens(scenario, budget: try thinkingBudget(scenario, answerTokens: 0)),
+      model: model, promptTokens: longestPrompt, tokens: heldTokens(scenario, budget: try thinkingBudget(scenario, answerTokens: 0)),
       samples: scenario.parallel)
   }
 
@@ -87,8 +91,11 @@ public final class LocalScenarioBackend: ScenarioBackend {
     _ scenario: Scenario, task: EvalTask, items: [TaskItem], answerTokens: Int, store: ResultStore,
     progress: @escaping @Sendable (ScenarioProgress) throws -> Void
   ) throws -> Int {
-    try admit(scenario, task: task, items: items)
     let settings = try settings(for: scenario)
+    // Every question's prompt, tokenized once: the longest sizes the memory check and estimate.
+    let prompts = items.map { prompt($0, task: task) }
+    let longestPrompt = prompts.map(\.count).max() ?? 1
+    try checkMemoryLimit(scenario, settings: settings, longestPrompt: longestPrompt)
     try store.register(scenario)
     try store.recordAnswerKey(task)
     try store.reuseSamples(for: scenario)
@@ -102,11 +109,8 @@ public final class LocalScenarioBackend: ScenarioBackend {
     let generator = Generator(session: session)
     let wanted = Set(items.map(\.id))
     var generated = 0
-    var longestPrompt = 1
-    for item in items {
+    for (item, prompt) in zip(items, prompts) {
       let missing = (0..<scenario.samples).filter { !finished.contains(SampleKey(questionId: item.id, sampleIndex: $0)) }
-      let prompt = prompt(item, task: task)  // also for skipped questions: the memory estimate takes the longest
-      longestPrompt = max(longestPrompt, prompt.count)
       // Contiguous missing samples decode in batches of G, each sample on its own stream.
       for run in Self.contiguousRuns(missing, maxLength: scenario.parallel) {
         generated += try generate(
