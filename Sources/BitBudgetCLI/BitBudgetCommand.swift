@@ -13,7 +13,7 @@ public struct BitBudgetCommand: ParsableCommand {
       Every command exits 0 on success and 1 on a user error (one line on stderr). With --json a \
       command prints one JSON object on stdout.
       """,
-    subcommands: [Generate.self, Tokenize.self, Logits.self, Bench.self, Perplexity.self, Memory.self, Convert.self, Quantize.self, Eval.self, Sweep.self, Frontier.self, PlanCommand.self, Export.self])
+    subcommands: [Generate.self, Tokenize.self, ChatTemplateCommand.self, Logits.self, Bench.self, Perplexity.self, Memory.self, Convert.self, Quantize.self, Eval.self, Sweep.self, Frontier.self, PlanCommand.self, Export.self])
 
   public init() {}
 

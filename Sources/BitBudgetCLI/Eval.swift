@@ -31,6 +31,13 @@ struct Eval: ParsableCommand {
 
   @OptionGroup var remote: RemoteOptions
 
+  @Option(
+    name: .customLong("chat-template"),
+    help: ArgumentHelp(
+      "The template questions are asked in (a .jinja file, a tokenizer_config.json, or qwen3); default: the model's own, or Qwen3's with --endpoint.",
+      valueName: "file"))
+  var chatTemplate: String?
+
   @Option(help: ArgumentHelp("Task file (.jsonl, or GPQA's .csv), or aime25 | gpqa-diamond from the task folder ($BITBUDGET_TASKS, else ~/.cache/bitbudget/tasks).", valueName: "file|name"))
   var task: String
 
@@ -110,9 +117,11 @@ struct Eval: ParsableCommand {
     let backend: any ScenarioBackend
     if remote.isRemote {
       backend = try RemoteScenarioBackend(
-        backend: try remote.backend(model: options.model), memoryModel: options.model, memoryLimit: options.memoryLimit.flatMap(ByteSize.parse))
+        backend: try remote.backend(model: options.model), memoryModel: options.model, memoryLimit: options.memoryLimit.flatMap(ByteSize.parse),
+        chatTemplate: try ChatTemplate.load(chatTemplate ?? "qwen3", tokenizer: nil))
     } else {
-      let settings = try options.settings()
+      var settings = try options.settings()
+      settings.chatTemplate = chatTemplate
       backend = try LocalScenarioBackend(model: try settings.loadModel(), settings: settings)
     }
     defer { (backend as? RemoteScenarioBackend)?.shutdown() }

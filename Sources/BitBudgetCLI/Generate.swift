@@ -10,7 +10,8 @@ struct Generate: ParsableCommand {
     abstract: "Generate samples after a prompt.",
     discussion: """
       The prompt is text (--prompt, encoded with the model folder's tokenizer or --tokenizer; \
-      --chat wraps it in the Qwen3 chat template as one user turn) or token ids (--ids). Sampling \
+      --chat wraps it as one user turn in the model's own chat template, or --chat-template) or \
+      token ids (--ids). Sampling \
       defaults to the model's generation_config.json (greedy without one). --samples G decodes G \
       samples together after one prefill. --thinking-budget N closes thinking after N tokens with \
       the --budget-text (budget forcing) and leaves --answer-tokens for the answer. On a terminal \
@@ -26,11 +27,16 @@ struct Generate: ParsableCommand {
   @Option(help: ArgumentHelp("Prompt token ids, comma-separated.", valueName: "ids"))
   var ids: TokenIds?
 
-  @Flag(help: "Format --prompt as a user turn of the Qwen3 chat template (thinking mode).")
+  @Flag(help: "Format --prompt as a user turn of the model's chat template (enable_thinking on).")
   var chat = false
 
-  @Flag(name: .customLong("no-thinking"), help: "With --chat: the template's non-thinking variant (empty <think></think>).")
+  @Flag(name: .customLong("no-thinking"), help: "With --chat: enable_thinking off (Qwen3: an empty <think></think>).")
   var noThinking = false
+
+  @Option(
+    name: .customLong("chat-template"),
+    help: ArgumentHelp("With --chat: this template instead of the model's (a .jinja file, a tokenizer_config.json, or qwen3).", valueName: "file"))
+  var chatTemplate: String?
 
   @Option(help: ArgumentHelp("Tokenizer file or folder (default: the model folder).", valueName: "file-or-dir"))
   var tokenizer: String?
@@ -86,6 +92,7 @@ struct Generate: ParsableCommand {
     guard (prompt == nil) != (ids == nil) else { throw ValidationError("give the prompt as --prompt TEXT or as --ids, not both") }
     guard !chat || prompt != nil else { throw ValidationError("--chat formats --prompt; it does not apply to --ids") }
     guard !noThinking || chat else { throw ValidationError("--no-thinking applies only with --chat") }
+    guard chatTemplate == nil || chat else { throw ValidationError("--chat-template applies only with --chat") }
     if let maxTokens { guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") } }
     guard (1...256).contains(samples) else { throw ValidationError("--samples must be in 1...256") }
     if let temperature { guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be a number ≥ 0") } }
@@ -112,13 +119,20 @@ struct Generate: ParsableCommand {
     let tokenizer = try loadTokenizer(model: model)
     let promptIds: [Int]
     if let prompt, let tokenizer {
-      let text = chat ? QwenChatTemplate.render([ChatMessage(role: .user, content: prompt)], enableThinking: !noThinking) : prompt
-      promptIds = tokenizer.encode(text)
+      var text = prompt
+      if chat {
+        let template = try ChatTemplate.forModel(model, tokenizer: tokenizer, explicit: chatTemplate)
+        text = try template.render([ChatMessage(role: .user, content: prompt)], options: .init(enableThinking: !noThinking))
+      }
+      // A chat template writes BOS itself (transformers encodes its output without special tokens).
+      promptIds = chat ? tokenizer.encode(text) : tokenizer.encodePrompt(text)
     } else {
       promptIds = ids?.values ?? []
     }
     var stops = Set(try model.stopTokenIds())
-    if chat, let tokenizer, let end = tokenizer.id(of: "<|im_end|>") { stops.insert(end) }
+    // A chat turn ends with the tokenizer's end-of-sequence token (Qwen: <|im_end|>), which a
+    // base model's generation config may not list.
+    if chat, let tokenizer, let end = tokenizer.configuration.eosToken.flatMap(tokenizer.id(of:)) { stops.insert(end) }
 
     var sampling = greedy ? SamplingParameters.greedy : try model.generationDefaults()
     if let temperature { sampling.temperature = temperature }
@@ -156,7 +170,7 @@ struct Generate: ParsableCommand {
       let text = try tokenizer?.decode(sample.tokens)
       let thinking = endOfThinking.map { end in sample.tokens.firstIndex(of: end) ?? sample.tokens.count }
       // With --no-thinking the prompt closed the thinking, so all the text is the answer.
-      let answer = noThinking ? text : text.flatMap { QwenChatTemplate.splitThinking($0).answer }
+      let answer = noThinking ? text : text.flatMap { ThinkingSplit.split($0).answer }
       return GenerateReport.Sample(
         tokens: sample.tokens, text: text, thinkingTokens: noThinking ? 0 : thinking, answer: answer,
         finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)

@@ -23,6 +23,8 @@ public struct EngineSettings: Sendable {
   public var requiresSixteenBitWeights = false
   /// nil: each use's default (`.fastest` for generation).
   public var activations: LinearActivations?
+  /// The chat template prompts are rendered in (a file or `qwen3`); nil: the model's own.
+  public var chatTemplate: String?
 
   public init(
     modelPath: String, threads: Int = min(256, ThreadPool.defaultThreadCount), kv: KVCacheSpec = .full, kvElementType: ElementType = .bf16,
@@ -79,6 +81,19 @@ public struct EngineSettings: Sendable {
     guard e.totalBytes > memoryLimit else { return }
     throw LabError.memoryLimit(
       "this run needs \(ByteSize.gib(e.totalBytes)) (weights \(ByteSize.gib(e.weightsBytes)) + KV up to \(ByteSize.gib(e.kvPeakBytes)) for \(samples) × \(promptTokens + tokens) tokens with --kv \(kv) + scratch \(ByteSize.gib(e.scratchBytes))), more than --memory-limit \(ByteSize.readable(memoryLimit)); try fewer tokens or samples, or a compressed --kv")
+  }
+}
+
+extension ChatTemplate {
+  /// The template `model` is prompted with: `explicit` (a file, or `qwen3`) when given, else the
+  /// model's own; a model without one is refused rather than prompted in another model's format.
+  public static func forModel(_ model: DecoderModel, tokenizer: Tokenizer, explicit: String?) throws -> ChatTemplate {
+    if let explicit { return try load(explicit, tokenizer: tokenizer) }
+    guard let template = try tokenizer.chatTemplate(name: model.path) else {
+      throw LabError.invalidScenario(
+        "\(model.path) has no chat template (tokenizer_config.json chat_template, chat_template.jinja, or GGUF tokenizer.chat_template); give one with --chat-template FILE, or --chat-template qwen3")
+    }
+    return template
   }
 }
 

@@ -6,11 +6,12 @@ import BitBudgetTokenizer
 import Foundation
 
 /// Runs scenarios on the local engine: one loaded model, any number of scenarios (each with its
-/// own KV policy from `Scenario.kv`). Questions are asked in the Qwen3 chat template with
-/// thinking on; the G samples of a batch share one prefill and are committed in one transaction.
+/// own KV policy from `Scenario.kv`). Questions are asked as one user turn in the model's chat
+/// template (or `settings.chatTemplate`) with `enable_thinking` on; the G samples of a batch share one prefill and are committed in one transaction.
 public final class LocalScenarioBackend: ScenarioBackend {
   public let model: DecoderModel
   public let tokenizer: Tokenizer
+  public let chatTemplate: ChatTemplate
   public let settings: EngineSettings
   let session: InferenceSession
   let stops: Set<Int>
@@ -25,9 +26,10 @@ public final class LocalScenarioBackend: ScenarioBackend {
       throw LabError.invalidScenario("\(model.path) has no tokenizer; evaluation needs one to build prompts")
     }
     self.tokenizer = tokenizer
+    chatTemplate = try ChatTemplate.forModel(model, tokenizer: tokenizer, explicit: settings.chatTemplate)
     session = try settings.session(model)
     var stops = Set(try model.stopTokenIds())
-    if let end = tokenizer.id(of: "<|im_end|>") { stops.insert(end) }
+    if let end = tokenizer.configuration.eosToken.flatMap(tokenizer.id(of:)) { stops.insert(end) }
     self.stops = stops
     endOfThinking = tokenizer.id(of: "</think>")
   }
@@ -64,9 +66,14 @@ public final class LocalScenarioBackend: ScenarioBackend {
     return settings
   }
 
-  /// The question's prompt: the task's template in the Qwen3 chat template, thinking on.
-  func prompt(_ item: TaskItem, task: EvalTask) -> [Int] {
-    tokenizer.encode(QwenChatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: item))], enableThinking: true))
+  /// The question's prompt: the task's template as a user turn of the chat template, thinking on.
+  func prompt(_ item: TaskItem, task: EvalTask) throws -> [Int] {
+    let messages = [ChatMessage(role: .user, content: task.prompt(for: item))]
+    do {
+      return tokenizer.encode(try chatTemplate.render(messages, options: .init(enableThinking: true)))
+    } catch {
+      throw LabError.invalidScenario(error.description)
+    }
   }
 
   /// Tokens a sample holds after its prompt: the limit plus what budget forcing may insert.
@@ -77,7 +84,7 @@ public final class LocalScenarioBackend: ScenarioBackend {
   public func admit(_ scenario: Scenario, task: EvalTask, items: [TaskItem]) throws {
     let settings = try settings(for: scenario)
     guard settings.memoryLimit != nil else { return }
-    try checkMemoryLimit(scenario, settings: settings, longestPrompt: items.map { prompt($0, task: task).count }.max() ?? 1)
+    try checkMemoryLimit(scenario, settings: settings, longestPrompt: try items.map { try prompt($0, task: task).count }.max() ?? 1)
   }
 
   /// G samples of the longest prompt, the token limit and what budget forcing may insert.
@@ -93,7 +100,7 @@ public final class LocalScenarioBackend: ScenarioBackend {
   ) throws -> Int {
     let settings = try settings(for: scenario)
     // Every question's prompt, tokenized once: the longest sizes the memory check and estimate.
-    let prompts = items.map { prompt($0, task: task) }
+    let prompts = try items.map { try prompt($0, task: task) }
     let longestPrompt = prompts.map(\.count).max() ?? 1
     try checkMemoryLimit(scenario, settings: settings, longestPrompt: longestPrompt)
     try store.register(scenario)

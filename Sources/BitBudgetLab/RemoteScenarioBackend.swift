@@ -4,8 +4,8 @@ import BitBudgetMemory
 import BitBudgetTokenizer
 import Foundation
 
-/// Runs scenarios on an OpenAI-compatible server: the prompt is the Qwen3 chat template rendered
-/// as text, budget forcing continues the raw prompt (`RemoteSampler`), and the memory is the
+/// Runs scenarios on an OpenAI-compatible server: the prompt is the chat template (by default
+/// Qwen3's, the paper's models' own: the server's model files are not here) rendered as text, budget forcing continues the raw prompt (`RemoteSampler`), and the memory is the
 /// memory model's (the paper's convention: weights + KV of G samples of the token limit; the
 /// server's own memory is not observable here).
 public final class RemoteScenarioBackend: ScenarioBackend {
@@ -14,8 +14,11 @@ public final class RemoteScenarioBackend: ScenarioBackend {
   public let memory: MemoryModel
   /// Bytes a scenario may take (memory model, paper convention).
   public let memoryLimit: Int?
+  /// What questions are rendered in before they are sent.
+  public let chatTemplate: ChatTemplate
 
-  public init(backend: RemoteBackend, memoryModel: String, memoryLimit: Int? = nil) throws {
+  public init(backend: RemoteBackend, memoryModel: String, memoryLimit: Int? = nil, chatTemplate: ChatTemplate = .qwen3()) throws {
+    self.chatTemplate = chatTemplate
     do {
       memory = try MemoryModel.load(memoryModel)
     } catch {
@@ -55,10 +58,20 @@ public final class RemoteScenarioBackend: ScenarioBackend {
     try checkMemoryLimit(scenario)
     let runner = RemoteScenarioRunner(
       sampler: RemoteSampler(client: client, forcedText: BudgetForcing.forcedText, waitText: BudgetForcing.waitText))
+    // Rendered up front: a template that refuses a question fails the scenario before any request.
+    var prompts: [String: String] = [:]
+    for item in items {
+      do {
+        prompts[item.id] = try chatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: item))], options: .init(enableThinking: true))
+      } catch {
+        throw LabError.invalidScenario(error.description)
+      }
+    }
+    let rendered = prompts
     let generated = try blocking {
       try await runner.run(
         scenario, task: task, items: items,
-        prompt: { item in QwenChatTemplate.render([ChatMessage(role: .user, content: task.prompt(for: item))], enableThinking: true) },
+        prompt: { item in rendered[item.id] ?? "" },
         answerTokens: answerTokens, store: store,
         progress: { done, total, passAt1 in try progress(ScenarioProgress(done: done, total: total, passAt1: passAt1)) })
     }

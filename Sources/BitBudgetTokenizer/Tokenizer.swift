@@ -183,7 +183,15 @@ public final class Tokenizer {
 
   // MARK: Encoding
 
-  /// The token ids of `text`.
+  /// The ids of a text as the model reads it on its own (not a chat prompt): the BOS token first
+  /// when the tokenizer adds one (`configuration.addBosToken`), as transformers' `tokenizer(text)`.
+  public func encodePrompt(_ text: String) -> [Int] {
+    let ids = encode(text)
+    guard configuration.addBosToken, let bos = configuration.bosToken.flatMap(id(of:)) else { return ids }
+    return [bos] + ids
+  }
+
+  /// The token ids of `text`, without special tokens added.
   public func encode(_ text: String) -> [Int] {
     var output: [Int32] = []
     output.reserveCapacity(text.utf8.count / 3 + 4)

@@ -6,7 +6,16 @@ public struct TokenizerConfiguration: Sendable, Equatable {
   public var eosToken: String?
   public var padToken: String?
   public var bosToken: String?
+  public var unkToken: String?
+  /// Whether encoding a text (not a chat prompt, whose template writes `bos_token` itself)
+  /// starts with the BOS token: tokenizer_config.json `add_bos_token`, else a tokenizer.json
+  /// post-processor whose template starts with a special token (Llama 3), else GGUF
+  /// `tokenizer.ggml.add_bos_token`.
   public var addBosToken = false
+  /// `add_bos_token` was written in tokenizer_config.json (it then overrides the post-processor).
+  var addBosTokenGiven = false
+  /// The Jinja chat template (tokenizer_config.json `chat_template`, the folder's
+  /// `chat_template.jinja`, or GGUF `tokenizer.chat_template`).
   public var chatTemplate: String?
 
   public init() {}
@@ -28,8 +37,16 @@ extension Tokenizer {
     }
     let folder = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
     let configPath = (folder as NSString).appendingPathComponent("tokenizer_config.json")
-    let config = FileManager.default.fileExists(atPath: configPath)
+    var config = FileManager.default.fileExists(atPath: configPath)
       ? try readConfiguration(configPath) : (TokenizerConfiguration(), [AddedToken]())
+    // transformers saves the template beside the config, and reads it in preference to it.
+    let templatePath = (folder as NSString).appendingPathComponent("chat_template.jinja")
+    if FileManager.default.fileExists(atPath: templatePath) {
+      guard let data = FileManager.default.contents(atPath: templatePath), let text = String(data: data, encoding: .utf8) else {
+        throw TokenizerError.invalidFile(path: templatePath, reason: "not readable UTF-8 text")
+      }
+      config.0.chatTemplate = text
+    }
     if let tokenizerClass = config.0.tokenizerClass,
       !TokenizerConfiguration.supportedClasses.contains(tokenizerClass)
     {
@@ -80,8 +97,18 @@ extension Tokenizer {
     config.eosToken = tokenContent(root["eos_token"])
     config.padToken = tokenContent(root["pad_token"])
     config.bosToken = tokenContent(root["bos_token"])
+    config.unkToken = tokenContent(root["unk_token"])
     config.addBosToken = root["add_bos_token"] as? Bool ?? false
-    config.chatTemplate = root["chat_template"] as? String
+    config.addBosTokenGiven = root["add_bos_token"] is Bool
+    switch root["chat_template"] {
+    case let template as String:
+      config.chatTemplate = template
+    case let named as [[String: Any]]:
+      // Several named templates (tool use, RAG): the one named "default" is the chat template.
+      config.chatTemplate = named.first { $0["name"] as? String == "default" }?["template"] as? String
+    default:
+      break
+    }
     var added: [AddedToken] = []
     if let decoder = root["added_tokens_decoder"] {
       guard let entries = decoder as? [String: Any] else {
@@ -103,6 +130,23 @@ extension Tokenizer {
   static func checkPlainAddedToken(_ entry: [String: Any], content: String, path: String) throws {
     for flag in ["lstrip", "rstrip", "single_word", "normalized"] where entry[flag] as? Bool == true {
       throw TokenizerError.unsupported(path: path, what: "added token \"\(content)\" with \(flag)")
+    }
+  }
+
+  /// The special token a tokenizer.json post-processor puts before a single text (Llama 3's
+  /// TemplateProcessing writes `<|begin_of_text|>`), if any.
+  static func leadingSpecialToken(_ processor: Any?) -> String? {
+    guard let object = processor as? [String: Any] else { return nil }
+    switch object["type"] as? String {
+    case "TemplateProcessing":
+      guard let single = object["single"] as? [[String: Any]], let first = single.first,
+        let special = first["SpecialToken"] as? [String: Any]
+      else { return nil }
+      return special["id"] as? String
+    case "Sequence":
+      return (object["processors"] as? [Any])?.lazy.compactMap { leadingSpecialToken($0) }.first
+    default:
+      return nil
     }
   }
 
@@ -152,6 +196,11 @@ extension Tokenizer {
         try checkPlainAddedToken(entry, content: content, path: path)
         added.append(AddedToken(id: id, content: content, special: entry["special"] as? Bool ?? false))
       }
+    }
+    var configuration = configuration
+    if !configuration.addBosTokenGiven, let leading = leadingSpecialToken(root["post_processor"]) {
+      configuration.addBosToken = true
+      configuration.bosToken = configuration.bosToken ?? leading
     }
     return try Tokenizer(
       source: path, vocabulary: parsed.vocabulary, merges: parsed.merges, addedTokens: added, preTokenizer: preTokenizer,

@@ -65,6 +65,38 @@ import Testing
     #expect(tokenizer.encode("Hello, world! 12345") == [9707, 11, 1879, 0, 220, 16, 17, 18, 19, 20])
   }
 
+  /// A tokenizer.json post-processor that puts a special token first (Llama 3's BOS) makes
+  /// `encodePrompt` give the ids the `tokenizers` library gives with special tokens added
+  /// (fixture from scripts/make-chat-template-fixture.py), while `encode` adds nothing.
+  @Test func postProcessorBOSIsPrepended() throws {
+    struct Fixture: Decodable {
+      struct Case: Decodable {
+        let text: String
+        let ids: [Int]
+      }
+      let cases: [Case]
+    }
+    let fixtureURL = URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/tokenizer/bos-post-processor.json")
+    let fixtureData = try Data(contentsOf: fixtureURL)
+    let fixture = try JSONDecoder().decode(Fixture.self, from: fixtureData)
+    let processor = try #require((try JSONSerialization.jsonObject(with: fixtureData) as? [String: Any])?["post_processor"])
+    let source = URL(fileURLWithPath: Fixtures.qwen3TokenizerDirectory).appendingPathComponent("tokenizer.json")
+    var spec = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: source)) as? [String: Any])
+    spec["post_processor"] = processor
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bos-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try JSONSerialization.data(withJSONObject: spec).write(to: folder.appendingPathComponent("tokenizer.json"))
+    let tokenizer = try Tokenizer.load(from: folder.path)
+    #expect(tokenizer.configuration.addBosToken)
+    for item in fixture.cases {
+      #expect(tokenizer.encodePrompt(item.text) == item.ids, "\(item.text)")
+      #expect(tokenizer.encode(item.text) == Array(item.ids.dropFirst()))
+    }
+    // The Qwen3 tokenizer itself adds nothing (its config says add_bos_token false).
+    #expect(try Self.qwen3().encodePrompt("Hello") == (try Self.qwen3().encode("Hello")))
+  }
+
   @Test func unknownIDsAreErrors() throws {
     let tokenizer = try Self.qwen3()
     #expect(throws: TokenizerError.unknownTokenID(151_669, vocabularySize: 151_669)) { try tokenizer.decode([1, 151_669]) }

@@ -47,7 +47,13 @@ extension Tokenizer {
       tokens[id] = Self.byteLevelSpelling(content)
     }
     var configuration = TokenizerConfiguration()
-    configuration.eosToken = metadata["tokenizer.ggml.eos_token_id"]?.integer.flatMap { tokens.indices.contains($0) ? tokens[$0] : nil }
+    func token(_ key: String) -> String? {
+      metadata[key]?.integer.flatMap { tokens.indices.contains($0) ? tokens[$0].map { Self.byteLevelDecoded($0) ?? $0 } : nil }
+    }
+    configuration.eosToken = token("tokenizer.ggml.eos_token_id")
+    configuration.bosToken = token("tokenizer.ggml.bos_token_id")
+    configuration.padToken = token("tokenizer.ggml.padding_token_id")
+    configuration.unkToken = token("tokenizer.ggml.unknown_token_id")
     configuration.addBosToken = metadata["tokenizer.ggml.add_bos_token"].map { $0 == .bool(true) } ?? false
     configuration.chatTemplate = metadata["tokenizer.chat_template"]?.string
     return try Tokenizer(
