@@ -388,28 +388,36 @@ def make_tokenizer_encode():
 ROLE_LETTER = {"system": "s", "user": "u", "assistant": "a", "tool": "t"}
 
 
-def chat_input(messages, add_generation_prompt, enable_thinking):
+def chat_input(template, messages, add_generation_prompt, enable_thinking):
     records = []
     for m in messages:
-        body = m["content"]
+        body = m["content"] or ""
         if m.get("reasoning_content") is not None:
             body += "\x1f" + m["reasoning_content"]
         records.append(ROLE_LETTER[m["role"]] + body)
-    flags = (1 if add_generation_prompt else 0) | (2 if enable_thinking else 0)
-    return bytes([flags]) + "\x1e".join(records).encode("utf-8")
+    flags = (1 if add_generation_prompt else 0) | (0 if enable_thinking is None else 2 | (4 if enable_thinking else 0))
+    return bytes([flags]) + (template + "\x1d" + "\x1e".join(records)).encode("utf-8")
 
 
 def make_chat_template():
     out = target_dir("chat-template")
-    with open(os.path.join(FIXTURES, "tokenizer", "qwen3-chat-template.json"), encoding="utf-8") as f:
-        cases = json.load(f)
-    for n, case in enumerate(cases):
-        write(out, f"fixture-{n:02d}.bin",
-              chat_input(case["messages"], case["add_generation_prompt"], case["enable_thinking"]))
-    # ChatTemplateTests' splitThinking strings (a lone user message, so render runs too).
+    with open(os.path.join(FIXTURES, "chat-templates", "templates.json"), encoding="utf-8") as f:
+        collection = json.load(f)
+    conversations = collection["conversations"]
+    # Each real template with a plain conversation and, as JSON, one with tool calls.
+    for n, entry in enumerate(collection["templates"]):
+        messages = json.loads(conversations["thinking-in-content"])
+        write(out, f"template-{n:02d}.bin", chat_input(entry["template"], messages, True, n % 2 == 0))
+        write(out, f"template-{n:02d}-json.bin",
+              bytes([1 | 8]) + (entry["template"] + "\x1d" + conversations["tool-call"]).encode("utf-8"))
+    # The feature templates (whitespace control, filters, tests, macros, errors).
+    with open(os.path.join(FIXTURES, "chat-templates", "jinja-features.json"), encoding="utf-8") as f:
+        for n, case in enumerate(json.load(f)):
+            write(out, f"feature-{n:02d}.bin", bytes([1]) + (case["template"] + "\x1d" + "uhi").encode("utf-8"))
+    # ChatTemplateTests' ThinkingSplit strings.
     for n, text in enumerate(["<think>\nsteps\n</think>\n\nThe answer is 4.", "still thinking",
                               "a</think>b</think>c", "</think>"]):
-        write(out, f"split-{n}.bin", b"\x03u" + text.encode("utf-8"))
+        write(out, f"split-{n}.bin", b"\x03" + text.encode("utf-8"))
 
 
 # ---------------------------------------------------------------- sweep grids
