@@ -9,7 +9,9 @@ import BitBudgetTokenizer
 
 /// Options shared by the commands that load a model.
 struct ModelOptions: ParsableArguments {
-  @Option(name: .long, help: ArgumentHelp("Hugging Face model folder (config.json + safetensors) or GGUF file.", valueName: "dir-or-gguf"))
+  @Option(name: .long, help: ArgumentHelp(
+    "Hugging Face model folder (config.json + safetensors), GGUF file, or Hub id ORG/NAME[@REVISION][:QUANT] in the local Hugging Face cache.",
+    valueName: "dir-or-gguf"))
   var model: String
 
   @Option(name: .long, help: "Threads for the kernels (default: all processors).")

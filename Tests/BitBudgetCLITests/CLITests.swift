@@ -26,10 +26,11 @@ import Testing
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
   }()
 
-  static func run(_ arguments: [String], stdin: Data? = nil) throws -> Run {
+  static func run(_ arguments: [String], stdin: Data? = nil, environment: [String: String] = [:]) throws -> Run {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try #require(executable, "bitbudget executable not found"))
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -667,6 +668,111 @@ import Testing
     let noTokenizer = try Self.run(["generate", "--model", Self.model, "--ids", "3,4", "--thinking-budget", "4"])
     #expect(noTokenizer.status == 1)
     #expect(noTokenizer.stderr.contains("--thinking-budget needs a tokenizer"))
+  }
+
+  /// `chat-template` prints a GGUF model's own template rendering exactly (equal to the
+  /// transformers fixture for SmolLM2's template, with its default system prompt), and refuses
+  /// bad conversations and templates with one line.
+  @Test func chatTemplateCommandRendersTheModelsTemplate() throws {
+    let collection = try JSONSerialization.jsonObject(
+      with: Data(contentsOf: URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/chat-templates/templates.json")))
+    let conversations = try #require((collection as? [String: Any])?["conversations"] as? [String: String])
+    let renderings = try #require(
+      try JSONSerialization.jsonObject(
+        with: Data(contentsOf: URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/chat-templates/renderings.json")))
+        as? [[String: Any]])
+    let expected = try #require(
+      renderings.first {
+        $0["template"] as? String == "SmolLM2" && $0["conversation"] as? String == "multi-turn" && $0["add_generation_prompt"] as? Bool == true
+      }?["text"] as? String)
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chat-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let messages = folder.appendingPathComponent("messages.json")
+    try Data(try #require(conversations["multi-turn"]).utf8).write(to: messages)
+    let smollm = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    let rendered = try Self.run(["chat-template", "--model", smollm, "--messages", messages.path])
+    #expect(rendered.status == 0, "\(rendered.stderr)")
+    #expect(rendered.stdout == expected)
+    #expect(expected.contains("You are a helpful AI assistant named SmolLM"))
+
+    let qwen = try Self.run(["chat-template", "--model", Fixtures.qwen3TokenizerDirectory, "--messages", messages.path, "--thinking", "off", "--json"])
+    #expect(qwen.status == 0, "\(qwen.stderr)")
+    #expect((qwen.json?["text"] as? String)?.hasSuffix("<|im_start|>assistant\n<think>\n\n</think>\n\n") == true)
+    #expect((qwen.json?["ids"] as? [Int])?.first == 151644)
+
+    try Data("[{\"role\": \"user\"".utf8).write(to: folder.appendingPathComponent("bad.json"))
+    let badJSON = try Self.run(["chat-template", "--model", Fixtures.qwen3TokenizerDirectory, "--messages", folder.appendingPathComponent("bad.json").path])
+    #expect(badJSON.status == 1)
+    #expect(badJSON.stderr.contains("invalid conversation"))
+    try Data("{% for %}".utf8).write(to: folder.appendingPathComponent("bad.jinja"))
+    let badTemplate = try Self.run([
+      "chat-template", "--model", Fixtures.qwen3TokenizerDirectory, "--messages", messages.path, "--chat-template", folder.appendingPathComponent("bad.jinja").path,
+    ])
+    #expect(badTemplate.status == 1)
+    #expect(badTemplate.stderr.contains("line 1, column 8"))
+    // Gemma's template refuses two user turns in a row; its message is passed on.
+    try Data(try #require(conversations["two-users"]).utf8).write(to: folder.appendingPathComponent("two.json"))
+    let gemma = (collection as? [String: Any]).flatMap { ($0["templates"] as? [[String: Any]])?.first { $0["name"] as? String == "Gemma-3" }?["template"] as? String }
+    try Data(try #require(gemma).utf8).write(to: folder.appendingPathComponent("gemma.jinja"))
+    let refused = try Self.run([
+      "chat-template", "--model", Fixtures.qwen3TokenizerDirectory, "--messages", folder.appendingPathComponent("two.json").path,
+      "--chat-template", folder.appendingPathComponent("gemma.jinja").path,
+    ])
+    #expect(refused.status == 1)
+    #expect(refused.stderr.contains("refused the conversation: Conversation roles must alternate"))
+  }
+
+  /// A tokenizer without a chat template: `--chat` says so instead of using another model's.
+  @Test func chatWithoutATemplateIsRefused() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("notemplate-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try FileManager.default.copyItem(
+      atPath: (Fixtures.qwen3TokenizerDirectory as NSString).appendingPathComponent("tokenizer.json"),
+      toPath: folder.appendingPathComponent("tokenizer.json").path)
+    let model = try Fixtures.makeRandomQwen3(vocab: 151_669)
+    defer { try? FileManager.default.removeItem(at: model) }
+    let result = try Self.run(["generate", "--model", model.path, "--tokenizer", folder.path, "--prompt", "hi", "--chat", "--max-tokens", "2"])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("has no chat template"))
+    let builtIn = try Self.run([
+      "generate", "--model", model.path, "--tokenizer", folder.path, "--prompt", "hi", "--chat", "--chat-template", "qwen3", "--max-tokens", "2", "--json",
+    ])
+    #expect(builtIn.status == 0, "\(builtIn.stderr)")
+    #expect(builtIn.json?["prompt_tokens"] as? Int == 9)
+  }
+
+  /// `--model ORG/NAME` reads a model from the Hugging Face cache laid out as huggingface_hub
+  /// writes it (refs/main → snapshots/<commit>/ symlinks into blobs/): the same logits as the
+  /// folder; a revision that is not cached is refused naming the cache and the download command.
+  @Test func hubIdsReadTheHuggingFaceCache() throws {
+    let cache = FileManager.default.temporaryDirectory.appendingPathComponent("hub-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: cache) }
+    let source = Fixtures.modelPath("qwen3-gqa-tied-f32")
+    let commit = "0123456789abcdef0123456789abcdef01234567"
+    let repository = cache.appendingPathComponent("models--tiny-org--Tiny.Qwen3")
+    let snapshot = repository.appendingPathComponent("snapshots/\(commit)")
+    try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(at: repository.appendingPathComponent("blobs"), withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(at: repository.appendingPathComponent("refs"), withIntermediateDirectories: true)
+    try Data(commit.utf8).write(to: repository.appendingPathComponent("refs/main"))
+    for (index, file) in ["config.json", "generation_config.json", "model.safetensors"].enumerated() {
+      let blob = "blob\(index)"
+      try FileManager.default.copyItem(atPath: (source as NSString).appendingPathComponent(file), toPath: repository.appendingPathComponent("blobs/\(blob)").path)
+      try FileManager.default.createSymbolicLink(atPath: snapshot.appendingPathComponent(file).path, withDestinationPath: "../../blobs/\(blob)")
+    }
+    let environment = ["HF_HUB_CACHE": cache.path]
+    let byPath = try Self.run(["logits", "--model", source, "--ids", "3,17,42", "--json"])
+    let byId = try Self.run(["logits", "--model", "tiny-org/Tiny.Qwen3", "--ids", "3,17,42", "--json"], environment: environment)
+    let byCommit = try Self.run(["logits", "--model", "tiny-org/Tiny.Qwen3@\(commit)", "--ids", "3,17,42", "--json"], environment: environment)
+    #expect(byId.status == 0, "\(byId.stderr)")
+    #expect(byId.json?["logits"] as? [[Double]] == byPath.json?["logits"] as? [[Double]])
+    #expect(byCommit.json?["logits"] as? [[Double]] == byPath.json?["logits"] as? [[Double]])
+    let missing = try Self.run(["logits", "--model", "tiny-org/Tiny.Qwen3@v2", "--ids", "3"], environment: environment)
+    #expect(missing.status == 1)
+    #expect(missing.stderr.contains("not in the Hugging Face cache") || missing.stderr.contains("nor in the Hugging Face cache"))
+    #expect(missing.stderr.contains("huggingface-cli download tiny-org/Tiny.Qwen3 --revision v2"))
   }
 
   @Test func helpExitsZero() throws {

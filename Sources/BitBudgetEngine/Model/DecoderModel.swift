@@ -26,10 +26,12 @@ public final class DecoderModel: @unchecked Sendable {
   /// headers are read and 16/32-bit weights are mapped) or a GGUF file (linear layers of a type
   /// the quantized kernels hold kept quantized, other block-quantized tensors widened to bf16;
   /// with `ggufWidening`, every block-quantized tensor widened to that type). `quantize`
-  /// quantizes the linear layers round-to-nearest at load.
+  /// quantizes the linear layers round-to-nearest at load. `path` may also be a Hub id
+  /// (`ORG/NAME[@REVISION][:QUANT]`) of a model in the local Hugging Face cache.
   public static func load(
-    path: String, ggufWidening: ElementType? = nil, quantize: WeightQuantization? = nil
+    path reference: String, ggufWidening: ElementType? = nil, quantize: WeightQuantization? = nil
   ) throws -> DecoderModel {
+    let path = try HubCache.resolve(reference)
     if try isModelFile(path) {
       let file = try GGUFFile(path: path)
       let config = try ModelConfig.fromGGUF(file)

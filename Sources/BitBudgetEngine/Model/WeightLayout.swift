@@ -112,7 +112,8 @@ public struct WeightLayout: Sendable {
 
   /// Reads the headers of a model folder or GGUF file (`ggufWidening` as
   /// `DecoderModel.load(path:ggufWidening:)` takes it).
-  public static func load(path: String, ggufWidening: ElementType? = nil) throws -> WeightLayout {
+  public static func load(path reference: String, ggufWidening: ElementType? = nil) throws -> WeightLayout {
+    let path = try HubCache.resolve(reference)
     if try DecoderModel.isModelFile(path) {
       let file = try GGUFFile(path: path)
       let config = try ModelConfig.fromGGUF(file)

@@ -65,7 +65,8 @@ extension Tokenizer {
 extension Tokenizer {
   /// A tokenizer from a tokenizer file or folder (`Tokenizer.load(from:)`) or from a GGUF file's
   /// metadata.
-  public static func load(anyFrom path: String) throws -> Tokenizer {
+  public static func load(anyFrom reference: String) throws -> Tokenizer {
+    let path = try HubCache.resolve(reference)
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
       let handle = FileHandle(forReadingAtPath: path), handle.readData(ofLength: 4) == Data("GGUF".utf8)

@@ -1,0 +1,103 @@
+import Foundation
+
+/// A model named as on the Hugging Face Hub: `ORG/NAME`, with an optional `@REVISION` (a branch,
+/// tag or commit) and, for a repository of GGUF files, `:QUANT` picking the file whose name
+/// contains it (`Qwen/Qwen3-0.6B-GGUF:Q8_0`).
+public struct HubReference: Equatable, Sendable {
+  public var repository: String
+  public var revision: String
+  public var fileHint: String?
+
+  public init(repository: String, revision: String = "main", fileHint: String? = nil) {
+    self.repository = repository
+    self.revision = revision
+    self.fileHint = fileHint
+  }
+
+  /// Parses `text`, or returns nil when it is not shaped like a Hub id (one slash, the Hub's
+  /// name characters: letters, digits, `-`, `_`, `.`; no `..`).
+  public init?(_ text: String) {
+    var rest = Substring(text)
+    if let colon = rest.lastIndex(of: ":"), !rest[rest.index(after: colon)...].contains("/") {
+      fileHint = String(rest[rest.index(after: colon)...])
+      rest = rest[..<colon]
+      guard fileHint?.isEmpty == false else { return nil }
+    }
+    revision = "main"
+    if let at = rest.firstIndex(of: "@") {
+      revision = String(rest[rest.index(after: at)...])
+      rest = rest[..<at]
+      guard !revision.isEmpty, !revision.contains(".."), !revision.hasPrefix("/") else { return nil }
+    }
+    let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
+    let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_."))
+    guard parts.count == 2,
+      parts.allSatisfy({ !$0.isEmpty && !$0.hasPrefix(".") && !$0.contains("..") && $0.unicodeScalars.allSatisfy { allowed.contains($0) && $0.isASCII } })
+    else { return nil }
+    repository = String(rest)
+  }
+
+  public var description: String {
+    repository + (revision == "main" ? "" : "@" + revision) + (fileHint.map { ":" + $0 } ?? "")
+  }
+}
+
+/// The local Hugging Face Hub cache, read exactly as `huggingface_hub` lays it out:
+/// `<cache>/models--ORG--NAME/refs/<revision>` holds a commit hash, and
+/// `snapshots/<commit>/` holds the repository's files (symlinks into `blobs/`). The cache is
+/// `HF_HUB_CACHE`, else `HUGGINGFACE_HUB_CACHE`, else `$HF_HOME/hub`, else
+/// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
+public enum HubCache {
+  public static func directory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    func expanded(_ path: String) -> String { (path as NSString).expandingTildeInPath }
+    if let cache = environment["HF_HUB_CACHE"] ?? environment["HUGGINGFACE_HUB_CACHE"] { return expanded(cache) }
+    let home = environment["HF_HOME"].map(expanded)
+      ?? ((environment["XDG_CACHE_HOME"].map(expanded) ?? expanded("~/.cache")) as NSString).appendingPathComponent("huggingface")
+    return (home as NSString).appendingPathComponent("hub")
+  }
+
+  /// The local path `model` names: itself when it exists on disk (or is not shaped like a Hub
+  /// id), else its snapshot folder in the Hub cache (or, with `:QUANT`, the GGUF file there).
+  /// Throws, naming the cache, when a Hub id is not in it.
+  public static func resolve(_ model: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(HubError) -> String {
+    if FileManager.default.fileExists(atPath: model) { return model }
+    guard let reference = HubReference(model) else { return model }
+    let cache = directory(environment: environment)
+    let repositoryFolder = (cache as NSString).appendingPathComponent("models--" + reference.repository.replacingOccurrences(of: "/", with: "--"))
+    var commit = reference.revision
+    let refFile = ((repositoryFolder as NSString).appendingPathComponent("refs") as NSString).appendingPathComponent(reference.revision)
+    if let data = FileManager.default.contents(atPath: refFile), let text = String(data: data, encoding: .utf8) {
+      commit = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    let snapshot = ((repositoryFolder as NSString).appendingPathComponent("snapshots") as NSString).appendingPathComponent(commit)
+    var isDirectory: ObjCBool = false
+    guard !commit.contains("/"), FileManager.default.fileExists(atPath: snapshot, isDirectory: &isDirectory), isDirectory.boolValue else {
+      let download = "huggingface-cli download \(reference.repository)" + (reference.revision == "main" ? "" : " --revision \(reference.revision)")
+      throw .notCached(reference: reference.description, cache: cache, download: download)
+    }
+    guard let hint = reference.fileHint else { return snapshot }
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: snapshot)) ?? []
+    let matches = files.filter { $0.lowercased().hasSuffix(".gguf") && $0.lowercased().contains(hint.lowercased()) }.sorted()
+    guard matches.count == 1, let file = matches.first else {
+      throw .noSuchFile(reference: reference.description, snapshot: snapshot, candidates: matches)
+    }
+    return (snapshot as NSString).appendingPathComponent(file)
+  }
+}
+
+/// A Hub id that does not resolve to local files.
+public enum HubError: Error, Equatable, CustomStringConvertible {
+  case notCached(reference: String, cache: String, download: String)
+  case noSuchFile(reference: String, snapshot: String, candidates: [String])
+
+  public var description: String {
+    switch self {
+    case .notCached(let reference, let cache, let download):
+      "\(reference) is neither a local path nor in the Hugging Face cache (\(cache)); download it there first (\(download))"
+    case .noSuchFile(let reference, let snapshot, let candidates):
+      candidates.isEmpty
+        ? "\(reference): no .gguf file in \(snapshot) has that name"
+        : "\(reference): several .gguf files in \(snapshot) match (\(candidates.joined(separator: ", "))); name more of one"
+    }
+  }
+}
