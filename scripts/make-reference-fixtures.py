@@ -27,11 +27,12 @@ import sys
 
 import torch
 import transformers
-from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM)
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
 
 ARCHITECTURES = {"qwen3": (Qwen3Config, Qwen3ForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
-                 "llama": (LlamaConfig, LlamaForCausalLM)}
+                 "llama": (LlamaConfig, LlamaForCausalLM), "mistral": (MistralConfig, MistralForCausalLM),
+                 "smollm3": (SmolLM3Config, SmolLM3ForCausalLM)}
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "models")
@@ -76,6 +77,17 @@ MODELS = {
         dict(architecture="llama", vocab_size=300, hidden_size=96, intermediate_size=192, num_hidden_layers=2,
              num_attention_heads=6, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=100000.0),
         torch.float32, "transformers5", None, 40, 6),
+    # Mistral: GQA group 4, untied, bf16, no sliding window (null, as v0.2 and later).
+    "mistral-gqa4-untied-bf16": (
+        dict(architecture="mistral", vocab_size=280, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
+             num_attention_heads=8, num_key_value_heads=2, head_dim=8, tie_word_embeddings=False, sliding_window=None),
+        torch.bfloat16, "transformers5", None, 40, 7),
+    # SmolLM3: the middle of three layers without RoPE (no_rope_layers), tied, f32; 70 positions
+    # so that the missing rotation shows.
+    "smollm3-nope-tied-f32": (
+        dict(architecture="smollm3", vocab_size=260, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+             num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, no_rope_layers=[1, 0, 1]),
+        torch.float32, "transformers5", None, 70, 8),
 }
 
 GREEDY_TOKENS = 16
@@ -171,6 +183,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bench-model", metavar="DIR",
                         help="write a random Qwen3-0.6B-shaped bf16 model to DIR instead")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="write only these fixtures")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.bench_model:
@@ -178,7 +191,8 @@ def main():
         return
     os.makedirs(OUT, exist_ok=True)
     for name, spec in MODELS.items():
-        write_fixture(name, spec)
+        if args.only is None or name in args.only:
+            write_fixture(name, spec)
 
 
 if __name__ == "__main__":

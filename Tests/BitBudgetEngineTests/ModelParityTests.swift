@@ -1,3 +1,4 @@
+import Foundation
 import BitBudgetKernels
 import BitBudgetTestSupport
 import Testing
@@ -77,6 +78,25 @@ import Testing
       cache: session.makeCache(elementType: kv))
     #expect(result.samples[0].tokens == reference.greedy)
     #expect(result.samples[0].finish == (reference.greedy.last == 1 ? .eos : .length))
+  }
+
+  /// The SmolLM3 fixture's NoPE layer matters: the same weights with RoPE in every layer are far
+  /// from transformers' logits (so the parity test above can fail on a missed `no_rope_layers`).
+  @Test func smolLM3WithoutItsNoPELayerDiffers() throws {
+    let name = "smollm3-nope-tied-f32"
+    let reference = try Fixtures.reference(name)
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nope-\(UUID().uuidString)")
+    try FileManager.default.copyItem(atPath: Fixtures.modelPath(name), toPath: folder.path)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let configURL = folder.appendingPathComponent("config.json")
+    var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+    #expect(try DecoderModel.load(path: folder.path).config.layersWithoutRope == [1])
+    config["no_rope_layers"] = [1, 1, 1]
+    try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+    let model = try DecoderModel.load(path: folder.path)
+    #expect(model.config.layersWithoutRope.isEmpty)
+    let ours = try Self.logits(model, reference.inputIds, kv: .f32)
+    #expect(Fixtures.maxAbsDifference(ours, reference.logits) > 1e-2 * Fixtures.maxAbs(reference.logits))
   }
 
   /// A prompt prefilled in chunks of 7 rows (the streaming kernel, several KV blocks filled

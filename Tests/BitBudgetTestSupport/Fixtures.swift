@@ -19,7 +19,8 @@ public enum Fixtures {
   /// Names of the reference models.
   public static let modelNames = [
     "qwen3-gqa-tied-f32", "qwen3-mha-untied-bf16", "qwen3-gqa4-tied-bf16-sharded", "qwen3-bias-odd-f16",
-    "qwen3-hd128-gqa-bf16", "qwen2-bias-untied-bf16", "llama-gqa3-tied-f32",
+    "qwen3-hd128-gqa-bf16", "qwen2-bias-untied-bf16", "llama-gqa3-tied-f32", "mistral-gqa4-untied-bf16",
+    "smollm3-nope-tied-f32",
   ]
 
   public static func modelPath(_ name: String) -> String {

@@ -83,7 +83,7 @@ public enum HuggingFaceExport {
     try write("tokenizer.json", try tokenizer.tokenizerJSON())
     try write("tokenizer_config.json", try tokenizerConfigJSON(tokenizer, config: config))
     return Summary(
-      directory: directory, architecture: config.architecture.rawValue, tensors: entries.count,
+      directory: directory, architecture: config.architecture.modelType, tensors: entries.count,
       safetensorsBytes: totalBytes, files: fileNames)
   }
 
@@ -147,7 +147,8 @@ public enum HuggingFaceExport {
   /// `config.json` in transformers' vocabulary for the architecture.
   public static func configJSON(_ config: ModelConfig, matrixType: ElementType = .bf16) throws -> Data {
     var root: [String: Any] = [
-      "model_type": config.architecture.rawValue,
+      "model_type": config.architecture.modelType,
+      "architectures": [config.architecture.exportClass],
       "vocab_size": config.vocabSize,
       "hidden_size": config.hiddenSize,
       "intermediate_size": config.intermediateSize,
@@ -168,24 +169,7 @@ public enum HuggingFaceExport {
       "bos_token_id": config.bosTokenId.map { $0 as Any } ?? NSNull(),
       "eos_token_id": config.eosTokenIds.count == 1 ? config.eosTokenIds[0] as Any : config.eosTokenIds as Any,
     ]
-    switch config.architecture {
-    case .qwen3:
-      root["architectures"] = ["Qwen3ForCausalLM"]
-      root["attention_bias"] = config.queryKeyValueBias
-      root["use_sliding_window"] = false
-      root["sliding_window"] = NSNull()
-      root["max_window_layers"] = config.layerCount
-    case .qwen2:
-      root["architectures"] = ["Qwen2ForCausalLM"]
-      root["use_sliding_window"] = false
-      root["sliding_window"] = NSNull()
-      root["max_window_layers"] = config.layerCount
-    case .llama:
-      root["architectures"] = ["LlamaForCausalLM"]
-      root["attention_bias"] = config.queryKeyValueBias
-      root["mlp_bias"] = false
-      root["pretraining_tp"] = 1
-    }
+    config.architecture.exportConfig(config, &root)
     return try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
   }
 

@@ -318,6 +318,7 @@ public final class InferenceSession {
     let h = c.hiddenSize
     let half = c.headDim / 2
     let layer = model.weights.layers[l]
+    let skipsRope = c.layersWithoutRope.contains(l)
     normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.inputNorm)
     linearInputObserver?(l, .attentionInput, b.normed, h, rows)
     Linear.run(qkvJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
@@ -335,8 +336,10 @@ public final class InferenceSession {
             Elementwise.rmsNorm(k + head * c.headDim, count: c.headDim, weight: kn, epsilon: c.rmsNormEpsilon, into: k + head * c.headDim)
           }
         }
-        RotaryEmbedding.rotate(q, heads: c.queryHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
-        RotaryEmbedding.rotate(k, heads: c.kvHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
+        if !skipsRope {
+          RotaryEmbedding.rotate(q, heads: c.queryHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
+          RotaryEmbedding.rotate(k, heads: c.kvHeads, headDim: c.headDim, cos: b.cosines + r * half, sin: b.sines + r * half)
+        }
       }
     }
     var start = 0

@@ -7,9 +7,9 @@ extension ModelConfig {
     let path = file.path
     func fail(_ reason: String) -> EngineError { .invalidConfig(path: path, reason: reason) }
     guard let name = file.metadata["general.architecture"]?.string else { throw fail("no general.architecture") }
-    guard let architecture = Architecture(rawValue: name) else {
+    guard let architecture = Architecture.named(gguf: name) else {
       throw EngineError.unsupported(
-        "architecture \"\(name)\" in \(path) (supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")
+        "architecture \"\(name)\" in \(path) (supported: \(Architecture.registry.flatMap(\.ggufNames).joined(separator: ", ")))")
     }
     func integer(_ key: String, max: Int) throws -> Int? {
       guard let value = file.metadata["\(name).\(key)"] else { return nil }
@@ -50,8 +50,8 @@ extension ModelConfig {
     let theta = try number("rope.freq_base") ?? 10_000
     guard theta > 1 else { throw fail("rope.freq_base must be above 1") }
     let hasQKVBias = file.tensors["blk.0.attn_q.bias"] != nil
-    if architecture == .llama && hasQKVBias {
-      throw EngineError.unsupported("llama GGUF with q/k/v biases (\(path))")
+    if architecture.ggufPermutesQueryKey && hasQKVBias {
+      throw EngineError.unsupported("\(name) GGUF with q/k/v biases (\(path))")
     }
     let vocabulary = embedding.dimensions[1]
     func tokenId(_ key: String) throws -> Int? {
@@ -72,7 +72,7 @@ extension ModelConfig {
       rmsNormEpsilon: Float(eps), ropeTheta: theta,
       maxPositions: try integer("context_length", max: limits.positions) ?? 4096,
       tiedEmbeddings: file.tensors["output.weight"] == nil,
-      queryKeyValueBias: architecture == .qwen2 || hasQKVBias,
+      queryKeyValueBias: architecture.alwaysQKVBias || hasQKVBias,
       outputBias: file.tensors["blk.0.attn_output.bias"] != nil,
       declaredDType: nil,
       bosTokenId: try tokenId("tokenizer.ggml.bos_token_id"),

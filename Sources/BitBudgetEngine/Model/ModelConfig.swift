@@ -1,16 +1,5 @@
 import Foundation
 
-/// The decoder architectures the engine runs. They differ only in a few traits (q/k norms,
-/// projection biases); one forward pass serves all of them.
-public enum Architecture: String, Sendable, CaseIterable {
-  case qwen3
-  case qwen2
-  case llama
-
-  /// Whether q and k are RMS-normalized per head (over `headDim`) before RoPE.
-  public var hasQKNorm: Bool { self == .qwen3 }
-}
-
 /// A decoder-only transformer's hyperparameters, read from `config.json` and validated.
 ///
 /// Accepts both the transformers-4 (`rope_theta`, `torch_dtype`) and transformers-5
@@ -38,6 +27,8 @@ public struct ModelConfig: Sendable, Equatable {
   public var eosTokenIds: [Int]
   /// The GPTQ quantization of the checkpoint's linear layers, or nil for 16/32-bit weights.
   public var gptq: GPTQConfig?
+  /// Layers whose attention uses no positional rotation (SmolLM3's NoPE layers).
+  public var layersWithoutRope: Set<Int> = []
 
   /// Upper bounds that no real model reaches; a config beyond them is treated as corrupt rather
   /// than allowed to size buffers.
@@ -133,9 +124,9 @@ public struct ModelConfig: Sendable, Equatable {
     }
     let reader = ConfigReader(root: root, path: path)
     let modelType = try reader.string("model_type")
-    guard let architecture = Architecture(rawValue: modelType) else {
+    guard let architecture = Architecture.named(modelType: modelType) else {
       throw EngineError.unsupported(
-        "model_type \"\(modelType)\" in \(path) (supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")
+        "model_type \"\(modelType)\" in \(path) (supported: \(Architecture.registry.map(\.modelType).joined(separator: ", ")))")
     }
 
     let hidden = try reader.positiveInt("hidden_size", max: limits.hidden)
@@ -183,7 +174,7 @@ public struct ModelConfig: Sendable, Equatable {
     var declaredDType = try reader.optionalString("dtype") ?? reader.optionalString("torch_dtype")
     if let name = declaredDType, name.hasPrefix("torch.") { declaredDType = String(name.dropFirst(6)) }
 
-    let config = ModelConfig(
+    var config = ModelConfig(
       architecture: architecture,
       vocabSize: try reader.positiveInt("vocab_size", max: limits.vocab),
       hiddenSize: hidden,
@@ -193,12 +184,13 @@ public struct ModelConfig: Sendable, Equatable {
       rmsNormEpsilon: Float(eps), ropeTheta: theta,
       maxPositions: try reader.optionalPositiveInt("max_position_embeddings", max: limits.positions) ?? 32_768,
       tiedEmbeddings: try reader.optionalBool("tie_word_embeddings") ?? false,
-      queryKeyValueBias: architecture == .qwen2 ? true : try reader.optionalBool("attention_bias") ?? false,
-      outputBias: architecture == .qwen2 ? false : try reader.optionalBool("attention_bias") ?? false,
+      queryKeyValueBias: architecture.alwaysQKVBias ? true : try reader.optionalBool("attention_bias") ?? false,
+      outputBias: architecture.alwaysQKVBias ? false : try reader.optionalBool("attention_bias") ?? false,
       declaredDType: declaredDType,
       bosTokenId: try reader.optionalTokenIds("bos_token_id")?.first,
       eosTokenIds: try reader.optionalTokenIds("eos_token_id") ?? [],
       gptq: gptq)
+    try architecture.readConfig(&config, reader)
     return config
   }
 

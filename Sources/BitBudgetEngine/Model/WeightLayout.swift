@@ -130,7 +130,7 @@ public struct WeightLayout: Sendable {
         {
           return .quantized(name, shape, WeightQuantization(bits: bits, groupSize: groupSize, symmetric: !form.addsMinimum), form: form, reordersInput: false)
         }
-        let reordered = config.architecture == .llama && (name.hasSuffix("q_proj.weight") || name.hasSuffix("k_proj.weight"))
+        let reordered = config.architecture.ggufPermutesQueryKey && (name.hasSuffix("q_proj.weight") || name.hasSuffix("k_proj.weight"))
         let type: ElementType
         switch GGUFWeights.elementType(info.type) {
         case .f32?: type = .f32

@@ -216,7 +216,7 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
   /// stored, per head of `D` rows, the pairs (j, j + D/2) interleaved as rows (2j, 2j + 1).
   /// (Llama GGUFs with q/k biases are rejected when the config is read.)
   private func rowPermutation(_ name: String, rows: Int) -> ((Int) -> Int)? {
-    guard config.architecture == .llama else { return nil }
+    guard config.architecture.ggufPermutesQueryKey else { return nil }
     let heads: Int
     if name.hasSuffix("self_attn.q_proj.weight") {
       heads = config.queryHeads
