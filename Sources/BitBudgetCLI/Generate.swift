@@ -165,12 +165,13 @@ struct Generate: ParsableCommand {
         }
       } : nil)
 
-    let endOfThinking = tokenizer?.id(of: "</think>")
+    let tags = tokenizer?.thinkingTags
+    let endOfThinking = tags.flatMap { tokenizer?.id(of: $0.close) }
     let reports = try result.samples.map { sample -> GenerateReport.Sample in
       let text = try tokenizer?.decode(sample.tokens)
       let thinking = endOfThinking.map { end in sample.tokens.firstIndex(of: end) ?? sample.tokens.count }
       // With --no-thinking the prompt closed the thinking, so all the text is the answer.
-      let answer = noThinking ? text : text.flatMap { ThinkingSplit.split($0).answer }
+      let answer = noThinking ? text : text.flatMap { text in tags.flatMap { ThinkingSplit.split(text, open: $0.open, close: $0.close).answer } }
       return GenerateReport.Sample(
         tokens: sample.tokens, text: text, thinkingTokens: noThinking ? 0 : thinking, answer: answer,
         finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)
@@ -198,18 +199,19 @@ struct Generate: ParsableCommand {
     FileHandle.standardError.write(Data("finish: \(finishes); \(result.samples.map(\.tokens.count).reduce(0, +)) tokens\n".utf8))
   }
 
-  /// The thinking budget: forced and "Wait" texts tokenized, `</think>` looked up.
+  /// The thinking budget: forced and "Wait" texts tokenized, the model's end of thinking
+  /// (`</think>`, or `[/THINK]`) looked up; a preset's `</think>` becomes the model's own tag.
   private func makeBudget(_ budget: Int, tokenizer: Tokenizer?) throws -> ThinkingBudget {
     guard let tokenizer else {
       throw CommandFailure(message: "--thinking-budget needs a tokenizer (to find </think> and encode --budget-text); give --tokenizer")
     }
-    guard let end = tokenizer.id(of: "</think>") else {
-      throw CommandFailure(message: "the tokenizer has no </think> token, so thinking cannot be budgeted")
+    guard let tags = tokenizer.thinkingTags, let end = tokenizer.id(of: tags.close) else {
+      throw CommandFailure(message: "the tokenizer has no end-of-thinking token (</think> or [/THINK]), so thinking cannot be budgeted")
     }
-    let forced = Self.budgetPresets[budgetText] ?? Self.unescape(budgetText)
+    let forced = Self.budgetPresets[budgetText].map(tags.closing) ?? Self.unescape(budgetText)
     let forcedTokens = tokenizer.encode(forced)
     guard forcedTokens.contains(end) else {
-      throw CommandFailure(message: "--budget-text must contain </think> to close the thinking")
+      throw CommandFailure(message: "--budget-text must contain \(tags.close) to close the thinking")
     }
     return ThinkingBudget(
       budget: budget, answerTokens: answerTokens, endOfThinking: end, forcedTokens: forcedTokens,

@@ -16,6 +16,8 @@ public final class LocalScenarioBackend: ScenarioBackend {
   let session: InferenceSession
   let stops: Set<Int>
   let endOfThinking: Int?
+  /// The model's thinking delimiters (nil: it has none, and budgets are refused).
+  let thinkingTags: ThinkingTags?
 
   /// `settings` give the threads, kernels, KV storage type and memory limit; their `kv` is
   /// replaced by each scenario's.
@@ -31,7 +33,8 @@ public final class LocalScenarioBackend: ScenarioBackend {
     var stops = Set(try model.stopTokenIds())
     if let end = tokenizer.configuration.eosToken.flatMap(tokenizer.id(of:)) { stops.insert(end) }
     self.stops = stops
-    endOfThinking = tokenizer.id(of: "</think>")
+    thinkingTags = tokenizer.thinkingTags
+    endOfThinking = thinkingTags.flatMap { tokenizer.id(of: $0.close) }
   }
 
   public var label: String? { nil }
@@ -43,12 +46,12 @@ public final class LocalScenarioBackend: ScenarioBackend {
   /// The thinking budget of `scenario` as the engine enforces it, or nil without one.
   func thinkingBudget(_ scenario: Scenario, answerTokens: Int) throws -> ThinkingBudget? {
     try scenario.thinkingBudget.map { tokens in
-      guard let end = endOfThinking else {
-        throw LabError.invalidScenario("the tokenizer has no </think> token, so thinking cannot be budgeted")
+      guard let end = endOfThinking, let tags = thinkingTags else {
+        throw LabError.invalidScenario("the tokenizer has no end-of-thinking token (</think> or [/THINK]), so thinking cannot be budgeted")
       }
       let twoSided = scenario.budgetForcing == .paper
       return ThinkingBudget(
-        budget: tokens, answerTokens: answerTokens, endOfThinking: end, forcedTokens: tokenizer.encode(BudgetForcing.forcedText),
+        budget: tokens, answerTokens: answerTokens, endOfThinking: end, forcedTokens: tokenizer.encode(tags.closing(BudgetForcing.forcedText)),
         minimumThinking: twoSided ? tokens : 0, waitTokens: twoSided ? tokenizer.encode(BudgetForcing.waitText) : [])
     }
   }

@@ -110,6 +110,14 @@ import Testing
     }
   }
 
+  @Test func findsTheModelsThinkingTags() throws {
+    let qwen = try Tokenizer.load(from: Fixtures.qwen3TokenizerDirectory)
+    #expect(qwen.thinkingTags == .think)
+    #expect(ThinkingTags.bracketThink.closing("\n</think>\n\nAnswer:") == "\n[/THINK]\n\nAnswer:")
+    #expect(ThinkingTags.think.closing("a</think>") == "a</think>")
+    #expect(ThinkingSplit.split("[THINK]x[/THINK]\ny", open: "[THINK]", close: "[/THINK]") == ("x", "y"))
+  }
+
   @Test func splitsThinkingFromTheAnswer() {
     #expect(ThinkingSplit.split("<think>\nsteps\n</think>\n\nThe answer is 4.") == ("\nsteps\n", "The answer is 4."))
     #expect(ThinkingSplit.split("still thinking") == ("still thinking", nil))
