@@ -190,6 +190,22 @@ import Testing
     }
   }
 
+  /// Deep nesting is a syntax error, not a stack overflow.
+  @Test func boundsNesting() {
+    for source in [
+      "{{ " + String(repeating: "(", count: 5_000) + "1" + String(repeating: ")", count: 5_000) + " }}",
+      "{{ " + String(repeating: "[", count: 5_000) + " }}",
+      "{{ " + String(repeating: "not ", count: 5_000) + "x }}",
+      "{{ " + String(repeating: "-", count: 5_000) + "1 }}",
+      String(repeating: "{% if x %}", count: 5_000),
+      "{{ 1" + String(repeating: " ~ 1", count: 5_000) + " }}",
+      "{{ x" + String(repeating: ".a", count: 5_000) + " }}",
+      "{{ x" + String(repeating: " | trim", count: 5_000) + " }}",
+    ] {
+      #expect(throws: ChatTemplateError.self) { try ChatTemplate(source, name: "deep") }
+    }
+  }
+
   @Test func builtInQwen3TemplateParses() throws {
     let text = try ChatTemplate.qwen3().render([ChatMessage(role: .user, content: "hi")])
     #expect(text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")

@@ -21,6 +21,28 @@ indirect enum JinjaExpression {
   case conditional(JinjaExpression, then: JinjaExpression, otherwise: JinjaExpression?)
 }
 
+extension JinjaExpression {
+  /// Whether the tree is less than `limit` deep (recursion never goes deeper than `limit`).
+  func isShallower(than limit: Int) -> Bool {
+    guard limit > 0 else { return false }
+    func all(_ items: [JinjaExpression]) -> Bool { items.allSatisfy { $0.isShallower(than: limit - 1) } }
+    switch self {
+    case .literal, .name: return true
+    case .list(let items), .tuple(let items): return all(items)
+    case .dictionary(let pairs): return all(pairs.flatMap { [$0.0, $0.1] })
+    case .attribute(let base, _), .not(let base), .negate(let base): return all([base])
+    case .item(let base, let key): return all([base, key])
+    case .slice(let base, let start, let stop, let step): return all([base] + [start, stop, step].compactMap { $0 })
+    case .call(let base, let arguments, let keywords), .filter(let base, _, let arguments, let keywords):
+      return all([base] + arguments + keywords.map(\.1))
+    case .test(let base, _, let arguments, _): return all([base] + arguments)
+    case .and(let left, let right), .or(let left, let right), .binary(_, let left, let right): return all([left, right])
+    case .compare(let first, let operations): return all([first] + operations.map(\.1))
+    case .conditional(let condition, let then, let otherwise): return all([condition, then] + (otherwise.map { [$0] } ?? []))
+    }
+  }
+}
+
 /// What `set` and `for` assign to.
 enum JinjaTarget {
   case name(String)
@@ -54,6 +76,10 @@ struct JinjaNode {
 struct JinjaParser {
   private let tokens: [JinjaToken]
   private var index = 0
+  /// Nesting of blocks and of expressions (parentheses, lists, `not not …`); bounded so that a
+  /// hostile template is an error, not a stack overflow of this recursive parser.
+  private var depth = 0
+  static let maximumDepth = 100
 
   init(tokens: [JinjaToken]) { self.tokens = tokens }
 
@@ -125,6 +151,8 @@ struct JinjaParser {
   /// Statements until a `{% name %}` in `until` (returned, with the tag's offset; the parser is
   /// left after the name) or the end of the tokens.
   private mutating func body(until: Set<String>) throws(JinjaSyntaxError) -> ([JinjaNode], (name: String, offset: Int)?) {
+    try enter()
+    defer { depth -= 1 }
     var nodes: [JinjaNode] = []
     while let token = current {
       switch token.kind {
@@ -265,12 +293,25 @@ struct JinjaParser {
     return .tuple(items)
   }
 
+  private mutating func enter() throws(JinjaSyntaxError) {
+    depth += 1
+    if depth > JinjaParser.maximumDepth { throw fail("nested more than \(JinjaParser.maximumDepth) deep") }
+  }
+
   mutating func expression() throws(JinjaSyntaxError) -> JinjaExpression {
+    let start = current?.offset ?? endOffset
+    try enter()
+    defer { depth -= 1 }
     var value = try or()
     while skip(name: "if") {
       let condition = try or()
       let otherwise = skip(name: "else") ? try expression() : nil
       value = .conditional(condition, then: value, otherwise: otherwise)
+    }
+    // Operator chains (`a ~ b ~ c …`, `x.a.b.c …`, `v | f | g …`) parse in loops but build
+    // deep trees, which evaluation walks recursively: bounded here as nesting is.
+    if !value.isShallower(than: JinjaParser.maximumDepth * 4) {
+      throw JinjaSyntaxError(offset: start, message: "expression nested more than \(JinjaParser.maximumDepth * 4) deep")
     }
     return value
   }
@@ -288,7 +329,11 @@ struct JinjaParser {
   }
 
   private mutating func not() throws(JinjaSyntaxError) -> JinjaExpression {
-    if skip(name: "not") { return .not(try not()) }
+    if skip(name: "not") {
+      try enter()
+      defer { depth -= 1 }
+      return .not(try not())
+    }
     return try compare()
   }
 
@@ -342,6 +387,8 @@ struct JinjaParser {
   }
 
   private mutating func unary(filters: Bool) throws(JinjaSyntaxError) -> JinjaExpression {
+    try enter()
+    defer { depth -= 1 }
     var value: JinjaExpression
     if skip(symbol: "-") {
       value = .negate(try unary(filters: false))
