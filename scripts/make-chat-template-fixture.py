@@ -315,6 +315,15 @@ FEATURES = [
     ("{{ 1 + }}", {}),
     ("{% endif %}", {}),
     ("trailing newline kept once\n\n", {}),
+    ("{% raw %}\nX{% endraw %}|{% raw %}a\n  {% endraw %}|{% raw -%}\n  X{% endraw %}|{% raw %}a\n  {%- endraw %}|{% raw %}a{% endraw %}\nb", {}),
+    ("{{ 'a b  '.split(none, 1) }} {{ '  a b  '.split(none, 0) }} {{ '  a b c'.rsplit(none, 1) }} {{ 'a b  '.split(none, 5) }}", {}),
+    ("{{ 'tool_call'.title() }} {{ \"it's a1b\".title() }} {{ 'tool_call' | title }} {{ d | attr('role') }}|{{ '123' is lower }} {{ 'a1' is lower }}", {"d": {"role": "u"}}),
+    ("{{ 1, 2 }} {{ 9.5e15 }} {{ ['\\u200b', 'é', '\\x07'] }} {{ 'a\\r\\nb\\rc\\n'.splitlines() }}", {}),
+    ("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns }}", {}),
+    ("{{ ('a' * 3000 ~ 'b') in ('a' * 6000) }} {{ 'xaxbxc'.rfind('x') }} {{ ''.find('') }} {{ 'abc'.rfind('') }}", {}),
+    ("{{ range(100001) | length }}", {}),
+    ("a{% break %}b", {}),
+    ("{% macro m() %}{% break %}{% endmacro %}{% for x in [1] %}{{ m() }}{% endfor %}", {}),
 ]
 
 
@@ -322,7 +331,7 @@ def render_feature(template, variables):
     import jinja2
     try:
         compiled = _compile_jinja_template(template)
-    except jinja2.exceptions.TemplateSyntaxError as error:
+    except (jinja2.exceptions.TemplateSyntaxError, SyntaxError) as error:
         return {"error": "syntax", "message": str(error)}
     compiled.environment.globals["strftime_now"] = lambda fmt: FIXED_NOW.strftime(fmt)
     try:

@@ -27,7 +27,7 @@ public struct HubReference: Equatable, Sendable {
     if let at = rest.firstIndex(of: "@") {
       revision = String(rest[rest.index(after: at)...])
       rest = rest[..<at]
-      guard !revision.isEmpty, !revision.contains(".."), !revision.hasPrefix("/") else { return nil }
+      guard !revision.isEmpty, revision != ".", !revision.contains(".."), !revision.hasPrefix("/") else { return nil }
     }
     let parts = rest.split(separator: "/", omittingEmptySubsequences: false)
     let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_."))
@@ -71,7 +71,10 @@ public enum HubCache {
     }
     let snapshot = ((repositoryFolder as NSString).appendingPathComponent("snapshots") as NSString).appendingPathComponent(commit)
     var isDirectory: ObjCBool = false
-    guard !commit.contains("/"), FileManager.default.fileExists(atPath: snapshot, isDirectory: &isDirectory), isDirectory.boolValue else {
+    // A refs file left empty or odd by an interrupted download must not name the snapshots folder.
+    guard !commit.isEmpty, commit != ".", !commit.contains(".."), !commit.contains("/"),
+      FileManager.default.fileExists(atPath: snapshot, isDirectory: &isDirectory), isDirectory.boolValue
+    else {
       let download = "huggingface-cli download \(reference.repository)" + (reference.revision == "main" ? "" : " --revision \(reference.revision)")
       throw .notCached(reference: reference.description, cache: cache, download: download)
     }

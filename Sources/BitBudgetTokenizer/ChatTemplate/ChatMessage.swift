@@ -51,19 +51,39 @@ struct CodePoints {
   var isEmpty: Bool { scalars.isEmpty }
 
   func matches(_ needle: [Unicode.Scalar], at index: Int) -> Bool {
-    index >= 0 && index + needle.count <= scalars.count && Array(scalars[index..<(index + needle.count)]) == needle
+    guard index >= 0, index + needle.count <= scalars.count else { return false }
+    for offset in needle.indices where scalars[index + offset] != needle[offset] { return false }
+    return true
+  }
+
+  /// Knuth–Morris–Pratt: linear in the text and the needle, whatever they hold (a template may
+  /// search megabytes it built).
+  private static func search(_ haystack: [Unicode.Scalar], _ needle: [Unicode.Scalar]) -> Int? {
+    guard !needle.isEmpty else { return 0 }
+    guard needle.count <= haystack.count else { return nil }
+    var failure = [Int](repeating: 0, count: needle.count)
+    var k = 0
+    for i in 1..<max(needle.count, 1) {
+      while k > 0 && needle[i] != needle[k] { k = failure[k - 1] }
+      if needle[i] == needle[k] { k += 1 }
+      failure[i] = k
+    }
+    k = 0
+    for (i, scalar) in haystack.enumerated() {
+      while k > 0 && scalar != needle[k] { k = failure[k - 1] }
+      if scalar == needle[k] { k += 1 }
+      if k == needle.count { return i - needle.count + 1 }
+    }
+    return nil
   }
 
   func firstIndex(of text: String) -> Int? {
-    let needle = Array(text.unicodeScalars)
-    guard needle.count <= scalars.count else { return nil }
-    return (0...(scalars.count - needle.count)).first { matches(needle, at: $0) }
+    CodePoints.search(scalars, Array(text.unicodeScalars))
   }
 
   func lastIndex(of text: String) -> Int? {
     let needle = Array(text.unicodeScalars)
-    guard needle.count <= scalars.count else { return nil }
-    return (0...(scalars.count - needle.count)).reversed().first { matches(needle, at: $0) }
+    return CodePoints.search(scalars.reversed(), needle.reversed()).map { scalars.count - $0 - needle.count }
   }
 
   func hasPrefix(_ text: String) -> Bool { matches(Array(text.unicodeScalars), at: 0) }

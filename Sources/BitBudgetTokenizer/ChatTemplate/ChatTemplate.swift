@@ -167,6 +167,7 @@ public struct ChatTemplate: @unchecked Sendable {
         for (key, item) in initial.pairs { attributes[key] = item }
       }
       for (key, value) in arguments.keywords { attributes[key] = value }
+      _ = try JinjaInterpreter.nestable(attributes.pairs.map(\.1))
       let namespace = JinjaNamespace(attributes)
       interpreter.namespaces.append(namespace)
       return .namespace(namespace)
@@ -178,6 +179,7 @@ public struct ChatTemplate: @unchecked Sendable {
         for (key, item) in initial.pairs { dictionary[key] = item }
       }
       for (key, value) in arguments.keywords { dictionary[key] = value }
+      _ = try JinjaInterpreter.nestable(dictionary.pairs.map(\.1))
       return .dictionary(dictionary)
     }
     function("range") { arguments in
@@ -190,9 +192,13 @@ public struct ChatTemplate: @unchecked Sendable {
       let stop = bounds.count > 1 ? bounds[1] : bounds[0]
       let step = bounds.count > 2 ? bounds[2] : 1
       guard step != 0 else { throw JinjaFailure("range() step must not be zero") }
-      let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
-      guard count <= JinjaBuiltins.maximumItems else { throw JinjaFailure("range() of \(count) items is too large") }
-      return .array((0..<count).map { .int(start + $0 * step) })
+      // In Double: Int bounds can overflow the difference; the count is checked before use.
+      let span = step > 0 ? Double(stop) - Double(start) : Double(start) - Double(stop)
+      let count = max(0, (span / Double(step.magnitude)).rounded(.up))
+      guard count <= Double(JinjaBuiltins.maximumRange) else {
+        throw JinjaFailure("range() of \(count) items is too large (limit \(JinjaBuiltins.maximumRange), as Python's sandbox)")
+      }
+      return .array((0..<Int(count)).map { .int(start + $0 * step) })
     }
     let now = options.now
     let timeZone = options.timeZone

@@ -8,6 +8,13 @@ enum JinjaBuiltins {
   /// Bounds what one operation may build (`'x' * n`, `range(n)`), so a hostile template fails
   /// instead of exhausting memory.
   static let maximumItems = 1 << 22
+  /// Python's sandbox refuses ranges longer than this.
+  static let maximumRange = 100_000
+
+  /// Fails when a string or list built by an operation would exceed `maximumItems`.
+  static func checkSize(_ count: Int, _ what: String) throws {
+    if count > maximumItems { throw JinjaFailure("\(what) of \(count) items is too large (limit \(maximumItems))") }
+  }
 
   // MARK: Access
 
@@ -102,22 +109,36 @@ enum JinjaBuiltins {
   // MARK: Operators
 
   static func binary(_ symbol: String, _ left: JinjaValue, _ right: JinjaValue) throws -> JinjaValue {
-    if symbol == "~" { return .string(left.text + right.text) }
+    if symbol == "~" {
+      let (a, b) = (left.text, right.text)
+      try checkSize(a.unicodeScalars.count + b.unicodeScalars.count, "a string")
+      return .string(a + b)
+    }
     if case .undefined(let what) = left { throw JinjaFailure("'\(what)' is undefined (operand of \(symbol))") }
     if case .undefined(let what) = right { throw JinjaFailure("'\(what)' is undefined (operand of \(symbol))") }
     switch (symbol, left, right) {
-    case ("+", .string(let a), .string(let b)): return .string(a + b)
-    case ("+", .array(let a), .array(let b)): return .array(a + b)
-    case ("+", .tuple(let a), .tuple(let b)): return .tuple(a + b)
+    case ("+", .string(let a), .string(let b)):
+      try checkSize(a.unicodeScalars.count + b.unicodeScalars.count, "a string")
+      return .string(a + b)
+    case ("+", .array(let a), .array(let b)):
+      try checkSize(a.count + b.count, "a list")
+      return .array(a + b)
+    case ("+", .tuple(let a), .tuple(let b)):
+      try checkSize(a.count + b.count, "a tuple")
+      return .tuple(a + b)
     case ("*", .string(let text), _), ("*", _, .string(let text)):
       let other: JinjaValue = if case .string = left { right } else { left }
       guard let count = integer(other) else { break }
-      guard count <= 0 || text.unicodeScalars.count * count <= maximumItems else { throw JinjaFailure("string repetition too large") }
-      return .string(count > 0 ? String(repeating: text, count: count) : "")
+      guard count > 0, !text.isEmpty else { return .string("") }
+      let (size, overflow) = text.unicodeScalars.count.multipliedReportingOverflow(by: count)
+      try checkSize(overflow ? .max : size, "a string")
+      return .string(String(repeating: text, count: count))
     case ("*", .array(let items), _):
       guard let count = integer(right) else { break }
-      guard count <= 0 || items.count * count <= maximumItems else { throw JinjaFailure("list repetition too large") }
-      return .array(count > 0 ? Array([[JinjaValue]](repeating: items, count: count).joined()) : [])
+      guard count > 0, !items.isEmpty else { return .array([]) }
+      let (size, overflow) = items.count.multipliedReportingOverflow(by: count)
+      try checkSize(overflow ? .max : size, "a list")
+      return .array(Array([[JinjaValue]](repeating: items, count: count).joined()))
     default: break
     }
     if let a = integer(left), let b = integer(right) {
@@ -308,9 +329,10 @@ enum JinjaBuiltins {
       guard let number = integer(value), let divisor = integer(try argument()), divisor != 0 else {
         throw JinjaFailure("test 'divisibleby' needs integers and a non-zero divisor")
       }
-      return number % divisor == 0
+      return divisor == -1 || number % divisor == 0
     case "lower", "upper":
-      guard case .string(let text) = value else { return false }
+      // Python's islower/isupper: at least one cased character, and all of them in that case.
+      guard case .string(let text) = value, text.lowercased() != text.uppercased() else { return false }
       return name == "lower" ? text == text.lowercased() : text == text.uppercased()
     default:
       throw JinjaFailure("no test named '\(name)'")
@@ -518,7 +540,9 @@ enum JinjaBuiltins {
         return passes == (name == "selectattr")
       })
     case "attr":
+      // Python's getattr only: a dictionary's keys are not its attributes.
       guard let attributeName = arguments.positional.first?.text else { throw JinjaFailure("attr needs a name") }
+      if case .dictionary(let dictionary) = value { return dictionaryMethod(dictionary, attributeName) ?? .undefined(attributeName) }
       return try attribute(value, attributeName)
     case "e", "escape":
       var escaped = ""
@@ -676,7 +700,7 @@ enum JinjaBuiltins {
     case "upper", "lower", "capitalize", "title":
       return method(name) { arguments in
         try arguments.check(name, accepts: [])
-        return .string(transformCase(text, name))
+        return .string(transformCase(text, name == "title" ? "pythonTitle" : name))
       }
     case "find", "rfind", "index", "rindex", "count":
       return method(name) { arguments in
@@ -717,10 +741,23 @@ enum JinjaBuiltins {
         }.joined(separator: text))
       }
     case "splitlines":
+      // Python's line boundaries: \n, \r, \r\n, \v, \f, \x1c–\x1e, \x85, U+2028, U+2029.
       return method(name) { _ in
-        var lines = text.components(separatedBy: "\n")
-        if lines.last == "" { lines.removeLast() }
-        return .array(lines.map { .string($0) })
+        let breaks: Set<UInt32> = [0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029]
+        let scalars = Array(text.unicodeScalars)
+        var lines: [JinjaValue] = []
+        var start = 0
+        var index = 0
+        while index < scalars.count {
+          if breaks.contains(scalars[index].value) {
+            lines.append(.string(CodePoints(scalars[start..<index]).string))
+            if scalars[index] == "\r", index + 1 < scalars.count, scalars[index + 1] == "\n" { index += 1 }
+            start = index + 1
+          }
+          index += 1
+        }
+        if start < scalars.count { lines.append(.string(CodePoints(scalars[start...]).string)) }
+        return .array(lines)
       }
     case "isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower":
       return method(name) { _ in
@@ -779,15 +816,15 @@ enum JinjaBuiltins {
         while index < scalars.count && !isWhitespace(scalars[index]) { index += 1 }
         words.append(start..<index)
       }
-      guard maximum >= 0, words.count > maximum + 1 else { return words.map { CodePoints(scalars[$0]).string } }
+      // Past `maximum` splits the rest is one piece, keeping its whitespace on the far side.
+      guard maximum >= 0, words.count > maximum else { return words.map { CodePoints(scalars[$0]).string } }
       if fromRight {
         let kept = words.suffix(maximum)
-        let head = CodePoints(scalars[words[0].lowerBound..<words[words.count - maximum - 1].upperBound]).string
+        let head = CodePoints(scalars[0..<words[words.count - maximum - 1].upperBound]).string
         return [head] + kept.map { CodePoints(scalars[$0]).string }
       }
       let kept = words.prefix(maximum)
-      let tail = strip(CodePoints(scalars[words[maximum].lowerBound...]).string, nil, leading: false, trailing: true)
-      return kept.map { CodePoints(scalars[$0]).string } + [tail]
+      return kept.map { CodePoints(scalars[$0]).string } + [CodePoints(scalars[words[maximum].lowerBound...]).string]
     }
     let needle = Array(separator.unicodeScalars)
     guard !needle.isEmpty else { throw JinjaFailure("empty separator") }
@@ -848,6 +885,15 @@ enum JinjaBuiltins {
     case "capitalize":
       guard let first = text.first else { return text }
       return String(first).uppercased() + text.dropFirst().lowercased()
+    case "pythonTitle":
+      // str.title(): a word is a run of letters; every other character starts a new one.
+      var result = ""
+      var atStart = true
+      for character in text {
+        result += atStart ? String(character).uppercased() : String(character).lowercased()
+        atStart = !character.isLetter
+      }
+      return result
     default:
       // Jinja's title: words begin after whitespace, '-', '(', '{', '[' or '<'.
       var result = ""

@@ -29,6 +29,11 @@ final class JinjaInterpreter {
   static let macroDepthLimit = 64
   private var statements = 0
   private var macroDepth = 0
+  /// Nested `evaluate` calls (expressions are at most 400 deep, but macros nest them).
+  private var evaluationDepth = 0
+  static let evaluationDepthLimit = 2_000
+  /// How deep a list, tuple or dictionary may nest (its release and printing recurse).
+  static let valueDepthLimit = 100
   /// Scopes holding macros and the namespaces made, emptied by `finish()`: a macro refers to its
   /// scope and a namespace may hold itself, so both would otherwise outlive the render.
   private var macroScopes: [JinjaScope] = []
@@ -205,15 +210,20 @@ final class JinjaInterpreter {
   // MARK: Expressions
 
   func evaluate(_ expression: JinjaExpression, _ scope: JinjaScope) throws -> JinjaValue {
+    evaluationDepth += 1
+    defer { evaluationDepth -= 1 }
+    if evaluationDepth > JinjaInterpreter.evaluationDepthLimit {
+      throw JinjaFailure("expressions nested more than \(JinjaInterpreter.evaluationDepthLimit) deep (through macros)")
+    }
     switch expression {
     case .literal(let value):
       return value
     case .name(let name):
       return scope.lookup(name) ?? .undefined(name)
     case .list(let items):
-      return .array(try items.map { try evaluate($0, scope) })
+      return .array(try JinjaInterpreter.nestable(try items.map { try evaluate($0, scope) }))
     case .tuple(let items):
-      return .tuple(try items.map { try evaluate($0, scope) })
+      return .tuple(try JinjaInterpreter.nestable(try items.map { try evaluate($0, scope) }))
     case .dictionary(let pairs):
       var dictionary = JinjaDictionary()
       for (keyExpression, valueExpression) in pairs {
@@ -221,6 +231,7 @@ final class JinjaInterpreter {
         guard case .string(let text) = key else { throw JinjaFailure("dictionary keys must be strings, not \(key.typeName)") }
         dictionary[text] = try evaluate(valueExpression, scope)
       }
+      _ = try JinjaInterpreter.nestable(dictionary.pairs.map(\.1))
       return .dictionary(dictionary)
     case .attribute(let base, let name):
       return try JinjaBuiltins.attribute(try evaluate(base, scope), name)
@@ -258,7 +269,9 @@ final class JinjaInterpreter {
       return .bool(!(try evaluate(operand, scope).isTruthy))
     case .negate(let operand):
       switch try evaluate(operand, scope) {
-      case .int(let value): return .int(-value)
+      case .int(let value):
+        guard value != .min else { throw JinjaFailure("integer overflow in unary -") }
+        return .int(-value)
       case .double(let value): return .double(-value)
       case .bool(let value): return .int(value ? -1 : 0)
       case let other: throw JinjaFailure("bad operand type for unary -: '\(other.typeName)'")
@@ -286,6 +299,17 @@ final class JinjaInterpreter {
     }
   }
 
+  /// `items`, once checked to nest less than `valueDepthLimit` deep inside a new container (only
+  /// containers are walked, so building a long flat list stays linear).
+  static func nestable(_ items: [JinjaValue]) throws -> [JinjaValue] {
+    for item in items where item.elements != nil || item.typeName == "dict" {
+      guard item.isShallower(than: valueDepthLimit - 1) else {
+        throw JinjaFailure("a value nested more than \(valueDepthLimit) deep")
+      }
+    }
+    return items
+  }
+
   /// What `for` iterates: a list's items, a string's characters, a dictionary's keys.
   func iterate(_ value: JinjaValue) throws -> [JinjaValue] {
     switch value {
@@ -293,7 +317,6 @@ final class JinjaInterpreter {
     case .array(let items), .tuple(let items): return items
     case .string(let text): return text.unicodeScalars.map { .string(String($0)) }
     case .dictionary(let dictionary): return dictionary.keys.map { .string($0) }
-    case .namespace(let namespace): return namespace.attributes.keys.map { .string($0) }
     default: throw JinjaFailure("'\(value.typeName)' object is not iterable")
     }
   }

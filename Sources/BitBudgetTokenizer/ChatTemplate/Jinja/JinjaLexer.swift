@@ -160,9 +160,10 @@ struct JinjaLexer {
       return at(index) == "%" && at(index + 1) == "}" ? (index + 2, sign) : nil
     }
     guard let opening = close(at: afterName) else { return nil }
+    // The opening tag strips with `-%}` but, unlike other blocks, drops no newline (Jinja's raw
+    // rule has no trim_blocks suffix).
     var index = opening.end
     if opening.sign == "-" { while let scalar = at(index), isWhitespace(scalar) { index += 1 } }
-    else if opening.sign != "+" && at(index) == "\n" { index += 1 }
     let bodyStart = index
     while index + 1 < source.count {
       if source[index] == "{" && source[index + 1] == "%" {
@@ -172,7 +173,16 @@ struct JinjaLexer {
         let (endName, afterEnd) = word(at: inner)
         if endName == "endraw", let closing = close(at: afterEnd) {
           var bodyEnd = index
-          if innerSign == "-" { while bodyEnd > bodyStart && isWhitespace(source[bodyEnd - 1]) { bodyEnd -= 1 } }
+          if innerSign == "-" {
+            while bodyEnd > bodyStart && isWhitespace(source[bodyEnd - 1]) { bodyEnd -= 1 }
+          } else if innerSign != "+" {
+            // lstrip_blocks before `{% endraw %}`.
+            var lineStart = bodyEnd
+            while lineStart > bodyStart && source[lineStart - 1] != "\n" { lineStart -= 1 }
+            if lineStart > bodyStart || (lineStart > 0 && source[lineStart - 1] == "\n") {
+              if source[lineStart..<bodyEnd].allSatisfy({ $0 == " " || $0 == "\t" }) { bodyEnd = lineStart }
+            }
+          }
           emitText(bodyStart..<bodyEnd)
           finishTag(at: closing.end, sign: closing.sign, isBlock: true)
           return position

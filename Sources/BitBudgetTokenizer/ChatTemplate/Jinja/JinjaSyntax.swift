@@ -80,6 +80,12 @@ struct JinjaParser {
   /// hostile template is an error, not a stack overflow of this recursive parser.
   private var depth = 0
   static let maximumDepth = 100
+  /// Operator, postfix and filter links in the current tag: chains parse in loops but build
+  /// trees that are freed recursively, so their length is bounded before they are built.
+  private var links = 0
+  static let maximumLinks = 10_000
+  /// `for` loops around the current statement (`break` and `continue` need one).
+  private var loopDepth = 0
 
   init(tokens: [JinjaToken]) { self.tokens = tokens }
 
@@ -161,12 +167,14 @@ struct JinjaParser {
         nodes.append(JinjaNode(kind: .text(text), offset: token.offset))
       case .variableBegin:
         index += 1
-        let expression = try self.expression()
+        links = 0
+        let expression = try tuple(conditional: true)
         guard current?.kind == .variableEnd else { throw fail("expected }}, found \(describe(current))") }
         index += 1
         nodes.append(JinjaNode(kind: .output(expression), offset: token.offset))
       case .blockBegin:
         index += 1
+        links = 0
         let name = try identifier()
         if until.contains(name) { return (nodes, (name, token.offset)) }
         if let node = try statement(name, offset: token.offset) { nodes.append(node) }
@@ -208,8 +216,11 @@ struct JinjaParser {
       let iterable = try tuple(conditional: false)
       let filter = skip(name: "if") ? try expression() : nil
       if isName("recursive") { throw fail("recursive loops are not supported") }
+      if !iterable.isShallower(than: JinjaParser.maximumDepth * 4) { throw fail("expression nested too deep") }
       try expectBlockEnd()
+      loopDepth += 1
       let (nodes, end) = try body(until: ["else", "endfor"])
+      loopDepth -= 1
       var otherwise: [JinjaNode] = []
       if end?.name == "else" {
         try expectBlockEnd()
@@ -239,7 +250,11 @@ struct JinjaParser {
         parameters.append((parameter, skip(symbol: "=") ? try expression() : nil))
       }
       try expectBlockEnd()
+      // A macro body is its own scope: a `break` there cannot reach a loop around the definition.
+      let enclosingLoops = loopDepth
+      loopDepth = 0
       let nodes = try body(until: ["endmacro"]).0
+      loopDepth = enclosingLoops
       if case .name? = current?.kind { index += 1 }
       try expectBlockEnd()
       return JinjaNode(kind: .macro(macroName, parameters: parameters, body: nodes), offset: offset)
@@ -256,6 +271,7 @@ struct JinjaParser {
       try expectBlockEnd()
       return JinjaNode(kind: .filterBlock(name: filterName, arguments, body: nodes), offset: offset)
     case "break", "continue":
+      guard loopDepth > 0 else { throw JinjaSyntaxError(offset: offset, message: "'\(name)' outside a for loop") }
       try expectBlockEnd()
       return JinjaNode(kind: name == "break" ? .breakLoop : .continueLoop, offset: offset)
     case "generation":
@@ -293,6 +309,11 @@ struct JinjaParser {
     return .tuple(items)
   }
 
+  private mutating func link() throws(JinjaSyntaxError) {
+    links += 1
+    if links > JinjaParser.maximumLinks { throw fail("more than \(JinjaParser.maximumLinks) operators in one tag") }
+  }
+
   private mutating func enter() throws(JinjaSyntaxError) {
     depth += 1
     if depth > JinjaParser.maximumDepth { throw fail("nested more than \(JinjaParser.maximumDepth) deep") }
@@ -318,13 +339,19 @@ struct JinjaParser {
 
   private mutating func or() throws(JinjaSyntaxError) -> JinjaExpression {
     var value = try and()
-    while skip(name: "or") { value = .or(value, try and()) }
+    while skip(name: "or") {
+      try link()
+      value = .or(value, try and())
+    }
     return value
   }
 
   private mutating func and() throws(JinjaSyntaxError) -> JinjaExpression {
     var value = try not()
-    while skip(name: "and") { value = .and(value, try not()) }
+    while skip(name: "and") {
+      try link()
+      value = .and(value, try not())
+    }
     return value
   }
 
@@ -341,6 +368,7 @@ struct JinjaParser {
     let first = try sum()
     var operations: [(String, JinjaExpression)] = []
     while true {
+      try link()
       if case .symbol(let symbol)? = current?.kind, ["==", "!=", "<", ">", "<=", ">="].contains(symbol) {
         index += 1
         operations.append((symbol, try sum()))
@@ -360,6 +388,7 @@ struct JinjaParser {
     var value = try concatenation()
     while case .symbol(let symbol)? = current?.kind, symbol == "+" || symbol == "-" {
       index += 1
+      try link()
       value = .binary(symbol, value, try concatenation())
     }
     return value
@@ -367,7 +396,10 @@ struct JinjaParser {
 
   private mutating func concatenation() throws(JinjaSyntaxError) -> JinjaExpression {
     var value = try product()
-    while skip(symbol: "~") { value = .binary("~", value, try product()) }
+    while skip(symbol: "~") {
+      try link()
+      value = .binary("~", value, try product())
+    }
     return value
   }
 
@@ -375,6 +407,7 @@ struct JinjaParser {
     var value = try power()
     while case .symbol(let symbol)? = current?.kind, ["*", "/", "//", "%"].contains(symbol) {
       index += 1
+      try link()
       value = .binary(symbol, value, try power())
     }
     return value
@@ -382,7 +415,10 @@ struct JinjaParser {
 
   private mutating func power() throws(JinjaSyntaxError) -> JinjaExpression {
     var value = try unary(filters: true)
-    while skip(symbol: "**") { value = .binary("**", value, try unary(filters: true)) }
+    while skip(symbol: "**") {
+      try link()
+      value = .binary("**", value, try unary(filters: true))
+    }
     return value
   }
 
@@ -457,6 +493,7 @@ struct JinjaParser {
   private mutating func postfix(_ base: JinjaExpression) throws(JinjaSyntaxError) -> JinjaExpression {
     var value = base
     while true {
+      try link()
       if skip(symbol: ".") {
         if case .integer(let position)? = current?.kind {
           index += 1
@@ -519,6 +556,7 @@ struct JinjaParser {
   private mutating func filtersAndTests(_ base: JinjaExpression) throws(JinjaSyntaxError) -> JinjaExpression {
     var value = base
     while true {
+      try link()
       if skip(symbol: "|") {
         let offset = current?.offset ?? endOffset
         var name = try identifier()

@@ -70,7 +70,11 @@ indirect enum JinjaValue {
   }
 
   /// Python's `repr()`.
-  var repr: String {
+  var repr: String { repr(printing: []) }
+
+  /// `repr`, with the namespaces being printed: one met again prints as `<Namespace {...}>`, as
+  /// Python prints a dictionary that holds itself.
+  private func repr(printing: Set<ObjectIdentifier>) -> String {
     switch self {
     case .undefined: ""
     case .none: "None"
@@ -78,12 +82,16 @@ indirect enum JinjaValue {
     case .int(let value): String(value)
     case .double(let value): JinjaValue.pythonFloat(value)
     case .string(let value): JinjaValue.pythonQuoted(value)
-    case .array(let items): "[" + items.map(\.repr).joined(separator: ", ") + "]"
-    case .tuple(let items): "(" + items.map(\.repr).joined(separator: ", ") + (items.count == 1 ? ",)" : ")")
+    case .array(let items): "[" + items.map { $0.repr(printing: printing) }.joined(separator: ", ") + "]"
+    case .tuple(let items): "(" + items.map { $0.repr(printing: printing) }.joined(separator: ", ") + (items.count == 1 ? ",)" : ")")
     case .dictionary(let dictionary):
-      "{" + dictionary.keys.map { JinjaValue.pythonQuoted($0) + ": " + (dictionary.values[$0] ?? .none).repr }.joined(separator: ", ") + "}"
+      "{" + dictionary.pairs.map { JinjaValue.pythonQuoted($0.0) + ": " + $0.1.repr(printing: printing) }.joined(separator: ", ") + "}"
     case .namespace(let namespace):
-      "<Namespace " + namespace.attributes.keys.map { JinjaValue.pythonQuoted($0) + ": " + (namespace.attributes.values[$0] ?? .none).repr }.joined(separator: ", ") + ">"
+      printing.contains(ObjectIdentifier(namespace))
+        ? "<Namespace {...}>"
+        : "<Namespace {" + namespace.attributes.pairs.map {
+          JinjaValue.pythonQuoted($0.0) + ": " + $0.1.repr(printing: printing.union([ObjectIdentifier(namespace)]))
+        }.joined(separator: ", ") + "}>"
     case .callable(let callable): "<function \(callable.name)>"
     }
   }
@@ -93,7 +101,19 @@ indirect enum JinjaValue {
   static func pythonFloat(_ value: Double) -> String {
     if value.isNaN { return "nan" }
     if value.isInfinite { return value < 0 ? "-inf" : "inf" }
+    // Swift switches to exponent form at 2^53, Python at 1e16; between them values are integers.
+    if value.magnitude >= 9_007_199_254_740_992, value.magnitude < 1e16 { return String(format: "%.1f", value) }
     return "\(value)"
+  }
+
+  /// A value's nesting (lists, tuples, dictionaries), checked only up to `limit`.
+  func isShallower(than limit: Int) -> Bool {
+    guard limit > 0 else { return false }
+    switch self {
+    case .array(let items), .tuple(let items): return items.allSatisfy { $0.isShallower(than: limit - 1) }
+    case .dictionary(let dictionary): return dictionary.pairs.allSatisfy { $0.1.isShallower(than: limit - 1) }
+    default: return true
+    }
   }
 
   /// Python's `repr` of a string: single quotes unless the text has one and no double quote.
@@ -109,14 +129,26 @@ indirect enum JinjaValue {
       default:
         if Character(scalar) == quote {
           out += "\\" + String(quote)
-        } else if scalar.value < 0x20 || scalar.value == 0x7F {
-          out += String(format: "\\x%02x", scalar.value)
+        } else if !isPrintable(scalar) {
+          out += scalar.value < 0x100
+            ? String(format: "\\x%02x", scalar.value)
+            : scalar.value < 0x10000 ? String(format: "\\u%04x", scalar.value) : String(format: "\\U%08x", scalar.value)
         } else {
           out.unicodeScalars.append(scalar)
         }
       }
     }
     return out + String(quote)
+  }
+
+  /// Python's `str.isprintable` for one character: not a control, format, surrogate, private-use
+  /// or unassigned code point, nor a separator other than the space.
+  static func isPrintable(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.properties.generalCategory {
+    case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator: false
+    case .spaceSeparator: scalar == " "
+    default: true
+    }
   }
 }
 
