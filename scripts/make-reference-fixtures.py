@@ -179,11 +179,30 @@ def write_bench_model(out):
     print(f"wrote {out}")
 
 
+def write_moe_fixture():
+    """A tiny Qwen3-MoE checkpoint (4 experts, 2 per token, layer 1 dense through mlp_only_layers)
+    for the memory model and the config reader; the engine does not run expert layers yet, so
+    there is no logits reference. Its parameter count is in parameters.json."""
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+    out = os.path.join(ROOT, "Tests", "Fixtures", "moe", "qwen3-moe-tiny")
+    shutil.rmtree(out, ignore_errors=True)
+    torch.manual_seed(9)
+    cfg = Qwen3MoeConfig(vocab_size=64, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                         num_experts=4, num_experts_per_tok=2, decoder_sparse_step=1, mlp_only_layers=[1],
+                         norm_topk_prob=True, tie_word_embeddings=False, max_position_embeddings=512)
+    model = Qwen3MoeForCausalLM(cfg).to(torch.bfloat16)
+    model.save_pretrained(out, safe_serialization=True)
+    with open(os.path.join(out, "parameters.json"), "w") as f:
+        json.dump({"parameters": sum(p.numel() for p in model.parameters()), "transformers": transformers.__version__}, f)
+    print(f"qwen3-moe-tiny: {sum(p.numel() for p in model.parameters())} parameters")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bench-model", metavar="DIR",
                         help="write a random Qwen3-0.6B-shaped bf16 model to DIR instead")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="write only these fixtures")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="write only these fixtures (qwen3-moe-tiny: the MoE one)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.bench_model:
@@ -193,6 +212,8 @@ def main():
     for name, spec in MODELS.items():
         if args.only is None or name in args.only:
             write_fixture(name, spec)
+    if args.only is None or "qwen3-moe-tiny" in args.only:
+        write_moe_fixture()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 import BitBudgetEngine
 
-/// Configurations of the Qwen3 dense models (algorithms.md §1.2), for planning without weights.
+/// Configurations of the Qwen3 models (the dense ones of the paper, and the two mixture-of-experts
+/// ones, whose every expert is resident), for planning without weights.
 public enum ModelPresets {
   public struct Preset: Sendable {
     public let name: String
@@ -17,20 +18,28 @@ public enum ModelPresets {
     preset("qwen3-8b", layers: 36, hidden: 4096, intermediate: 12288, queryHeads: 32, tied: false, paperHead: false),
     preset("qwen3-14b", layers: 40, hidden: 5120, intermediate: 17408, queryHeads: 40, tied: false, paperHead: false),
     preset("qwen3-32b", layers: 64, hidden: 5120, intermediate: 25600, queryHeads: 64, tied: false, paperHead: false),
+    // Qwen3-30B-A3B and Qwen3-235B-A22B (config.json of their Hub repositories): 128 experts,
+    // 8 per token, 4 KV heads.
+    preset(
+      "qwen3-30b-a3b", layers: 48, hidden: 2048, intermediate: 6144, queryHeads: 32, kvHeads: 4, tied: false, paperHead: false,
+      experts: MixtureOfExperts(count: 128, perToken: 8, intermediateSize: 768, normalizesTopK: true)),
+    preset(
+      "qwen3-235b-a22b", layers: 94, hidden: 4096, intermediate: 12288, queryHeads: 64, kvHeads: 4, tied: false, paperHead: false,
+      experts: MixtureOfExperts(count: 128, perToken: 8, intermediateSize: 1536, normalizesTopK: true)),
   ]
 
   public static func named(_ name: String) -> Preset? { all.first { $0.name == name.lowercased() } }
 
   static func preset(
-    _ name: String, layers: Int, hidden: Int, intermediate: Int, queryHeads: Int, tied: Bool, paperHead: Bool
+    _ name: String, layers: Int, hidden: Int, intermediate: Int, queryHeads: Int, kvHeads: Int = 8, tied: Bool, paperHead: Bool,
+    experts: MixtureOfExperts? = nil
   ) -> Preset {
-    Preset(
-      name: name,
-      config: ModelConfig(
-        architecture: .qwen3, vocabSize: 151_936, hiddenSize: hidden, intermediateSize: intermediate,
-        layerCount: layers, queryHeads: queryHeads, kvHeads: 8, headDim: 128, rmsNormEpsilon: 1e-6,
-        ropeTheta: 1_000_000, maxPositions: 40_960, tiedEmbeddings: tied, declaredDType: "bfloat16",
-        bosTokenId: 151_643, eosTokenIds: [151_645]),
-      paperCountsTiedHead: paperHead)
+    var config = ModelConfig(
+      architecture: experts == nil ? .qwen3 : .qwen3MoE, vocabSize: 151_936, hiddenSize: hidden, intermediateSize: intermediate,
+      layerCount: layers, queryHeads: queryHeads, kvHeads: kvHeads, headDim: 128, rmsNormEpsilon: 1e-6,
+      ropeTheta: 1_000_000, maxPositions: 40_960, tiedEmbeddings: tied, declaredDType: "bfloat16",
+      bosTokenId: 151_643, eosTokenIds: [151_645])
+    config.experts = experts
+    return Preset(name: name, config: config, paperCountsTiedHead: paperHead)
   }
 }

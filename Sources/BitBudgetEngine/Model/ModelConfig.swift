@@ -29,6 +29,8 @@ public struct ModelConfig: Sendable, Equatable {
   public var gptq: GPTQConfig?
   /// Layers whose attention uses no positional rotation (SmolLM3's NoPE layers).
   public var layersWithoutRope: Set<Int> = []
+  /// Routed experts in place of the dense MLP (Qwen3-MoE), or nil for a dense model.
+  public var experts: MixtureOfExperts?
 
   /// Upper bounds that no real model reaches; a config beyond them is treated as corrupt rather
   /// than allowed to size buffers.
@@ -90,6 +92,16 @@ public struct ModelConfig: Sendable, Equatable {
         shapes.append((p + "self_attn.k_norm.weight", [headDim]))
       }
       shapes.append((p + "post_attention_layernorm.weight", [h]))
+      if let experts, !experts.denseLayers.contains(i) {
+        shapes.append((p + "mlp.gate.weight", [experts.count, h]))
+        let width = experts.intermediateSize
+        for e in 0..<experts.count {
+          shapes.append((p + "mlp.experts.\(e).gate_proj.weight", [width, h]))
+          shapes.append((p + "mlp.experts.\(e).up_proj.weight", [width, h]))
+          shapes.append((p + "mlp.experts.\(e).down_proj.weight", [h, width]))
+        }
+        continue
+      }
       shapes.append((p + "mlp.gate_proj.weight", [intermediateSize, h]))
       shapes.append((p + "mlp.up_proj.weight", [intermediateSize, h]))
       shapes.append((p + "mlp.down_proj.weight", [h, intermediateSize]))

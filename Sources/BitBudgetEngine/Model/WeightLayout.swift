@@ -92,7 +92,10 @@ public struct WeightLayout: Sendable {
 
   /// Whether `name` is the weight of one of a decoder layer's seven linear layers.
   static func isLinearWeight(_ name: String) -> Bool {
-    name.hasPrefix("model.layers.") && ModelQuantizer.linearSuffixes.contains { name.hasSuffix($0 + ".weight") }
+    guard name.hasPrefix("model.layers.") else { return false }
+    if ModelQuantizer.linearSuffixes.contains(where: { name.hasSuffix($0 + ".weight") }) { return true }
+    // An expert's projections (`mlp.experts.N.gate_proj.weight`) are linears like the dense MLP's.
+    return name.contains(".mlp.experts.") && ["gate_proj.weight", "up_proj.weight", "down_proj.weight"].contains { name.hasSuffix("." + $0) }
   }
 
   /// This layout with its 16-bit linears quantized as `quantize` says (what `--weights 8|4`

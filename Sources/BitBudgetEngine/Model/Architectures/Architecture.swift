@@ -29,7 +29,7 @@ public struct Architecture: Sendable, Hashable, CustomStringConvertible {
   public func hash(into hasher: inout Hasher) { hasher.combine(modelType) }
 
   /// Every architecture the engine runs.
-  public static let registry: [Architecture] = [.qwen3, .qwen2, .llama, .mistral, .smollm3]
+  public static let registry: [Architecture] = [.qwen3, .qwen2, .llama, .mistral, .smollm3, .qwen3MoE]
 
   public static func named(modelType: String) -> Architecture? { registry.first { $0.modelType == modelType } }
   public static func named(gguf name: String) -> Architecture? { registry.first { $0.ggufNames.contains(name) } }
