@@ -32,7 +32,7 @@ struct Convert: ParsableCommand {
   func run() throws {
     let start = Date()
     let summary = try HuggingFaceExport.convert(
-      gguf: gguf, to: out, matrixType: dtype == .f32 ? .f32 : .bf16, overwrite: overwrite)
+      gguf: try HubCache.resolve(gguf), to: out, matrixType: dtype == .f32 ? .f32 : .bf16, overwrite: overwrite)
     if json {
       try Output.json(summary)
     } else {

@@ -129,7 +129,7 @@ struct Eval: ParsableCommand {
       task: evalTask.name, model: options.model, weightBits: backend.weightBits(asked: options.weights), kv: try options.kvSpec().description,
       thinkingBudget: thinkingBudget, maxTokens: maxTokens ?? (thinkingBudget.map { $0 + answerTokens } ?? 1024), samples: samples,
       parallel: parallel ?? samples, temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed,
-      backend: backend.label, taskDigest: evalTask.contentDigest, budgetForcing: budgetMode)
+      backend: backend.label, taskDigest: evalTask.contentDigest, budgetForcing: budgetMode, chatTemplate: backend.chatTemplateKey)
     let quiet = json
     let generated = try backend.run(scenario, task: evalTask, items: items, answerTokens: answerTokens, store: store) { progress in
       if !quiet { Output.progress(String(format: "sample %d/%d: pass@1 so far %.3f", progress.done, progress.total, progress.passAt1)) }

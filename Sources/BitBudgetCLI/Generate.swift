@@ -118,11 +118,13 @@ struct Generate: ParsableCommand {
     let model = try options.loadModel()
     let tokenizer = try loadTokenizer(model: model)
     let promptIds: [Int]
+    var endOfTurn: [Int] = []
     if let prompt, let tokenizer {
       var text = prompt
       if chat {
         let template = try ChatTemplate.forModel(model, tokenizer: tokenizer, explicit: chatTemplate)
         text = try template.render([ChatMessage(role: .user, content: prompt)], options: .init(enableThinking: !noThinking))
+        endOfTurn = tokenizer.endOfTurnIds(template)
       }
       // A chat template writes BOS itself (transformers encodes its output without special tokens).
       promptIds = chat ? tokenizer.encode(text) : tokenizer.encodePrompt(text)
@@ -133,6 +135,7 @@ struct Generate: ParsableCommand {
     // A chat turn ends with the tokenizer's end-of-sequence token (Qwen: <|im_end|>), which a
     // base model's generation config may not list.
     if chat, let tokenizer, let end = tokenizer.configuration.eosToken.flatMap(tokenizer.id(of:)) { stops.insert(end) }
+    stops.formUnion(endOfTurn)
 
     var sampling = greedy ? SamplingParameters.greedy : try model.generationDefaults()
     if let temperature { sampling.temperature = temperature }

@@ -82,7 +82,7 @@ struct Quantize: ParsableCommand {
   func run() throws {
     let start = Date()
     // Refused before the (long) quantization, not after it.
-    _ = try HuggingFaceExport.checkOutput(out, writing: GPTQExport.fileNames, overwrite: overwrite, input: model)
+    _ = try HuggingFaceExport.checkOutput(out, writing: GPTQExport.fileNames, overwrite: overwrite, input: try HubCache.resolve(model))
     // A GGUF is widened to bf16 first: quantizers start from 16-bit weights.
     let loaded = try DecoderModel.load(path: model, ggufWidening: .bf16)
     let quantization = WeightQuantization(bits: bits, groupSize: groupSize == -1 ? nil : groupSize, symmetric: !asymmetric)

@@ -32,12 +32,15 @@ public final class LocalScenarioBackend: ScenarioBackend {
     session = try settings.session(model)
     var stops = Set(try model.stopTokenIds())
     if let end = tokenizer.configuration.eosToken.flatMap(tokenizer.id(of:)) { stops.insert(end) }
+    stops.formUnion(tokenizer.endOfTurnIds(chatTemplate))
     self.stops = stops
     thinkingTags = tokenizer.thinkingTags
     endOfThinking = thinkingTags.flatMap { tokenizer.id(of: $0.close) }
   }
 
   public var label: String? { nil }
+
+  public var chatTemplateKey: String? { chatTemplate.scenarioKey }
 
   public func weightBits(asked: Int?) -> Int { model.weights.format.bits }
 

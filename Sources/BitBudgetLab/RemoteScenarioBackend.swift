@@ -31,6 +31,8 @@ public final class RemoteScenarioBackend: ScenarioBackend {
 
   public var label: String? { client.backend.scenarioLabel }
 
+  public var chatTemplateKey: String? { chatTemplate.scenarioKey }
+
   public func weightBits(asked: Int?) -> Int { asked ?? 16 }
 
   public func weightsBytes(_ scenario: Scenario) -> Int? { memory.estimate(for: scenario, convention: .paper)?.weightsBytes }

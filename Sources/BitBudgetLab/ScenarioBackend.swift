@@ -1,3 +1,4 @@
+import BitBudgetTokenizer
 import BitBudgetEval
 
 /// How far a scenario's run has come: samples stored without an error, samples in all, and the
@@ -25,6 +26,9 @@ public protocol ScenarioBackend {
   /// `Scenario.backend` of its scenarios (nil for the local engine).
   var label: String? { get }
 
+  /// `Scenario.chatTemplate` of its scenarios: the digest of its chat template, nil for Qwen3's.
+  var chatTemplateKey: String? { get }
+
   /// The weight bits its scenarios record: what the loaded model holds, or for a server the bits
   /// asked for (16 when none).
   func weightBits(asked: Int?) -> Int
@@ -44,4 +48,12 @@ public protocol ScenarioBackend {
     _ scenario: Scenario, task: EvalTask, items: [TaskItem], answerTokens: Int, store: ResultStore,
     progress: @escaping @Sendable (ScenarioProgress) throws -> Void
   ) throws -> Int
+}
+
+extension ChatTemplate {
+  /// `Scenario.chatTemplate` for questions asked in this template: nil for Qwen3's own (the
+  /// template of every scenario stored before models brought theirs), else its text's digest.
+  public var scenarioKey: String? {
+    source == ChatTemplate.qwen3Source ? nil : Scenario.chatTemplateDigest(source)
+  }
 }

@@ -88,7 +88,7 @@ public final class SweepRunner {
       task: task.name, model: point.model, weightBits: backend.weightBits(asked: point.weights), kv: kv.description,
       thinkingBudget: point.thinkingBudget, maxTokens: point.tokenLimit, samples: point.samples,
       parallel: point.parallel ?? point.samples, temperature: point.temperature, topP: point.topP, topK: point.topK, seed: point.seed,
-      backend: backend.label, taskDigest: task.contentDigest, budgetForcing: point.budgetMode)
+      backend: backend.label, taskDigest: task.contentDigest, budgetForcing: point.budgetMode, chatTemplate: backend.chatTemplateKey)
   }
 
   /// Runs every scenario; `progress` is called as samples are stored and `finished(index,

@@ -2,6 +2,7 @@ import BitBudgetEngine
 import BitBudgetEval
 @testable import BitBudgetLab
 import BitBudgetTestSupport
+import BitBudgetTokenizer
 import Foundation
 import Testing
 
@@ -31,6 +32,25 @@ import Testing
   }
 
   struct Crash: Error {}
+
+  /// Scenarios asked in Qwen3's template keep the keys they had before models brought their own
+  /// templates; another template is part of the key (its samples are another experiment).
+  @Test func theChatTemplateIsPartOfTheKeyUnlessItIsQwen3s() throws {
+    let model = try Self.makeModel()
+    defer { try? FileManager.default.removeItem(at: model) }
+    let backend = try LocalScenarioBackend(model: try DecoderModel.load(path: model.path), settings: EngineSettings(modelPath: model.path))
+    #expect(backend.chatTemplateKey == nil)
+    #expect(backend.stops.contains(151645))
+    let other = try ChatTemplate("{{ messages[0].content }}", name: "plain")
+    let key = try #require(other.scenarioKey)
+    #expect(key.count == 16)
+    var scenario = Self.scenario(model)
+    let before = scenario.key
+    scenario.chatTemplate = key
+    #expect(scenario.key != before)
+    #expect(!scenario.canonicalJSON.contains("chatTemplate") || scenario.chatTemplate != nil)
+    #expect(!Self.scenario(model).canonicalJSON.contains("chatTemplate"))
+  }
 
   @Test func aCrashedRunResumesWithoutRedoingSamples() throws {
     let model = try Self.makeModel()

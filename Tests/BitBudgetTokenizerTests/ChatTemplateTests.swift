@@ -118,6 +118,14 @@ import Testing
     #expect(ThinkingSplit.split("[THINK]x[/THINK]\ny", open: "[THINK]", close: "[/THINK]") == ("x", "y"))
   }
 
+  /// A chat reply stops at the end-of-turn tokens its template writes (a base checkpoint's
+  /// generation config lists only its end of text).
+  @Test func endOfTurnTokensComeFromTheTemplate() throws {
+    let qwen = try Tokenizer.load(from: Fixtures.qwen3TokenizerDirectory)
+    #expect(qwen.endOfTurnIds(ChatTemplate.qwen3()) == [151645])
+    #expect(qwen.endOfTurnIds(try ChatTemplate("{{ messages[0].content }}<end_of_turn>", name: "gemma-like")) == [])
+  }
+
   @Test func splitsThinkingFromTheAnswer() {
     #expect(ThinkingSplit.split("<think>\nsteps\n</think>\n\nThe answer is 4.") == ("\nsteps\n", "The answer is 4."))
     #expect(ThinkingSplit.split("still thinking") == ("still thinking", nil))

@@ -18,7 +18,10 @@ public enum GPTQExport {
     public let safetensorsBytes: Int
   }
 
-  static let sideFiles = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"]
+  static let sideFiles = [
+    "generation_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
+    "chat_template.jinja",
+  ]
   /// The files a checkpoint may consist of (those written, and the side files copied).
   public static let fileNames = ["model.safetensors", "config.json", "quantize_config.json"] + sideFiles
 

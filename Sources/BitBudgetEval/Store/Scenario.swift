@@ -38,13 +38,25 @@ public struct Scenario: Codable, Sendable, Equatable, Hashable {
   /// only labels what the server runs). Left out of the canonical JSON when nil, so local keys
   /// are those of the first stores.
   public var backend: String?
+  /// `Scenario.chatTemplateDigest` of the chat template questions were asked in, when it is not
+  /// Qwen3's (which every scenario used before models brought their own, so theirs keep their
+  /// keys); nil otherwise.
+  public var chatTemplate: String?
+
+  /// 16 hex digits of FNV-1a over a chat template's text.
+  public static func chatTemplateDigest(_ source: String) -> String {
+    var hash = ContentHash()
+    hash.add(source)
+    return hash.hex
+  }
 
   public init(
     task: String, model: String, weightBits: Int, kv: String, thinkingBudget: Int?, maxTokens: Int, samples: Int,
     parallel: Int, temperature: Double, topP: Double, topK: Int, seed: UInt64, backend: String? = nil, taskDigest: String? = nil,
-    budgetForcing: BudgetMode = .cap
+    budgetForcing: BudgetMode = .cap, chatTemplate: String? = nil
   ) {
     self.task = task
+    self.chatTemplate = chatTemplate
     self.taskDigest = taskDigest
     self.model = model
     self.weightBits = weightBits

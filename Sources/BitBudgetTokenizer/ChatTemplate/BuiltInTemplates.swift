@@ -8,7 +8,7 @@ extension ChatTemplate {
     (try? ChatTemplate(qwen3Source, name: "Qwen3 (built in)", specialTokens: ["eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"]))!
   }
 
-  static let qwen3Source = #"""
+  public static let qwen3Source = #"""
 {%- if tools %}
     {{- '<|im_start|>system\n' }}
     {%- if messages[0].role == 'system' %}

@@ -23,3 +23,15 @@ extension Tokenizer {
     ThinkingTags.known.first { id(of: $0.close) != nil }
   }
 }
+
+extension Tokenizer {
+  /// End-of-turn tokens a chat reply stops at: those of Qwen (`<|im_end|>`), Llama 3
+  /// (`<|eot_id|>`), Phi (`<|end|>`) and Gemma (`<end_of_turn>`) that `template` writes and this
+  /// vocabulary has. A base checkpoint's generation config lists only its end of text, yet its
+  /// template ends turns with these.
+  public func endOfTurnIds(_ template: ChatTemplate) -> [Int] {
+    ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"].compactMap { token in
+      template.source.contains(token) ? id(of: token) : nil
+    }
+  }
+}

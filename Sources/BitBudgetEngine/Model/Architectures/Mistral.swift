@@ -7,7 +7,9 @@ extension Architecture {
     modelType: "mistral", ggufNames: [], exportClass: "MistralForCausalLM", hasQKNorm: false, alwaysQKVBias: false,
     ggufPermutesQueryKey: true,
     readConfig: { config, reader in
-      if let window = try reader.optionalPositiveInt("sliding_window", max: Int.max), window < config.maxPositions {
+      // Absent, transformers' MistralConfig takes 4,096; null turns the window off.
+      let window = reader.root["sliding_window"] == nil ? 4_096 : try reader.optionalPositiveInt("sliding_window", max: Int.max)
+      if let window, window < config.maxPositions {
         throw EngineError.unsupported(
           "sliding-window attention (sliding_window \(window) < max_position_embeddings \(config.maxPositions)) in \(reader.path)")
       }
