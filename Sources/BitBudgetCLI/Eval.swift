@@ -13,7 +13,8 @@ struct Eval: ParsableCommand {
     discussion: """
       --task is a JSONL file (AIME-style: problem/question, answer, id; --answer-type integer by \
       default) or GPQA's official CSV (letters; choices shuffled by --gpqa-seed). Each question is \
-      asked in the Qwen3 chat template (thinking on) with the task's prompt template; G samples \
+      asked in the model's own chat template (Qwen3's with --endpoint; --chat-template to \
+      override), enable_thinking on, with the task's prompt template; G samples \
       share one prefill. Every finished sample is committed to --db (SQLite) at once; rerunning the \
       same command skips finished samples, so a killed run resumes where it stopped. Prints pass@1 \
       (mean over samples) and maj@G.
