@@ -48,7 +48,7 @@ import Testing
     let before = scenario.key
     scenario.chatTemplate = key
     #expect(scenario.key != before)
-    #expect(!scenario.canonicalJSON.contains("chatTemplate") || scenario.chatTemplate != nil)
+    #expect(scenario.canonicalJSON.contains("\"chatTemplate\":\"\(key)\""))
     #expect(!Self.scenario(model).canonicalJSON.contains("chatTemplate"))
   }
 

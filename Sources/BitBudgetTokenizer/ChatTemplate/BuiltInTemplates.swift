@@ -128,11 +128,8 @@ extension ChatTemplate {
       if tokenizer != nil { template.specialTokens = specialTokens }
       return template
     }
-    guard let data = FileManager.default.contents(atPath: path) else {
+    guard FileManager.default.fileExists(atPath: path) else {
       throw TokenizerError.unreadable(path: path, reason: "no such file (a chat template: .jinja text, a tokenizer_config.json, or qwen3)")
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
-      throw TokenizerError.invalidFile(path: path, reason: "not UTF-8 text")
     }
     if path.hasSuffix(".json") {
       let (configuration, _) = try Tokenizer.readConfiguration(path)
@@ -140,6 +137,9 @@ extension ChatTemplate {
         throw TokenizerError.invalidFile(path: path, reason: "no chat_template in this file")
       }
       return try ChatTemplate(source, name: path, specialTokens: specialTokens)
+    }
+    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+      throw TokenizerError.invalidFile(path: path, reason: "not readable UTF-8 text")
     }
     return try ChatTemplate(text, name: path, specialTokens: specialTokens)
   }
