@@ -6,7 +6,7 @@ config.json, generation_config.json, the safetensors weights (single file or sha
 reference.json:
 
     {"input_ids": [...], "logits": [[float x vocab] x positions], "greedy": [...],
-     "greedy_margins": [...], "torch": "...", "transformers": "..."}
+     "greedy_margins": [...], "parameters": N, "torch": "...", "transformers": "..."}
 
 The reference is computed in float32 from the *stored* weights (the folder is reloaded with
 dtype=float32, which widens bf16/f16 exactly), with eager attention; "greedy" is
@@ -28,11 +28,12 @@ import sys
 import torch
 import transformers
 from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM,
+                          SmolLM3Config, SmolLM3ForCausalLM)
 
 ARCHITECTURES = {"qwen3": (Qwen3Config, Qwen3ForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
                  "llama": (LlamaConfig, LlamaForCausalLM), "mistral": (MistralConfig, MistralForCausalLM),
-                 "smollm3": (SmolLM3Config, SmolLM3ForCausalLM)}
+                 "smollm3": (SmolLM3Config, SmolLM3ForCausalLM), "qwen3_moe": (Qwen3MoeConfig, Qwen3MoeForCausalLM)}
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "models")
@@ -88,6 +89,23 @@ MODELS = {
         dict(architecture="smollm3", vocab_size=260, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
              num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, no_rope_layers=[1, 0, 1]),
         torch.float32, "transformers5", None, 70, 8),
+    # Qwen3-MoE: 8 experts, 3 per token, renormalized as Qwen3-30B-A3B's; the last layer dense
+    # (mlp_only_layers); untied, bf16; widths the quantized kernels take (multiples of 64); 70
+    # positions, so every expert gets several rows in prefill.
+    "qwen3moe-e8k3-untied-bf16": (
+        dict(architecture="qwen3_moe", vocab_size=200, hidden_size=64, intermediate_size=128, moe_intermediate_size=64,
+             num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_experts=8,
+             num_experts_per_tok=3, norm_topk_prob=True, mlp_only_layers=[2], decoder_sparse_step=1,
+             tie_word_embeddings=False),
+        torch.bfloat16, "transformers5", None, 70, 10),
+    # The transformers 4 spelling (num_experts, rope_theta) and weights that are not renormalized
+    # (norm_topk_prob false); f32, tied, 2 of 4 experts in both layers; widths not multiples of 64.
+    "qwen3moe-e4k2-unnormed-f32": (
+        dict(architecture="qwen3_moe", vocab_size=160, hidden_size=48, intermediate_size=64, moe_intermediate_size=32,
+             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_experts=4,
+             num_experts_per_tok=2, norm_topk_prob=False, mlp_only_layers=[], decoder_sparse_step=1,
+             tie_word_embeddings=True),
+        torch.float32, "transformers4", None, 40, 12),
 }
 
 GREEDY_TOKENS = 16
@@ -122,6 +140,8 @@ def restyle_config(path, style):
         cfg["rope_scaling"] = None
         cfg["torch_dtype"] = cfg.pop("dtype", "float32")
         cfg.pop("layer_types", None)
+        if "num_local_experts" in cfg:
+            cfg["num_experts"] = cfg.pop("num_local_experts")
     with open(path, "w") as f:
         json.dump(cfg, f, indent=2, sort_keys=True)
 
@@ -156,14 +176,39 @@ def write_fixture(name, spec):
         "logits": [[float(f"{v:.9g}") for v in row] for row in logits.tolist()],
         "greedy": greedy,
         "greedy_margins": [round(m, 6) for m in margins],
+        "parameters": sum(p.numel() for p in ref.parameters()),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(reference, f, separators=(",", ":"))
+    if kwargs.get("architecture") == "qwen3_moe":
+        margins_routing = router_margins(ref, full, kwargs["num_experts_per_tok"])
+        print(f"{name}: smallest gap between a chosen and an unchosen expert's probability {margins_routing:.2e}")
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     print(f"{name}: {size / 1024:.0f} KiB, {length} positions, greedy {greedy}, "
           f"min margin {min(margins):.4f}")
+
+
+def router_margins(model, ids, k):
+    """The smallest gap, over layers of experts and positions, between the k-th and the (k+1)-th
+    router probability: a tiny one would let f32 rounding change which experts run."""
+    gaps = []
+    hooks = []
+    for layer in model.model.layers:
+        gate = getattr(layer.mlp, "gate", None)
+        if gate is None or not hasattr(gate, "top_k"):
+            continue
+        def hook(module, inputs, output):
+            probs = torch.softmax(output[0].float(), dim=-1)
+            top = torch.topk(probs, k + 1, dim=-1).values
+            gaps.append((top[:, k - 1] - top[:, k]).min().item())
+        hooks.append(gate.register_forward_hook(hook))
+    with torch.no_grad():
+        model(ids)
+    for h in hooks:
+        h.remove()
+    return min(gaps)
 
 
 def write_bench_model(out):
@@ -179,30 +224,11 @@ def write_bench_model(out):
     print(f"wrote {out}")
 
 
-def write_moe_fixture():
-    """A tiny Qwen3-MoE checkpoint (4 experts, 2 per token, layer 1 dense through mlp_only_layers)
-    for the memory model and the config reader; the engine does not run expert layers yet, so
-    there is no logits reference. Its parameter count is in parameters.json."""
-    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
-    out = os.path.join(ROOT, "Tests", "Fixtures", "moe", "qwen3-moe-tiny")
-    shutil.rmtree(out, ignore_errors=True)
-    torch.manual_seed(9)
-    cfg = Qwen3MoeConfig(vocab_size=64, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
-                         num_experts=4, num_experts_per_tok=2, decoder_sparse_step=1, mlp_only_layers=[1],
-                         norm_topk_prob=True, tie_word_embeddings=False, max_position_embeddings=512)
-    model = Qwen3MoeForCausalLM(cfg).to(torch.bfloat16)
-    model.save_pretrained(out, safe_serialization=True)
-    with open(os.path.join(out, "parameters.json"), "w") as f:
-        json.dump({"parameters": sum(p.numel() for p in model.parameters()), "transformers": transformers.__version__}, f)
-    print(f"qwen3-moe-tiny: {sum(p.numel() for p in model.parameters())} parameters")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bench-model", metavar="DIR",
                         help="write a random Qwen3-0.6B-shaped bf16 model to DIR instead")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="write only these fixtures (qwen3-moe-tiny: the MoE one)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="write only these fixtures")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.bench_model:
@@ -212,8 +238,6 @@ def main():
     for name, spec in MODELS.items():
         if args.only is None or name in args.only:
             write_fixture(name, spec)
-    if args.only is None or "qwen3-moe-tiny" in args.only:
-        write_moe_fixture()
 
 
 if __name__ == "__main__":

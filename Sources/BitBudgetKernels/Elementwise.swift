@@ -110,6 +110,23 @@ public enum Elementwise {
     }
   }
 
+  /// `y[i] += scale · x[i]` for `count` values.
+  @inlinable
+  public static func add(_ x: UnsafePointer<Float>, scaledBy scale: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
+    let factor = SIMD16<Float>(repeating: scale)
+    var i = 0
+    while i + 16 <= count {
+      let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+      let b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
+      UnsafeMutableRawPointer(y + i).storeBytes(of: b + factor * a, as: SIMD16<Float>.self)
+      i += 16
+    }
+    while i < count {
+      y[i] += scale * x[i]
+      i += 1
+    }
+  }
+
   /// `e^x` per lane, within 2 ulp of the correctly rounded result for x in [−87, 88]; 0 below
   /// −87.3 (where the result would be subnormal), +∞ above 88.72, NaN for NaN.
   ///

@@ -20,7 +20,7 @@ import Testing
   static func checkWeights(_ model: DecoderModel, against reference: [String: [Float]], _ label: String) {
     #expect(reference.count == model.config.layerCount * 7, "\(label): \(reference.count) reference layers")
     for (l, layer) in model.weights.layers.enumerated() {
-      for (name, weight) in zip(ModelQuantizer.linearNames(layer: l), layer.linears) {
+      for (name, weight) in zip(model.config.linearNames(layer: l), layer.linears) {
         guard case .quantized(let m) = weight, let values = reference[name] else {
           Issue.record("\(label): \(name) is not quantized or has no reference")
           continue

@@ -5,9 +5,10 @@ import Testing
 
 @testable import BitBudgetEngine
 
-/// The forward pass against Hugging Face transformers on the committed fixtures (4 tiny random
-/// Qwen3 models: GQA and MHA, tied and untied, f32/bf16/f16, both config.json styles, sharded,
-/// attention biases, widths that are not multiples of 16).
+/// The forward pass against Hugging Face transformers on the committed fixtures (tiny random
+/// Qwen3, Qwen2, Llama, Mistral, SmolLM3 and Qwen3-MoE models: GQA and MHA, tied and untied,
+/// f32/bf16/f16, both config.json styles, sharded, attention biases, widths that are not
+/// multiples of 16, layers without RoPE, routed experts).
 @Suite struct ModelParityTests {
   /// Logits of every position of `ids` via one prefill with all logits (exact activations
   /// unless told otherwise).

@@ -3,8 +3,8 @@ import BitBudgetTokenizer
 import Foundation
 
 /// Writes a quantized model as a GPTQ checkpoint folder in AutoGPTQ's layout (`GPTQTensors`),
-/// which transformers/optimum, GPTQModel, vLLM and BitBudget load: `model.safetensors` (the seven
-/// linears of every layer as qweight/qzeros/scales/g_idx, everything else as in the source),
+/// which transformers/optimum, GPTQModel, vLLM and BitBudget load: `model.safetensors` (the
+/// linears of every layer, experts' included, as qweight/qzeros/scales/g_idx, everything else as in the source),
 /// `config.json` with `quantization_config`, `quantize_config.json`, and the source's generation
 /// and tokenizer files.
 public enum GPTQExport {
@@ -41,7 +41,7 @@ public enum GPTQExport {
     // Tensor list: the source's tensors, each quantized linear's weight replaced by GPTQ's four.
     var quantizedByName: [String: QuantizedMatrix] = [:]
     for (l, linears) in quantized.layers.enumerated() {
-      for (name, storage) in zip(ModelQuantizer.linearNames(layer: l), linears) { quantizedByName[name] = storage.matrix }
+      for (name, storage) in zip(quantized.source.config.linearNames(layer: l), linears) { quantizedByName[name] = storage.matrix }
     }
     enum Payload {
       case dense(String)

@@ -32,23 +32,15 @@ public final class DecoderModel: @unchecked Sendable {
     path reference: String, ggufWidening: ElementType? = nil, quantize: WeightQuantization? = nil
   ) throws -> DecoderModel {
     let path = try HubCache.resolve(reference)
-    // Before any weight is read: the memory model takes these models, the forward pass not yet.
-    func refuseExperts(_ config: ModelConfig) throws {
-      guard let experts = config.experts else { return }
-      throw EngineError.unsupported(
-        "\(path) is a mixture-of-experts model (\(config.architecture), \(experts.perToken) of \(experts.count) experts per token): the engine does not run expert layers yet; `memory` and remote `eval` (--endpoint) take it")
-    }
     if try isModelFile(path) {
       let file = try GGUFFile(path: path)
       let config = try ModelConfig.fromGGUF(file)
-      try refuseExperts(config)
       let source = GGUFWeights(
         file: file, config: config, widenedType: ggufWidening ?? .bf16, keepsQuantized: ggufWidening == nil && quantize == nil)
       let weights = try ModelWeights(source: source, config: config, quantize: quantize)
       return DecoderModel(config: config, weights: weights, path: path, gguf: file)
     }
     let config = try ModelConfig.load(directory: path)
-    try refuseExperts(config)
     let checkpoint = try Checkpoint(directory: path)
     let weights = try ModelWeights(source: checkpoint, config: config, quantize: quantize)
     return DecoderModel(config: config, weights: weights, path: path)

@@ -40,7 +40,8 @@ public struct LogitsView {
 ///
 /// The forward pass is transformers' `Qwen3ForCausalLM` in f32: embedding → per layer [RMSNorm →
 /// q/k/v projections (+bias) → per-head q/k RMSNorm → RoPE → KV cache → causal GQA attention →
-/// o_proj → residual → RMSNorm → SwiGLU MLP → residual] → RMSNorm → lm_head.
+/// o_proj → residual → RMSNorm → SwiGLU MLP (or routed experts' MLPs) → residual] → RMSNorm →
+/// lm_head.
 public final class InferenceSession {
   public let model: DecoderModel
   public let pool: ThreadPool
@@ -61,6 +62,8 @@ public final class InferenceSession {
   private var outputJobs: [[LinearJob]]
   private var gateUpJobs: [[LinearJob]]
   private var downJobs: [[LinearJob]]
+  /// Per layer of experts, the router's job and each expert's gate/up and down jobs.
+  private let expertJobs: [ExpertJobs?]
   private let lmHeadJobs: [LinearJob]
   private var rowPositions: [Int]
 
@@ -69,42 +72,69 @@ public final class InferenceSession {
   /// normally.
   public var linearInputObserver: ((_ layer: Int, _ site: LinearSite, _ rows: UnsafePointer<Float>, _ stride: Int, _ count: Int) -> Void)?
 
-  /// f32 activation buffers, 64-byte aligned.
+  /// f32 activation buffers, 64-byte aligned; for a mixture of experts also the router's
+  /// outputs and the routing (`ExpertRouting`), 4-byte integers where they hold indices.
   final class Buffers {
     let residual, normed, query, key, value, attention, projection, gate, up: UnsafeMutablePointer<Float>
     let cosines, sines, finalRows, logits: UnsafeMutablePointer<Float>
+    let experts: ExpertBuffers?
     let byteCount: Int
-    private var allocations: [UnsafeMutablePointer<Float>] = []
+    private var allocations: [UnsafeMutableRawPointer] = []
 
-    /// Floats of each buffer, in the order `init` makes them (each a multiple of 16, at least 16).
+    struct ExpertBuffers {
+      /// `[rows, count]` router logits, then probabilities.
+      let routerLogits: UnsafeMutablePointer<Float>
+      /// `[rows, hidden]`: the normed rows routed to one expert, gathered.
+      let input: UnsafeMutablePointer<Float>
+      /// `[rows, perToken]`: each row's experts and their weights.
+      let chosen: UnsafeMutablePointer<Int32>
+      let weights: UnsafeMutablePointer<Float>
+      /// `[rows × perToken]` choices grouped by expert, and `count + 1` group starts.
+      let order: UnsafeMutablePointer<Int32>
+      let starts: UnsafeMutablePointer<Int32>
+    }
+
+    /// Values of each buffer (4 bytes each), in the order `init` makes them (each a multiple of
+    /// 16, at least 16).
     static func sizes(config c: ModelConfig, rows: Int, logitRows: Int) -> [Int] {
-      [
+      var sizes = [
         rows * c.hiddenSize, rows * c.hiddenSize, rows * c.queryWidth, rows * c.kvWidth, rows * c.kvWidth,
-        rows * c.queryWidth, rows * c.hiddenSize, rows * c.intermediateSize, rows * c.intermediateSize,
+        rows * c.queryWidth, rows * c.hiddenSize, rows * c.widestMLP, rows * c.widestMLP,
         rows * c.headDim / 2, rows * c.headDim / 2, logitRows * c.hiddenSize, logitRows * c.vocabSize,
-      ].map { max(16, ($0 + 15) / 16 * 16) }
+      ]
+      if let e = c.experts {
+        sizes += [rows * e.count, rows * c.hiddenSize, rows * e.perToken, rows * e.perToken, rows * e.perToken, e.count + 1]
+      }
+      return sizes.map { max(16, ($0 + 15) / 16 * 16) }
     }
 
     init(config c: ModelConfig, rows: Int, logitRows: Int) {
       let sizes = Self.sizes(config: c, rows: rows, logitRows: logitRows)
-      let list = sizes.map { floats in
-        UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64).bindMemory(to: Float.self, capacity: floats)
-      }
+      let raw = sizes.map { UnsafeMutableRawPointer.allocate(byteCount: $0 * 4, alignment: 64) }
+      let list = raw.map { $0.bindMemory(to: Float.self, capacity: 16) }
       (residual, normed, query, key, value, attention, projection) = (list[0], list[1], list[2], list[3], list[4], list[5], list[6])
       (gate, up, cosines, sines, finalRows, logits) = (list[7], list[8], list[9], list[10], list[11], list[12])
+      if c.experts != nil {
+        func integers(_ i: Int) -> UnsafeMutablePointer<Int32> { raw[i].bindMemory(to: Int32.self, capacity: sizes[i]) }
+        experts = ExpertBuffers(
+          routerLogits: list[13], input: list[14], chosen: integers(15), weights: list[16], order: integers(17), starts: integers(18))
+      } else {
+        experts = nil
+      }
       byteCount = sizes.reduce(0, +) * 4
-      allocations = list
+      allocations = raw
     }
 
     deinit {
       for pointer in allocations { pointer.deallocate() }
     }
 
-    /// Floats per row of all row buffers and per logit row, or nil if they overflow.
+    /// Values (4 bytes each) of all buffers, or nil if they overflow.
     static func floats(config c: ModelConfig, rows: Int, logitRows: Int) -> Int? {
-      let perRow = [c.hiddenSize, c.hiddenSize, c.queryWidth, c.kvWidth, c.kvWidth, c.queryWidth, c.hiddenSize,
-                    c.intermediateSize, c.intermediateSize, c.headDim]
-      var total = 0
+      var perRow = [c.hiddenSize, c.hiddenSize, c.queryWidth, c.kvWidth, c.kvWidth, c.queryWidth, c.hiddenSize,
+                    c.widestMLP, c.widestMLP, c.headDim]
+      if let e = c.experts { perRow += [e.count, c.hiddenSize, 3 * e.perToken] }
+      var total = c.experts.map { $0.count + 1 } ?? 0
       for width in perRow {
         let (product, overflow) = width.multipliedReportingOverflow(by: rows)
         let (sum, overflow2) = total.addingReportingOverflow(product)
@@ -143,7 +173,7 @@ public final class InferenceSession {
     attentionShape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
     linearScratch = LinearScratch(
       threadCount: pool.threadCount,
-      maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
+      maxColumns: max(config.hiddenSize, config.widestMLP, config.queryWidth),
       quantized: model.weights.hasQuantizedLinears, bf16: model.weights.hasBF16Linears, maxRows: self.maxRows)
     attentionScratch = AttentionScratch(threadCount: pool.threadCount)
     let b = Buffers(config: config, rows: self.maxRows, logitRows: self.maxLogitRows)
@@ -160,14 +190,23 @@ public final class InferenceSession {
     outputJobs = w.layers.map { l in
       [LinearJob(weight: l.output, bias: l.outputBias, output: b.projection, outputStride: c.hiddenSize)]
     }
-    gateUpJobs = w.layers.map { l in
-      [
-        LinearJob(weight: l.gate, output: b.gate, outputStride: c.intermediateSize),
-        LinearJob(weight: l.up, output: b.up, outputStride: c.intermediateSize),
-      ]
+    func mlpJobs(_ mlp: MLPWeights, width: Int) -> (gateUp: [LinearJob], down: [LinearJob]) {
+      (
+        [LinearJob(weight: mlp.gate, output: b.gate, outputStride: width), LinearJob(weight: mlp.up, output: b.up, outputStride: width)],
+        [LinearJob(weight: mlp.down, output: b.projection, outputStride: c.hiddenSize)]
+      )
     }
-    downJobs = w.layers.map { l in
-      [LinearJob(weight: l.down, output: b.projection, outputStride: c.hiddenSize)]
+    let mlps: [(gateUp: [LinearJob], down: [LinearJob])] = w.layers.indices.map { l in
+      guard case .dense(let mlp) = w.layers[l].feedForward else { return ([], []) }
+      return mlpJobs(mlp, width: c.mlpWidth(layer: l))
+    }
+    gateUpJobs = mlps.map(\.gateUp)
+    downJobs = mlps.map(\.down)
+    expertJobs = w.layers.indices.map { l in
+      guard case .experts(let router, let experts, let routing) = w.layers[l].feedForward, let buffers = b.experts else { return nil }
+      return ExpertJobs(
+        router: LinearJob(weight: router, output: buffers.routerLogits, outputStride: routing.count),
+        experts: experts.map { mlpJobs($0, width: c.mlpWidth(layer: l)) }, routing: routing)
     }
     lmHeadJobs = [LinearJob(weight: w.lmHead, output: b.logits, outputStride: c.vocabSize)]
     rowPositions = Array(repeating: 0, count: self.maxRows)
@@ -197,7 +236,7 @@ public final class InferenceSession {
     let shape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
     let buffers = Buffers.sizes(config: config, rows: max(1, maxRows), logitRows: max(1, maxLogitRows)).reduce(0, +) * 4
     let linear = LinearScratch.byteCount(
-      threadCount: threads, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
+      threadCount: threads, maxColumns: max(config.hiddenSize, config.widestMLP, config.queryWidth),
       quantized: quantizedLinears, bf16: bf16Linears, maxRows: max(1, maxRows))
     let attention = AttentionScratch.byteCount(
       threadCount: threads, floats: longestContext > 0 ? Attention.scratchFloats(shape: shape, tokens: longestContext) : 0)
@@ -356,15 +395,66 @@ public final class InferenceSession {
     addRows(b.projection, into: b.residual, rows: rows)
 
     normalizeRows(b.residual, into: b.normed, rows: rows, weight: layer.postAttentionNorm)
+    if let experts = expertJobs[l] {
+      runExperts(experts, width: c.mlpWidth(layer: l), rows: rows, linearPath: linearPath)
+      return
+    }
     linearInputObserver?(l, .mlpInput, b.normed, h, rows)
-    Linear.run(gateUpJobs[l], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
-    let width = c.intermediateSize
+    runMLP(gateUp: gateUpJobs[l], down: downJobs[l], input: b.normed, width: c.mlpWidth(layer: l), rows: rows, linearPath: linearPath) {
+      linearInputObserver?(l, .mlpHidden, b.gate, $0, rows)
+    }
+    addRows(b.projection, into: b.residual, rows: rows)
+  }
+
+  /// `down(silu(gate(x)) · up(x))` of `rows` rows of `input` into `buffers.projection`;
+  /// `observeHidden` sees the product before `down` reads it.
+  private func runMLP(
+    gateUp: [LinearJob], down: [LinearJob], input: UnsafePointer<Float>, width: Int, rows: Int, linearPath: Linear.Path?,
+    observeHidden: (Int) -> Void = { _ in }
+  ) {
+    let b = buffers
+    Linear.run(gateUp, input: input, inputStride: config.hiddenSize, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
     pool.parallelChunks(rows, grain: 4) { range in
       for r in range { Elementwise.siluMultiply(b.gate + r * width, b.up + r * width, count: width) }
     }
-    linearInputObserver?(l, .mlpHidden, b.gate, width, rows)
-    Linear.run(downJobs[l], input: b.gate, inputStride: width, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
-    addRows(b.projection, into: b.residual, rows: rows)
+    observeHidden(width)
+    Linear.run(down, input: b.gate, inputStride: width, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
+  }
+
+  /// A layer of experts on `rows` normed rows (`buffers.normed`), added into the residual
+  /// stream: the router picks each row's experts (exact f32: the choice is discrete, so the
+  /// router's input is not rounded as the linears' may be), then each expert runs once on all the
+  /// rows routed to it, gathered, and its outputs are added back weighted.
+  private func runExperts(_ jobs: ExpertJobs, width: Int, rows: Int, linearPath: Linear.Path?) {
+    guard let e = buffers.experts else { return }
+    let b = buffers
+    let h = config.hiddenSize
+    let (count, k, normalizes) = (jobs.routing.count, jobs.routing.perToken, jobs.routing.normalizesTopK)
+    Linear.run([jobs.router], input: b.normed, inputStride: h, tokens: rows, pool: pool, scratch: linearScratch, path: .streaming)
+    pool.parallelChunks(rows, grain: 16) { range in
+      for r in range {
+        ExpertRouting.route(
+          logits: e.routerLogits + r * count, count: count, k: k, normalizes: normalizes, experts: e.chosen + r * k, weights: e.weights + r * k)
+      }
+    }
+    ExpertRouting.group(experts: e.chosen, choices: rows * k, count: count, starts: e.starts, order: e.order)
+    for expert in 0..<count {
+      let first = Int(e.starts[expert])
+      let n = Int(e.starts[expert + 1]) - first
+      guard n > 0 else { continue }
+      let choices = e.order + first
+      pool.parallelChunks(n, grain: 8) { range in
+        for j in range { (e.input + j * h).update(from: b.normed + Int(choices[j]) / k * h, count: h) }
+      }
+      runMLP(gateUp: jobs.experts[expert].gateUp, down: jobs.experts[expert].down, input: e.input, width: width, rows: n, linearPath: linearPath)
+      // A row chooses an expert at most once, so these rows are distinct.
+      pool.parallelChunks(n, grain: 8) { range in
+        for j in range {
+          let choice = Int(choices[j])
+          Elementwise.add(b.projection + j * h, scaledBy: e.weights[choice], into: b.residual + choice / k * h, count: h)
+        }
+      }
+    }
   }
 
   /// Runs decoder layer `l` alone on the hidden states (residual stream) of one sequence,
@@ -412,6 +502,9 @@ public final class InferenceSession {
         return LinearJob(weight: weight, bias: job.bias, output: job.output, outputStride: job.outputStride)
       }
     }
+    if expertJobs[l] != nil && (site == .mlpInput || site == .mlpHidden) {
+      throw EngineError.unsupported("replacing the linears of layer \(l)'s experts")
+    }
     switch site {
     case .attentionInput: qkvJobs[l] = try replaced(qkvJobs[l])
     case .attentionOutput: outputJobs[l] = try replaced(outputJobs[l])
@@ -422,7 +515,7 @@ public final class InferenceSession {
     if quantized && !linearScratch.servesQuantizedWeights {
       let activations = linearScratch.activations
       linearScratch = LinearScratch(
-        threadCount: pool.threadCount, maxColumns: max(config.hiddenSize, config.intermediateSize, config.queryWidth),
+        threadCount: pool.threadCount, maxColumns: max(config.hiddenSize, config.widestMLP, config.queryWidth),
         quantized: true, bf16: linearScratch.servesBF16Weights, maxRows: maxRows)
       linearScratch.activations = activations
     }
@@ -473,6 +566,13 @@ public final class InferenceSession {
     }
     return last
   }
+}
+
+/// The kernel calls of a layer of experts.
+struct ExpertJobs {
+  let router: LinearJob
+  let experts: [(gateUp: [LinearJob], down: [LinearJob])]
+  let routing: MixtureOfExperts
 }
 
 /// The four places where a decoder layer's linear layers read their input.

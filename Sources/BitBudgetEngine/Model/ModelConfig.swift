@@ -92,24 +92,47 @@ public struct ModelConfig: Sendable, Equatable {
         shapes.append((p + "self_attn.k_norm.weight", [headDim]))
       }
       shapes.append((p + "post_attention_layernorm.weight", [h]))
-      if let experts, !experts.denseLayers.contains(i) {
-        shapes.append((p + "mlp.gate.weight", [experts.count, h]))
-        let width = experts.intermediateSize
-        for e in 0..<experts.count {
-          shapes.append((p + "mlp.experts.\(e).gate_proj.weight", [width, h]))
-          shapes.append((p + "mlp.experts.\(e).up_proj.weight", [width, h]))
-          shapes.append((p + "mlp.experts.\(e).down_proj.weight", [h, width]))
-        }
-        continue
+      if let experts, hasExperts(layer: i) { shapes.append((p + "mlp.gate.weight", [experts.count, h])) }
+      for mlp in mlpPrefixes(layer: i) {
+        shapes.append((mlp + "gate_proj.weight", [mlpWidth(layer: i), h]))
+        shapes.append((mlp + "up_proj.weight", [mlpWidth(layer: i), h]))
+        shapes.append((mlp + "down_proj.weight", [h, mlpWidth(layer: i)]))
       }
-      shapes.append((p + "mlp.gate_proj.weight", [intermediateSize, h]))
-      shapes.append((p + "mlp.up_proj.weight", [intermediateSize, h]))
-      shapes.append((p + "mlp.down_proj.weight", [h, intermediateSize]))
     }
     shapes.append(("model.norm.weight", [h]))
     if !tiedEmbeddings { shapes.append(("lm_head.weight", [vocabSize, h])) }
     return shapes
   }
+
+  /// Whether decoder layer `l` routes each token to experts (else it has the dense MLP).
+  public func hasExperts(layer l: Int) -> Bool { experts.map { !$0.denseLayers.contains(l) } ?? false }
+
+  /// Width of the MLPs of decoder layer `l` (of each expert's in a layer of experts).
+  public func mlpWidth(layer l: Int) -> Int { hasExperts(layer: l) ? experts?.intermediateSize ?? intermediateSize : intermediateSize }
+
+  /// The widest MLP of any layer (what the activation buffers hold per row).
+  public var widestMLP: Int { (0..<layerCount).map(mlpWidth(layer:)).max() ?? intermediateSize }
+
+  /// Name prefixes of the MLPs of decoder layer `l`: the dense one (`model.layers.L.mlp.`) or
+  /// each expert's in index order (`model.layers.L.mlp.experts.E.`).
+  func mlpPrefixes(layer l: Int) -> [String] {
+    let p = "model.layers.\(l).mlp."
+    guard let experts, hasExperts(layer: l) else { return [p] }
+    return (0..<experts.count).map { p + "experts.\($0)." }
+  }
+
+  /// The linear layers of decoder layer `l` by Hugging Face prefix (`model.layers.L.self_attn.q_proj`),
+  /// grouped by the kernel call that runs them (q/k/v read one input, as do gate/up): attention's,
+  /// then the MLP's or each expert's in turn. A mixture's router is not among them: it stays
+  /// 16-bit, as the embedding does.
+  public func linearCalls(layer l: Int) -> [[String]] {
+    let p = "model.layers.\(l).self_attn."
+    return [[p + "q_proj", p + "k_proj", p + "v_proj"], [p + "o_proj"]]
+      + mlpPrefixes(layer: l).flatMap { [[$0 + "gate_proj", $0 + "up_proj"], [$0 + "down_proj"]] }
+  }
+
+  /// `linearCalls(layer:)` flattened: the order of `LayerWeights.linears`.
+  public func linearNames(layer l: Int) -> [String] { linearCalls(layer: l).flatMap { $0 } }
 
   /// Reads and validates `config.json` in `directory`; a GPTQ checkpoint's settings come from its
   /// `quantization_config`, or from `quantize_config.json` when config.json has none.

@@ -15,16 +15,41 @@ public struct LayerWeights: @unchecked Sendable {
   public let queryNorm: WeightVector?
   public let keyNorm: WeightVector?
   public let postAttentionNorm: WeightVector
+  public let feedForward: FeedForwardWeights
+
+  /// The linear layers grouped by kernel call (`ModelConfig.linearCalls(layer:)`): q/k/v, o, then
+  /// per MLP gate/up and down.
+  public var linearCalls: [[LinearWeight]] {
+    [[query, key, value], [output]] + feedForward.mlps.flatMap { [[$0.gate, $0.up], [$0.down]] }
+  }
+
+  /// Every linear layer, in forward order (`ModelConfig.linearNames(layer:)`): seven in a dense
+  /// layer, 4 + 3 × experts in a layer of experts.
+  public var linears: [LinearWeight] { linearCalls.flatMap { $0 } }
+}
+
+/// A SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
+public struct MLPWeights: @unchecked Sendable {
   public let gate: LinearWeight
   public let up: LinearWeight
   public let down: LinearWeight
+}
 
-  /// The seven linear layers, in forward order.
-  public var linears: [LinearWeight] { [query, key, value, output, gate, up, down] }
+/// What follows attention in a decoder layer.
+public enum FeedForwardWeights: @unchecked Sendable {
+  /// One MLP for every token.
+  case dense(MLPWeights)
+  /// A router (`[count, hidden]`, 16/32-bit) choosing `routing.perToken` of the experts for each
+  /// token (Qwen3-MoE's sparse block).
+  case experts(router: DenseMatrix, experts: [MLPWeights], routing: MixtureOfExperts)
 
-  /// The kernel calls of a layer's linears, as indices into `linears`: q/k/v share one input
-  /// and one call, as do gate/up.
-  public static let linearCalls: [[Int]] = [[0, 1, 2], [3], [4, 5], [6]]
+  /// The MLPs: the one, or every expert in index order.
+  public var mlps: [MLPWeights] {
+    switch self {
+    case .dense(let mlp): [mlp]
+    case .experts(_, let experts, _): experts
+    }
+  }
 }
 
 /// All weights of a model, checked against its config: every tensor present, of a floating-point
@@ -64,9 +89,8 @@ public final class ModelWeights: @unchecked Sendable {
   /// calls, rounding their input rows in scratch.
   public var hasBF16Linears: Bool {
     layers.contains { layer in
-      let linears = layer.linears
-      return LayerWeights.linearCalls.contains { call in
-        call.allSatisfy { if case .dense(let m) = linears[$0] { m.elementType == .bf16 } else { false } }
+      layer.linearCalls.contains { call in
+        call.allSatisfy { if case .dense(let m) = $0 { m.elementType == .bf16 } else { false } }
       }
     }
   }
@@ -98,9 +122,7 @@ public final class ModelWeights: @unchecked Sendable {
           queryNorm: qkNorm ? try resolver.vector(p + "self_attn.q_norm.weight", count: config.headDim) : nil,
           keyNorm: qkNorm ? try resolver.vector(p + "self_attn.k_norm.weight", count: config.headDim) : nil,
           postAttentionNorm: try resolver.vector(p + "post_attention_layernorm.weight", count: h),
-          gate: try resolver.linear(p + "mlp.gate_proj", rows: config.intermediateSize, columns: h),
-          up: try resolver.linear(p + "mlp.up_proj", rows: config.intermediateSize, columns: h),
-          down: try resolver.linear(p + "mlp.down_proj", rows: h, columns: config.intermediateSize)))
+          feedForward: try Self.feedForward(layer: i, config: config, resolver: &resolver)))
     }
     self.layers = layers
     finalNorm = try resolver.vector("model.norm.weight", count: h)
@@ -125,6 +147,21 @@ public final class ModelWeights: @unchecked Sendable {
     } else {
       format = .dense
     }
+  }
+}
+
+extension ModelWeights {
+  fileprivate static func feedForward(layer l: Int, config: ModelConfig, resolver: inout TensorResolver) throws -> FeedForwardWeights {
+    let (h, width) = (config.hiddenSize, config.mlpWidth(layer: l))
+    let mlps = try config.mlpPrefixes(layer: l).map { p in
+      MLPWeights(
+        gate: try resolver.linear(p + "gate_proj", rows: width, columns: h),
+        up: try resolver.linear(p + "up_proj", rows: width, columns: h),
+        down: try resolver.linear(p + "down_proj", rows: h, columns: width))
+    }
+    guard let routing = config.experts, config.hasExperts(layer: l) else { return .dense(mlps[0]) }
+    let router = try resolver.matrix("model.layers.\(l).mlp.gate.weight", rows: routing.count, columns: h)
+    return .experts(router: router, experts: mlps, routing: routing)
   }
 }
 

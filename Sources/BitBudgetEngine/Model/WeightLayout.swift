@@ -68,8 +68,7 @@ public struct WeightLayout: Sendable {
   public var hasBF16Linears: Bool {
     let types = Dictionary(tensors.map { ($0.name, $0.elementType) }, uniquingKeysWith: { first, _ in first })
     return (0..<config.layerCount).contains { l in
-      let names = ModelQuantizer.linearNames(layer: l).map { $0 + ".weight" }
-      return LayerWeights.linearCalls.contains { call in call.allSatisfy { types[names[$0]] == .bf16 } }
+      config.linearCalls(layer: l).contains { call in call.allSatisfy { types[$0 + ".weight"] == .bf16 } }
     }
   }
 
@@ -90,12 +89,11 @@ public struct WeightLayout: Sendable {
     tensors = config.tensorShapes.map { .dense($0.name, $0.shape, elementType) }
   }
 
-  /// Whether `name` is the weight of one of a decoder layer's seven linear layers.
+  /// Whether `name` is the weight of a decoder layer's linear layer (attention's, the MLP's or
+  /// an expert's; not a router's).
   static func isLinearWeight(_ name: String) -> Bool {
-    guard name.hasPrefix("model.layers.") else { return false }
-    if ModelQuantizer.linearSuffixes.contains(where: { name.hasSuffix($0 + ".weight") }) { return true }
-    // An expert's projections (`mlp.experts.N.gate_proj.weight`) are linears like the dense MLP's.
-    return name.contains(".mlp.experts.") && ["gate_proj.weight", "up_proj.weight", "down_proj.weight"].contains { name.hasSuffix("." + $0) }
+    name.hasPrefix("model.layers.")
+      && ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].contains { name.hasSuffix(".\($0).weight") }
   }
 
   /// This layout with its 16-bit linears quantized as `quantize` says (what `--weights 8|4`

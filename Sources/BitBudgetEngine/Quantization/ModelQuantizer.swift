@@ -9,8 +9,8 @@ public struct QuantizedModel {
   }
 
   public let source: DecoderModel
-  /// Per decoder layer, its seven linears in `LayerWeights.linears` order (q, k, v, o, gate, up,
-  /// down).
+  /// Per decoder layer, its linears in `LayerWeights.linears` order (q, k, v, o, then gate, up,
+  /// down of the MLP or of each expert).
   public let layers: [[QuantizedMatrixStorage]]
   public let quantization: WeightQuantization
   public let actOrder: Bool
@@ -22,16 +22,6 @@ public struct QuantizedModel {
 /// Quantizes every linear layer of a 16-bit model: round-to-nearest, or GPTQ with calibration
 /// text run through the model layer by layer.
 public enum ModelQuantizer {
-  /// The seven linears of a decoder layer, in `LayerWeights.linears` order.
-  public static let linearSuffixes = [
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
-  ]
-
-  /// The Hugging Face names of the seven linears of layer `l`, in `LayerWeights.linears` order.
-  public static func linearNames(layer l: Int) -> [String] {
-    linearSuffixes.map { "model.layers.\(l).\($0)" }
-  }
-
   /// Indices into `LayerWeights.linears` of the layers that read each site's input.
   static func linearIndices(_ site: LinearSite) -> [Int] {
     switch site {
@@ -87,6 +77,12 @@ public enum ModelQuantizer {
     _ model: DecoderModel, calibration sequences: [[Int]], options: GPTQ.Options, threads: Int,
     progress: (String) -> Void = { _ in }
   ) throws -> QuantizedModel {
+    if let experts = model.config.experts {
+      // Each expert would need the Hessian of the rows routed to it, which the layer-by-layer
+      // calibration does not collect.
+      throw EngineError.unsupported(
+        "GPTQ calibration of routed experts (\(model.config.architecture), \(experts.count) experts per layer); quantize it with --method rtn")
+    }
     let dense = try denseWeights(model)
     _ = try LinearAlgebra.shared()  // fail before any work when there is no BLAS
     try checkShapes(dense, options.quantization)
@@ -142,7 +138,7 @@ public enum ModelQuantizer {
           layers[l][index] = result.storage
           replacements.append(.quantized(result.storage.matrix))
           dampening = max(dampening, result.dampening)
-          losses.append(String(format: "%@ %.4g", linearNames(layer: l)[index].split(separator: ".").last.map(String.init) ?? "", result.loss))
+          losses.append(String(format: "%@ %.4g", config.linearNames(layer: l)[index].split(separator: ".").last.map(String.init) ?? "", result.loss))
         }
         try session.replaceLinears(layer: l, site: site, with: replacements)
       }

@@ -4,8 +4,9 @@ extension Architecture {
   /// Qwen3-MoE (`Qwen3MoeForCausalLM`: Qwen3-30B-A3B, Qwen3-235B-A22B): Qwen3's attention, and
   /// MLPs of routed experts (top-k of a softmax router, renormalized with `norm_topk_prob`, no
   /// shared expert). config.json spells the expert count `num_experts` (transformers 4) or
-  /// `num_local_experts` (5). The memory model counts every expert as resident; the engine's
-  /// forward pass does not run expert layers yet and refuses such a model when it is loaded.
+  /// `num_local_experts` (5). Every expert is resident (in memory and in the memory model); each
+  /// token runs `num_experts_per_tok` of them. Not read from GGUF: llama.cpp's files stack each
+  /// layer's experts into one 3-D tensor, which the loader does not split.
   public static let qwen3MoE = Architecture(
     modelType: "qwen3_moe", ggufNames: [], exportClass: "Qwen3MoeForCausalLM", hasQKNorm: true, alwaysQKVBias: false,
     ggufPermutesQueryKey: false,
