@@ -18,6 +18,7 @@ let package = Package(
     .library(name: "BitBudgetAnalysis", targets: ["BitBudgetAnalysis"]),
     .library(name: "BitBudgetEngine", targets: ["BitBudgetEngine"]),
     .library(name: "BitBudgetEval", targets: ["BitBudgetEval"]),
+    .library(name: "BitBudgetHub", targets: ["BitBudgetHub"]),
     .library(name: "BitBudgetKernels", targets: ["BitBudgetKernels"]),
     .library(name: "BitBudgetLab", targets: ["BitBudgetLab"]),
     .library(name: "BitBudgetMemory", targets: ["BitBudgetMemory"]),
@@ -29,6 +30,8 @@ let package = Package(
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
   ],
   targets: [
@@ -63,6 +66,17 @@ let package = Package(
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ],
       swiftSettings: nativeCPU),
+    // Downloads from the Hugging Face Hub into its cache (the engine only reads the cache).
+    .target(
+      name: "BitBudgetHub",
+      dependencies: [
+        "BitBudgetEngine",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "Crypto", package: "swift-crypto"),
+      ],
+      swiftSettings: nativeCPU),
     .target(
       name: "BitBudgetAnalysis",
       dependencies: ["BitBudgetMemory", "BitBudgetEngine"],
@@ -80,6 +94,7 @@ let package = Package(
         "BitBudgetLab",
         "BitBudgetEngine",
         "BitBudgetEval",
+        "BitBudgetHub",
         "BitBudgetMemory",
         "BitBudgetTokenizer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -115,6 +130,10 @@ let package = Package(
         "BitBudgetEval", "BitBudgetTestSupport",
         .product(name: "PropertyBased", package: "swift-property-based"),
       ],
+      swiftSettings: nativeCPU),
+    .testTarget(
+      name: "BitBudgetHubTests",
+      dependencies: ["BitBudgetHub", "BitBudgetEngine", "BitBudgetTestSupport"],
       swiftSettings: nativeCPU),
     .testTarget(
       name: "BitBudgetAnalysisTests",

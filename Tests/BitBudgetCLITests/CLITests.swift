@@ -30,7 +30,9 @@ import Testing
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try #require(executable, "bitbudget executable not found"))
     process.arguments = arguments
-    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    // Tests never reach the real Hub: a Hub-shaped path that is not on disk stays an error unless
+    // a test points HF_ENDPOINT at its fake hub and lifts this.
+    process.environment = ProcessInfo.processInfo.environment.merging(["HF_HUB_OFFLINE": "1"].merging(environment) { $1 }) { $1 }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -772,7 +774,38 @@ import Testing
     let missing = try Self.run(["logits", "--model", "tiny-org/Tiny.Qwen3@v2", "--ids", "3"], environment: environment)
     #expect(missing.status == 1)
     #expect(missing.stderr.contains("not in the Hugging Face cache") || missing.stderr.contains("nor in the Hugging Face cache"))
-    #expect(missing.stderr.contains("huggingface-cli download tiny-org/Tiny.Qwen3 --revision v2"))
+    #expect(missing.stderr.contains("bitbudget pull tiny-org/Tiny.Qwen3@v2"))
+  }
+
+  /// A Hub id the cache lacks is downloaded by the command that needs it (here `generate --chat`
+  /// on the real SmolLM2 GGUF, served by the fake hub under its Hub name), with progress on
+  /// stderr; `pull` then finds it cached and prints its path without a request.
+  @Test func hubIdsDownloadWhenMissing() throws {
+    let gguf = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("hub-cli-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    try FileManager.default.createDirectory(atPath: root + "/repo", withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(atPath: root + "/repo/SmolLM2-135M-Instruct.Q4_1.gguf", withDestinationPath: gguf)
+    let log = root + "/requests.jsonl"
+    let hub = try LoopbackScript(
+      script: "Tests/Fixtures/hub/fake_hub.py", arguments: ["--repo", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF=\(root)/repo", "--log", log])
+    defer { hub.stop() }
+    let environment = ["HF_ENDPOINT": "http://127.0.0.1:\(hub.port)", "HF_HUB_CACHE": root + "/cache", "HF_HUB_OFFLINE": "0"]
+    let id = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1"
+    let generated = try Self.run(
+      ["generate", "--model", id, "--chat", "--prompt", "What is 2+2?", "--max-tokens", "6", "--greedy"], environment: environment)
+    #expect(generated.status == 0, "\(generated.stderr)")
+    #expect(generated.stderr.contains("SmolLM2-135M-Instruct.Q4_1.gguf: 93.8 MiB"), "\(generated.stderr)")
+    #expect(!generated.stdout.isEmpty)
+    let requests = jsonLines(log).count
+    let pulled = try Self.run(["pull", id, "--json"], environment: environment)
+    #expect(pulled.status == 0, "\(pulled.stderr)")
+    let path = try #require(pulled.json?["path"] as? String)
+    #expect(path.hasPrefix(root + "/cache/models--HuggingFaceTB--SmolLM2-135M-Instruct-GGUF/snapshots/") && path.hasSuffix(".gguf"))
+    #expect(FileManager.default.contentsEqual(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path, andPath: gguf))
+    #expect(jsonLines(log).count == requests)
+    let unknown = try Self.run(["pull", "HuggingFaceTB/nothing"], environment: environment)
+    #expect(unknown.status == 1 && unknown.stderr.contains("HTTP 401"), "\(unknown.stderr)")
   }
 
   @Test func helpExitsZero() throws {

@@ -37,9 +37,17 @@ import BitBudgetEngine
       try Data().write(to: snapshot.appendingPathComponent(file))
     }
     let environment = ["HF_HUB_CACHE": cache.path]
+    #expect(try HubCache.resolve("org/model-GGUF:q8_0", environment: environment) == snapshot.appendingPathComponent("model-Q8_0.gguf").path)
+    // A folder reference needs what a run reads: config.json and every shard the index lists.
+    #expect(throws: HubError.self) { try HubCache.resolve("org/model-GGUF", environment: environment) }
+    try Data("{}".utf8).write(to: snapshot.appendingPathComponent("config.json"))
+    try Data(#"{"weight_map": {"a": "model-1.safetensors", "b": "model-2.safetensors"}}"#.utf8)
+      .write(to: snapshot.appendingPathComponent("model.safetensors.index.json"))
+    try Data().write(to: snapshot.appendingPathComponent("model-1.safetensors"))
+    #expect(throws: HubError.self) { try HubCache.resolve("org/model-GGUF", environment: environment) }
+    try Data().write(to: snapshot.appendingPathComponent("model-2.safetensors"))
     #expect(try HubCache.resolve("org/model-GGUF", environment: environment) == snapshot.path)
     #expect(try HubCache.resolve("org/model-GGUF@\(commit)", environment: environment) == snapshot.path)
-    #expect(try HubCache.resolve("org/model-GGUF:q8_0", environment: environment) == snapshot.appendingPathComponent("model-Q8_0.gguf").path)
     #expect(throws: HubError.self) { try HubCache.resolve("org/model-GGUF:Q4_K", environment: environment) }
     #expect(throws: HubError.self) { try HubCache.resolve("org/model-GGUF:Q2_K", environment: environment) }
     #expect(throws: HubError.self) { try HubCache.resolve("org/other", environment: environment) }

@@ -56,42 +56,96 @@ public enum HubCache {
     return (home as NSString).appendingPathComponent("hub")
   }
 
+  /// Downloads what the cache lacks, when a program can (the `bitbudget` CLI installs
+  /// `HubDownloader`'s): called with a Hub id that is not on disk and not complete in the cache;
+  /// returns its local path as `resolve` would. Nil (the default): such an id is an error.
+  public static var fetcher: (@Sendable (HubReference) throws(HubError) -> String)? {
+    get { fetcherLock.withLock { installedFetcher } }
+    set { fetcherLock.withLock { installedFetcher = newValue } }
+  }
+  private static let fetcherLock = NSLock()
+  nonisolated(unsafe) private static var installedFetcher: (@Sendable (HubReference) throws(HubError) -> String)?
+
   /// The local path `model` names: itself when it exists on disk (or is not shaped like a Hub
-  /// id), else its snapshot folder in the Hub cache (or, with `:QUANT`, the GGUF file there).
-  /// Throws, naming the cache, when a Hub id is not in it.
+  /// id), else its snapshot folder in the Hub cache (or, with `:QUANT`, the GGUF file there),
+  /// complete: config.json and every safetensors shard its index lists. A Hub id the cache lacks
+  /// goes to `fetcher` (unless `HF_HUB_OFFLINE` is set), else is an error naming the cache.
   public static func resolve(_ model: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(HubError) -> String {
     if FileManager.default.fileExists(atPath: model) { return model }
     guard let reference = HubReference(model) else { return model }
-    let cache = directory(environment: environment)
-    let repositoryFolder = (cache as NSString).appendingPathComponent("models--" + reference.repository.replacingOccurrences(of: "/", with: "--"))
+    do {
+      return try cachedPath(reference, cache: directory(environment: environment))
+    } catch {
+      let offline = ["1", "ON", "YES", "TRUE"].contains((environment["HF_HUB_OFFLINE"] ?? "").uppercased())
+      guard let fetcher, !offline, case .notCached = error else { throw error }
+      return try fetcher(reference)
+    }
+  }
+
+  /// The folder of `repository`'s cache: `<cache>/models--ORG--NAME`.
+  public static func repositoryFolder(_ repository: String, cache: String) -> String {
+    (cache as NSString).appendingPathComponent("models--" + repository.replacingOccurrences(of: "/", with: "--"))
+  }
+
+  /// The cached, complete local path of `reference` in `cache` (see `resolve`).
+  public static func cachedPath(_ reference: HubReference, cache: String) throws(HubError) -> String {
+    let repositoryFolder = repositoryFolder(reference.repository, cache: cache)
     var commit = reference.revision
     let refFile = ((repositoryFolder as NSString).appendingPathComponent("refs") as NSString).appendingPathComponent(reference.revision)
     if let data = FileManager.default.contents(atPath: refFile), let text = String(data: data, encoding: .utf8) {
       commit = text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
     let snapshot = ((repositoryFolder as NSString).appendingPathComponent("snapshots") as NSString).appendingPathComponent(commit)
+    let download = "bitbudget pull \(reference.description)"
     var isDirectory: ObjCBool = false
     // A refs file left empty or odd by an interrupted download must not name the snapshots folder.
     guard !commit.isEmpty, commit != ".", !commit.contains(".."), !commit.contains("/"),
       FileManager.default.fileExists(atPath: snapshot, isDirectory: &isDirectory), isDirectory.boolValue
     else {
-      let download = "huggingface-cli download \(reference.repository)" + (reference.revision == "main" ? "" : " --revision \(reference.revision)")
       throw .notCached(reference: reference.description, cache: cache, download: download)
     }
-    guard let hint = reference.fileHint else { return snapshot }
+    guard let hint = reference.fileHint else {
+      guard missingFiles(inSnapshot: snapshot).isEmpty else {
+        throw .notCached(reference: reference.description, cache: cache, download: download)
+      }
+      return snapshot
+    }
     let files = (try? FileManager.default.contentsOfDirectory(atPath: snapshot)) ?? []
-    let matches = files.filter { $0.lowercased().hasSuffix(".gguf") && $0.lowercased().contains(hint.lowercased()) }.sorted()
+    let matches = ggufFiles(files, matching: hint)
     guard matches.count == 1, let file = matches.first else {
+      if matches.isEmpty { throw .notCached(reference: reference.description, cache: cache, download: download) }
       throw .noSuchFile(reference: reference.description, snapshot: snapshot, candidates: matches)
     }
     return (snapshot as NSString).appendingPathComponent(file)
   }
+
+  /// The `.gguf` names among `files` that contain `hint` (case-insensitive), sorted.
+  public static func ggufFiles(_ files: [String], matching hint: String) -> [String] {
+    files.filter { $0.lowercased().hasSuffix(".gguf") && $0.lowercased().contains(hint.lowercased()) }.sorted()
+  }
+
+  /// The files a model folder needs that `snapshot` lacks: config.json, and the safetensors
+  /// shards its `model.safetensors.index.json` lists (or `model.safetensors`).
+  static func missingFiles(inSnapshot snapshot: String) -> [String] {
+    func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: (snapshot as NSString).appendingPathComponent(name)) }
+    var missing = exists("config.json") ? [] : ["config.json"]
+    let index = (snapshot as NSString).appendingPathComponent("model.safetensors.index.json")
+    if let data = FileManager.default.contents(atPath: index) {
+      let shards = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["weight_map"] as? [String: String] ?? [:]
+      missing += Set(shards.values).sorted().filter { !exists($0) }
+    } else if !exists("model.safetensors") {
+      missing.append("model.safetensors")
+    }
+    return missing
+  }
 }
 
-/// A Hub id that does not resolve to local files.
+/// A Hub id that does not resolve to local files, or could not be downloaded.
 public enum HubError: Error, Equatable, CustomStringConvertible {
   case notCached(reference: String, cache: String, download: String)
   case noSuchFile(reference: String, snapshot: String, candidates: [String])
+  /// A download failed; `reason` says why and what to do.
+  case download(reference: String, reason: String)
 
   public var description: String {
     switch self {
@@ -101,6 +155,8 @@ public enum HubError: Error, Equatable, CustomStringConvertible {
       candidates.isEmpty
         ? "\(reference): no .gguf file in \(snapshot) has that name"
         : "\(reference): several .gguf files in \(snapshot) match (\(candidates.joined(separator: ", "))); name more of one"
+    case .download(let reference, let reason):
+      "\(reference): \(reason)"
     }
   }
 }

@@ -1,0 +1,481 @@
+import AsyncHTTPClient
+import BitBudgetEngine
+import Crypto
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// What a download is doing, for a progress display.
+public enum HubDownloadEvent: Sendable, Equatable {
+  /// The revision resolved to `commit`; these files are needed.
+  case resolved(repository: String, commit: String, files: [String])
+  /// A file already in the cache (its snapshot link, or its blob under another revision).
+  case cached(file: String)
+  /// A file's download starts, at `offset` when a partial download resumes.
+  case started(file: String, bytes: Int?, offset: Int)
+  /// Bytes of the file on disk so far (at most a few times a second).
+  case progress(file: String, received: Int, total: Int?)
+  /// A file is complete and checked.
+  case finished(file: String, bytes: Int)
+  /// A request failed in a way that may pass (429, 5xx, a dropped connection); it is retried.
+  case retrying(reason: String, afterSeconds: Double)
+}
+
+/// Downloads models from the Hugging Face Hub into its local cache, in `huggingface_hub`'s
+/// layout (`models--ORG--NAME/{refs,blobs,snapshots}`, snapshot files linked to blobs named by
+/// their ETag), so either tool reads what the other wrote.
+///
+/// Only the files a run needs: config, generation config, tokenizer and chat template files,
+/// and the safetensors weights (every shard the index lists) — or, for `ORG/NAME:QUANT`, the one
+/// GGUF file whose name contains QUANT. Each file: `HEAD …/resolve/COMMIT/FILE` for its ETag
+/// (`X-Linked-Etag`, the SHA-256 of an LFS file, or the git blob SHA-1) and size, then `GET` of
+/// its location (the CDN redirect, without the token when it is another host) into
+/// `blobs/ETAG.incomplete`, resumed with `Range` after an interruption (also a later run's),
+/// checked against the ETag's hash and size, then renamed and linked. 429 and 5xx answers and
+/// dropped connections are retried with backoff (a Hub that cannot be reached at all is tried
+/// twice).
+public final class HubDownloader: Sendable {
+  public let settings: HubSettings
+  private let http: HTTPClient
+  /// Attempts per request before a passing failure is reported.
+  static let attempts = 6
+  /// Largest API answer read (a repository listing).
+  static let maxListingBytes = 32 << 20
+
+  /// Files besides the weights that a run reads when the repository has them.
+  public static let sideFiles = [
+    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
+    "quantize_config.json",
+  ]
+
+  public init(settings: HubSettings = .fromEnvironment()) {
+    self.settings = settings
+    var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+    configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+    configuration.decompression = .disabled
+    http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+  }
+
+  public func shutdown() async {
+    try? await http.shutdown()
+  }
+
+  /// Makes `HubCache.resolve` (so every model and tokenizer load) download what the cache lacks
+  /// through a new downloader, waiting for it; events go to `onEvent`.
+  public static func installAsFetcher(settings: HubSettings = .fromEnvironment(), onEvent: @escaping @Sendable (HubDownloadEvent) -> Void) {
+    HubCache.fetcher = { (reference: HubReference) throws(HubError) -> String in
+      let downloader = HubDownloader(settings: settings)
+      let result = Blocking.run {
+        do {
+          let path = try await downloader.download(reference, onEvent: onEvent)
+          await downloader.shutdown()
+          return path
+        } catch {
+          await downloader.shutdown()
+          throw error
+        }
+      }
+      switch result {
+      case .success(let path): return path
+      case .failure(let error as HubError): throw error
+      case .failure(let error): throw .download(reference: reference.description, reason: "\(error)")
+      }
+    }
+  }
+
+  /// The files of `reference` that a run needs, downloaded into the cache unless they are there;
+  /// returns the snapshot folder (or, with `:QUANT`, the GGUF file), as `HubCache.resolve` does.
+  public func download(
+    _ reference: HubReference, onEvent: @Sendable (HubDownloadEvent) -> Void = { _ in }
+  ) async throws(HubError) -> String {
+    if let cached = try? HubCache.cachedPath(reference, cache: settings.cache) { return cached }
+    guard !settings.offline else {
+      throw .download(reference: reference.description, reason: "not in the Hugging Face cache (\(settings.cache)) and HF_HUB_OFFLINE is set")
+    }
+    do {
+      return try await fetch(reference, onEvent: onEvent)
+    } catch let error as HubError {
+      throw error
+    } catch let error as Failure {
+      throw .download(reference: reference.description, reason: error.message)
+    } catch {
+      throw .download(reference: reference.description, reason: "\(error)")
+    }
+  }
+
+  /// A failure with the message a user sees.
+  struct Failure: Error {
+    let message: String
+    /// Whether trying again may succeed.
+    var passes = false
+  }
+
+  private func fetch(_ reference: HubReference, onEvent: @Sendable (HubDownloadEvent) -> Void) async throws -> String {
+    let repository = reference.repository
+    let (commit, siblings) = try await listing(reference)
+    let folder = HubCache.repositoryFolder(repository, cache: settings.cache)
+    let snapshot = ((folder as NSString).appendingPathComponent("snapshots") as NSString).appendingPathComponent(commit)
+
+    var files: [String]
+    var result = snapshot
+    if let hint = reference.fileHint {
+      let matches = HubCache.ggufFiles(siblings, matching: hint)
+      guard matches.count == 1, let file = matches.first else {
+        let ggufs = siblings.filter { $0.lowercased().hasSuffix(".gguf") }
+        throw Failure(message: matches.isEmpty
+          ? "no .gguf file of the repository contains \"\(hint)\" (its GGUF files: \(ggufs.isEmpty ? "none" : ggufs.joined(separator: ", ")))"
+          : "several .gguf files contain \"\(hint)\" (\(matches.joined(separator: ", "))); name more of one")
+      }
+      files = [file]
+      result = (snapshot as NSString).appendingPathComponent(file)
+    } else {
+      files = Self.sideFiles.filter(siblings.contains)
+      if siblings.contains("model.safetensors.index.json") {
+        try await fetchFile("model.safetensors.index.json", repository: repository, commit: commit, folder: folder, onEvent: onEvent)
+        files += try Self.shards(inIndex: (snapshot as NSString).appendingPathComponent("model.safetensors.index.json"), siblings: siblings)
+      } else if siblings.contains("model.safetensors") {
+        files.append("model.safetensors")
+      } else {
+        let ggufs = siblings.filter { $0.lowercased().hasSuffix(".gguf") }
+        throw Failure(message: ggufs.isEmpty
+          ? "the repository has no model.safetensors (or index) at \(commit)"
+          : "the repository holds GGUF files; name one as \(repository)\(reference.revision == "main" ? "" : "@" + reference.revision):QUANT (\(ggufs.joined(separator: ", ")))")
+      }
+      guard files.contains("config.json") else { throw Failure(message: "the repository has no config.json at \(commit)") }
+    }
+    onEvent(.resolved(repository: repository, commit: commit, files: files))
+    for file in files {
+      try await fetchFile(file, repository: repository, commit: commit, folder: folder, onEvent: onEvent)
+    }
+    if reference.revision != commit {
+      let refs = (folder as NSString).appendingPathComponent("refs")
+      try Self.writeAtomically(Data(commit.utf8), to: (refs as NSString).appendingPathComponent(reference.revision))
+    }
+    return result
+  }
+
+  /// The revision's commit and file names (`GET /api/models/ORG/NAME/revision/REV`).
+  private func listing(_ reference: HubReference) async throws -> (commit: String, files: [String]) {
+    let path = "/api/models/\(reference.repository)/revision/\(Self.encoded(reference.revision))"
+    let (response, body) = try await send(method: .GET, url: settings.endpoint + path, what: "the repository listing", bodyLimit: Self.maxListingBytes)
+    try check(response, reference: reference.description, what: "revision \(reference.revision)")
+    guard let root = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any],
+      let commit = root["sha"] as? String, Self.isCommit(commit)
+    else { throw Failure(message: "the Hub's listing of \(reference.repository) is not the JSON expected (no commit \"sha\")") }
+    let siblings = (root["siblings"] as? [[String: Any]] ?? []).compactMap { $0["rfilename"] as? String }.filter(Self.isSafeName)
+    return (commit, siblings)
+  }
+
+  /// One file into `blobs/` and the snapshot's link to it.
+  private func fetchFile(
+    _ file: String, repository: String, commit: String, folder: String, onEvent: @Sendable (HubDownloadEvent) -> Void
+  ) async throws {
+    let snapshot = ((folder as NSString).appendingPathComponent("snapshots") as NSString).appendingPathComponent(commit)
+    let link = (snapshot as NSString).appendingPathComponent(file)
+    if FileManager.default.fileExists(atPath: link) {
+      onEvent(.cached(file: file))
+      return
+    }
+    let url = settings.endpoint + "/\(repository)/resolve/\(commit)/" + Self.encoded(file)
+    let (head, _) = try await send(method: .HEAD, url: url, what: file, bodyLimit: 0)
+    try check(head, reference: repository, what: file)
+    let linked = head.headers.first(name: "X-Linked-Etag") ?? head.headers.first(name: "ETag")
+    guard let etag = linked.map(Self.normalizedETag), !etag.isEmpty, etag.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
+      throw Failure(message: "the Hub sent no usable ETag for \(file)")
+    }
+    let size = (head.headers.first(name: "X-Linked-Size") ?? (Self.isRedirect(head.status) ? nil : head.headers.first(name: "Content-Length"))).flatMap(Int.init)
+    let location = Self.isRedirect(head.status) ? try redirectTarget(head, from: url) : url
+    let blobs = (folder as NSString).appendingPathComponent("blobs")
+    let blob = (blobs as NSString).appendingPathComponent(etag)
+    if FileManager.default.fileExists(atPath: blob) {
+      onEvent(.cached(file: file))
+    } else {
+      try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
+      try await downloadBlob(file: file, from: location, to: blob, size: size, etag: etag, onEvent: onEvent)
+    }
+    try FileManager.default.createDirectory(atPath: (link as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    let depth = file.split(separator: "/").count - 1
+    let target = String(repeating: "../", count: depth + 2) + "blobs/" + etag
+    try? FileManager.default.removeItem(atPath: link)
+    try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+  }
+
+  /// GET `location` into `blob` through `blob.incomplete`, resuming what is there.
+  private func downloadBlob(
+    file: String, from location: String, to blob: String, size: Int?, etag: String, onEvent: @Sendable (HubDownloadEvent) -> Void
+  ) async throws {
+    let partial = blob + ".incomplete"
+    if !FileManager.default.fileExists(atPath: partial) { FileManager.default.createFile(atPath: partial, contents: nil) }
+    var attempt = 0
+    var announced = false
+    while true {
+      let offset = Self.fileSize(partial)
+      if let size, offset == size { break }
+      if let size, offset > size { try Data().write(to: URL(fileURLWithPath: partial)) }
+      do {
+        try await receive(file: file, from: location, into: partial, size: size, announce: !announced, onEvent: onEvent)
+        announced = true
+        break
+      } catch let failure as Failure where failure.passes && attempt + 1 < Self.attempts {
+        announced = true
+        let delay = min(30, 0.5 * pow(2, Double(attempt)))
+        attempt += 1
+        onEvent(.retrying(reason: failure.message, afterSeconds: delay))
+        try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+      }
+    }
+    let received = Self.fileSize(partial)
+    if let size, received != size {
+      try? FileManager.default.removeItem(atPath: partial)
+      throw Failure(message: "\(file) arrived with \(received) bytes where the Hub announced \(size); the partial file was removed, run again")
+    }
+    if let problem = try Self.checksumProblem(partial, etag: etag, size: received) {
+      try? FileManager.default.removeItem(atPath: partial)
+      throw Failure(message: "\(file) does not match the Hub's checksum (\(problem)); the partial file was removed, run again")
+    }
+    try FileManager.default.moveItem(atPath: partial, toPath: blob)
+    onEvent(.finished(file: file, bytes: received))
+  }
+
+  /// One GET of the rest of a file, appended to `partial`.
+  private func receive(
+    file: String, from location: String, into partial: String, size: Int?, announce: Bool, onEvent: @Sendable (HubDownloadEvent) -> Void
+  ) async throws {
+    var url = location
+    var offset = Self.fileSize(partial)
+    var response: HTTPClientResponse?
+    for _ in 0..<5 {
+      var request = HTTPClientRequest(url: url)
+      request.headers = headers(for: url)
+      if offset > 0 { request.headers.add(name: "Range", value: "bytes=\(offset)-") }
+      let answer: HTTPClientResponse
+      do {
+        answer = try await http.execute(request, timeout: .hours(48))
+      } catch {
+        throw Failure(message: "\(url): \(error)", passes: true)
+      }
+      if Self.isRedirect(answer.status) {
+        url = try redirectTarget(answer, from: url)
+        _ = try? await answer.body.collect(upTo: 1 << 16)
+        continue
+      }
+      response = answer
+      break
+    }
+    guard let response else { throw Failure(message: "too many redirects downloading \(file)") }
+    switch response.status.code {
+    case 200:
+      if offset > 0 {
+        // The server ignored the range: start over.
+        try Data().write(to: URL(fileURLWithPath: partial))
+        offset = 0
+      }
+    case 206:
+      break
+    case 416:
+      // Nothing left to send: the file is as long as the server's.
+      _ = try? await response.body.collect(upTo: 1 << 16)
+      return
+    default:
+      _ = try? await response.body.collect(upTo: 1 << 16)
+      throw Self.failure(status: response.status, headers: response.headers, url: url, what: file)
+    }
+    if announce { onEvent(.started(file: file, bytes: size, offset: offset)) }
+    guard let handle = FileHandle(forWritingAtPath: partial) else { throw Failure(message: "cannot write \(partial)") }
+    defer { try? handle.close() }
+    try handle.seekToEnd()
+    var received = offset
+    var lastReport = Date()
+    do {
+      for try await chunk in response.body {
+        try chunk.withUnsafeReadableBytes { try handle.write(contentsOf: $0) }
+        received += chunk.readableBytes
+        if Date().timeIntervalSince(lastReport) >= 0.2 {
+          lastReport = Date()
+          onEvent(.progress(file: file, received: received, total: size))
+        }
+      }
+    } catch {
+      throw Failure(message: "the connection dropped after \(received) bytes of \(file) (\(error))", passes: true)
+    }
+    onEvent(.progress(file: file, received: received, total: size))
+    if let size, received < size {
+      throw Failure(message: "the connection ended after \(received) of \(size) bytes of \(file)", passes: true)
+    }
+  }
+
+  /// A request (no body), retried with backoff on 429, 5xx and connection failures; relative
+  /// redirects (a renamed repository) are followed, absolute ones returned to the caller.
+  private func send(method: HTTPMethod, url start: String, what: String, bodyLimit: Int) async throws -> (HTTPClientResponse, ByteBuffer) {
+    var url = start
+    var attempt = 0
+    var redirects = 0
+    while true {
+      var request = HTTPClientRequest(url: url)
+      request.method = method
+      request.headers = headers(for: url)
+      request.headers.add(name: "Accept-Encoding", value: "identity")
+      var delay = min(30, 0.5 * pow(2, Double(attempt)))
+      do {
+        let response = try await http.execute(request, timeout: .seconds(120))
+        let body = try await response.body.collect(upTo: max(bodyLimit, 1 << 16))
+        if Self.isRedirect(response.status), let location = response.headers.first(name: "Location"), location.hasPrefix("/"), redirects < 5 {
+          redirects += 1
+          url = try redirectTarget(response, from: url)
+          continue
+        }
+        guard response.status.code == 429 || response.status.code >= 500 else { return (response, body) }
+        if let retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init) { delay = min(60, max(0, retryAfter)) }
+        if attempt + 1 >= Self.attempts { return (response, body) }
+      } catch {
+        // The client already retried the connection until its timeout: once more, not six
+        // times, so an unreachable Hub is reported in about 20 seconds.
+        if attempt >= 1 { throw Failure(message: "\(url) did not answer (\(error))") }
+      }
+      attempt += 1
+      try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+    }
+  }
+
+  /// The token goes only to the Hub's own host, never to a CDN another host serves.
+  private func headers(for url: String) -> HTTPHeaders {
+    var headers = HTTPHeaders()
+    headers.add(name: "User-Agent", value: "bitbudget")
+    if let token = settings.token, Self.sameOrigin(url, settings.endpoint) {
+      headers.add(name: "Authorization", value: "Bearer \(token)")
+    }
+    return headers
+  }
+
+  private func redirectTarget(_ response: HTTPClientResponse, from url: String) throws -> String {
+    guard let location = response.headers.first(name: "Location"), let base = URL(string: url),
+      let target = URL(string: location, relativeTo: base)?.absoluteURL, ["http", "https"].contains(target.scheme ?? "")
+    else { throw Failure(message: "the Hub redirected \(url) to no usable location") }
+    return target.absoluteString
+  }
+
+  private func check(_ response: HTTPClientResponse, reference: String, what: String) throws {
+    guard (200..<400).contains(Int(response.status.code)) else {
+      throw Self.failure(status: response.status, headers: response.headers, url: nil, what: what)
+    }
+  }
+
+  /// The user's message for an error status: what it means on the Hub and what to do.
+  private static func failure(status: HTTPResponseStatus, headers: HTTPHeaders, url: String?, what: String) -> Failure {
+    let code = headers.first(name: "X-Error-Code")
+    let serverMessage = headers.first(name: "X-Error-Message").map { " (the Hub says: \($0))" } ?? ""
+    switch status.code {
+    case 401:
+      return Failure(message: "the Hub refused access to \(what) (HTTP 401): the repository does not exist, or it is private or gated and needs a token — set HF_TOKEN (or run `huggingface-cli login`)\(serverMessage)")
+    case 403:
+      return Failure(message: "the Hub forbids \(what) (HTTP 403): a gated model needs its license accepted on its page, with the token in HF_TOKEN\(serverMessage)")
+    case 404 where code == "RevisionNotFound":
+      return Failure(message: "no such revision: \(what)\(serverMessage)")
+    case 404 where code == "EntryNotFound":
+      return Failure(message: "no such file: \(what)\(serverMessage)")
+    case 404:
+      return Failure(message: "not found on the Hub: \(what)\(serverMessage)")
+    case 429:
+      return Failure(message: "the Hub kept answering \"too many requests\" (HTTP 429) for \(what); wait and run again")
+    default:
+      return Failure(message: "HTTP \(status.code) for \(url ?? what)\(serverMessage)")
+    }
+  }
+
+  // MARK: Helpers
+
+  static func isRedirect(_ status: HTTPResponseStatus) -> Bool { [301, 302, 303, 307, 308].contains(status.code) }
+
+  static func sameOrigin(_ a: String, _ b: String) -> Bool {
+    guard let x = URL(string: a), let y = URL(string: b) else { return false }
+    return x.scheme == y.scheme && x.host?.lowercased() == y.host?.lowercased() && x.port == y.port
+  }
+
+  /// `W/"abc"` and `"abc"` → `abc`, as huggingface_hub names blobs.
+  static func normalizedETag(_ etag: String) -> String {
+    var text = Substring(etag)
+    if text.hasPrefix("W/") { text = text.dropFirst(2) }
+    return text.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+  }
+
+  static func isCommit(_ text: String) -> Bool { text.count == 40 && text.allSatisfy(\.isHexDigit) }
+
+  /// A repository file name that stays inside the snapshot folder.
+  static func isSafeName(_ name: String) -> Bool {
+    !name.isEmpty && !name.hasPrefix("/") && !name.contains("\\")
+      && name.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+  }
+
+  static func encoded(_ path: String) -> String {
+    path.split(separator: "/", omittingEmptySubsequences: false)
+      .map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#"))) ?? String($0) }
+      .joined(separator: "/")
+  }
+
+  /// The shard files an index lists, each a file of the repository.
+  static func shards(inIndex path: String, siblings: [String]) throws -> [String] {
+    guard let data = FileManager.default.contents(atPath: path),
+      let map = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["weight_map"] as? [String: String]
+    else { throw Failure(message: "model.safetensors.index.json has no \"weight_map\"") }
+    let shards = Set(map.values).sorted()
+    for shard in shards where !isSafeName(shard) || !siblings.contains(shard) {
+      throw Failure(message: "model.safetensors.index.json lists \(shard), which the repository does not have")
+    }
+    return shards
+  }
+
+  static func fileSize(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+  }
+
+  /// Why the file does not match its ETag: a 64-hex ETag is the SHA-256 of an LFS file, a
+  /// 40-hex one the git blob SHA-1 (`"blob <size>\0" + content`); other forms are not checked.
+  static func checksumProblem(_ path: String, etag: String, size: Int) throws -> String? {
+    let hex = etag.lowercased()
+    guard hex.allSatisfy(\.isHexDigit), hex.count == 64 || hex.count == 40 else { return nil }
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw Failure(message: "cannot read \(path)") }
+    defer { try? handle.close() }
+    func digest<H: HashFunction>(_ hasher: inout H) throws -> String {
+      while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+      return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+    let actual: String
+    if hex.count == 64 {
+      var hasher = SHA256()
+      actual = try digest(&hasher)
+    } else {
+      var hasher = Insecure.SHA1()
+      hasher.update(data: Data("blob \(size)\0".utf8))
+      actual = try digest(&hasher)
+    }
+    return actual == hex ? nil : "expected \(hex), got \(actual)"
+  }
+
+  /// Writes through a temporary file and a rename, so a reader never sees half of it.
+  static func writeAtomically(_ data: Data, to path: String) throws {
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    let temporary = path + ".\(UUID().uuidString.prefix(8)).tmp"
+    try data.write(to: URL(fileURLWithPath: temporary))
+    _ = try? FileManager.default.removeItem(atPath: path)
+    try FileManager.default.moveItem(atPath: temporary, toPath: path)
+  }
+}
+
+/// Runs async work from synchronous code and waits for it (model loading is synchronous).
+enum Blocking {
+  static func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Result<T, Error> {
+    let box = Box<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+      do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+      done.signal()
+    }
+    done.wait()
+    return box.result ?? .failure(HubDownloader.Failure(message: "internal: the download ended without a result"))
+  }
+
+  private final class Box<T>: @unchecked Sendable {
+    var result: Result<T, Error>?
+  }
+}
