@@ -22,8 +22,8 @@ public struct BitBudgetCommand: ParsableCommand {
   /// is refused: `CommandLine.arguments` would silently replace its bytes with U+FFFD, and a
   /// prompt would be generated from text the user never wrote.
   public static func run(argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
-    // A Hub id the cache lacks is downloaded by whichever command loads it (not in tests, which
-    // call `run(arguments:)` and must not reach the network).
+    // A Hub id the cache lacks is downloaded by whichever command loads it (`run(arguments:)`
+    // alone, as library callers use it, never reaches the network).
     let progress = DownloadProgress()
     HubDownloader.installAsFetcher { event in
       progress.show(event)

@@ -16,7 +16,7 @@ struct ChatTemplateCommand: ParsableCommand {
       tokenizer.chat_template) unless --chat-template names another.
       """)
 
-  @Option(help: ArgumentHelp("A model folder, GGUF file, or cached Hub id (its tokenizer and chat template).", valueName: "path"))
+  @Option(help: ArgumentHelp("A model folder, GGUF file, or Hub id (its tokenizer and chat template).", valueName: "path"))
   var model: String
 
   @Option(help: ArgumentHelp("The conversation: a JSON file (- for standard input).", valueName: "file"))

@@ -10,7 +10,7 @@ import BitBudgetTokenizer
 /// Options shared by the commands that load a model.
 struct ModelOptions: ParsableArguments {
   @Option(name: .long, help: ArgumentHelp(
-    "Hugging Face model folder (config.json + safetensors), GGUF file, or Hub id ORG/NAME[@REVISION][:QUANT] in the local Hugging Face cache.",
+    "Hugging Face model folder (config.json + safetensors), GGUF file, or Hub id ORG/NAME[@REVISION][:QUANT] (from the local Hugging Face cache, downloaded there when missing).",
     valueName: "dir-or-gguf"))
   var model: String
 

@@ -777,20 +777,38 @@ import Testing
     #expect(missing.stderr.contains("bitbudget pull tiny-org/Tiny.Qwen3@v2"))
   }
 
-  /// A Hub id the cache lacks is downloaded by the command that needs it (here `generate --chat`
-  /// on the real SmolLM2 GGUF, served by the fake hub under its Hub name), with progress on
-  /// stderr; `pull` then finds it cached and prints its path without a request.
+  /// A Hub id the cache lacks is downloaded by the command that needs it, with progress on
+  /// stderr: `generate --chat` on `Qwen/Qwen3-0.6B` (a one-layer random model with Qwen3's
+  /// vocabulary and its real tokenizer and chat template, Tests/Fixtures/hub/make_qwen3_repo.py)
+  /// and on the real SmolLM2 GGUF, both served by the fake hub under Hub names; `pull` then
+  /// finds the GGUF cached and prints its path without a request.
   @Test func hubIdsDownloadWhenMissing() throws {
     let gguf = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("hub-cli-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: root) }
     try FileManager.default.createDirectory(atPath: root + "/repo", withIntermediateDirectories: true)
     try FileManager.default.createSymbolicLink(atPath: root + "/repo/SmolLM2-135M-Instruct.Q4_1.gguf", withDestinationPath: gguf)
+    let maker = Process()
+    maker.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    maker.arguments = [
+      "python3", (Fixtures.repositoryRoot as NSString).appendingPathComponent("Tests/Fixtures/hub/make_qwen3_repo.py"),
+      (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/qwen3-tokenizer"), root + "/qwen3",
+    ]
+    try maker.run()
+    maker.waitUntilExit()
+    #expect(maker.terminationStatus == 0)
     let log = root + "/requests.jsonl"
     let hub = try LoopbackScript(
-      script: "Tests/Fixtures/hub/fake_hub.py", arguments: ["--repo", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF=\(root)/repo", "--log", log])
+      script: "Tests/Fixtures/hub/fake_hub.py",
+      arguments: ["--repo", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF=\(root)/repo", "--repo", "Qwen/Qwen3-0.6B=\(root)/qwen3", "--log", log])
     defer { hub.stop() }
     let environment = ["HF_ENDPOINT": "http://127.0.0.1:\(hub.port)", "HF_HUB_CACHE": root + "/cache", "HF_HUB_OFFLINE": "0"]
+    let qwen = try Self.run(
+      ["generate", "--model", "Qwen/Qwen3-0.6B", "--chat", "--prompt", "What is 2+2?", "--max-tokens", "4", "--json"], environment: environment)
+    #expect(qwen.status == 0, "\(qwen.stderr)")
+    #expect(qwen.stderr.contains("Qwen/Qwen3-0.6B at ") && qwen.stderr.contains("model.safetensors: 9.3 MiB"), "\(qwen.stderr)")
+    // As transformers' apply_chat_template(…, add_generation_prompt=True) counts them.
+    #expect(qwen.json?["prompt_tokens"] as? Int == 15)
     let id = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1"
     let generated = try Self.run(
       ["generate", "--model", id, "--chat", "--prompt", "What is 2+2?", "--max-tokens", "6", "--greedy"], environment: environment)

@@ -1,4 +1,5 @@
 import BitBudgetTestSupport
+import BitBudgetTokenizer
 import Foundation
 import Testing
 
@@ -19,6 +20,23 @@ import Testing
       string(key)
       u32(8)
       string(value)
+    }
+    mutating func metadataStrings(_ key: String, _ values: [String]) {
+      string(key)
+      u32(9)
+      u32(8)
+      u64(UInt64(values.count))
+      for value in values { string(value) }
+    }
+    mutating func metadataU32(_ key: String, _ value: UInt32) {
+      string(key)
+      u32(4)
+      u32(value)
+    }
+    mutating func metadataBool(_ key: String, _ value: Bool) {
+      string(key)
+      u32(7)
+      bytes.append(value ? 1 : 0)
     }
     mutating func tensor(_ name: String, _ dimensions: [UInt64], type: UInt32, offset: UInt64) {
       string(name)
@@ -58,6 +76,40 @@ import Testing
       #expect(!error.description.contains("\n"))
     }
   }
+
+  /// Without `tokenizer.ggml.add_bos_token`, BOS is prepended as llama.cpp does: for the Llama 3
+  /// pre-tokenizer (`llama-bpe`), not for the others; the key, when present, decides.
+  @Test func bosFollowsLlamaCppWithoutTheKey() throws {
+    let directory = try Fixtures.temporaryDirectory("gguf")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    for (pre, key, expected) in [("llama-bpe", nil, true), ("qwen2", nil, false), ("llama-bpe", false, false), ("qwen2", true, true)] as [(String, Bool?, Bool)] {
+      var w = Writer()
+      w.u32(0x4655_4747); w.u32(3); w.u64(0); w.u64(key == nil ? 5 : 6)
+      w.metadataString("general.architecture", "llama")
+      w.metadataString("tokenizer.ggml.model", "gpt2")
+      w.metadataString("tokenizer.ggml.pre", pre)
+      w.metadataStrings("tokenizer.ggml.tokens", Self.byteLevelAlphabet + ["<s>"])
+      w.metadataU32("tokenizer.ggml.bos_token_id", 256)
+      if let key { w.metadataBool("tokenizer.ggml.add_bos_token", key) }
+      w.pad(to: 32)
+      let url = directory.appendingPathComponent("\(pre)-\(String(describing: key)).gguf")
+      try Data(w.bytes).write(to: url)
+      let ids = try Tokenizer.fromGGUF(try GGUFFile(path: url.path)).encodePrompt("ab")
+      #expect(ids == (expected ? [256, 97, 98] : [97, 98]), "\(pre) \(String(describing: key))")
+    }
+  }
+
+  /// GPT-2's byte-level spelling of the bytes 0…255, in byte order (printable bytes as
+  /// themselves, the others shifted to U+0100…).
+  static let byteLevelAlphabet: [String] = {
+    var shifted = 0
+    return (0..<256).map { byte in
+      let printable = (33...126).contains(byte) || (161...172).contains(byte) || (174...255).contains(byte)
+      if printable { return String(UnicodeScalar(UInt8(byte))) }
+      shifted += 1
+      return String(UnicodeScalar(UInt32(255 + shifted))!)
+    }
+  }()
 
   @Test func acceptsAValidFile() throws {
     let directory = try Fixtures.temporaryDirectory("gguf")

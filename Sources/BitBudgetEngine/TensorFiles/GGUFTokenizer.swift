@@ -54,7 +54,9 @@ extension Tokenizer {
     configuration.bosToken = token("tokenizer.ggml.bos_token_id")
     configuration.padToken = token("tokenizer.ggml.padding_token_id")
     configuration.unkToken = token("tokenizer.ggml.unknown_token_id")
-    configuration.addBosToken = metadata["tokenizer.ggml.add_bos_token"].map { $0 == .bool(true) } ?? false
+    // Without the key, llama.cpp adds BOS when the pre-tokenizer is Llama 3's (`llama-bpe`), as
+    // Llama 3's tokenizer.json post-processor does.
+    configuration.addBosToken = metadata["tokenizer.ggml.add_bos_token"].map { $0 == .bool(true) } ?? (pre == .llama3)
     configuration.chatTemplate = metadata["tokenizer.chat_template"]?.string
     return try Tokenizer(
       source: path, tokens: tokens, merges: merges, addedTokens: added, preTokenizer: pre,

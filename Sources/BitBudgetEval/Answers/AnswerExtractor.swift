@@ -4,12 +4,18 @@
 /// else the fallbacks of the Qwen2.5-Math/R-KV parser — `final answer is $…$. I hope`, `he
 /// answer is`, `final answer is` — else the last number. Letters (multiple choice): `Answer: C`
 /// (simple-evals), `\boxed{C}` / `\boxed{\text{C}}`, `"answer": "C"` (Qwen's JSON), `(C)`.
-/// The answer part (after the last `</think>`) is searched first, then the whole output (a
+/// The answer part (after the last end of thinking) is searched first, then the whole output (a
 /// truncated thinking often boxes its answer inside the thinking).
 public enum AnswerExtractor {
-  /// The text after the last `</think>`, or nil if thinking never closed.
+  /// How reasoning models close their thinking: `</think>` (Qwen3, QwQ, DeepSeek-R1, SmolLM3,
+  /// Phi-4-reasoning) and `[/THINK]` (Mistral's Magistral), the closings of the tokenizer's
+  /// `ThinkingTags.known`.
+  public static let thinkingEnds = ["</think>", "[/THINK]"]
+
+  /// The text after the last end of thinking, or nil if thinking never closed.
   public static func answerPart(of output: String) -> Substring? {
-    guard let end = output.range(of: "</think>", options: .backwards) else { return nil }
+    let ends = thinkingEnds.compactMap { output.range(of: $0, options: .backwards) }
+    guard let end = ends.max(by: { $0.upperBound < $1.upperBound }) else { return nil }
     return output[end.upperBound...]
   }
 
