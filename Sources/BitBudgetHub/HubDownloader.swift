@@ -27,10 +27,11 @@ public enum HubDownloadEvent: Sendable, Equatable {
 ///
 /// Only the files a run needs: config, generation config, tokenizer and chat template files,
 /// and the safetensors weights (every shard the index lists) — or, for `ORG/NAME:QUANT`, the one
-/// GGUF file whose name contains QUANT. Each file: `HEAD …/resolve/COMMIT/FILE` for its ETag
-/// (`X-Linked-Etag`, the SHA-256 of an LFS file, or the git blob SHA-1) and size, then `GET` of
-/// its location (the CDN redirect, without the token when it is another host) into
-/// `blobs/ETAG.incomplete`, resumed with `Range` after an interruption (also a later run's),
+/// GGUF file whose name contains QUANT; for `HubContent.tokenizer`, the tokenizer and template
+/// files only. Each file: `HEAD …/resolve/COMMIT/FILE` for its ETag (`X-Linked-Etag`, the SHA-256
+/// of an LFS file, or the git blob SHA-1) and size, then, holding huggingface_hub's lock file for
+/// the blob, `GET` following its redirect (to a CDN: without the token when it is another host)
+/// into `blobs/ETAG.incomplete`, resumed with `Range` after an interruption (also a later run's),
 /// checked against the ETag's hash and size, then renamed and linked. 429 and 5xx answers and
 /// dropped connections are retried with backoff (a Hub that cannot be reached at all is tried
 /// twice).
@@ -42,12 +43,13 @@ public final class HubDownloader: Sendable {
   /// Largest API answer read (a repository listing).
   static let maxListingBytes = 32 << 20
 
-  /// Files besides the weights that a run reads when the repository has them.
-  public static let sideFiles = [
-    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
-    "quantize_config.json",
+  /// The tokenizer and chat template files, when the repository has them.
+  public static let tokenizerFiles = [
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
+    "tokenizer.model", "chat_template.jinja", "chat_template.json",
   ]
+  /// Files besides the weights that a run reads, when the repository has them.
+  public static let sideFiles = ["config.json", "generation_config.json", "quantize_config.json"] + tokenizerFiles
 
   public init(settings: HubSettings = .fromEnvironment()) {
     self.settings = settings
@@ -63,12 +65,12 @@ public final class HubDownloader: Sendable {
 
   /// Makes `HubCache.resolve` (so every model and tokenizer load) download what the cache lacks
   /// through a new downloader, waiting for it; events go to `onEvent`.
-  public static func installAsFetcher(settings: HubSettings = .fromEnvironment(), onEvent: @escaping @Sendable (HubDownloadEvent) -> Void) {
-    HubCache.fetcher = { (reference: HubReference) throws(HubError) -> String in
-      let downloader = HubDownloader(settings: settings)
+  public static func installAsFetcher(onEvent: @escaping @Sendable (HubDownloadEvent) -> Void) {
+    HubCache.fetcher = { (reference: HubReference, content: HubContent, environment: [String: String]) throws(HubError) -> String in
+      let downloader = HubDownloader(settings: .fromEnvironment(environment))
       let result = Blocking.run {
         do {
-          let path = try await downloader.download(reference, onEvent: onEvent)
+          let path = try await downloader.download(reference, content: content, onEvent: onEvent)
           await downloader.shutdown()
           return path
         } catch {
@@ -87,14 +89,14 @@ public final class HubDownloader: Sendable {
   /// The files of `reference` that a run needs, downloaded into the cache unless they are there;
   /// returns the snapshot folder (or, with `:QUANT`, the GGUF file), as `HubCache.resolve` does.
   public func download(
-    _ reference: HubReference, onEvent: @Sendable (HubDownloadEvent) -> Void = { _ in }
+    _ reference: HubReference, content: HubContent = .model, onEvent: @Sendable (HubDownloadEvent) -> Void = { _ in }
   ) async throws(HubError) -> String {
-    if let cached = try? HubCache.cachedPath(reference, cache: settings.cache) { return cached }
+    if let cached = try? HubCache.cachedPath(reference, content: content, cache: settings.cache) { return cached }
     guard !settings.offline else {
       throw .download(reference: reference.description, reason: "not in the Hugging Face cache (\(settings.cache)) and HF_HUB_OFFLINE is set")
     }
     do {
-      return try await fetch(reference, onEvent: onEvent)
+      return try await fetch(reference, content: content, onEvent: onEvent)
     } catch let error as HubError {
       throw error
     } catch let error as Failure {
@@ -109,9 +111,11 @@ public final class HubDownloader: Sendable {
     let message: String
     /// Whether trying again may succeed.
     var passes = false
+    /// The server's `Retry-After`, in seconds.
+    var retryAfter: Double? = nil
   }
 
-  private func fetch(_ reference: HubReference, onEvent: @Sendable (HubDownloadEvent) -> Void) async throws -> String {
+  private func fetch(_ reference: HubReference, content: HubContent, onEvent: @Sendable (HubDownloadEvent) -> Void) async throws -> String {
     let repository = reference.repository
     let (commit, siblings) = try await listing(reference)
     let folder = HubCache.repositoryFolder(repository, cache: settings.cache)
@@ -129,6 +133,11 @@ public final class HubDownloader: Sendable {
       }
       files = [file]
       result = (snapshot as NSString).appendingPathComponent(file)
+    } else if content == .tokenizer {
+      files = Self.tokenizerFiles.filter(siblings.contains)
+      guard files.contains("tokenizer.json") || (files.contains("vocab.json") && files.contains("merges.txt")) else {
+        throw Failure(message: "the repository has no tokenizer.json (nor vocab.json and merges.txt) at \(commit)")
+      }
     } else {
       files = Self.sideFiles.filter(siblings.contains)
       if siblings.contains("model.safetensors.index.json") {
@@ -157,7 +166,9 @@ public final class HubDownloader: Sendable {
 
   /// The revision's commit and file names (`GET /api/models/ORG/NAME/revision/REV`).
   private func listing(_ reference: HubReference) async throws -> (commit: String, files: [String]) {
-    let path = "/api/models/\(reference.repository)/revision/\(Self.encoded(reference.revision))"
+    // The revision is one path segment, its slashes encoded (`refs/pr/1` → `refs%2Fpr%2F1`).
+    let revision = reference.revision.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? reference.revision
+    let path = "/api/models/\(reference.repository)/revision/\(revision)"
     let (response, body) = try await send(method: .GET, url: settings.endpoint + path, what: "the repository listing", bodyLimit: Self.maxListingBytes)
     try check(response, reference: reference.description, what: "revision \(reference.revision)")
     guard let root = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any],
@@ -185,14 +196,25 @@ public final class HubDownloader: Sendable {
       throw Failure(message: "the Hub sent no usable ETag for \(file)")
     }
     let size = (head.headers.first(name: "X-Linked-Size") ?? (Self.isRedirect(head.status) ? nil : head.headers.first(name: "Content-Length"))).flatMap(Int.init)
-    let location = Self.isRedirect(head.status) ? try redirectTarget(head, from: url) : url
     let blobs = (folder as NSString).appendingPathComponent("blobs")
     let blob = (blobs as NSString).appendingPathComponent(etag)
     if FileManager.default.fileExists(atPath: blob) {
       onEvent(.cached(file: file))
     } else {
       try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
-      try await downloadBlob(file: file, from: location, to: blob, size: size, etag: etag, onEvent: onEvent)
+      // huggingface_hub's lock file for this blob: another process (ours or theirs) fetching the
+      // same blob waits, then finds it complete.
+      let locks = ((settings.cache as NSString).appendingPathComponent(".locks") as NSString)
+        .appendingPathComponent((folder as NSString).lastPathComponent)
+      let lock = try await FileLock(path: (locks as NSString).appendingPathComponent(etag + ".lock"))
+      defer { lock.unlock() }
+      if FileManager.default.fileExists(atPath: blob) {
+        onEvent(.cached(file: file))
+      } else {
+        // GET of the resolve URL (not the CDN location of the HEAD): a retry after a long
+        // interruption gets a fresh presigned URL.
+        try await downloadBlob(file: file, from: url, to: blob, size: size, etag: etag, onEvent: onEvent)
+      }
     }
     try FileManager.default.createDirectory(atPath: (link as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     let depth = file.split(separator: "/").count - 1
@@ -219,8 +241,9 @@ public final class HubDownloader: Sendable {
         break
       } catch let failure as Failure where failure.passes && attempt + 1 < Self.attempts {
         announced = true
-        let delay = min(30, 0.5 * pow(2, Double(attempt)))
-        attempt += 1
+        // A flaky link that makes progress is not out of attempts.
+        attempt = Self.fileSize(partial) > offset ? 0 : attempt + 1
+        let delay = failure.retryAfter ?? min(30, 0.5 * pow(2, Double(attempt)))
         onEvent(.retrying(reason: failure.message, afterSeconds: delay))
         try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
       }
@@ -234,7 +257,7 @@ public final class HubDownloader: Sendable {
       try? FileManager.default.removeItem(atPath: partial)
       throw Failure(message: "\(file) does not match the Hub's checksum (\(problem)); the partial file was removed, run again")
     }
-    try FileManager.default.moveItem(atPath: partial, toPath: blob)
+    if rename(partial, blob) != 0 { throw Failure(message: "cannot move \(partial) to \(blob) (errno \(errno))") }
     onEvent(.finished(file: file, bytes: received))
   }
 
@@ -253,7 +276,7 @@ public final class HubDownloader: Sendable {
       do {
         answer = try await http.execute(request, timeout: .hours(48))
       } catch {
-        throw Failure(message: "\(url): \(error)", passes: true)
+        throw Failure(message: "\(Self.redacted(url)): \(error)", passes: true)
       }
       if Self.isRedirect(answer.status) {
         url = try redirectTarget(answer, from: url)
@@ -272,14 +295,26 @@ public final class HubDownloader: Sendable {
         offset = 0
       }
     case 206:
-      break
+      // The part must start where the file on disk ends, or it would be appended in the wrong place.
+      let range = response.headers.first(name: "Content-Range") ?? ""
+      let start = range.split(whereSeparator: { $0 == " " || $0 == "-" }).dropFirst().first.flatMap { Int($0) }
+      guard range.hasPrefix("bytes "), start == offset else {
+        _ = try? await response.body.collect(upTo: 1 << 16)
+        try Data().write(to: URL(fileURLWithPath: partial))
+        throw Failure(message: "the server sent \(file) from another offset (\(range.isEmpty ? "no Content-Range" : range)); starting over", passes: true)
+      }
     case 416:
       // Nothing left to send: the file is as long as the server's.
       _ = try? await response.body.collect(upTo: 1 << 16)
       return
     default:
       _ = try? await response.body.collect(upTo: 1 << 16)
-      throw Self.failure(status: response.status, headers: response.headers, url: url, what: file)
+      var failure = Self.failure(status: response.status, headers: response.headers, url: url, what: file)
+      if [408, 429].contains(response.status.code) || response.status.code >= 500 {
+        failure.passes = true
+        failure.retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init).map { min(60, max(0, $0)) }
+      }
+      throw failure
     }
     if announce { onEvent(.started(file: file, bytes: size, offset: offset)) }
     guard let handle = FileHandle(forWritingAtPath: partial) else { throw Failure(message: "cannot write \(partial)") }
@@ -287,17 +322,28 @@ public final class HubDownloader: Sendable {
     try handle.seekToEnd()
     var received = offset
     var lastReport = Date()
-    do {
-      for try await chunk in response.body {
-        try chunk.withUnsafeReadableBytes { try handle.write(contentsOf: $0) }
-        received += chunk.readableBytes
-        if Date().timeIntervalSince(lastReport) >= 0.2 {
-          lastReport = Date()
-          onEvent(.progress(file: file, received: received, total: size))
-        }
+    var chunks = response.body.makeAsyncIterator()
+    while true {
+      let next: ByteBuffer?
+      do {
+        next = try await chunks.next()
+      } catch {
+        throw Failure(message: "the connection dropped after \(received) bytes of \(file) (\(error))", passes: true)
       }
-    } catch {
-      throw Failure(message: "the connection dropped after \(received) bytes of \(file) (\(error))", passes: true)
+      guard let chunk = next else { break }
+      if let size, received + chunk.readableBytes > size {
+        throw Failure(message: "the server sent more of \(file) than the \(size) bytes the Hub announced")
+      }
+      do {
+        try chunk.withUnsafeReadableBytes { try handle.write(contentsOf: $0) }
+      } catch {
+        throw Failure(message: "cannot write \(partial): \(error)")
+      }
+      received += chunk.readableBytes
+      if Date().timeIntervalSince(lastReport) >= 0.2 {
+        lastReport = Date()
+        onEvent(.progress(file: file, received: received, total: size))
+      }
     }
     onEvent(.progress(file: file, received: received, total: size))
     if let size, received < size {
@@ -331,7 +377,7 @@ public final class HubDownloader: Sendable {
       } catch {
         // The client already retried the connection until its timeout: once more, not six
         // times, so an unreachable Hub is reported in about 20 seconds.
-        if attempt >= 1 { throw Failure(message: "\(url) did not answer (\(error))") }
+        if attempt >= 1 { throw Failure(message: "\(Self.redacted(url)) did not answer (\(error))") }
       }
       attempt += 1
       try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
@@ -379,11 +425,16 @@ public final class HubDownloader: Sendable {
     case 429:
       return Failure(message: "the Hub kept answering \"too many requests\" (HTTP 429) for \(what); wait and run again")
     default:
-      return Failure(message: "HTTP \(status.code) for \(url ?? what)\(serverMessage)")
+      return Failure(message: "HTTP \(status.code) for \(url.map(redacted) ?? what)\(serverMessage)")
     }
   }
 
   // MARK: Helpers
+
+  /// `url` without its query, which for a CDN carries a signature.
+  static func redacted(_ url: String) -> String {
+    url.split(separator: "?", maxSplits: 1).first.map(String.init) ?? url
+  }
 
   static func isRedirect(_ status: HTTPResponseStatus) -> Bool { [301, 302, 303, 307, 308].contains(status.code) }
 
@@ -478,4 +529,34 @@ enum Blocking {
   private final class Box<T>: @unchecked Sendable {
     var result: Result<T, Error>?
   }
+}
+
+/// An exclusive `flock` on a lock file (created if missing), as huggingface_hub's `filelock`
+/// takes it; released by `unlock()` or when the process ends. (`flock` is per open file, so two
+/// downloads in one process exclude each other too.)
+final class FileLock {
+  private var descriptor: Int32
+
+  /// Waits (polling, so no thread is blocked) until the lock is held.
+  init(path: String) async throws {
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    descriptor = open(path, O_RDWR | O_CREAT, 0o644)
+    guard descriptor >= 0 else { throw HubDownloader.Failure(message: "cannot open the lock file \(path) (errno \(errno))") }
+    while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+      guard errno == EWOULDBLOCK || errno == EINTR else {
+        close(descriptor)
+        throw HubDownloader.Failure(message: "cannot lock \(path) (errno \(errno))")
+      }
+      try await Task.sleep(nanoseconds: 200_000_000)
+    }
+  }
+
+  func unlock() {
+    guard descriptor >= 0 else { return }
+    flock(descriptor, LOCK_UN)
+    close(descriptor)
+    descriptor = -1
+  }
+
+  deinit { unlock() }
 }

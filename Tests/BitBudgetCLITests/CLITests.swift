@@ -822,6 +822,11 @@ import Testing
     #expect(path.hasPrefix(root + "/cache/models--HuggingFaceTB--SmolLM2-135M-Instruct-GGUF/snapshots/") && path.hasSuffix(".gguf"))
     #expect(FileManager.default.contentsEqual(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path, andPath: gguf))
     #expect(jsonLines(log).count == requests)
+    // The memory model reads headers of cached models only: it never downloads one.
+    let before = jsonLines(log).count
+    let memory = try Self.run(["memory", "--model", "Qwen/Qwen3-1.7B", "--tokens", "10"], environment: environment)
+    #expect(memory.status == 1 && memory.stderr.contains("bitbudget pull Qwen/Qwen3-1.7B"), "\(memory.stderr)")
+    #expect(jsonLines(log).count == before)
     let unknown = try Self.run(["pull", "HuggingFaceTB/nothing"], environment: environment)
     #expect(unknown.status == 1 && unknown.stderr.contains("HTTP 401"), "\(unknown.stderr)")
   }

@@ -113,6 +113,55 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: blobs + "/\(sha).incomplete"))
   }
 
+  /// A CDN that answers 503 is retried; a part that starts elsewhere than the bytes on disk
+  /// (a wrong `Content-Range`) is not appended: the file starts over and still matches.
+  @Test func unavailableCDNsAndWrongRangesRecover() async throws {
+    let scene = try Scene()
+    let repository = try scene.repository("model", model: "qwen3-gqa-tied-f32")
+    let hub = try scene.hub([
+      "--repo", "tiny/model=" + repository, "--cdn-unavailable", "2", "--drop-after", "5000", "--ignore-range-start",
+    ])
+    defer { hub.stop() }
+    let path = try await Self.download(scene.downloader(hub), "tiny/model")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: path + "/model.safetensors")) == Data(contentsOf: URL(fileURLWithPath: repository + "/model.safetensors")))
+    let cdn = scene.requests().filter { ($0["path"] as? String ?? "").hasPrefix("/cdn/") }.compactMap { $0["status"] as? Int }
+    // 503, 503, the dropped 200, the 206 from byte 0 refused, then the whole file again.
+    #expect(cdn == [503, 503, 200, 206, 200], "\(cdn)")
+  }
+
+  /// Two downloads of one model into one cache at once (two processes, in effect: the lock is
+  /// per open file) fetch each blob once and both end complete.
+  @Test func concurrentDownloadsShareTheBlobs() async throws {
+    let scene = try Scene()
+    let hub = try scene.hub(["--repo", "tiny/sharded=" + (try scene.repository("sharded"))])
+    defer { hub.stop() }
+    async let first = Self.download(scene.downloader(hub), "tiny/sharded")
+    async let second = Self.download(scene.downloader(hub), "tiny/sharded")
+    let (a, b) = try await (first, second)
+    #expect(a == b)
+    let cdn = scene.requests().filter { ($0["path"] as? String ?? "").hasPrefix("/cdn/") }
+    #expect(cdn.count == 3)
+    #expect(try DecoderModel.load(path: a).config.layerCount == 3)
+  }
+
+  /// Tokenizer loads fetch the tokenizer files alone.
+  @Test func aTokenizerNeedsOnlyItsFiles() async throws {
+    let scene = try Scene()
+    let repository = try scene.repository("model", model: "qwen3-gqa-tied-f32")
+    for name in ["tokenizer.json", "tokenizer_config.json"] {
+      try FileManager.default.copyItem(
+        atPath: (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/qwen3-tokenizer/" + name), toPath: repository + "/" + name)
+    }
+    let hub = try scene.hub(["--repo", "tiny/model=" + repository])
+    defer { hub.stop() }
+    let downloader = scene.downloader(hub)
+    defer { Task { await downloader.shutdown() } }
+    let path = try await downloader.download(try #require(HubReference("tiny/model")), content: .tokenizer)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: path).sorted() == ["tokenizer.json", "tokenizer_config.json"])
+    #expect(throws: HubError.self) { try HubCache.cachedPath(HubReference("tiny/model")!, content: .model, cache: scene.cache) }
+    #expect(try HubCache.cachedPath(HubReference("tiny/model")!, content: .tokenizer, cache: scene.cache) == path)
+  }
+
   /// A file that does not hash to its ETag is refused and leaves nothing behind.
   @Test func aCorruptFileIsRefused() async throws {
     let scene = try Scene()

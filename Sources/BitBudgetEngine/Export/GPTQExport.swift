@@ -4,7 +4,8 @@ import Foundation
 
 /// Writes a quantized model as a GPTQ checkpoint folder in AutoGPTQ's layout (`GPTQTensors`),
 /// which transformers/optimum, GPTQModel, vLLM and BitBudget load: `model.safetensors` (the
-/// linears of every layer, experts' included, as qweight/qzeros/scales/g_idx, everything else as in the source),
+/// linears of every layer as qweight/qzeros/scales/g_idx, everything else as in the source; a
+/// mixture of experts' per-expert linears under the Hub's names, checked by reloading here only),
 /// `config.json` with `quantization_config`, `quantize_config.json`, and the source's generation
 /// and tokenizer files.
 public enum GPTQExport {

@@ -112,9 +112,10 @@ public struct WeightLayout: Sendable {
   }
 
   /// Reads the headers of a model folder or GGUF file (`ggufWidening` as
-  /// `DecoderModel.load(path:ggufWidening:)` takes it).
+  /// `DecoderModel.load(path:ggufWidening:)` takes it). A Hub id must be in the cache already: the
+  /// memory model never downloads a model to read its headers.
   public static func load(path reference: String, ggufWidening: ElementType? = nil) throws -> WeightLayout {
-    let path = try HubCache.resolve(reference)
+    let path = try HubCache.resolve(reference, content: .cached)
     if try DecoderModel.isModelFile(path) {
       let file = try GGUFFile(path: path)
       let config = try ModelConfig.fromGGUF(file)

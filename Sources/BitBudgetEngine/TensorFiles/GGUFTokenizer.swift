@@ -66,9 +66,9 @@ extension Tokenizer {
 
 extension Tokenizer {
   /// A tokenizer from a tokenizer file or folder (`Tokenizer.load(from:)`) or from a GGUF file's
-  /// metadata.
+  /// metadata, or a Hub id (whose tokenizer files alone are downloaded when missing).
   public static func load(anyFrom reference: String) throws -> Tokenizer {
-    let path = try HubCache.resolve(reference)
+    let path = try HubCache.resolve(reference, content: .tokenizer)
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
       let handle = FileHandle(forReadingAtPath: path), handle.readData(ofLength: 4) == Data("GGUF".utf8)

@@ -57,28 +57,34 @@ public enum HubCache {
   }
 
   /// Downloads what the cache lacks, when a program can (the `bitbudget` CLI installs
-  /// `HubDownloader`'s): called with a Hub id that is not on disk and not complete in the cache;
-  /// returns its local path as `resolve` would. Nil (the default): such an id is an error.
-  public static var fetcher: (@Sendable (HubReference) throws(HubError) -> String)? {
+  /// `HubDownloader`'s): called with a Hub id that is not on disk and lacks `content` in the
+  /// cache, and the environment `resolve` was given (its cache folder and endpoint); returns the
+  /// local path as `resolve` would. It blocks its thread until the download ends: never call
+  /// `resolve` from Swift concurrency's cooperative pool while one is installed. Nil (the
+  /// default): such an id is an error.
+  public static var fetcher: Fetcher? {
     get { fetcherLock.withLock { installedFetcher } }
     set { fetcherLock.withLock { installedFetcher = newValue } }
   }
+  public typealias Fetcher = @Sendable (HubReference, HubContent, [String: String]) throws(HubError) -> String
   private static let fetcherLock = NSLock()
-  nonisolated(unsafe) private static var installedFetcher: (@Sendable (HubReference) throws(HubError) -> String)?
+  nonisolated(unsafe) private static var installedFetcher: Fetcher?
 
   /// The local path `model` names: itself when it exists on disk (or is not shaped like a Hub
-  /// id), else its snapshot folder in the Hub cache (or, with `:QUANT`, the GGUF file there),
-  /// complete: config.json and every safetensors shard its index lists. A Hub id the cache lacks
-  /// goes to `fetcher` (unless `HF_HUB_OFFLINE` is set), else is an error naming the cache.
-  public static func resolve(_ model: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(HubError) -> String {
+  /// id), else its snapshot folder in the Hub cache (or, with `:QUANT`, the GGUF file there)
+  /// holding `content`. A Hub id whose `content` the cache lacks goes to `fetcher` (unless
+  /// `HF_HUB_OFFLINE` is set or `content` is `.cached`), else is an error naming the cache.
+  public static func resolve(
+    _ model: String, content: HubContent = .model, environment: [String: String] = ProcessInfo.processInfo.environment
+  ) throws(HubError) -> String {
     if FileManager.default.fileExists(atPath: model) { return model }
     guard let reference = HubReference(model) else { return model }
     do {
-      return try cachedPath(reference, cache: directory(environment: environment))
+      return try cachedPath(reference, content: content, cache: directory(environment: environment))
     } catch {
       let offline = ["1", "ON", "YES", "TRUE"].contains((environment["HF_HUB_OFFLINE"] ?? "").uppercased())
-      guard let fetcher, !offline, case .notCached = error else { throw error }
-      return try fetcher(reference)
+      guard let fetcher, !offline, content != .cached, case .notCached = error else { throw error }
+      return try fetcher(reference, content, environment)
     }
   }
 
@@ -87,8 +93,8 @@ public enum HubCache {
     (cache as NSString).appendingPathComponent("models--" + repository.replacingOccurrences(of: "/", with: "--"))
   }
 
-  /// The cached, complete local path of `reference` in `cache` (see `resolve`).
-  public static func cachedPath(_ reference: HubReference, cache: String) throws(HubError) -> String {
+  /// The local path of `reference` in `cache` when it holds `content` (see `resolve`).
+  public static func cachedPath(_ reference: HubReference, content: HubContent = .model, cache: String) throws(HubError) -> String {
     let repositoryFolder = repositoryFolder(reference.repository, cache: cache)
     var commit = reference.revision
     let refFile = ((repositoryFolder as NSString).appendingPathComponent("refs") as NSString).appendingPathComponent(reference.revision)
@@ -105,12 +111,12 @@ public enum HubCache {
       throw .notCached(reference: reference.description, cache: cache, download: download)
     }
     guard let hint = reference.fileHint else {
-      guard missingFiles(inSnapshot: snapshot).isEmpty else {
+      guard missingFiles(inSnapshot: snapshot, content: content).isEmpty else {
         throw .notCached(reference: reference.description, cache: cache, download: download)
       }
       return snapshot
     }
-    let files = (try? FileManager.default.contentsOfDirectory(atPath: snapshot)) ?? []
+    let files = (try? FileManager.default.subpathsOfDirectory(atPath: snapshot)) ?? []
     let matches = ggufFiles(files, matching: hint)
     guard matches.count == 1, let file = matches.first else {
       if matches.isEmpty { throw .notCached(reference: reference.description, cache: cache, download: download) }
@@ -119,15 +125,23 @@ public enum HubCache {
     return (snapshot as NSString).appendingPathComponent(file)
   }
 
-  /// The `.gguf` names among `files` that contain `hint` (case-insensitive), sorted.
+  /// The `.gguf` files among `files` (paths in a repository) whose name contains `hint`
+  /// (case-insensitive), sorted.
   public static func ggufFiles(_ files: [String], matching hint: String) -> [String] {
-    files.filter { $0.lowercased().hasSuffix(".gguf") && $0.lowercased().contains(hint.lowercased()) }.sorted()
+    files.filter {
+      let name = ($0 as NSString).lastPathComponent.lowercased()
+      return name.hasSuffix(".gguf") && name.contains(hint.lowercased())
+    }.sorted()
   }
 
-  /// The files a model folder needs that `snapshot` lacks: config.json, and the safetensors
-  /// shards its `model.safetensors.index.json` lists (or `model.safetensors`).
-  static func missingFiles(inSnapshot snapshot: String) -> [String] {
+  /// The files `content` needs that `snapshot` lacks: for a model, config.json and the
+  /// safetensors shards its `model.safetensors.index.json` lists (or `model.safetensors`); for a
+  /// tokenizer, tokenizer.json (or vocab.json and merges.txt).
+  static func missingFiles(inSnapshot snapshot: String, content: HubContent) -> [String] {
     func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: (snapshot as NSString).appendingPathComponent(name)) }
+    if content == .tokenizer {
+      return exists("tokenizer.json") || (exists("vocab.json") && exists("merges.txt")) ? [] : ["tokenizer.json"]
+    }
     var missing = exists("config.json") ? [] : ["config.json"]
     let index = (snapshot as NSString).appendingPathComponent("model.safetensors.index.json")
     if let data = FileManager.default.contents(atPath: index) {
@@ -138,6 +152,18 @@ public enum HubCache {
     }
     return missing
   }
+}
+
+/// What a caller of `HubCache.resolve` reads from a Hub model, so that only that is downloaded.
+public enum HubContent: Sendable, Equatable {
+  /// Everything a run reads: config, generation config, tokenizer and chat template files, and
+  /// the weights (or the one GGUF file).
+  case model
+  /// The tokenizer and chat template files (or the one GGUF file, which holds them).
+  case tokenizer
+  /// What `model` needs, from the cache only: never downloaded (the memory model reads the
+  /// headers of models that may be hundreds of gigabytes).
+  case cached
 }
 
 /// A Hub id that does not resolve to local files, or could not be downloaded.

@@ -2,7 +2,8 @@
 """A fake Hugging Face Hub on loopback, for the download tests: the real URL layout and headers.
 
     fake_hub.py --repo ORG/NAME=FOLDER [--repo …] [--private ORG/NAME] [--token T]
-                [--rename OLD/NAME=ORG/NAME] [--throttle N] [--drop-after BYTES] [--corrupt] [--log FILE]
+                [--rename OLD/NAME=ORG/NAME] [--throttle N] [--drop-after BYTES] [--corrupt]
+                [--cdn-unavailable N] [--ignore-range-start] [--log FILE]
 
 Prints its port on the first line of stdout and serves until stdin closes. Each repository is a
 local folder at one commit (the SHA-1 of its file list). Endpoints, as huggingface.co answers them:
@@ -20,7 +21,8 @@ Faults: --private needs `Authorization: Bearer TOKEN` (401 otherwise); unknown r
 revisions and files are 404 with `X-Error-Code`; --rename answers the old name with a relative
 307 redirect; --throttle answers the first N API requests 429 with `Retry-After: 0`;
 --drop-after closes the first CDN download of each blob after that many bytes; --corrupt flips
-a bit of every blob the CDN sends. --log writes
+a bit of every blob the CDN sends; --cdn-unavailable answers the first N CDN requests 503;
+--ignore-range-start answers every range request from byte 0 (with a truthful Content-Range). --log writes
 each request as a JSON line.
 """
 import argparse
@@ -63,6 +65,8 @@ def main():
     parser.add_argument("--throttle", type=int, default=0)
     parser.add_argument("--drop-after", type=int, default=0)
     parser.add_argument("--corrupt", action="store_true")
+    parser.add_argument("--cdn-unavailable", type=int, default=0)
+    parser.add_argument("--ignore-range-start", action="store_true")
     parser.add_argument("--log")
     args = parser.parse_args()
 
@@ -72,7 +76,7 @@ def main():
         repos[name] = Repo(folder)
     renames = dict(spec.split("=", 1) for spec in args.rename)
     blobs = {f["sha256"]: f for repo in repos.values() for f in repo.files.values()}
-    state = {"throttle": args.throttle, "dropped": set()}
+    state = {"throttle": args.throttle, "dropped": set(), "unavailable": args.cdn_unavailable}
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -179,6 +183,11 @@ def main():
                 return self.error(404, "EntryNotFound", "no such blob")
             if self.headers.get("Authorization"):
                 return self.error(400, "BadRequest", "Only one auth mechanism allowed")
+            with lock:
+                unavailable = state["unavailable"] > 0
+                state["unavailable"] -= 1
+            if unavailable:
+                return self.reply(503, {"Retry-After": "0"}, b"Service Unavailable")
             data = entry["data"]
             if args.corrupt:
                 data = data[:-1] + bytes([data[-1] ^ 1])
@@ -186,7 +195,7 @@ def main():
             requested = self.headers.get("Range")
             if requested and requested.startswith("bytes="):
                 first, _, last = requested[6:].partition("-")
-                start = int(first)
+                start = 0 if args.ignore_range_start else int(first)
                 end = int(last) if last else len(data) - 1
                 if start >= len(data):
                     return self.reply(416, {"Content-Range": f"bytes */{len(data)}"})
