@@ -22,6 +22,7 @@ let package = Package(
     .library(name: "BitBudgetKernels", targets: ["BitBudgetKernels"]),
     .library(name: "BitBudgetLab", targets: ["BitBudgetLab"]),
     .library(name: "BitBudgetMemory", targets: ["BitBudgetMemory"]),
+    .library(name: "BitBudgetServer", targets: ["BitBudgetServer"]),
     .library(name: "BitBudgetTokenizer", targets: ["BitBudgetTokenizer"]),
   ],
   dependencies: [
@@ -32,6 +33,8 @@ let package = Package(
     .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
   ],
   targets: [
@@ -77,6 +80,16 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
       ],
       swiftSettings: nativeCPU),
+    // The OpenAI-compatible server: continuous batching over the engine, HTTP on Hummingbird.
+    .target(
+      name: "BitBudgetServer",
+      dependencies: [
+        "BitBudgetEngine", "BitBudgetLab", "BitBudgetMemory", "BitBudgetTokenizer",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+      ],
+      swiftSettings: nativeCPU),
     .target(
       name: "BitBudgetAnalysis",
       dependencies: ["BitBudgetMemory", "BitBudgetEngine"],
@@ -96,6 +109,7 @@ let package = Package(
         "BitBudgetEval",
         "BitBudgetHub",
         "BitBudgetMemory",
+        "BitBudgetServer",
         "BitBudgetTokenizer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],

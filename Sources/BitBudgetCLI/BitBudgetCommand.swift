@@ -14,7 +14,7 @@ public struct BitBudgetCommand: ParsableCommand {
       Every command exits 0 on success and 1 on a user error (one line on stderr). With --json a \
       command prints one JSON object on stdout.
       """,
-    subcommands: [Generate.self, Tokenize.self, ChatTemplateCommand.self, Logits.self, Bench.self, Perplexity.self, Memory.self, Convert.self, Quantize.self, Eval.self, Sweep.self, Frontier.self, PlanCommand.self, Export.self, Pull.self])
+    subcommands: [Generate.self, Tokenize.self, ChatTemplateCommand.self, Logits.self, Bench.self, Perplexity.self, Memory.self, Convert.self, Quantize.self, Eval.self, Sweep.self, Frontier.self, PlanCommand.self, Export.self, Pull.self, Serve.self])
 
   public init() {}
 

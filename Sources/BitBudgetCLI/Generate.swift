@@ -208,17 +208,13 @@ struct Generate: ParsableCommand {
     guard let tokenizer else {
       throw CommandFailure(message: "--thinking-budget needs a tokenizer (to find </think> and encode --budget-text); give --tokenizer")
     }
-    guard let tags = tokenizer.thinkingTags, let end = tokenizer.id(of: tags.close) else {
-      throw CommandFailure(message: "the tokenizer has no end-of-thinking token (</think> or [/THINK]), so thinking cannot be budgeted")
+    let text = Self.budgetPresets[budgetText] == nil ? Self.unescape(budgetText) : budgetText
+    do {
+      return try ThinkingBudget.forTokenizer(
+        tokenizer, budget: budget, answerTokens: answerTokens, text: text, minimumThinking: minThinking, waitText: Self.unescape(waitText))
+    } catch {
+      throw CommandFailure(message: error.description.replacingOccurrences(of: "the budget text", with: "--budget-text"))
     }
-    let forced = Self.budgetPresets[budgetText].map(tags.closing) ?? Self.unescape(budgetText)
-    let forcedTokens = tokenizer.encode(forced)
-    guard forcedTokens.contains(end) else {
-      throw CommandFailure(message: "--budget-text must contain \(tags.close) to close the thinking")
-    }
-    return ThinkingBudget(
-      budget: budget, answerTokens: answerTokens, endOfThinking: end, forcedTokens: forcedTokens,
-      minimumThinking: minThinking, waitTokens: tokenizer.encode(Self.unescape(waitText)))
   }
 
   /// `\n`, `\t` and `\\` in a command-line text.

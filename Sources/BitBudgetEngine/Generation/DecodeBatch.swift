@@ -1,0 +1,340 @@
+import Foundation
+
+/// Samples decoded together, a step at a time. Each step packs every live sample's pending tokens
+/// into forward passes of at most `maxRows` rows (one row per sample in plain decoding, more after
+/// an inserted text), so the weights are read once per pass for all of them, and draws a token for
+/// each. Groups of samples (a request's G samples, which share its prompt's prefill) join between
+/// steps and leave when done or cancelled: `Generator.generate` runs one group; a server runs every
+/// live request's groups in one batch (continuous batching).
+///
+/// Each sample draws from its own random stream and the kernels compute a row the same way
+/// whatever other rows share its pass, so a sample's tokens depend only on its prompt, options and
+/// stream — not on what else is in the batch, nor on the thread count. Not thread-safe.
+public final class DecodeBatch {
+  public let session: InferenceSession
+  /// Forward passes run by `step()` so far.
+  public private(set) var passes = 0
+  /// Tokens fed through the model by `step()` so far, over all samples.
+  public private(set) var decodedTokens = 0
+
+  /// A group of samples added together.
+  public struct Group: Hashable, Sendable {
+    let id: Int
+  }
+
+  private enum Phase {
+    case thinking, answering, free, done
+  }
+
+  private struct Sample {
+    let group: Int
+    /// Its index in its group (what `onToken` is told).
+    let index: Int
+    var result = SampleResult()
+    var phase: Phase
+    var pending: [Int] = []
+    var sampled = 0
+    var answerTokens = 0
+    var random: SampleRandom
+    var sampler: Sampler
+    var cache: any KVCache
+
+    mutating func draw(_ logits: UnsafeBufferPointer<Float>) throws -> Int {
+      try sampler.sample(logits, random: &random)
+    }
+  }
+
+  private struct Member {
+    let options: GenerationOptions
+    let promptTokens: Int
+    let onToken: ((Int, Int) throws -> Void)?
+    var samples: [Int]
+  }
+
+  private var samples: [Int: Sample] = [:]
+  private var groups: [Int: Member] = [:]
+  private var nextSample = 0
+  private var nextGroup = 0
+
+  public init(session: InferenceSession) {
+    self.session = session
+  }
+
+  /// Whether some sample still has tokens to decode.
+  public var hasWork: Bool { samples.values.contains { $0.phase != .done && !$0.pending.isEmpty } }
+
+  /// Samples not yet done, over all groups.
+  public var liveSamples: Int { samples.values.filter { $0.phase != .done }.count }
+
+  /// Bytes of KV storage every sample's cache holds together (blocks shared by forks counted once).
+  /// Cost: a walk over every cache's blocks.
+  public var kvBytes: Int { Self.uniqueStorageBytes(samples.values.map(\.cache)) }
+
+  /// Checks `options` and that `prompt` and the new tokens fit the model's context after what
+  /// `cache` holds.
+  public func validate(prompt: [Int], options: GenerationOptions, cache: any KVCache) throws {
+    let config = session.model.config
+    guard !prompt.isEmpty else { throw EngineError.invalidInput("the prompt is empty: give at least one token") }
+    guard options.maxTokens >= 0 else { throw EngineError.invalidInput("the maximum number of new tokens must not be negative") }
+    guard (1...256).contains(options.samples) else { throw EngineError.invalidInput("the number of samples must be in 1...256") }
+    let context = config.maxPositions
+    if let limit = options.vocabularyLimit, limit < 1 { throw EngineError.invalidInput("the vocabulary limit must be at least 1") }
+    var inserted = 0
+    if let budget = options.thinkingBudget {
+      guard (1...context).contains(budget.budget), (0...context).contains(budget.answerTokens),
+        (0...budget.budget).contains(budget.minimumThinking)
+      else {
+        throw EngineError.invalidInput(
+          "the thinking budget must be in 1...\(context), the answer allowance in 0...\(context), and the minimum thinking at most the budget")
+      }
+      guard budget.minimumThinking == 0 || !budget.waitTokens.isEmpty else {
+        throw EngineError.invalidInput("a minimum thinking length needs the \"Wait\" tokens to insert")
+      }
+      guard budget.forcedTokens.count <= context, budget.waitTokens.count <= context else {
+        throw EngineError.invalidInput("the forced or \"Wait\" text is longer than the model's context")
+      }
+      for token in [budget.endOfThinking] + budget.forcedTokens + budget.waitTokens where !(0..<config.vocabSize).contains(token) {
+        throw EngineError.invalidInput("token id \(token) of the thinking budget is outside the vocabulary (0..<\(config.vocabSize))")
+      }
+      inserted = budget.maxInsertedTokens
+    }
+    // Positions needed: what the cache holds, the prompt, inserted tokens, and every sampled token
+    // but the last (which is never fed back).
+    let room = context - cache.nextPosition - prompt.count - inserted
+    if room < 0 || options.maxTokens - 1 > room {
+      throw EngineError.invalidInput(
+        "\(cache.nextPosition + prompt.count) tokens of context and prompt, \(inserted) inserted and \(options.maxTokens) new tokens exceed the model's context of \(context) positions")
+    }
+    try session.validate(tokens: prompt, appendingTo: cache)
+  }
+
+  /// Prefills `prompt` into `cache` (which may already hold context) and adds `options.samples`
+  /// samples continuing it — sample 0 in `cache` itself, the others in forks sharing the prompt's
+  /// blocks — each with its first token drawn from the prompt's logits. `onToken(sample, token)`
+  /// sees every token appended to a sample of the group, as it happens; an error it throws ends
+  /// the call (`add` or `step`) that appended the token. Cost: the prompt's prefill.
+  @discardableResult
+  public func add(
+    prompt: [Int], options: GenerationOptions, cache: any KVCache, onToken: ((Int, Int) throws -> Void)? = nil
+  ) throws -> Group {
+    try validate(prompt: prompt, options: options, cache: cache)
+    var promptLogits: [Float] = []
+    if options.maxTokens > 0 {
+      guard let view = try session.prefill(prompt, cache: cache) else {
+        throw EngineError.invalidInput("the prompt produced no logits")
+      }
+      promptLogits = Array(view.row(0))
+    } else {
+      _ = try session.prefill(prompt, cache: cache, logits: .none)
+    }
+    let group = nextGroup
+    nextGroup += 1
+    let startPhase: Phase = options.thinkingBudget == nil ? .free : .thinking
+    var members: [Int] = []
+    for index in 0..<options.samples {
+      let id = nextSample
+      nextSample += 1
+      samples[id] = Sample(
+        group: group, index: index, phase: options.maxTokens > 0 ? startPhase : .done,
+        random: SampleRandom(seed: options.seed, stream: options.firstStream &+ UInt64(index)),
+        sampler: Sampler(parameters: options.sampling), cache: index == 0 ? cache : cache.fork())
+      members.append(id)
+    }
+    groups[group] = Member(options: options, promptTokens: prompt.count, onToken: onToken, samples: members)
+    if options.maxTokens > 0 {
+      let limit = min(promptLogits.count, options.vocabularyLimit ?? promptLogits.count)
+      for id in members {
+        let token = try promptLogits.withUnsafeBufferPointer { logits in
+          try withSample(id) { try $0.draw(UnsafeBufferPointer(rebasing: logits.prefix(limit))) }
+        }
+        try accept(token, sample: id)
+      }
+    }
+    return Group(id: group)
+  }
+
+  /// One step: every live sample's pending tokens fed through the model (in passes of at most
+  /// `maxRows` rows and `maxLogitRows` samples) and a token drawn for each. Cost: one weight read
+  /// per pass, plus each sample's attention over its cache.
+  public func step() throws {
+    let live = samples.keys.sorted().filter { samples[$0]!.phase != .done && !samples[$0]!.pending.isEmpty }
+    var start = 0
+    while start < live.count {
+      var batch: [Int] = []
+      var rows = 0
+      while start < live.count {
+        let id = live[start]
+        let count = samples[id]!.pending.count
+        if count > session.maxRows {
+          // A long inserted text alone: feed all but its last maxRows tokens without logits.
+          let head = Array(samples[id]!.pending.prefix(count - session.maxRows))
+          _ = try session.prefill(head, cache: samples[id]!.cache, logits: .none)
+          samples[id]!.pending.removeFirst(head.count)
+          decodedTokens += head.count
+        }
+        // Each sample of a pass needs a logits row too.
+        if !batch.isEmpty && (rows + samples[id]!.pending.count > session.maxRows || batch.count >= session.maxLogitRows) {
+          break
+        }
+        rows += samples[id]!.pending.count
+        batch.append(id)
+        start += 1
+      }
+      let inputs = batch.map { SequenceInput(cache: samples[$0]!.cache, tokens: samples[$0]!.pending) }
+      let view = try session.forward(inputs, logits: .lastOfEachSequence, linearPath: .streaming)
+      passes += 1
+      decodedTokens += rows
+      for (row, id) in batch.enumerated() {
+        samples[id]!.pending.removeAll(keepingCapacity: true)
+        let options = groups[samples[id]!.group]!.options
+        let limit = min(view.vocabSize, options.vocabularyLimit ?? view.vocabSize)
+        let token = try withSample(id) { try $0.draw(UnsafeBufferPointer(rebasing: view.row(row).prefix(limit))) }
+        try accept(token, sample: id)
+      }
+    }
+  }
+
+  /// Ends sample `index` of `group` now, as if it had produced a stop token (a server's stop
+  /// string matched its text); it decodes no further tokens.
+  public func stop(_ group: Group, sample index: Int) {
+    guard let member = groups[group.id], member.samples.indices.contains(index) else { return }
+    let id = member.samples[index]
+    guard samples[id]?.phase != .done else { return }
+    samples[id]?.phase = .done
+    samples[id]?.pending = []
+    if samples[id]?.result.forced == false { samples[id]?.result.finish = .eos }
+  }
+
+  /// Whether every sample of `group` is done.
+  public func isDone(_ group: Group) -> Bool {
+    groups[group.id]?.samples.allSatisfy { samples[$0]?.phase == .done } ?? true
+  }
+
+  /// The samples of `group` in index order, and the bytes of KV storage they hold together
+  /// (shared blocks counted once); removes the group and frees its caches.
+  public func remove(_ group: Group) -> (samples: [SampleResult], kvBytes: Int) {
+    guard let member = groups.removeValue(forKey: group.id) else { return ([], 0) }
+    let caches = member.samples.compactMap { samples[$0]?.cache }
+    let kvBytes = Self.uniqueStorageBytes(caches)
+    let results = member.samples.compactMap { id -> SampleResult? in
+      guard var sample = samples.removeValue(forKey: id) else { return nil }
+      sample.result.kvTokens = sample.cache.residentTokens
+      sample.result.kvBytes = sample.cache.residentBytes
+      return sample.result
+    }
+    return (results, kvBytes)
+  }
+
+  /// Applies a sampled token to a sample: records it, enforces stop tokens, the token limit and
+  /// the thinking budget, and sets what the sample feeds next.
+  private func accept(_ token: Int, sample id: Int) throws {
+    guard let member = samples[id].flatMap({ groups[$0.group] }) else { return }
+    try withSample(id) { state in try accept(token, state: &state, member: member) }
+  }
+
+  /// Calls `body` with sample `id` taken out of the table, so that appending to its tokens does
+  /// not copy them (the table would otherwise share the array).
+  private func withSample<Result>(_ id: Int, _ body: (inout Sample) throws -> Result) throws -> Result {
+    guard var sample = samples.removeValue(forKey: id) else { throw EngineError.invalidInput("internal: no sample \(id)") }
+    defer { samples[id] = sample }
+    return try body(&sample)
+  }
+
+  private func accept(_ token: Int, state: inout Sample, member: Member) throws {
+    let options = member.options
+    let index = state.index
+    let onToken = member.onToken
+    func append(_ tokens: [Int]) throws {
+      for token in tokens {
+        state.result.tokens.append(token)
+        try onToken?(index, token)
+      }
+    }
+    /// Budget reached: the forced text closes the thinking; the answer allowance counts from here.
+    func force(_ budget: ThinkingBudget) throws {
+      try append(budget.forcedTokens)
+      state.result.forced = true
+      state.result.finish = .budget
+      state.pending += budget.forcedTokens
+      state.answerTokens = 0
+      state.phase = budget.answerTokens > 0 ? .answering : .done
+    }
+    state.sampled += 1
+    let isStop = options.stopTokens.contains(token)
+    switch state.phase {
+    case .done:
+      return
+    case .free:
+      try append([token])
+      if isStop {
+        state.result.finish = .eos
+        state.phase = .done
+        return
+      }
+      state.pending = [token]
+    case .thinking:
+      guard let budget = options.thinkingBudget else { return }
+      let closes = token == budget.endOfThinking || isStop
+      if closes && state.result.thinkingTokens < budget.minimumThinking {
+        // Too early: "Wait" instead, and think on. The insertion stops at the budget, so a sample
+        // forced there has thought exactly `budget` tokens.
+        let wait = Array(budget.waitTokens.prefix(budget.budget - state.result.thinkingTokens))
+        try append(wait)
+        state.result.thinkingTokens += wait.count
+        state.result.waits += 1
+        state.pending = wait
+        if state.result.thinkingTokens >= budget.budget {
+          try force(budget)
+          if state.phase == .done { return }
+        }
+      } else if token == budget.endOfThinking {
+        try append([token])
+        state.phase = .answering
+        state.pending = [token]
+      } else if isStop {
+        try append([token])
+        state.result.finish = .eos
+        state.phase = .done
+        return
+      } else {
+        try append([token])
+        state.result.thinkingTokens += 1
+        state.pending = [token]
+        if state.result.thinkingTokens >= budget.budget {
+          try force(budget)
+          if state.phase == .done { return }
+        }
+      }
+    case .answering:
+      guard let budget = options.thinkingBudget else { return }
+      try append([token])
+      state.answerTokens += 1
+      if isStop {
+        if !state.result.forced { state.result.finish = .eos }
+        state.phase = .done
+        return
+      }
+      if state.result.forced && state.answerTokens >= budget.answerTokens {
+        state.phase = .done
+        return
+      }
+      state.pending = [token]
+    }
+    if state.sampled >= options.maxTokens {
+      if !state.result.forced { state.result.finish = .length }
+      state.phase = .done
+    }
+  }
+
+  /// Bytes of the storage the caches hold, each shared block counted once.
+  static func uniqueStorageBytes(_ caches: [any KVCache]) -> Int {
+    var seen = Set<ObjectIdentifier>()
+    var total = 0
+    for cache in caches {
+      cache.forEachStorage { identity, bytes in
+        if seen.insert(identity).inserted { total += bytes }
+      }
+    }
+    return total
+  }
+}

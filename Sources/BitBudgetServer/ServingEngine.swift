@@ -1,0 +1,388 @@
+import BitBudgetEngine
+import BitBudgetLab
+import BitBudgetMemory
+import BitBudgetTokenizer
+import Foundation
+
+/// One request to the engine: a prompt's tokens and what to generate.
+public struct ServingRequest: Sendable {
+  public var prompt: [Int]
+  public var options: GenerationOptions
+  /// Texts that end a sample when its output contains them (the text is cut before them).
+  public var stopStrings: [String]
+
+  public init(prompt: [Int], options: GenerationOptions, stopStrings: [String] = []) {
+    self.prompt = prompt
+    self.options = options
+    self.stopStrings = stopStrings
+  }
+}
+
+/// What the engine tells a request's client, in order: text as it is generated, then the end.
+public enum ServingEvent: Sendable {
+  /// New text of sample `sample` (may be empty while a multi-byte character, or a possible stop
+  /// string, is incomplete) after its token `token` (-1 for the held-back text sent at the end).
+  case text(sample: Int, token: Int, text: String)
+  case finished(ServingOutcome)
+  case failed(ServingError)
+}
+
+/// A finished request.
+public struct ServingOutcome: Sendable {
+  public struct Sample: Sendable {
+    public var tokens: [Int]
+    public var text: String
+    /// `eos` (a stop token or stop string), `length` or `budget`.
+    public var finish: FinishReason
+    public var thinkingTokens: Int
+  }
+
+  public var samples: [Sample]
+  public var promptTokens: Int
+}
+
+/// Why a request was not served.
+public enum ServingError: Error, Sendable, CustomStringConvertible {
+  /// The request cannot be run as asked (HTTP 400).
+  case invalid(String)
+  /// Not now: the queue is full, or it would not fit the memory limit even alone (HTTP 503).
+  case unavailable(String)
+  /// The engine failed while running it (HTTP 500).
+  case failed(String)
+
+  public var description: String {
+    switch self {
+    case .invalid(let message), .unavailable(let message), .failed(let message): message
+    }
+  }
+}
+
+/// Runs every live request of a server in one `DecodeBatch` on a thread of its own (continuous
+/// batching): between steps it admits queued requests (prefilling each prompt and forking its n
+/// samples) while the live samples stay within `maxSequences` and their KV-cache peaks, as the
+/// memory model predicts them, within the memory limit; each step decodes one token of every live
+/// sample of every request in shared forward passes; requests leave when done or cancelled (a
+/// client that disconnects frees its caches before the next step).
+public final class ServingEngine: @unchecked Sendable {
+  public let model: DecoderModel
+  public let tokenizer: Tokenizer
+  public let settings: EngineSettings
+  /// Most samples decoding at once.
+  public let maxSequences: Int
+  /// Most requests waiting for admission.
+  public let maxQueue: Int
+
+  private let session: InferenceSession
+  private let batch: DecodeBatch
+  private let condition = NSCondition()
+  private var queue: [Job] = []
+  private var live: [Job] = []
+  private var cancelled = Set<Int>()
+  private var nextID = 0
+  private var running = true
+  private var thread: Thread?
+  /// Bytes of weights and scratch, counted against the memory limit before any KV cache.
+  private let fixedBytes: Int
+
+  public let metrics = ServingMetrics()
+
+  /// A snapshot of the engine's state.
+  public struct Status: Sendable {
+    public var queued: Int
+    public var liveRequests: Int
+    public var liveSamples: Int
+    /// KV-cache peak bytes admitted requests may reach (the memory model's engine convention).
+    public var reservedKVBytes: Int
+  }
+
+  final class Job {
+    let id: Int
+    let request: ServingRequest
+    let continuation: AsyncStream<ServingEvent>.Continuation
+    let kvPeakBytes: Int
+    var group: DecodeBatch.Group?
+    var decoders: [StreamingDecoder]
+    /// Text sent to the client, per sample.
+    var texts: [String]
+    /// Text not yet sent: it may begin a stop string.
+    var held: [String]
+    var stopped: Set<Int> = []
+
+    init(id: Int, request: ServingRequest, continuation: AsyncStream<ServingEvent>.Continuation, kvPeakBytes: Int, tokenizer: Tokenizer) {
+      self.id = id
+      self.request = request
+      self.continuation = continuation
+      self.kvPeakBytes = kvPeakBytes
+      let n = request.options.samples
+      decoders = Array(repeating: StreamingDecoder(tokenizer: tokenizer), count: n)
+      texts = Array(repeating: "", count: n)
+      held = Array(repeating: "", count: n)
+    }
+  }
+
+  public init(model: DecoderModel, tokenizer: Tokenizer, settings: EngineSettings, maxSequences: Int = 16, maxQueue: Int = 256) throws {
+    self.model = model
+    self.tokenizer = tokenizer
+    self.settings = settings
+    self.maxSequences = max(1, maxSequences)
+    self.maxQueue = max(0, maxQueue)
+    session = try settings.session(model, maxRows: InferenceSession.defaultMaxRows, maxLogitRows: max(16, min(256, self.maxSequences)))
+    batch = DecodeBatch(session: session)
+    fixedBytes = model.weights.byteCount + session.scratchBytes
+  }
+
+  /// Starts the engine's thread.
+  public func start() {
+    let thread = Thread { [weak self] in self?.loop() }
+    thread.name = "bitbudget-engine"
+    thread.stackSize = 8 << 20
+    self.thread = thread
+    thread.start()
+  }
+
+  /// Stops the thread after the current step; queued and live requests fail.
+  public func stop() {
+    condition.lock()
+    running = false
+    condition.signal()
+    condition.unlock()
+  }
+
+  public var status: Status {
+    condition.lock()
+    defer { condition.unlock() }
+    return Status(
+      queued: queue.count, liveRequests: live.count, liveSamples: live.reduce(0) { $0 + $1.request.options.samples },
+      reservedKVBytes: live.reduce(0) { $0 + $1.kvPeakBytes })
+  }
+
+  /// Queues `request`; its events arrive on the returned stream, which ends after `.finished` or
+  /// `.failed`. Ending the stream early (the client went away) cancels the request. Throws when
+  /// the request cannot be admitted ever, or the queue is full.
+  public func submit(_ request: ServingRequest) throws(ServingError) -> (id: Int, events: AsyncStream<ServingEvent>) {
+    let n = request.options.samples
+    guard n <= maxSequences else {
+      throw .invalid("n = \(n) is more than this server decodes at once (--max-sequences \(maxSequences))")
+    }
+    let cache: any KVCache
+    do {
+      cache = try settings.makeCache(session)
+      try batch.validate(prompt: request.prompt, options: request.options, cache: cache)
+    } catch {
+      throw .invalid("\(error)")
+    }
+    let tokens = request.options.maxTokens + (request.options.thinkingBudget?.maxInsertedTokens ?? 0)
+    var kvPeak = 0
+    if let limit = settings.memoryLimit {
+      do {
+        kvPeak = try settings.estimate(model: model, promptTokens: request.prompt.count, tokens: tokens, samples: n).kvPeakBytes
+      } catch {
+        throw .invalid("\(error)")
+      }
+      if fixedBytes + kvPeak > limit {
+        metrics.rejected.increment()
+        throw .unavailable(
+          "this request needs up to \(ByteSize.readable(kvPeak)) of KV cache (\(n) × \(request.prompt.count + tokens) tokens with --kv \(settings.kv)); with the weights and scratch (\(ByteSize.readable(fixedBytes))) that exceeds the server's --memory-limit of \(ByteSize.readable(limit))")
+      }
+    }
+    condition.lock()
+    defer { condition.unlock() }
+    guard running else { throw .unavailable("the server is stopping") }
+    guard queue.count < maxQueue else {
+      metrics.rejected.increment()
+      throw .unavailable("\(queue.count) requests are already waiting (--max-queue \(maxQueue)); retry later")
+    }
+    let id = nextID
+    nextID += 1
+    var continuation: AsyncStream<ServingEvent>.Continuation!
+    let events = AsyncStream<ServingEvent>(bufferingPolicy: .unbounded) { continuation = $0 }
+    continuation.onTermination = { [weak self] termination in
+      if case .cancelled = termination { self?.cancel(id) }
+    }
+    queue.append(Job(id: id, request: request, continuation: continuation, kvPeakBytes: kvPeak, tokenizer: tokenizer))
+    metrics.requests.increment()
+    condition.signal()
+    return (id, events)
+  }
+
+  /// Drops request `id`, queued or live; its caches are freed before the next step.
+  public func cancel(_ id: Int) {
+    condition.lock()
+    cancelled.insert(id)
+    condition.signal()
+    condition.unlock()
+  }
+
+  // MARK: The engine thread
+
+  private func loop() {
+    while true {
+      if !batch.hasWork { updateGauges(force: true) }
+      condition.lock()
+      while running && queue.isEmpty && cancelled.isEmpty && !batch.hasWork && live.isEmpty {
+        condition.wait()
+      }
+      if !running {
+        let all = queue + live
+        queue = []
+        live = []
+        condition.unlock()
+        for job in all {
+          job.continuation.yield(.failed(.unavailable("the server stopped")))
+          job.continuation.finish()
+        }
+        return
+      }
+      let drop = cancelled
+      cancelled = []
+      queue.removeAll { drop.contains($0.id) }
+      let dropped = live.filter { drop.contains($0.id) }
+      live.removeAll { drop.contains($0.id) }
+      // Admission, in arrival order: while samples and the memory limit allow.
+      var admitted: [Job] = []
+      var samples = live.reduce(0) { $0 + $1.request.options.samples }
+      var reserved = live.reduce(0) { $0 + $1.kvPeakBytes }
+      while let job = queue.first {
+        let n = job.request.options.samples
+        let fitsMemory = settings.memoryLimit.map { fixedBytes + reserved + job.kvPeakBytes <= $0 } ?? true
+        guard samples + n <= maxSequences, fitsMemory else { break }
+        queue.removeFirst()
+        admitted.append(job)
+        samples += n
+        reserved += job.kvPeakBytes
+      }
+      condition.unlock()
+
+      for job in dropped {
+        if let group = job.group { _ = batch.remove(group) }
+        job.continuation.finish()
+      }
+      for job in admitted { admit(job) }
+      if batch.hasWork {
+        do {
+          metrics.batchSamples.record(Double(batch.liveSamples))
+          try batch.step()
+          metrics.steps.increment()
+        } catch {
+          // A failed pass leaves every live sample's cache unknown: all live requests fail.
+          let failed = lockedLive { jobs in
+            defer { jobs = [] }
+            return jobs
+          }
+          for job in failed {
+            if let group = job.group { _ = batch.remove(group) }
+            job.continuation.yield(.failed(.failed("the engine failed: \(error)")))
+            job.continuation.finish()
+          }
+          continue
+        }
+      }
+      applyStops()
+      finishDoneJobs()
+      updateGauges()
+    }
+  }
+
+  private var gaugesUpdated = Date.distantPast
+
+  /// The gauges, at most a few times a second (summing the caches' blocks costs a walk over them).
+  private func updateGauges(force: Bool = false) {
+    guard force || Date().timeIntervalSince(gaugesUpdated) > 0.25 else { return }
+    gaugesUpdated = Date()
+    let status = self.status
+    metrics.queued.set(Double(status.queued))
+    metrics.liveRequests.set(Double(status.liveRequests))
+    metrics.liveSamples.set(Double(status.liveSamples))
+    metrics.reservedKVBytes.set(Double(status.reservedKVBytes))
+    metrics.kvBytes.set(Double(batch.kvBytes))
+  }
+
+  /// Prefills a job's prompt and adds its samples to the batch (or fails it alone).
+  private func admit(_ job: Job) {
+    do {
+      let cache = try settings.makeCache(session)
+      job.group = try batch.add(prompt: job.request.prompt, options: job.request.options, cache: cache) { [unowned self] sample, token in
+        self.deliver(token, sample: sample, job: job)
+      }
+      metrics.promptTokens.increment(by: Int64(job.request.prompt.count))
+      lockedLive { $0.append(job) }
+      applyStops()
+      finishDoneJobs()
+    } catch {
+      if let group = job.group { _ = batch.remove(group) }
+      job.continuation.yield(.failed(.invalid("\(error)")))
+      job.continuation.finish()
+    }
+  }
+
+  /// A new token of a sample: its text to the client, up to a stop string. Text that may be the
+  /// start of a stop string is held back until the next tokens tell.
+  private func deliver(_ token: Int, sample: Int, job: Job) {
+    guard !job.stopped.contains(sample) else { return }
+    metrics.generatedTokens.increment()
+    // A stop token ends the sample; its text (`<|im_end|>`) is not part of the reply.
+    guard !job.request.options.stopTokens.contains(token) else { return }
+    job.held[sample] += (try? job.decoders[sample].append(token)) ?? ""
+    let held = job.held[sample]
+    var visible = held
+    if !job.request.stopStrings.isEmpty {
+      let hits = job.request.stopStrings.compactMap { held.range(of: $0) }
+      if let first = hits.min(by: { $0.lowerBound < $1.lowerBound }) {
+        visible = String(held[..<first.lowerBound])
+        job.stopped.insert(sample)
+        job.held[sample] = ""
+      } else {
+        // The longest end of the held text that begins some stop string stays held.
+        let keep = (1..<max(1, held.count + 1)).reversed().first { length in
+          let tail = held.suffix(length)
+          return job.request.stopStrings.contains { $0.count > length && $0.hasPrefix(tail) }
+        } ?? 0
+        visible = String(held.dropLast(keep))
+        job.held[sample] = String(held.suffix(keep))
+      }
+    } else {
+      job.held[sample] = ""
+    }
+    job.texts[sample] += visible
+    job.continuation.yield(.text(sample: sample, token: token, text: visible))
+  }
+
+  /// Ends in the batch the samples whose stop string matched (during `add` or `step`, when the
+  /// batch holds them out of reach).
+  private func applyStops() {
+    for job in lockedLive({ $0 }) {
+      guard let group = job.group else { continue }
+      for sample in job.stopped { batch.stop(group, sample: sample) }
+    }
+  }
+
+  /// Sends the outcome of every job whose samples are all done and removes it.
+  private func finishDoneJobs() {
+    let done = lockedLive { jobs in
+      let done = jobs.filter { $0.group.map(batch.isDone) ?? false }
+      jobs.removeAll { job in done.contains { $0 === job } }
+      return done
+    }
+    for job in done {
+      guard let group = job.group else { continue }
+      let (results, _) = batch.remove(group)
+      let samples = results.enumerated().map { index, result in
+        var text = job.texts[index]
+        if !job.stopped.contains(index) {
+          let rest = job.held[index] + job.decoders[index].finish()
+          text += rest
+          if !rest.isEmpty { job.continuation.yield(.text(sample: index, token: -1, text: rest)) }
+        }
+        return ServingOutcome.Sample(tokens: result.tokens, text: text, finish: result.finish, thinkingTokens: result.thinkingTokens)
+      }
+      job.continuation.yield(.finished(ServingOutcome(samples: samples, promptTokens: job.request.prompt.count)))
+      job.continuation.finish()
+    }
+  }
+
+  private func lockedLive<Result>(_ body: (inout [Job]) -> Result) -> Result {
+    condition.lock()
+    defer { condition.unlock() }
+    return body(&live)
+  }
+}
