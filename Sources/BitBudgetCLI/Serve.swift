@@ -33,6 +33,9 @@ struct Serve: ParsableCommand {
   @Option(name: .customLong("max-queue"), help: "Most requests waiting for room; more are answered 503.")
   var maxQueue = 256
 
+  @Option(name: .customLong("default-max-tokens"), help: "max_tokens of a chat request that gives none (default: the rest of the context).")
+  var defaultMaxTokens: Int?
+
   @Option(name: .customLong("api-key"), help: "Require Authorization: Bearer KEY on /v1 requests.")
   var apiKey: String?
 
@@ -45,7 +48,8 @@ struct Serve: ParsableCommand {
   func validate() throws {
     guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
     guard (1...256).contains(maxSequences) else { throw ValidationError("--max-sequences must be in 1...256") }
-    guard (0...100_000).contains(maxQueue) else { throw ValidationError("--max-queue must be in 0...100000") }
+    guard (1...100_000).contains(maxQueue) else { throw ValidationError("--max-queue must be in 1...100000") }
+    if let defaultMaxTokens { guard defaultMaxTokens >= 1 else { throw ValidationError("--default-max-tokens must be at least 1") } }
     if let apiKey { guard !apiKey.isEmpty else { throw ValidationError("--api-key must not be empty") } }
   }
 
@@ -62,7 +66,8 @@ struct Serve: ParsableCommand {
     }
     let engine = try ServingEngine(model: model, tokenizer: tokenizer, settings: settings, maxSequences: maxSequences, maxQueue: maxQueue)
     engine.start()
-    let server = OpenAIServer(engine: engine, modelName: servedModelName ?? options.model, apiKey: apiKey, chatTemplate: template)
+    let server = OpenAIServer(
+      engine: engine, modelName: servedModelName ?? options.model, apiKey: apiKey, chatTemplate: template, defaultMaxTokens: defaultMaxTokens)
     let host = self.host
     let port = self.port
     let done = DispatchSemaphore(value: 0)

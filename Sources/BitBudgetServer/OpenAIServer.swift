@@ -22,21 +22,24 @@ public struct OpenAIServer: Sendable {
   /// When set, requests must carry `Authorization: Bearer KEY`.
   public let apiKey: String?
   public let chatTemplate: ChatTemplate?
+  /// `max_tokens` of a chat request that gives none (nil: the rest of the context, as vLLM does).
+  public let defaultMaxTokens: Int?
   /// Largest request body accepted.
   public static let maxBodyBytes = 8 << 20
   /// Most stop strings per request, as OpenAI allows.
   static let maxStopStrings = 4
 
-  public init(engine: ServingEngine, modelName: String, apiKey: String?, chatTemplate: ChatTemplate?) {
+  public init(engine: ServingEngine, modelName: String, apiKey: String?, chatTemplate: ChatTemplate?, defaultMaxTokens: Int? = nil) {
     self.engine = engine
     self.modelName = modelName
     self.apiKey = apiKey
     self.chatTemplate = chatTemplate
+    self.defaultMaxTokens = defaultMaxTokens
   }
 
   /// Serves until the task is cancelled; `onRunning` gets the bound port (useful with port 0).
   public func run(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void) async throws {
-    let router = Router()
+    let router = Router(context: ConnectionContext.self)
     router.get("health") { _, _ in Self.json(["status": "ok"]) }
     router.get("metrics") { _, _ in
       Response(
@@ -50,8 +53,8 @@ public struct OpenAIServer: Sendable {
         "data": [["id": self.modelName, "object": "model", "created": Int(Date().timeIntervalSince1970), "owned_by": "bitbudget"]],
       ])
     }
-    router.post("v1/completions") { request, _ in try await self.handle(request, chat: false) }
-    router.post("v1/chat/completions") { request, _ in try await self.handle(request, chat: true) }
+    router.post("v1/completions") { request, context in try await self.handle(request, context: context, chat: false) }
+    router.post("v1/chat/completions") { request, context in try await self.handle(request, context: context, chat: true) }
     let app = Application(
       router: router, configuration: .init(address: .hostname(host, port: port), serverName: "bitbudget"),
       onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
@@ -68,7 +71,7 @@ public struct OpenAIServer: Sendable {
     return nil
   }
 
-  private func handle(_ request: Request, chat: Bool) async throws -> Response {
+  private func handle(_ request: Request, context: ConnectionContext, chat: Bool) async throws -> Response {
     if let refusal = authorize(request) { return refusal }
     var request = request
     let body: ByteBuffer
@@ -94,6 +97,9 @@ public struct OpenAIServer: Sendable {
     if parsed.stream {
       return stream(submitted, id: id, created: created, parsed: parsed, chat: chat)
     }
+    // A client that hangs up before the reply frees its samples at once.
+    let engine = self.engine
+    context.channel.closeFuture.whenComplete { _ in engine.cancel(submitted.id) }
     for await event in submitted.events {
       switch event {
       case .text: continue
@@ -113,6 +119,20 @@ public struct OpenAIServer: Sendable {
     var includeUsage: Bool
     /// Whether replies split thinking from the answer (`reasoning_content`).
     var splitsThinking: Bool
+    /// The rendered prompt ends with the open tag: the reply starts inside the thinking.
+    var promptOpensThinking: Bool
+  }
+
+  /// A message whose `content` is OpenAI's array of parts, with its text parts joined (templates
+  /// expect a string; other parts are not taken by a text model).
+  static func joiningTextParts(_ message: Any) -> Any {
+    guard var object = message as? [String: Any], let parts = object["content"] as? [Any] else { return message }
+    let texts = parts.compactMap { part -> String? in
+      guard let part = part as? [String: Any], part["type"] as? String == "text" else { return nil }
+      return part["text"] as? String
+    }
+    object["content"] = texts.joined(separator: "\n")
+    return object
   }
 
   private func parse(_ data: Data, chat: Bool) throws(ServingError) -> Parsed {
@@ -131,6 +151,7 @@ public struct OpenAIServer: Sendable {
     var prompt: [Int]
     var stops = Set((try? model.stopTokenIds()) ?? [])
     var splitsThinking = false
+    var promptOpensThinking = false
     if chat {
       guard let template = chatTemplate else {
         throw .invalid("the model has no chat template; use /v1/completions, or start the server with --chat-template")
@@ -144,14 +165,17 @@ public struct OpenAIServer: Sendable {
         guard let flag = thinking as? Bool else { throw .invalid("chat_template_kwargs.enable_thinking must be a boolean") }
         options.enableThinking = flag
       }
-      var conversation: [String: Any] = ["messages": messages]
+      var conversation: [String: Any] = ["messages": messages.map(Self.joiningTextParts)]
       if let tools = root["tools"] { conversation["tools"] = tools }
       guard let json = try? JSONSerialization.data(withJSONObject: conversation), let text = String(data: json, encoding: .utf8) else {
         throw .invalid("\"messages\" is not JSON that can be rendered")
       }
       do {
         let rendered = try template.render(conversationJSON: text, options: options)
-        prompt = tokenizer.encode(rendered)
+        prompt = engine.withTokenizer { $0.encode(rendered) }
+        if let tags = tokenizer.thinkingTags {
+          promptOpensThinking = rendered.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix(tags.open)
+        }
       } catch {
         throw .invalid("the chat template refused the conversation: \(error)")
       }
@@ -161,9 +185,10 @@ public struct OpenAIServer: Sendable {
     } else {
       switch root["prompt"] {
       case let text as String:
-        prompt = tokenizer.encodePrompt(text)
+        prompt = engine.withTokenizer { $0.encodePrompt(text) }
       case let list as [Any] where list.count == 1 && list[0] is String:
-        prompt = tokenizer.encodePrompt(list[0] as? String ?? "")
+        let text = list[0] as? String ?? ""
+        prompt = engine.withTokenizer { $0.encodePrompt(text) }
       case let list as [Any] where !list.isEmpty && list.allSatisfy(Fields.isInteger):
         prompt = list.compactMap { ($0 as? NSNumber)?.intValue }
       case .some(let list as [Any]) where list.count > 1:
@@ -205,10 +230,14 @@ public struct OpenAIServer: Sendable {
       let answerTokens = try fields.integer("answer_tokens", in: 0...context) ?? 256
       let text = try fields.string("budget_text") ?? "paper"
       let minimum = try fields.integer("min_thinking", in: 0...tokens) ?? 0
-      do {
-        budget = try ThinkingBudget.forTokenizer(tokenizer, budget: tokens, answerTokens: answerTokens, text: text, minimumThinking: minimum)
-      } catch {
-        throw .invalid(error.description)
+      let made = engine.withTokenizer { tokenizer in
+        Result { () throws(LabError) -> ThinkingBudget in
+          try ThinkingBudget.forTokenizer(tokenizer, budget: tokens, answerTokens: answerTokens, text: text, minimumThinking: minimum)
+        }
+      }
+      switch made {
+      case .success(let value): budget = value
+      case .failure(let error): throw .invalid(error.description)
       }
     } else {
       for name in ["answer_tokens", "budget_text", "min_thinking"] where root[name] != nil && !(root[name] is NSNull) {
@@ -220,7 +249,7 @@ public struct OpenAIServer: Sendable {
     guard room >= 1 else {
       throw .invalid("the prompt's \(prompt.count) tokens leave no room in the model's context of \(context) positions")
     }
-    let defaultTokens = chat ? (budget.map { $0.budget + $0.answerTokens } ?? room) : 16
+    let defaultTokens = chat ? (budget.map { $0.budget + $0.answerTokens } ?? defaultMaxTokens ?? room) : 16
     var maxTokens = min(room, defaultTokens)
     if let asked = try fields.integer("max_completion_tokens", in: 0...context) {
       maxTokens = asked
@@ -232,7 +261,7 @@ public struct OpenAIServer: Sendable {
       vocabularyLimit: min(tokenizer.vocabularySize, model.config.vocabSize), thinkingBudget: budget)
     return Parsed(
       request: ServingRequest(prompt: prompt, options: options, stopStrings: stopStrings), stream: stream, includeUsage: includeUsage,
-      splitsThinking: splitsThinking)
+      splitsThinking: splitsThinking, promptOpensThinking: promptOpensThinking)
   }
 
   // MARK: Replies
@@ -256,7 +285,10 @@ public struct OpenAIServer: Sendable {
   /// The thinking and the answer of a sample's text.
   private func split(_ text: String, parsed: Parsed) -> (thinking: String?, answer: String) {
     guard parsed.splitsThinking, let tags = engine.tokenizer.thinkingTags else { return (nil, text) }
-    // A template that opened the thinking in the prompt leaves only the closing tag in the text.
+    // A reply thinks when the prompt opened the thinking or the reply opens it; a model with the
+    // tags in its vocabulary may not think at all (Qwen3-2507 Instruct).
+    let opens = parsed.promptOpensThinking || text.drop { $0.isWhitespace }.hasPrefix(tags.open)
+    guard opens || text.contains(tags.close) else { return (nil, text) }
     let (thinking, answer) = ThinkingSplit.split(text, open: tags.open, close: tags.close)
     guard let answer else { return (thinking, "") }
     return (thinking, answer)
@@ -303,8 +335,9 @@ public struct OpenAIServer: Sendable {
         if !chat { choice["logprobs"] = NSNull() }
         return ["id": id, "object": object, "created": created, "model": model, "choices": [choice]]
       }
-      // Per choice: the text seen so far, and whether its thinking has closed.
-      var seen = Array(repeating: "", count: n)
+      // Per choice: whether its reply is known to think (decided on its first text), whether the
+      // thinking has closed, and whether the answer has started.
+      var decided = Array(repeating: tags == nil, count: n)
       var answering = Array(repeating: tags == nil, count: n)
       // The answer's leading newlines are dropped, as the non-streamed reply drops them.
       var answered = Array(repeating: tags == nil, count: n)
@@ -322,20 +355,26 @@ public struct OpenAIServer: Sendable {
             }
             var piece = text
             var reasoning = ""
-            if let tags, !answering[sample] {
-              seen[sample] += piece
-              let all = seen[sample]
-              if let close = all.range(of: tags.close) {
+            if let tags, !decided[sample] {
+              let leading = piece.drop { $0.isWhitespace }
+              if leading.isEmpty { continue }
+              decided[sample] = true
+              if leading.hasPrefix(tags.open) {
+                piece = String(leading.dropFirst(tags.open.count))
+              } else if !parsed.promptOpensThinking {
                 answering[sample] = true
-                let before = String(all[..<close.lowerBound])
-                let consumedBefore = all.count - piece.count
-                reasoning = String(before.dropFirst(min(consumedBefore, before.count)))
-                piece = String(all[close.upperBound...])
+              }
+            }
+            if let tags, !answering[sample] {
+              // The closing tag is one token, so it arrives within one piece.
+              if let close = piece.range(of: tags.close) {
+                answering[sample] = true
+                reasoning = String(piece[..<close.lowerBound])
+                piece = String(piece[close.upperBound...])
               } else {
                 reasoning = piece
                 piece = ""
               }
-              if reasoning.hasPrefix(tags.open) { reasoning.removeFirst(tags.open.count) }
             }
             if !answered[sample] && answering[sample] {
               piece = String(piece.drop { $0 == "\n" })
@@ -393,6 +432,18 @@ public struct OpenAIServer: Sendable {
       case .failed: .internalServerError
       }
     return Self.error(status, error.description, type: errorType(error))
+  }
+}
+
+/// Hummingbird's request context plus the connection, so that a request whose client hangs up
+/// is cancelled.
+struct ConnectionContext: RequestContext {
+  var coreContext: CoreRequestContextStorage
+  let channel: any Channel
+
+  init(source: ApplicationRequestContextSource) {
+    coreContext = .init(source: source)
+    channel = source.channel
   }
 }
 

@@ -58,11 +58,12 @@ public enum ServingError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Runs every live request of a server in one `DecodeBatch` on a thread of its own (continuous
-/// batching): between steps it admits queued requests (prefilling each prompt and forking its n
-/// samples) while the live samples stay within `maxSequences` and their KV-cache peaks, as the
-/// memory model predicts them, within the memory limit; each step decodes one token of every live
-/// sample of every request in shared forward passes; requests leave when done or cancelled (a
-/// client that disconnects frees its caches before the next step).
+/// batching): between steps it admits queued requests while the live samples stay within
+/// `maxSequences` and their KV-cache peaks, as the memory model predicts them, within the memory
+/// limit, and prefills one chunk (at most `maxRows` tokens) of the oldest admitted prompt, whose
+/// n samples fork from it when it is in; each step decodes one token of every live sample of
+/// every request in shared forward passes; requests leave when done or cancelled (a client that
+/// disconnects frees its caches before the next step).
 public final class ServingEngine: @unchecked Sendable {
   public let model: DecoderModel
   public let tokenizer: Tokenizer
@@ -81,8 +82,6 @@ public final class ServingEngine: @unchecked Sendable {
   private var nextID = 0
   private var running = true
   private var thread: Thread?
-  /// Bytes of weights and scratch, counted against the memory limit before any KV cache.
-  private let fixedBytes: Int
 
   public let metrics = ServingMetrics()
 
@@ -100,6 +99,8 @@ public final class ServingEngine: @unchecked Sendable {
     let request: ServingRequest
     let continuation: AsyncStream<ServingEvent>.Continuation
     let kvPeakBytes: Int
+    /// Scratch the session needs for this request's context (attention scores grow with it).
+    let scratchBytes: Int
     var group: DecodeBatch.Group?
     var decoders: [StreamingDecoder]
     /// Text sent to the client, per sample.
@@ -108,11 +109,15 @@ public final class ServingEngine: @unchecked Sendable {
     var held: [String]
     var stopped: Set<Int> = []
 
-    init(id: Int, request: ServingRequest, continuation: AsyncStream<ServingEvent>.Continuation, kvPeakBytes: Int, tokenizer: Tokenizer) {
+    init(
+      id: Int, request: ServingRequest, continuation: AsyncStream<ServingEvent>.Continuation, kvPeakBytes: Int, scratchBytes: Int,
+      tokenizer: Tokenizer
+    ) {
       self.id = id
       self.request = request
       self.continuation = continuation
       self.kvPeakBytes = kvPeakBytes
+      self.scratchBytes = scratchBytes
       let n = request.options.samples
       decoders = Array(repeating: StreamingDecoder(tokenizer: tokenizer), count: n)
       texts = Array(repeating: "", count: n)
@@ -128,7 +133,14 @@ public final class ServingEngine: @unchecked Sendable {
     self.maxQueue = max(0, maxQueue)
     session = try settings.session(model, maxRows: InferenceSession.defaultMaxRows, maxLogitRows: max(16, min(256, self.maxSequences)))
     batch = DecodeBatch(session: session)
-    fixedBytes = model.weights.byteCount + session.scratchBytes
+  }
+
+  private let tokenizerLock = NSLock()
+
+  /// Runs `body` with the tokenizer, one caller at a time: encoding updates its piece cache. (The
+  /// engine thread only decodes, which reads nothing that changes.)
+  public func withTokenizer<Result>(_ body: (Tokenizer) throws -> Result) rethrows -> Result {
+    try tokenizerLock.withLock { try body(tokenizer) }
   }
 
   /// Starts the engine's thread.
@@ -173,16 +185,19 @@ public final class ServingEngine: @unchecked Sendable {
     }
     let tokens = request.options.maxTokens + (request.options.thinkingBudget?.maxInsertedTokens ?? 0)
     var kvPeak = 0
+    var scratch = 0
     if let limit = settings.memoryLimit {
       do {
-        kvPeak = try settings.estimate(model: model, promptTokens: request.prompt.count, tokens: tokens, samples: n).kvPeakBytes
+        let estimate = try settings.estimate(model: model, promptTokens: request.prompt.count, tokens: tokens, samples: n)
+        kvPeak = estimate.kvPeakBytes
+        scratch = estimate.scratchBytes
       } catch {
         throw .invalid("\(error)")
       }
-      if fixedBytes + kvPeak > limit {
+      if model.weights.byteCount + max(scratch, session.scratchBytes) + kvPeak > limit {
         metrics.rejected.increment()
         throw .unavailable(
-          "this request needs up to \(ByteSize.readable(kvPeak)) of KV cache (\(n) × \(request.prompt.count + tokens) tokens with --kv \(settings.kv)); with the weights and scratch (\(ByteSize.readable(fixedBytes))) that exceeds the server's --memory-limit of \(ByteSize.readable(limit))")
+          "this request needs up to \(ByteSize.readable(kvPeak)) of KV cache (\(n) × \(request.prompt.count + tokens) tokens with --kv \(settings.kv)); with the weights and scratch (\(ByteSize.readable(model.weights.byteCount + max(scratch, session.scratchBytes)))) that exceeds the server's --memory-limit of \(ByteSize.readable(limit)); ask for fewer max_tokens or samples")
       }
     }
     condition.lock()
@@ -199,7 +214,7 @@ public final class ServingEngine: @unchecked Sendable {
     continuation.onTermination = { [weak self] termination in
       if case .cancelled = termination { self?.cancel(id) }
     }
-    queue.append(Job(id: id, request: request, continuation: continuation, kvPeakBytes: kvPeak, tokenizer: tokenizer))
+    queue.append(Job(id: id, request: request, continuation: continuation, kvPeakBytes: kvPeak, scratchBytes: scratch, tokenizer: tokenizer))
     metrics.requests.increment()
     condition.signal()
     return (id, events)
@@ -242,14 +257,16 @@ public final class ServingEngine: @unchecked Sendable {
       var admitted: [Job] = []
       var samples = live.reduce(0) { $0 + $1.request.options.samples }
       var reserved = live.reduce(0) { $0 + $1.kvPeakBytes }
+      var scratch = live.reduce(session.scratchBytes) { max($0, $1.scratchBytes) }
       while let job = queue.first {
         let n = job.request.options.samples
-        let fitsMemory = settings.memoryLimit.map { fixedBytes + reserved + job.kvPeakBytes <= $0 } ?? true
+        let fitsMemory = settings.memoryLimit.map { model.weights.byteCount + max(scratch, job.scratchBytes) + reserved + job.kvPeakBytes <= $0 } ?? true
         guard samples + n <= maxSequences, fitsMemory else { break }
         queue.removeFirst()
         admitted.append(job)
         samples += n
         reserved += job.kvPeakBytes
+        scratch = max(scratch, job.scratchBytes)
       }
       condition.unlock()
 
@@ -258,6 +275,11 @@ public final class ServingEngine: @unchecked Sendable {
         job.continuation.finish()
       }
       for job in admitted { admit(job) }
+      if batch.isPrefilling {
+        prefillChunk()
+        applyStops()
+        finishDoneJobs()
+      }
       if batch.hasWork {
         do {
           metrics.batchSamples.record(Double(batch.liveSamples))
@@ -297,21 +319,38 @@ public final class ServingEngine: @unchecked Sendable {
     metrics.kvBytes.set(Double(batch.kvBytes))
   }
 
-  /// Prefills a job's prompt and adds its samples to the batch (or fails it alone).
+  /// Queues a job's prompt for its prefill (chunk by chunk between decode steps) and makes it live
+  /// (or fails it alone).
   private func admit(_ job: Job) {
     do {
       let cache = try settings.makeCache(session)
-      job.group = try batch.add(prompt: job.request.prompt, options: job.request.options, cache: cache) { [unowned self] sample, token in
+      job.group = try batch.enqueue(prompt: job.request.prompt, options: job.request.options, cache: cache) { [unowned self] sample, token in
         self.deliver(token, sample: sample, job: job)
       }
       metrics.promptTokens.increment(by: Int64(job.request.prompt.count))
       lockedLive { $0.append(job) }
-      applyStops()
-      finishDoneJobs()
     } catch {
-      if let group = job.group { _ = batch.remove(group) }
       job.continuation.yield(.failed(.invalid("\(error)")))
       job.continuation.finish()
+    }
+  }
+
+  /// One chunk of the oldest waiting prompt: a long prompt delays the live samples by one chunk
+  /// per step, not by its whole prefill.
+  private func prefillChunk() {
+    do {
+      try batch.prefillStep()
+    } catch {
+      let group = (error as? DecodeBatch.PrefillFailure)?.group
+      let failed = lockedLive { jobs in
+        let failed = jobs.filter { $0.group == group }
+        jobs.removeAll { $0.group == group }
+        return failed
+      }
+      for job in failed {
+        job.continuation.yield(.failed(.failed("the prompt's prefill failed: \(error)")))
+        job.continuation.finish()
+      }
     }
   }
 
@@ -373,7 +412,9 @@ public final class ServingEngine: @unchecked Sendable {
           text += rest
           if !rest.isEmpty { job.continuation.yield(.text(sample: index, token: -1, text: rest)) }
         }
-        return ServingOutcome.Sample(tokens: result.tokens, text: text, finish: result.finish, thinkingTokens: result.thinkingTokens)
+        // A stop string that matched on the last allowed token still ends the sample with "stop".
+        let finish = job.stopped.contains(index) && result.finish == .length ? FinishReason.eos : result.finish
+        return ServingOutcome.Sample(tokens: result.tokens, text: text, finish: finish, thinkingTokens: result.thinkingTokens)
       }
       job.continuation.yield(.finished(ServingOutcome(samples: samples, promptTokens: job.request.prompt.count)))
       job.continuation.finish()

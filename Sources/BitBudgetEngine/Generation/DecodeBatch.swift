@@ -16,6 +16,8 @@ public final class DecodeBatch {
   public private(set) var passes = 0
   /// Tokens fed through the model by `step()` so far, over all samples.
   public private(set) var decodedTokens = 0
+  /// Wall time of the prompts' forward passes so far, in seconds.
+  public private(set) var prefillSeconds = 0.0
 
   /// A group of samples added together.
   public struct Group: Hashable, Sendable {
@@ -48,11 +50,21 @@ public final class DecodeBatch {
     let options: GenerationOptions
     let promptTokens: Int
     let onToken: ((Int, Int) throws -> Void)?
+    /// Empty until the prompt's prefill is in.
     var samples: [Int]
+  }
+
+  /// A prompt waiting for (the rest of) its prefill.
+  private struct Prefill {
+    let group: Int
+    let prompt: [Int]
+    var offset: Int
+    let cache: any KVCache
   }
 
   private var samples: [Int: Sample] = [:]
   private var groups: [Int: Member] = [:]
+  private var prefills: [Prefill] = []
   private var nextSample = 0
   private var nextGroup = 0
 
@@ -117,18 +129,86 @@ public final class DecodeBatch {
   public func add(
     prompt: [Int], options: GenerationOptions, cache: any KVCache, onToken: ((Int, Int) throws -> Void)? = nil
   ) throws -> Group {
-    try validate(prompt: prompt, options: options, cache: cache)
-    var promptLogits: [Float] = []
-    if options.maxTokens > 0 {
-      guard let view = try session.prefill(prompt, cache: cache) else {
-        throw EngineError.invalidInput("the prompt produced no logits")
+    let group = try enqueue(prompt: prompt, options: options, cache: cache, onToken: onToken)
+    while let index = prefills.firstIndex(where: { $0.group == group.id }) {
+      do {
+        try advancePrefill(at: index)
+      } catch {
+        _ = remove(group)
+        throw error
       }
-      promptLogits = Array(view.row(0))
-    } else {
-      _ = try session.prefill(prompt, cache: cache, logits: .none)
     }
+    return group
+  }
+
+  /// As `add`, but the prompt is prefilled later by `prefillStep()`, one chunk of at most `maxRows`
+  /// tokens at a time (the chunks `add` and `InferenceSession.prefill` use, so the results are
+  /// the same), so that a server interleaves a long prompt with the decoding of other requests.
+  /// The group's samples start when its last chunk is in.
+  public func enqueue(
+    prompt: [Int], options: GenerationOptions, cache: any KVCache, onToken: ((Int, Int) throws -> Void)? = nil
+  ) throws -> Group {
+    try validate(prompt: prompt, options: options, cache: cache)
     let group = nextGroup
     nextGroup += 1
+    groups[group] = Member(options: options, promptTokens: prompt.count, onToken: onToken, samples: [])
+    prefills.append(Prefill(group: group, prompt: prompt, offset: 0, cache: cache))
+    return Group(id: group)
+  }
+
+  /// Whether some group's prompt is still waiting for (part of) its prefill.
+  public var isPrefilling: Bool { !prefills.isEmpty }
+
+  /// The next chunk of the oldest prompt waiting for its prefill (its group's samples start after
+  /// its last chunk). Returns that group, or nil when none waits. A failure removes the group and
+  /// throws `PrefillFailure` naming it. Cost: one forward pass of at most `maxRows` tokens.
+  @discardableResult
+  public func prefillStep() throws -> Group? {
+    guard let first = prefills.first else { return nil }
+    let group = Group(id: first.group)
+    do {
+      try advancePrefill(at: 0)
+    } catch {
+      _ = remove(group)
+      throw PrefillFailure(group: group, underlying: error)
+    }
+    return group
+  }
+
+  /// A prefill that failed: its group is removed.
+  public struct PrefillFailure: Error, CustomStringConvertible {
+    public let group: Group
+    public let underlying: Error
+    public var description: String { "\(underlying)" }
+  }
+
+  /// Feeds the next chunk of `prefills[index]`; after the last, starts its group's samples.
+  private func advancePrefill(at index: Int) throws {
+    var prefill = prefills[index]
+    guard let member = groups[prefill.group] else {
+      prefills.remove(at: index)
+      return
+    }
+    let end = min(prefill.prompt.count, prefill.offset + session.maxRows)
+    let isLast = end == prefill.prompt.count
+    let wantsLogits = isLast && member.options.maxTokens > 0
+    let started = Date()
+    let view = try session.forward(
+      [SequenceInput(cache: prefill.cache, tokens: Array(prefill.prompt[prefill.offset..<end]))],
+      logits: wantsLogits ? .lastOfEachSequence : .none)
+    prefillSeconds += Date().timeIntervalSince(started)
+    prefill.offset = end
+    guard isLast else {
+      prefills[index] = prefill
+      return
+    }
+    prefills.remove(at: index)
+    try start(group: prefill.group, cache: prefill.cache, promptLogits: wantsLogits ? Array(view.row(0)) : [])
+  }
+
+  /// The samples of a group whose prompt is in `cache`, each with its first token drawn.
+  private func start(group: Int, cache: any KVCache, promptLogits: [Float]) throws {
+    guard let options = groups[group]?.options else { return }
     let startPhase: Phase = options.thinkingBudget == nil ? .free : .thinking
     var members: [Int] = []
     for index in 0..<options.samples {
@@ -140,7 +220,7 @@ public final class DecodeBatch {
         sampler: Sampler(parameters: options.sampling), cache: index == 0 ? cache : cache.fork())
       members.append(id)
     }
-    groups[group] = Member(options: options, promptTokens: prompt.count, onToken: onToken, samples: members)
+    groups[group]?.samples = members
     if options.maxTokens > 0 {
       let limit = min(promptLogits.count, options.vocabularyLimit ?? promptLogits.count)
       for id in members {
@@ -150,7 +230,6 @@ public final class DecodeBatch {
         try accept(token, sample: id)
       }
     }
-    return Group(id: group)
   }
 
   /// One step: every live sample's pending tokens fed through the model (in passes of at most
@@ -205,14 +284,16 @@ public final class DecodeBatch {
     if samples[id]?.result.forced == false { samples[id]?.result.finish = .eos }
   }
 
-  /// Whether every sample of `group` is done.
+  /// Whether every sample of `group` is done (false while its prompt waits for its prefill).
   public func isDone(_ group: Group) -> Bool {
-    groups[group.id]?.samples.allSatisfy { samples[$0]?.phase == .done } ?? true
+    if prefills.contains(where: { $0.group == group.id }) { return false }
+    return groups[group.id]?.samples.allSatisfy { samples[$0]?.phase == .done } ?? true
   }
 
   /// The samples of `group` in index order, and the bytes of KV storage they hold together
   /// (shared blocks counted once); removes the group and frees its caches.
   public func remove(_ group: Group) -> (samples: [SampleResult], kvBytes: Int) {
+    prefills.removeAll { $0.group == group.id }
     guard let member = groups.removeValue(forKey: group.id) else { return ([], 0) }
     let caches = member.samples.compactMap { samples[$0]?.cache }
     let kvBytes = Self.uniqueStorageBytes(caches)

@@ -142,15 +142,14 @@ public struct Generator {
     onToken: ((Int, Int) throws -> Void)? = nil
   ) throws -> GenerationResult {
     let batch = DecodeBatch(session: session)
-    let prefillStart = Date()
+    let start = Date()
     let group = try batch.add(prompt: prompt, options: options, cache: cache, onToken: onToken)
-    let prefillSeconds = Date().timeIntervalSince(prefillStart)
-    let decodeStart = Date()
     while batch.hasWork { try batch.step() }
-    let decodeSeconds = Date().timeIntervalSince(decodeStart)
+    // Decoding: everything after the prompt's passes (the first tokens' draws included).
+    let decodeSeconds = Date().timeIntervalSince(start) - batch.prefillSeconds
     let (samples, kvBytes) = batch.remove(group)
     return GenerationResult(
-      samples: samples, promptTokens: prompt.count, prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds,
+      samples: samples, promptTokens: prompt.count, prefillSeconds: batch.prefillSeconds, decodeSeconds: decodeSeconds,
       decodeSteps: batch.passes, decodedTokens: batch.decodedTokens, kvBytes: kvBytes)
   }
 
