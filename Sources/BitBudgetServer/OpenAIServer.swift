@@ -3,7 +3,9 @@ import BitBudgetLab
 import BitBudgetTokenizer
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import NIOCore
+import ServiceLifecycle
 
 /// The OpenAI-compatible HTTP face of a `ServingEngine` (Hummingbird): `POST /v1/completions`,
 /// `POST /v1/chat/completions` (in the model's own chat template; `stream: true` as server-sent
@@ -56,9 +58,20 @@ public struct OpenAIServer: Sendable {
     router.post("v1/completions") { request, context in try await self.handle(request, context: context, chat: false) }
     router.post("v1/chat/completions") { request, context in try await self.handle(request, context: context, chat: true) }
     let app = Application(
-      router: router, configuration: .init(address: .hostname(host, port: port), serverName: "bitbudget"),
+      router: router,
+      server: .http1(configuration: .init(additionalChannelHandlers: [ClosingOnHangUp()])),
+      configuration: .init(address: .hostname(host, port: port), serverName: "bitbudget"),
       onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
-    try await app.runService()
+    // On SIGTERM/SIGINT the engine stops first (its requests end with an error) and the server
+    // then drains: a graceful shutdown does not wait for a 30,000-token generation.
+    let group = ServiceGroup(
+      configuration: .init(
+        services: [
+          .init(service: app),
+          .init(service: EngineShutdown(engine: engine), successTerminationBehavior: .gracefullyShutdownGroup),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint], logger: app.logger))
+    try await group.run()
   }
 
   // MARK: Requests
@@ -432,6 +445,35 @@ public struct OpenAIServer: Sendable {
       case .failed: .internalServerError
       }
     return Self.error(status, error.description, type: errorType(error))
+  }
+}
+
+/// Stops the engine when the service group shuts down.
+struct EngineShutdown: Service {
+  let engine: ServingEngine
+
+  func run() async throws {
+    try? await gracefulShutdown()
+    engine.stop()
+  }
+}
+
+/// Closes a connection whose client closed its side: Hummingbird allows half-closed connections,
+/// so a client that hangs up while its reply is generated would otherwise be noticed only when
+/// the reply is written. Closing fires the channel's `closeFuture`, which cancels the request.
+final class ClosingOnHangUp: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+  typealias InboundIn = NIOAny
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    context.fireChannelRead(data)
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if let event = event as? ChannelEvent, event == .inputClosed {
+      context.close(promise: nil)
+      return
+    }
+    context.fireUserInboundEventTriggered(event)
   }
 }
 
