@@ -30,20 +30,15 @@ struct Pull: ParsableCommand {
     guard let reference = HubReference(id) else {
       throw ValidationError("\"\(id)\" is not a Hub id (ORG/NAME[@REVISION][:QUANT])")
     }
-    let downloader = HubDownloader()
     let progress = DownloadProgress()
-    let result = blockingDownload {
-      do {
-        let path = try await downloader.download(reference, onEvent: progress.show)
-        await downloader.shutdown()
-        return path
-      } catch {
-        await downloader.shutdown()
-        throw error
-      }
+    let path: String
+    do {
+      path = try HubDownloader.downloadWaiting(reference, onEvent: progress.show)
+      progress.finish()
+    } catch {
+      progress.finish()
+      throw error
     }
-    progress.finish()
-    let path = try result.get()
     if json {
       struct Pulled: Encodable { let path, repository, revision: String }
       try Output.json(Pulled(path: path, repository: reference.repository, revision: reference.revision))
@@ -51,22 +46,6 @@ struct Pull: ParsableCommand {
       Output.line(path)
     }
   }
-
-  /// Runs the download and shuts the client down (the command is synchronous).
-  private func blockingDownload(_ body: @escaping @Sendable () async throws -> String) -> Result<String, Error> {
-    let box = DownloadResult()
-    let done = DispatchSemaphore(value: 0)
-    Task {
-      do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
-      done.signal()
-    }
-    done.wait()
-    return box.result ?? .failure(CommandFailure(message: "the download ended without a result"))
-  }
-}
-
-private final class DownloadResult: @unchecked Sendable {
-  var result: Result<String, Error>?
 }
 
 /// Download progress on stderr: one rewritten line per file on a terminal (bytes, percent,

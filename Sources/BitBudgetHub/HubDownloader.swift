@@ -64,25 +64,35 @@ public final class HubDownloader: Sendable {
   }
 
   /// Makes `HubCache.resolve` (so every model and tokenizer load) download what the cache lacks
-  /// through a new downloader, waiting for it; events go to `onEvent`.
+  /// (`downloadWaiting`, into the cache of the environment `resolve` was given); events go to
+  /// `onEvent`.
   public static func installAsFetcher(onEvent: @escaping @Sendable (HubDownloadEvent) -> Void) {
     HubCache.fetcher = { (reference: HubReference, content: HubContent, environment: [String: String]) throws(HubError) -> String in
-      let downloader = HubDownloader(settings: .fromEnvironment(environment))
-      let result = Blocking.run {
-        do {
-          let path = try await downloader.download(reference, content: content, onEvent: onEvent)
-          await downloader.shutdown()
-          return path
-        } catch {
-          await downloader.shutdown()
-          throw error
-        }
+      try downloadWaiting(reference, content: content, settings: .fromEnvironment(environment), onEvent: onEvent)
+    }
+  }
+
+  /// `download` from synchronous code: a new downloader, waited for on this thread (never call it
+  /// from Swift concurrency's pool), shut down afterwards.
+  public static func downloadWaiting(
+    _ reference: HubReference, content: HubContent = .model, settings: HubSettings = .fromEnvironment(),
+    onEvent: @escaping @Sendable (HubDownloadEvent) -> Void = { _ in }
+  ) throws(HubError) -> String {
+    let downloader = HubDownloader(settings: settings)
+    let result = Blocking.run {
+      do {
+        let path = try await downloader.download(reference, content: content, onEvent: onEvent)
+        await downloader.shutdown()
+        return path
+      } catch {
+        await downloader.shutdown()
+        throw error
       }
-      switch result {
-      case .success(let path): return path
-      case .failure(let error as HubError): throw error
-      case .failure(let error): throw .download(reference: reference.description, reason: "\(error)")
-      }
+    }
+    switch result {
+    case .success(let path): return path
+    case .failure(let error as HubError): throw error
+    case .failure(let error): throw .download(reference: reference.description, reason: "\(error)")
     }
   }
 

@@ -236,36 +236,37 @@ public final class DecodeBatch {
   /// `maxRows` rows and `maxLogitRows` samples) and a token drawn for each. Cost: one weight read
   /// per pass, plus each sample's attention over its cache.
   public func step() throws {
-    let live = samples.keys.sorted().filter { samples[$0]!.phase != .done && !samples[$0]!.pending.isEmpty }
+    let live = samples.filter { $0.value.phase != .done && !$0.value.pending.isEmpty }.keys.sorted()
     var start = 0
     while start < live.count {
       var batch: [Int] = []
       var rows = 0
       while start < live.count {
         let id = live[start]
-        let count = samples[id]!.pending.count
-        if count > session.maxRows {
+        var count = samples[id]?.pending.count ?? 0
+        if count > session.maxRows, let sample = samples[id] {
           // A long inserted text alone: feed all but its last maxRows tokens without logits.
-          let head = Array(samples[id]!.pending.prefix(count - session.maxRows))
-          _ = try session.prefill(head, cache: samples[id]!.cache, logits: .none)
-          samples[id]!.pending.removeFirst(head.count)
+          let head = Array(sample.pending.prefix(count - session.maxRows))
+          _ = try session.prefill(head, cache: sample.cache, logits: .none)
+          samples[id]?.pending.removeFirst(head.count)
           decodedTokens += head.count
+          count -= head.count
         }
         // Each sample of a pass needs a logits row too.
-        if !batch.isEmpty && (rows + samples[id]!.pending.count > session.maxRows || batch.count >= session.maxLogitRows) {
+        if !batch.isEmpty && (rows + count > session.maxRows || batch.count >= session.maxLogitRows) {
           break
         }
-        rows += samples[id]!.pending.count
+        rows += count
         batch.append(id)
         start += 1
       }
-      let inputs = batch.map { SequenceInput(cache: samples[$0]!.cache, tokens: samples[$0]!.pending) }
+      let inputs = batch.compactMap { id in samples[id].map { SequenceInput(cache: $0.cache, tokens: $0.pending) } }
       let view = try session.forward(inputs, logits: .lastOfEachSequence, linearPath: .streaming)
       passes += 1
       decodedTokens += rows
       for (row, id) in batch.enumerated() {
-        samples[id]!.pending.removeAll(keepingCapacity: true)
-        let options = groups[samples[id]!.group]!.options
+        guard let group = samples[id]?.group, let options = groups[group]?.options else { continue }
+        samples[id]?.pending.removeAll(keepingCapacity: true)
         let limit = min(view.vocabSize, options.vocabularyLimit ?? view.vocabSize)
         let token = try withSample(id) { try $0.draw(UnsafeBufferPointer(rebasing: view.row(row).prefix(limit))) }
         try accept(token, sample: id)
