@@ -66,6 +66,45 @@ import Testing
     }
   }
 
+  /// A vocabulary of thousands (the sampler sorts only the buckets its walk reaches): the kept set
+  /// and probabilities are still the definitions', and a draw is the token where the seed's
+  /// uniform number falls in the most-likely-first order of `distribution`.
+  @Test func largeVocabulariesKeepTheDefinitions() async throws {
+    let spreads = zip(Gen.int(in: 500...6000), Gen.float(in: 0.5...30), Gen.int(in: 0...2))
+    await propertyCheck(count: 40, input: spreads, Self.parameters, Self.seeds) { shape, parameters, seed in
+      let (count, spread, kind) = shape
+      var random = SampleRandom(seed: seed.0 ^ 0x5EED, stream: seed.1)
+      // Flat, peaked (a few large logits), or with many exact ties.
+      let logits = (0..<count).map { index -> Float in
+        let u = Float(random.unit())
+        switch kind {
+        case 0: return spread * (u - 0.5)
+        case 1: return index % 97 == 0 ? spread + u : spread * u * 0.2
+        default: return Float(Int(u * 8)) * spread / 8
+        }
+      }
+      var sampler = Sampler(parameters: parameters)
+      let kept = try logits.withUnsafeBufferPointer { try sampler.distribution($0) }
+      let expected = SamplerTests.expected(logits, parameters)
+      #expect(Set(kept.map(\.token)) == Set(expected.keys), "kept set")
+      for (token, probability) in kept where abs(probability - (expected[token] ?? -1)) > 1e-9 {
+        Issue.record("token \(token): \(probability) vs \(expected[token] ?? -1)")
+        break
+      }
+      var draws = SampleRandom(seed: seed.0, stream: seed.1)
+      var copy = draws
+      try logits.withUnsafeBufferPointer { buffer in
+        for _ in 0..<5 {
+          let u = copy.unit()
+          let token = try sampler.sample(buffer, random: &draws)
+          var cumulative = 0.0
+          let walked = kept.first { cumulative += $0.probability; return u < cumulative }?.token ?? kept.last?.token
+          #expect(token == walked, "u \(u)")
+        }
+      }
+    }
+  }
+
   /// Temperature 0 (or below) is greedy whatever the filters: the first index of the maximum.
   @Test func greedyIsTheFirstArgmax() async throws {
     await propertyCheck(count: 150, input: Self.finiteLogits, Self.parameters, Gen.float(in: -2...0)) { logits, filters, temperature in
