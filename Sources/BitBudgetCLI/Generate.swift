@@ -159,7 +159,7 @@ struct Generate: ParsableCommand {
     let streams = terminal && samples == 1
     let result = try Generator(session: session).generate(
       prompt: promptIds, options: generation, cache: cache,
-      onToken: streams ? { _, token in
+      onToken: streams ? { _, token, _ in
         if var streaming = decoder {
           Output.write(try streaming.append(token))
           decoder = streaming

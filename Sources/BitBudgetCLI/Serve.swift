@@ -4,6 +4,7 @@ import BitBudgetLab
 import BitBudgetServer
 import BitBudgetTokenizer
 import Foundation
+import Metrics
 
 /// `bitbudget serve`: the engine behind an OpenAI-compatible HTTP server.
 struct Serve: ParsableCommand {
@@ -66,6 +67,8 @@ struct Serve: ParsableCommand {
     }
     let engine = try ServingEngine(model: model, tokenizer: tokenizer, settings: settings, maxSequences: maxSequences, maxQueue: maxQueue)
     engine.start()
+    // The HTTP layer's metrics (swift-metrics) land in the engine's Prometheus registry too.
+    MetricsSystem.bootstrap(engine.metrics.factory)
     let server = OpenAIServer(
       engine: engine, modelName: servedModelName ?? options.model, apiKey: apiKey, chatTemplate: template, defaultMaxTokens: defaultMaxTokens)
     let host = self.host

@@ -30,6 +30,8 @@ public struct OpenAIServer: Sendable {
   public static let maxBodyBytes = 8 << 20
   /// Most stop strings per request, as OpenAI allows.
   static let maxStopStrings = 4
+  /// Most alternatives per token in `logprobs` (OpenAI allows 20 in chat, 5 in completions).
+  static let maxTopLogprobs = 20
 
   public init(engine: ServingEngine, modelName: String, apiKey: String?, chatTemplate: ChatTemplate?, defaultMaxTokens: Int? = nil) {
     self.engine = engine
@@ -42,6 +44,8 @@ public struct OpenAIServer: Sendable {
   /// Serves until the task is cancelled; `onRunning` gets the bound port (useful with port 0).
   public func run(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void) async throws {
     let router = Router(context: ConnectionContext.self)
+    // HTTP requests counted and timed through swift-metrics (whatever system the process bootstrapped).
+    router.middlewares.add(MetricsMiddleware())
     router.get("health") { _, _ in Self.json(["status": "ok"]) }
     router.get("metrics") { _, _ in
       Response(
@@ -158,8 +162,18 @@ public struct OpenAIServer: Sendable {
     if let name = try fields.string("model"), name != modelName {
       throw .invalid("this server serves the model \"\(modelName)\", not \"\(name)\"")
     }
-    if let logprobs = root["logprobs"], !(logprobs is NSNull), (logprobs as? Bool) != false {
-      throw .invalid("logprobs are not supported by this server yet")
+    // Completions take `logprobs: k`; chat takes `logprobs: true` and `top_logprobs: k`.
+    let logprobs: Int?
+    if chat {
+      let top = try fields.integer("top_logprobs", in: 0...Self.maxTopLogprobs)
+      if try fields.bool("logprobs") == true {
+        logprobs = top ?? 0
+      } else {
+        guard (top ?? 0) == 0 else { throw .invalid("\"top_logprobs\" needs \"logprobs\": true") }
+        logprobs = nil
+      }
+    } else {
+      logprobs = try fields.integer("logprobs", in: 0...Self.maxTopLogprobs)
     }
     var prompt: [Int]
     var stops = Set((try? model.stopTokenIds()) ?? [])
@@ -269,9 +283,10 @@ public struct OpenAIServer: Sendable {
     } else if let asked = try fields.integer("max_tokens", in: 0...context) {
       maxTokens = asked
     }
-    let options = GenerationOptions(
+    var options = GenerationOptions(
       maxTokens: maxTokens, sampling: sampling, samples: n, seed: seed, stopTokens: stops,
       vocabularyLimit: min(tokenizer.vocabularySize, model.config.vocabSize), thinkingBudget: budget)
+    options.logprobs = logprobs
     return Parsed(
       request: ServingRequest(prompt: prompt, options: options, stopStrings: stopStrings), stream: stream, includeUsage: includeUsage,
       splitsThinking: splitsThinking, promptOpensThinking: promptOpensThinking)
@@ -313,14 +328,67 @@ public struct OpenAIServer: Sendable {
         let (thinking, answer) = split(sample.text, parsed: parsed)
         var message: [String: Any] = ["role": "assistant", "content": answer]
         if let thinking { message["reasoning_content"] = thinking }
-        return ["index": index, "message": message, "finish_reason": Self.finishReason(sample.finish)]
+        var choice: [String: Any] = ["index": index, "message": message, "finish_reason": Self.finishReason(sample.finish)]
+        if parsed.request.options.logprobs != nil { choice["logprobs"] = chatLogprobs(sample.logprobs) }
+        return choice
       }
-      return ["index": index, "text": sample.text, "logprobs": NSNull(), "finish_reason": Self.finishReason(sample.finish)]
+      let logprobs: Any = parsed.request.options.logprobs == nil ? NSNull() : completionLogprobs(sample.logprobs, textOffset: 0)
+      return ["index": index, "text": sample.text, "logprobs": logprobs, "finish_reason": Self.finishReason(sample.finish)]
     }
     return [
       "id": id, "object": chat ? "chat.completion" : "text_completion", "created": created, "model": modelName, "choices": choices,
       "usage": usage(outcome),
     ]
+  }
+
+  // MARK: Log-probabilities
+
+  /// A token's text: its bytes as UTF-8 (a token holding part of a character shows U+FFFD).
+  private func tokenText(_ token: Int) -> (text: String, bytes: [UInt8]) {
+    let bytes = (try? engine.tokenizer.bytes(of: [token])) ?? []
+    return (String(decoding: bytes, as: UTF8.self), bytes)
+  }
+
+  /// JSON has no infinities: a token the model rules out gets vLLM's −9999.
+  private static func finite(_ logprob: Float) -> Double { logprob.isFinite ? Double(logprob) : -9999 }
+
+  /// The completions API's `logprobs` object for some tokens of a reply; `textOffset` is where
+  /// the first token's text starts in the reply (characters). Tokens the budget inserted have a
+  /// null log-probability.
+  private func completionLogprobs(_ entries: [(token: Int, logprobs: TokenLogprobs?)], textOffset: Int) -> [String: Any] {
+    var tokens: [String] = []
+    var tokenLogprobs: [Any] = []
+    var top: [Any] = []
+    var offsets: [Int] = []
+    var offset = textOffset
+    for entry in entries {
+      let text = tokenText(entry.token).text
+      tokens.append(text)
+      offsets.append(offset)
+      offset += text.count
+      tokenLogprobs.append(entry.logprobs.map { Self.finite($0.logprob) } ?? NSNull())
+      top.append(
+        entry.logprobs.map { logprobs in
+          Dictionary(logprobs.alternatives.map { (tokenText($0.token).text, Self.finite($0.logprob)) }, uniquingKeysWith: { first, _ in first })
+        } ?? NSNull())
+    }
+    return ["tokens": tokens, "token_logprobs": tokenLogprobs, "top_logprobs": top, "text_offset": offsets]
+  }
+
+  /// The chat API's `logprobs` object (`content`: token, logprob, bytes, top_logprobs) for the
+  /// drawn tokens of a reply, thinking included; tokens the budget inserted are left out.
+  private func chatLogprobs(_ entries: [(token: Int, logprobs: TokenLogprobs?)]) -> [String: Any] {
+    func item(_ token: Int, _ logprob: Float) -> [String: Any] {
+      let (text, bytes) = tokenText(token)
+      return ["token": text, "logprob": Self.finite(logprob), "bytes": bytes.map(Int.init)]
+    }
+    let content = entries.compactMap { entry -> [String: Any]? in
+      guard let logprobs = entry.logprobs else { return nil }
+      var drawn = item(entry.token, logprobs.logprob)
+      drawn["top_logprobs"] = logprobs.alternatives.map { item($0.token, $0.logprob) }
+      return drawn
+    }
+    return ["content": content]
   }
 
   /// Server-sent events: a chunk per piece of text (chat: `reasoning_content` while thinking,
@@ -333,6 +401,7 @@ public struct OpenAIServer: Sendable {
     let n = parsed.request.options.samples
     let object = chat ? "chat.completion.chunk" : "text_completion"
     let model = modelName
+    let wantsLogprobs = parsed.request.options.logprobs != nil
     let body = ResponseBody { writer in
       func send(_ value: Any) async throws {
         let data = (try? JSONSerialization.data(withJSONObject: value)) ?? Data("{}".utf8)
@@ -341,11 +410,22 @@ public struct OpenAIServer: Sendable {
         buffer.writeString("\n\n")
         try await writer.write(buffer)
       }
+      // Log-probabilities of tokens whose text has not gone out yet (held back, or dropped
+      // whitespace), per choice; they ride on the choice's next chunk.
+      var pendingLogprobs = Array(repeating: [(token: Int, logprobs: TokenLogprobs?)](), count: n)
+      var sentCharacters = Array(repeating: 0, count: n)
       func chunk(_ index: Int, _ payload: [String: Any], finish: String?) -> [String: Any] {
         var choice = payload
         choice["index"] = index
         choice["finish_reason"] = finish ?? NSNull()
-        if !chat { choice["logprobs"] = NSNull() }
+        if wantsLogprobs && !pendingLogprobs[index].isEmpty {
+          choice["logprobs"] =
+            chat ? self.chatLogprobs(pendingLogprobs[index]) : self.completionLogprobs(pendingLogprobs[index], textOffset: sentCharacters[index])
+          pendingLogprobs[index] = []
+        } else if !chat {
+          choice["logprobs"] = NSNull()
+        }
+        if !chat, let text = payload["text"] as? String { sentCharacters[index] += text.count }
         return ["id": id, "object": object, "created": created, "model": model, "choices": [choice]]
       }
       // Per choice: whether its reply is known to think (decided on its first text), whether the
@@ -360,7 +440,8 @@ public struct OpenAIServer: Sendable {
         }
         for await event in submitted.events {
           switch event {
-          case .text(let sample, _, let text):
+          case .text(let sample, let token, let text, let logprobs):
+            if wantsLogprobs && token >= 0 { pendingLogprobs[sample].append((token, logprobs)) }
             guard !text.isEmpty else { continue }
             guard chat else {
               try await send(chunk(sample, ["text": text], finish: nil))

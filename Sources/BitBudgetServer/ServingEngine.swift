@@ -21,8 +21,9 @@ public struct ServingRequest: Sendable {
 /// What the engine tells a request's client, in order: text as it is generated, then the end.
 public enum ServingEvent: Sendable {
   /// New text of sample `sample` (may be empty while a multi-byte character, or a possible stop
-  /// string, is incomplete) after its token `token` (-1 for the held-back text sent at the end).
-  case text(sample: Int, token: Int, text: String)
+  /// string, is incomplete) after its token `token` (-1 for the held-back text sent at the end),
+  /// with the token's log-probabilities when the request asked for them and the token was drawn.
+  case text(sample: Int, token: Int, text: String, logprobs: TokenLogprobs?)
   case finished(ServingOutcome)
   case failed(ServingError)
 }
@@ -35,6 +36,9 @@ public struct ServingOutcome: Sendable {
     /// `eos` (a stop token or stop string), `length` or `budget`.
     public var finish: FinishReason
     public var thinkingTokens: Int
+    /// With `options.logprobs`: each token of the reply (the stop token excluded) and its
+    /// log-probabilities (nil for tokens the budget inserted).
+    public var logprobs: [(token: Int, logprobs: TokenLogprobs?)]
   }
 
   public var samples: [Sample]
@@ -108,6 +112,8 @@ public final class ServingEngine: @unchecked Sendable {
     /// Text not yet sent: it may begin a stop string.
     var held: [String]
     var stopped: Set<Int> = []
+    /// The reply's tokens and their log-probabilities, per sample (with `options.logprobs`).
+    var logprobs: [[(token: Int, logprobs: TokenLogprobs?)]]
 
     init(
       id: Int, request: ServingRequest, continuation: AsyncStream<ServingEvent>.Continuation, kvPeakBytes: Int, scratchBytes: Int,
@@ -122,6 +128,7 @@ public final class ServingEngine: @unchecked Sendable {
       decoders = Array(repeating: StreamingDecoder(tokenizer: tokenizer), count: n)
       texts = Array(repeating: "", count: n)
       held = Array(repeating: "", count: n)
+      logprobs = Array(repeating: [], count: n)
     }
   }
 
@@ -312,11 +319,11 @@ public final class ServingEngine: @unchecked Sendable {
     guard force || Date().timeIntervalSince(gaugesUpdated) > 0.25 else { return }
     gaugesUpdated = Date()
     let status = self.status
-    metrics.queued.set(Double(status.queued))
-    metrics.liveRequests.set(Double(status.liveRequests))
-    metrics.liveSamples.set(Double(status.liveSamples))
-    metrics.reservedKVBytes.set(Double(status.reservedKVBytes))
-    metrics.kvBytes.set(Double(batch.kvBytes))
+    metrics.queued.record(Double(status.queued))
+    metrics.liveRequests.record(Double(status.liveRequests))
+    metrics.liveSamples.record(Double(status.liveSamples))
+    metrics.reservedKVBytes.record(Double(status.reservedKVBytes))
+    metrics.kvBytes.record(Double(batch.kvBytes))
   }
 
   /// Queues a job's prompt for its prefill (chunk by chunk between decode steps) and makes it live
@@ -324,10 +331,10 @@ public final class ServingEngine: @unchecked Sendable {
   private func admit(_ job: Job) {
     do {
       let cache = try settings.makeCache(session)
-      job.group = try batch.enqueue(prompt: job.request.prompt, options: job.request.options, cache: cache) { [unowned self] sample, token in
-        self.deliver(token, sample: sample, job: job)
+      job.group = try batch.enqueue(prompt: job.request.prompt, options: job.request.options, cache: cache) { [unowned self] sample, token, logprobs in
+        self.deliver(token, logprobs: logprobs, sample: sample, job: job)
       }
-      metrics.promptTokens.increment(by: Int64(job.request.prompt.count))
+      metrics.promptTokens.increment(by: job.request.prompt.count)
       lockedLive { $0.append(job) }
     } catch {
       job.continuation.yield(.failed(.invalid("\(error)")))
@@ -356,11 +363,12 @@ public final class ServingEngine: @unchecked Sendable {
 
   /// A new token of a sample: its text to the client, up to a stop string. Text that may be the
   /// start of a stop string is held back until the next tokens tell.
-  private func deliver(_ token: Int, sample: Int, job: Job) {
+  private func deliver(_ token: Int, logprobs: TokenLogprobs?, sample: Int, job: Job) {
     guard !job.stopped.contains(sample) else { return }
     metrics.generatedTokens.increment()
     // A stop token ends the sample; its text (`<|im_end|>`) is not part of the reply.
     guard !job.request.options.stopTokens.contains(token) else { return }
+    if job.request.options.logprobs != nil { job.logprobs[sample].append((token, logprobs)) }
     job.held[sample] += (try? job.decoders[sample].append(token)) ?? ""
     let held = job.held[sample]
     var visible = held
@@ -383,7 +391,7 @@ public final class ServingEngine: @unchecked Sendable {
       job.held[sample] = ""
     }
     job.texts[sample] += visible
-    job.continuation.yield(.text(sample: sample, token: token, text: visible))
+    job.continuation.yield(.text(sample: sample, token: token, text: visible, logprobs: logprobs))
   }
 
   /// Ends in the batch the samples whose stop string matched (during `add` or `step`, when the
@@ -410,11 +418,12 @@ public final class ServingEngine: @unchecked Sendable {
         if !job.stopped.contains(index) {
           let rest = job.held[index] + job.decoders[index].finish()
           text += rest
-          if !rest.isEmpty { job.continuation.yield(.text(sample: index, token: -1, text: rest)) }
+          if !rest.isEmpty { job.continuation.yield(.text(sample: index, token: -1, text: rest, logprobs: nil)) }
         }
         // A stop string that matched on the last allowed token still ends the sample with "stop".
         let finish = job.stopped.contains(index) && result.finish == .length ? FinishReason.eos : result.finish
-        return ServingOutcome.Sample(tokens: result.tokens, text: text, finish: finish, thinkingTokens: result.thinkingTokens)
+        return ServingOutcome.Sample(
+          tokens: result.tokens, text: text, finish: finish, thinkingTokens: result.thinkingTokens, logprobs: job.logprobs[index])
       }
       job.continuation.yield(.finished(ServingOutcome(samples: samples, promptTokens: job.request.prompt.count)))
       job.continuation.finish()

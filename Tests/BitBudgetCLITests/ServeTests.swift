@@ -96,7 +96,36 @@ import Testing
     let stop = try #require(result["stop"] as? [String: Any])
     #expect(stop["finish"] as? String == "stop" && !(stop["text"] as? String ?? " 6").contains(" 6"), "\(stop)")
     #expect(result["concurrent_equal"] as? Bool == true)
-    #expect(result["errors"] as? [String: Int] == ["bad_temperature": 400, "bad_n": 400, "too_long": 400, "wrong_model": 400])
+    #expect(
+      result["errors"] as? [String: Int] == ["bad_temperature": 400, "bad_n": 400, "too_long": 400, "wrong_model": 400, "too_many_logprobs": 400])
+
+    // Log-probabilities, greedy: each token is its position's most likely, its text is the
+    // reply's, the streamed ones are the same, and chat lists its tokens with their bytes.
+    let logprobs = try #require(result["logprobs"] as? [String: Any])
+    let tokens = try #require(logprobs["tokens"] as? [String])
+    let values = try #require(logprobs["token_logprobs"] as? [Double])
+    let tops = try #require(logprobs["top"] as? [[String: Double]])
+    #expect(tokens.count == 5 && values.count == 5 && tops.count == 5)
+    #expect(tokens.joined() == logprobs["text"] as? String)
+    #expect(logprobs["offsets"] as? [Int] == tokens.indices.map { tokens.prefix($0).joined().count })
+    for (value, top) in zip(values, tops) {
+      #expect(top.count == 3 && abs(value - (top.values.max() ?? 1)) < 1e-6 && value <= 0, "\(value) \(top)")
+      #expect(top.values.reduce(0) { $0 + Foundation.exp($1) } <= 1 + 1e-6)
+    }
+    let streamed = try #require(result["logprobs_stream"] as? [String: Any])
+    #expect(streamed["tokens"] as? [String] == tokens && streamed["token_logprobs"] as? [Double] == values)
+    let chatLogprobs = try #require(result["chat_logprobs"] as? [String: Any])
+    let items = try #require(chatLogprobs["items"] as? [[String: Any]])
+    #expect(!items.isEmpty)
+    let itemTokens = items.compactMap { $0["token"] as? String }
+    #expect(
+      itemTokens.joined().trimmingCharacters(in: .whitespacesAndNewlines)
+        == (chatLogprobs["content"] as? String)?.trimmingCharacters(in: .whitespacesAndNewlines))
+    for item in items {
+      let top = try #require(item["top"] as? [[Any]])
+      #expect(top.count == 2 && (top.first?[1] as? Double) == item["logprob"] as? Double)
+      #expect((item["bytes"] as? [Int]).map { String(decoding: $0.map(UInt8.init), as: UTF8.self) } == item["token"] as? String)
+    }
 
     // The same seed and sampling through `generate`.
     let generated = try CLITests.run(

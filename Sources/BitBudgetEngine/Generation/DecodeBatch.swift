@@ -49,7 +49,7 @@ public final class DecodeBatch {
   private struct Member {
     let options: GenerationOptions
     let promptTokens: Int
-    let onToken: ((Int, Int) throws -> Void)?
+    let onToken: TokenHandler?
     /// Empty until the prompt's prefill is in.
     var samples: [Int]
   }
@@ -61,6 +61,11 @@ public final class DecodeBatch {
     var offset: Int
     let cache: any KVCache
   }
+
+  /// Sees each token appended to a sample of a group: the sample's index in its group, the token,
+  /// and the model's log-probabilities there when the options ask for them (nil for tokens the
+  /// budget inserts, which are not drawn).
+  public typealias TokenHandler = (_ sample: Int, _ token: Int, _ logprobs: TokenLogprobs?) throws -> Void
 
   private var samples: [Int: Sample] = [:]
   private var groups: [Int: Member] = [:]
@@ -122,12 +127,12 @@ public final class DecodeBatch {
 
   /// Prefills `prompt` into `cache` (which may already hold context) and adds `options.samples`
   /// samples continuing it — sample 0 in `cache` itself, the others in forks sharing the prompt's
-  /// blocks — each with its first token drawn from the prompt's logits. `onToken(sample, token)`
-  /// sees every token appended to a sample of the group, as it happens; an error it throws ends
+  /// blocks — each with its first token drawn from the prompt's logits. `onToken` sees every
+  /// token appended to a sample of the group, as it happens; an error it throws ends
   /// the call (`add` or `step`) that appended the token. Cost: the prompt's prefill.
   @discardableResult
   public func add(
-    prompt: [Int], options: GenerationOptions, cache: any KVCache, onToken: ((Int, Int) throws -> Void)? = nil
+    prompt: [Int], options: GenerationOptions, cache: any KVCache, onToken: TokenHandler? = nil
   ) throws -> Group {
     let group = try enqueue(prompt: prompt, options: options, cache: cache, onToken: onToken)
     while let index = prefills.firstIndex(where: { $0.group == group.id }) {
@@ -146,7 +151,7 @@ public final class DecodeBatch {
   /// the same), so that a server interleaves a long prompt with the decoding of other requests.
   /// The group's samples start when its last chunk is in.
   public func enqueue(
-    prompt: [Int], options: GenerationOptions, cache: any KVCache, onToken: ((Int, Int) throws -> Void)? = nil
+    prompt: [Int], options: GenerationOptions, cache: any KVCache, onToken: TokenHandler? = nil
   ) throws -> Group {
     try validate(prompt: prompt, options: options, cache: cache)
     let group = nextGroup
@@ -224,10 +229,9 @@ public final class DecodeBatch {
     if options.maxTokens > 0 {
       let limit = min(promptLogits.count, options.vocabularyLimit ?? promptLogits.count)
       for id in members {
-        let token = try promptLogits.withUnsafeBufferPointer { logits in
-          try withSample(id) { try $0.draw(UnsafeBufferPointer(rebasing: logits.prefix(limit))) }
+        try promptLogits.withUnsafeBufferPointer { logits in
+          try draw(sample: id, logits: UnsafeBufferPointer(rebasing: logits.prefix(limit)), options: options)
         }
-        try accept(token, sample: id)
       }
     }
   }
@@ -268,8 +272,7 @@ public final class DecodeBatch {
         guard let group = samples[id]?.group, let options = groups[group]?.options else { continue }
         samples[id]?.pending.removeAll(keepingCapacity: true)
         let limit = min(view.vocabSize, options.vocabularyLimit ?? view.vocabSize)
-        let token = try withSample(id) { try $0.draw(UnsafeBufferPointer(rebasing: view.row(row).prefix(limit))) }
-        try accept(token, sample: id)
+        try draw(sample: id, logits: UnsafeBufferPointer(rebasing: view.row(row).prefix(limit)), options: options)
       }
     }
   }
@@ -307,11 +310,15 @@ public final class DecodeBatch {
     return (results, kvBytes)
   }
 
-  /// Applies a sampled token to a sample: records it, enforces stop tokens, the token limit and
-  /// the thinking budget, and sets what the sample feeds next.
-  private func accept(_ token: Int, sample id: Int) throws {
+  /// Draws sample `id`'s next token from `logits` and applies it: records it, enforces stop
+  /// tokens, the token limit and the thinking budget, and sets what the sample feeds next.
+  private func draw(sample id: Int, logits: UnsafeBufferPointer<Float>, options: GenerationOptions) throws {
     guard let member = samples[id].flatMap({ groups[$0.group] }) else { return }
-    try withSample(id) { state in try accept(token, state: &state, member: member) }
+    try withSample(id) { state in
+      let token = try state.draw(logits)
+      let logprobs = options.logprobs.map { TokenLogprobs(logits: logits, chosen: token, top: $0) }
+      try accept(token, logprobs: logprobs, state: &state, member: member)
+    }
   }
 
   /// Calls `body` with sample `id` taken out of the table, so that appending to its tokens does
@@ -322,14 +329,15 @@ public final class DecodeBatch {
     return try body(&sample)
   }
 
-  private func accept(_ token: Int, state: inout Sample, member: Member) throws {
+  private func accept(_ token: Int, logprobs: TokenLogprobs?, state: inout Sample, member: Member) throws {
     let options = member.options
     let index = state.index
     let onToken = member.onToken
-    func append(_ tokens: [Int]) throws {
+    /// Appends inserted tokens (no log-probabilities), or the drawn one with `drawn`.
+    func append(_ tokens: [Int], drawn: Bool = false) throws {
       for token in tokens {
         state.result.tokens.append(token)
-        try onToken?(index, token)
+        try onToken?(index, token, drawn ? logprobs : nil)
       }
     }
     /// Budget reached: the forced text closes the thinking; the answer allowance counts from here.
@@ -347,7 +355,7 @@ public final class DecodeBatch {
     case .done:
       return
     case .free:
-      try append([token])
+      try append([token], drawn: true)
       if isStop {
         state.result.finish = .eos
         state.phase = .done
@@ -370,16 +378,16 @@ public final class DecodeBatch {
           if state.phase == .done { return }
         }
       } else if token == budget.endOfThinking {
-        try append([token])
+        try append([token], drawn: true)
         state.phase = .answering
         state.pending = [token]
       } else if isStop {
-        try append([token])
+        try append([token], drawn: true)
         state.result.finish = .eos
         state.phase = .done
         return
       } else {
-        try append([token])
+        try append([token], drawn: true)
         state.result.thinkingTokens += 1
         state.pending = [token]
         if state.result.thinkingTokens >= budget.budget {
@@ -389,7 +397,7 @@ public final class DecodeBatch {
       }
     case .answering:
       guard let budget = options.thinkingBudget else { return }
-      try append([token])
+      try append([token], drawn: true)
       state.answerTokens += 1
       if isStop {
         if !state.result.forced { state.result.finish = .eos }

@@ -67,6 +67,10 @@ public struct GenerationOptions: Sendable {
   /// tokenizer's last id).
   public var vocabularyLimit: Int?
   public var thinkingBudget: ThinkingBudget?
+  /// When set, each drawn token's log-probability and this many most likely alternatives are
+  /// computed (`TokenLogprobs`; one more pass over the logits per token) and passed to the token
+  /// handler.
+  public var logprobs: Int?
 
   public init(
     maxTokens: Int, sampling: SamplingParameters = .greedy, samples: Int = 1, seed: UInt64 = 0,
@@ -135,11 +139,11 @@ public struct Generator {
   }
 
   /// Generates `options.samples` samples after `prompt` into caches forked from `cache` (which
-  /// may already hold context; sample 0 continues in `cache` itself). `onToken(sample, token)`
-  /// sees every token appended to a sample, as it happens; an error it throws ends generation.
+  /// may already hold context; sample 0 continues in `cache` itself). `onToken` sees every token
+  /// appended to a sample, as it happens; an error it throws ends generation.
   public func generate(
     prompt: [Int], options: GenerationOptions, cache: any KVCache,
-    onToken: ((Int, Int) throws -> Void)? = nil
+    onToken: DecodeBatch.TokenHandler? = nil
   ) throws -> GenerationResult {
     let batch = DecodeBatch(session: session)
     let start = Date()

@@ -48,6 +48,26 @@ stop = client.completions.create(model=model, prompt="Count: 1, 2, 3,", max_toke
 out["stop"] = {"text": stop.choices[0].text, "finish": stop.choices[0].finish_reason}
 
 
+lp = client.completions.create(model=model, prompt="The capital of France is", max_tokens=5, temperature=0, logprobs=3)
+lps = lp.choices[0].logprobs
+out["logprobs"] = {"text": lp.choices[0].text, "tokens": lps.tokens, "token_logprobs": lps.token_logprobs,
+                   "top": lps.top_logprobs, "offsets": lps.text_offset}
+streamed = {"tokens": [], "token_logprobs": []}
+for chunk in client.completions.create(model=model, prompt="The capital of France is", max_tokens=5, temperature=0,
+                                       logprobs=3, stream=True):
+    for choice in chunk.choices:
+        if choice.logprobs and choice.logprobs.tokens:
+            streamed["tokens"] += choice.logprobs.tokens
+            streamed["token_logprobs"] += choice.logprobs.token_logprobs
+out["logprobs_stream"] = streamed
+chat_lp = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "What is 2+2?"}],
+                                         max_tokens=8, temperature=0, logprobs=True, top_logprobs=2)
+out["chat_logprobs"] = {
+    "content": chat_lp.choices[0].message.content,
+    "items": [{"token": t.token, "logprob": t.logprob, "bytes": t.bytes, "top": [[a.token, a.logprob] for a in t.top_logprobs]}
+              for t in chat_lp.choices[0].logprobs.content]}
+
+
 def one(seed):
     r = client.completions.create(model=model, prompt="Once upon a time", max_tokens=10, temperature=1.0, seed=seed)
     return r.choices[0].text
@@ -65,6 +85,7 @@ for name, kwargs in {
     "bad_n": dict(prompt="x", max_tokens=2, n=0),
     "too_long": dict(prompt="x", max_tokens=10 ** 9),
     "wrong_model": dict(prompt="x", max_tokens=2, model="other"),
+    "too_many_logprobs": dict(prompt="x", max_tokens=2, logprobs=21),
 }.items():
     try:
         client.completions.create(**{"model": model, **kwargs})
