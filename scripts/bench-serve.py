@@ -6,6 +6,7 @@ latency (p50/p99, ms), errors. Standard library only.
 
     bench-serve.py URL [--clients 1,4,8,16] [--requests 2] [--prompt-tokens 64] [--tokens 64]
                        [--model NAME] [--token-ids]   # prompt as token ids (no tokenizer needed)
+                       [--sampling JSON]              # request fields, default {"temperature": 1.0}
 """
 import argparse
 import http.client
@@ -49,14 +50,17 @@ def stream_one(url, body):
     return start, times, tokens
 
 
-def run(url, clients, requests, prompt, tokens, model):
+def run(url, clients, requests, prompt, tokens, model, sampling):
     ttft, itl, produced, errors = [], [], [0], [0]
     lock = threading.Lock()
 
     def client(index):
         for r in range(requests):
-            body = {"prompt": prompt, "max_tokens": tokens, "temperature": 1.0, "seed": index * 1000 + r,
-                    "stream": True, "stream_options": {"include_usage": True}, "ignore_eos": True}
+            # A different start per request: a server's prompt cache (llama-server reuses the
+            # longest cached prefix) must not skip the prefill that a new conversation needs.
+            unique = [100 + index, 200 + r] + prompt[2:] if isinstance(prompt, list) else f"Request {index}.{r}: " + prompt
+            body = {"prompt": unique, "max_tokens": tokens, "seed": index * 1000 + r,
+                    "stream": True, "stream_options": {"include_usage": True}, "ignore_eos": True, **sampling}
             if model:
                 body["model"] = model
             try:
@@ -95,10 +99,11 @@ def main():
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--model")
     parser.add_argument("--token-ids", action="store_true", help="send the prompt as token ids")
+    parser.add_argument("--sampling", default='{"temperature": 1.0}', help="JSON object of sampling fields")
     args = parser.parse_args()
     prompt = list(range(1000, 1000 + args.prompt_tokens)) if args.token_ids else " ".join(["word"] * args.prompt_tokens)
     for clients in [int(c) for c in args.clients.split(",")]:
-        print(json.dumps(run(args.url, clients, args.requests, prompt, args.tokens, args.model)), flush=True)
+        print(json.dumps(run(args.url, clients, args.requests, prompt, args.tokens, args.model, json.loads(args.sampling))), flush=True)
 
 
 if __name__ == "__main__":

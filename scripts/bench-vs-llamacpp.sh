@@ -51,7 +51,7 @@ if [ ! -x "$LLAMA/build/bin/llama-bench" ] || [ ! -x "$LLAMA/build/bin/llama-qua
   tar -xzf "$ASSETS"/llama-sdist/llama_cpp_python-*.tar.gz -C "$ASSETS/llama-sdist"
   rm -rf "$LLAMA" && mv "$ASSETS"/llama-sdist/llama_cpp_python-*/vendor/llama.cpp "$LLAMA"
   cmake -S "$LLAMA" -B "$LLAMA/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=OFF >"$ASSETS/llama-build.log" 2>&1
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON >"$ASSETS/llama-build.log" 2>&1
   cmake --build "$LLAMA/build" --target llama-bench llama-quantize -j2 >>"$ASSETS/llama-build.log" 2>&1
   "$ASSETS/venv/bin/pip" install -q -e "$LLAMA/gguf-py"
 fi

@@ -173,7 +173,12 @@ public struct OpenAIServer: Sendable {
         logprobs = nil
       }
     } else {
-      logprobs = try fields.integer("logprobs", in: 0...Self.maxTopLogprobs)
+      // `true`/`false` as some clients send them: the drawn token alone, or none.
+      if let flag = root["logprobs"] as? NSNumber, Fields.isBoolean(flag) {
+        logprobs = flag.boolValue ? 0 : nil
+      } else {
+        logprobs = try fields.integer("logprobs", in: 0...Self.maxTopLogprobs)
+      }
     }
     var prompt: [Int]
     var stops = Set((try? model.stopTokenIds()) ?? [])
@@ -329,10 +334,10 @@ public struct OpenAIServer: Sendable {
         var message: [String: Any] = ["role": "assistant", "content": answer]
         if let thinking { message["reasoning_content"] = thinking }
         var choice: [String: Any] = ["index": index, "message": message, "finish_reason": Self.finishReason(sample.finish)]
-        if parsed.request.options.logprobs != nil { choice["logprobs"] = chatLogprobs(sample.logprobs) }
+        if parsed.request.options.logprobs != nil { choice["logprobs"] = chatLogprobs(sample.replyTokens) }
         return choice
       }
-      let logprobs: Any = parsed.request.options.logprobs == nil ? NSNull() : completionLogprobs(sample.logprobs, textOffset: 0)
+      let logprobs: Any = parsed.request.options.logprobs == nil ? NSNull() : completionLogprobs(sample.replyTokens)
       return ["index": index, "text": sample.text, "logprobs": logprobs, "finish_reason": Self.finishReason(sample.finish)]
     }
     return [
@@ -352,20 +357,17 @@ public struct OpenAIServer: Sendable {
   /// JSON has no infinities: a token the model rules out gets vLLM's −9999.
   private static func finite(_ logprob: Float) -> Double { logprob.isFinite ? Double(logprob) : -9999 }
 
-  /// The completions API's `logprobs` object for some tokens of a reply; `textOffset` is where
-  /// the first token's text starts in the reply (characters). Tokens the budget inserted have a
-  /// null log-probability.
-  private func completionLogprobs(_ entries: [(token: Int, logprobs: TokenLogprobs?)], textOffset: Int) -> [String: Any] {
+  /// The completions API's `logprobs` object for some tokens of a reply (`text_offset` in
+  /// Unicode scalars, as Python indexes strings). Tokens the budget inserted have a null
+  /// log-probability.
+  private func completionLogprobs(_ entries: [ReplyToken]) -> [String: Any] {
     var tokens: [String] = []
     var tokenLogprobs: [Any] = []
     var top: [Any] = []
     var offsets: [Int] = []
-    var offset = textOffset
     for entry in entries {
-      let text = tokenText(entry.token).text
-      tokens.append(text)
-      offsets.append(offset)
-      offset += text.count
+      tokens.append(tokenText(entry.token).text)
+      offsets.append(entry.textOffset)
       tokenLogprobs.append(entry.logprobs.map { Self.finite($0.logprob) } ?? NSNull())
       top.append(
         entry.logprobs.map { logprobs in
@@ -377,7 +379,7 @@ public struct OpenAIServer: Sendable {
 
   /// The chat API's `logprobs` object (`content`: token, logprob, bytes, top_logprobs) for the
   /// drawn tokens of a reply, thinking included; tokens the budget inserted are left out.
-  private func chatLogprobs(_ entries: [(token: Int, logprobs: TokenLogprobs?)]) -> [String: Any] {
+  private func chatLogprobs(_ entries: [ReplyToken]) -> [String: Any] {
     func item(_ token: Int, _ logprob: Float) -> [String: Any] {
       let (text, bytes) = tokenText(token)
       return ["token": text, "logprob": Self.finite(logprob), "bytes": bytes.map(Int.init)]
@@ -412,20 +414,18 @@ public struct OpenAIServer: Sendable {
       }
       // Log-probabilities of tokens whose text has not gone out yet (held back, or dropped
       // whitespace), per choice; they ride on the choice's next chunk.
-      var pendingLogprobs = Array(repeating: [(token: Int, logprobs: TokenLogprobs?)](), count: n)
-      var sentCharacters = Array(repeating: 0, count: n)
+      var pendingLogprobs = Array(repeating: [ReplyToken](), count: n)
       func chunk(_ index: Int, _ payload: [String: Any], finish: String?) -> [String: Any] {
         var choice = payload
         choice["index"] = index
         choice["finish_reason"] = finish ?? NSNull()
         if wantsLogprobs && !pendingLogprobs[index].isEmpty {
           choice["logprobs"] =
-            chat ? self.chatLogprobs(pendingLogprobs[index]) : self.completionLogprobs(pendingLogprobs[index], textOffset: sentCharacters[index])
+            chat ? self.chatLogprobs(pendingLogprobs[index]) : self.completionLogprobs(pendingLogprobs[index])
           pendingLogprobs[index] = []
         } else if !chat {
           choice["logprobs"] = NSNull()
         }
-        if !chat, let text = payload["text"] as? String { sentCharacters[index] += text.count }
         return ["id": id, "object": object, "created": created, "model": model, "choices": [choice]]
       }
       // Per choice: whether its reply is known to think (decided on its first text), whether the
@@ -440,8 +440,8 @@ public struct OpenAIServer: Sendable {
         }
         for await event in submitted.events {
           switch event {
-          case .text(let sample, let token, let text, let logprobs):
-            if wantsLogprobs && token >= 0 { pendingLogprobs[sample].append((token, logprobs)) }
+          case .text(let sample, _, let text, let reply):
+            if let reply { pendingLogprobs[sample].append(reply) }
             guard !text.isEmpty else { continue }
             guard chat else {
               try await send(chunk(sample, ["text": text], finish: nil))

@@ -21,11 +21,20 @@ public struct ServingRequest: Sendable {
 /// What the engine tells a request's client, in order: text as it is generated, then the end.
 public enum ServingEvent: Sendable {
   /// New text of sample `sample` (may be empty while a multi-byte character, or a possible stop
-  /// string, is incomplete) after its token `token` (-1 for the held-back text sent at the end),
-  /// with the token's log-probabilities when the request asked for them and the token was drawn.
-  case text(sample: Int, token: Int, text: String, logprobs: TokenLogprobs?)
+  /// string, is incomplete) after its token `token` (-1 for the held-back text sent at the end);
+  /// `reply` describes the token when the request asked for log-probabilities.
+  case text(sample: Int, token: Int, text: String, reply: ReplyToken?)
   case finished(ServingOutcome)
   case failed(ServingError)
+}
+
+/// A token of a reply, for requests that ask for log-probabilities.
+public struct ReplyToken: Sendable {
+  public var token: Int
+  /// Where its text starts in the reply, in Unicode scalars (Python's string indices).
+  public var textOffset: Int
+  /// nil for tokens the thinking budget inserted (they are not drawn).
+  public var logprobs: TokenLogprobs?
 }
 
 /// A finished request.
@@ -36,9 +45,9 @@ public struct ServingOutcome: Sendable {
     /// `eos` (a stop token or stop string), `length` or `budget`.
     public var finish: FinishReason
     public var thinkingTokens: Int
-    /// With `options.logprobs`: each token of the reply (the stop token excluded) and its
-    /// log-probabilities (nil for tokens the budget inserted).
-    public var logprobs: [(token: Int, logprobs: TokenLogprobs?)]
+    /// With `options.logprobs`: each token of the reply (the stop token excluded; the tokens of
+    /// a matched stop string included, as vLLM lists them).
+    public var replyTokens: [ReplyToken]
   }
 
   public var samples: [Sample]
@@ -112,8 +121,8 @@ public final class ServingEngine: @unchecked Sendable {
     /// Text not yet sent: it may begin a stop string.
     var held: [String]
     var stopped: Set<Int> = []
-    /// The reply's tokens and their log-probabilities, per sample (with `options.logprobs`).
-    var logprobs: [[(token: Int, logprobs: TokenLogprobs?)]]
+    /// The reply's tokens, per sample (with `options.logprobs`).
+    var replyTokens: [[ReplyToken]]
 
     init(
       id: Int, request: ServingRequest, continuation: AsyncStream<ServingEvent>.Continuation, kvPeakBytes: Int, scratchBytes: Int,
@@ -128,7 +137,7 @@ public final class ServingEngine: @unchecked Sendable {
       decoders = Array(repeating: StreamingDecoder(tokenizer: tokenizer), count: n)
       texts = Array(repeating: "", count: n)
       held = Array(repeating: "", count: n)
-      logprobs = Array(repeating: [], count: n)
+      replyTokens = Array(repeating: [], count: n)
     }
   }
 
@@ -368,7 +377,13 @@ public final class ServingEngine: @unchecked Sendable {
     metrics.generatedTokens.increment()
     // A stop token ends the sample; its text (`<|im_end|>`) is not part of the reply.
     guard !job.request.options.stopTokens.contains(token) else { return }
-    if job.request.options.logprobs != nil { job.logprobs[sample].append((token, logprobs)) }
+    var reply: ReplyToken?
+    if job.request.options.logprobs != nil {
+      let offset = job.texts[sample].unicodeScalars.count + job.held[sample].unicodeScalars.count
+      let entry = ReplyToken(token: token, textOffset: offset, logprobs: logprobs)
+      job.replyTokens[sample].append(entry)
+      reply = entry
+    }
     job.held[sample] += (try? job.decoders[sample].append(token)) ?? ""
     let held = job.held[sample]
     var visible = held
@@ -391,7 +406,7 @@ public final class ServingEngine: @unchecked Sendable {
       job.held[sample] = ""
     }
     job.texts[sample] += visible
-    job.continuation.yield(.text(sample: sample, token: token, text: visible, logprobs: logprobs))
+    job.continuation.yield(.text(sample: sample, token: token, text: visible, reply: reply))
   }
 
   /// Ends in the batch the samples whose stop string matched (during `add` or `step`, when the
@@ -418,12 +433,12 @@ public final class ServingEngine: @unchecked Sendable {
         if !job.stopped.contains(index) {
           let rest = job.held[index] + job.decoders[index].finish()
           text += rest
-          if !rest.isEmpty { job.continuation.yield(.text(sample: index, token: -1, text: rest, logprobs: nil)) }
+          if !rest.isEmpty { job.continuation.yield(.text(sample: index, token: -1, text: rest, reply: nil)) }
         }
         // A stop string that matched on the last allowed token still ends the sample with "stop".
         let finish = job.stopped.contains(index) && result.finish == .length ? FinishReason.eos : result.finish
         return ServingOutcome.Sample(
-          tokens: result.tokens, text: text, finish: finish, thinkingTokens: result.thinkingTokens, logprobs: job.logprobs[index])
+          tokens: result.tokens, text: text, finish: finish, thinkingTokens: result.thinkingTokens, replyTokens: job.replyTokens[index])
       }
       job.continuation.yield(.finished(ServingOutcome(samples: samples, promptTokens: job.request.prompt.count)))
       job.continuation.finish()

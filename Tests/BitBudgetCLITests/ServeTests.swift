@@ -107,7 +107,7 @@ import Testing
     let tops = try #require(logprobs["top"] as? [[String: Double]])
     #expect(tokens.count == 5 && values.count == 5 && tops.count == 5)
     #expect(tokens.joined() == logprobs["text"] as? String)
-    #expect(logprobs["offsets"] as? [Int] == tokens.indices.map { tokens.prefix($0).joined().count })
+    #expect(logprobs["offsets"] as? [Int] == tokens.indices.map { tokens.prefix($0).joined().unicodeScalars.count })
     for (value, top) in zip(values, tops) {
       #expect(top.count == 3 && abs(value - (top.values.max() ?? 1)) < 1e-6 && value <= 0, "\(value) \(top)")
       #expect(top.values.reduce(0) { $0 + Foundation.exp($1) } <= 1 + 1e-6)

@@ -30,4 +30,21 @@ import Testing
       try Generator(session: session).generateGreedy(prompt: [], maxTokens: 3, stopTokens: [], cache: session.makeCache())
     }
   }
+
+  /// Sampling parameters that would poison the weights (an infinite temperature turns −inf logits
+  /// into NaN weights) and absurd log-probability requests are refused before any work.
+  @Test func rejectsNonFiniteSamplingAndTooManyAlternatives() throws {
+    let model = try DecoderModel.load(path: Fixtures.modelPath("qwen3-gqa-tied-f32"))
+    let session = try InferenceSession(model: model, threads: 1)
+    var cases = [Float.infinity, .nan].map { GenerationOptions(maxTokens: 2, sampling: SamplingParameters(temperature: $0)) }
+    cases.append(GenerationOptions(maxTokens: 2, sampling: SamplingParameters(temperature: 1, topP: .nan)))
+    var alternatives = GenerationOptions(maxTokens: 2)
+    alternatives.logprobs = Int.max
+    cases.append(alternatives)
+    for options in cases {
+      #expect(throws: EngineError.self) {
+        try Generator(session: session).generate(prompt: [1, 2], options: options, cache: session.makeCache())
+      }
+    }
+  }
 }

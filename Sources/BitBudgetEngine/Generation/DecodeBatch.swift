@@ -73,6 +73,9 @@ public final class DecodeBatch {
   private var nextSample = 0
   private var nextGroup = 0
 
+  /// Most alternatives `GenerationOptions.logprobs` may ask for per token.
+  public static let maxTopLogprobs = 1024
+
   public init(session: InferenceSession) {
     self.session = session
   }
@@ -94,6 +97,13 @@ public final class DecodeBatch {
     guard !prompt.isEmpty else { throw EngineError.invalidInput("the prompt is empty: give at least one token") }
     guard options.maxTokens >= 0 else { throw EngineError.invalidInput("the maximum number of new tokens must not be negative") }
     guard (1...256).contains(options.samples) else { throw EngineError.invalidInput("the number of samples must be in 1...256") }
+    let sampling = options.sampling
+    guard sampling.temperature.isFinite, sampling.topP.isFinite, sampling.minP.isFinite else {
+      throw EngineError.invalidInput("the temperature, top-p and min-p must be finite numbers (\(sampling))")
+    }
+    if let top = options.logprobs, !(0...Self.maxTopLogprobs).contains(top) {
+      throw EngineError.invalidInput("the number of alternative tokens with log-probabilities must be in 0...\(Self.maxTopLogprobs)")
+    }
     let context = config.maxPositions
     if let limit = options.vocabularyLimit, limit < 1 { throw EngineError.invalidInput("the vocabulary limit must be at least 1") }
     var inserted = 0

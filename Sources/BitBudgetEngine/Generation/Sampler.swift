@@ -170,7 +170,7 @@ public struct Sampler {
     bucketOf.removeAll(keepingCapacity: true)
     for index in 0..<count {
       let bucket =
-        weights[index] == 0 ? bucketCount - 1
+        !(weights[index] > 0) ? bucketCount - 1
         : scale == 0 ? 0 : min(bucketCount - 1, Int((Double(top) - Double(candidates[index].logit)) * scale))
       bucketOf.append(Int32(bucket))
     }
