@@ -106,7 +106,65 @@ MODELS = {
              num_experts_per_tok=2, norm_topk_prob=False, mlp_only_layers=[], decoder_sparse_step=1,
              tie_word_embeddings=True),
         torch.float32, "transformers4", None, 40, 12),
+    # YaRN RoPE scaling as Qwen3's model cards enable it (`rope_scaling`, transformers-4 style),
+    # factor 4 over an original window of 64 positions, head_dim 32 (the ramp spans dimensions
+    # 0–5 with θ = 10,000); 160 positions, well past the window; f32.
+    "qwen3-yarn-f32": (
+        dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, head_dim=32, tie_word_embeddings=True, rope_theta=10000.0,
+             rope_parameters=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=64, rope_theta=10000.0)),
+        torch.float32, "transformers4", None, 160, 13),
+    # Llama 3.1's RoPE scaling (rope_parameters, transformers-5 style): factor 8, low/high
+    # frequency factors 1 and 4 over 32 original positions, so head_dim 16's eight frequencies
+    # are kept, blended and divided; 90 positions; tied, f32.
+    "llama-rope3-tied-f32": (
+        dict(architecture="llama", vocab_size=240, hidden_size=96, intermediate_size=160, num_hidden_layers=2,
+             num_attention_heads=6, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=10000.0,
+             rope_parameters=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                  original_max_position_embeddings=32, rope_theta=10000.0)),
+        torch.float32, "transformers5", None, 90, 14),
 }
+
+# RoPE scalings whose inverse frequencies and attention factor transformers' own functions
+# compute (Tests/Fixtures/rope/inverse-frequencies.json): (head_dim, max_position_embeddings,
+# rope parameters).
+ROPE_CASES = [
+    (128, 131072, dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32768, rope_theta=1000000.0)),
+    (64, 8192, dict(rope_type="yarn", factor=2.5, original_max_position_embeddings=2048, rope_theta=10000.0,
+                    beta_fast=16.0, beta_slow=2.0, truncate=False)),
+    (64, 16384, dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=4096, rope_theta=500000.0,
+                     mscale=0.707, mscale_all_dim=1.0)),
+    (32, 4096, dict(rope_type="yarn", factor=8.0, original_max_position_embeddings=512, rope_theta=10000.0,
+                    attention_factor=1.3)),
+    (128, 131072, dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                       original_max_position_embeddings=8192, rope_theta=500000.0)),
+    (64, 131072, dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                      original_max_position_embeddings=8192, rope_theta=500000.0)),
+    (96, 8192, dict(rope_type="linear", factor=2.0, rope_theta=10000.0)),
+    (80, 4096, dict(rope_type="default", rope_theta=10000.0)),
+]
+
+
+def write_rope_cases():
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    cases = []
+    for head_dim, max_positions, parameters in ROPE_CASES:
+        cfg = Qwen3Config(hidden_size=head_dim * 2, num_attention_heads=2, head_dim=head_dim,
+                          max_position_embeddings=max_positions, rope_parameters=dict(parameters))
+        rope_type = parameters["rope_type"]
+        if rope_type == "default":
+            inv_freq, scaling = transformers.models.qwen3.modeling_qwen3.Qwen3RotaryEmbedding \
+                .compute_default_rope_parameters(cfg)
+        else:
+            inv_freq, scaling = ROPE_INIT_FUNCTIONS[rope_type](cfg)
+        cases.append({"head_dim": head_dim, "max_position_embeddings": max_positions, "rope_parameters": parameters,
+                      "inverse_frequencies": [float(f"{v:.9g}") for v in inv_freq.tolist()],
+                      "attention_scaling": float(scaling)})
+    path = os.path.join(ROOT, "Tests", "Fixtures", "rope", "inverse-frequencies.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"transformers": transformers.__version__, "cases": cases}, f, indent=1)
+    print(f"wrote {path}: {len(cases)} cases")
 
 GREEDY_TOKENS = 16
 
@@ -136,8 +194,9 @@ def restyle_config(path, style):
         cfg = json.load(f)
     if style == "transformers4":
         rope = cfg.pop("rope_parameters", None) or {}
-        cfg["rope_theta"] = rope.get("rope_theta", 1000000.0)
-        cfg["rope_scaling"] = None
+        cfg["rope_theta"] = rope.pop("rope_theta", 1000000.0)
+        # A scaled RoPE as the model cards spell it: `rope_scaling` without the theta.
+        cfg["rope_scaling"] = rope if rope.get("rope_type", "default") != "default" else None
         cfg["torch_dtype"] = cfg.pop("dtype", "float32")
         cfg.pop("layer_types", None)
         if "num_local_experts" in cfg:
@@ -228,13 +287,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bench-model", metavar="DIR",
                         help="write a random Qwen3-0.6B-shaped bf16 model to DIR instead")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="write only these fixtures")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="write only these fixtures (\"rope\": the RoPE cases)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.bench_model:
         write_bench_model(args.bench_model)
         return
     os.makedirs(OUT, exist_ok=True)
+    if args.only is None or "rope" in args.only:
+        write_rope_cases()
     for name, spec in MODELS.items():
         if args.only is None or name in args.only:
             write_fixture(name, spec)

@@ -9,29 +9,28 @@ import Foundation
 public struct RotaryEmbedding: Sendable {
   public let headDim: Int
   public let theta: Double
-  /// `θ^(−2j/D)` for `j` in `0..<D/2`, in f32 as transformers computes it.
+  public let scaling: RopeScaling
+  /// `θ^(−2j/D)` for `j` in `0..<D/2` (scaled as `scaling` says), in f32 as transformers computes it.
   public let inverseFrequencies: [Float]
+  /// The factor on every cos and sin (YaRN's attention factor; 1 otherwise).
+  public let attentionScaling: Float
 
-  public init(headDim: Int, theta: Double) {
+  public init(headDim: Int, theta: Double, scaling: RopeScaling = .none) {
     self.headDim = headDim
     self.theta = theta
-    let base = Double(Float(theta))
-    inverseFrequencies = (0..<(headDim / 2)).map { j in
-      let exponent = Float(2 * j) / Float(headDim)
-      let power = Float(Foundation.pow(base, Double(exponent)))
-      return 1 / power
-    }
+    self.scaling = scaling
+    (inverseFrequencies, attentionScaling) = scaling.inverseFrequencies(dim: headDim, theta: theta)
   }
 
-  /// Writes `cos` and `sin` of the `D/2` angles of `position`.
+  /// Writes `cos` and `sin` of the `D/2` angles of `position` (times the attention scaling).
   public func fill(
     position: Int, cos cosines: UnsafeMutablePointer<Float>, sin sines: UnsafeMutablePointer<Float>
   ) {
     let p = Float(position)
     for j in 0..<(headDim / 2) {
       let angle = Double(p * inverseFrequencies[j])
-      cosines[j] = Float(Foundation.cos(angle))
-      sines[j] = Float(Foundation.sin(angle))
+      cosines[j] = Float(Foundation.cos(angle)) * attentionScaling
+      sines[j] = Float(Foundation.sin(angle)) * attentionScaling
     }
   }
 

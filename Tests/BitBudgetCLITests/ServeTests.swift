@@ -235,7 +235,7 @@ import Testing
     #expect(try Self.request(server.base + "/health", method: "GET").0 == 200)
     #expect(try Self.request(server.base + "/v1/models", method: "GET").0 == 401)
     for body in ["{", "[]", #"{"prompt": 5}"#, #"{"prompt": "x", "max_tokens": -1}"#, #"{"prompt": "x", "stop": [1]}"#,
-                 #"{"prompt": "x", "n": 3}"#, #"{"prompt": "x", "stream": "yes"}"#, #"{"messages": []}"#, #"{"prompt": "x", "logprobs": 2}"#] {
+                 #"{"prompt": "x", "n": 3}"#, #"{"prompt": "x", "stream": "yes"}"#, #"{"messages": []}"#, #"{"prompt": "x", "logprobs": 21}"#] {
       let (status, reply) = try Self.request(server.base + "/v1/completions", body: body, headers: auth)
       #expect(status == 400, "\(body) → \(status) \(reply)")
       #expect(reply.contains("\"invalid_request_error\""), "\(reply)")

@@ -52,7 +52,7 @@ import Testing
       (["vocab_size": 1e12], "vocab_size"),
       (["hidden_act": "gelu"], "hidden_act"),
       (["use_sliding_window": true], "sliding-window"),
-      (["rope_scaling": ["rope_type": "yarn", "factor": 4]], "yarn"),
+      (["rope_scaling": ["rope_type": "dynamic", "factor": 4]], "dynamic"),
       (["rope_parameters": ["rope_type": "linear", "rope_theta": 10000.0]], "linear"),
       (["rms_norm_eps": -1.0], "rms_norm_eps"),
       (["tie_word_embeddings": "yes"], "tie_word_embeddings"),

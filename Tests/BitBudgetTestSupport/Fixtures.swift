@@ -20,7 +20,8 @@ public enum Fixtures {
   public static let modelNames = [
     "qwen3-gqa-tied-f32", "qwen3-mha-untied-bf16", "qwen3-gqa4-tied-bf16-sharded", "qwen3-bias-odd-f16",
     "qwen3-hd128-gqa-bf16", "qwen2-bias-untied-bf16", "llama-gqa3-tied-f32", "mistral-gqa4-untied-bf16",
-    "smollm3-nope-tied-f32", "qwen3moe-e8k3-untied-bf16", "qwen3moe-e4k2-unnormed-f32",
+    "smollm3-nope-tied-f32", "qwen3moe-e8k3-untied-bf16", "qwen3moe-e4k2-unnormed-f32", "qwen3-yarn-f32",
+    "llama-rope3-tied-f32",
   ]
 
   public static func modelPath(_ name: String) -> String {

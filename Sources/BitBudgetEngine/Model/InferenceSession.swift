@@ -169,7 +169,7 @@ public final class InferenceSession {
     pool = ThreadPool(threadCount: threads)
     self.maxRows = max(1, maxRows)
     self.maxLogitRows = max(1, maxLogitRows)
-    rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+    rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
     attentionShape = AttentionShape(queryHeads: config.queryHeads, kvHeads: config.kvHeads, headDim: config.headDim)
     linearScratch = LinearScratch(
       threadCount: pool.threadCount,

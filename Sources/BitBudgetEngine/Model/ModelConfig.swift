@@ -1,3 +1,4 @@
+import BitBudgetKernels
 import Foundation
 
 /// A decoder-only transformer's hyperparameters, read from `config.json` and validated.
@@ -15,6 +16,8 @@ public struct ModelConfig: Sendable, Equatable {
   public var headDim: Int
   public var rmsNormEpsilon: Float
   public var ropeTheta: Double
+  /// RoPE scaling for long contexts (`rope_parameters`/`rope_scaling`), `.none` for plain RoPE.
+  public var ropeScaling: RopeScaling = .none
   public var maxPositions: Int
   public var tiedEmbeddings: Bool
   /// Biases on the q, k and v projections (Qwen2 always; Qwen3/Llama with `attention_bias`).
@@ -202,7 +205,8 @@ public struct ModelConfig: Sendable, Equatable {
       gptq = try GPTQConfig.parse(object, path: path)
     }
 
-    let theta = try ropeTheta(reader)
+    let maxPositions = try reader.optionalPositiveInt("max_position_embeddings", max: limits.positions) ?? 32_768
+    let (theta, scaling) = try rope(reader, maxPositions: maxPositions)
     let eps = try reader.optionalNumber("rms_norm_eps") ?? 1e-6
     guard eps > 0, eps < 1 else { throw reader.fail("rms_norm_eps (\(eps)) must be in (0, 1)") }
 
@@ -217,7 +221,7 @@ public struct ModelConfig: Sendable, Equatable {
       layerCount: try reader.positiveInt("num_hidden_layers", max: limits.layers),
       queryHeads: heads, kvHeads: kvHeads, headDim: headDim,
       rmsNormEpsilon: Float(eps), ropeTheta: theta,
-      maxPositions: try reader.optionalPositiveInt("max_position_embeddings", max: limits.positions) ?? 32_768,
+      maxPositions: maxPositions,
       tiedEmbeddings: try reader.optionalBool("tie_word_embeddings") ?? false,
       queryKeyValueBias: architecture.alwaysQKVBias ? true : try reader.optionalBool("attention_bias") ?? false,
       outputBias: architecture.alwaysQKVBias ? false : try reader.optionalBool("attention_bias") ?? false,
@@ -225,32 +229,67 @@ public struct ModelConfig: Sendable, Equatable {
       bosTokenId: try reader.optionalTokenIds("bos_token_id")?.first,
       eosTokenIds: try reader.optionalTokenIds("eos_token_id") ?? [],
       gptq: gptq)
+    config.ropeScaling = scaling
     try architecture.readConfig(&config, reader)
     return config
   }
 
-  /// `rope_theta` (top level), or `rope_parameters.rope_theta` (transformers 5); only unscaled
-  /// ("default") RoPE is implemented.
-  static func ropeTheta(_ reader: ConfigReader) throws -> Double {
+  /// `rope_theta` (top level, or `rope_parameters.rope_theta` in transformers 5) and the scaling
+  /// of `rope_parameters` or the older `rope_scaling`: `default`, `linear`, `llama3` and `yarn`,
+  /// read as transformers reads them (its defaults for absent fields); other types are refused.
+  static func rope(_ reader: ConfigReader, maxPositions: Int) throws -> (theta: Double, scaling: RopeScaling) {
     var theta = try reader.optionalNumber("rope_theta")
-    if let parameters = reader.root["rope_parameters"], !(parameters is NSNull) {
-      guard let object = parameters as? [String: Any] else { throw reader.fail("rope_parameters is not an object") }
-      let nested = ConfigReader(root: object, path: reader.path, prefix: "rope_parameters.")
-      if let type = try nested.optionalString("rope_type"), type != "default" {
-        throw EngineError.unsupported("RoPE scaling \"\(type)\" (rope_parameters.rope_type) in \(reader.path)")
-      }
+    // transformers 5 writes `rope_parameters`, older configs `rope_scaling`; a scaled one wins.
+    var parameters: ConfigReader?
+    var type = "default"
+    for key in ["rope_parameters", "rope_scaling"] {
+      guard let value = reader.root[key], !(value is NSNull) else { continue }
+      guard let object = value as? [String: Any] else { throw reader.fail("\(key) is not an object") }
+      let nested = ConfigReader(root: object, path: reader.path, prefix: "\(key).")
       theta = try nested.optionalNumber("rope_theta") ?? theta
-    }
-    if let scaling = reader.root["rope_scaling"], !(scaling is NSNull) {
-      let object = scaling as? [String: Any] ?? [:]
-      let type = (object["rope_type"] ?? object["type"]) as? String
-      if type != "default" {
-        throw EngineError.unsupported("RoPE scaling \"\(type ?? "?")\" (rope_scaling) in \(reader.path)")
+      let nestedType = try nested.optionalString("rope_type") ?? nested.optionalString("type") ?? "default"
+      if parameters == nil || type == "default" {
+        parameters = nested
+        type = nestedType
       }
     }
     let value = theta ?? 10_000
     guard value > 1, value.isFinite else { throw reader.fail("rope_theta (\(value)) must be a number above 1") }
-    return value
+    guard let parameters else { return (value, .none) }
+    func positive(_ key: String) throws -> Double? {
+      guard let number = try parameters.optionalNumber(key) else { return nil }
+      guard number > 0, number.isFinite else { throw parameters.fail("\(key) (\(number)) must be a positive number") }
+      return number
+    }
+    // A top-level `original_max_position_embeddings` (Phi-3's spelling) wins, as in transformers.
+    let original =
+      try reader.optionalPositiveInt("original_max_position_embeddings", max: limits.positions)
+      ?? parameters.optionalPositiveInt("original_max_position_embeddings", max: limits.positions) ?? maxPositions
+    switch type {
+    case "default":
+      return (value, .none)
+    case "linear":
+      guard let factor = try positive("factor") else { throw parameters.fail("linear RoPE scaling needs a factor") }
+      return (value, .linear(factor: factor))
+    case "llama3":
+      guard let factor = try positive("factor"), let low = try positive("low_freq_factor"), let high = try positive("high_freq_factor"),
+        high != low
+      else { throw parameters.fail("llama3 RoPE scaling needs factor, low_freq_factor and high_freq_factor (different)") }
+      return (value, .llama3(factor: factor, lowFrequencyFactor: low, highFrequencyFactor: high, originalContext: original))
+    case "yarn":
+      let factor = try positive("factor") ?? Double(maxPositions) / Double(original)
+      let attention = try positive("attention_factor")
+        ?? RopeScaling.yarnAttentionFactor(
+          factor: factor, mscale: try parameters.optionalNumber("mscale"), mscaleAllDim: try parameters.optionalNumber("mscale_all_dim"))
+      return (
+        value,
+        .yarn(
+          factor: factor, originalContext: original, attentionFactor: attention, betaFast: try positive("beta_fast") ?? 32,
+          betaSlow: try positive("beta_slow") ?? 1, truncate: try parameters.optionalBool("truncate") ?? true)
+      )
+    default:
+      throw EngineError.unsupported("RoPE scaling \"\(type)\" in \(reader.path) (default, linear, llama3 and yarn are implemented)")
+    }
   }
 }
 
