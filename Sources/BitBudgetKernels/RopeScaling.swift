@@ -15,6 +15,26 @@ public enum RopeScaling: Sendable, Equatable, CustomStringConvertible {
   /// `betaFast`/`betaSlow` rotations in `originalContext` positions; cos/sin × `attentionFactor`.
   case yarn(factor: Double, originalContext: Int, attentionFactor: Double, betaFast: Double, betaSlow: Double, truncate: Bool)
 
+  /// The `rope_scaling` object of a config.json that reads back as this scaling (nil for none).
+  public var configObject: [String: Any]? {
+    switch self {
+    case .none:
+      nil
+    case .linear(let factor):
+      ["rope_type": "linear", "factor": factor]
+    case .llama3(let factor, let low, let high, let original):
+      [
+        "rope_type": "llama3", "factor": factor, "low_freq_factor": low, "high_freq_factor": high,
+        "original_max_position_embeddings": original,
+      ]
+    case .yarn(let factor, let original, let attentionFactor, let betaFast, let betaSlow, let truncate):
+      [
+        "rope_type": "yarn", "factor": factor, "original_max_position_embeddings": original, "attention_factor": attentionFactor,
+        "beta_fast": betaFast, "beta_slow": betaSlow, "truncate": truncate,
+      ]
+    }
+  }
+
   public var description: String {
     switch self {
     case .none: "none"
@@ -46,19 +66,20 @@ public enum RopeScaling: Sendable, Equatable, CustomStringConvertible {
       return (plain.map { $0 / Float(factor) }, 1)
     case .llama3(let factor, let low, let high, let original):
       // In f32 throughout, as transformers' tensors are.
+      // A scalar over a tensor is torch's `reciprocal() * scalar`: two roundings.
       let lowWavelength = Float(Double(original) / low)
       let highWavelength = Float(Double(original) / high)
       let frequencies = plain.map { frequency -> Float in
-        let wavelength = Float(2 * Double.pi) / frequency
+        let wavelength = (1 / frequency) * Float(2 * Double.pi)
         if wavelength > lowWavelength { return frequency / Float(factor) }
         if wavelength < highWavelength { return frequency }
-        let smooth = (Float(original) / wavelength - Float(low)) / Float(high - low)
+        let smooth = ((1 / wavelength) * Float(original) - Float(low)) / Float(high - low)
         return (1 - smooth) * frequency / Float(factor) + smooth * frequency
       }
       return (frequencies, 1)
     case .yarn(let factor, let original, let attentionFactor, let betaFast, let betaSlow, let truncate):
       func correctionDimension(_ rotations: Double) -> Double {
-        Double(dim) * Foundation.log(Double(original) / (rotations * 2 * Double.pi)) / (2 * Foundation.log(base))
+        Double(dim) * Foundation.log(Double(original) / (rotations * 2 * Double.pi)) / (2 * Foundation.log(theta))
       }
       var low = correctionDimension(betaFast)
       var high = correctionDimension(betaSlow)

@@ -159,7 +159,7 @@ public enum HuggingFaceExport {
       "hidden_act": "silu",
       "rms_norm_eps": decimal(config.rmsNormEpsilon),
       "rope_theta": config.ropeTheta,
-      "rope_scaling": NSNull(),
+      "rope_scaling": config.ropeScaling.configObject ?? NSNull(),
       "max_position_embeddings": config.maxPositions,
       "tie_word_embeddings": config.tiedEmbeddings,
       "torch_dtype": torchName(matrixType),

@@ -205,8 +205,9 @@ public struct ModelConfig: Sendable, Equatable {
       gptq = try GPTQConfig.parse(object, path: path)
     }
 
-    let maxPositions = try reader.optionalPositiveInt("max_position_embeddings", max: limits.positions) ?? 32_768
-    let (theta, scaling) = try rope(reader, maxPositions: maxPositions)
+    let (theta, scaling, maxPositions) = try rope(
+      reader, maxPositions: try reader.optionalPositiveInt("max_position_embeddings", max: limits.positions) ?? 32_768,
+      defaultTheta: architecture.defaultRopeTheta)
     let eps = try reader.optionalNumber("rms_norm_eps") ?? 1e-6
     guard eps > 0, eps < 1 else { throw reader.fail("rms_norm_eps (\(eps)) must be in (0, 1)") }
 
@@ -234,59 +235,77 @@ public struct ModelConfig: Sendable, Equatable {
     return config
   }
 
-  /// `rope_theta` (top level, or `rope_parameters.rope_theta` in transformers 5) and the scaling
-  /// of `rope_parameters` or the older `rope_scaling`: `default`, `linear`, `llama3` and `yarn`,
-  /// read as transformers reads them (its defaults for absent fields); other types are refused.
-  static func rope(_ reader: ConfigReader, maxPositions: Int) throws -> (theta: Double, scaling: RopeScaling) {
-    var theta = try reader.optionalNumber("rope_theta")
-    // transformers 5 writes `rope_parameters`, older configs `rope_scaling`; a scaled one wins.
-    var parameters: ConfigReader?
-    var type = "default"
+  /// `rope_theta` and the RoPE scaling, chosen as transformers 5 chooses them
+  /// (`convert_rope_params_to_dict`): a non-empty `rope_scaling` (the older key, and what model
+  /// cards tell users to add) replaces `rope_parameters` whole; theta is the chosen object's, else
+  /// the top level's, else the architecture's default. Types `default`, `linear`, `llama3` and
+  /// `yarn` with transformers' defaults for absent fields; others, per-layer parameters and
+  /// partial rotary dimensions are refused. For YaRN the context grows to `factor` × the original
+  /// window when `max_position_embeddings` is smaller (transformers sets no limit).
+  static func rope(_ reader: ConfigReader, maxPositions: Int, defaultTheta: Double) throws -> (
+    theta: Double, scaling: RopeScaling, maxPositions: Int
+  ) {
+    var chosen: (key: String, object: [String: Any])?
     for key in ["rope_parameters", "rope_scaling"] {
       guard let value = reader.root[key], !(value is NSNull) else { continue }
       guard let object = value as? [String: Any] else { throw reader.fail("\(key) is not an object") }
-      let nested = ConfigReader(root: object, path: reader.path, prefix: "\(key).")
-      theta = try nested.optionalNumber("rope_theta") ?? theta
-      let nestedType = try nested.optionalString("rope_type") ?? nested.optionalString("type") ?? "default"
-      if parameters == nil || type == "default" {
-        parameters = nested
-        type = nestedType
+      if !object.isEmpty { chosen = (key, object) }
+    }
+    let parameters = ConfigReader(root: chosen?.object ?? [:], path: reader.path, prefix: "\(chosen?.key ?? "rope_parameters").")
+    if let object = chosen?.object, object.values.contains(where: { $0 is [String: Any] }) {
+      throw EngineError.unsupported("RoPE parameters per layer type (\(parameters.prefix)…) in \(reader.path)")
+    }
+    for partial in [try reader.optionalNumber("partial_rotary_factor"), try parameters.optionalNumber("partial_rotary_factor")] {
+      if let partial, partial != 1 {
+        throw EngineError.unsupported("partial_rotary_factor \(partial) (RoPE on part of each head) in \(reader.path)")
       }
     }
-    let value = theta ?? 10_000
-    guard value > 1, value.isFinite else { throw reader.fail("rope_theta (\(value)) must be a number above 1") }
-    guard let parameters else { return (value, .none) }
-    func positive(_ key: String) throws -> Double? {
+    let theta = try parameters.optionalNumber("rope_theta") ?? reader.optionalNumber("rope_theta") ?? defaultTheta
+    guard theta > 1, theta.isFinite else { throw reader.fail("rope_theta (\(theta)) must be a number above 1") }
+    let type = try parameters.optionalString("rope_type") ?? parameters.optionalString("type") ?? "default"
+    /// A factor or beta usable in f32 arithmetic (neither 0 nor tiny, finite).
+    func normal(_ key: String) throws -> Double? {
       guard let number = try parameters.optionalNumber(key) else { return nil }
-      guard number > 0, number.isFinite else { throw parameters.fail("\(key) (\(number)) must be a positive number") }
+      guard number > 0, Float(number).isNormal else { throw parameters.fail("\(key) (\(number)) must be a positive number") }
+      return number
+    }
+    func required(_ key: String) throws -> Double {
+      guard let number = try normal(key) else { throw parameters.fail("\(type) RoPE scaling needs \(key)") }
       return number
     }
     // A top-level `original_max_position_embeddings` (Phi-3's spelling) wins, as in transformers.
-    let original =
+    func originalContext() throws -> Int {
       try reader.optionalPositiveInt("original_max_position_embeddings", max: limits.positions)
-      ?? parameters.optionalPositiveInt("original_max_position_embeddings", max: limits.positions) ?? maxPositions
+        ?? parameters.optionalPositiveInt("original_max_position_embeddings", max: limits.positions) ?? maxPositions
+    }
     switch type {
     case "default":
-      return (value, .none)
+      return (theta, .none, maxPositions)
     case "linear":
-      guard let factor = try positive("factor") else { throw parameters.fail("linear RoPE scaling needs a factor") }
-      return (value, .linear(factor: factor))
+      return (theta, .linear(factor: try required("factor")), maxPositions)
     case "llama3":
-      guard let factor = try positive("factor"), let low = try positive("low_freq_factor"), let high = try positive("high_freq_factor"),
-        high != low
-      else { throw parameters.fail("llama3 RoPE scaling needs factor, low_freq_factor and high_freq_factor (different)") }
-      return (value, .llama3(factor: factor, lowFrequencyFactor: low, highFrequencyFactor: high, originalContext: original))
+      let (factor, low, high) = (try required("factor"), try required("low_freq_factor"), try required("high_freq_factor"))
+      guard high != low else { throw parameters.fail("llama3 RoPE scaling needs different low_freq_factor and high_freq_factor") }
+      return (
+        theta, .llama3(factor: factor, lowFrequencyFactor: low, highFrequencyFactor: high, originalContext: try originalContext()),
+        maxPositions
+      )
     case "yarn":
-      let factor = try positive("factor") ?? Double(maxPositions) / Double(original)
-      let attention = try positive("attention_factor")
+      let factor = try required("factor")
+      let original = try originalContext()
+      let attention = try normal("attention_factor")
         ?? RopeScaling.yarnAttentionFactor(
           factor: factor, mscale: try parameters.optionalNumber("mscale"), mscaleAllDim: try parameters.optionalNumber("mscale_all_dim"))
-      return (
-        value,
-        .yarn(
-          factor: factor, originalContext: original, attentionFactor: attention, betaFast: try positive("beta_fast") ?? 32,
-          betaSlow: try positive("beta_slow") ?? 1, truncate: try parameters.optionalBool("truncate") ?? true)
-      )
+      guard attention > 0, Float(attention).isNormal else {
+        throw parameters.fail("the YaRN attention factor (\(attention), from factor, mscale and mscale_all_dim) must be a positive number")
+      }
+      // transformers reads a null `truncate` as false.
+      let truncate = parameters.root.keys.contains("truncate") ? (try parameters.optionalBool("truncate") ?? false) : true
+      let scaling = RopeScaling.yarn(
+        factor: factor, originalContext: original, attentionFactor: attention, betaFast: try normal("beta_fast") ?? 32,
+        betaSlow: try normal("beta_slow") ?? 1, truncate: truncate)
+      let extended = Double(original) * factor
+      return (theta, scaling, extended < Double(limits.positions) ? max(maxPositions, Int(extended)) : maxPositions)
     default:
       throw EngineError.unsupported("RoPE scaling \"\(type)\" in \(reader.path) (default, linear, llama3 and yarn are implemented)")
     }

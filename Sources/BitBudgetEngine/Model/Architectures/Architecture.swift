@@ -17,6 +17,8 @@ public struct Architecture: Sendable, Hashable, CustomStringConvertible {
   public let alwaysQKVBias: Bool
   /// GGUF converters stored q/k rows interleaved per head (llama.cpp's permutation), undone at load.
   public let ggufPermutesQueryKey: Bool
+  /// `rope_theta` when config.json gives none (the transformers config class's default).
+  public var defaultRopeTheta: Double = 10_000
   /// Reads this architecture's own config.json fields into `config` (after the common ones),
   /// refusing those the engine does not implement.
   let readConfig: @Sendable (_ config: inout ModelConfig, _ reader: ConfigReader) throws -> Void

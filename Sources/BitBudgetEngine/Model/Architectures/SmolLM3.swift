@@ -5,12 +5,10 @@ extension Architecture {
   /// `no_rope_layers[i] == 0`, by default every fourth layer).
   public static let smollm3 = Architecture(
     modelType: "smollm3", ggufNames: [], exportClass: "SmolLM3ForCausalLM", hasQKNorm: false, alwaysQKVBias: false,
-    ggufPermutesQueryKey: true,
+    ggufPermutesQueryKey: true, defaultRopeTheta: 2_000_000,
     readConfig: { config, reader in
       // SmolLM3Config's own defaults where config.json is silent.
       if reader.root["tie_word_embeddings"] == nil { config.tiedEmbeddings = true }
-      let parameters = reader.root["rope_parameters"] as? [String: Any]
-      if reader.root["rope_theta"] == nil && parameters?["rope_theta"] == nil { config.ropeTheta = 2_000_000 }
       let interval = try reader.optionalPositiveInt("no_rope_layer_interval", max: 1 << 20) ?? 4
       var usesRope = (0..<config.layerCount).map { ($0 + 1) % interval != 0 }
       if let given = reader.root["no_rope_layers"], !(given is NSNull) {
