@@ -227,8 +227,8 @@ public struct Sampler {
       mass = cumulative
     }
     // Min-p: drop tokens below min-p × the top probability. The most likely token weighs 1 (or
-    // is among the infinite logits, weighing 1), so that is a weight below min-p; those are the
-    // end of the order.
+    // is among the infinite logits, weighing 1), so min-p drops the weights below min-p: the end
+    // of the order.
     if parameters.minP > 0 {
       let threshold = Double(parameters.minP)
       if parameters.topP < 1 {
