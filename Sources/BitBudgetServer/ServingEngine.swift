@@ -120,6 +120,9 @@ public final class ServingEngine: @unchecked Sendable {
     var texts: [String]
     /// Text not yet sent: it may begin a stop string.
     var held: [String]
+    /// Unicode scalars in `texts` and `held` together, per sample: where the next token's text
+    /// starts (kept as a count, as recounting a 30,000-token reply per token is quadratic).
+    var scalarCounts: [Int]
     var stopped: Set<Int> = []
     /// The reply's tokens, per sample (with `options.logprobs`).
     var replyTokens: [[ReplyToken]]
@@ -137,6 +140,7 @@ public final class ServingEngine: @unchecked Sendable {
       decoders = Array(repeating: StreamingDecoder(tokenizer: tokenizer), count: n)
       texts = Array(repeating: "", count: n)
       held = Array(repeating: "", count: n)
+      scalarCounts = Array(repeating: 0, count: n)
       replyTokens = Array(repeating: [], count: n)
     }
   }
@@ -379,12 +383,15 @@ public final class ServingEngine: @unchecked Sendable {
     guard !job.request.options.stopTokens.contains(token) else { return }
     var reply: ReplyToken?
     if job.request.options.logprobs != nil {
-      let offset = job.texts[sample].unicodeScalars.count + job.held[sample].unicodeScalars.count
-      let entry = ReplyToken(token: token, textOffset: offset, logprobs: logprobs)
+      let entry = ReplyToken(token: token, textOffset: job.scalarCounts[sample], logprobs: logprobs)
       job.replyTokens[sample].append(entry)
       reply = entry
     }
-    job.held[sample] += (try? job.decoders[sample].append(token)) ?? ""
+    let piece = (try? job.decoders[sample].append(token)) ?? ""
+    job.held[sample] += piece
+    // Moving held text into `texts` keeps the total; a stop string ends the sample, after which
+    // no offset is read.
+    job.scalarCounts[sample] += piece.unicodeScalars.count
     let held = job.held[sample]
     var visible = held
     if !job.request.stopStrings.isEmpty {
