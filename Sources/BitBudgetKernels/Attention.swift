@@ -27,11 +27,12 @@ public enum Attention {
     }
   }
 
-  /// Per-thread scratch floats for attention over `tokens` cached tokens: per query head of a
-  /// group its scores, 1/Σ and outputs, plus, for quantized segments, 32 unpacked value rows and
-  /// the group's value sums.
+  /// Per-thread scratch floats for attention over `tokens` cached tokens, the larger of the two
+  /// kernels' needs: one row (decode) keeps, per query head of a group, its scores against every
+  /// token, 1/Σ and outputs, plus, for quantized segments, 32 unpacked value rows and the group's
+  /// value sums; a tile of rows (prefill) needs a fixed amount (`tileScratchFloats`).
   public static func scratchFloats(shape: AttentionShape, tokens: Int) -> Int {
-    shape.groupSize * (tokens + 1 + shape.headDim) + (32 + shape.groupSize) * shape.headDim
+    max(shape.groupSize * (tokens + 1 + shape.headDim) + (32 + shape.groupSize) * shape.headDim, tileScratchFloats(shape: shape))
   }
 
   /// The scalar definition, accumulated in `Double`, for tests.
@@ -80,6 +81,10 @@ public enum Attention {
     let scoresStride = segments.reduce(0) { $0 + $1.tokens }
     precondition(scratch.threadCount >= pool.threadCount, "AttentionScratch has fewer threads than the pool")
     scratch.reserve(scratchFloats(shape: shape, tokens: scoresStride))
+    if rows > 1 {
+      attendTiled(W.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
+      return
+    }
     pool.parallelFor(rows * shape.kvHeads) { task, thread in
       let row = task / shape.kvHeads
       let kvHead = task % shape.kvHeads
@@ -112,7 +117,8 @@ public enum Attention {
       if seen >= visible { break }
       let count = min(segment.tokens, visible - seen)
       if let quantized = segment.quantized {
-        quantizedLogits(quantized, kvHead: kvHead, count: count, queries: queries, group: group, d: d, scale: shape.scale,
+        quantizedQuerySums(quantized, queries: queries, heads: group, d: d, into: block)
+        quantizedLogits(quantized, kvHead: kvHead, start: 0, count: count, queries: queries, group: group, d: d, scale: shape.scale,
                         scores: scores + seen, scoresStride: scoresStride, querySums: block)
         seen += count
         continue
@@ -197,27 +203,39 @@ public enum Attention {
     }
   }
 
-  /// Logits of the group's query heads against `count` quantized keys of `kvHead`, 16 tokens per
-  /// pass: per dimension one code unpack and one FMA per head into raw sums `Σ q·code` per
-  /// quantization group, then `logit += scale ⊙ (sum − zero ⊙ Σq)` with per-token scales and
-  /// zeros. `querySums` is scratch for the heads' per-group query sums.
+  /// Per query head (`heads` rows of `d` floats) and quantization group of `rows`, the sum of
+  /// the head's query over the group's dimensions: `heads · groups` floats for `quantizedLogits`.
   @inline(__always)
-  static func quantizedLogits(
-    _ rows: QuantizedKVRows, kvHead: Int, count: Int, queries: UnsafePointer<Float>, group: Int, d: Int, scale: Float,
-    scores: UnsafeMutablePointer<Float>, scoresStride: Int, querySums: UnsafeMutablePointer<Float>
+  static func quantizedQuerySums(
+    _ rows: QuantizedKVRows, queries: UnsafePointer<Float>, heads: Int, d: Int, into querySums: UnsafeMutablePointer<Float>
   ) {
     let groups = rows.groups
     let size = rows.groupSize
-    for h in 0..<group {
+    for h in 0..<heads {
       for g in 0..<groups {
         var sum: Float = 0
         for x in (g * size)..<((g + 1) * size) { sum += queries[h * d + x] }
         querySums[h * groups + g] = sum
       }
     }
-    var first = 0
-    while first < count {
-      let valid = min(16, count - first)
+  }
+
+  /// Logits of `group` query heads (rows of `d` floats) against the quantized keys
+  /// `start..<start+count` of `kvHead` (`start` a multiple of 16), 16 tokens per pass: per
+  /// dimension one code unpack and one FMA per head into raw sums `Σ q·code` per quantization
+  /// group, then `logit += scale ⊙ (sum − zero ⊙ Σq)` with per-token scales and zeros.
+  /// `querySums` holds the heads' per-group query sums (`quantizedQuerySums`); scores are written
+  /// from `scores[0]` for token `start`.
+  @inline(__always)
+  static func quantizedLogits(
+    _ rows: QuantizedKVRows, kvHead: Int, start: Int, count: Int, queries: UnsafePointer<Float>, group: Int, d: Int,
+    scale: Float, scores: UnsafeMutablePointer<Float>, scoresStride: Int, querySums: UnsafePointer<Float>
+  ) {
+    let groups = rows.groups
+    let size = rows.groupSize
+    var first = start
+    while first < start + count {
+      let valid = min(16, start + count - first)
       var h = 0
       while h < group {
         let heads = min(4, group - h)
@@ -239,7 +257,7 @@ public enum Attention {
             l1 += s * (a1 - z * sums[(heads - 1) * groups])
           }
           for k in 0..<heads {
-            let out = scores + (h + k) * scoresStride + first
+            let out = scores + (h + k) * scoresStride + first - start
             let lanes = (k == 0 ? l0 : l1) * scale
             if valid == 16 {
               UnsafeMutableRawPointer(out).storeBytes(of: lanes, as: SIMD16<Float>.self)
@@ -273,7 +291,7 @@ public enum Attention {
           l3 += s * (a3 - z * sums[min(3, heads - 1) * groups])
         }
         for k in 0..<heads {
-          let out = scores + (h + k) * scoresStride + first
+          let out = scores + (h + k) * scoresStride + first - start
           let lanes = (k == 0 ? l0 : k == 1 ? l1 : k == 2 ? l2 : l3) * scale
           if valid == 16 {
             UnsafeMutableRawPointer(out).storeBytes(of: lanes, as: SIMD16<Float>.self)
@@ -360,9 +378,45 @@ public enum Attention {
     store(W.self, a3 * scale, b3 * scale, s + 3 * stride, valid)
   }
 
+  /// Eight query heads: 16 accumulators, one widened key load per 16 FMAs (the tiled kernel's
+  /// query vectors).
+  @inline(__always)
+  static func logits8<W: Widening>(
+    _: W.Type, _ k: UnsafeRawPointer, _ capacity: Int, _ q: UnsafePointer<Float>, _ d: Int,
+    _ scale: Float, _ s: UnsafeMutablePointer<Float>, _ stride: Int, _ valid: Int
+  ) {
+    var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b1 = SIMD16<Float>()
+    var a2 = SIMD16<Float>(), b2 = SIMD16<Float>(), a3 = SIMD16<Float>(), b3 = SIMD16<Float>()
+    var a4 = SIMD16<Float>(), b4 = SIMD16<Float>(), a5 = SIMD16<Float>(), b5 = SIMD16<Float>()
+    var a6 = SIMD16<Float>(), b6 = SIMD16<Float>(), a7 = SIMD16<Float>(), b7 = SIMD16<Float>()
+    for dim in 0..<d {
+      let (ka, kb) = W.load32(k, dim * capacity)
+      let q0 = SIMD16<Float>(repeating: q[dim]), q1 = SIMD16<Float>(repeating: q[d + dim])
+      let q2 = SIMD16<Float>(repeating: q[2 * d + dim]), q3 = SIMD16<Float>(repeating: q[3 * d + dim])
+      a0.addProduct(ka, q0); b0.addProduct(kb, q0)
+      a1.addProduct(ka, q1); b1.addProduct(kb, q1)
+      a2.addProduct(ka, q2); b2.addProduct(kb, q2)
+      a3.addProduct(ka, q3); b3.addProduct(kb, q3)
+      let q4 = SIMD16<Float>(repeating: q[4 * d + dim]), q5 = SIMD16<Float>(repeating: q[5 * d + dim])
+      let q6 = SIMD16<Float>(repeating: q[6 * d + dim]), q7 = SIMD16<Float>(repeating: q[7 * d + dim])
+      a4.addProduct(ka, q4); b4.addProduct(kb, q4)
+      a5.addProduct(ka, q5); b5.addProduct(kb, q5)
+      a6.addProduct(ka, q6); b6.addProduct(kb, q6)
+      a7.addProduct(ka, q7); b7.addProduct(kb, q7)
+    }
+    store(W.self, a0 * scale, b0 * scale, s, valid)
+    store(W.self, a1 * scale, b1 * scale, s + stride, valid)
+    store(W.self, a2 * scale, b2 * scale, s + 2 * stride, valid)
+    store(W.self, a3 * scale, b3 * scale, s + 3 * stride, valid)
+    store(W.self, a4 * scale, b4 * scale, s + 4 * stride, valid)
+    store(W.self, a5 * scale, b5 * scale, s + 5 * stride, valid)
+    store(W.self, a6 * scale, b6 * scale, s + 6 * stride, valid)
+    store(W.self, a7 * scale, b7 * scale, s + 7 * stride, valid)
+  }
+
   // MARK: Values
 
-  /// `out_h += Σ_t p_h[t] · v_t` for `heads` (1, 2 or 4) heads over `count` value rows. Outputs of
+  /// `out_h += Σ_t p_h[t] · v_t` for `heads` (1, 2, 4 or 8) heads over `count` value rows. Outputs of
   /// whole 32-dimension blocks are kept in `W`'s load order (restored by the caller); a partial
   /// last block is accumulated in natural order.
   @inline(__always)
@@ -374,6 +428,7 @@ public enum Attention {
     var i = 0
     while i < blocks {
       switch heads {
+      case 8: accumulate8(W.self, p, pStride, values, count, d, i, out)
       case 4: accumulate4(W.self, p, pStride, values, count, d, i, out)
       case 2: accumulate2(W.self, p, pStride, values, count, d, i, out)
       default: accumulate1(W.self, p, values, count, d, i, out)
@@ -456,5 +511,39 @@ public enum Attention {
     store2(out + d + i, a1, b1)
     store2(out + 2 * d + i, a2, b2)
     store2(out + 3 * d + i, a3, b3)
+  }
+
+  @inline(__always)
+  static func accumulate8<W: Widening>(
+    _: W.Type, _ p: UnsafePointer<Float>, _ pStride: Int, _ values: UnsafeRawPointer, _ count: Int,
+    _ d: Int, _ i: Int, _ out: UnsafeMutablePointer<Float>
+  ) {
+    var (a0, b0) = load2(out + i), (a1, b1) = load2(out + d + i)
+    var (a2, b2) = load2(out + 2 * d + i), (a3, b3) = load2(out + 3 * d + i)
+    var (a4, b4) = load2(out + 4 * d + i), (a5, b5) = load2(out + 5 * d + i)
+    var (a6, b6) = load2(out + 6 * d + i), (a7, b7) = load2(out + 7 * d + i)
+    for t in 0..<count {
+      let (va, vb) = W.load32(values, t * d + i)
+      let w0 = SIMD16<Float>(repeating: p[t]), w1 = SIMD16<Float>(repeating: p[pStride + t])
+      let w2 = SIMD16<Float>(repeating: p[2 * pStride + t]), w3 = SIMD16<Float>(repeating: p[3 * pStride + t])
+      a0.addProduct(va, w0); b0.addProduct(vb, w0)
+      a1.addProduct(va, w1); b1.addProduct(vb, w1)
+      a2.addProduct(va, w2); b2.addProduct(vb, w2)
+      a3.addProduct(va, w3); b3.addProduct(vb, w3)
+      let w4 = SIMD16<Float>(repeating: p[4 * pStride + t]), w5 = SIMD16<Float>(repeating: p[5 * pStride + t])
+      let w6 = SIMD16<Float>(repeating: p[6 * pStride + t]), w7 = SIMD16<Float>(repeating: p[7 * pStride + t])
+      a4.addProduct(va, w4); b4.addProduct(vb, w4)
+      a5.addProduct(va, w5); b5.addProduct(vb, w5)
+      a6.addProduct(va, w6); b6.addProduct(vb, w6)
+      a7.addProduct(va, w7); b7.addProduct(vb, w7)
+    }
+    store2(out + i, a0, b0)
+    store2(out + d + i, a1, b1)
+    store2(out + 2 * d + i, a2, b2)
+    store2(out + 3 * d + i, a3, b3)
+    store2(out + 4 * d + i, a4, b4)
+    store2(out + 5 * d + i, a5, b5)
+    store2(out + 6 * d + i, a6, b6)
+    store2(out + 7 * d + i, a7, b7)
   }
 }
