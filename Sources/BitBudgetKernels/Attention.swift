@@ -1,13 +1,17 @@
 import Foundation
 
-/// Causal grouped-query attention of new query rows over the tokens of a KV cache.
+/// Causal grouped-query attention of new query rows over the tokens of a KV cache,
+/// flash-attention style (`Attention+Tiled.swift`).
 ///
-/// Work is split over (query row, KV head) pairs; each reads its KV head's keys and values once
-/// for all query heads of the group (2 for Qwen3-0.6B, 4 for 4B/8B). Logits are computed 32 tokens
-/// at a time from the dimension-major keys (`KVSegment`): per dimension one key load, one widening
-/// and two FMAs per query head, no horizontal sums. Values are accumulated 32 dimensions at a time
-/// in registers for up to 4 heads. Cost per row and KV head: `2 · visible · headDim · groupSize`
-/// FMAs; bytes read: the visible keys and values of one head once.
+/// Work is split over (tile of query rows, KV head) pairs: a tile holds up to 32 query vectors
+/// (rows × the group's query heads — 2 for Qwen3-0.6B, 4 for 4B/8B) and reads each block of 64
+/// cached tokens' keys and values once for all of them, with an online softmax. Logits are
+/// computed 32 tokens at a time from the dimension-major keys (`KVSegment`): per dimension one key
+/// load, one widening and two FMAs per query vector (up to 8 per pass), no horizontal sums.
+/// Values are accumulated 32 dimensions at a time in registers for up to 8 vectors. Cost per row
+/// and KV head: `2 · visible · headDim · groupSize` FMAs and `visible · groupSize` exponentials;
+/// bytes read per tile: the visible keys and values of one head once. Decode (one row) reads
+/// every visible token once per step; a prompt of T rows reads it ⌈T / tile rows⌉ times.
 public enum Attention {
   /// For each query row `i` in `0..<rows` and each query head: softmax(q·Kᵀ·scale) · V over the
   /// first `visibleBefore + i + 1` tokens of `segments` (the cache holds `visibleBefore` older
@@ -19,20 +23,20 @@ public enum Attention {
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
   ) {
     // Dense segments share one type (quantized ones report their scale type, read separately).
-    guard let elementType = (segments.first { $0.quantized == nil } ?? segments.first)?.elementType else { return }
+    guard rows > 0, let elementType = (segments.first { $0.quantized == nil } ?? segments.first)?.elementType else { return }
+    precondition(scratch.threadCount >= pool.threadCount, "AttentionScratch has fewer threads than the pool")
+    scratch.reserve(scratchFloats(shape: shape))
     switch elementType {
-    case .bf16: attend(BF16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
-    case .f16: attend(F16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
-    case .f32: attend(F32Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
+    case .bf16: attendTiled(BF16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
+    case .f16: attendTiled(F16Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
+    case .f32: attendTiled(F32Widening.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
     }
   }
 
-  /// Per-thread scratch floats for attention over `tokens` cached tokens, the larger of the two
-  /// kernels' needs: one row (decode) keeps, per query head of a group, its scores against every
-  /// token, 1/Σ and outputs, plus, for quantized segments, 32 unpacked value rows and the group's
-  /// value sums; a tile of rows (prefill) needs a fixed amount (`tileScratchFloats`).
-  public static func scratchFloats(shape: AttentionShape, tokens: Int) -> Int {
-    max(shape.groupSize * (tokens + 1 + shape.headDim) + (32 + shape.groupSize) * shape.headDim, tileScratchFloats(shape: shape))
+  /// Per-thread scratch floats of the kernel: a fixed amount for one tile, whatever the context
+  /// length (`tileScratchFloats`).
+  public static func scratchFloats(shape: AttentionShape) -> Int {
+    tileScratchFloats(shape: shape)
   }
 
   /// The scalar definition, accumulated in `Double`, for tests.
@@ -66,139 +70,6 @@ public enum Attention {
           for (w, v) in zip(weights, values) { sum += w * v[j] }
           output[(row * shape.queryHeads + head) * d + j] = Float(sum / total)
         }
-      }
-    }
-  }
-
-  static func attend<W: Widening>(
-    _: W.Type, _ queries: UnsafePointer<Float>, _ rows: Int, _ visibleBefore: Int,
-    _ segments: UnsafeBufferPointer<KVSegment>, _ shape: AttentionShape,
-    _ output: UnsafeMutablePointer<Float>, _ pool: ThreadPool, _ scratch: AttentionScratch
-  ) {
-    let group = shape.groupSize
-    let d = shape.headDim
-    // Per query head: scores of every cached token, 1/Σ, outputs.
-    let scoresStride = segments.reduce(0) { $0 + $1.tokens }
-    precondition(scratch.threadCount >= pool.threadCount, "AttentionScratch has fewer threads than the pool")
-    scratch.reserve(scratchFloats(shape: shape, tokens: scoresStride))
-    if rows > 1 {
-      attendTiled(W.self, queries, rows, visibleBefore, segments, shape, output, pool, scratch)
-      return
-    }
-    pool.parallelFor(rows * shape.kvHeads) { task, thread in
-      let row = task / shape.kvHeads
-      let kvHead = task % shape.kvHeads
-      let width = shape.queryHeads * d
-      attendGroup(
-        W.self, queries: queries + row * width + kvHead * group * d,
-        visible: visibleBefore + row + 1, kvHead: kvHead, segments: segments, shape: shape,
-        scratch: scratch.buffer(thread: thread), scoresStride: scoresStride,
-        output: output + row * width + kvHead * group * d)
-    }
-  }
-
-  /// Attention of the `groupSize` query heads sharing `kvHead`, for one query row.
-  @inline(__always)
-  static func attendGroup<W: Widening>(
-    _: W.Type, queries: UnsafePointer<Float>, visible: Int, kvHead: Int,
-    segments: UnsafeBufferPointer<KVSegment>, shape: AttentionShape,
-    scratch: UnsafeMutablePointer<Float>, scoresStride: Int, output: UnsafeMutablePointer<Float>
-  ) {
-    let d = shape.headDim
-    let group = shape.groupSize
-    let scores = scratch
-    let inverseSums = scores + group * scoresStride
-    let outputs = inverseSums + group
-    let block = outputs + group * d
-
-    // Pass 1: scaled logits for heads in passes of 4, 2 and 1.
-    var seen = 0
-    for segment in segments {
-      if seen >= visible { break }
-      let count = min(segment.tokens, visible - seen)
-      if let quantized = segment.quantized {
-        quantizedQuerySums(quantized, queries: queries, heads: group, d: d, into: block)
-        quantizedLogits(quantized, kvHead: kvHead, start: 0, count: count, queries: queries, group: group, d: d, scale: shape.scale,
-                        scores: scores + seen, scoresStride: scoresStride, querySums: block)
-        seen += count
-        continue
-      }
-      let keys = segment.keys + (kvHead * d * segment.capacity) * W.byteCount
-      var g = 0
-      while g < group {
-        let heads = group - g >= 4 ? 4 : group - g >= 2 ? 2 : 1
-        var t = 0
-        while t < count {
-          let q = queries + g * d
-          let s = scores + g * scoresStride + seen + t
-          let valid = min(32, count - t)
-          let k = keys + t * W.byteCount
-          switch heads {
-          case 4: logits4(W.self, k, segment.capacity, q, d, shape.scale, s, scoresStride, valid)
-          case 2: logits2(W.self, k, segment.capacity, q, d, shape.scale, s, scoresStride, valid)
-          default: logits1(W.self, k, segment.capacity, q, d, shape.scale, s, valid)
-          }
-          t += 32
-        }
-        g += heads
-      }
-      seen += count
-    }
-
-    // Softmax numerators; 1/Σ is applied at the end.
-    for g in 0..<group {
-      inverseSums[g] = 1 / Elementwise.softmaxNumerators(scores + g * scoresStride, count: visible)
-    }
-    outputs.update(repeating: 0, count: group * d)
-
-    // Pass 2: weighted sum of values.
-    seen = 0
-    for segment in segments {
-      if seen >= visible { break }
-      let count = min(segment.tokens, visible - seen)
-      if let quantized = segment.quantized {
-        // Rows unpacked 32 at a time (natural order) and summed into natural-order outputs, which
-        // are added once to the outputs' lane order.
-        let sums = block + 32 * d
-        sums.update(repeating: 0, count: group * d)
-        var t = 0
-        while t < count {
-          let valid = min(32, count - t)
-          for i in 0..<valid { quantized.dequantizeValue(kvHead: kvHead, token: t + i, into: block + i * d) }
-          var g = 0
-          while g < group {
-            let heads = group - g >= 4 ? 4 : group - g >= 2 ? 2 : 1
-            accumulate(F32Widening.self, heads, scores + g * scoresStride + seen + t, scoresStride, UnsafeRawPointer(block), valid, d, sums + g * d)
-            g += heads
-          }
-          t += valid
-        }
-        for g in 0..<group {
-          let o = outputs + g * d
-          if W.usesPairOrder { PairOrder.permute(sums + g * d, count: d, into: block) }
-          let source = W.usesPairOrder ? UnsafePointer(block) : UnsafePointer(sums + g * d)
-          for x in 0..<d { o[x] += source[x] }
-        }
-        seen += count
-        continue
-      }
-      let values = segment.values + (kvHead * segment.capacity * d) * W.byteCount
-      var g = 0
-      while g < group {
-        let heads = group - g >= 4 ? 4 : group - g >= 2 ? 2 : 1
-        accumulate(W.self, heads, scores + g * scoresStride + seen, scoresStride, values, count, d, outputs + g * d)
-        g += heads
-      }
-      seen += count
-    }
-    for g in 0..<group {
-      let o = outputs + g * d
-      let inverse = inverseSums[g]
-      for j in 0..<d { o[j] *= inverse }
-      if W.usesPairOrder {
-        PairOrder.restore(o, count: d, into: output + g * d)
-      } else {
-        (output + g * d).update(from: o, count: d)
       }
     }
   }

@@ -1,7 +1,6 @@
-/// Per-thread f32 scratch of the attention kernel: for one query group, its scores against every
-/// visible token plus its outputs. Grows on demand (before a parallel loop) to the need rounded up
-/// to `granule` floats, never shrinks, so what it holds depends only on the largest need seen;
-/// `byteCount` reports it.
+/// Per-thread f32 scratch of the attention kernel: one tile's queries, outputs and block of scores
+/// (`Attention.scratchFloats`, independent of the context length). Allocated at the first
+/// attention call (before its parallel loop) and kept; `byteCount` reports it.
 public final class AttentionScratch: @unchecked Sendable {
   private var buffers: [UnsafeMutablePointer<Float>]
   private var capacity = 0
@@ -21,24 +20,20 @@ public final class AttentionScratch: @unchecked Sendable {
   /// Bytes held by all threads' buffers.
   public var byteCount: Int { buffers.count * capacity * 4 }
 
-  /// Growth step in floats (256 KiB): a buffer is reallocated at most once per ~65k tokens of
-  /// context per query head.
-  public static let granule = 1 << 16
-
-  /// Bytes held by `threadCount` buffers after the largest need was `floats`.
+  /// Bytes held by `threadCount` buffers after the largest need was `floats` (one float each
+  /// before any attention).
   public static func byteCount(threadCount: Int, floats: Int) -> Int {
-    max(1, threadCount) * (floats > 1 ? (floats + granule - 1) / granule * granule : 1) * 4
+    max(1, threadCount) * max(1, floats) * 4
   }
 
   /// Makes every thread's buffer hold at least `floats` values.
   public func reserve(_ floats: Int) {
     guard floats > capacity else { return }
-    let newCapacity = (floats + Self.granule - 1) / Self.granule * Self.granule
     for i in buffers.indices {
       buffers[i].deallocate()
-      buffers[i] = .allocate(capacity: newCapacity)
+      buffers[i] = .allocate(capacity: floats)
     }
-    capacity = newCapacity
+    capacity = floats
   }
 
   func buffer(thread: Int) -> UnsafeMutablePointer<Float> { buffers[thread] }

@@ -31,6 +31,18 @@ import Testing
     }
   }
 
+  /// With a prompt of two full cache blocks, the samples read those blocks together
+  /// (`Attention.attendSharing`) and still get exactly the tokens each gets alone.
+  @Test func samplesReadingSharedBlocksEqualSamplesAlone() throws {
+    let ids = try Fixtures.reference(Self.name).inputIds
+    let prompt = Array(Array(repeating: ids, count: 140 / ids.count + 1).joined().prefix(140))
+    let together = try Self.run(samples: 4, prompt: prompt)
+    #expect(Set(together.samples.map(\.tokens)).count > 1, "samples should differ")
+    for index in 0..<4 {
+      #expect(try Self.run(samples: 1, firstStream: UInt64(index), prompt: prompt).samples[0].tokens == together.samples[index].tokens)
+    }
+  }
+
   /// More samples than logit rows per pass are spread over several passes per step.
   @Test func moreSamplesThanLogitRowsPerPass() throws {
     let together = try Self.run(samples: 7, maxLogitRows: 3)

@@ -37,44 +37,94 @@ import BitBudgetKernels
     }
   }
 
-  /// Max |fast − reference| over all outputs. Segments at the indices in `quantized` hold random
-  /// HQQ codes, scales and zeros (groups of 32 dimensions, or 8 where the head dimension is not a
-  /// multiple of 32, which takes the kernel's one-value-at-a-time unpacking).
-  static func worstDifference(
-    type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int), segmentTokens: [Int], quantized: Set<Int>,
-    bits: Int = 4, rows: Int, seed: UInt64
-  ) -> Float {
+  /// Several sequences' single new rows over shared leading segments and their own (forks of one
+  /// prompt), against the definition on each sequence's whole list: 1, 3 and 17 rows (17 rows of
+  /// 2–7 heads per group span several tiles), query rows out of order in the buffer, rows not
+  /// listed left untouched.
+  @Test(arguments: ElementType.allCases, shapes)
+  func sharedSegmentsMatchReference(type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int)) {
     let geometry = AttentionShape(queryHeads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.dim)
-    var random = TestRandom(seed: seed)
-    let total = segmentTokens.reduce(0, +)
-    var storages: [UnsafeMutableRawPointer] = []
-    defer { storages.forEach { $0.deallocate() } }
+    let width = shape.heads * shape.dim
+    let pool = ThreadPool(threadCount: 2)
+    let scratch = AttentionScratch(threadCount: 2)
+    for count in [1, 3, 17] {
+      var random = TestRandom(seed: UInt64(shape.dim * 100 + count))
+      var storages: [UnsafeMutableRawPointer] = []
+      defer { storages.forEach { $0.deallocate() } }
+      let shared = Self.makeSegments(
+        type: type, kvHeads: shape.kvHeads, dim: shape.dim, segmentTokens: [64, 130, 64, 7], quantized: [1], bits: 4,
+        random: &random, storages: &storages)
+      let own = (0..<count).map { r in
+        Self.makeSegments(
+          type: type, kvHeads: shape.kvHeads, dim: shape.dim, segmentTokens: r % 2 == 0 ? [1] : [64, 70, 9], quantized: [],
+          bits: 4, random: &random, storages: &storages)
+      }
+      // Row r of the batch is buffer row `rows[r]`; one buffer row is nobody's.
+      let rows = (0..<count).map { ($0 * 5 + 1) % (count + 1) }
+      let queries = (0..<((count + 1) * width)).map { _ in random.signedUnit() * 2 }
+      var fast = [Float](repeating: .nan, count: (count + 1) * width)
+      shared.withUnsafeBufferPointer { s in
+        queries.withUnsafeBufferPointer { q in
+          fast.withUnsafeMutableBufferPointer {
+            Attention.attendSharing(
+              queries: q.baseAddress!, rows: rows, shared: s, own: own, shape: geometry, output: $0.baseAddress!, pool: pool,
+              scratch: scratch)
+          }
+        }
+      }
+      for (r, row) in rows.enumerated() {
+        let segments = shared + own[r]
+        var slow = [Float](repeating: .nan, count: width)
+        segments.withUnsafeBufferPointer { s in
+          queries.withUnsafeBufferPointer { q in
+            slow.withUnsafeMutableBufferPointer {
+              Attention.reference(
+                queries: q.baseAddress! + row * width, rows: 1, visibleBefore: segments.reduce(0) { $0 + $1.tokens } - 1,
+                segments: s, shape: geometry, output: $0.baseAddress!)
+            }
+          }
+        }
+        let difference = Self.worst(Array(fast[(row * width)..<((row + 1) * width)]), slow)
+        #expect(difference < 1e-5, "\(count) rows, row \(r): max |Δ| \(difference)")
+      }
+      let untouched = Set(0...count).subtracting(rows)
+      #expect(untouched.allSatisfy { row in fast[(row * width)..<((row + 1) * width)].allSatisfy(\.isNaN) })
+    }
+  }
+
+  /// Segments of random keys and values (`tokens` each); those at the indices in `quantized`
+  /// hold random HQQ codes, scales and zeros (groups of 32 dimensions, or 8 where the head
+  /// dimension is not a multiple of 32, which takes the kernel's one-value-at-a-time unpacking).
+  /// The caller deallocates `storages`.
+  static func makeSegments(
+    type: ElementType, kvHeads: Int, dim: Int, segmentTokens: [Int], quantized: Set<Int>, bits: Int,
+    random: inout TestRandom, storages: inout [UnsafeMutableRawPointer]
+  ) -> [KVSegment] {
     var segments: [KVSegment] = []
     for (index, tokens) in segmentTokens.enumerated() {
       // Storage for whole 32-token groups; the slots past `tokens` hold garbage the kernel must
       // ignore.
       let capacity = (tokens + 31) / 32 * 32
-      let count = capacity * shape.dim * shape.kvHeads
+      let count = capacity * dim * kvHeads
       if quantized.contains(index) {
-        let groupSize = shape.dim % 32 == 0 ? 32 : 8
+        let groupSize = dim % 32 == 0 ? 32 : 8
         let byteCount = QuantizedKVRows.byteCount(
-          kvHeads: shape.kvHeads, headDim: shape.dim, capacity: capacity, bits: bits, groupSize: groupSize, metaType: type)
+          kvHeads: kvHeads, headDim: dim, capacity: capacity, bits: bits, groupSize: groupSize, metaType: type)
         let base = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64)
         storages.append(base)
         let rowsLayout = QuantizedKVRows(
-          base: base, kvHeads: shape.kvHeads, headDim: shape.dim, capacity: capacity, bits: bits, groupSize: groupSize,
-          metaType: type)
+          base: base, kvHeads: kvHeads, headDim: dim, capacity: capacity, bits: bits, groupSize: groupSize, metaType: type)
         for i in 0..<(2 * rowsLayout.codeBytes) { base.storeBytes(of: UInt8.random(in: 0...255, using: &random), toByteOffset: i, as: UInt8.self) }
         let metaCount = rowsLayout.metaBytes / type.byteCount
         let levels = Float((1 << bits) - 1)
-        for (offset, make) in [
-          (2 * rowsLayout.codeBytes, { (r: inout TestRandom) in 0.5 / levels * (1.5 + r.signedUnit()) }),
-          (2 * rowsLayout.codeBytes + rowsLayout.metaBytes, { (r: inout TestRandom) in levels * (0.5 + 0.5 * r.signedUnit()) }),
-          (2 * rowsLayout.codeBytes + 2 * rowsLayout.metaBytes, { (r: inout TestRandom) in 0.5 / levels * (1.5 + r.signedUnit()) }),
-          (2 * rowsLayout.codeBytes + 3 * rowsLayout.metaBytes, { (r: inout TestRandom) in levels * (0.5 + 0.5 * r.signedUnit()) }),
-        ] {
-          let meta = (0..<metaCount).map { _ in make(&random) }
-          meta.withUnsafeBufferPointer { storeConverted($0.baseAddress!, count: metaCount, to: base + offset, at: 0, as: type) }
+        // Key scales, key zeros, value scales, value zeros: values (code − zero)·scale within ±1.
+        for kind in 0..<4 {
+          let meta = (0..<metaCount).map { _ in
+            kind % 2 == 0 ? 0.5 / levels * (1.5 + random.signedUnit()) : levels * (0.5 + 0.5 * random.signedUnit())
+          }
+          meta.withUnsafeBufferPointer {
+            storeConverted($0.baseAddress!, count: metaCount, to: base + 2 * rowsLayout.codeBytes + kind * rowsLayout.metaBytes, at: 0, as: type)
+          }
         }
         segments.append(KVSegment(quantized: rowsLayout, tokens: tokens))
         continue
@@ -88,6 +138,30 @@ import BitBudgetKernels
       v.withUnsafeBufferPointer { storeConverted($0.baseAddress!, count: count, to: values, at: 0, as: type) }
       segments.append(KVSegment(keys: keys, values: values, tokens: tokens, capacity: capacity, elementType: type))
     }
+    return segments
+  }
+
+  /// The largest |a − b|; NaN anywhere (an unwritten output, a NaN weight) gives NaN.
+  static func worst(_ a: [Float], _ b: [Float]) -> Float {
+    zip(a, b).reduce(Float(0)) { worst, pair in
+      let difference = abs(pair.0 - pair.1)
+      return worst.isNaN || difference.isNaN ? .nan : max(worst, difference)
+    }
+  }
+
+  /// Max |fast − reference| over all outputs.
+  static func worstDifference(
+    type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int), segmentTokens: [Int], quantized: Set<Int>,
+    bits: Int = 4, rows: Int, seed: UInt64
+  ) -> Float {
+    let geometry = AttentionShape(queryHeads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.dim)
+    var random = TestRandom(seed: seed)
+    let total = segmentTokens.reduce(0, +)
+    var storages: [UnsafeMutableRawPointer] = []
+    defer { storages.forEach { $0.deallocate() } }
+    let segments = makeSegments(
+      type: type, kvHeads: shape.kvHeads, dim: shape.dim, segmentTokens: segmentTokens, quantized: quantized, bits: bits,
+      random: &random, storages: &storages)
     let width = shape.heads * shape.dim
     let queries = (0..<(rows * width)).map { _ in random.signedUnit() * 2 }
     var fast = [Float](repeating: .nan, count: rows * width)
@@ -108,10 +182,6 @@ import BitBudgetKernels
         }
       }
     }
-    // NaN anywhere (an unwritten output, a NaN weight) fails the comparison.
-    return zip(fast, slow).reduce(Float(0)) { worst, pair in
-      let difference = abs(pair.0 - pair.1)
-      return worst.isNaN || difference.isNaN ? .nan : max(worst, difference)
-    }
+    return worst(fast, slow)
   }
 }

@@ -47,6 +47,12 @@ public protocol KVCache: AnyObject {
     layer: Int, queries: UnsafePointer<Float>, rows: Int, shape: AttentionShape,
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch)
 
+  /// The segments `attend` reads for `layer` (after `append`), for caches whose storage may be
+  /// shared with forks: attention for one new row of each of several such caches reads the
+  /// segments they have in common once (`Attention.attendSharing`). nil where `attend` must run
+  /// (a policy that records queries or compresses); nil by default.
+  func attentionSegments(layer: Int) -> [KVSegment]?
+
   /// Ends a forward pass that appended `tokens` tokens to every layer.
   func commit(tokens: Int)
 
@@ -57,4 +63,8 @@ public protocol KVCache: AnyObject {
   /// Calls `body` with the identity and size in bytes of every storage allocation the cache
   /// references, so that the memory of several caches sharing storage can be counted once.
   func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void)
+}
+
+extension KVCache {
+  public func attentionSegments(layer: Int) -> [KVSegment]? { nil }
 }

@@ -221,12 +221,13 @@ public final class InferenceSession {
   }
 
   /// Bytes of scratch the session holds besides weights and KV caches: activation buffers, the
-  /// linear kernels' packed panels and pair-order input, and the attention scores (which grow with
-  /// the longest context seen).
+  /// linear kernels' packed panels and pair-order input, and the attention tiles (held from the
+  /// first attention call; their size does not depend on the context).
   public var scratchBytes: Int { buffers.byteCount + linearScratch.byteCount + attentionScratch.byteCount }
 
   /// `scratchBytes` of a session with these settings once its attention has seen at most
-  /// `longestContext` tokens in one call (without creating it); `quantizedLinears` and
+  /// `longestContext` tokens in one call (without creating it; only whether attention has run,
+  /// `longestContext > 0`, changes the amount); `quantizedLinears` and
   /// `bf16Linears` for weights with quantized or bf16 linears (their kernels prepare inputs in
   /// scratch).
   public static func scratchBytes(
@@ -239,7 +240,7 @@ public final class InferenceSession {
       threadCount: threads, maxColumns: max(config.hiddenSize, config.widestMLP, config.queryWidth),
       quantized: quantizedLinears, bf16: bf16Linears, maxRows: max(1, maxRows))
     let attention = AttentionScratch.byteCount(
-      threadCount: threads, floats: longestContext > 0 ? Attention.scratchFloats(shape: shape, tokens: longestContext) : 0)
+      threadCount: threads, floats: longestContext > 0 ? Attention.scratchFloats(shape: shape) : 0)
     return buffers + linear + attention
   }
 
@@ -385,11 +386,9 @@ public final class InferenceSession {
     for input in inputs where !input.tokens.isEmpty {
       let n = input.tokens.count
       input.cache.append(layer: l, keys: b.key + start * c.kvWidth, values: b.value + start * c.kvWidth, count: n)
-      input.cache.attend(
-        layer: l, queries: b.query + start * c.queryWidth, rows: n, shape: attentionShape,
-        output: b.attention + start * c.queryWidth, pool: pool, scratch: attentionScratch)
       start += n
     }
+    attend(layer: l, inputs: inputs)
     linearInputObserver?(l, .attentionOutput, b.attention, c.queryWidth, rows)
     Linear.run(outputJobs[l], input: b.attention, inputStride: c.queryWidth, tokens: rows, pool: pool, scratch: linearScratch, path: linearPath)
     addRows(b.projection, into: b.residual, rows: rows)
@@ -404,6 +403,56 @@ public final class InferenceSession {
       linearInputObserver?(l, .mlpHidden, b.gate, $0, rows)
     }
     addRows(b.projection, into: b.residual, rows: rows)
+  }
+
+  /// Attention of every input's rows (appended to its cache) for layer `l`. Inputs of one row
+  /// whose caches begin with the same storage (samples forked from one prompt) attend together,
+  /// reading what they share once.
+  private func attend(layer l: Int, inputs: [SequenceInput]) {
+    let c = config
+    let b = buffers
+    // Decode rows that may share storage, by their cache's first segment.
+    var sharing: [UnsafeRawPointer: [(row: Int, cache: any KVCache, segments: [KVSegment])]] = [:]
+    var start = 0
+    for input in inputs where !input.tokens.isEmpty {
+      let n = input.tokens.count
+      defer { start += n }
+      if n == 1, inputs.count > 1, let segments = input.cache.attentionSegments(layer: l), let first = segments.first {
+        sharing[first.keys, default: []].append((start, input.cache, segments))
+        continue
+      }
+      input.cache.attend(
+        layer: l, queries: b.query + start * c.queryWidth, rows: n, shape: attentionShape,
+        output: b.attention + start * c.queryWidth, pool: pool, scratch: attentionScratch)
+    }
+    for members in sharing.values {
+      // The leading segments every member lists with the same storage and length. Each member's
+      // new token is in its own storage (appending into a shared block copies it), so at least
+      // the last segment is its own.
+      var common = members.map { $0.segments.count - 1 }.min() ?? 0
+      for member in members.dropFirst() {
+        var i = 0
+        while i < common && member.segments[i].keys == members[0].segments[i].keys
+          && member.segments[i].tokens == members[0].segments[i].tokens
+        {
+          i += 1
+        }
+        common = i
+      }
+      guard members.count > 1 && common > 0 else {
+        for member in members {
+          member.cache.attend(
+            layer: l, queries: b.query + member.row * c.queryWidth, rows: 1, shape: attentionShape,
+            output: b.attention + member.row * c.queryWidth, pool: pool, scratch: attentionScratch)
+        }
+        continue
+      }
+      members[0].segments.prefix(common).withUnsafeBufferPointer { shared in
+        Attention.attendSharing(
+          queries: b.query, rows: members.map(\.row), shared: shared, own: members.map { Array($0.segments.dropFirst(common)) },
+          shape: attentionShape, output: b.attention, pool: pool, scratch: attentionScratch)
+      }
+    }
   }
 
   /// `down(silu(gate(x)) · up(x))` of `rows` rows of `input` into `buffers.projection`;
