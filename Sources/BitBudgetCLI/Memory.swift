@@ -42,7 +42,7 @@ struct Memory: ParsableCommand {
   var kvDType: KVDType = .bf16
 
   @Option(name: .customLong("gguf-dtype"), help: ArgumentHelp(
-    "Widen every quantized GGUF tensor to bf16 or f32, as generate's --gguf-dtype (default: Q8_0, Q4_0 and Q4_1 linear layers stay quantized).",
+    "Widen every quantized GGUF tensor to bf16 or f32, as generate's --gguf-dtype (default: tensors of type Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K stay quantized).",
     valueName: "bf16|f32"))
   var ggufDType: GGUFDType?
 

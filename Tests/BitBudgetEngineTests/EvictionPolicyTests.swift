@@ -1,4 +1,4 @@
-import BitBudgetEngine
+@testable import BitBudgetEngine
 import BitBudgetTestSupport
 import Foundation
 import Testing
@@ -66,5 +66,47 @@ import Testing
       }
     }
     #expect(keys == reference.out_keys && values == reference.out_values)
+  }
+}
+
+/// R-KV's "most recent similar key" search (`RKVScorer.lastSimilar`, 8 rows per tile, early exit
+/// per tile) against the definition scanned row by row, on unit keys where some rows have planted
+/// near-copies (cosine ≈ 0.9) old and recent and the rest resemble nothing (|cosine| ≲ 0.3, far
+/// from the 0.5 threshold, so rounding cannot flip a decision).
+@Suite struct RKVSimilarityScanTests {
+  @Test(arguments: [1, 7, 8, 9, 40, 130, 301])
+  func matchesTheRowByRowDefinition(length: Int) {
+    let d = 64
+    var random = TestRandom(seed: UInt64(length))
+    var keys = [Float](repeating: 0, count: length * d)
+    for t in 0..<length {
+      // Every third row copies an earlier row (a random one) with a little noise.
+      let copies = t > 0 && t % 3 == 0 ? Int(random.next() % UInt64(t)) : nil
+      for x in 0..<d {
+        keys[t * d + x] = copies.map { keys[$0 * d + x] + 0.15 * random.signedUnit() } ?? random.signedUnit()
+      }
+    }
+    for t in 0..<length {
+      let norm = (0..<d).reduce(Float(0)) { $0 + keys[t * d + $1] * keys[t * d + $1] }.squareRoot()
+      for x in 0..<d { keys[t * d + x] /= norm }
+    }
+    let padded = (length + 31) / 32 * 32
+    var columns = [Float](repeating: 0, count: d * padded)
+    for t in 0..<length { for x in 0..<d { columns[x * padded + t] = keys[t * d + x] } }
+    let fast = keys.withUnsafeBufferPointer { k in
+      columns.withUnsafeBufferPointer { c in
+        RKVScorer.lastSimilar(normalized: k.baseAddress!, columns: c.baseAddress!, padded: padded, length: length, d: d, threshold: 0.5)
+      }
+    }
+    func cosine(_ i: Int, _ j: Int) -> Double {
+      var sum = 0.0
+      for x in 0..<d { sum += Double(keys[i * d + x]) * Double(keys[j * d + x]) }
+      return sum
+    }
+    let expected: [Int] = (0..<length).map { i in
+      (0..<length).reversed().first { j in j != i && cosine(i, j) > 0.5 } ?? 0
+    }
+    #expect(fast == expected)
+    #expect(length < 4 || expected.contains { $0 != 0 }, "some rows should have a similar key")
   }
 }

@@ -161,32 +161,9 @@ public enum RKVScorer {
     for t in 0..<length {
       for x in 0..<d { columns[x * padded + t] = normalized[t * d + x] }
     }
-    let threshold = SIMD16<Float>(repeating: parameters.threshold)
-    for i in 0..<length {
-      let ki = normalized + i * d
-      var last = 0
-      var block = (length - 1) / 32
-      search: while block >= 0 {
-        var low = SIMD16<Float>(), high = SIMD16<Float>()
-        let base = UnsafeRawPointer(columns + block * 32)
-        for x in 0..<d {
-          let q = SIMD16<Float>(repeating: ki[x])
-          low.addProduct(base.loadUnaligned(fromByteOffset: x * padded * 4, as: SIMD16<Float>.self), q)
-          high.addProduct(base.loadUnaligned(fromByteOffset: x * padded * 4 + 64, as: SIMD16<Float>.self), q)
-        }
-        if any(low .> threshold) || any(high .> threshold) {
-          for lane in stride(from: 31, through: 0, by: -1) {
-            let j = block * 32 + lane
-            guard j < length, j != i else { continue }
-            if (lane < 16 ? low[lane] : high[lane - 16]) > threshold[0] {
-              last = j
-              break search
-            }
-          }
-        }
-        block -= 1
-      }
-      if last != i { columnSums[last] -= Double(dot(ki, normalized + last * d, d)) }
+    let last = lastSimilar(normalized: normalized, columns: columns, padded: padded, length: length, d: d, threshold: parameters.threshold)
+    for i in 0..<length where last[i] != i {
+      columnSums[last[i]] -= Double(dot(normalized + i * d, normalized + last[i] * d, d))
     }
     let means = columnSums.map { $0 / Double(length) }
     let top = means.max() ?? 0
@@ -198,6 +175,75 @@ public enum RKVScorer {
       let redundancy = exps[j] / denominator
       return lambda * pooled[j] - (1 - lambda) * redundancy
     }
+  }
+
+  /// Per row `i`, the last column `j ≠ i` whose cosine similarity exceeds `threshold` (0 if
+  /// none), from unit keys token-major (`normalized`) and dimension-major (`columns`, `padded`
+  /// tokens per dimension, zero-padded).
+  ///
+  /// Rows go 8 at a time, scanning 32-column blocks from the newest back: a block is loaded once
+  /// for 8 rows (the scan of one row streams all `d · padded` floats when no key resembles it —
+  /// 1.1 MB at budget 2048, beyond L2), and a tile stops when each of its rows has found its
+  /// column. Each similarity is the same ordered sum of FMAs as one row alone would compute, so
+  /// the result does not depend on the tiling. O(L² · D) when keys resemble nothing, about
+  /// O(L · D) when each has a recent similar one.
+  static func lastSimilar(
+    normalized: UnsafePointer<Float>, columns: UnsafePointer<Float>, padded: Int, length: Int, d: Int, threshold: Float
+  ) -> [Int] {
+    var last = [Int](repeating: 0, count: length)
+    let limit = SIMD16<Float>(repeating: threshold)
+    var first = 0
+    while first < length {
+      let rows = min(8, length - first)
+      // Rows past the tile's last repeat it (computed, not used).
+      let k = (0..<8).map { normalized + (first + min($0, rows - 1)) * d }
+      var pending = rows
+      var done = [Bool](repeating: false, count: 8)
+      var block = (length - 1) / 32
+      while block >= 0 && pending > 0 {
+        var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b1 = SIMD16<Float>()
+        var a2 = SIMD16<Float>(), b2 = SIMD16<Float>(), a3 = SIMD16<Float>(), b3 = SIMD16<Float>()
+        var a4 = SIMD16<Float>(), b4 = SIMD16<Float>(), a5 = SIMD16<Float>(), b5 = SIMD16<Float>()
+        var a6 = SIMD16<Float>(), b6 = SIMD16<Float>(), a7 = SIMD16<Float>(), b7 = SIMD16<Float>()
+        let base = UnsafeRawPointer(columns + block * 32)
+        let (k0, k1, k2, k3, k4, k5, k6, k7) = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7])
+        for x in 0..<d {
+          let low = base.loadUnaligned(fromByteOffset: x * padded * 4, as: SIMD16<Float>.self)
+          let high = base.loadUnaligned(fromByteOffset: x * padded * 4 + 64, as: SIMD16<Float>.self)
+          let q0 = SIMD16<Float>(repeating: k0[x]), q1 = SIMD16<Float>(repeating: k1[x])
+          let q2 = SIMD16<Float>(repeating: k2[x]), q3 = SIMD16<Float>(repeating: k3[x])
+          a0.addProduct(low, q0); b0.addProduct(high, q0)
+          a1.addProduct(low, q1); b1.addProduct(high, q1)
+          a2.addProduct(low, q2); b2.addProduct(high, q2)
+          a3.addProduct(low, q3); b3.addProduct(high, q3)
+          let q4 = SIMD16<Float>(repeating: k4[x]), q5 = SIMD16<Float>(repeating: k5[x])
+          let q6 = SIMD16<Float>(repeating: k6[x]), q7 = SIMD16<Float>(repeating: k7[x])
+          a4.addProduct(low, q4); b4.addProduct(high, q4)
+          a5.addProduct(low, q5); b5.addProduct(high, q5)
+          a6.addProduct(low, q6); b6.addProduct(high, q6)
+          a7.addProduct(low, q7); b7.addProduct(high, q7)
+        }
+        // The newest column of each open row's block above the threshold closes the row.
+        func check(_ r: Int, _ low: SIMD16<Float>, _ high: SIMD16<Float>) {
+          guard r < rows, !done[r], any(low .> limit) || any(high .> limit) else { return }
+          for lane in stride(from: 31, through: 0, by: -1) {
+            let j = block * 32 + lane
+            guard j < length, j != first + r else { continue }
+            if (lane < 16 ? low[lane] : high[lane - 16]) > threshold {
+              last[first + r] = j
+              done[r] = true
+              pending -= 1
+              return
+            }
+          }
+        }
+        check(0, a0, b0); check(1, a1, b1); check(2, a2, b2); check(3, a3, b3)
+        check(4, a4, b4); check(5, a5, b5); check(6, a6, b6); check(7, a7, b7)
+        block -= 1
+      }
+      first += rows
+    }
+    return last
   }
 
   /// `a · b` over `count` floats, 16 lanes at a time.
