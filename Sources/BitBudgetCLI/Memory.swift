@@ -128,7 +128,7 @@ struct Memory: ParsableCommand {
     Output.line("\(memory.name), \(weights)-bit weights, \(spec), \(samples) × \(tokens) tokens (\(convention.rawValue) convention)")
     Output.line("  weights  \(ByteSize.gib(estimate.weightsBytes))")
     Output.line("  KV       \(ByteSize.gib(estimate.kvPeakBytes)) at most (\(ByteSize.gib(estimate.kvBytes)) at the end)")
-    if estimate.scratchBytes > 0 { Output.line("  scratch  \(ByteSize.gib(estimate.scratchBytes)) (activations, kernel panels, attention scores)") }
+    if estimate.scratchBytes > 0 { Output.line("  scratch  \(ByteSize.gib(estimate.scratchBytes)) (activations, kernel panels, attention tiles)") }
     Output.line("  total    \(ByteSize.gib(estimate.totalBytes))")
   }
 

@@ -67,14 +67,18 @@ extension Attention {
   ///
   /// Row `r`'s query is row `rows[r]` of `queries` (`[·, queryHeads·headDim]`), and its output
   /// goes to the same row of `output`; it attends over `shared` followed by its own segments
-  /// `own[r]`, which end with its new token. Equal to `attend` on each sequence's whole segment
-  /// list, up to rounding (the shared part's softmax is accumulated in blocks).
+  /// `own[r]`, which end with its new token. Bit-identical to `attend` of that row over its whole
+  /// segment list: a vector's blocks and arithmetic are the same in either walk.
   public static func attendSharing(
     queries: UnsafePointer<Float>, rows: [Int], shared: UnsafeBufferPointer<KVSegment>, own: [[KVSegment]],
     shape: AttentionShape, output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
   ) {
     precondition(rows.count == own.count, "one list of own segments per row")
-    guard let elementType = (shared.first { $0.quantized == nil } ?? shared.first)?.elementType else { return }
+    precondition(!shared.isEmpty, "attendSharing needs shared segments (else use attend)")
+    // Dense segments share one type (quantized ones report their scale type): the first dense one
+    // of any list decides, as in `attend`.
+    let dense = shared.first { $0.quantized == nil } ?? own.lazy.flatMap { $0 }.first { $0.quantized == nil }
+    guard let elementType = (dense ?? shared.first)?.elementType else { return }
     let sharedTokens = shared.reduce(0) { $0 + $1.tokens }
     precondition(scratch.threadCount >= pool.threadCount, "AttentionScratch has fewer threads than the pool")
     scratch.reserve(scratchFloats(shape: shape))

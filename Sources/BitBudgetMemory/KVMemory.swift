@@ -24,7 +24,8 @@ public enum KVMemory {
     public var peakBytes: Int
     /// Tokens one sample's cache holds at the end (per layer).
     public var residentTokens: Int
-    /// The most tokens one attention call reads (what sizes the attention scratch).
+    /// The most tokens one attention call reads (the attention scratch is held once it is > 0;
+    /// its size does not depend on it).
     public var longestAttention: Int
   }
 

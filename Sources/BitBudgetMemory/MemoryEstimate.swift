@@ -24,7 +24,7 @@ public struct MemoryEstimate: Sendable, Codable, Equatable {
   /// The largest KV bytes held after any forward pass (engine convention; the paper's equals
   /// `kvBytes`).
   public var kvPeakBytes: Int
-  /// The engine's scratch (activations, linear-kernel panels, attention scores) for the session
+  /// The engine's scratch (activations, linear-kernel panels, attention tiles) for the session
   /// `generate` would make (engine convention; 0 in the paper's).
   public var scratchBytes: Int
   /// Weights + peak KV + scratch.

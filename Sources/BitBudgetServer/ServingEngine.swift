@@ -112,7 +112,7 @@ public final class ServingEngine: @unchecked Sendable {
     let request: ServingRequest
     let continuation: AsyncStream<ServingEvent>.Continuation
     let kvPeakBytes: Int
-    /// Scratch the session needs for this request's context (attention scores grow with it).
+    /// Scratch the session needs for this request (the attention tiles once any attention ran).
     let scratchBytes: Int
     var group: DecodeBatch.Group?
     var decoders: [StreamingDecoder]

@@ -38,9 +38,9 @@ import BitBudgetKernels
   }
 
   /// Several sequences' single new rows over shared leading segments and their own (forks of one
-  /// prompt), against the definition on each sequence's whole list: 1, 3 and 17 rows (17 rows of
-  /// 2–7 heads per group span several tiles), query rows out of order in the buffer, rows not
-  /// listed left untouched.
+  /// prompt), against the definition on each sequence's whole list and bit for bit against each
+  /// row attending alone: 1, 3 and 17 rows (17 rows of 2–7 heads per group span several tiles),
+  /// query rows out of order in the buffer, rows not listed left untouched.
   @Test(arguments: ElementType.allCases, shapes)
   func sharedSegmentsMatchReference(type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int)) {
     let geometry = AttentionShape(queryHeads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.dim)
@@ -86,6 +86,18 @@ import BitBudgetKernels
         }
         let difference = Self.worst(Array(fast[(row * width)..<((row + 1) * width)]), slow)
         #expect(difference < 1e-5, "\(count) rows, row \(r): max |Δ| \(difference)")
+        // And exactly what the row gets attending alone over the same segments.
+        var alone = [Float](repeating: .nan, count: width)
+        segments.withUnsafeBufferPointer { s in
+          queries.withUnsafeBufferPointer { q in
+            alone.withUnsafeMutableBufferPointer {
+              Attention.attend(
+                queries: q.baseAddress! + row * width, rows: 1, visibleBefore: segments.reduce(0) { $0 + $1.tokens } - 1,
+                segments: s, shape: geometry, output: $0.baseAddress!, pool: pool, scratch: scratch)
+            }
+          }
+        }
+        #expect(Array(fast[(row * width)..<((row + 1) * width)]) == alone, "\(count) rows, row \(r): not bit-identical alone")
       }
       let untouched = Set(0...count).subtracting(rows)
       #expect(untouched.allSatisfy { row in fast[(row * width)..<((row + 1) * width)].allSatisfy(\.isNaN) })

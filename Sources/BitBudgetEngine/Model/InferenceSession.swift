@@ -35,7 +35,7 @@ public struct LogitsView {
 
 /// Runs a `DecoderModel`: owns the thread pool and every activation buffer, sized once for at most
 /// `maxRows` token rows per forward pass, so forward passes allocate no activation memory (the KV
-/// cache's blocks, and the attention scores when the context grows, aside). Not thread-safe: one
+/// cache's blocks, and the attention tiles at the first attention call, aside). Not thread-safe: one
 /// session serves one generation loop at a time.
 ///
 /// The forward pass is transformers' `Qwen3ForCausalLM` in f32: embedding → per layer [RMSNorm →
