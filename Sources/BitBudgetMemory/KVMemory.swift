@@ -10,7 +10,7 @@ import BitBudgetKernels
 /// cost G times one.
 ///
 /// `engine` convention: a replay of what the engine's caches allocate (`FullKVCache`'s 64-token
-/// blocks, `CompressedKVCache`'s dense block, quantized blocks and query window), for the prompt
+/// blocks, `CompressedKVCache`'s dense block, quantized blocks, query window and R-KV marks), for the prompt
 /// prefilled in chunks of `prefillChunk` tokens and the rest decoded one token per pass, with the
 /// sharing of forked samples (full: the prompt's whole blocks; quantized blocks made before the
 /// fork, while they last). It equals the caches' `residentBytes` to the byte at the end, and also
@@ -179,9 +179,10 @@ public enum KVMemory {
     func total(samples: Int) -> Int {
       let dense = 2 * geometry.rowWidth * denseCapacity * elementType.byteCount
       let queries = (spec.eviction?.queryWindow ?? 0) * queryHeads * geometry.headDim * 4
+      let marks = (spec.eviction?.markBytesPerHead ?? 0) * geometry.kvHeads
       let shared = blocks.filter(\.shared).reduce(0) { $0 + blockBytes($1.tokens) }
       let own = blocks.filter { !$0.shared }.reduce(0) { $0 + blockBytes($1.tokens) }
-      return geometry.layers * (shared + samples * (dense + queries + own))
+      return geometry.layers * (shared + samples * (dense + queries + marks + own))
     }
   }
 }

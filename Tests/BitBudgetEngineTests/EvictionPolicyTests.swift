@@ -104,9 +104,75 @@ import Testing
       return sum
     }
     let expected: [Int] = (0..<length).map { i in
-      (0..<length).reversed().first { j in j != i && cosine(i, j) > 0.5 } ?? 0
+      (0..<length).reversed().first { j in j != i && cosine(i, j) > 0.5 } ?? -1
     }
     #expect(fast == expected)
-    #expect(length < 4 || expected.contains { $0 != 0 }, "some rows should have a similar key")
+    #expect(length < 4 || expected.contains { $0 >= 0 }, "some rows should have a similar key")
+  }
+
+  /// Marks from an earlier scan let isolated rows skip settled keys; the result is the
+  /// definition's all the same. The earlier scan sees 150 keys; the later one keeps 120 of them
+  /// in another order (isolated ones first, so that whole tiles are isolated; 16 changed: new
+  /// values), then 60 new keys, some near-copies of isolated ones.
+  @Test func marksFromAnEarlierScanGiveTheSameResult() {
+    let d = 64
+    var random = TestRandom(seed: 5)
+    func unit(_ v: [Float]) -> [Float] {
+      let norm = v.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+      return v.map { $0 / norm }
+    }
+    func randomKey() -> [Float] { unit((0..<d).map { _ in random.signedUnit() }) }
+    func scan(_ keys: [[Float]], marks: [KeyMarks]?) -> [Int] {
+      let length = keys.count
+      let padded = (length + 31) / 32 * 32
+      let normalized = keys.flatMap { $0 }
+      var columns = [Float](repeating: 0, count: d * padded)
+      for t in 0..<length { for x in 0..<d { columns[x * padded + t] = keys[t][x] } }
+      return normalized.withUnsafeBufferPointer { k in
+        columns.withUnsafeBufferPointer { c in
+          if let marks {
+            return marks.withUnsafeBufferPointer { m in
+              RKVScorer.lastSimilar(
+                normalized: k.baseAddress!, columns: c.baseAddress!, padded: padded, length: length, d: d, threshold: 0.5,
+                marks: m.baseAddress)
+            }
+          }
+          return RKVScorer.lastSimilar(normalized: k.baseAddress!, columns: c.baseAddress!, padded: padded, length: length, d: d, threshold: 0.5)
+        }
+      }
+    }
+    var earlier = (0..<150).map { _ in randomKey() }
+    for t in stride(from: 10, to: 150, by: 7) {
+      earlier[t] = unit(zip(earlier[t - 10], (0..<d).map { _ in random.signedUnit() }).map { $0 + 0.15 * $1 })
+    }
+    let isolatedBefore = scan(earlier, marks: nil).map { $0 < 0 }
+    var kept = Array((0..<150).shuffled(using: &random).prefix(120))
+    kept = kept.filter { isolatedBefore[$0] } + kept.filter { !isolatedBefore[$0] }
+    var later = kept.map { earlier[$0] }
+    var marks = kept.map { isolatedBefore[$0] ? KeyMarks([.settled, .isolated]) : .settled }
+    for slot in 40..<56 {
+      later[slot] = randomKey()
+      marks[slot] = []
+    }
+    kept = kept.filter { isolatedBefore[$0] }
+    #expect(kept.count > 80)
+    // A changed key that now resembles an isolated one.
+    later[41] = unit(zip(earlier[kept[1]], (0..<d).map { _ in random.signedUnit() }).map { $0 + 0.15 * $1 })
+    for n in 0..<60 {
+      later.append(n % 4 == 0 ? unit(zip(earlier[kept[n]], (0..<d).map { _ in random.signedUnit() }).map { $0 + 0.15 * $1 }) : randomKey())
+      marks.append(KeyMarks())
+    }
+    let expected: [Int] = later.indices.map { i in
+      later.indices.reversed().first { j in
+        j != i && zip(later[i], later[j]).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } > 0.5
+      } ?? -1
+    }
+    #expect(marks.count == later.count)
+    #expect(scan(later, marks: marks) == expected)
+    #expect(scan(later, marks: nil) == expected)
+    // Isolated rows find new near-copies in the last block and in earlier ones, and changed keys.
+    #expect(expected[1] == 41)
+    #expect(later.indices.contains { marks[$0].contains(.isolated) && expected[$0] >= 160 })
+    #expect(later.indices.contains { marks[$0].contains(.isolated) && (120..<160).contains(expected[$0]) })
   }
 }

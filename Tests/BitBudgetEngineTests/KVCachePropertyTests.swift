@@ -315,7 +315,7 @@ import Testing
           // A fork holds what the original does and shares what its type says it shares: every
           // block of a full cache, the quantized blocks of a compressed one.
           #expect(fork.cache.residentBytes == original.cache.residentBytes, "fork bytes: \(here)")
-          let copied = (original.cache as? CompressedKVCache)?.layers.reduce(0) { $0 + $1.dense.byteCount + $1.queries.byteCount } ?? 0
+          let copied = (original.cache as? CompressedKVCache)?.layers.reduce(0) { $0 + $1.dense.byteCount + $1.queries.byteCount + $1.marks.byteCount } ?? 0
           #expect(Self.storageBytes([original.cache, fork.cache]) == original.cache.residentBytes + copied, "fork sharing: \(here)")
           caches.append(fork)
         case .pass(let index, let count):

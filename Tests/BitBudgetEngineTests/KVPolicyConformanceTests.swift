@@ -41,6 +41,7 @@ import Testing
     for layer in cache.layers {
       total += 2 * g.rowWidth * layer.denseCapacity * cache.elementType.byteCount
       total += layer.queries.byteCount
+      total += (cache.spec.eviction?.markBytesPerHead ?? 0) * g.kvHeads
       if let q = cache.spec.quantization {
         // Per token slot and head: key and value codes, and a scale and zero per group for each.
         let perRow = 2 * g.headDim * q.bits / 8 + 4 * (g.headDim / q.groupSize) * cache.metaType.byteCount
@@ -172,6 +173,59 @@ import Testing
       }
     }
     #expect(compared >= 2 * heads)
+  }
+
+  /// R-KV's marks (what a compression learned about the keys it kept) only skip similarity sums
+  /// whose outcome is known: a cache that uses them selects the same rows, and finds the same keys
+  /// isolated, as one whose marks are wiped before every compression. Threshold 0.45 over random
+  /// 32-dimensional keys (cosine spread ≈ 0.18) leaves most keys isolated and some similar; with
+  /// HQQ the rows quantized after a compression change, so they must lose their marks.
+  @Test(arguments: ["rkv:40,buffer=16,threshold=0.45", "rkv:40,buffer=16,threshold=0.45+hqq:2,group=16"])
+  func marksDoNotChangeTheKeptRows(_ text: String) throws {
+    let spec = try KVCacheSpec.parse(text)
+    let marked = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .bf16) as? CompressedKVCache)
+    let unmarked = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .bf16) as? CompressedKVCache)
+    var random = TestRandom(seed: 8)
+    let pool = ThreadPool(threadCount: 2)
+    let scratch = AttentionScratch(threadCount: 2)
+    let (width, queryWidth) = (Self.geometry.rowWidth, Self.queryHeads * Self.geometry.headDim)
+    var isolatedSeen = 0, settledSeen = 0, compared = 0
+    let eviction = try #require(spec.eviction)
+    for count in [30, 1, 1, 5] + Array(repeating: 1, count: 120) {
+      var output = [Float](repeating: 0, count: count * queryWidth)
+      for layer in 0..<Self.geometry.layers {
+        let keys = (0..<count * width).map { _ in random.signedUnit() * 2 }
+        let values = (0..<count * width).map { _ in random.signedUnit() }
+        let queries = (0..<count * queryWidth).map { _ in random.signedUnit() * 2 }
+        for cache in [marked, unmarked] {
+          cache.append(layer: layer, keys: keys, values: values, count: count)
+          cache.attend(layer: layer, queries: queries, rows: count, shape: Self.shape, output: &output, pool: pool, scratch: scratch)
+        }
+      }
+      for l in 0..<Self.geometry.layers {
+        let marks = unmarked.layers[l].marks
+        marks.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: marks.byteCount)
+        let held = marked.layers[l].marks
+        for b in 0..<held.byteCount {
+          let mark = KeyMarks(rawValue: held.pointer.load(fromByteOffset: b, as: UInt8.self))
+          if mark.contains(.isolated) { isolatedSeen += 1 } else if mark.contains(.settled) { settledSeen += 1 }
+        }
+        if count > 1 || marked.nextPosition % eviction.interval == 0, let selection = marked.selectRows(l, eviction) {
+          #expect(selection == unmarked.selectRows(l, eviction), "layer \(l) at \(marked.nextPosition)")
+          compared += 1
+        }
+      }
+      marked.commit(tokens: count)
+      unmarked.commit(tokens: count)
+      for l in 0..<Self.geometry.layers {
+        #expect(marked.rowsInCacheOrder(l) == unmarked.rowsInCacheOrder(l), "keys, layer \(l) at \(marked.nextPosition)")
+        #expect(marked.rowsInCacheOrder(l, values: true) == unmarked.rowsInCacheOrder(l, values: true), "values, layer \(l)")
+      }
+    }
+    // Both kinds of marks were in play (with HQQ only the rows quantized before a compression
+    // keep theirs).
+    #expect(isolatedSeen > 0 && settledSeen > 0, "isolated \(isolatedSeen), settled only \(settledSeen)")
+    #expect(compared >= 10)
   }
 
   /// Below the budget an evicting cache is the full cache: same logits through a model.

@@ -9,14 +9,16 @@ import Testing
 
   static func run(
     samples: Int, firstStream: UInt64 = 0, threads: Int = 2, sampling: SamplingParameters = SamplingParameters(temperature: 1.2),
-    maxTokens: Int = 24, budget: ThinkingBudget? = nil, prompt: [Int]? = nil, maxLogitRows: Int = 16, stops: Set<Int> = [1]
+    maxTokens: Int = 24, budget: ThinkingBudget? = nil, prompt: [Int]? = nil, maxLogitRows: Int = 16, stops: Set<Int> = [1],
+    kv: String = "full"
   ) throws -> GenerationResult {
     let reference = try Fixtures.reference(name)
     let model = try DecoderModel.load(path: Fixtures.modelPath(name))
     let session = try InferenceSession(model: model, threads: threads, maxLogitRows: maxLogitRows)
     var options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, samples: samples, seed: 42, stopTokens: stops, thinkingBudget: budget)
     options.firstStream = firstStream
-    return try Generator(session: session).generate(prompt: prompt ?? reference.inputIds, options: options, cache: session.makeCache())
+    return try Generator(session: session).generate(
+      prompt: prompt ?? reference.inputIds, options: options, cache: session.makeCache(spec: KVCacheSpec.parse(kv)))
   }
 
   /// Each of G samples decoded together gets exactly the tokens it gets alone.
@@ -31,15 +33,17 @@ import Testing
     }
   }
 
-  /// With a prompt of two full cache blocks, the samples read those blocks together
-  /// (`Attention.attendSharing`) and still get exactly the tokens each gets alone.
-  @Test func samplesReadingSharedBlocksEqualSamplesAlone() throws {
+  /// With a prompt of two full cache blocks (or of quantized blocks, which forks share until
+  /// their first compression), the samples read those blocks together (`Attention.attendSharing`)
+  /// and still get exactly the tokens each gets alone.
+  @Test(arguments: ["full", "hqq:4,group=16", "rkv:100,buffer=16+hqq:4,group=16"])
+  func samplesReadingSharedBlocksEqualSamplesAlone(_ kv: String) throws {
     let ids = try Fixtures.reference(Self.name).inputIds
     let prompt = Array(Array(repeating: ids, count: 140 / ids.count + 1).joined().prefix(140))
-    let together = try Self.run(samples: 4, prompt: prompt)
+    let together = try Self.run(samples: 4, prompt: prompt, kv: kv)
     #expect(Set(together.samples.map(\.tokens)).count > 1, "samples should differ")
     for index in 0..<4 {
-      #expect(try Self.run(samples: 1, firstStream: UInt64(index), prompt: prompt).samples[0].tokens == together.samples[index].tokens)
+      #expect(try Self.run(samples: 1, firstStream: UInt64(index), prompt: prompt, kv: kv).samples[0].tokens == together.samples[index].tokens)
     }
   }
 

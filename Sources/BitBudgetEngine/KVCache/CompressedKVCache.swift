@@ -21,8 +21,10 @@ import Dispatch
 /// Memory (`residentBytes`, exact): the dense block (`capacity` token slots, a multiple of 32),
 /// the quantized blocks (per token slot and head `2 · headDim · bits / 8` bytes of key and value
 /// codes plus a scale and a zero per group for each, as f16 — f32 when the cache is f32; slots
-/// rounded up to 32 per block), and R-KV's window of the last `window` queries (f32). With eviction the rows per layer stay below `budget + interval` (after a prefill longer
-/// than that, until its compression at the end of the pass).
+/// rounded up to 32 per block), and R-KV's window of the last `window` queries (f32) and its marks
+/// (one `KeyMarks` byte per kept row and KV head). With eviction the rows per layer stay below
+/// `budget + interval` (after a prefill longer than that, until its compression at the end of the
+/// pass).
 ///
 /// Forks share the quantized blocks (never written after creation) and copy the dense block.
 public final class CompressedKVCache: KVCache {
@@ -88,6 +90,9 @@ public final class CompressedKVCache: KVCache {
     /// The last `window` queries, oldest first, `[count][queryHeads · headDim]` f32.
     var queries: Allocation
     var queryCount = 0
+    /// What the last compression learned about each kept row, `[kvHeads][budget]` `KeyMarks`
+    /// (R-KV; the kept rows are the first `budget` in cache order, later rows are unmarked).
+    var marks: Allocation
     /// What the attention kernel reads, rebuilt in place at each call (its storage is reused).
     var segments: [KVSegment] = []
 
@@ -105,8 +110,11 @@ public final class CompressedKVCache: KVCache {
     steadyCapacity = capacity
     let blockBytes = 2 * geometry.rowWidth * capacity * elementType.byteCount
     let queryBytes = (spec.eviction?.queryWindow ?? 0) * queryHeads * geometry.headDim * 4
+    let markBytes = (spec.eviction?.markBytesPerHead ?? 0) * geometry.kvHeads
     layers = (0..<geometry.layers).map { _ in
-      Layer(dense: Allocation(byteCount: blockBytes), denseCapacity: capacity, queries: Allocation(byteCount: queryBytes))
+      Layer(
+        dense: Allocation(byteCount: blockBytes), denseCapacity: capacity, queries: Allocation(byteCount: queryBytes),
+        marks: Allocation(byteCount: markBytes))
     }
   }
 
@@ -118,9 +126,10 @@ public final class CompressedKVCache: KVCache {
     queryHeads = other.queryHeads
     nextPosition = other.nextPosition
     steadyCapacity = other.steadyCapacity
+    pool = other.pool
     layers = other.layers
     for l in layers.indices {
-      for keyPath in [\Layer.dense, \Layer.queries] {
+      for keyPath in [\Layer.dense, \Layer.queries, \Layer.marks] {
         let original = layers[l][keyPath: keyPath]
         let copy = Allocation(byteCount: original.byteCount)
         copy.pointer.copyMemory(from: original.pointer, byteCount: original.byteCount)
@@ -143,6 +152,7 @@ public final class CompressedKVCache: KVCache {
     for layer in layers {
       body(ObjectIdentifier(layer.dense), layer.dense.byteCount)
       if layer.queries.byteCount > 0 { body(ObjectIdentifier(layer.queries), layer.queries.byteCount) }
+      if layer.marks.byteCount > 0 { body(ObjectIdentifier(layer.marks), layer.marks.byteCount) }
       for block in layer.quantized { body(ObjectIdentifier(block.storage), block.storage.byteCount) }
     }
   }
@@ -202,16 +212,23 @@ public final class CompressedKVCache: KVCache {
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
   ) {
     self.pool = pool
-    rememberQueries(l, queries, rows: rows)
-    layers[l].segments.removeAll(keepingCapacity: true)
-    for block in layers[l].quantized { layers[l].segments.append(block.segment) }
-    layers[l].segments.append(denseSegment(layers[l]))
+    _ = attentionSegments(layer: l, queries: queries, rows: rows)
     let visibleBefore = layers[l].tokens - rows
     layers[l].segments.withUnsafeBufferPointer { segments in
       Attention.attend(
         queries: queries, rows: rows, visibleBefore: visibleBefore, segments: segments, shape: shape,
         output: output, pool: pool, scratch: scratch)
     }
+  }
+
+  /// The quantized blocks (shared with forks made after them) and the dense block; remembers the
+  /// queries R-KV scores with.
+  public func attentionSegments(layer l: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]? {
+    rememberQueries(l, queries, rows: rows)
+    layers[l].segments.removeAll(keepingCapacity: true)
+    for block in layers[l].quantized { layers[l].segments.append(block.segment) }
+    layers[l].segments.append(denseSegment(layers[l]))
+    return layers[l].segments
   }
 
   private func rememberQueries(_ l: Int, _ queries: UnsafePointer<Float>, rows: Int) {
@@ -239,7 +256,7 @@ public final class CompressedKVCache: KVCache {
     let isPrefill = tokens > 1
     // Selections only read the cache, so the layers are scored in parallel (on the pool that
     // ran this cache's attention); moving rows follows, layer by layer.
-    var selections = [[[Int]]?](repeating: nil, count: layers.count)
+    var selections = [Selection?](repeating: nil, count: layers.count)
     if let eviction = spec.eviction, isPrefill || before % eviction.interval == 0 {
       let due = layers.indices.filter { layers[$0].queryCount >= eviction.queryWindow && layers[$0].tokens >= eviction.budget }
       selections.withUnsafeMutableBufferPointer { results in
@@ -248,7 +265,8 @@ public final class CompressedKVCache: KVCache {
       }
     }
     for l in layers.indices {
-      let kept = selections[l]
+      let kept = selections[l]?.rows
+      if let selection = selections[l] { remember(l, selection) }
       if let quantization = spec.quantization {
         if kept != nil || isPrefill || layers[l].denseTokens >= quantization.residual {
           quantize(l, kept: kept, quantization)
@@ -289,11 +307,27 @@ public final class CompressedKVCache: KVCache {
     return rows
   }
 
-  private func selectRows(_ l: Int, _ eviction: EvictionPolicy) -> [[Int]]? {
+  /// The rows a compression keeps per KV head, and per cache row whether no other key resembled it.
+  struct Selection: Equatable {
+    var rows: [[Int]]
+    var isolated: [Bool]
+  }
+
+  /// Reads the cache only (the layers are scored in parallel).
+  func selectRows(_ l: Int, _ eviction: EvictionPolicy) -> Selection? {
     let total = layers[l].tokens
     guard total >= eviction.budget else { return nil }
     let keys = rowsInCacheOrder(l)
-    let (d, window) = (geometry.headDim, eviction.queryWindow)
+    let (d, window, heads) = (geometry.headDim, eviction.queryWindow, geometry.kvHeads)
+    // The marks as the scorer wants them, [kvHeads][total]: the first rows' from the last
+    // compression, the rest unmarked.
+    let marked = min(eviction.markBytesPerHead, total)
+    var marks = [KeyMarks](repeating: [], count: heads * total)
+    let stored = layers[l].marks.pointer.assumingMemoryBound(to: KeyMarks.self)
+    for h in 0..<heads {
+      for r in 0..<marked { marks[h * total + r] = stored[h * eviction.markBytesPerHead + r] }
+    }
+    var isolated = [Bool](repeating: false, count: heads * total)
     // Queries as the scorer wants them: [queryHeads][window][headDim].
     var queries = [Float](repeating: 0, count: queryHeads * window * d)
     let width = queryHeads * d
@@ -303,11 +337,30 @@ public final class CompressedKVCache: KVCache {
         for x in 0..<d { queries[(h * window + i) * d + x] = recorded[i * width + h * d + x] }
       }
     }
-    return keys.withUnsafeBufferPointer { k in
+    let rows = keys.withUnsafeBufferPointer { k in
       queries.withUnsafeBufferPointer { q in
-        eviction.keptRows(
-          keys: k.baseAddress!, length: total, kvHeads: geometry.kvHeads, headDim: d, queries: q.baseAddress,
-          queryHeads: queryHeads)
+        marks.withUnsafeBufferPointer { m in
+          isolated.withUnsafeMutableBufferPointer { i in
+            eviction.keptRows(
+              keys: k.baseAddress!, length: total, kvHeads: heads, headDim: d, queries: q.baseAddress,
+              queryHeads: queryHeads, marks: m.baseAddress, isolated: i.baseAddress)
+          }
+        }
+      }
+    }
+    return rows.map { Selection(rows: $0, isolated: isolated) }
+  }
+
+  /// Marks the kept rows for the next compression. With quantization, rows that are dense now
+  /// are quantized after the compression, so their keys change: they stay unmarked.
+  private func remember(_ l: Int, _ selection: Selection) {
+    guard let eviction = spec.eviction, eviction.markBytesPerHead > 0 else { return }
+    let (stride, total, quantizedTokens) = (eviction.markBytesPerHead, layers[l].tokens, layers[l].quantizedTokens)
+    let stored = layers[l].marks.pointer.assumingMemoryBound(to: KeyMarks.self)
+    for (h, rows) in selection.rows.enumerated() {
+      for (slot, row) in rows.prefix(stride).enumerated() {
+        let settled = spec.quantization == nil || row < quantizedTokens
+        stored[h * stride + slot] = !settled ? [] : selection.isolated[h * total + row] ? [.settled, .isolated] : .settled
       }
     }
   }
@@ -328,10 +381,17 @@ public final class CompressedKVCache: KVCache {
         (copy + x * held * size).copyMemory(from: keys + (h * d + x) * capacity * size, byteCount: held * size)
       }
       copiedValues.copyMemory(from: values + h * capacity * d * size, byteCount: held * d * size)
-      for (slot, row) in rows.enumerated() {
-        for x in 0..<d {
-          (keys + ((h * d + x) * capacity + slot) * size).copyMemory(from: copy + (x * held + row) * size, byteCount: size)
+      // Keys are dimension-major: one typed gather per dimension (a copy call per element
+      // would cost more than the whole R-KV score).
+      for x in 0..<d {
+        let from = copy + x * held * size, to = keys + (h * d + x) * capacity * size
+        if size == 2 {
+          Self.gather(rows, from: from.assumingMemoryBound(to: UInt16.self), to: to.assumingMemoryBound(to: UInt16.self))
+        } else {
+          Self.gather(rows, from: from.assumingMemoryBound(to: UInt32.self), to: to.assumingMemoryBound(to: UInt32.self))
         }
+      }
+      for (slot, row) in rows.enumerated() {
         (values + ((h * capacity + slot) * d) * size).copyMemory(from: copiedValues + row * d * size, byteCount: d * size)
       }
     }
@@ -339,6 +399,11 @@ public final class CompressedKVCache: KVCache {
     // A prefill chunk may have grown the block; back to the steady size.
     let target = Self.roundUp(max(kept[0].count, steadyCapacity))
     if capacity > target { resizeDense(l, capacity: target) }
+  }
+
+  @inline(__always)
+  private static func gather<Element>(_ rows: [Int], from: UnsafePointer<Element>, to: UnsafeMutablePointer<Element>) {
+    for (slot, row) in rows.enumerated() { to[slot] = from[row] }
   }
 
   /// Quantizes into a new block: `kept` rows (cache order, across all blocks) when given, which

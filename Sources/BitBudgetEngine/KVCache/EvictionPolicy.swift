@@ -34,14 +34,29 @@ public enum EvictionPolicy: Sendable, Equatable {
     }
   }
 
+  /// Bytes per layer and KV head that the policy keeps from one compression to the next: R-KV
+  /// keeps one `KeyMarks` byte per kept row, so the next similarity scan skips what it already
+  /// knows; StreamingLLM keeps nothing.
+  public var markBytesPerHead: Int {
+    switch self {
+    case .streaming: 0
+    case .rkv(let parameters): parameters.budget
+    }
+  }
+
   /// The rows to keep for each KV head, in the order the compressed cache stores them, or nil
   /// when the layer holds fewer than `budget` tokens (nothing changes, as in the references).
   ///
   /// - `keys`: `[kvHeads][length][headDim]`, in cache order.
   /// - `queries`: the last `queryWindow` queries, `[queryHeads][window][headDim]` (R-KV only).
+  /// - `marks`: what the last compression learned about each key, `[kvHeads][length]` (R-KV
+  ///   only; nil knows nothing). The rows kept are the same with or without them.
+  /// - `isolated`: if given, `[kvHeads][length]`, set to whether any other key resembled each
+  ///   key (R-KV only), for the next compression's marks.
   public func keptRows(
     keys: UnsafePointer<Float>, length: Int, kvHeads: Int, headDim: Int,
-    queries: UnsafePointer<Float>?, queryHeads: Int
+    queries: UnsafePointer<Float>?, queryHeads: Int,
+    marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil
   ) -> [[Int]]? {
     guard length >= budget else { return nil }
     switch self {
@@ -54,7 +69,8 @@ public enum EvictionPolicy: Sendable, Equatable {
         RKVScorer.keptRows(
           keys: keys + head * length * headDim, length: length, headDim: headDim,
           queries: queries + head * (queryHeads / kvHeads) * parameters.window * headDim,
-          groupSize: queryHeads / kvHeads, parameters: parameters)
+          groupSize: queryHeads / kvHeads, parameters: parameters,
+          marks: marks.map { $0 + head * length }, isolated: isolated.map { $0 + head * length })
       }
     }
   }
@@ -77,6 +93,20 @@ public struct RKVParameters: Sendable, Equatable {
   public init(budget: Int) { self.budget = budget }
 }
 
+/// What one R-KV compression learned about a kept key, so that the next compression scans only
+/// the keys that are new or changed: similarities between keys that both kept their values are
+/// the same sums again.
+public struct KeyMarks: OptionSet, Sendable {
+  public let rawValue: UInt8
+  public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+  /// The key was scored at the last compression and holds the same values now (HQQ quantizes
+  /// the dense rows after a compression, which changes them).
+  public static let settled = KeyMarks(rawValue: 1)
+  /// The key is settled and no key scored at the last compression resembled it.
+  public static let isolated = KeyMarks(rawValue: 2)
+}
+
 /// The R-KV score of one KV head and the rows it keeps (`R1KV._compute_scores` and `update_kv`,
 /// with `cal_similarity` and `compute_attention_scores` of the R-KV repository):
 ///
@@ -91,12 +121,15 @@ public struct RKVParameters: Sendable, Equatable {
 ///
 /// Cost per head: O(w · L · D · g) for the importance, O(L · D) for the redundancy's column sums,
 /// plus, per row, a scan from the newest key back to the last similar one (O(L · D) per row only
-/// when a key resembles nothing). Sums are in Double or f32; the references run f32, so exact
-/// ties may order differently.
+/// when a key resembles nothing; with `marks`, an isolated key's scan reads only the keys that
+/// are not settled). Sums are in Double or f32; the references run f32, so exact ties may order
+/// differently.
 public enum RKVScorer {
+  /// `marks` (`length` entries, or nil) and `isolated` (`length` entries, written if given) as in
+  /// `EvictionPolicy.keptRows`.
   public static func scores(
     keys: UnsafePointer<Float>, length: Int, headDim: Int, queries: UnsafePointer<Float>, groupSize: Int,
-    parameters: RKVParameters
+    parameters: RKVParameters, marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil
   ) -> [Double] {
     let w = parameters.window
     let candidates = length - w
@@ -161,7 +194,12 @@ public enum RKVScorer {
     for t in 0..<length {
       for x in 0..<d { columns[x * padded + t] = normalized[t * d + x] }
     }
-    let last = lastSimilar(normalized: normalized, columns: columns, padded: padded, length: length, d: d, threshold: parameters.threshold)
+    let found = lastSimilar(
+      normalized: normalized, columns: columns, padded: padded, length: length, d: d, threshold: parameters.threshold,
+      marks: marks)
+    if let isolated { for i in 0..<length { isolated[i] = found[i] < 0 } }
+    // A row with no similar key zeroes column 0 (the reference's fallback index).
+    let last = found.map { max($0, 0) }
     for i in 0..<length where last[i] != i {
       columnSums[last[i]] -= Double(dot(normalized + i * d, normalized + last[i] * d, d))
     }
@@ -177,29 +215,74 @@ public enum RKVScorer {
     }
   }
 
-  /// Per row `i`, the last column `j ≠ i` whose cosine similarity exceeds `threshold` (0 if
+  /// Per row `i`, the last column `j ≠ i` whose cosine similarity exceeds `threshold` (−1 if
   /// none), from unit keys token-major (`normalized`) and dimension-major (`columns`, `padded`
   /// tokens per dimension, zero-padded).
+  ///
+  /// With `marks`, a row reads only the columns whose sum it does not know: an isolated key
+  /// only the unsettled ones (against a settled key it would compute the sum that stayed below
+  /// the threshold last time), a settled key that had a similar one the unsettled keys and the
+  /// settled ones that were not isolated, an unsettled key everything. O(L² · D) when keys
+  /// resemble nothing and nothing is marked (with marks, O(L · D · unsettled keys)), about
+  /// O(L · D) when each has a recent similar one.
+  static func lastSimilar(
+    normalized: UnsafePointer<Float>, columns: UnsafePointer<Float>, padded: Int, length: Int, d: Int, threshold: Float,
+    marks: UnsafePointer<KeyMarks>? = nil
+  ) -> [Int] {
+    var last = [Int](repeating: -1, count: length)
+    guard let marks else {
+      scanFromNewest(
+        rows: Array(0..<length), columns: columns, padded: padded, indices: nil, count: length, normalized: normalized,
+        d: d, threshold: threshold, into: &last)
+      return last
+    }
+    let all = Array(0..<length)
+    let unsettled = all.filter { !marks[$0].contains(.settled) }
+    let isolated = all.filter { marks[$0].contains(.isolated) }
+    let similar = all.filter { marks[$0] == .settled }
+    let notIsolated = all.filter { !marks[$0].contains(.isolated) }
+    scanFromNewest(
+      rows: unsettled, columns: columns, padded: padded, indices: nil, count: length, normalized: normalized, d: d,
+      threshold: threshold, into: &last)
+    for (rows, subset) in [(isolated, unsettled), (similar, notIsolated)] where !rows.isEmpty && !subset.isEmpty {
+      // The subset's columns, dimension-major and zero-padded like `columns`.
+      let stride = (subset.count + 31) / 32 * 32
+      let compact = UnsafeMutablePointer<Float>.allocate(capacity: d * stride)
+      defer { compact.deallocate() }
+      compact.initialize(repeating: 0, count: d * stride)
+      for x in 0..<d {
+        for (c, j) in subset.enumerated() { compact[x * stride + c] = columns[x * padded + j] }
+      }
+      scanFromNewest(
+        rows: rows, columns: compact, padded: stride, indices: subset, count: subset.count, normalized: normalized, d: d,
+        threshold: threshold, into: &last)
+    }
+    return last
+  }
+
+  /// For each of `rows`, the newest of `count` columns (`columns`, dimension-major, `padded` per
+  /// dimension; column `c` is key `indices[c]`, or `c`) above `threshold`, other than the row's
+  /// own key, into `last`.
   ///
   /// Rows go 8 at a time, scanning 32-column blocks from the newest back: a block is loaded once
   /// for 8 rows (the scan of one row streams all `d · padded` floats when no key resembles it —
   /// 1.1 MB at budget 2048, beyond L2), and a tile stops when each of its rows has found its
-  /// column. Each similarity is the same ordered sum of FMAs as one row alone would compute, so
-  /// the result does not depend on the tiling. O(L² · D) when keys resemble nothing, about
-  /// O(L · D) when each has a recent similar one.
-  static func lastSimilar(
-    normalized: UnsafePointer<Float>, columns: UnsafePointer<Float>, padded: Int, length: Int, d: Int, threshold: Float
-  ) -> [Int] {
-    var last = [Int](repeating: 0, count: length)
+  /// column. Each similarity is the same ordered sum of FMAs whatever the tile, the rows beside
+  /// it or the column's place, so the result depends on none of them.
+  private static func scanFromNewest(
+    rows list: [Int], columns: UnsafePointer<Float>, padded: Int, indices: [Int]?, count: Int,
+    normalized: UnsafePointer<Float>, d: Int, threshold: Float, into last: inout [Int]
+  ) {
     let limit = SIMD16<Float>(repeating: threshold)
     var first = 0
-    while first < length {
-      let rows = min(8, length - first)
+    while first < list.count {
+      let rows = min(8, list.count - first)
       // Rows past the tile's last repeat it (computed, not used).
-      let k = (0..<8).map { normalized + (first + min($0, rows - 1)) * d }
+      let row = (0..<8).map { list[first + min($0, rows - 1)] }
+      let k = row.map { normalized + $0 * d }
       var pending = rows
       var done = [Bool](repeating: false, count: 8)
-      var block = (length - 1) / 32
+      var block = (count - 1) / 32
       while block >= 0 && pending > 0 {
         var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b1 = SIMD16<Float>()
         var a2 = SIMD16<Float>(), b2 = SIMD16<Float>(), a3 = SIMD16<Float>(), b3 = SIMD16<Float>()
@@ -227,10 +310,11 @@ public enum RKVScorer {
         func check(_ r: Int, _ low: SIMD16<Float>, _ high: SIMD16<Float>) {
           guard r < rows, !done[r], any(low .> limit) || any(high .> limit) else { return }
           for lane in stride(from: 31, through: 0, by: -1) {
-            let j = block * 32 + lane
-            guard j < length, j != first + r else { continue }
-            if (lane < 16 ? low[lane] : high[lane - 16]) > threshold {
-              last[first + r] = j
+            let c = block * 32 + lane
+            guard c < count else { continue }
+            let j = indices?[c] ?? c
+            if j != row[r], (lane < 16 ? low[lane] : high[lane - 16]) > threshold {
+              last[row[r]] = j
               done[r] = true
               pending -= 1
               return
@@ -243,7 +327,6 @@ public enum RKVScorer {
       }
       first += rows
     }
-    return last
   }
 
   /// `a · b` over `count` floats, 16 lanes at a time.
@@ -269,9 +352,11 @@ public enum RKVScorer {
   /// lower row), then the window rows in order.
   public static func keptRows(
     keys: UnsafePointer<Float>, length: Int, headDim: Int, queries: UnsafePointer<Float>, groupSize: Int,
-    parameters: RKVParameters
+    parameters: RKVParameters, marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil
   ) -> [Int] {
-    let score = scores(keys: keys, length: length, headDim: headDim, queries: queries, groupSize: groupSize, parameters: parameters)
+    let score = scores(
+      keys: keys, length: length, headDim: headDim, queries: queries, groupSize: groupSize, parameters: parameters,
+      marks: marks, isolated: isolated)
     let ranked = score.indices.sorted { score[$0] != score[$1] ? score[$0] > score[$1] : $0 < $1 }
     return Array(ranked.prefix(parameters.budget - parameters.window)) + Array((length - parameters.window)..<length)
   }

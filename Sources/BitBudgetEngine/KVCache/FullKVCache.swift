@@ -115,7 +115,9 @@ public final class FullKVCache: KVCache {
   }
 
   /// Layer `index`'s blocks as segments: forks list the blocks they share with the same storage.
-  public func attentionSegments(layer index: Int) -> [KVSegment]? { layers[index].segments }
+  public func attentionSegments(layer index: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]? {
+    layers[index].segments
+  }
 
   public func commit(tokens: Int) {
     nextPosition += tokens

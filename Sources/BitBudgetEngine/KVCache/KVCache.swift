@@ -47,11 +47,13 @@ public protocol KVCache: AnyObject {
     layer: Int, queries: UnsafePointer<Float>, rows: Int, shape: AttentionShape,
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch)
 
-  /// The segments `attend` reads for `layer` (after `append`), for caches whose storage may be
-  /// shared with forks: attention for one new row of each of several such caches reads the
-  /// segments they have in common once (`Attention.attendSharing`). nil where `attend` must run
-  /// (a policy that records queries or compresses); nil by default.
-  func attentionSegments(layer: Int) -> [KVSegment]?
+  /// In place of `attend`, for a caller that runs the attention itself: records what the cache
+  /// needs from the queries of the `rows` new rows of `layer` (after `append`), as `attend` would,
+  /// and returns the segments they attend to. For caches whose storage may be shared with forks:
+  /// attention for one new row of each of several such caches reads the segments they have in
+  /// common once (`Attention.attendSharing`). nil where `attend` must run (then nothing was
+  /// recorded); nil by default.
+  func attentionSegments(layer: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]?
 
   /// Ends a forward pass that appended `tokens` tokens to every layer.
   func commit(tokens: Int)
@@ -66,5 +68,5 @@ public protocol KVCache: AnyObject {
 }
 
 extension KVCache {
-  public func attentionSegments(layer: Int) -> [KVSegment]? { nil }
+  public func attentionSegments(layer: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]? { nil }
 }

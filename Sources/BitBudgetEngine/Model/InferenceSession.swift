@@ -412,13 +412,16 @@ public final class InferenceSession {
     let c = config
     let b = buffers
     // Decode rows that may share storage, by their cache's first segment.
-    var sharing: [UnsafeRawPointer: [(row: Int, cache: any KVCache, segments: [KVSegment])]] = [:]
+    var sharing: [UnsafeRawPointer: [(row: Int, segments: [KVSegment])]] = [:]
     var start = 0
     for input in inputs where !input.tokens.isEmpty {
       let n = input.tokens.count
       defer { start += n }
-      if n == 1, inputs.count > 1, let segments = input.cache.attentionSegments(layer: l), let first = segments.first {
-        sharing[first.keys, default: []].append((start, input.cache, segments))
+      if n == 1, inputs.count > 1,
+        let segments = input.cache.attentionSegments(layer: l, queries: b.query + start * c.queryWidth, rows: 1),
+        let first = segments.first
+      {
+        sharing[first.keys, default: []].append((start, segments))
         continue
       }
       input.cache.attend(
@@ -440,10 +443,14 @@ public final class InferenceSession {
         common = i
       }
       guard members.count > 1 && common > 0 else {
+        // The caches have recorded these queries already: attend over their segments directly.
         for member in members {
-          member.cache.attend(
-            layer: l, queries: b.query + member.row * c.queryWidth, rows: 1, shape: attentionShape,
-            output: b.attention + member.row * c.queryWidth, pool: pool, scratch: attentionScratch)
+          let visibleBefore = member.segments.reduce(0) { $0 + $1.tokens } - 1
+          member.segments.withUnsafeBufferPointer { segments in
+            Attention.attend(
+              queries: b.query + member.row * c.queryWidth, rows: 1, visibleBefore: visibleBefore, segments: segments,
+              shape: attentionShape, output: b.attention + member.row * c.queryWidth, pool: pool, scratch: attentionScratch)
+          }
         }
         continue
       }
