@@ -281,6 +281,7 @@ public final class CompressedKVCache: KVCache {
   func rowsInCacheOrder(_ l: Int, values: Bool = false) -> [Float] {
     let (d, heads, total) = (geometry.headDim, geometry.kvHeads, layers[l].tokens)
     var rows = [Float](repeating: 0, count: heads * total * d)
+    var run = [Float](repeating: 0, count: layers[l].denseTokens)
     rows.withUnsafeMutableBufferPointer { buffer in
       guard let out = buffer.baseAddress else { return }
       for h in 0..<heads {
@@ -294,13 +295,21 @@ public final class CompressedKVCache: KVCache {
             t += 1
           }
         }
+        // Dense rows are converted a run at a time: keys one dimension of every token, values
+        // one token's row.
         let dense = denseSegment(layers[l])
-        for r in 0..<dense.tokens {
-          for x in 0..<d {
-            out[(h * total + t) * d + x] =
-              values ? dense.value(kvHead: h, token: r, dimension: x, headDim: d) : dense.key(kvHead: h, token: r, dimension: x, headDim: d)
+        if values {
+          for r in 0..<dense.tokens {
+            loadConverted(from: dense.values, at: (h * dense.capacity + r) * d, count: d, as: elementType, into: out + (h * total + t + r) * d)
           }
-          t += 1
+        } else {
+          run.withUnsafeMutableBufferPointer { run in
+            guard let run = run.baseAddress else { return }
+            for x in 0..<d {
+              loadConverted(from: dense.keys, at: (h * d + x) * dense.capacity, count: dense.tokens, as: elementType, into: run)
+              for r in 0..<dense.tokens { out[(h * total + t + r) * d + x] = run[r] }
+            }
+          }
         }
       }
     }

@@ -165,25 +165,33 @@ public enum RKVScorer {
     // O(L·D) plus the scans, instead of the reference's O(L²·D) matrix.
     let normalized = UnsafeMutablePointer<Float>.allocate(capacity: length * d)
     defer { normalized.deallocate() }
-    var total = [Double](repeating: 0, count: d)
+    let total = UnsafeMutablePointer<Double>.allocate(capacity: d)
+    defer { total.deallocate() }
+    total.initialize(repeating: 0, count: d)
     for t in 0..<length {
-      let k = keys + t * d
-      var sum: Float = 0
-      for x in 0..<d { sum += k[x] * k[x] }
-      let inverse = 1 / (sum.squareRoot() + 1e-8)
+      let k = keys + t * d, unit = normalized + t * d
+      let inverse = 1 / (dot(k, k, d).squareRoot() + 1e-8)
       for x in 0..<d {
-        normalized[t * d + x] = k[x] * inverse
-        total[x] += Double(normalized[t * d + x])
+        unit[x] = k[x] * inverse
+        total[x] += Double(unit[x])
       }
     }
     var columnSums = (0..<length).map { j -> Double in
       let kj = normalized + j * d
-      var dot = 0.0, own = 0.0
-      for x in 0..<d {
-        dot += total[x] * Double(kj[x])
-        own += Double(kj[x]) * Double(kj[x])
+      var dot = SIMD8<Double>(), own = SIMD8<Double>()
+      var x = 0
+      while x + 8 <= d {
+        let k = SIMD8<Double>(UnsafeRawPointer(kj + x).loadUnaligned(as: SIMD8<Float>.self))
+        dot.addProduct(UnsafeRawPointer(total + x).loadUnaligned(as: SIMD8<Double>.self), k)
+        own.addProduct(k, k)
+        x += 8
       }
-      return dot - own
+      var sum = dot.sum() - own.sum()
+      while x < d {
+        sum += total[x] * Double(kj[x]) - Double(kj[x]) * Double(kj[x])
+        x += 1
+      }
+      return sum
     }
     // The scans read the keys dimension-major, 32 per block (zero-padded), so one pass over the
     // dimensions gives 32 similarities without horizontal sums.
@@ -219,12 +227,13 @@ public enum RKVScorer {
   /// none), from unit keys token-major (`normalized`) and dimension-major (`columns`, `padded`
   /// tokens per dimension, zero-padded).
   ///
-  /// With `marks`, a row reads only the columns whose sum it does not know: an isolated key
-  /// only the unsettled ones (against a settled key it would compute the sum that stayed below
-  /// the threshold last time), a settled key that had a similar one the unsettled keys and the
-  /// settled ones that were not isolated, an unsettled key everything. O(L² · D) when keys
-  /// resemble nothing and nothing is marked (with marks, O(L · D · unsettled keys)), about
-  /// O(L · D) when each has a recent similar one.
+  /// With `marks`, only the sums whose outcome is not known are computed, each once: a settled
+  /// key against another settled key stayed below the threshold last time if either was isolated
+  /// (a similarity is symmetric, and bit-identical both ways: the same products, summed in the
+  /// same order). So isolated keys meet the unsettled ones (every pair, which answers both
+  /// sides), and the other keys meet each other, stopping at each row's first hit. O(L² · D)
+  /// when keys resemble nothing and nothing is marked; with marks, O(L · D · (unsettled keys +
+  /// keys that had a similar one)) at most, about O(L · D) when each has a recent similar one.
   static func lastSimilar(
     normalized: UnsafePointer<Float>, columns: UnsafePointer<Float>, padded: Int, length: Int, d: Int, threshold: Float,
     marks: UnsafePointer<KeyMarks>? = nil
@@ -241,28 +250,47 @@ public enum RKVScorer {
     let isolated = all.filter { marks[$0].contains(.isolated) }
     let similar = all.filter { marks[$0] == .settled }
     let notIsolated = all.filter { !marks[$0].contains(.isolated) }
-    scanFromNewest(
-      rows: unsettled, columns: columns, padded: padded, indices: nil, count: length, normalized: normalized, d: d,
-      threshold: threshold, into: &last)
-    for (rows, subset) in [(isolated, unsettled), (similar, notIsolated)] where !rows.isEmpty && !subset.isEmpty {
-      // The subset's columns, dimension-major and zero-padded like `columns`.
-      let stride = (subset.count + 31) / 32 * 32
-      let compact = UnsafeMutablePointer<Float>.allocate(capacity: d * stride)
-      defer { compact.deallocate() }
-      compact.initialize(repeating: 0, count: d * stride)
-      for x in 0..<d {
-        for (c, j) in subset.enumerated() { compact[x * stride + c] = columns[x * padded + j] }
+    // Isolated rows × unsettled columns, every pair (its transpose is what the unsettled rows
+    // would compute against the isolated keys): the newest hit of each row, and of each column.
+    var newestIsolated = [Int](repeating: -1, count: unsettled.count)
+    withCompactColumns(unsettled, columns: columns, padded: padded, d: d) { compact, stride in
+      newestIsolated.withUnsafeMutableBufferPointer { newest in
+        scanFromNewest(
+          rows: isolated, columns: compact, padded: stride, indices: unsettled, count: unsettled.count,
+          normalized: normalized, d: d, threshold: threshold, into: &last, newestRowOfColumn: newest.baseAddress)
       }
-      scanFromNewest(
-        rows: rows, columns: compact, padded: stride, indices: subset, count: subset.count, normalized: normalized, d: d,
-        threshold: threshold, into: &last)
     }
+    // Rows that are not isolated against the keys that are not isolated, stopping at the first hit.
+    withCompactColumns(notIsolated, columns: columns, padded: padded, d: d) { compact, stride in
+      scanFromNewest(
+        rows: similar + unsettled, columns: compact, padded: stride, indices: notIsolated, count: notIsolated.count,
+        normalized: normalized, d: d, threshold: threshold, into: &last)
+    }
+    for (c, u) in unsettled.enumerated() { last[u] = max(last[u], newestIsolated[c]) }
     return last
+  }
+
+  /// Calls `body` with `subset`'s columns, dimension-major and zero-padded like `columns`, and
+  /// their padded count.
+  private static func withCompactColumns(
+    _ subset: [Int], columns: UnsafePointer<Float>, padded: Int, d: Int,
+    _ body: (UnsafePointer<Float>, Int) -> Void
+  ) {
+    guard !subset.isEmpty else { return }
+    let stride = (subset.count + 31) / 32 * 32
+    let compact = UnsafeMutablePointer<Float>.allocate(capacity: d * stride)
+    defer { compact.deallocate() }
+    compact.initialize(repeating: 0, count: d * stride)
+    for x in 0..<d {
+      for (c, j) in subset.enumerated() { compact[x * stride + c] = columns[x * padded + j] }
+    }
+    body(compact, stride)
   }
 
   /// For each of `rows`, the newest of `count` columns (`columns`, dimension-major, `padded` per
   /// dimension; column `c` is key `indices[c]`, or `c`) above `threshold`, other than the row's
-  /// own key, into `last`.
+  /// own key, into `last`. With `newestRowOfColumn` (`count` entries), every pair is computed
+  /// and each column's entry becomes the largest row above the threshold against it.
   ///
   /// Rows go 8 at a time, scanning 32-column blocks from the newest back: a block is loaded once
   /// for 8 rows (the scan of one row streams all `d · padded` floats when no key resembles it —
@@ -271,7 +299,8 @@ public enum RKVScorer {
   /// it or the column's place, so the result depends on none of them.
   private static func scanFromNewest(
     rows list: [Int], columns: UnsafePointer<Float>, padded: Int, indices: [Int]?, count: Int,
-    normalized: UnsafePointer<Float>, d: Int, threshold: Float, into last: inout [Int]
+    normalized: UnsafePointer<Float>, d: Int, threshold: Float, into last: inout [Int],
+    newestRowOfColumn: UnsafeMutablePointer<Int>? = nil
   ) {
     let limit = SIMD16<Float>(repeating: threshold)
     var first = 0
@@ -283,7 +312,7 @@ public enum RKVScorer {
       var pending = rows
       var done = [Bool](repeating: false, count: 8)
       var block = (count - 1) / 32
-      while block >= 0 && pending > 0 {
+      while block >= 0 && (pending > 0 || newestRowOfColumn != nil) {
         var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b1 = SIMD16<Float>()
         var a2 = SIMD16<Float>(), b2 = SIMD16<Float>(), a3 = SIMD16<Float>(), b3 = SIMD16<Float>()
         var a4 = SIMD16<Float>(), b4 = SIMD16<Float>(), a5 = SIMD16<Float>(), b5 = SIMD16<Float>()
@@ -308,16 +337,18 @@ public enum RKVScorer {
         }
         // The newest column of each open row's block above the threshold closes the row.
         func check(_ r: Int, _ low: SIMD16<Float>, _ high: SIMD16<Float>) {
-          guard r < rows, !done[r], any(low .> limit) || any(high .> limit) else { return }
+          guard r < rows, !done[r] || newestRowOfColumn != nil, any(low .> limit) || any(high .> limit) else { return }
           for lane in stride(from: 31, through: 0, by: -1) {
             let c = block * 32 + lane
             guard c < count else { continue }
             let j = indices?[c] ?? c
-            if j != row[r], (lane < 16 ? low[lane] : high[lane - 16]) > threshold {
+            guard j != row[r], (lane < 16 ? low[lane] : high[lane - 16]) > threshold else { continue }
+            if let newestRowOfColumn { newestRowOfColumn[c] = max(newestRowOfColumn[c], row[r]) }
+            if !done[r] {
               last[row[r]] = j
               done[r] = true
               pending -= 1
-              return
+              if newestRowOfColumn == nil { return }
             }
           }
         }
