@@ -179,19 +179,29 @@ import Testing
   /// whose outcome is known: a cache that uses them selects the same rows, and finds the same keys
   /// isolated, as one whose marks are wiped before every compression. Threshold 0.45 over random
   /// 32-dimensional keys (cosine spread ≈ 0.18) leaves most keys isolated and some similar; with
-  /// HQQ the rows quantized after a compression change, so they must lose their marks.
-  @Test(arguments: ["rkv:40,buffer=16,threshold=0.45", "rkv:40,buffer=16,threshold=0.45+hqq:2,group=16"])
+  /// HQQ the rows quantized after a compression change, so they must lose their marks (also with
+  /// residual flushes between compressions). A prefill chunk comes between decode compressions,
+  /// and the caches are swapped for forks halfway.
+  @Test(arguments: [
+    "rkv:40,buffer=16,threshold=0.45", "rkv:40,buffer=16,threshold=0.45+hqq:2,group=16",
+    "rkv:40,buffer=16,threshold=0.45+hqq:2,group=16,residual=4",
+  ])
   func marksDoNotChangeTheKeptRows(_ text: String) throws {
     let spec = try KVCacheSpec.parse(text)
-    let marked = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .bf16) as? CompressedKVCache)
-    let unmarked = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .bf16) as? CompressedKVCache)
+    var marked = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .bf16) as? CompressedKVCache)
+    var unmarked = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads, elementType: .bf16) as? CompressedKVCache)
     var random = TestRandom(seed: 8)
     let pool = ThreadPool(threadCount: 2)
     let scratch = AttentionScratch(threadCount: 2)
     let (width, queryWidth) = (Self.geometry.rowWidth, Self.queryHeads * Self.geometry.headDim)
     var isolatedSeen = 0, settledSeen = 0, compared = 0
     let eviction = try #require(spec.eviction)
-    for count in [30, 1, 1, 5] + Array(repeating: 1, count: 120) {
+    let counts = [30, 1, 1, 5] + Array(repeating: 1, count: 60) + [20] + Array(repeating: 1, count: 60)
+    for (step, count) in counts.enumerated() {
+      if step == 70 {
+        marked = try #require(marked.fork() as? CompressedKVCache)
+        unmarked = try #require(unmarked.fork() as? CompressedKVCache)
+      }
       var output = [Float](repeating: 0, count: count * queryWidth)
       for layer in 0..<Self.geometry.layers {
         let keys = (0..<count * width).map { _ in random.signedUnit() * 2 }

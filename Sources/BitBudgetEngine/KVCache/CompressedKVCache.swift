@@ -26,7 +26,8 @@ import Dispatch
 /// `budget + interval` (after a prefill longer than that, until its compression at the end of the
 /// pass).
 ///
-/// Forks share the quantized blocks (never written after creation) and copy the dense block.
+/// Forks share the quantized blocks (never written after creation) and copy the dense block, the
+/// query window and the marks.
 public final class CompressedKVCache: KVCache {
   public let geometry: KVCacheGeometry
   public let spec: KVCacheSpec
@@ -38,7 +39,8 @@ public final class CompressedKVCache: KVCache {
   /// Wall time spent compressing and quantizing at the end of single-token (decode) forward
   /// passes — scoring, moving rows, HQQ — in seconds since creation.
   public private(set) var decodeMaintenanceSeconds = 0.0
-  /// The pool that ran the last attention call; compression scores layers on it.
+  /// The pool of the last `attend` call (or of the cache this one was forked from); compression
+  /// scores layers on it.
   private weak var pool: ThreadPool?
   private(set) var layers: [Layer]
   /// Dense rows the policy needs at most between compressions (the dense block's usual size).
@@ -332,9 +334,9 @@ public final class CompressedKVCache: KVCache {
     // compression, the rest unmarked.
     let marked = min(eviction.markBytesPerHead, total)
     var marks = [KeyMarks](repeating: [], count: heads * total)
-    let stored = layers[l].marks.pointer.assumingMemoryBound(to: KeyMarks.self)
+    let stored = layers[l].marks.pointer.assumingMemoryBound(to: UInt8.self)
     for h in 0..<heads {
-      for r in 0..<marked { marks[h * total + r] = stored[h * eviction.markBytesPerHead + r] }
+      for r in 0..<marked { marks[h * total + r] = KeyMarks(rawValue: stored[h * eviction.markBytesPerHead + r]) }
     }
     var isolated = [Bool](repeating: false, count: heads * total)
     // Queries as the scorer wants them: [queryHeads][window][headDim].
@@ -365,11 +367,12 @@ public final class CompressedKVCache: KVCache {
   private func remember(_ l: Int, _ selection: Selection) {
     guard let eviction = spec.eviction, eviction.markBytesPerHead > 0 else { return }
     let (stride, total, quantizedTokens) = (eviction.markBytesPerHead, layers[l].tokens, layers[l].quantizedTokens)
-    let stored = layers[l].marks.pointer.assumingMemoryBound(to: KeyMarks.self)
+    let stored = layers[l].marks.pointer.assumingMemoryBound(to: UInt8.self)
     for (h, rows) in selection.rows.enumerated() {
       for (slot, row) in rows.prefix(stride).enumerated() {
         let settled = spec.quantization == nil || row < quantizedTokens
-        stored[h * stride + slot] = !settled ? [] : selection.isolated[h * total + row] ? [.settled, .isolated] : .settled
+        let mark: KeyMarks = !settled ? [] : selection.isolated[h * total + row] ? [.settled, .isolated] : .settled
+        stored[h * stride + slot] = mark.rawValue
       }
     }
   }

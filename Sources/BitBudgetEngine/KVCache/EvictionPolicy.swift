@@ -51,8 +51,8 @@ public enum EvictionPolicy: Sendable, Equatable {
   /// - `queries`: the last `queryWindow` queries, `[queryHeads][window][headDim]` (R-KV only).
   /// - `marks`: what the last compression learned about each key, `[kvHeads][length]` (R-KV
   ///   only; nil knows nothing). The rows kept are the same with or without them.
-  /// - `isolated`: if given, `[kvHeads][length]`, set to whether any other key resembled each
-  ///   key (R-KV only), for the next compression's marks.
+  /// - `isolated`: if given, `[kvHeads][length]`, set for each key to whether no other key
+  ///   resembled it (R-KV only), for the next compression's marks.
   public func keptRows(
     keys: UnsafePointer<Float>, length: Int, kvHeads: Int, headDim: Int,
     queries: UnsafePointer<Float>?, queryHeads: Int,

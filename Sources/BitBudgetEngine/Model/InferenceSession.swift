@@ -418,10 +418,12 @@ public final class InferenceSession {
       let n = input.tokens.count
       defer { start += n }
       if n == 1, inputs.count > 1,
-        let segments = input.cache.attentionSegments(layer: l, queries: b.query + start * c.queryWidth, rows: 1),
-        let first = segments.first
+        let segments = input.cache.attentionSegments(layer: l, queries: b.query + start * c.queryWidth, rows: 1)
       {
-        sharing[first.keys, default: []].append((start, segments))
+        // The cache has recorded the query: from here on the session attends for it. The new
+        // token is in the last segment, so there is one.
+        precondition(!segments.isEmpty, "a KV cache listed no segments after an append")
+        sharing[segments[0].keys, default: []].append((start, segments))
         continue
       }
       input.cache.attend(
