@@ -121,8 +121,8 @@ public struct KeyMarks: OptionSet, Sendable {
 ///
 /// Cost per head: O(w · L · D · g) for the importance, O(L · D) for the redundancy's column sums,
 /// plus, per row, a scan from the newest key back to the last similar one (O(L · D) per row only
-/// when a key resembles nothing; with `marks`, an isolated key's scan reads only the keys that
-/// are not settled). Sums are in Double or f32; the references run f32, so exact ties may order
+/// when a key resembles nothing; with `marks`, only the similarities whose outcome the last
+/// compression did not settle, see `lastSimilar`). Sums are in Double or f32; the references run f32, so exact ties may order
 /// differently.
 public enum RKVScorer {
   /// `marks` (`length` entries, or nil) and `isolated` (`length` entries, written if given) as in
