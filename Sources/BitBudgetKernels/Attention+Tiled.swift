@@ -28,11 +28,13 @@ extension Attention {
 
   /// Per-thread scratch floats of one tile (`TileState`): its queries and outputs (`vectors ·
   /// headDim` each), scores of one block, running maxima and sums, per-group query sums for
-  /// quantized keys, one value row, a block's unpacked values and their weighted sums.
+  /// quantized keys, one value row, a block's unpacked values and their weighted sums, and the
+  /// bf16 pairs of the queries and of one block's weights (half a float each).
   static func tileScratchFloats(shape: AttentionShape) -> Int {
     let vectors = tileRows(group: shape.groupSize) * shape.groupSize
     let d = shape.headDim
-    return 4 * vectors * d + vectors * tileTokens + 2 * vectors + d + tileTokens * d
+    let bf16Words = vectors * (d + 1) / 2 + vectors * tileTokens / 2
+    return 4 * vectors * d + vectors * tileTokens + 2 * vectors + d + tileTokens * d + bf16Words
   }
 
   static func attendTiled<W: Widening>(
@@ -45,17 +47,18 @@ extension Attention {
     let width = shape.queryHeads * d
     let tileRows = tileRows(group: group)
     let tiles = (rows + tileRows - 1) / tileRows
+    let bf16 = usesBF16Products(W.self, scratch: scratch, shape: shape)
     pool.parallelFor(tiles * shape.kvHeads) { task, thread in
       // Later tiles see more tokens: handing them out first keeps the end of the loop short.
       let tile = tiles - 1 - task / shape.kvHeads
       let kvHead = task % shape.kvHeads
       let firstRow = tile * tileRows
       let tileState = TileState(scratch: scratch.buffer(thread: thread), vectors: min(tileRows, rows - firstRow) * group, d: d)
-      tileState.begin { v in queries + (firstRow + v / group) * width + (kvHead * group + v % group) * d }
+      tileState.begin(bf16: bf16) { v in queries + (firstRow + v / group) * width + (kvHead * group + v % group) * d }
       // Vector v (row firstRow + v / group) sees the cache up to its own token.
       walk(
         W.self, tileState, segments, vectors: 0..<tileState.vectors, kvHead: kvHead, shape: shape,
-        visibleBase: visibleBefore + firstRow + 1, causal: true)
+        visibleBase: visibleBefore + firstRow + 1, causal: true, bf16: bf16)
       tileState.finish(W.self) { v in output + (firstRow + v / group) * width + (kvHead * group + v % group) * d }
     }
   }
@@ -99,19 +102,20 @@ extension Attention {
     let width = shape.queryHeads * d
     let tileRows = tileRows(group: group)
     let tiles = (rows.count + tileRows - 1) / tileRows
+    let bf16 = usesBF16Products(W.self, scratch: scratch, shape: shape)
     pool.parallelFor(tiles * shape.kvHeads) { task, thread in
       let kvHead = task % shape.kvHeads
       let firstRow = task / shape.kvHeads * tileRows
       let tileState = TileState(scratch: scratch.buffer(thread: thread), vectors: min(tileRows, rows.count - firstRow) * group, d: d)
-      tileState.begin { v in queries + rows[firstRow + v / group] * width + (kvHead * group + v % group) * d }
+      tileState.begin(bf16: bf16) { v in queries + rows[firstRow + v / group] * width + (kvHead * group + v % group) * d }
       walk(
         W.self, tileState, shared, vectors: 0..<tileState.vectors, kvHead: kvHead, shape: shape,
-        visibleBase: sharedTokens, causal: false)
+        visibleBase: sharedTokens, causal: false, bf16: bf16)
       for r in 0..<(tileState.vectors / group) {
         own[firstRow + r].withUnsafeBufferPointer { segments in
           walk(
             W.self, tileState, segments, vectors: (r * group)..<((r + 1) * group), kvHead: kvHead, shape: shape,
-            visibleBase: segments.reduce(0) { $0 + $1.tokens }, causal: false)
+            visibleBase: segments.reduce(0) { $0 + $1.tokens }, causal: false, bf16: bf16)
         }
       }
       tileState.finish(W.self) { v in output + rows[firstRow + v / group] * width + (kvHead * group + v % group) * d }
@@ -120,7 +124,9 @@ extension Attention {
 
   /// The running state of a tile's query vectors, in one thread's scratch: the vectors' queries
   /// and (unnormalized, in `W`'s lane order) outputs, per-vector running maxima and sums, one
-  /// block of scores, and room for unpacking quantized keys' query sums and values.
+  /// block of scores, room for unpacking quantized keys' query sums and values, and the bf16
+  /// pairs of the queries (`queryWords`, `(d + 1) / 2` per vector) and of one block's weights
+  /// (`weightWords`, `tileTokens / 2` per vector).
   struct TileState {
     let vectors: Int
     let d: Int
@@ -133,6 +139,8 @@ extension Attention {
     let valueRow: UnsafeMutablePointer<Float>
     let unpackedValues: UnsafeMutablePointer<Float>
     let blockOutputs: UnsafeMutablePointer<Float>
+    let queryWords: UnsafeMutablePointer<UInt32>
+    let weightWords: UnsafeMutablePointer<UInt32>
 
     @inline(__always)
     init(scratch: UnsafeMutablePointer<Float>, vectors: Int, d: Int) {
@@ -147,12 +155,18 @@ extension Attention {
       valueRow = querySums + vectors * d
       unpackedValues = valueRow + d
       blockOutputs = unpackedValues + tileTokens * d
+      // The words reuse the float scratch: nothing reads them as floats.
+      let words = UnsafeMutableRawPointer(blockOutputs + vectors * d)
+      queryWords = words.bindMemory(to: UInt32.self, capacity: vectors * ((d + 1) / 2) + vectors * tileTokens / 2)
+      weightWords = queryWords + vectors * ((d + 1) / 2)
     }
 
-    /// Copies each vector's query (`query(v)`, `d` floats) and clears outputs, maxima and sums.
+    /// Copies each vector's query (`query(v)`, `d` floats; also as bf16 pairs when `bf16`) and
+    /// clears outputs, maxima and sums.
     @inline(__always)
-    func begin(query: (Int) -> UnsafePointer<Float>) {
+    func begin(bf16: Bool, query: (Int) -> UnsafePointer<Float>) {
       for v in 0..<vectors { (queries + v * d).update(from: query(v), count: d) }
+      if bf16 { roundQueries() }
       outputs.update(repeating: 0, count: vectors * d)
       maxima.update(repeating: -.infinity, count: vectors)
       sums.update(repeating: 0, count: vectors)
@@ -180,7 +194,7 @@ extension Attention {
   @inline(__always)
   static func walk<W: Widening>(
     _: W.Type, _ state: TileState, _ segments: UnsafeBufferPointer<KVSegment>, vectors: Range<Int>, kvHead: Int,
-    shape: AttentionShape, visibleBase: Int, causal: Bool
+    shape: AttentionShape, visibleBase: Int, causal: Bool, bf16: Bool
   ) {
     let group = shape.groupSize
     let d = shape.headDim
@@ -199,7 +213,9 @@ extension Attention {
       while start < count {
         let tokens = min(blockTokens, count - start)
         // Logits of every query vector against the block.
-        if let quantized = segment.quantized {
+        if bf16 && segment.quantized == nil {
+          bf16Logits(state, segment, kvHead: kvHead, start: start, tokens: tokens, vectors: vectors, scale: shape.scale)
+        } else if let quantized = segment.quantized {
           quantizedLogits(
             quantized, kvHead: kvHead, start: start, count: tokens, queries: state.queries + first * d,
             group: vectors.count, d: d, scale: shape.scale, scores: state.scores + first * blockTokens,
@@ -237,7 +253,9 @@ extension Attention {
         // Weighted values, in `W`'s lane order.
         let p = state.scores + first * blockTokens
         let outputs = state.outputs + first * d
-        if let quantized = segment.quantized {
+        if bf16 && segment.quantized == nil {
+          bf16Values(state, segment, kvHead: kvHead, start: start, tokens: tokens, vectors: vectors)
+        } else if let quantized = segment.quantized {
           // Unpacked rows are in natural order: summed apart, then added in `W`'s order.
           for i in 0..<tokens {
             quantized.dequantizeValue(kvHead: kvHead, token: start + i, into: state.unpackedValues + i * d)

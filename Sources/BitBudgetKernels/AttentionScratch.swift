@@ -14,6 +14,15 @@ public final class AttentionScratch: @unchecked Sendable {
     for buffer in buffers { buffer.deallocate() }
   }
 
+  /// Whether dense bf16 keys and values are multiplied as bf16 (`vdpbf16ps`, where the build has
+  /// AVX512-BF16 and the head dimension is a multiple of 32; `Attention+BF16.swift`): each query
+  /// is rounded to bf16 once per tile (quantized segments then multiply the rounded query too),
+  /// and each block's softmax weights after their f32 exponentials and sums, so a weight moves by
+  /// at most 2⁻⁸ of itself and an output by at most 2⁻⁸ of the largest |value| beyond what the
+  /// rounded query moves. Twice the multiply-adds per instruction of f32 FMAs. Sessions set it
+  /// from their activations (`.rounded`); off, every product is f32.
+  public var roundsToBF16 = false
+
   /// Threads the scratch serves.
   public var threadCount: Int { buffers.count }
 

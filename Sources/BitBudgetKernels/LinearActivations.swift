@@ -9,11 +9,15 @@ public enum LinearActivations: String, Sendable, CaseIterable {
   ///   `vpdpbusd` (64 products per instruction, exact in int32). Each input moves by at most half
   ///   a step, 0.4% of its block's largest value. Needs AVX-512 VNNI.
   /// - bf16 weights, in the tiled (prefill) kernel: bf16 (nearest, ties to even: a relative
-  ///   error of at most 2⁻⁹), multiplied by `vdpbf16ps` (two products per lane, f32 sums), twice
+  ///   error of at most 2⁻⁸), multiplied by `vdpbf16ps` (two products per lane, f32 sums), twice
   ///   the multiply-adds per instruction of f32 FMAs. Needs AVX512-BF16 (and VNNI, whose helpers
   ///   the tile shares; every CPU with BF16 has it). Decoding them stays
   ///   exact: it is bandwidth bound, and rounding would buy nothing.
-  /// Other weights (f16, f32), and everything on builds without these instructions, run exact.
+  /// - a bf16 KV cache, in attention (prefill and decode): queries and softmax weights bf16, with
+  ///   the same instruction (`AttentionScratch.roundsToBF16`); at long contexts attention is
+  ///   compute bound in prefill and in G samples' shared blocks.
+  /// Other weights (f16, f32), f16 and f32 caches, and everything on builds without these
+  /// instructions, run exact.
   case rounded
 
   /// Whether this build has the int8 kernels: x86-64 compiled for a CPU with AVX-512 VNNI. It

@@ -23,6 +23,33 @@ import BitBudgetKernels
     }
   }
 
+  /// The bf16 products (`AttentionScratch.roundsToBF16`) against the definition with the queries
+  /// rounded to bf16 as the kernel rounds them, over dense and quantized segments: what is left is
+  /// the rounding of the dense segments' softmax weights, each by at most 2⁻⁸ of itself (bf16
+  /// keeps 8 significant bits), so an output moves by at most 2⁻⁸ of the largest |value| (values
+  /// in [−1, 1]) plus f32 noise. The rounding must show: outputs differ from the f32 products.
+  /// Elsewhere (f32/f16 caches, head dimensions not a multiple of 32, builds without
+  /// AVX512-BF16) the f32 products run and the f32 bounds hold.
+  @Test(arguments: ElementType.allCases, shapes)
+  func bf16ProductsMatchReference(type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int)) {
+    let rounded = LinearActivations.bf16Available && type == .bf16 && shape.dim % 32 == 0
+    for rows in [1, 7, 45] {
+      for quantized in [[], [0, 2]] as [Set<Int>] {
+        let seed = UInt64(shape.dim + rows + quantized.count)
+        let worst = Self.worstDifference(
+          type: type, shape: shape, segmentTokens: [70, 9, 96, 33], quantized: quantized, rows: rows, seed: seed,
+          roundsToBF16: true)
+        #expect(worst < (rounded ? 0x1p-8 + 1e-5 : 1e-5), "\(rows) rows, quantized \(quantized): max |Δ| \(worst)")
+        if rounded {
+          let exact = Self.worstDifference(
+            type: type, shape: shape, segmentTokens: [70, 9, 96, 33], quantized: quantized, rows: rows, seed: seed,
+            roundsToBF16: true, roundReferenceQueries: false)
+          #expect(exact > 1e-4, "\(rows) rows, quantized \(quantized): outputs as exact as f32 (max |Δ| \(exact))")
+        }
+      }
+    }
+  }
+
   /// Segments of HQQ-quantized rows between dense ones, as the quantized caches hand them over.
   @Test(arguments: ElementType.allCases, shapes)
   func quantizedSegmentsMatchReference(type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int)) {
@@ -41,12 +68,22 @@ import BitBudgetKernels
   /// prompt), against the definition on each sequence's whole list and bit for bit against each
   /// row attending alone: 1, 3 and 17 rows (17 rows of 2–7 heads per group span several tiles),
   /// query rows out of order in the buffer, rows not listed left untouched.
+  /// With `roundsToBF16`, the bf16 products against the definition on rounded queries (the bound
+  /// of `bf16ProductsMatchReference`), and still bit for bit against each row alone.
   @Test(arguments: ElementType.allCases, shapes)
   func sharedSegmentsMatchReference(type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int)) {
+    for roundsToBF16 in [false, true] {
+      sharedSegmentsMatchReference(type: type, shape: shape, roundsToBF16: roundsToBF16)
+    }
+  }
+
+  func sharedSegmentsMatchReference(type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int), roundsToBF16: Bool) {
     let geometry = AttentionShape(queryHeads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.dim)
     let width = shape.heads * shape.dim
     let pool = ThreadPool(threadCount: 2)
     let scratch = AttentionScratch(threadCount: 2)
+    scratch.roundsToBF16 = roundsToBF16
+    let rounded = roundsToBF16 && LinearActivations.bf16Available && type == .bf16 && shape.dim % 32 == 0
     for count in [1, 3, 17] {
       var random = TestRandom(seed: UInt64(shape.dim * 100 + count))
       var storages: [UnsafeMutableRawPointer] = []
@@ -72,11 +109,12 @@ import BitBudgetKernels
           }
         }
       }
+      let referenceQueries = rounded ? Self.roundedToBF16(queries) : queries
       for (r, row) in rows.enumerated() {
         let segments = shared + own[r]
         var slow = [Float](repeating: .nan, count: width)
         segments.withUnsafeBufferPointer { s in
-          queries.withUnsafeBufferPointer { q in
+          referenceQueries.withUnsafeBufferPointer { q in
             slow.withUnsafeMutableBufferPointer {
               Attention.reference(
                 queries: q.baseAddress! + row * width, rows: 1, visibleBefore: segments.reduce(0) { $0 + $1.tokens } - 1,
@@ -85,7 +123,7 @@ import BitBudgetKernels
           }
         }
         let difference = Self.worst(Array(fast[(row * width)..<((row + 1) * width)]), slow)
-        #expect(difference < 1e-5, "\(count) rows, row \(r): max |Δ| \(difference)")
+        #expect(difference < (rounded ? 0x1p-8 + 1e-5 : 1e-5), "\(count) rows, row \(r): max |Δ| \(difference)")
         // And exactly what the row gets attending alone over the same segments.
         var alone = [Float](repeating: .nan, count: width)
         segments.withUnsafeBufferPointer { s in
@@ -144,13 +182,27 @@ import BitBudgetKernels
       let keys = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
       let values = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
       storages += [keys, values]
-      let k = (0..<count).map { _ in random.signedUnit() * 2 }
-      let v = (0..<count).map { _ in random.signedUnit() }
+      var k = (0..<count).map { _ in random.signedUnit() * 2 }
+      var v = (0..<count).map { _ in random.signedUnit() }
+      // Unwritten slots may hold anything, NaN included: no weight, not even 0, may meet them.
+      for h in 0..<kvHeads {
+        for t in tokens..<capacity {
+          for x in 0..<dim {
+            k[(h * dim + x) * capacity + t] = .nan
+            v[(h * capacity + t) * dim + x] = .nan
+          }
+        }
+      }
       k.withUnsafeBufferPointer { storeConverted($0.baseAddress!, count: count, to: keys, at: 0, as: type) }
       v.withUnsafeBufferPointer { storeConverted($0.baseAddress!, count: count, to: values, at: 0, as: type) }
       segments.append(KVSegment(keys: keys, values: values, tokens: tokens, capacity: capacity, elementType: type))
     }
     return segments
+  }
+
+  /// `values` rounded to bf16 (nearest, ties to even) and widened back.
+  static func roundedToBF16(_ values: [Float]) -> [Float] {
+    values.map { bf16ToFloat(floatToBF16($0)) }
   }
 
   /// The largest |a − b|; NaN anywhere (an unwritten output, a NaN weight) gives NaN.
@@ -164,7 +216,7 @@ import BitBudgetKernels
   /// Max |fast − reference| over all outputs.
   static func worstDifference(
     type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int), segmentTokens: [Int], quantized: Set<Int>,
-    bits: Int = 4, rows: Int, seed: UInt64
+    bits: Int = 4, rows: Int, seed: UInt64, roundsToBF16: Bool = false, roundReferenceQueries: Bool = true
   ) -> Float {
     let geometry = AttentionShape(queryHeads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.dim)
     var random = TestRandom(seed: seed)
@@ -180,6 +232,10 @@ import BitBudgetKernels
     var slow = fast
     let pool = ThreadPool(threadCount: 2)
     let scratch = AttentionScratch(threadCount: 2)
+    scratch.roundsToBF16 = roundsToBF16
+    // The queries the bf16 products multiply.
+    let rounded = roundsToBF16 && roundReferenceQueries && LinearActivations.bf16Available && type == .bf16 && shape.dim % 32 == 0
+    let referenceQueries = rounded ? roundedToBF16(queries) : queries
     segments.withUnsafeBufferPointer { segs in
       queries.withUnsafeBufferPointer { q in
         fast.withUnsafeMutableBufferPointer {
@@ -187,6 +243,8 @@ import BitBudgetKernels
             queries: q.baseAddress!, rows: rows, visibleBefore: total - rows, segments: segs, shape: geometry,
             output: $0.baseAddress!, pool: pool, scratch: scratch)
         }
+      }
+      referenceQueries.withUnsafeBufferPointer { q in
         slow.withUnsafeMutableBufferPointer {
           Attention.reference(
             queries: q.baseAddress!, rows: rows, visibleBefore: total - rows, segments: segs, shape: geometry,

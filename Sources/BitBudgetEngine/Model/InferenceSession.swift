@@ -176,6 +176,7 @@ public final class InferenceSession {
       maxColumns: max(config.hiddenSize, config.widestMLP, config.queryWidth),
       quantized: model.weights.hasQuantizedLinears, bf16: model.weights.hasBF16Linears, maxRows: self.maxRows)
     attentionScratch = AttentionScratch(threadCount: pool.threadCount)
+    attentionScratch.roundsToBF16 = linearScratch.activations == .rounded
     let b = Buffers(config: config, rows: self.maxRows, logitRows: self.maxLogitRows)
     buffers = b
     let c = config
@@ -214,10 +215,14 @@ public final class InferenceSession {
 
   /// How activations meet the weights (`LinearActivations`): `.rounded` (the default where the
   /// build has the kernels) rounds each block of 32 inputs to int8 for quantized weights, in
-  /// decode and prefill, and inputs to bf16 for bf16 weights in prefill; `.exact` keeps f32.
+  /// decode and prefill, inputs to bf16 for bf16 weights in prefill, and queries and softmax
+  /// weights to bf16 against a bf16 KV cache (`AttentionScratch.roundsToBF16`); `.exact` keeps f32.
   public var linearActivations: LinearActivations {
     get { linearScratch.activations }
-    set { linearScratch.activations = newValue }
+    set {
+      linearScratch.activations = newValue
+      attentionScratch.roundsToBF16 = newValue == .rounded
+    }
   }
 
   /// Bytes of scratch the session holds besides weights and KV caches: activation buffers, the

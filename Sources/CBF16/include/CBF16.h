@@ -25,4 +25,7 @@ BITBUDGET_BF16_INLINE __m512i bitbudget_bf16_round(__m512 low, __m512 high) {
 }
 #endif
 
+// The attention tile's micro-kernels.
+#include "CBF16Attention.h"
+
 #endif
