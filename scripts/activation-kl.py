@@ -3,7 +3,7 @@
 bf16 against bf16 weights in prefill) move a model's next-token distributions from the exact f32
 path: mean KL(exact ‖ rounded) and top-1 agreement over windows of a text corpus.
 
-  python3 scripts/activation-kl.py MODEL [--windows 24] [--tokens 31] [--min-tokens 8] [--corpus FILE.jsonl] [--args "..."]
+  python3 scripts/activation-kl.py MODEL [--windows 24] [--tokens 31] [--min-tokens 8] [--corpus FILE.jsonl|FILE] [--args "..."]
 
 MODEL is anything `bitbudget logits --model` takes (a GGUF whose linears stay quantized, a
 model folder with --args "--weights 4", or a bf16 model: --args "--gguf-dtype bf16" widens a GGUF). Each window is one forward pass: windows below 32 tokens
@@ -39,12 +39,18 @@ def main():
     parser.add_argument("--windows", type=int, default=24)
     parser.add_argument("--tokens", type=int, default=31, help="tokens per window (at most)")
     parser.add_argument("--min-tokens", type=int, default=8, help="skip texts shorter than this")
-    parser.add_argument("--corpus", default=os.path.join(ROOT, "Tests/Fixtures/tokenizer/qwen3-corpus.jsonl"))
+    parser.add_argument("--corpus", default=os.path.join(ROOT, "Tests/Fixtures/tokenizer/qwen3-corpus.jsonl"),
+                        help="JSON lines with a \"text\" each, or any other text file, read as 4,000-character pieces "
+                        "(long windows: e.g. --corpus README.md --tokens 512 --min-tokens 512)")
     parser.add_argument("--tokenizer", help="tokenizer for the corpus (default: the model)")
     parser.add_argument("--args", default="", help="extra bitbudget options, e.g. \"--weights 4\"")
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/bitbudget"))
     args = parser.parse_args()
-    texts = [json.loads(line)["text"] for line in open(args.corpus) if line.strip()]
+    if args.corpus.endswith(".jsonl"):
+        texts = [json.loads(line)["text"] for line in open(args.corpus) if line.strip()]
+    else:
+        whole = open(args.corpus, encoding="utf-8").read()
+        texts = [whole[i : i + 4000] for i in range(0, len(whole), 4000)]
     windows = []
     for text in texts:
         if "\0" in text:

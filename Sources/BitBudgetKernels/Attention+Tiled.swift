@@ -33,7 +33,7 @@ extension Attention {
   static func tileScratchFloats(shape: AttentionShape) -> Int {
     let vectors = tileRows(group: shape.groupSize) * shape.groupSize
     let d = shape.headDim
-    let bf16Words = vectors * (d + 1) / 2 + vectors * tileTokens / 2
+    let bf16Words = vectors * ((d + 1) / 2) + vectors * tileTokens / 2
     return 4 * vectors * d + vectors * tileTokens + 2 * vectors + d + tileTokens * d + bf16Words
   }
 

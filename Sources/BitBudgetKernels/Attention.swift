@@ -8,7 +8,9 @@ import Foundation
 /// cached tokens' keys and values once for all of them, with an online softmax. Logits are
 /// computed 32 tokens at a time from the dimension-major keys (`KVSegment`): per dimension one key
 /// load, one widening and two FMAs per query vector (up to 8 per pass), no horizontal sums.
-/// Values are accumulated 32 dimensions at a time in registers for up to 8 vectors. Cost per row
+/// Values are accumulated 32 dimensions at a time in registers for up to 8 vectors. With
+/// `AttentionScratch.roundsToBF16`, dense bf16 blocks meet bf16-rounded queries and weights in
+/// `vdpbf16ps` instead, two products per lane (`Attention+BF16.swift`). Cost per row
 /// and KV head: `2 · visible · headDim · groupSize` FMAs and `visible · groupSize` exponentials;
 /// bytes read per tile: the visible keys and values of one head once. Decode (one row) reads
 /// every visible token once per step; a prompt of T rows reads it ⌈T / tile rows⌉ times.
