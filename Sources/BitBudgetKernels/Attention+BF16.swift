@@ -6,12 +6,14 @@ internal import CBF16
 /// values meet bf16-rounded queries and softmax weights in `vdpbf16ps` (two products per lane,
 /// f32 sums; the micro-kernels are in `CBF16Attention.h`). The online softmax itself — maxima,
 /// exponentials, sums, rescaling — stays f32, and quantized segments keep their f32 kernels (with
-/// the rounded queries), so only the two roundings separate this from the f32 tile.
+/// the rounded queries), so only the two roundings (and the instruction's flushing of subnormal
+/// products to zero) separate this from the f32 tile. Calls whose segments are all quantized keep
+/// unrounded queries.
 ///
 /// Prefill attention at 16k tokens is compute bound (per tile and block: 2 · vectors · tokens ·
-/// headDim multiply-adds against 2 · tokens · headDim bytes read); this doubles the multiply-adds
-/// per instruction. Per vector the lane arithmetic does not depend on the pass width, so rows
-/// still get bit-identical outputs alone, in a prompt or in a shared batch.
+/// headDim multiply-adds against 4 · tokens · headDim bytes of bf16 keys and values read); this
+/// doubles the multiply-adds per instruction. Per vector the lane arithmetic does not depend on
+/// the pass width, so rows still get bit-identical outputs alone, in a prompt or in a shared batch.
 extension Attention {
   /// Whether a call whose dense segments store `W` takes the bf16 products.
   @inline(__always)
@@ -31,7 +33,7 @@ extension Attention {
     var v = vectors.lowerBound
     while v < vectors.upperBound {
       let heads = passWidth(vectors.upperBound - v)
-      let q = UnsafePointer(state.queryWords + v * pairs)
+      let q = UnsafePointer((state.queryWords + v * pairs * 4).assumingMemoryBound(to: UInt32.self))
       let s = state.scores + v * tileTokens
       var t = 0
       while t < tokens {
@@ -58,12 +60,12 @@ extension Attention {
     let wordsPerVector = tileTokens / 2
     for v in vectors {
       let scores = state.scores + v * tileTokens
-      let words = state.weightWords + v * wordsPerVector
+      let words = state.weightWords + v * wordsPerVector * 4
       var c = 0
       while c < tokens {
         let low = UnsafeRawPointer(scores + c).loadUnaligned(as: SIMD16<Float>.self)
         let high = UnsafeRawPointer(scores + c + 16).loadUnaligned(as: SIMD16<Float>.self)
-        UnsafeMutableRawPointer(words + c / 2).storeBytes(of: bitbudget_bf16_round(low, high), as: __m512i.self)
+        (words + c / 2 * 4).storeBytes(of: bitbudget_bf16_round(low, high), as: __m512i.self)
         c += 32
       }
     }
@@ -71,7 +73,7 @@ extension Attention {
     var v = vectors.lowerBound
     while v < vectors.upperBound {
       let heads = passWidth(vectors.upperBound - v)
-      let w = UnsafePointer(state.weightWords + v * wordsPerVector)
+      let w = UnsafePointer((state.weightWords + v * wordsPerVector * 4).assumingMemoryBound(to: UInt32.self))
       let o = state.outputs + v * d
       switch heads {
       case 8: bitbudget_bf16_values8(w, wordsPerVector, values, tokens, d, o)
@@ -92,16 +94,15 @@ extension Attention.TileState {
   func roundQueries() {
     for v in 0..<vectors {
       let q = queries + v * d
-      let words = queryWords + v * (d / 2)
+      let words = queryWords + v * (d / 2) * 4
       var c = 0
       while c < d {
         let low = UnsafeRawPointer(q + c).loadUnaligned(as: SIMD16<Float>.self)
         let high = UnsafeRawPointer(q + c + 16).loadUnaligned(as: SIMD16<Float>.self)
-        UnsafeMutableRawPointer(words + c / 2).storeBytes(of: bitbudget_bf16_round(low, high), as: __m512i.self)
+        (words + c * 2).storeBytes(of: bitbudget_bf16_round(low, high), as: __m512i.self)
         c += 32
       }
-      let halves = UnsafeRawPointer(words)
-      for x in 0..<d { q[x] = bf16ToFloat(halves.load(fromByteOffset: 2 * x, as: UInt16.self)) }
+      for x in 0..<d { q[x] = bf16ToFloat(words.loadUnaligned(fromByteOffset: 2 * x, as: UInt16.self)) }
     }
   }
 }

@@ -47,7 +47,7 @@ extension Attention {
     let width = shape.queryHeads * d
     let tileRows = tileRows(group: group)
     let tiles = (rows + tileRows - 1) / tileRows
-    let bf16 = usesBF16Products(W.self, scratch: scratch, shape: shape)
+    let bf16 = usesBF16Products(W.self, scratch: scratch, shape: shape) && segments.contains { $0.quantized == nil }
     pool.parallelFor(tiles * shape.kvHeads) { task, thread in
       // Later tiles see more tokens: handing them out first keeps the end of the loop short.
       let tile = tiles - 1 - task / shape.kvHeads
@@ -103,6 +103,7 @@ extension Attention {
     let tileRows = tileRows(group: group)
     let tiles = (rows.count + tileRows - 1) / tileRows
     let bf16 = usesBF16Products(W.self, scratch: scratch, shape: shape)
+      && (shared.contains { $0.quantized == nil } || own.contains { $0.contains { $0.quantized == nil } })
     pool.parallelFor(tiles * shape.kvHeads) { task, thread in
       let kvHead = task % shape.kvHeads
       let firstRow = task / shape.kvHeads * tileRows
@@ -139,8 +140,8 @@ extension Attention {
     let valueRow: UnsafeMutablePointer<Float>
     let unpackedValues: UnsafeMutablePointer<Float>
     let blockOutputs: UnsafeMutablePointer<Float>
-    let queryWords: UnsafeMutablePointer<UInt32>
-    let weightWords: UnsafeMutablePointer<UInt32>
+    let queryWords: UnsafeMutableRawPointer
+    let weightWords: UnsafeMutableRawPointer
 
     @inline(__always)
     init(scratch: UnsafeMutablePointer<Float>, vectors: Int, d: Int) {
@@ -155,10 +156,10 @@ extension Attention {
       valueRow = querySums + vectors * d
       unpackedValues = valueRow + d
       blockOutputs = unpackedValues + tileTokens * d
-      // The words reuse the float scratch: nothing reads them as floats.
-      let words = UnsafeMutableRawPointer(blockOutputs + vectors * d)
-      queryWords = words.bindMemory(to: UInt32.self, capacity: vectors * ((d + 1) / 2) + vectors * tileTokens / 2)
-      weightWords = queryWords + vectors * ((d + 1) / 2)
+      // Raw: the words sit in float scratch whose layout moves with the tile's vector count, so
+      // they are stored and loaded untyped (the C kernels read them as 32-bit words).
+      queryWords = UnsafeMutableRawPointer(blockOutputs + vectors * d)
+      weightWords = queryWords + vectors * ((d + 1) / 2) * 4
     }
 
     /// Copies each vector's query (`query(v)`, `d` floats; also as bf16 pairs when `bf16`) and

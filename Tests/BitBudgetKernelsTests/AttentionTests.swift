@@ -50,6 +50,18 @@ import BitBudgetKernels
     }
   }
 
+  /// A call whose segments are all quantized has no bf16 products to take: its queries stay f32
+  /// (the f32 bound of `quantizedSegmentsMatchReference`) with `roundsToBF16` on.
+  @Test(arguments: ElementType.allCases)
+  func quantizedOnlyCallsKeepExactQueries(type: ElementType) {
+    for rows in [1, 7] {
+      let worst = Self.worstDifference(
+        type: type, shape: (heads: 8, kvHeads: 2, dim: 128), segmentTokens: [70, 9, 96], quantized: [0, 1, 2], rows: rows,
+        seed: UInt64(rows), roundsToBF16: true, roundReferenceQueries: false)
+      #expect(worst < 1e-5, "\(rows) rows: max |Δ| \(worst)")
+    }
+  }
+
   /// Segments of HQQ-quantized rows between dense ones, as the quantized caches hand them over.
   @Test(arguments: ElementType.allCases, shapes)
   func quantizedSegmentsMatchReference(type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int)) {
