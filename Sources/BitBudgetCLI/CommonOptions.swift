@@ -21,7 +21,7 @@ struct ModelOptions: ParsableArguments {
   var kvDType: KVDType = .bf16
 
   @Option(name: .long, help: ArgumentHelp(
-    "KV cache policy: full, streaming:B[,sinks=S], rkv:B[,window=…,kernel=…,lambda=…,threshold=…,buffer=…], hqq:2|4|8[,group=…,residual=…], or eviction+hqq (e.g. rkv:2048+hqq:4).",
+    "KV cache policy: \(KVCacheSpec.acceptedForms).",
     valueName: "spec"))
   var kv = "full"
 

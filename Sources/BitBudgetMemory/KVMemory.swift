@@ -10,7 +10,7 @@ import BitBudgetKernels
 /// cost G times one.
 ///
 /// `engine` convention: a replay of what the engine's caches allocate (`FullKVCache`'s 64-token
-/// blocks, `CompressedKVCache`'s dense block, quantized blocks, query window and R-KV marks), for the prompt
+/// blocks, `CompressedKVCache`'s dense block, quantized blocks, query window and policy marks), for the prompt
 /// prefilled in chunks of `prefillChunk` tokens and the rest decoded one token per pass, with the
 /// sharing of forked samples (full: the prompt's whole blocks; quantized blocks made before the
 /// fork, while they last). It equals the caches' `residentBytes` to the byte at the end, and also

@@ -3,8 +3,9 @@ import BitBudgetTestSupport
 import Foundation
 import Testing
 
-/// R-KV and StreamingLLM selections against R-KV's own code (Tests/Fixtures/kv, copied from
-/// ../shared/fixtures/kv): kept positions per KV head and the gathered keys and values.
+/// R-KV and StreamingLLM selections against R-KV's own code, SnapKV's against kvpress's
+/// (Tests/Fixtures/kv; `scripts/make-kvpress-fixtures.py`): kept positions per KV head and the
+/// gathered keys and values.
 @Suite struct EvictionPolicyTests {
   struct Case: Decodable {
     let policy: String
@@ -26,31 +27,56 @@ import Testing
     let out_values: [Float]
   }
 
+  static let snapKVFixtures = [
+    "snapkv-gqa2-L200-b64-w8-k7", "snapkv-gqa4-L300-b128-w32-k7", "snapkv-mha-L160-b48-w16-k5", "snapkv-gqa2-L97-b40-w8-k1",
+  ]
+
   static func load(_ name: String) throws -> Case {
     let url = URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/kv/\(name).json")
     return try JSONDecoder().decode(Case.self, from: Data(contentsOf: url))
   }
 
-  static func policy(_ reference: Case) -> EvictionPolicy {
-    if reference.policy == "streaming" { return .streaming(budget: reference.budget, sinks: reference.sinks ?? 4) }
-    var parameters = RKVParameters(budget: reference.budget)
+  static func policy(_ reference: Case) -> any EvictionPolicy {
+    if reference.policy == "streaming" { return StreamingLLMPolicy(budget: reference.budget, sinks: reference.sinks ?? 4) }
+    if reference.policy == "snapkv" {
+      var snap = SnapKVPolicy(budget: reference.budget)
+      snap.window = reference.window ?? snap.window
+      snap.kernel = reference.kernel ?? snap.kernel
+      return snap
+    }
+    var parameters = RKVPolicy(budget: reference.budget)
     parameters.window = reference.window ?? 8
     parameters.kernel = reference.kernel ?? 7
     parameters.lambda = reference.lambda ?? 0.1
     parameters.threshold = reference.threshold ?? 0.5
-    return .rkv(parameters)
+    return parameters
+  }
+
+  /// `policy.keptRows` over arrays; nil below the budget, where the cache does not call it.
+  static func keptRows(
+    _ policy: any EvictionPolicy, keys: [Float], length: Int, kvHeads: Int, headDim: Int, queries: [Float]?, queryHeads: Int
+  ) -> [[Int]]? {
+    guard length >= policy.budget else { return nil }
+    return keys.withUnsafeBufferPointer { k in
+      let run = { (q: UnsafePointer<Float>?) in
+        policy.keptRows(
+          EvictionRequest(keys: k.baseAddress!, length: length, kvHeads: kvHeads, headDim: headDim, queries: q, queryHeads: queryHeads))
+      }
+      guard let queries else { return run(nil) }
+      return queries.withUnsafeBufferPointer { run($0.baseAddress) }
+    }
   }
 
   @Test(arguments: [
     "rkv-at-budget-L64-b64", "rkv-below-budget-L40-b64", "rkv-gqa2-L200-b64", "rkv-gqa4-L300-b128-lam007",
     "rkv-mha-L160-b48", "streaming-L100-b32-s4", "streaming-L20-b32-s4",
-  ])
+  ] + Self.snapKVFixtures)
   func reproducesTheReference(_ name: String) throws {
     let reference = try Self.load(name)
     let (heads, length, d) = (reference.kv_heads, reference.length, reference.head_dim)
-    let kept = Self.policy(reference).keptRows(
-      keys: reference.keys, length: length, kvHeads: heads, headDim: d, queries: reference.window_queries,
-      queryHeads: reference.query_heads ?? heads)
+    let kept = Self.keptRows(
+      Self.policy(reference), keys: reference.keys, length: length, kvHeads: heads, headDim: d,
+      queries: reference.window_queries, queryHeads: reference.query_heads ?? heads)
     let rows = kept ?? Array(repeating: Array(0..<length), count: heads)
     if let expected = reference.kept_positions {
       #expect(rows == expected, "kept positions")

@@ -45,18 +45,19 @@ import Testing
     Shape(kvHeads: 2, queryHeads: 2, headDim: 32), Shape(kvHeads: 2, queryHeads: 8, headDim: 32),
   ]
 
-  /// Full, StreamingLLM, R-KV, HQQ 2/4/8 and the two compositions, with small budgets and
+  /// Full, StreamingLLM, R-KV, SnapKV, HQQ 2/4/8 and compositions, with small budgets and
   /// intervals so that a few hundred tokens compress many times. Group 8 takes the quantized
   /// kernel's scalar value path, 16 and 32 its vector one.
   static let specs = zip(
-    Gen.int(in: 0...5), Gen.int(in: 8...40), Gen.int(in: 0...7), Gen.int(in: 1...24), Gen.int(in: 0...2),
+    Gen.int(in: 0...7), Gen.int(in: 8...40), Gen.int(in: 0...7), Gen.int(in: 1...24), Gen.int(in: 0...2),
     Gen.int(in: 0...2), Gen.int(in: 1...40)
   ).map { policy, budget, small, interval, bitsIndex, groupIndex, residual -> String in
     let streaming = "streaming:\(budget),sinks=\(min(small, budget - 1) % 5)"
     let window = min(small + 1, budget - 1)
     let rkv = "rkv:\(budget),window=\(window),buffer=\(max(window, interval))"
+    let snapkv = "snapkv:\(budget),window=\(window),kernel=\(2 * (small % 4) + 1),buffer=\(max(window, interval))"
     let hqq = "hqq:\([2, 4, 8][bitsIndex]),group=\([8, 16, 32][groupIndex]),residual=\(residual)"
-    return ["full", streaming, rkv, hqq, rkv + "+" + hqq, streaming + "+" + hqq][policy]
+    return ["full", streaming, rkv, hqq, rkv + "+" + hqq, streaming + "+" + hqq, snapkv, snapkv + "+" + hqq][policy]
   }
 
   /// A pass of 1 token (decode; most of them, so decode-time compressions happen) or of 2…24
@@ -116,10 +117,9 @@ import Testing
     {
       compressed = true
       t.resident = eviction.budget
-      switch eviction {
-      case .streaming(let budget, let sinks):
-        t.positions = t.positions.map { $0.map { Array($0.prefix(sinks)) + Array($0.suffix(budget - sinks)) } }
-      case .rkv:
+      if let streaming = eviction as? StreamingLLMPolicy {
+        t.positions = t.positions.map { $0.map { Array($0.prefix(streaming.sinks)) + Array($0.suffix(streaming.budget - streaming.sinks)) } }
+      } else {
         t.positions = nil
       }
     } else {

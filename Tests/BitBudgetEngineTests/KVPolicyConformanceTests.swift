@@ -1,4 +1,5 @@
 import BitBudgetKernels
+import BitBudgetMemory
 import BitBudgetTestSupport
 import Foundation
 import Testing
@@ -8,10 +9,10 @@ import Testing
 /// What every KV-cache policy and composition must do (driven directly with random keys, values
 /// and queries, and through a model), plus the references reproduced through the cache itself.
 @Suite struct KVPolicyConformanceTests {
-  static let specs = [
-    "streaming:40", "streaming:48,sinks=2", "rkv:40,buffer=16", "rkv:64,lambda=0.07", "hqq:8,group=16",
-    "hqq:4,group=16,residual=24", "hqq:2,group=8", "hqq:2,group=16", "rkv:40,buffer=16+hqq:4,group=16", "streaming:40+hqq:8,group=16",
-  ]
+  /// Every registered policy's own specs, each also composed with HQQ, and HQQ alone.
+  static let specs = KVPolicies.evictionPolicies.flatMap { policy in
+    policy.conformanceSpecs + [policy.conformanceSpecs[0] + "+hqq:4,group=16", policy.conformanceSpecs.last! + "+hqq:8,group=16"]
+  } + ["hqq:8,group=16", "hqq:4,group=16,residual=24", "hqq:2,group=8", "hqq:2,group=16"]
   static let geometry = KVCacheGeometry(layers: 2, kvHeads: 2, headDim: 32)
   static let queryHeads = 4
   static var shape: AttentionShape { AttentionShape(queryHeads: queryHeads, kvHeads: geometry.kvHeads, headDim: geometry.headDim) }
@@ -238,8 +239,47 @@ import Testing
     #expect(compared >= 10)
   }
 
+  /// Every policy's spec text is canonical: parsing it again gives the same spec. Budgets that do
+  /// not exceed the observation window are refused (an R-KV budget of 4 used to crash the
+  /// compression), as are malformed options.
+  @Test func specsParseToCanonicalText() throws {
+    for text in Self.specs {
+      let spec = try KVCacheSpec.parse(text)
+      #expect(try KVCacheSpec.parse(spec.description) == spec, "\(text) → \(spec)")
+    }
+    #expect(try KVCacheSpec.parse("snapkv:64").description == "snapkv:64,window=32,kernel=7,buffer=128")
+    #expect(try KVCacheSpec.parse("snapkv:64") != KVCacheSpec.parse("snapkv:64,window=31"))
+    for bad in ["rkv:4", "rkv:8", "snapkv:32", "snapkv:64,kernel=4", "snapkv:64,window=0", "snapkv:64,buffer=8", "snapkv:64,lambda=1"] {
+      #expect(throws: EngineError.self, "\(bad)") { try KVCacheSpec.parse(bad) }
+    }
+    for policy in KVPolicies.evictionPolicies {
+      #expect(KVCacheSpec.acceptedForms.contains(policy.form))
+    }
+  }
+
+  /// A policy defined outside the engine, registered at run time: parsing, the accepted forms,
+  /// a bounded cache and the memory model's replay all take it without further code.
+  @Test func registeredPolicyRunsThroughTheCache() throws {
+    KVPolicies.register(NewestTokensPolicy.self)
+    #expect(KVCacheSpec.acceptedForms.contains("newest:B"))
+    let spec = try KVCacheSpec.parse("newest:40+hqq:4,group=16")
+    #expect(spec.description == "newest:40+hqq:4,group=16,residual=128")
+    let cache = try #require(try spec.makeCache(geometry: Self.geometry, queryHeads: Self.queryHeads) as? CompressedKVCache)
+    var random = TestRandom(seed: 4)
+    let pool = ThreadPool(threadCount: 2)
+    let scratch = AttentionScratch(threadCount: 2)
+    Self.feed(cache, count: 70, random: &random, pool: pool, scratch: scratch)
+    for _ in 0..<300 { Self.feed(cache, count: 1, random: &random, pool: pool, scratch: scratch) }
+    #expect(cache.residentTokens <= 40 + 16)
+    #expect(cache.residentBytes == Self.recount(cache))
+    let usage = KVMemory.engineUsage(
+      geometry: Self.geometry, queryHeads: Self.queryHeads, spec: spec, elementType: .bf16, promptTokens: 70, tokens: 300,
+      samples: 1, prefillChunk: 70)
+    #expect(usage.bytes == cache.residentBytes)
+  }
+
   /// Below the budget an evicting cache is the full cache: same logits through a model.
-  @Test(arguments: ["streaming:64", "rkv:64"])
+  @Test(arguments: KVPolicies.evictionPolicies.map { "\($0.name):64" })
   func belowBudgetEqualsFull(_ text: String) throws {
     let name = "qwen3-gqa-tied-f32"
     let reference = try Fixtures.reference(name)
@@ -278,12 +318,13 @@ import Testing
     #expect(cache.nextPosition == 90 && fork.nextPosition == 150)
   }
 
-  /// R-KV and StreamingLLM fixtures replayed through the cache: a prefill of the fixture's keys
-  /// (f32 cache) whose last queries are the fixture's window ends with the reference's rows.
+  /// R-KV, StreamingLLM and SnapKV fixtures replayed through the cache: a prefill of the
+  /// fixture's keys (f32 cache) whose last queries are the fixture's window ends with the
+  /// reference's rows.
   @Test(arguments: [
     "rkv-at-budget-L64-b64", "rkv-gqa2-L200-b64", "rkv-gqa4-L300-b128-lam007", "rkv-mha-L160-b48",
     "streaming-L100-b32-s4", "streaming-L20-b32-s4",
-  ])
+  ] + EvictionPolicyTests.snapKVFixtures)
   func referenceThroughTheCache(_ name: String) throws {
     let reference = try EvictionPolicyTests.load(name)
     let (heads, length, d) = (reference.kv_heads, reference.length, reference.head_dim)
@@ -312,5 +353,19 @@ import Testing
     cache.commit(tokens: length)
     #expect(cache.rowsInCacheOrder(0) == reference.out_keys)
     #expect(cache.nextPosition == length)
+  }
+}
+
+/// Keeps the newest `budget` tokens every 16 steps: the smallest policy a package could add.
+struct NewestTokensPolicy: EvictionPolicy {
+  static let name = "newest"
+  static let form = "newest:B"
+  static let conformanceSpecs = ["newest:40"]
+  var budget: Int
+  init(budget: Int, options: inout KVSpecOptions) throws { self.budget = budget }
+  var description: String { "newest:\(budget)" }
+  var interval: Int { 16 }
+  func keptRows(_ request: EvictionRequest) -> [[Int]]? {
+    Array(repeating: Array((request.length - budget)..<request.length), count: request.kvHeads)
   }
 }

@@ -1,8 +1,8 @@
 import BitBudgetKernels
 import Dispatch
 
-/// A KV cache that evicts (StreamingLLM, R-KV), quantizes (HQQ), or both: one mechanism for every
-/// non-full `KVCacheSpec`.
+/// A KV cache that evicts (an `EvictionPolicy`: StreamingLLM, R-KV, SnapKV, …), quantizes (HQQ),
+/// or both: one mechanism for every non-full `KVCacheSpec`.
 ///
 /// Per layer it holds, in cache order, zero or more immutable blocks of HQQ-quantized rows
 /// followed by one block of dense rows (bf16/f16/f32, in the attention kernel's layout). New
@@ -21,10 +21,10 @@ import Dispatch
 /// Memory (`residentBytes`, exact): the dense block (`capacity` token slots, a multiple of 32),
 /// the quantized blocks (per token slot and head `2 · headDim · bits / 8` bytes of key and value
 /// codes plus a scale and a zero per group for each, as f16 — f32 when the cache is f32; slots
-/// rounded up to 32 per block), and R-KV's window of the last `window` queries (f32) and its marks
-/// (one `KeyMarks` byte per kept row and KV head). With eviction the rows per layer stay below
-/// `budget + interval` (after a prefill longer than that, until its compression at the end of the
-/// pass).
+/// rounded up to 32 per block), and the policy's window of the last `queryWindow` queries (f32)
+/// and its marks (`markBytesPerHead` per KV head: R-KV's `KeyMarks`, one per kept row). With
+/// eviction the rows per layer stay below `budget + interval` (after a prefill longer than that,
+/// until its compression at the end of the pass).
 ///
 /// Forks share the quantized blocks (never written after creation) and copy the dense block, the
 /// query window and the marks.
@@ -325,7 +325,7 @@ public final class CompressedKVCache: KVCache {
   }
 
   /// Reads the cache only (the layers are scored in parallel).
-  func selectRows(_ l: Int, _ eviction: EvictionPolicy) -> Selection? {
+  func selectRows(_ l: Int, _ eviction: any EvictionPolicy) -> Selection? {
     let total = layers[l].tokens
     guard total >= eviction.budget else { return nil }
     let keys = rowsInCacheOrder(l)
@@ -353,8 +353,9 @@ public final class CompressedKVCache: KVCache {
         marks.withUnsafeBufferPointer { m in
           isolated.withUnsafeMutableBufferPointer { i in
             eviction.keptRows(
-              keys: k.baseAddress!, length: total, kvHeads: heads, headDim: d, queries: q.baseAddress,
-              queryHeads: queryHeads, marks: m.baseAddress, isolated: i.baseAddress)
+              EvictionRequest(
+                keys: k.baseAddress!, length: total, kvHeads: heads, headDim: d, queries: window > 0 ? q.baseAddress : nil,
+                queryHeads: queryHeads, marks: m.baseAddress, isolated: i.baseAddress))
           }
         }
       }

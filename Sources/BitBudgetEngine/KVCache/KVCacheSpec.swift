@@ -20,24 +20,33 @@ public struct KVQuantization: Sendable, Equatable {
   public init(bits: Int) { self.bits = bits }
 }
 
-/// A KV-cache configuration as `--kv` spells it: `full`, `streaming:B[,sinks=S]`,
-/// `rkv:B[,window=…,kernel=…,lambda=…,threshold=…,buffer=…]`, `hqq:BITS[,group=G,residual=R,axis=A]`,
-/// or an eviction policy and quantization joined by `+` (`rkv:2048+hqq:4`).
+/// A KV-cache configuration as `--kv` spells it: `full`, a registered eviction policy
+/// (`streaming:B[,sinks=S]`, `rkv:B[,window=…]`, `snapkv:B[,…]`, see `KVPolicies`), an HQQ
+/// quantization `hqq:BITS[,group=G,residual=R,axis=A]`, or a policy and a quantization joined by
+/// `+` (`rkv:2048+hqq:4`).
+///
+/// Two specs are equal when their canonical text (`description`, every option spelled out) is:
+/// that text is also the scenario key results are stored under.
 public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
-  public var eviction: EvictionPolicy?
+  public var eviction: (any EvictionPolicy)?
   public var quantization: KVQuantization?
 
-  public init(eviction: EvictionPolicy? = nil, quantization: KVQuantization? = nil) {
+  public init(eviction: (any EvictionPolicy)? = nil, quantization: KVQuantization? = nil) {
     self.eviction = eviction
     self.quantization = quantization
   }
 
+  public static func == (lhs: KVCacheSpec, rhs: KVCacheSpec) -> Bool { lhs.description == rhs.description }
+
   public static let full = KVCacheSpec()
 
-  public static let acceptedForms = """
-    full | streaming:B[,sinks=4] | rkv:B[,window=8,kernel=7,lambda=0.1,threshold=0.5,buffer=128] | \
-    hqq:2|4|8[,group=64,residual=128,axis=1|0] | rkv:…+hqq:… | streaming:…+hqq:…
-    """
+  static let quantizationForm = "hqq:2|4|8[,group=64,residual=128,axis=1|0]"
+
+  /// Every form a spec may take, from the registered policies (for help and errors).
+  public static var acceptedForms: String {
+    let forms = ["full"] + KVPolicies.evictionPolicies.map { $0.form } + [quantizationForm]
+    return forms.joined(separator: ", ") + ", or a policy and hqq joined by + (e.g. rkv:2048+hqq:4)"
+  }
 
   public var isFull: Bool { eviction == nil && quantization == nil }
 
@@ -57,12 +66,7 @@ public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
 
   public var description: String {
     var parts: [String] = []
-    switch eviction {
-    case .streaming(let budget, let sinks)?: parts.append("streaming:\(budget),sinks=\(sinks)")
-    case .rkv(let p)?:
-      parts.append("rkv:\(p.budget),window=\(p.window),kernel=\(p.kernel),lambda=\(p.lambda),threshold=\(p.threshold),buffer=\(p.buffer)")
-    case nil: break
-    }
+    if let eviction { parts.append(eviction.description) }
     // axis 1 is left out, so specs written before axes existed keep their text (and scenario keys).
     if let q = quantization { parts.append("hqq:\(q.bits),group=\(q.groupSize),residual=\(q.residual)" + (q.axis == 0 ? ",axis=0" : "")) }
     return parts.isEmpty ? "full" : parts.joined(separator: "+")
@@ -70,69 +74,48 @@ public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
 
   /// Parses a spec; the error shows the accepted forms.
   public static func parse(_ text: String) throws -> KVCacheSpec {
-    func fail(_ reason: String) -> EngineError {
-      .invalidInput("invalid KV cache spec \"\(text)\": \(reason) (accepted: \(acceptedForms))")
+    let accepted = acceptedForms
+    let invalid: @Sendable (String) -> EngineError = { reason in
+      .invalidInput("invalid KV cache spec \"\(text)\": \(reason) (accepted: \(accepted))")
     }
     let trimmed = text.trimmingCharacters(in: .whitespaces)
     if trimmed == "full" { return .full }
     var spec = KVCacheSpec()
     let parts = trimmed.split(separator: "+", omittingEmptySubsequences: false)
-    guard (1...2).contains(parts.count) else { throw fail("at most one eviction policy and one quantization") }
+    guard (1...2).contains(parts.count) else { throw invalid("at most one eviction policy and one quantization") }
     for part in parts {
       let fields = part.split(separator: ",", omittingEmptySubsequences: false).map {
         $0.trimmingCharacters(in: .whitespaces)
       }
       let head = fields[0].split(separator: ":", maxSplits: 1).map(String.init)
-      guard head.count == 2, let main = Int(head[1]) else { throw fail("\"\(fields[0])\" is not NAME:NUMBER") }
-      var options: [String: String] = [:]
+      guard head.count == 2, let main = Int(head[1]) else { throw invalid("\"\(fields[0])\" is not NAME:NUMBER") }
+      var pairs: [String: String] = [:]
       for field in fields.dropFirst() {
         let pair = field.split(separator: "=", maxSplits: 1).map(String.init)
-        guard pair.count == 2, options[pair[0]] == nil else { throw fail("\"\(field)\" is not a single key=value") }
-        options[pair[0]] = pair[1]
+        guard pair.count == 2, pairs[pair[0]] == nil else { throw invalid("\"\(field)\" is not a single key=value") }
+        pairs[pair[0]] = pair[1]
       }
-      func int(_ key: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
-        guard let text = options.removeValue(forKey: key) else { return fallback }
-        guard let value = Int(text), range.contains(value) else { throw fail("\(key) must be an integer in \(range)") }
-        return value
-      }
-      func float(_ key: String, _ fallback: Float, _ range: ClosedRange<Float>) throws -> Float {
-        guard let text = options.removeValue(forKey: key) else { return fallback }
-        guard let value = Float(text), range.contains(value) else { throw fail("\(key) must be a number in \(range)") }
-        return value
-      }
-      switch head[0] {
-      case "streaming", "rkv":
-        guard spec.eviction == nil, spec.quantization == nil else { throw fail("the eviction policy comes first, once") }
-        guard (2...1 << 24).contains(main) else { throw fail("the budget must be in 2...\(1 << 24)") }
-        if head[0] == "streaming" {
-          let sinks = try int("sinks", 4, 0...main - 1)
-          spec.eviction = .streaming(budget: main, sinks: sinks)
-        } else {
-          var p = RKVParameters(budget: main)
-          p.window = try int("window", p.window, 1...main - 1)
-          p.kernel = try int("kernel", p.kernel, 1...255)
-          guard p.kernel % 2 == 1 else { throw fail("kernel must be odd") }
-          p.lambda = try float("lambda", p.lambda, 0...1)
-          p.threshold = try float("threshold", p.threshold, -1...1)
-          p.buffer = try int("buffer", p.buffer, p.window...1 << 20)
-          spec.eviction = .rkv(p)
-        }
-      case "hqq":
-        guard spec.quantization == nil else { throw fail("one quantization") }
-        guard [2, 4, 8].contains(main) else { throw fail("hqq bits must be 2, 4 or 8") }
+      var options = KVSpecOptions(pairs, invalid: invalid)
+      if head[0] == "hqq" {
+        guard spec.quantization == nil else { throw invalid("one quantization") }
+        guard [2, 4, 8].contains(main) else { throw invalid("hqq bits must be 2, 4 or 8") }
         var q = KVQuantization(bits: main)
-        q.groupSize = try int("group", q.groupSize, 8...1024)
-        guard q.groupSize % 8 == 0 else { throw fail("group must be a multiple of 8") }
-        q.residual = try int("residual", q.residual, 1...1 << 20)
-        q.axis = try int("axis", q.axis, 0...1)
+        q.groupSize = try options.int("group", default: q.groupSize, in: 8...1024)
+        guard q.groupSize % 8 == 0 else { throw invalid("group must be a multiple of 8") }
+        q.residual = try options.int("residual", default: q.residual, in: 1...1 << 20)
+        q.axis = try options.int("axis", default: q.axis, in: 0...1)
         if q.axis == 0, spec.eviction != nil {
-          throw fail("axis=0 re-quantizes the whole history; it does not combine with eviction")
+          throw invalid("axis=0 re-quantizes the whole history; it does not combine with eviction")
         }
         spec.quantization = q
-      default:
-        throw fail("unknown policy \"\(head[0])\"")
+      } else if let policy = KVPolicies.policy(named: head[0]) {
+        guard spec.eviction == nil, spec.quantization == nil else { throw invalid("the eviction policy comes first, once") }
+        guard (2...1 << 24).contains(main) else { throw invalid("the budget must be in 2...\(1 << 24)") }
+        spec.eviction = try policy.init(budget: main, options: &options)
+      } else {
+        throw invalid("unknown policy \"\(head[0])\"")
       }
-      if let unknown = options.keys.sorted().first { throw fail("unknown option \"\(unknown)\" for \(head[0])") }
+      if let unknown = options.unread.first { throw invalid("unknown option \"\(unknown)\" for \(head[0])") }
     }
     return spec
   }

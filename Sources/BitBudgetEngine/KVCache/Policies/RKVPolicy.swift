@@ -1,83 +1,13 @@
 import Foundation
 
-/// Which tokens an evicting KV cache keeps when it compresses a layer. Keys and values keep their
-/// absolute positions (RoPE was applied before they were stored), so a policy only chooses and
-/// orders rows; the cache moves them.
-public enum EvictionPolicy: Sendable, Equatable {
-  /// StreamingLLM as R-KV's codebase runs it: the first `sinks` tokens and the newest
-  /// `budget − sinks`, the same for every head.
-  case streaming(budget: Int, sinks: Int)
-  /// R-KV: attention importance from the last `window` queries mixed with key redundancy.
-  case rkv(RKVParameters)
+/// R-KV (redundancy-aware KV compression for reasoning models): attention importance from the
+/// last `window` queries mixed with key redundancy, scored by `RKVScorer`. The defaults are
+/// `R1KV`'s with `run_math.py`'s settings.
+public struct RKVPolicy: EvictionPolicy, Equatable {
+  public static let name = "rkv"
+  public static let form = "rkv:B[,window=8,kernel=7,lambda=0.1,threshold=0.5,buffer=128]"
+  public static let conformanceSpecs = ["rkv:40,buffer=16", "rkv:64,lambda=0.07"]
 
-  /// Tokens per KV head right after a compression.
-  public var budget: Int {
-    switch self {
-    case .streaming(let budget, _): budget
-    case .rkv(let parameters): parameters.budget
-    }
-  }
-
-  /// Queries per layer the policy needs to remember (the R-KV observation window).
-  public var queryWindow: Int {
-    switch self {
-    case .streaming: 0
-    case .rkv(let parameters): parameters.window
-    }
-  }
-
-  /// Decode steps between compressions (R-KV's `divide_length`, also used for StreamingLLM).
-  public var interval: Int {
-    switch self {
-    case .streaming: 128
-    case .rkv(let parameters): parameters.buffer
-    }
-  }
-
-  /// Bytes per layer and KV head that the policy keeps from one compression to the next: R-KV
-  /// keeps one `KeyMarks` byte per kept row, so the next similarity scan skips what it already
-  /// knows; StreamingLLM keeps nothing.
-  public var markBytesPerHead: Int {
-    switch self {
-    case .streaming: 0
-    case .rkv(let parameters): parameters.budget
-    }
-  }
-
-  /// The rows to keep for each KV head, in the order the compressed cache stores them, or nil
-  /// when the layer holds fewer than `budget` tokens (nothing changes, as in the references).
-  ///
-  /// - `keys`: `[kvHeads][length][headDim]`, in cache order.
-  /// - `queries`: the last `queryWindow` queries, `[queryHeads][window][headDim]` (R-KV only).
-  /// - `marks`: what the last compression learned about each key, `[kvHeads][length]` (R-KV
-  ///   only; nil knows nothing). The rows kept are the same with or without them.
-  /// - `isolated`: if given, `[kvHeads][length]`, set for each key to whether no other key
-  ///   resembled it (R-KV only), for the next compression's marks.
-  public func keptRows(
-    keys: UnsafePointer<Float>, length: Int, kvHeads: Int, headDim: Int,
-    queries: UnsafePointer<Float>?, queryHeads: Int,
-    marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil
-  ) -> [[Int]]? {
-    guard length >= budget else { return nil }
-    switch self {
-    case .streaming(let budget, let sinks):
-      let kept = Array(0..<sinks) + Array((length - (budget - sinks))..<length)
-      return Array(repeating: kept, count: kvHeads)
-    case .rkv(let parameters):
-      guard let queries else { return nil }
-      return (0..<kvHeads).map { head in
-        RKVScorer.keptRows(
-          keys: keys + head * length * headDim, length: length, headDim: headDim,
-          queries: queries + head * (queryHeads / kvHeads) * parameters.window * headDim,
-          groupSize: queryHeads / kvHeads, parameters: parameters,
-          marks: marks.map { $0 + head * length }, isolated: isolated.map { $0 + head * length })
-      }
-    }
-  }
-}
-
-/// R-KV's hyperparameters (`R1KV` with `run_math.py`'s defaults).
-public struct RKVParameters: Sendable, Equatable {
   public var budget: Int
   /// Observation queries α, also the newest tokens always kept.
   public var window = 8
@@ -91,6 +21,37 @@ public struct RKVParameters: Sendable, Equatable {
   public var buffer = 128
 
   public init(budget: Int) { self.budget = budget }
+
+  public init(budget: Int, options: inout KVSpecOptions) throws {
+    self.init(budget: budget)
+    window = try options.int("window", default: window, in: 1...budget - 1)
+    guard window < budget else { throw options.error("the budget must exceed the window (\(window); set window=…)") }
+    kernel = try options.int("kernel", default: kernel, in: 1...255)
+    guard kernel % 2 == 1 else { throw options.error("kernel must be odd") }
+    lambda = try options.float("lambda", default: lambda, in: 0...1)
+    threshold = try options.float("threshold", default: threshold, in: -1...1)
+    buffer = try options.int("buffer", default: buffer, in: window...1 << 20)
+  }
+
+  public var description: String {
+    "rkv:\(budget),window=\(window),kernel=\(kernel),lambda=\(lambda),threshold=\(threshold),buffer=\(buffer)"
+  }
+
+  public var queryWindow: Int { window }
+  public var interval: Int { buffer }
+  /// One `KeyMarks` byte per kept row, so the next similarity scan skips what it already knows.
+  public var markBytesPerHead: Int { budget }
+
+  public func keptRows(_ request: EvictionRequest) -> [[Int]]? {
+    guard let queries = request.queries else { return nil }
+    return (0..<request.kvHeads).map { head in
+      RKVScorer.keptRows(
+        keys: request.keys(head: head), length: request.length, headDim: request.headDim,
+        queries: queries + head * request.groupSize * window * request.headDim, groupSize: request.groupSize, parameters: self,
+        marks: request.marks.map { $0 + head * request.length },
+        isolated: request.isolated.map { $0 + head * request.length })
+    }
+  }
 }
 
 /// What one R-KV compression learned about a kept key, so that the next compression scans only
@@ -129,7 +90,7 @@ public enum RKVScorer {
   /// `EvictionPolicy.keptRows`.
   public static func scores(
     keys: UnsafePointer<Float>, length: Int, headDim: Int, queries: UnsafePointer<Float>, groupSize: Int,
-    parameters: RKVParameters, marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil
+    parameters: RKVPolicy, marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil
   ) -> [Double] {
     let w = parameters.window
     let candidates = length - w
@@ -383,7 +344,7 @@ public enum RKVScorer {
   /// lower row), then the window rows in order.
   public static func keptRows(
     keys: UnsafePointer<Float>, length: Int, headDim: Int, queries: UnsafePointer<Float>, groupSize: Int,
-    parameters: RKVParameters, marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil
+    parameters: RKVPolicy, marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil
   ) -> [Int] {
     let score = scores(
       keys: keys, length: length, headDim: headDim, queries: queries, groupSize: groupSize, parameters: parameters,
