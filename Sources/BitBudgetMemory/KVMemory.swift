@@ -9,13 +9,14 @@ import BitBudgetKernels
 /// `bits/8 + 4/group` bytes per value beyond a 16-bit residual of `residual` tokens; G samples
 /// cost G times one.
 ///
-/// `engine` convention: a replay of what the engine's caches allocate (`FullKVCache`'s 64-token
-/// blocks, `CompressedKVCache`'s dense block, quantized blocks, query window and policy marks), for the prompt
-/// prefilled in chunks of `prefillChunk` tokens and the rest decoded one token per pass, with the
-/// sharing of forked samples (full: the prompt's whole blocks; quantized blocks made before the
-/// fork, while they last). It equals the caches' `residentBytes` to the byte at the end, and also
-/// gives the largest value seen after any pass (`peakBytes`); allocations that live only inside a
-/// pass (the compaction of a layer, a growing dense block's old copy) are not counted.
+/// `engine` convention: a replay of the plans the engine's caches allocate by (`FullKVCache`'s
+/// 64-token blocks; `CompressedKVCache.LayerPlan`: dense block, quantized blocks, query window and
+/// policy marks, the same code the cache follows), for the prompt prefilled in chunks of
+/// `prefillChunk` tokens and the rest decoded one token per pass, with the sharing of forked
+/// samples (full: the prompt's whole blocks; quantized blocks made before the fork, while they
+/// last). It equals the caches' `residentBytes` to the byte at the end, and also gives the largest
+/// value seen after any pass (`peakBytes`); allocations that live only inside a pass (the
+/// compaction of a layer, a growing dense block's old copy) are not counted.
 public enum KVMemory {
   public struct Usage: Sendable, Equatable {
     /// At the end.
@@ -51,24 +52,30 @@ public enum KVMemory {
       var usage = engineUsage(
         geometry: g, queryHeads: queryHeads, spec: .full, elementType: elementType, promptTokens: promptTokens, tokens: tokens,
         samples: samples, prefillChunk: prefillChunk)
-      var residual = 0
+      var schedule = RequantizingKVCache.Schedule(residual: q.residual)
       var start = 0
       while start < promptTokens {
         let count = min(prefillChunk, promptTokens - start)
-        if start > 0 { residual = residual + count >= q.residual ? 0 : residual + count }
+        _ = schedule.commit(count)
         start += count
       }
-      if samples > 1 && tokens >= q.residual - residual {
-        let blockBytes = 2 * g.rowWidth * FullKVCache.blockTokens * elementType.byteCount
-        let blocks = (promptTokens + tokens + FullKVCache.blockTokens - 1) / FullKVCache.blockTokens
-        usage.bytes = g.layers * samples * blocks * blockBytes
+      var forksRequantize = false
+      for _ in 0..<tokens {
+        if schedule.commit(1) {
+          forksRequantize = true
+          break
+        }
+      }
+      if samples > 1 && forksRequantize {
+        let blockBytes = FullKVCache.blockBytes(geometry: g, elementType: elementType)
+        usage.bytes = g.layers * samples * FullKVCache.blocks(tokens: promptTokens + tokens) * blockBytes
         usage.peakBytes = max(usage.peakBytes, usage.bytes)
       }
       return usage
     }
     if spec.isFull {
-      let blockBytes = 2 * g.rowWidth * FullKVCache.blockTokens * elementType.byteCount
-      let blocks = { (n: Int) in (n + FullKVCache.blockTokens - 1) / FullKVCache.blockTokens }
+      let blockBytes = FullKVCache.blockBytes(geometry: g, elementType: elementType)
+      let blocks = FullKVCache.blocks(tokens:)
       // Forks share every block until they write: the prompt's whole blocks for good, its partial
       // last one until each sample's first decoded token (all of them when nothing is decoded).
       let shared = samples == 1 ? 0 : tokens > 0 ? promptTokens / FullKVCache.blockTokens : blocks(promptTokens)
@@ -78,7 +85,9 @@ public enum KVMemory {
       return Usage(bytes: bytes, peakBytes: max(bytes, g.layers * blocks(promptTokens) * blockBytes),
                    residentTokens: promptTokens + tokens, longestAttention: promptTokens + tokens)
     }
-    var layer = CompressedLayer(geometry: g, queryHeads: queryHeads, spec: spec, elementType: elementType)
+    // One layer's plan, the one each layer of the cache follows; all layers hold the same counts.
+    var layer = CompressedKVCache.LayerPlan(geometry: g, queryHeads: queryHeads, spec: spec, elementType: elementType)
+    let total = { (samples: Int) in g.layers * layer.bytes(samples: samples) }
     var peak = 0
     var longest = 0
     var start = 0
@@ -86,103 +95,22 @@ public enum KVMemory {
       let count = min(prefillChunk, promptTokens - start)
       layer.append(count)
       longest = max(longest, layer.tokens)
-      peak = max(peak, layer.total(samples: 1))
-      layer.commit(count)
-      peak = max(peak, layer.total(samples: 1))
+      peak = max(peak, total(1))
+      _ = layer.commit(count)
+      peak = max(peak, total(1))
       start += count
     }
     // Forks share the blocks made so far; each sample then goes on alone.
     layer.markShared()
     // The forks exist (their dense blocks copied) before the first decode pass, or without one.
-    peak = max(peak, layer.total(samples: samples))
+    peak = max(peak, total(samples))
     for _ in 0..<tokens {
       layer.append(1)
       longest = max(longest, layer.tokens)
-      peak = max(peak, layer.total(samples: samples))
-      layer.commit(1)
-      peak = max(peak, layer.total(samples: samples))
+      peak = max(peak, total(samples))
+      _ = layer.commit(1)
+      peak = max(peak, total(samples))
     }
-    return Usage(bytes: layer.total(samples: samples), peakBytes: peak,
-                 residentTokens: layer.tokens, longestAttention: longest)
-  }
-
-  /// One layer of a `CompressedKVCache`, by counts; `bytes` are for all layers.
-  struct CompressedLayer {
-    let geometry: KVCacheGeometry
-    let queryHeads: Int
-    let spec: KVCacheSpec
-    let elementType: ElementType
-    let metaType: ElementType
-    let steadyCapacity: Int
-    var blocks: [(tokens: Int, shared: Bool)] = []
-    var denseTokens = 0
-    var denseCapacity: Int
-    var queriesSeen = 0
-    var position = 0
-
-    init(geometry: KVCacheGeometry, queryHeads: Int, spec: KVCacheSpec, elementType: ElementType) {
-      self.geometry = geometry
-      self.queryHeads = queryHeads
-      self.spec = spec
-      self.elementType = elementType
-      metaType = elementType == .f32 ? .f32 : .f16
-      steadyCapacity = spec.denseSteadyTokens
-      denseCapacity = steadyCapacity
-    }
-
-    static func roundUp(_ n: Int) -> Int { (n + 31) / 32 * 32 }
-
-    var tokens: Int { blocks.reduce(0) { $0 + $1.tokens } + denseTokens }
-
-    mutating func append(_ count: Int) {
-      if denseTokens + count > denseCapacity { denseCapacity = Self.roundUp(denseTokens + count) }
-      denseTokens += count
-      queriesSeen += count
-    }
-
-    mutating func commit(_ count: Int) {
-      let before = position
-      position += count
-      let isPrefill = count > 1
-      // The tokens kept per head when this pass compresses, else nil.
-      var kept: Int? = nil
-      if let e = spec.eviction, isPrefill || before % e.interval == 0, queriesSeen >= e.queryWindow, tokens >= e.budget {
-        kept = e.budget
-      }
-      if let q = spec.quantization {
-        if kept != nil || isPrefill || denseTokens >= q.residual {
-          let count = kept ?? denseTokens
-          if count > 0 {
-            if kept != nil { blocks = [(count, false)] } else { blocks.append((count, false)) }
-            denseTokens = 0
-            if denseCapacity > steadyCapacity { denseCapacity = steadyCapacity }
-          }
-        }
-      } else if let kept {
-        denseCapacity = Self.roundUp(max(kept, steadyCapacity))
-        denseTokens = kept
-      }
-    }
-
-    mutating func markShared() {
-      for i in blocks.indices { blocks[i].shared = true }
-    }
-
-    func blockBytes(_ tokens: Int) -> Int {
-      guard let q = spec.quantization else { return 0 }
-      return QuantizedKVRows.byteCount(
-        kvHeads: geometry.kvHeads, headDim: geometry.headDim, capacity: Self.roundUp(tokens), bits: q.bits,
-        groupSize: q.groupSize, metaType: metaType)
-    }
-
-    /// Bytes of G samples on the same schedule, all layers: shared blocks once, the rest G times.
-    func total(samples: Int) -> Int {
-      let dense = 2 * geometry.rowWidth * denseCapacity * elementType.byteCount
-      let queries = (spec.eviction?.queryWindow ?? 0) * queryHeads * geometry.headDim * 4
-      let marks = (spec.eviction?.markBytesPerHead ?? 0) * geometry.kvHeads
-      let shared = blocks.filter(\.shared).reduce(0) { $0 + blockBytes($1.tokens) }
-      let own = blocks.filter { !$0.shared }.reduce(0) { $0 + blockBytes($1.tokens) }
-      return geometry.layers * (shared + samples * (dense + queries + marks + own))
-    }
+    return Usage(bytes: total(samples), peakBytes: peak, residentTokens: layer.tokens, longestAttention: longest)
   }
 }

@@ -365,7 +365,7 @@ struct NewestTokensPolicy: EvictionPolicy {
   init(budget: Int, options: inout KVSpecOptions) throws { self.budget = budget }
   var description: String { "newest:\(budget)" }
   var interval: Int { 16 }
-  func keptRows(_ request: EvictionRequest) -> [[Int]]? {
+  func keptRows(_ request: EvictionRequest) -> [[Int]] {
     Array(repeating: Array((request.length - budget)..<request.length), count: request.kvHeads)
   }
 }

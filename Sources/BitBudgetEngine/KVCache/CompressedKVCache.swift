@@ -43,8 +43,6 @@ public final class CompressedKVCache: KVCache {
   /// scores layers on it.
   private weak var pool: ThreadPool?
   private(set) var layers: [Layer]
-  /// Dense rows the policy needs at most between compressions (the dense block's usual size).
-  private let steadyCapacity: Int
 
   /// Storage that is freed with its last reference.
   final class Allocation {
@@ -68,27 +66,24 @@ public final class CompressedKVCache: KVCache {
     let tokens: Int
     let capacity: Int
 
-    /// A zeroed block for `tokens` tokens (capacity rounded up to 32 slots).
-    init(tokens: Int, geometry: KVCacheGeometry, quantization: KVQuantization, metaType: ElementType) {
+    /// A zeroed block for `tokens` tokens, sized by the plan (capacity rounded up to 32 slots).
+    init(tokens: Int, plan: LayerPlan, quantization: KVQuantization) {
       self.tokens = tokens
-      capacity = CompressedKVCache.roundUp(tokens)
-      storage = Allocation(
-        byteCount: QuantizedKVRows.byteCount(
-          kvHeads: geometry.kvHeads, headDim: geometry.headDim, capacity: capacity, bits: quantization.bits,
-          groupSize: quantization.groupSize, metaType: metaType))
+      capacity = LayerPlan.roundUp(tokens)
+      storage = Allocation(byteCount: plan.blockBytes(tokens: tokens))
       rows = QuantizedKVRows(
-        base: storage.pointer, kvHeads: geometry.kvHeads, headDim: geometry.headDim, capacity: capacity,
-        bits: quantization.bits, groupSize: quantization.groupSize, metaType: metaType)
+        base: storage.pointer, kvHeads: plan.geometry.kvHeads, headDim: plan.geometry.headDim, capacity: capacity,
+        bits: quantization.bits, groupSize: quantization.groupSize, metaType: plan.metaType)
     }
 
     var segment: KVSegment { KVSegment(quantized: rows, tokens: tokens) }
   }
 
   struct Layer {
+    /// The counts and sizes this layer's storage follows (`LayerPlan`).
+    var plan: LayerPlan
     var quantized: [QuantizedBlock] = []
     var dense: Allocation
-    var denseCapacity: Int
-    var denseTokens = 0
     /// The last `window` queries, oldest first, `[count][queryHeads · headDim]` f32.
     var queries: Allocation
     var queryCount = 0
@@ -98,8 +93,10 @@ public final class CompressedKVCache: KVCache {
     /// What the attention kernel reads, rebuilt in place at each call (its storage is reused).
     var segments: [KVSegment] = []
 
-    var quantizedTokens: Int { quantized.reduce(0) { $0 + $1.tokens } }
-    var tokens: Int { quantizedTokens + denseTokens }
+    var denseTokens: Int { plan.denseTokens }
+    var denseCapacity: Int { plan.denseCapacity }
+    var quantizedTokens: Int { plan.quantizedTokens }
+    var tokens: Int { plan.tokens }
   }
 
   init(spec: KVCacheSpec, geometry: KVCacheGeometry, queryHeads: Int, elementType: ElementType) {
@@ -107,16 +104,12 @@ public final class CompressedKVCache: KVCache {
     self.geometry = geometry
     self.queryHeads = queryHeads
     self.elementType = elementType
-    metaType = elementType == .f32 ? .f32 : .f16
-    let capacity = spec.denseSteadyTokens
-    steadyCapacity = capacity
-    let blockBytes = 2 * geometry.rowWidth * capacity * elementType.byteCount
-    let queryBytes = (spec.eviction?.queryWindow ?? 0) * queryHeads * geometry.headDim * 4
-    let markBytes = (spec.eviction?.markBytesPerHead ?? 0) * geometry.kvHeads
+    let plan = LayerPlan(geometry: geometry, queryHeads: queryHeads, spec: spec, elementType: elementType)
+    metaType = plan.metaType
     layers = (0..<geometry.layers).map { _ in
       Layer(
-        dense: Allocation(byteCount: blockBytes), denseCapacity: capacity, queries: Allocation(byteCount: queryBytes),
-        marks: Allocation(byteCount: markBytes))
+        plan: plan, dense: Allocation(byteCount: plan.denseBytes(capacity: plan.denseCapacity)),
+        queries: Allocation(byteCount: plan.queryWindowBytes), marks: Allocation(byteCount: plan.markBytes))
     }
   }
 
@@ -127,7 +120,6 @@ public final class CompressedKVCache: KVCache {
     metaType = other.metaType
     queryHeads = other.queryHeads
     nextPosition = other.nextPosition
-    steadyCapacity = other.steadyCapacity
     pool = other.pool
     layers = other.layers
     for l in layers.indices {
@@ -139,8 +131,6 @@ public final class CompressedKVCache: KVCache {
       }
     }
   }
-
-  static func roundUp(_ tokens: Int) -> Int { (tokens + 31) / 32 * 32 }
 
   public var residentTokens: Int { layers.map(\.tokens).max() ?? 0 }
 
@@ -164,21 +154,24 @@ public final class CompressedKVCache: KVCache {
   // MARK: Dense rows
 
   func denseSegment(_ layer: Layer) -> KVSegment {
-    let keysBytes = geometry.rowWidth * layer.denseCapacity * elementType.byteCount
-    return KVSegment(
-      keys: layer.dense.pointer, values: layer.dense.pointer + keysBytes, tokens: layer.denseTokens,
-      capacity: layer.denseCapacity, elementType: elementType)
+    denseSegment(layer.dense, tokens: layer.denseTokens, capacity: layer.denseCapacity)
   }
 
-  /// Moves the dense rows into a block of at least `capacity` rows.
-  private func resizeDense(_ l: Int, capacity: Int) {
-    let old = denseSegment(layers[l])
-    let newCapacity = Self.roundUp(capacity)
+  private func denseSegment(_ dense: Allocation, tokens: Int, capacity: Int) -> KVSegment {
+    let keysBytes = geometry.rowWidth * capacity * elementType.byteCount
+    return KVSegment(
+      keys: dense.pointer, values: dense.pointer + keysBytes, tokens: tokens, capacity: capacity, elementType: elementType)
+  }
+
+  /// Moves the first `count` dense rows of a block of `oldCapacity` slots into a new block of the
+  /// plan's capacity.
+  private func resizeDense(_ l: Int, from oldCapacity: Int, rows count: Int) {
+    let old = denseSegment(layers[l].dense, tokens: count, capacity: oldCapacity)
+    let newCapacity = layers[l].denseCapacity
     let (d, heads, size) = (geometry.headDim, geometry.kvHeads, elementType.byteCount)
-    let allocation = Allocation(byteCount: 2 * geometry.rowWidth * newCapacity * size)
+    let allocation = Allocation(byteCount: layers[l].plan.denseBytes(capacity: newCapacity))
     let keys = allocation.pointer
     let values = allocation.pointer + geometry.rowWidth * newCapacity * size
-    let count = layers[l].denseTokens
     for h in 0..<heads {
       for x in 0..<d {
         (keys + ((h * d + x) * newCapacity) * size).copyMemory(from: old.keys + ((h * d + x) * old.capacity) * size, byteCount: count * size)
@@ -186,27 +179,23 @@ public final class CompressedKVCache: KVCache {
       (values + (h * newCapacity * d) * size).copyMemory(from: old.values + (h * old.capacity * d) * size, byteCount: count * d * size)
     }
     layers[l].dense = allocation
-    layers[l].denseCapacity = newCapacity
   }
 
   public func append(layer l: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
-    // Exact growth: beyond the steady size the dense block only grows for a prefill chunk, once
-    // per pass, and is cut back when the pass is compressed or quantized.
-    if layers[l].denseTokens + count > layers[l].denseCapacity {
-      resizeDense(l, capacity: layers[l].denseTokens + count)
-    }
+    let (held, oldCapacity) = (layers[l].denseTokens, layers[l].denseCapacity)
+    layers[l].plan.append(count)
+    if layers[l].denseCapacity != oldCapacity { resizeDense(l, from: oldCapacity, rows: held) }
     let segment = denseSegment(layers[l])
     let (d, width, capacity) = (geometry.headDim, geometry.rowWidth, layers[l].denseCapacity)
     let keyBase = UnsafeMutableRawPointer(mutating: segment.keys)
     let valueBase = UnsafeMutableRawPointer(mutating: segment.values)
     for t in 0..<count {
-      let slot = layers[l].denseTokens + t
+      let slot = held + t
       for h in 0..<geometry.kvHeads {
         storeConverted(keys + t * width + h * d, count: d, to: keyBase, at: h * d * capacity + slot, stride: capacity, as: elementType)
         storeConverted(values + t * width + h * d, count: d, to: valueBase, at: (h * capacity + slot) * d, as: elementType)
       }
     }
-    layers[l].denseTokens += count
   }
 
   public func attend(
@@ -253,14 +242,15 @@ public final class CompressedKVCache: KVCache {
     defer {
       if tokens == 1 { decodeMaintenanceSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
     }
-    let before = nextPosition
     nextPosition += tokens
-    let isPrefill = tokens > 1
+    // What each layer's plan does at this commit; the layers run it below, then take the plan.
+    var plans = layers.map(\.plan)
+    let steps = plans.indices.map { plans[$0].commit(tokens) }
     // Selections only read the cache, so the layers are scored in parallel (on the pool that
     // ran this cache's attention); moving rows follows, layer by layer.
     var selections = [Selection?](repeating: nil, count: layers.count)
-    if let eviction = spec.eviction, isPrefill || before % eviction.interval == 0 {
-      let due = layers.indices.filter { layers[$0].queryCount >= eviction.queryWindow && layers[$0].tokens >= eviction.budget }
+    if let eviction = spec.eviction {
+      let due = layers.indices.filter { steps[$0].compresses }
       selections.withUnsafeMutableBufferPointer { results in
         let run = { (index: Int) in results[due[index]] = self.selectRows(due[index], eviction) }
         if let pool { pool.parallelFor(due.count, run) } else { due.indices.forEach(run) }
@@ -269,13 +259,14 @@ public final class CompressedKVCache: KVCache {
     for l in layers.indices {
       let kept = selections[l]?.rows
       if let selection = selections[l] { remember(l, selection) }
-      if let quantization = spec.quantization {
-        if kept != nil || isPrefill || layers[l].denseTokens >= quantization.residual {
-          quantize(l, kept: kept, quantization)
-        }
+      if let quantization = spec.quantization, steps[l].quantizes {
+        quantize(l, kept: kept, quantization)
       } else if let kept {
         gatherDense(l, kept: kept)
       }
+      let oldCapacity = layers[l].denseCapacity
+      layers[l].plan = plans[l]
+      if layers[l].denseCapacity != oldCapacity { resizeDense(l, from: oldCapacity, rows: layers[l].denseTokens) }
     }
   }
 
@@ -360,7 +351,11 @@ public final class CompressedKVCache: KVCache {
         }
       }
     }
-    return rows.map { Selection(rows: $0, isolated: isolated) }
+    // The plan (and the memory model) count on exactly `budget` rows per head.
+    precondition(
+      rows.count == heads && rows.allSatisfy { $0.count == eviction.budget && $0.allSatisfy { (0..<total).contains($0) } },
+      "\(type(of: eviction)).keptRows must return \(eviction.budget) rows in 0..<\(total) for each of \(heads) KV heads")
+    return Selection(rows: rows, isolated: isolated)
   }
 
   /// Marks the kept rows for the next compression. With quantization, rows that are dense now
@@ -408,10 +403,6 @@ public final class CompressedKVCache: KVCache {
         (values + ((h * capacity + slot) * d) * size).copyMemory(from: copiedValues + row * d * size, byteCount: d * size)
       }
     }
-    layers[l].denseTokens = kept[0].count
-    // A prefill chunk may have grown the block; back to the steady size.
-    let target = Self.roundUp(max(kept[0].count, steadyCapacity))
-    if capacity > target { resizeDense(l, capacity: target) }
   }
 
   @inline(__always)
@@ -428,7 +419,7 @@ public final class CompressedKVCache: KVCache {
     let rows = kept ?? Array(repeating: Array(quantizedTokens..<layers[l].tokens), count: heads)
     let count = rows[0].count
     guard count > 0 else { return }
-    let block = QuantizedBlock(tokens: count, geometry: geometry, quantization: quantization, metaType: metaType)
+    let block = QuantizedBlock(tokens: count, plan: layers[l].plan, quantization: quantization)
     let target = block.rows
     let dense = denseSegment(layers[l])
     let (bits, groupSize, groups) = (quantization.bits, quantization.groupSize, d / quantization.groupSize)
@@ -504,7 +495,5 @@ public final class CompressedKVCache: KVCache {
       }
     }
     if kept != nil { layers[l].quantized = [block] } else { layers[l].quantized.append(block) }
-    layers[l].denseTokens = 0
-    if layers[l].denseCapacity > steadyCapacity { resizeDense(l, capacity: steadyCapacity) }
   }
 }

@@ -62,7 +62,16 @@ public final class FullKVCache: KVCache {
   }
 
   /// Bytes of one block (keys and values of `blockTokens` tokens of one layer).
-  public var blockBytes: Int { 2 * geometry.rowWidth * Self.blockTokens * elementType.byteCount }
+  public var blockBytes: Int { Self.blockBytes(geometry: geometry, elementType: elementType) }
+
+  /// The allocation plan, which the memory model replays: one block of this many bytes per
+  /// `blockTokens` tokens of a layer, allocated by the first token that falls into it.
+  public static func blockBytes(geometry: KVCacheGeometry, elementType: ElementType) -> Int {
+    2 * geometry.rowWidth * blockTokens * elementType.byteCount
+  }
+
+  /// Blocks a layer of `tokens` tokens holds.
+  public static func blocks(tokens: Int) -> Int { (tokens + blockTokens - 1) / blockTokens }
 
   public var residentTokens: Int { layers.map(\.tokens).max() ?? 0 }
 

@@ -50,20 +50,6 @@ public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
 
   public var isFull: Bool { eviction == nil && quantization == nil }
 
-  /// Token slots of a `CompressedKVCache`'s dense block between compressions (a multiple of 32):
-  /// eviction alone holds `budget + interval` there; with quantization every dense row moves into
-  /// a quantized block at each flush or compression.
-  public var denseSteadyTokens: Int {
-    let tokens: Int
-    switch (eviction, quantization) {
-    case (let eviction?, nil): tokens = eviction.budget + eviction.interval
-    case (let eviction?, let quantization?): tokens = min(eviction.interval, quantization.residual)
-    case (nil, let quantization?): tokens = quantization.residual
-    case (nil, nil): tokens = 64
-    }
-    return (tokens + 31) / 32 * 32
-  }
-
   public var description: String {
     var parts: [String] = []
     if let eviction { parts.append(eviction.description) }

@@ -28,9 +28,8 @@ public final class RequantizingKVCache: KVCache {
   public let quantization: KVQuantization
   public let elementType: ElementType
   private var view: FullKVCache
-  private var initialized: [Bool]
-  /// Exact tokens after the quantized history, per layer.
-  private var residual: [Int]
+  /// When each layer re-quantizes.
+  private var schedules: [Schedule]
   /// Tokens appended by the running forward pass, per layer.
   private var pending: [Int]
 
@@ -40,8 +39,7 @@ public final class RequantizingKVCache: KVCache {
     self.quantization = quantization
     self.elementType = elementType
     view = FullKVCache(geometry: geometry, elementType: elementType)
-    initialized = Array(repeating: false, count: geometry.layers)
-    residual = Array(repeating: 0, count: geometry.layers)
+    schedules = Array(repeating: Schedule(residual: quantization.residual), count: geometry.layers)
     pending = Array(repeating: 0, count: geometry.layers)
   }
 
@@ -50,8 +48,7 @@ public final class RequantizingKVCache: KVCache {
     quantization = other.quantization
     elementType = other.elementType
     view = other.view.forkFull()
-    initialized = other.initialized
-    residual = other.residual
+    schedules = other.schedules
     pending = other.pending
   }
 
@@ -75,18 +72,36 @@ public final class RequantizingKVCache: KVCache {
     for layer in 0..<geometry.layers {
       let count = pending[layer]
       pending[layer] = 0
-      guard count > 0 else { continue }
-      if !initialized[layer] {
-        initialized[layer] = true
-        requantize(layer: layer)
-      } else if residual[layer] + count >= quantization.residual {
-        requantize(layer: layer)
-        residual[layer] = 0
-      } else {
-        residual[layer] += count
-      }
+      if schedules[layer].commit(count) { requantize(layer: layer) }
     }
     view.commit(tokens: tokens)
+  }
+
+  /// When a layer re-quantizes its history — the cache follows it and the memory model replays
+  /// it: at the end of its first pass, and when the exact tokens after the quantized history
+  /// reach `residual`.
+  public struct Schedule: Sendable {
+    public let residual: Int
+    public private(set) var started = false
+    /// Exact tokens after the quantized history.
+    public private(set) var exactTokens = 0
+
+    public init(residual: Int) { self.residual = residual }
+
+    /// A pass that appended `count` tokens ends; whether the layer re-quantizes.
+    public mutating func commit(_ count: Int) -> Bool {
+      guard count > 0 else { return false }
+      if !started {
+        started = true
+        return true
+      }
+      if exactTokens + count >= residual {
+        exactTokens = 0
+        return true
+      }
+      exactTokens += count
+      return false
+    }
   }
 
   public func fork() -> any KVCache {

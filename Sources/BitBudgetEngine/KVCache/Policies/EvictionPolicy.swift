@@ -37,10 +37,11 @@ public protocol EvictionPolicy: Sendable, CustomStringConvertible {
   /// `KeyMarks`, one per kept row).
   var markBytesPerHead: Int { get }
 
-  /// The rows to keep for each KV head, in the order the compressed cache stores them (exactly
-  /// `budget` per head), or nil to keep everything. Called only when the layer holds at least
-  /// `budget` tokens and the cache has `queryWindow` queries; may run on several layers at once.
-  func keptRows(_ request: EvictionRequest) -> [[Int]]?
+  /// The rows to keep for each KV head, exactly `budget` distinct rows of `0..<length` per head,
+  /// in the order the compressed cache stores them (the cache checks the counts and the range).
+  /// Called only when the layer holds at least `budget` tokens and the cache has `queryWindow`
+  /// queries (`request.queries` is then set); may run on several layers at once.
+  func keptRows(_ request: EvictionRequest) -> [[Int]]
 }
 
 extension EvictionPolicy {

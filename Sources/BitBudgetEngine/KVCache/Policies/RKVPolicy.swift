@@ -42,8 +42,8 @@ public struct RKVPolicy: EvictionPolicy, Equatable {
   /// One `KeyMarks` byte per kept row, so the next similarity scan skips what it already knows.
   public var markBytesPerHead: Int { budget }
 
-  public func keptRows(_ request: EvictionRequest) -> [[Int]]? {
-    guard let queries = request.queries else { return nil }
+  public func keptRows(_ request: EvictionRequest) -> [[Int]] {
+    guard let queries = request.queries else { preconditionFailure("R-KV scores with the window's queries") }
     return (0..<request.kvHeads).map { head in
       RKVScorer.keptRows(
         keys: request.keys(head: head), length: request.length, headDim: request.headDim,

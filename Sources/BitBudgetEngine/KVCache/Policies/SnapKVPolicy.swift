@@ -43,8 +43,8 @@ public struct SnapKVPolicy: EvictionPolicy, Equatable {
   public var queryWindow: Int { window }
   public var interval: Int { buffer }
 
-  public func keptRows(_ request: EvictionRequest) -> [[Int]]? {
-    guard let queries = request.queries else { return nil }
+  public func keptRows(_ request: EvictionRequest) -> [[Int]] {
+    guard let queries = request.queries else { preconditionFailure("SnapKV scores with the window's queries") }
     return (0..<request.kvHeads).map { head in
       let score = scores(
         keys: request.keys(head: head), length: request.length, headDim: request.headDim,

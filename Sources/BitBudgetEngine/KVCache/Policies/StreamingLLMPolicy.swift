@@ -19,7 +19,7 @@ public struct StreamingLLMPolicy: EvictionPolicy, Equatable {
 
   public var description: String { "streaming:\(budget),sinks=\(sinks)" }
 
-  public func keptRows(_ request: EvictionRequest) -> [[Int]]? {
+  public func keptRows(_ request: EvictionRequest) -> [[Int]] {
     let kept = Array(0..<sinks) + Array((request.length - (budget - sinks))..<request.length)
     return Array(repeating: kept, count: request.kvHeads)
   }
