@@ -229,8 +229,14 @@ public final class HubDownloader: Sendable {
     try FileManager.default.createDirectory(atPath: (link as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     let depth = file.split(separator: "/").count - 1
     let target = String(repeating: "../", count: depth + 2) + "blobs/" + etag
-    try? FileManager.default.removeItem(atPath: link)
-    try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+    // A link made aside and renamed into place: another download of the same file may replace
+    // it at the same moment (removing and re-creating it raced: "file exists").
+    let temporary = link + ".\(UUID().uuidString.prefix(8)).tmp"
+    try FileManager.default.createSymbolicLink(atPath: temporary, withDestinationPath: target)
+    if rename(temporary, link) != 0 {
+      try? FileManager.default.removeItem(atPath: temporary)
+      throw Failure(message: "cannot link \(link) to \(target) (errno \(errno))")
+    }
   }
 
   /// GET `location` into `blob` through `blob.incomplete`, resuming what is there.
@@ -513,13 +519,16 @@ public final class HubDownloader: Sendable {
     return actual == hex ? nil : "expected \(hex), got \(actual)"
   }
 
-  /// Writes through a temporary file and a rename, so a reader never sees half of it.
+  /// Writes through a temporary file and a rename, which replaces `path` atomically: a reader
+  /// never sees half of it, and concurrent writers of the same file do not collide.
   static func writeAtomically(_ data: Data, to path: String) throws {
     try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     let temporary = path + ".\(UUID().uuidString.prefix(8)).tmp"
     try data.write(to: URL(fileURLWithPath: temporary))
-    _ = try? FileManager.default.removeItem(atPath: path)
-    try FileManager.default.moveItem(atPath: temporary, toPath: path)
+    if rename(temporary, path) != 0 {
+      try? FileManager.default.removeItem(atPath: temporary)
+      throw Failure(message: "cannot move \(temporary) to \(path) (errno \(errno))")
+    }
   }
 }
 

@@ -45,11 +45,11 @@ import Testing
     Shape(kvHeads: 2, queryHeads: 2, headDim: 32), Shape(kvHeads: 2, queryHeads: 8, headDim: 32),
   ]
 
-  /// Full, StreamingLLM, R-KV, SnapKV, HQQ 2/4/8 and compositions, with small budgets and
+  /// Full, StreamingLLM, R-KV, SnapKV, H2O, HQQ 2/4/8 and compositions, with small budgets and
   /// intervals so that a few hundred tokens compress many times. Group 8 takes the quantized
   /// kernel's scalar value path, 16 and 32 its vector one.
   static let specs = zip(
-    Gen.int(in: 0...7), Gen.int(in: 8...40), Gen.int(in: 0...7), Gen.int(in: 1...24), Gen.int(in: 0...2),
+    Gen.int(in: 0...9), Gen.int(in: 8...40), Gen.int(in: 0...7), Gen.int(in: 1...24), Gen.int(in: 0...2),
     Gen.int(in: 0...2), Gen.int(in: 1...40)
   ).map { policy, budget, small, interval, bitsIndex, groupIndex, residual -> String in
     let streaming = "streaming:\(budget),sinks=\(min(small, budget - 1) % 5)"
@@ -57,7 +57,8 @@ import Testing
     let rkv = "rkv:\(budget),window=\(window),buffer=\(max(window, interval))"
     let snapkv = "snapkv:\(budget),window=\(window),kernel=\(2 * (small % 4) + 1),buffer=\(max(window, interval))"
     let hqq = "hqq:\([2, 4, 8][bitsIndex]),group=\([8, 16, 32][groupIndex]),residual=\(residual)"
-    return ["full", streaming, rkv, hqq, rkv + "+" + hqq, streaming + "+" + hqq, snapkv, snapkv + "+" + hqq][policy]
+    let h2o = "h2o:\(budget),recent=\(min(small, budget)),buffer=\(interval)"
+    return ["full", streaming, rkv, hqq, rkv + "+" + hqq, streaming + "+" + hqq, snapkv, snapkv + "+" + hqq, h2o, h2o + "+" + hqq][policy]
   }
 
   /// A pass of 1 token (decode; most of them, so decode-time compressions happen) or of 2…24
@@ -315,7 +316,7 @@ import Testing
           // A fork holds what the original does and shares what its type says it shares: every
           // block of a full cache, the quantized blocks of a compressed one.
           #expect(fork.cache.residentBytes == original.cache.residentBytes, "fork bytes: \(here)")
-          let copied = (original.cache as? CompressedKVCache)?.layers.reduce(0) { $0 + $1.dense.byteCount + $1.queries.byteCount + $1.marks.byteCount } ?? 0
+          let copied = (original.cache as? CompressedKVCache)?.layers.reduce(0) { $0 + $1.dense.byteCount + $1.queries.byteCount + $1.marks.byteCount + $1.totals.byteCount } ?? 0
           #expect(Self.storageBytes([original.cache, fork.cache]) == original.cache.residentBytes + copied, "fork sharing: \(here)")
           caches.append(fork)
         case .pass(let index, let count):

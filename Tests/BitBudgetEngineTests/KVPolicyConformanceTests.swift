@@ -43,6 +43,9 @@ import Testing
       total += 2 * g.rowWidth * layer.denseCapacity * cache.elementType.byteCount
       total += layer.queries.byteCount
       total += (cache.spec.eviction?.markBytesPerHead ?? 0) * g.kvHeads
+      // Attention totals: one f32 per token slot and KV head.
+      total += layer.plan.totalsCapacity * g.kvHeads * 4
+      #expect(layer.totals.byteCount == layer.plan.totalsCapacity * g.kvHeads * 4)
       if let q = cache.spec.quantization {
         // Per token slot and head: key and value codes, and a scale and zero per group for each.
         let perRow = 2 * g.headDim * q.bits / 8 + 4 * (g.headDim / q.groupSize) * cache.metaType.byteCount
@@ -237,6 +240,49 @@ import Testing
     // keep theirs).
     #expect(isolatedSeen > 0 && settledSeen > 0, "isolated \(isolatedSeen), settled only \(settledSeen)")
     #expect(compared >= 10)
+  }
+
+  /// H2O fixtures (the H2O repository's `H2OKVCache_LayerWise`, `scripts/make-h2o-fixtures.py`)
+  /// replayed through the cache with the reference's schedule (`buffer=1`: a compression at every
+  /// step once the budget is reached): a prompt, then one token per pass; the rows held at the end
+  /// are the reference's, in its order, with the same keys and values. Accumulated attention
+  /// that left out the prompt's weights, or totals that did not follow their rows through a
+  /// compression, fail them.
+  @Test(arguments: ["h2o-mha2-P60-S40-b32-r16", "h2o-mha4-P24-S70-b20-r4"])
+  func h2oReferenceThroughTheCache(_ name: String) throws {
+    struct Case: Decodable {
+      let budget: Int, recent: Int, prompt_tokens: Int, steps: Int, heads: Int, head_dim: Int
+      let queries: [Float], keys: [Float], values: [Float]
+      let kept_positions: [[Int]], out_keys: [Float], out_values: [Float]
+    }
+    let url = URL(fileURLWithPath: Fixtures.repositoryRoot).appendingPathComponent("Tests/Fixtures/kv/\(name).json")
+    let reference = try JSONDecoder().decode(Case.self, from: Data(contentsOf: url))
+    let (heads, d, total) = (reference.heads, reference.head_dim, reference.prompt_tokens + reference.steps)
+    var policy = H2OPolicy(budget: reference.budget, recent: reference.recent)
+    policy.buffer = 1
+    let cache = try #require(
+      try KVCacheSpec(eviction: policy).makeCache(
+        geometry: KVCacheGeometry(layers: 1, kvHeads: heads, headDim: d), queryHeads: heads, elementType: .f32)
+        as? CompressedKVCache)
+    // [heads][tokens][d] → rows [count][heads·d] of tokens first..<first+count.
+    func rows(_ flat: [Float], _ first: Int, _ count: Int) -> [Float] {
+      var out = [Float](repeating: 0, count: count * heads * d)
+      for t in 0..<count { for h in 0..<heads { for x in 0..<d { out[(t * heads + h) * d + x] = flat[(h * total + first + t) * d + x] } } }
+      return out
+    }
+    let shape = AttentionShape(queryHeads: heads, kvHeads: heads, headDim: d)
+    let (pool, scratch) = (ThreadPool(threadCount: 2), AttentionScratch(threadCount: 2))
+    var first = 0
+    for count in [reference.prompt_tokens] + Array(repeating: 1, count: reference.steps) {
+      var output = [Float](repeating: 0, count: count * heads * d)
+      cache.append(layer: 0, keys: rows(reference.keys, first, count), values: rows(reference.values, first, count), count: count)
+      cache.attend(layer: 0, queries: rows(reference.queries, first, count), rows: count, shape: shape, output: &output, pool: pool, scratch: scratch)
+      cache.commit(tokens: count)
+      first += count
+    }
+    #expect(cache.residentTokens == reference.budget)
+    #expect(cache.rowsInCacheOrder(0) == reference.out_keys, "kept \(reference.kept_positions)")
+    #expect(cache.rowsInCacheOrder(0, values: true) == reference.out_values)
   }
 
   /// Every policy's spec text is canonical: parsing it again gives the same spec. Budgets that do

@@ -1,4 +1,5 @@
 import BitBudgetTestSupport
+import Foundation
 import Testing
 
 import BitBudgetKernels
@@ -58,6 +59,56 @@ import BitBudgetKernels
       let worst = Self.worstDifference(
         type: type, shape: (heads: 8, kvHeads: 2, dim: 128), segmentTokens: [70, 9, 96], quantized: [0, 1, 2], rows: rows,
         seed: UInt64(rows), roundsToBF16: true, roundReferenceQueries: false)
+      #expect(worst < 1e-5, "\(rows) rows: max |Δ| \(worst)")
+    }
+  }
+
+  /// H2O's accumulated weights (`Attention.addWeights`) against the Double definition over dense
+  /// and quantized segments: the softmax weights of 1, 7 and 45 causal rows, summed over the
+  /// rows and each KV head's query heads, added to totals that already hold something; tokens
+  /// past the last row's view untouched. Weights are in [0, 1] and sum to one per row and head, so
+  /// f32 exponentials and sums stay within 1e-5 of each total.
+  @Test(arguments: ElementType.allCases, shapes)
+  func accumulatedWeightsMatchTheDefinition(type: ElementType, shape: (heads: Int, kvHeads: Int, dim: Int)) {
+    let geometry = AttentionShape(queryHeads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.dim)
+    let segmentTokens = [70, 9, 96, 30]
+    let total = segmentTokens.reduce(0, +)
+    for rows in [1, 7, 45] {
+      var random = TestRandom(seed: UInt64(shape.dim * 3 + rows))
+      var storages: [UnsafeMutableRawPointer] = []
+      defer { storages.forEach { $0.deallocate() } }
+      let segments = Self.makeSegments(
+        type: type, kvHeads: shape.kvHeads, dim: shape.dim, segmentTokens: segmentTokens, quantized: [0, 2], bits: 4,
+        random: &random, storages: &storages)
+      let queries = (0..<(rows * shape.heads * shape.dim)).map { _ in random.signedUnit() }
+      let stride = total + 5
+      let start = (0..<(shape.kvHeads * stride)).map { _ in random.signedUnit() }
+      var totals = start
+      segments.withUnsafeBufferPointer { segments in
+        Attention.addWeights(
+          queries: queries, rows: rows, visibleBefore: total - rows, segments: segments, shape: geometry, totals: &totals,
+          stride: stride, pool: ThreadPool(threadCount: 2))
+      }
+      var expected = start.map(Double.init)
+      for row in 0..<rows {
+        let visible = total - rows + row + 1
+        for head in 0..<shape.heads {
+          let kvHead = head / geometry.groupSize
+          var keys: [[Double]] = []
+          for segment in segments {
+            for t in 0..<segment.tokens {
+              keys.append((0..<shape.dim).map { Double(segment.key(kvHead: kvHead, token: t, dimension: $0, headDim: shape.dim)) })
+            }
+          }
+          let q = (0..<shape.dim).map { Double(queries[(row * shape.heads + head) * shape.dim + $0]) }
+          let logits = keys.prefix(visible).map { k in zip(q, k).reduce(0) { $0 + $1.0 * $1.1 } * Double(geometry.scale) }
+          let top = logits.max() ?? 0
+          let weights = logits.map { Foundation.exp($0 - top) }
+          let sum = weights.reduce(0, +)
+          for (t, w) in weights.enumerated() { expected[kvHead * stride + t] += w / sum }
+        }
+      }
+      let worst = zip(totals, expected).map { Double(abs(Double($0) - $1)) }.max() ?? .infinity
       #expect(worst < 1e-5, "\(rows) rows: max |Δ| \(worst)")
     }
   }

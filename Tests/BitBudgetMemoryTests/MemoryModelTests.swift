@@ -109,6 +109,7 @@ import Testing
     "full", "streaming:24", "rkv:24,window=4,buffer=16", "hqq:8,group=16", "hqq:4,group=16,residual=24",
     "rkv:24,window=4,buffer=16+hqq:2,group=16", "streaming:32,sinks=2+hqq:8,group=8",
     "snapkv:24,window=4,buffer=16", "snapkv:40,window=8,kernel=3,buffer=16+hqq:4,group=16",
+    "h2o:24,recent=8,buffer=16", "h2o:40,buffer=16+hqq:4,group=16",
     // transformers' axis 0: forks share blocks until their first re-quantization (after 24
     // decoded tokens here; never within these runs with a residual of 100).
     "hqq:4,group=16,residual=24,axis=0", "hqq:2,group=16,residual=100,axis=0",

@@ -8,7 +8,9 @@ extension CompressedKVCache {
   ///
   /// Per layer: zero or more quantized blocks (`blocks`, tokens each, slots rounded up to 32), one
   /// dense block of `denseCapacity` token slots (a multiple of 32), the policy's query window and
-  /// its marks.
+  /// its marks, and for a policy that accumulates attention one f32 total per token slot and KV
+  /// head (`totalsCapacity` slots: `budget + interval` rounded up to 32, more while a prefill
+  /// chunk holds more tokens).
   public struct LayerPlan: Sendable {
     /// A quantized block: its tokens, and whether forks share it (set by the memory model's
     /// replay; the cache shares blocks by reference).
@@ -39,6 +41,8 @@ extension CompressedKVCache {
     public private(set) var blocks: [Block] = []
     public private(set) var denseTokens = 0
     public private(set) var denseCapacity: Int
+    /// Token slots of the attention totals (0 unless the policy accumulates attention).
+    public private(set) var totalsCapacity: Int
     /// Query rows attended so far (the window holds the last `queryWindow` of them).
     public private(set) var queriesSeen = 0
     /// Tokens committed so far.
@@ -59,6 +63,7 @@ extension CompressedKVCache {
       }
       steadyCapacity = Self.roundUp(steady)
       denseCapacity = steadyCapacity
+      totalsCapacity = spec.eviction.map { $0.accumulatesAttention ? Self.roundUp($0.budget + $0.interval) : 0 } ?? 0
     }
 
     static func roundUp(_ tokens: Int) -> Int { (tokens + 31) / 32 * 32 }
@@ -72,6 +77,7 @@ extension CompressedKVCache {
       if denseTokens + count > denseCapacity { denseCapacity = Self.roundUp(denseTokens + count) }
       denseTokens += count
       queriesSeen += count
+      if totalsCapacity > 0 && tokens > totalsCapacity { totalsCapacity = Self.roundUp(tokens) }
     }
 
     /// The end of a pass of `count` tokens: compression after a multi-token pass or at a decode
@@ -87,6 +93,7 @@ extension CompressedKVCache {
         step.compresses = true
       }
       let kept = step.compresses ? spec.eviction?.budget : nil
+      if let e = spec.eviction, kept != nil, totalsCapacity > 0 { totalsCapacity = Self.roundUp(e.budget + e.interval) }
       if let q = spec.quantization {
         if kept != nil || isPrefill || denseTokens >= q.residual {
           let rows = kept ?? denseTokens
@@ -126,13 +133,15 @@ extension CompressedKVCache {
     public var queryWindowBytes: Int { (spec.eviction?.queryWindow ?? 0) * queryHeads * geometry.headDim * 4 }
     /// Bytes of the policy's marks.
     public var markBytes: Int { (spec.eviction?.markBytesPerHead ?? 0) * geometry.kvHeads }
+    /// Bytes of the attention totals.
+    public var totalsBytes: Int { totalsCapacity * geometry.kvHeads * 4 }
 
     /// Bytes of this layer for G samples on the same schedule: shared blocks once, the rest G
     /// times.
     public func bytes(samples: Int) -> Int {
       let shared = blocks.filter(\.shared).reduce(0) { $0 + blockBytes(tokens: $1.tokens) }
       let own = blocks.filter { !$0.shared }.reduce(0) { $0 + blockBytes(tokens: $1.tokens) }
-      return shared + samples * (denseBytes(capacity: denseCapacity) + queryWindowBytes + markBytes + own)
+      return shared + samples * (denseBytes(capacity: denseCapacity) + queryWindowBytes + markBytes + totalsBytes + own)
     }
   }
 }

@@ -21,13 +21,14 @@ import Dispatch
 /// Memory (`residentBytes`, exact): the dense block (`capacity` token slots, a multiple of 32),
 /// the quantized blocks (per token slot and head `2 · headDim · bits / 8` bytes of key and value
 /// codes plus a scale and a zero per group for each, as f16 — f32 when the cache is f32; slots
-/// rounded up to 32 per block), and the policy's window of the last `queryWindow` queries (f32)
-/// and its marks (`markBytesPerHead` per KV head: R-KV's `KeyMarks`, one per kept row). With
+/// rounded up to 32 per block), the policy's window of the last `queryWindow` queries (f32), its
+/// marks (`markBytesPerHead` per KV head: R-KV's `KeyMarks`, one per kept row) and, for a policy
+/// that accumulates attention (H2O), one f32 total per token slot and KV head. With
 /// eviction the rows per layer stay below `budget + interval` (after a prefill longer than that,
 /// until its compression at the end of the pass).
 ///
 /// Forks share the quantized blocks (never written after creation) and copy the dense block, the
-/// query window and the marks.
+/// query window, the marks and the attention totals.
 public final class CompressedKVCache: KVCache {
   public let geometry: KVCacheGeometry
   public let spec: KVCacheSpec
@@ -90,6 +91,9 @@ public final class CompressedKVCache: KVCache {
     /// What the last compression learned about each kept row, `[kvHeads][budget]` `KeyMarks`
     /// (R-KV; the kept rows are the first `budget` in cache order, later rows are unmarked).
     var marks: Allocation
+    /// With a policy that accumulates attention: per KV head and row in cache order, the
+    /// attention weight it has received, `[kvHeads][plan.totalsCapacity]` f32.
+    var totals: Allocation
     /// What the attention kernel reads, rebuilt in place at each call (its storage is reused).
     var segments: [KVSegment] = []
 
@@ -109,7 +113,8 @@ public final class CompressedKVCache: KVCache {
     layers = (0..<geometry.layers).map { _ in
       Layer(
         plan: plan, dense: Allocation(byteCount: plan.denseBytes(capacity: plan.denseCapacity)),
-        queries: Allocation(byteCount: plan.queryWindowBytes), marks: Allocation(byteCount: plan.markBytes))
+        queries: Allocation(byteCount: plan.queryWindowBytes), marks: Allocation(byteCount: plan.markBytes),
+        totals: Allocation(byteCount: plan.totalsBytes))
     }
   }
 
@@ -123,7 +128,7 @@ public final class CompressedKVCache: KVCache {
     pool = other.pool
     layers = other.layers
     for l in layers.indices {
-      for keyPath in [\Layer.dense, \Layer.queries, \Layer.marks] {
+      for keyPath in [\Layer.dense, \Layer.queries, \Layer.marks, \Layer.totals] {
         let original = layers[l][keyPath: keyPath]
         let copy = Allocation(byteCount: original.byteCount)
         copy.pointer.copyMemory(from: original.pointer, byteCount: original.byteCount)
@@ -145,6 +150,7 @@ public final class CompressedKVCache: KVCache {
       body(ObjectIdentifier(layer.dense), layer.dense.byteCount)
       if layer.queries.byteCount > 0 { body(ObjectIdentifier(layer.queries), layer.queries.byteCount) }
       if layer.marks.byteCount > 0 { body(ObjectIdentifier(layer.marks), layer.marks.byteCount) }
+      if layer.totals.byteCount > 0 { body(ObjectIdentifier(layer.totals), layer.totals.byteCount) }
       for block in layer.quantized { body(ObjectIdentifier(block.storage), block.storage.byteCount) }
     }
   }
@@ -183,8 +189,18 @@ public final class CompressedKVCache: KVCache {
 
   public func append(layer l: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
     let (held, oldCapacity) = (layers[l].denseTokens, layers[l].denseCapacity)
+    let (tokensBefore, oldTotals) = (layers[l].tokens, layers[l].plan.totalsCapacity)
     layers[l].plan.append(count)
     if layers[l].denseCapacity != oldCapacity { resizeDense(l, from: oldCapacity, rows: held) }
+    if layers[l].plan.totalsCapacity > 0 {
+      // New rows start with no attention received.
+      let rows = (0..<geometry.kvHeads).map { h in (0..<tokensBefore).map { h * oldTotals + $0 } }
+      if layers[l].plan.totalsCapacity != oldTotals { gatherTotals(l, rows: rows, from: oldTotals) }
+      let totals = layers[l].totals.pointer.assumingMemoryBound(to: Float.self)
+      for h in 0..<geometry.kvHeads {
+        (totals + h * layers[l].plan.totalsCapacity + tokensBefore).update(repeating: 0, count: count)
+      }
+    }
     let segment = denseSegment(layers[l])
     let (d, width, capacity) = (geometry.headDim, geometry.rowWidth, layers[l].denseCapacity)
     let keyBase = UnsafeMutableRawPointer(mutating: segment.keys)
@@ -219,6 +235,15 @@ public final class CompressedKVCache: KVCache {
     layers[l].segments.removeAll(keepingCapacity: true)
     for block in layers[l].quantized { layers[l].segments.append(block.segment) }
     layers[l].segments.append(denseSegment(layers[l]))
+    if layers[l].plan.totalsCapacity > 0 {
+      let shape = AttentionShape(queryHeads: queryHeads, kvHeads: geometry.kvHeads, headDim: geometry.headDim)
+      let totals = layers[l].totals.pointer.assumingMemoryBound(to: Float.self)
+      layers[l].segments.withUnsafeBufferPointer { segments in
+        Attention.addWeights(
+          queries: queries, rows: rows, visibleBefore: layers[l].tokens - rows, segments: segments, shape: shape,
+          totals: totals, stride: layers[l].plan.totalsCapacity, pool: pool)
+      }
+    }
     return layers[l].segments
   }
 
@@ -264,10 +289,26 @@ public final class CompressedKVCache: KVCache {
       } else if let kept {
         gatherDense(l, kept: kept)
       }
-      let oldCapacity = layers[l].denseCapacity
+      let (oldCapacity, oldTotals) = (layers[l].denseCapacity, layers[l].plan.totalsCapacity)
       layers[l].plan = plans[l]
       if layers[l].denseCapacity != oldCapacity { resizeDense(l, from: oldCapacity, rows: layers[l].denseTokens) }
+      if let kept, oldTotals > 0 {
+        gatherTotals(l, rows: kept.enumerated().map { h, rows in rows.map { h * oldTotals + $0 } }, from: oldTotals)
+      }
     }
+  }
+
+  /// Replaces the attention totals by a block of the plan's capacity whose head `h` holds, in
+  /// order, the old entries `rows[h]` (indices into the old `[kvHeads][oldCapacity]` array).
+  private func gatherTotals(_ l: Int, rows: [[Int]], from oldCapacity: Int) {
+    let capacity = layers[l].plan.totalsCapacity
+    let allocation = Allocation(byteCount: layers[l].plan.totalsBytes)
+    let old = layers[l].totals.pointer.assumingMemoryBound(to: Float.self)
+    let new = allocation.pointer.assumingMemoryBound(to: Float.self)
+    for (h, indices) in rows.enumerated() {
+      for (slot, index) in indices.enumerated() { new[h * capacity + slot] = old[index] }
+    }
+    layers[l].totals = allocation
   }
 
   /// Keys (or values) of layer `l` in cache order as f32 `[kvHeads][tokens][headDim]`.
@@ -339,14 +380,23 @@ public final class CompressedKVCache: KVCache {
         for x in 0..<d { queries[(h * window + i) * d + x] = recorded[i * width + h * d + x] }
       }
     }
+    // Attention totals as the policy wants them, [kvHeads][total].
+    var totals = [Float]()
+    if layers[l].plan.totalsCapacity > 0 {
+      let stored = layers[l].totals.pointer.assumingMemoryBound(to: Float.self)
+      for h in 0..<heads { totals += UnsafeBufferPointer(start: stored + h * layers[l].plan.totalsCapacity, count: total) }
+    }
     let rows = keys.withUnsafeBufferPointer { k in
       queries.withUnsafeBufferPointer { q in
         marks.withUnsafeBufferPointer { m in
           isolated.withUnsafeMutableBufferPointer { i in
-            eviction.keptRows(
-              EvictionRequest(
-                keys: k.baseAddress!, length: total, kvHeads: heads, headDim: d, queries: window > 0 ? q.baseAddress : nil,
-                queryHeads: queryHeads, marks: m.baseAddress, isolated: i.baseAddress))
+            totals.withUnsafeBufferPointer { a in
+              eviction.keptRows(
+                EvictionRequest(
+                  keys: k.baseAddress!, length: total, kvHeads: heads, headDim: d, queries: window > 0 ? q.baseAddress : nil,
+                  queryHeads: queryHeads, marks: m.baseAddress, isolated: i.baseAddress,
+                  attentionTotals: totals.isEmpty ? nil : a.baseAddress))
+            }
           }
         }
       }

@@ -36,6 +36,10 @@ public protocol EvictionPolicy: Sendable, CustomStringConvertible {
   /// Bytes per layer and KV head that the policy keeps from one compression to the next (R-KV's
   /// `KeyMarks`, one per kept row).
   var markBytesPerHead: Int { get }
+  /// Whether the cache keeps, per held row and KV head, the attention weight every query so far
+  /// gave it (summed over the group's query heads; H2O's accumulated attention), for
+  /// `EvictionRequest.attentionTotals`. Costs the attention's logits once more at every pass.
+  var accumulatesAttention: Bool { get }
 
   /// The rows to keep for each KV head, exactly `budget` distinct rows of `0..<length` per head,
   /// in the order the compressed cache stores them (the cache checks the counts and the range).
@@ -48,6 +52,7 @@ extension EvictionPolicy {
   public var queryWindow: Int { 0 }
   public var interval: Int { 128 }
   public var markBytesPerHead: Int { 0 }
+  public var accumulatesAttention: Bool { false }
 }
 
 /// What a policy may read when it compresses one layer. Every pointer is valid for the call only.
@@ -69,10 +74,14 @@ public struct EvictionRequest {
   /// If given, `[kvHeads][length]`, for the policy to set per key what the next compression's
   /// marks should say (R-KV: that no other key resembled it).
   public var isolated: UnsafeMutablePointer<Bool>?
+  /// With `accumulatesAttention`, `[kvHeads][length]`: the attention weight each key has
+  /// received from every query since it entered the cache, summed over the group's query heads.
+  public var attentionTotals: UnsafePointer<Float>?
 
   public init(
     keys: UnsafePointer<Float>, length: Int, kvHeads: Int, headDim: Int, queries: UnsafePointer<Float>?,
-    queryHeads: Int, marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil
+    queryHeads: Int, marks: UnsafePointer<KeyMarks>? = nil, isolated: UnsafeMutablePointer<Bool>? = nil,
+    attentionTotals: UnsafePointer<Float>? = nil
   ) {
     self.keys = keys
     self.length = length
@@ -82,6 +91,7 @@ public struct EvictionRequest {
     self.queryHeads = queryHeads
     self.marks = marks
     self.isolated = isolated
+    self.attentionTotals = attentionTotals
   }
 
   /// Query heads per KV head.
@@ -121,11 +131,11 @@ public struct KVSpecOptions {
   var unread: [String] { values.keys.sorted() }
 }
 
-/// The eviction policies `--kv` knows, by name. StreamingLLM, R-KV and SnapKV are built in; a
+/// The eviction policies `--kv` knows, by name. StreamingLLM, R-KV, SnapKV and H2O are built in; a
 /// package adds its own with `register(_:)` before parsing specs.
 public enum KVPolicies {
   private static let registered = Mutex<[any EvictionPolicy.Type]>([
-    StreamingLLMPolicy.self, RKVPolicy.self, SnapKVPolicy.self,
+    StreamingLLMPolicy.self, RKVPolicy.self, SnapKVPolicy.self, H2OPolicy.self,
   ])
 
   /// Every registered policy, in registration order.
