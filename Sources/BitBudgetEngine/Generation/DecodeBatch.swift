@@ -24,11 +24,11 @@ public final class DecodeBatch {
     let id: Int
   }
 
-  private enum Phase {
+  enum Phase {
     case thinking, answering, free, done
   }
 
-  private struct Sample {
+  struct Sample {
     let group: Int
     /// Its index in its group (what `onToken` is told).
     let index: Int
@@ -46,7 +46,7 @@ public final class DecodeBatch {
     }
   }
 
-  private struct Member {
+  struct Member {
     let options: GenerationOptions
     let promptTokens: Int
     let onToken: TokenHandler?
@@ -89,51 +89,6 @@ public final class DecodeBatch {
   /// Bytes of KV storage every sample's cache holds together (blocks shared by forks counted once).
   /// Cost: a walk over every cache's blocks.
   public var kvBytes: Int { Self.uniqueStorageBytes(samples.values.map(\.cache)) }
-
-  /// Checks `options` and that `prompt` and the new tokens fit the model's context after what
-  /// `cache` holds.
-  public func validate(prompt: [Int], options: GenerationOptions, cache: any KVCache) throws {
-    let config = session.model.config
-    guard !prompt.isEmpty else { throw EngineError.invalidInput("the prompt is empty: give at least one token") }
-    guard options.maxTokens >= 0 else { throw EngineError.invalidInput("the maximum number of new tokens must not be negative") }
-    guard (1...256).contains(options.samples) else { throw EngineError.invalidInput("the number of samples must be in 1...256") }
-    let sampling = options.sampling
-    guard sampling.temperature.isFinite, sampling.topP.isFinite, sampling.minP.isFinite else {
-      throw EngineError.invalidInput("the temperature, top-p and min-p must be finite numbers (\(sampling))")
-    }
-    if let top = options.logprobs, !(0...Self.maxTopLogprobs).contains(top) {
-      throw EngineError.invalidInput("the number of alternative tokens with log-probabilities must be in 0...\(Self.maxTopLogprobs)")
-    }
-    let context = config.maxPositions
-    if let limit = options.vocabularyLimit, limit < 1 { throw EngineError.invalidInput("the vocabulary limit must be at least 1") }
-    var inserted = 0
-    if let budget = options.thinkingBudget {
-      guard (1...context).contains(budget.budget), (0...context).contains(budget.answerTokens),
-        (0...budget.budget).contains(budget.minimumThinking)
-      else {
-        throw EngineError.invalidInput(
-          "the thinking budget must be in 1...\(context), the answer allowance in 0...\(context), and the minimum thinking at most the budget")
-      }
-      guard budget.minimumThinking == 0 || !budget.waitTokens.isEmpty else {
-        throw EngineError.invalidInput("a minimum thinking length needs the \"Wait\" tokens to insert")
-      }
-      guard budget.forcedTokens.count <= context, budget.waitTokens.count <= context else {
-        throw EngineError.invalidInput("the forced or \"Wait\" text is longer than the model's context")
-      }
-      for token in [budget.endOfThinking] + budget.forcedTokens + budget.waitTokens where !(0..<config.vocabSize).contains(token) {
-        throw EngineError.invalidInput("token id \(token) of the thinking budget is outside the vocabulary (0..<\(config.vocabSize))")
-      }
-      inserted = budget.maxInsertedTokens
-    }
-    // Positions needed: what the cache holds, the prompt, inserted tokens, and every sampled token
-    // but the last (which is never fed back).
-    let room = context - cache.nextPosition - prompt.count - inserted
-    if room < 0 || options.maxTokens - 1 > room {
-      throw EngineError.invalidInput(
-        "\(cache.nextPosition + prompt.count) tokens of context and prompt, \(inserted) inserted and \(options.maxTokens) new tokens exceed the model's context of \(context) positions")
-    }
-    try session.validate(tokens: prompt, appendingTo: cache)
-  }
 
   /// Prefills `prompt` into `cache` (which may already hold context) and adds `options.samples`
   /// samples continuing it — sample 0 in `cache` itself, the others in forks sharing the prompt's
@@ -337,93 +292,6 @@ public final class DecodeBatch {
     guard var sample = samples.removeValue(forKey: id) else { throw EngineError.invalidInput("internal: no sample \(id)") }
     defer { samples[id] = sample }
     return try body(&sample)
-  }
-
-  private func accept(_ token: Int, logprobs: TokenLogprobs?, state: inout Sample, member: Member) throws {
-    let options = member.options
-    let index = state.index
-    let onToken = member.onToken
-    /// Appends inserted tokens (no log-probabilities), or the drawn one with `drawn`.
-    func append(_ tokens: [Int], drawn: Bool = false) throws {
-      for token in tokens {
-        state.result.tokens.append(token)
-        try onToken?(index, token, drawn ? logprobs : nil)
-      }
-    }
-    /// Budget reached: the forced text closes the thinking; the answer allowance counts from here.
-    func force(_ budget: ThinkingBudget) throws {
-      try append(budget.forcedTokens)
-      state.result.forced = true
-      state.result.finish = .budget
-      state.pending += budget.forcedTokens
-      state.answerTokens = 0
-      state.phase = budget.answerTokens > 0 ? .answering : .done
-    }
-    state.sampled += 1
-    let isStop = options.stopTokens.contains(token)
-    switch state.phase {
-    case .done:
-      return
-    case .free:
-      try append([token], drawn: true)
-      if isStop {
-        state.result.finish = .eos
-        state.phase = .done
-        return
-      }
-      state.pending = [token]
-    case .thinking:
-      guard let budget = options.thinkingBudget else { return }
-      let closes = token == budget.endOfThinking || isStop
-      if closes && state.result.thinkingTokens < budget.minimumThinking {
-        // Too early: "Wait" instead, and think on. The insertion stops at the budget, so a sample
-        // forced there has thought exactly `budget` tokens.
-        let wait = Array(budget.waitTokens.prefix(budget.budget - state.result.thinkingTokens))
-        try append(wait)
-        state.result.thinkingTokens += wait.count
-        state.result.waits += 1
-        state.pending = wait
-        if state.result.thinkingTokens >= budget.budget {
-          try force(budget)
-          if state.phase == .done { return }
-        }
-      } else if token == budget.endOfThinking {
-        try append([token], drawn: true)
-        state.phase = .answering
-        state.pending = [token]
-      } else if isStop {
-        try append([token], drawn: true)
-        state.result.finish = .eos
-        state.phase = .done
-        return
-      } else {
-        try append([token], drawn: true)
-        state.result.thinkingTokens += 1
-        state.pending = [token]
-        if state.result.thinkingTokens >= budget.budget {
-          try force(budget)
-          if state.phase == .done { return }
-        }
-      }
-    case .answering:
-      guard let budget = options.thinkingBudget else { return }
-      try append([token], drawn: true)
-      state.answerTokens += 1
-      if isStop {
-        if !state.result.forced { state.result.finish = .eos }
-        state.phase = .done
-        return
-      }
-      if state.result.forced && state.answerTokens >= budget.answerTokens {
-        state.phase = .done
-        return
-      }
-      state.pending = [token]
-    }
-    if state.sampled >= options.maxTokens {
-      if !state.result.forced { state.result.finish = .length }
-      state.phase = .done
-    }
   }
 
   /// Bytes of the storage the caches hold, each shared block counted once.
