@@ -73,6 +73,7 @@ public final class InferenceSession {
   public var linearInputObserver: ((_ layer: Int, _ site: LinearSite, _ rows: UnsafePointer<Float>, _ stride: Int, _ count: Int) -> Void)?
 
   /// - Parameters:
+  ///   - model: the model to run; the session reads its weights, never copies them.
   ///   - threads: threads for the kernels (default: all available processors).
   ///   - maxRows: token rows per forward pass; longer prompts are prefilled in chunks of this size.
   ///   - maxLogitRows: rows with logits per forward pass (each costs `vocabSize × 4` bytes).
