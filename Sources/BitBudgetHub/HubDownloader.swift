@@ -234,8 +234,9 @@ public final class HubDownloader: Sendable {
     let temporary = link + ".\(UUID().uuidString.prefix(8)).tmp"
     try FileManager.default.createSymbolicLink(atPath: temporary, withDestinationPath: target)
     if rename(temporary, link) != 0 {
+      let code = errno
       try? FileManager.default.removeItem(atPath: temporary)
-      throw Failure(message: "cannot link \(link) to \(target) (errno \(errno))")
+      throw Failure(message: "cannot link \(link) to \(target) (errno \(code))")
     }
   }
 
@@ -526,8 +527,9 @@ public final class HubDownloader: Sendable {
     let temporary = path + ".\(UUID().uuidString.prefix(8)).tmp"
     try data.write(to: URL(fileURLWithPath: temporary))
     if rename(temporary, path) != 0 {
+      let code = errno
       try? FileManager.default.removeItem(atPath: temporary)
-      throw Failure(message: "cannot move \(temporary) to \(path) (errno \(errno))")
+      throw Failure(message: "cannot move \(temporary) to \(path) (errno \(code))")
     }
   }
 }

@@ -10,8 +10,8 @@ import BitBudgetKernels
 /// cost G times one.
 ///
 /// `engine` convention: a replay of the plans the engine's caches allocate by (`FullKVCache`'s
-/// 64-token blocks; `CompressedKVCache.LayerPlan`: dense block, quantized blocks, query window and
-/// policy marks, the same code the cache follows), for the prompt prefilled in chunks of
+/// 64-token blocks; `CompressedKVCache.LayerPlan`: dense block, quantized blocks, query window,
+/// policy marks and attention totals, the same code the cache follows), for the prompt prefilled in chunks of
 /// `prefillChunk` tokens and the rest decoded one token per pass, with the sharing of forked
 /// samples (full: the prompt's whole blocks; quantized blocks made before the fork, while they
 /// last). It equals the caches' `residentBytes` to the byte at the end, and also gives the largest

@@ -295,7 +295,15 @@ import Testing
     }
     #expect(try KVCacheSpec.parse("snapkv:64").description == "snapkv:64,window=32,kernel=7,buffer=128")
     #expect(try KVCacheSpec.parse("snapkv:64") != KVCacheSpec.parse("snapkv:64,window=31"))
-    for bad in ["rkv:4", "rkv:8", "snapkv:32", "snapkv:64,kernel=4", "snapkv:64,window=0", "snapkv:64,buffer=8", "snapkv:64,lambda=1"] {
+    // A window longer than the default interval moves the interval's default with it.
+    for long in ["snapkv:1024,window=200", "rkv:1024,window=300"] {
+      let spec = try KVCacheSpec.parse(long)
+      #expect(try KVCacheSpec.parse(spec.description) == spec && spec.eviction?.interval == spec.eviction?.queryWindow, "\(spec)")
+    }
+    for bad in [
+      "rkv:4", "rkv:8", "snapkv:32", "snapkv:64,kernel=4", "snapkv:64,window=0", "snapkv:64,buffer=8", "snapkv:64,lambda=1",
+      "streaming:3", "streaming:4", "h2o:64,recent=65",
+    ] {
       #expect(throws: EngineError.self, "\(bad)") { try KVCacheSpec.parse(bad) }
     }
     for policy in KVPolicies.evictionPolicies {

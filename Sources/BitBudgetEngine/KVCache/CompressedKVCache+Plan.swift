@@ -43,9 +43,8 @@ extension CompressedKVCache {
     public private(set) var denseCapacity: Int
     /// Token slots of the attention totals (0 unless the policy accumulates attention).
     public private(set) var totalsCapacity: Int
-    /// Query rows attended so far (the window holds the last `queryWindow` of them).
-    public private(set) var queriesSeen = 0
-    /// Tokens committed so far.
+    /// Tokens committed so far (each attended with its query: the window holds the last
+    /// `queryWindow` of them).
     public private(set) var position = 0
 
     public init(geometry: KVCacheGeometry, queryHeads: Int, spec: KVCacheSpec, elementType: ElementType) {
@@ -71,12 +70,12 @@ extension CompressedKVCache {
     public var quantizedTokens: Int { blocks.reduce(0) { $0 + $1.tokens } }
     public var tokens: Int { quantizedTokens + denseTokens }
 
-    /// `count` new tokens: the dense block grows to hold them exactly, beyond its steady size only
-    /// for a prefill chunk (once per pass; the pass's commit cuts it back).
+    /// `count` new tokens: the dense block grows, 32 slots at a time, to hold them (beyond its
+    /// steady size for a prefill chunk, cut back by the pass's commit; and with eviction and HQQ
+    /// whose residual exceeds the interval, while the layer holds fewer than `budget` tokens).
     public mutating func append(_ count: Int) {
       if denseTokens + count > denseCapacity { denseCapacity = Self.roundUp(denseTokens + count) }
       denseTokens += count
-      queriesSeen += count
       if totalsCapacity > 0 && tokens > totalsCapacity { totalsCapacity = Self.roundUp(tokens) }
     }
 
@@ -89,7 +88,7 @@ extension CompressedKVCache {
       position += count
       let isPrefill = count > 1
       var step = Commit()
-      if let e = spec.eviction, isPrefill || before % e.interval == 0, queriesSeen >= e.queryWindow, tokens >= e.budget {
+      if let e = spec.eviction, isPrefill || before % e.interval == 0, position >= e.queryWindow, tokens >= e.budget {
         step.compresses = true
       }
       let kept = step.compresses ? spec.eviction?.budget : nil

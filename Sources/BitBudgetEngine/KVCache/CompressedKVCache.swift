@@ -192,14 +192,10 @@ public final class CompressedKVCache: KVCache {
     let (tokensBefore, oldTotals) = (layers[l].tokens, layers[l].plan.totalsCapacity)
     layers[l].plan.append(count)
     if layers[l].denseCapacity != oldCapacity { resizeDense(l, from: oldCapacity, rows: held) }
-    if layers[l].plan.totalsCapacity > 0 {
-      // New rows start with no attention received.
-      let rows = (0..<geometry.kvHeads).map { h in (0..<tokensBefore).map { h * oldTotals + $0 } }
-      if layers[l].plan.totalsCapacity != oldTotals { gatherTotals(l, rows: rows, from: oldTotals) }
-      let totals = layers[l].totals.pointer.assumingMemoryBound(to: Float.self)
-      for h in 0..<geometry.kvHeads {
-        (totals + h * layers[l].plan.totalsCapacity + tokensBefore).update(repeating: 0, count: count)
-      }
+    // New rows' totals are 0: slots past the held rows are never written (a totals block is
+    // always a fresh, zeroed allocation filled only up to the rows it holds).
+    if layers[l].plan.totalsCapacity != oldTotals {
+      gatherTotals(l, rows: (0..<geometry.kvHeads).map { h in (0..<tokensBefore).map { h * oldTotals + $0 } }, from: oldTotals)
     }
     let segment = denseSegment(layers[l])
     let (d, width, capacity) = (geometry.headDim, geometry.rowWidth, layers[l].denseCapacity)
@@ -280,6 +276,8 @@ public final class CompressedKVCache: KVCache {
         let run = { (index: Int) in results[due[index]] = self.selectRows(due[index], eviction) }
         if let pool { pool.parallelFor(due.count, run) } else { due.indices.forEach(run) }
       }
+      // The plan counts on every due layer keeping `budget` rows (it holds at least that many).
+      for l in due { precondition(selections[l] != nil, "layer \(l) was due to compress but holds fewer than the budget") }
     }
     for l in layers.indices {
       let kept = selections[l]?.rows
@@ -401,10 +399,11 @@ public final class CompressedKVCache: KVCache {
         }
       }
     }
-    // The plan (and the memory model) count on exactly `budget` rows per head.
+    // The plan (and the memory model) count on exactly `budget` distinct rows per head.
     precondition(
-      rows.count == heads && rows.allSatisfy { $0.count == eviction.budget && $0.allSatisfy { (0..<total).contains($0) } },
-      "\(type(of: eviction)).keptRows must return \(eviction.budget) rows in 0..<\(total) for each of \(heads) KV heads")
+      rows.count == heads
+        && rows.allSatisfy { $0.count == eviction.budget && $0.allSatisfy { (0..<total).contains($0) } && Set($0).count == $0.count },
+      "\(type(of: eviction)).keptRows must return \(eviction.budget) distinct rows in 0..<\(total) for each of \(heads) KV heads")
     return Selection(rows: rows, isolated: isolated)
   }
 

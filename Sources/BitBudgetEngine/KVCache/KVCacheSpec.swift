@@ -21,7 +21,7 @@ public struct KVQuantization: Sendable, Equatable {
 }
 
 /// A KV-cache configuration as `--kv` spells it: `full`, a registered eviction policy
-/// (`streaming:B[,sinks=S]`, `rkv:B[,window=…]`, `snapkv:B[,…]`, see `KVPolicies`), an HQQ
+/// (`streaming:B[,sinks=S]`, `rkv:B[,window=…]`, `snapkv:B[,…]`, `h2o:B[,…]`, see `KVPolicies`), an HQQ
 /// quantization `hqq:BITS[,group=G,residual=R,axis=A]`, or a policy and a quantization joined by
 /// `+` (`rkv:2048+hqq:4`).
 ///

@@ -110,16 +110,25 @@ public struct KVSpecOptions {
     self.invalid = invalid
   }
 
-  /// The option's integer value, or `fallback` when absent; throws unless it lies in `range`.
+  /// The option's integer value, or `fallback` when absent; throws unless the value, given or
+  /// default, lies in `range` (a default that does not fit this spec would not parse back from
+  /// its canonical text).
   public mutating func int(_ key: String, default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
-    guard let text = values.removeValue(forKey: key) else { return fallback }
+    guard let text = values.removeValue(forKey: key) else {
+      guard range.contains(fallback) else { throw invalid("the default \(key)=\(fallback) does not fit: set \(key) in \(range)") }
+      return fallback
+    }
     guard let value = Int(text), range.contains(value) else { throw invalid("\(key) must be an integer in \(range)") }
     return value
   }
 
-  /// The option's number, or `fallback` when absent; throws unless it lies in `range`.
+  /// The option's number, or `fallback` when absent; throws unless the value, given or default,
+  /// lies in `range`.
   public mutating func float(_ key: String, default fallback: Float, in range: ClosedRange<Float>) throws -> Float {
-    guard let text = values.removeValue(forKey: key) else { return fallback }
+    guard let text = values.removeValue(forKey: key) else {
+      guard range.contains(fallback) else { throw invalid("the default \(key)=\(fallback) does not fit: set \(key) in \(range)") }
+      return fallback
+    }
     guard let value = Float(text), range.contains(value) else { throw invalid("\(key) must be a number in \(range)") }
     return value
   }

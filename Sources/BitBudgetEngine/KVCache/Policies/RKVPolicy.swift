@@ -17,7 +17,7 @@ public struct RKVPolicy: EvictionPolicy, Equatable {
   public var lambda: Float = 0.1
   /// Cosine similarity above which two keys count as redundant.
   public var threshold: Float = 0.5
-  /// Decode steps between compressions (`divide_length`).
+  /// Decode steps between compressions (`divide_length`; by default 128, or the window if longer).
   public var buffer = 128
 
   public init(budget: Int) { self.budget = budget }
@@ -30,7 +30,7 @@ public struct RKVPolicy: EvictionPolicy, Equatable {
     guard kernel % 2 == 1 else { throw options.error("kernel must be odd") }
     lambda = try options.float("lambda", default: lambda, in: 0...1)
     threshold = try options.float("threshold", default: threshold, in: -1...1)
-    buffer = try options.int("buffer", default: buffer, in: window...1 << 20)
+    buffer = try options.int("buffer", default: max(buffer, window), in: window...1 << 20)
   }
 
   public var description: String {

@@ -25,7 +25,8 @@ public struct SnapKVPolicy: EvictionPolicy, Equatable {
   public var window = 32
   /// Width of the average pooling (odd).
   public var kernel = 7
-  /// Decode steps between compressions (kvpress's `compression_interval`).
+  /// Decode steps between compressions (kvpress's `compression_interval`; by default 128, or
+  /// the window if longer).
   public var buffer = 128
 
   public init(budget: Int) { self.budget = budget }
@@ -36,7 +37,7 @@ public struct SnapKVPolicy: EvictionPolicy, Equatable {
     guard window < budget else { throw options.error("the budget must exceed the window (\(window); set window=…)") }
     kernel = try options.int("kernel", default: kernel, in: 1...255)
     guard kernel % 2 == 1 else { throw options.error("kernel must be odd") }
-    buffer = try options.int("buffer", default: buffer, in: window...1 << 20)
+    buffer = try options.int("buffer", default: max(buffer, window), in: window...1 << 20)
   }
 
   public var description: String { "snapkv:\(budget),window=\(window),kernel=\(kernel),buffer=\(buffer)" }
