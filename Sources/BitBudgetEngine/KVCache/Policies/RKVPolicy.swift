@@ -25,7 +25,6 @@ public struct RKVPolicy: EvictionPolicy, Equatable {
   public init(budget: Int, options: inout KVSpecOptions) throws {
     self.init(budget: budget)
     window = try options.int("window", default: window, in: 1...budget - 1)
-    guard window < budget else { throw options.error("the budget must exceed the window (\(window); set window=…)") }
     kernel = try options.int("kernel", default: kernel, in: 1...255)
     guard kernel % 2 == 1 else { throw options.error("kernel must be odd") }
     lambda = try options.float("lambda", default: lambda, in: 0...1)

@@ -34,7 +34,6 @@ public struct SnapKVPolicy: EvictionPolicy, Equatable {
   public init(budget: Int, options: inout KVSpecOptions) throws {
     self.init(budget: budget)
     window = try options.int("window", default: window, in: 1...budget - 1)
-    guard window < budget else { throw options.error("the budget must exceed the window (\(window); set window=…)") }
     kernel = try options.int("kernel", default: kernel, in: 1...255)
     guard kernel % 2 == 1 else { throw options.error("kernel must be odd") }
     buffer = try options.int("buffer", default: max(buffer, window), in: window...1 << 20)
