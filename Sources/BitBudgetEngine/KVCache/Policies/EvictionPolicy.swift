@@ -114,22 +114,23 @@ public struct KVSpecOptions {
   /// default, lies in `range` (a default that does not fit this spec would not parse back from
   /// its canonical text).
   public mutating func int(_ key: String, default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
-    guard let text = values.removeValue(forKey: key) else {
-      guard range.contains(fallback) else { throw invalid("the default \(key)=\(fallback) does not fit: set \(key) in \(range)") }
-      return fallback
-    }
-    guard let value = Int(text), range.contains(value) else { throw invalid("\(key) must be an integer in \(range)") }
-    return value
+    try value(key, fallback, range, kind: "an integer")
   }
 
   /// The option's number, or `fallback` when absent; throws unless the value, given or default,
   /// lies in `range`.
   public mutating func float(_ key: String, default fallback: Float, in range: ClosedRange<Float>) throws -> Float {
+    try value(key, fallback, range, kind: "a number")
+  }
+
+  private mutating func value<Value: LosslessStringConvertible & Comparable>(
+    _ key: String, _ fallback: Value, _ range: ClosedRange<Value>, kind: String
+  ) throws -> Value {
     guard let text = values.removeValue(forKey: key) else {
       guard range.contains(fallback) else { throw invalid("the default \(key)=\(fallback) does not fit: set \(key) in \(range)") }
       return fallback
     }
-    guard let value = Float(text), range.contains(value) else { throw invalid("\(key) must be a number in \(range)") }
+    guard let value = Value(text), range.contains(value) else { throw invalid("\(key) must be \(kind) in \(range)") }
     return value
   }
 
