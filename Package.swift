@@ -1,11 +1,20 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
+// 6.2, not lower: from tools version 6.2 on, SwiftPM accepts a package whose targets use
+// `unsafeFlags` as a versioned dependency (`from: "…"`); at 6.0/6.1 it refuses it ("contains unsafe
+// build flags"). The flags below are what the kernels need, so this line is what lets other
+// packages depend on BitBudget by version.
 import PackageDescription
 
 /// Swift emits AVX2/AVX-512 for `SIMD16<Float>` only when it is told the target CPU; without it,
-/// `addProduct` lowers to per-lane `fmaf` calls (≈35× slower). The kernels are also optimized in
-/// debug builds so that `swift test` runs real models in reasonable time.
+/// `addProduct` lowers to per-lane `fmaf` calls (≈35× slower). The default, `native`, builds for
+/// the machine that compiles (and so picks the AVX-512 VNNI/BF16 kernels where it has them). To
+/// build a binary for other machines, name their CPU: `BITBUDGET_TARGET_CPU=haswell swift build`
+/// (AVX2+FMA; the VNNI/BF16 kernels are then left out and the portable SIMD kernels run). On
+/// macOS the compiler's default CPU already has the SIMD the kernels use. The kernels are also
+/// optimized in debug builds so that `swift test` runs real models in reasonable time.
+let targetCPU = Context.environment["BITBUDGET_TARGET_CPU"] ?? "native"
 let nativeCPU: [SwiftSetting] = [
-  .unsafeFlags(["-target-cpu", "native"], .when(platforms: [.linux])),
+  .unsafeFlags(["-target-cpu", targetCPU], .when(platforms: [.linux])),
 ]
 let optimizedKernels: [SwiftSetting] =
   nativeCPU + [.unsafeFlags(["-O"], .when(configuration: .debug))]

@@ -117,104 +117,71 @@ struct Generate: ParsableCommand {
     let wallStart = Date()
     let model = try options.loadModel()
     let tokenizer = try loadTokenizer(model: model)
-    let promptIds: [Int]
-    var endOfTurn: [Int] = []
-    if let prompt, let tokenizer {
-      var text = prompt
-      if chat {
-        let template = try ChatTemplate.forModel(model, tokenizer: tokenizer, explicit: chatTemplate)
-        text = try template.render([ChatMessage(role: .user, content: prompt)], options: .init(enableThinking: !noThinking))
-        endOfTurn = tokenizer.endOfTurnIds(template)
-      }
-      // A chat template writes BOS itself (transformers encodes its output without special tokens).
-      promptIds = chat ? tokenizer.encode(text) : tokenizer.encodePrompt(text)
-    } else {
-      promptIds = ids?.values ?? []
+    if thinkingBudget != nil, tokenizer == nil {
+      throw CommandFailure(message: "--thinking-budget needs a tokenizer (to find </think> and encode --budget-text); give --tokenizer")
     }
-    var stops = Set(try model.stopTokenIds())
-    // A chat turn ends with the tokenizer's end-of-sequence token (Qwen: <|im_end|>), which a
-    // base model's generation config may not list.
-    if chat, let tokenizer, let end = tokenizer.configuration.eosToken.flatMap(tokenizer.id(of:)) { stops.insert(end) }
-    stops.formUnion(endOfTurn)
+    let template = try chat ? tokenizer.map { try ChatTemplate.forModel(model, tokenizer: $0, explicit: chatTemplate) } : nil
+    let session = try options.session(model)
+    let reasoning = try ReasoningModel(model: model, tokenizer: tokenizer, template: template, session: session)
+    let request: ReasoningPrompt =
+      if let prompt { chat ? .messages([ChatMessage(role: .user, content: prompt)]) : .text(prompt) } else { .tokens(ids?.values ?? []) }
 
-    var sampling = greedy ? SamplingParameters.greedy : try model.generationDefaults()
+    var settings = ReasoningOptions(maxTokens: maxTokens, seed: seed, thinking: !noThinking, thinkingBudget: thinkingBudget, answerTokens: answerTokens, kv: try options.kvSpec())
+    settings.kvElementType = options.kvDType.elementType
+    var sampling = greedy ? SamplingParameters.greedy : reasoning.defaultSampling
     if let temperature { sampling.temperature = temperature }
     if let topK { sampling.topK = topK }
     if let topP { sampling.topP = topP }
     if let minP { sampling.minP = minP }
+    settings.sampling = sampling
+    settings.budgetText = Self.budgetPresets[budgetText] == nil ? Self.unescape(budgetText) : budgetText
+    settings.minimumThinking = minThinking
+    settings.waitText = Self.unescape(waitText)
 
-    let budget = try thinkingBudget.map { try makeBudget($0, tokenizer: tokenizer) }
-    let limit = maxTokens ?? (budget.map { $0.budget + $0.answerTokens } ?? 256)
-    let generation = GenerationOptions(
-      maxTokens: limit, sampling: sampling, samples: samples, seed: seed, stopTokens: stops,
-      vocabularyLimit: tokenizer.map { min($0.vocabularySize, model.config.vocabSize) }, thinkingBudget: budget)
-
-    try options.checkMemoryLimit(
-      model: model, promptTokens: promptIds.count, tokens: limit + (budget?.maxInsertedTokens ?? 0), samples: samples,
-      prefillChunk: InferenceSession.defaultMaxRows)
-    let session = try options.session(model)
-    let cache = try options.makeCache(session)
-    let terminal = !json && isatty(STDOUT_FILENO) != 0
-    var decoder = tokenizer.map { StreamingDecoder(tokenizer: $0) }
-    let streams = terminal && samples == 1
-    let result = try Generator(session: session).generate(
-      prompt: promptIds, options: generation, cache: cache,
-      onToken: streams ? { _, token, _ in
-        if var streaming = decoder {
-          Output.write(try streaming.append(token))
-          decoder = streaming
-        } else {
-          Output.write("\(token) ")
-        }
-      } : nil)
-
-    let tags = tokenizer?.thinkingTags
-    let endOfThinking = tags.flatMap { tokenizer?.id(of: $0.close) }
-    let reports = try result.samples.map { sample -> GenerateReport.Sample in
-      let text = try tokenizer?.decode(sample.tokens)
-      let thinking = endOfThinking.map { end in sample.tokens.firstIndex(of: end) ?? sample.tokens.count }
-      // With --no-thinking the prompt closed the thinking, so all the text is the answer.
-      let answer = noThinking ? text : text.flatMap { text in tags.flatMap { ThinkingSplit.split(text, open: $0.open, close: $0.close).answer } }
-      return GenerateReport.Sample(
-        tokens: sample.tokens, text: text, thinkingTokens: noThinking ? 0 : thinking, answer: answer,
-        finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)
+    let generation: GenerationOptions
+    do {
+      generation = try reasoning.generationOptions(for: request, samples: samples, options: settings)
+    } catch let error as EngineError {
+      throw CommandFailure(message: error.description.replacingOccurrences(of: "the budget text", with: "--budget-text"))
     }
+    let promptTokens = try reasoning.tokens(of: request, thinking: !noThinking).count
+    try options.checkMemoryLimit(
+      model: model, promptTokens: promptTokens, tokens: generation.maxTokens + (generation.thinkingBudget?.maxInsertedTokens ?? 0),
+      samples: samples, prefillChunk: InferenceSession.defaultMaxRows)
+    let terminal = !json && isatty(STDOUT_FILENO) != 0
+    let streams = terminal && samples == 1
+    let result = try reasoning.generate(request, samples: samples, options: settings) { event in
+      guard streams, case .token(let token) = event else { return }
+      Output.write(tokenizer == nil ? "\(token.id) " : token.text)
+    }
+
     if json {
+      let reports = result.samples.map { sample in
+        GenerateReport.Sample(
+          tokens: sample.tokens, text: tokenizer == nil ? nil : sample.text,
+          thinkingTokens: reasoning.thinkingTags == nil ? nil : sample.thinkingTokens, answer: tokenizer == nil ? nil : sample.answer,
+          finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)
+      }
       let report = GenerateReport(
-        samples: reports, promptTokens: result.promptTokens, seed: seed, sampling: sampling.description,
+        samples: reports, promptTokens: result.generation.promptTokens, seed: seed, sampling: sampling.description,
         memory: .init(
-          kv: try options.kvSpec().description, kvDtype: options.kvDType.rawValue,
-          weights: model.weights.format.description, weightBits: model.weights.format.bits, weightsBytes: model.weights.byteCount, kvBytes: result.kvBytes, scratchBytes: session.scratchBytes,
+          kv: settings.kv.description, kvDtype: options.kvDType.rawValue,
+          weights: model.weights.format.description, weightBits: model.weights.format.bits, weightsBytes: model.weights.byteCount, kvBytes: result.generation.kvBytes, scratchBytes: session.scratchBytes,
           peakRssBytes: ProcessMemory.peakResidentBytes),
-        timing: .init(result, wallSeconds: Date().timeIntervalSince(wallStart)))
+        timing: .init(result.generation, wallSeconds: Date().timeIntervalSince(wallStart)))
       try Output.json(report)
       return
     }
     if streams {
-      Output.line(decoder?.finish() ?? "")
+      Output.line("")
     } else {
-      for (index, sample) in reports.enumerated() {
-        if samples > 1 { Output.line("--- sample \(index) (\(sample.finish), \(sample.tokens.count) tokens)") }
-        Output.line(sample.text ?? sample.tokens.map(String.init).joined(separator: " "))
+      for sample in result.samples {
+        if samples > 1 { Output.line("--- sample \(sample.index) (\(sample.finish.rawValue), \(sample.tokens.count) tokens)") }
+        Output.line(tokenizer == nil ? sample.tokens.map(String.init).joined(separator: " ") : sample.text)
       }
     }
     let finishes = result.samples.map(\.finish.rawValue).joined(separator: ", ")
     FileHandle.standardError.write(Data("finish: \(finishes); \(result.samples.map(\.tokens.count).reduce(0, +)) tokens\n".utf8))
-  }
-
-  /// The thinking budget: forced and "Wait" texts tokenized, the model's end of thinking
-  /// (`</think>`, or `[/THINK]`) looked up; a preset's `</think>` becomes the model's own tag.
-  private func makeBudget(_ budget: Int, tokenizer: Tokenizer?) throws -> ThinkingBudget {
-    guard let tokenizer else {
-      throw CommandFailure(message: "--thinking-budget needs a tokenizer (to find </think> and encode --budget-text); give --tokenizer")
-    }
-    let text = Self.budgetPresets[budgetText] == nil ? Self.unescape(budgetText) : budgetText
-    do {
-      return try ThinkingBudget.forTokenizer(
-        tokenizer, budget: budget, answerTokens: answerTokens, text: text, minimumThinking: minThinking, waitText: Self.unescape(waitText))
-    } catch {
-      throw CommandFailure(message: error.description.replacingOccurrences(of: "the budget text", with: "--budget-text"))
-    }
   }
 
   /// `\n`, `\t` and `\\` in a command-line text.

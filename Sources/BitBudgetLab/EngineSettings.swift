@@ -83,30 +83,3 @@ public struct EngineSettings: Sendable {
       "this run needs \(ByteSize.gib(e.totalBytes)) (weights \(ByteSize.gib(e.weightsBytes)) + KV up to \(ByteSize.gib(e.kvPeakBytes)) for \(samples) × \(promptTokens + tokens) tokens with --kv \(kv) + scratch \(ByteSize.gib(e.scratchBytes))), more than --memory-limit \(ByteSize.readable(memoryLimit)); try fewer tokens or samples, or a compressed --kv")
   }
 }
-
-extension ChatTemplate {
-  /// The template `model` is prompted with: `explicit` (a file, or `qwen3`) when given, else the
-  /// model's own; a model without one is refused rather than prompted in another model's format.
-  public static func forModel(_ model: DecoderModel, tokenizer: Tokenizer, explicit: String?) throws -> ChatTemplate {
-    if let explicit { return try load(explicit, tokenizer: tokenizer) }
-    guard let template = try tokenizer.chatTemplate(name: model.path) else {
-      throw LabError.invalidScenario(
-        "\(model.path) has no chat template (tokenizer_config.json chat_template, chat_template.jinja, or GGUF tokenizer.chat_template); give one with --chat-template FILE, or --chat-template qwen3")
-    }
-    return template
-  }
-}
-
-extension DecoderModel {
-  /// The tokenizer at `explicit` (a folder or file), else the model's own (GGUF metadata or the
-  /// folder's tokenizer files), or nil when there is none.
-  public func tokenizer(explicit: String? = nil) throws -> Tokenizer? {
-    if let explicit { return try Tokenizer.load(anyFrom: explicit) }
-    if let gguf { return try Tokenizer.fromGGUF(gguf) }
-    guard let folder = directory else { return nil }
-    let hasTokenizer = ["tokenizer.json", "vocab.json"].contains {
-      FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0))
-    }
-    return hasTokenizer ? try Tokenizer.load(from: folder) : nil
-  }
-}

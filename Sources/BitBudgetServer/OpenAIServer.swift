@@ -263,7 +263,7 @@ public struct OpenAIServer: Sendable {
       let text = try fields.string("budget_text") ?? "paper"
       let minimum = try fields.integer("min_thinking", in: 0...tokens) ?? 0
       let made = engine.withTokenizer { tokenizer in
-        Result { () throws(LabError) -> ThinkingBudget in
+        Result { () throws(EngineError) -> ThinkingBudget in
           try ThinkingBudget.forTokenizer(tokenizer, budget: tokens, answerTokens: answerTokens, text: text, minimumThinking: minimum)
         }
       }

@@ -344,8 +344,8 @@ public final class ServingEngine: @unchecked Sendable {
   private func admit(_ job: Job) {
     do {
       let cache = try settings.makeCache(session)
-      job.group = try batch.enqueue(prompt: job.request.prompt, options: job.request.options, cache: cache) { [unowned self] sample, token, logprobs in
-        self.deliver(token, logprobs: logprobs, sample: sample, job: job)
+      job.group = try batch.enqueue(prompt: job.request.prompt, options: job.request.options, cache: cache) { [unowned self] appended in
+        self.deliver(appended.token, logprobs: appended.logprobs, sample: appended.sample, job: job)
       }
       metrics.promptTokens.increment(by: job.request.prompt.count)
       lockedLive { $0.append(job) }

@@ -20,7 +20,7 @@ import Testing
     var seen: [(Int, TokenLogprobs?)] = []
     _ = try Generator(session: session).generate(
       prompt: Array(reference.inputIds.prefix(promptLength)), options: options, cache: session.makeCache(elementType: .f32)
-    ) { _, token, logprobs in seen.append((token, logprobs)) }
+    ) { appended in seen.append((appended.token, appended.logprobs)) }
 
     let logits = reference.logits[promptLength - 1].map(Double.init)
     let top = logits.max() ?? 0

@@ -5,16 +5,16 @@ extension DecodeBatch {
     let options = member.options
     let index = state.index
     let onToken = member.onToken
-    /// Appends inserted tokens (no log-probabilities), or the drawn one with `drawn`.
-    func append(_ tokens: [Int], drawn: Bool = false) throws {
+    /// Appends the drawn token (with its log-probabilities) or inserted ones (without).
+    func append(_ tokens: [Int], origin: AppendedToken.Origin = .drawn) throws {
       for token in tokens {
         state.result.tokens.append(token)
-        try onToken?(index, token, drawn ? logprobs : nil)
+        try onToken?(AppendedToken(sample: index, token: token, logprobs: origin == .drawn ? logprobs : nil, origin: origin))
       }
     }
     /// Budget reached: the forced text closes the thinking; the answer allowance counts from here.
     func force(_ budget: ThinkingBudget) throws {
-      try append(budget.forcedTokens)
+      try append(budget.forcedTokens, origin: .forced)
       state.result.forced = true
       state.result.finish = .budget
       state.pending += budget.forcedTokens
@@ -27,7 +27,7 @@ extension DecodeBatch {
     case .done:
       return
     case .free:
-      try append([token], drawn: true)
+      try append([token])
       if isStop {
         state.result.finish = .eos
         state.phase = .done
@@ -41,7 +41,7 @@ extension DecodeBatch {
         // Too early: "Wait" instead, and think on. The insertion stops at the budget, so a sample
         // forced there has thought exactly `budget` tokens.
         let wait = Array(budget.waitTokens.prefix(budget.budget - state.result.thinkingTokens))
-        try append(wait)
+        try append(wait, origin: .wait)
         state.result.thinkingTokens += wait.count
         state.result.waits += 1
         state.pending = wait
@@ -50,16 +50,16 @@ extension DecodeBatch {
           if state.phase == .done { return }
         }
       } else if token == budget.endOfThinking {
-        try append([token], drawn: true)
+        try append([token])
         state.phase = .answering
         state.pending = [token]
       } else if isStop {
-        try append([token], drawn: true)
+        try append([token])
         state.result.finish = .eos
         state.phase = .done
         return
       } else {
-        try append([token], drawn: true)
+        try append([token])
         state.result.thinkingTokens += 1
         state.pending = [token]
         if state.result.thinkingTokens >= budget.budget {
@@ -69,7 +69,7 @@ extension DecodeBatch {
       }
     case .answering:
       guard let budget = options.thinkingBudget else { return }
-      try append([token], drawn: true)
+      try append([token])
       state.answerTokens += 1
       if isStop {
         if !state.result.forced { state.result.finish = .eos }

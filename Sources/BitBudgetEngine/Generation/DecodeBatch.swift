@@ -62,10 +62,29 @@ public final class DecodeBatch {
     let cache: any KVCache
   }
 
-  /// Sees each token appended to a sample of a group: the sample's index in its group, the token,
-  /// and the model's log-probabilities there when the options ask for them (nil for tokens the
-  /// budget inserts, which are not drawn).
-  public typealias TokenHandler = (_ sample: Int, _ token: Int, _ logprobs: TokenLogprobs?) throws -> Void
+  /// A token appended to a sample, as a ``TokenHandler`` sees it.
+  public struct AppendedToken: Sendable {
+    /// Who chose a token.
+    public enum Origin: Sendable, Equatable {
+      /// Drawn from the model's distribution.
+      case drawn
+      /// Budget forcing's text closing the thinking at the budget.
+      case forced
+      /// The wait text that replaced an end of thinking before the minimum.
+      case wait
+    }
+
+    /// The sample's index in its group.
+    public var sample: Int
+    public var token: Int
+    /// The model's log-probabilities at this step when the options ask for them; nil for
+    /// inserted tokens, which are not drawn.
+    public var logprobs: TokenLogprobs?
+    public var origin: Origin
+  }
+
+  /// Sees each token appended to a sample of a group, in order.
+  public typealias TokenHandler = (AppendedToken) throws -> Void
 
   private var samples: [Int: Sample] = [:]
   private var groups: [Int: Member] = [:]
