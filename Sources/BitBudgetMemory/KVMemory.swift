@@ -18,6 +18,7 @@ import BitBudgetKernels
 /// value seen after any pass (`peakBytes`); allocations that live only inside a pass (the
 /// compaction of a layer, a growing dense block's old copy) are not counted.
 public enum KVMemory {
+  /// Bytes of KV storage a run holds: at the end and at its peak.
   public struct Usage: Sendable, Equatable {
     /// At the end.
     public var bytes: Int

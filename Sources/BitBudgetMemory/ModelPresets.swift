@@ -3,6 +3,7 @@ import BitBudgetEngine
 /// Configurations of the Qwen3 models (the dense ones of the paper, and the two mixture-of-experts
 /// ones, whose every expert is resident), for planning without weights.
 public enum ModelPresets {
+  /// One model: its name and configuration.
   public struct Preset: Sendable {
     public let name: String
     public let config: ModelConfig

@@ -39,6 +39,7 @@ public struct ReplyToken: Sendable {
 
 /// A finished request.
 public struct ServingOutcome: Sendable {
+  /// One sample of the request: its tokens, their text and why it stopped.
   public struct Sample: Sendable {
     public var tokens: [Int]
     public var text: String

@@ -197,7 +197,7 @@ import Testing
   static func storageBytes(_ caches: [any KVCache]) -> Int {
     var seen = Set<ObjectIdentifier>()
     var total = 0
-    for cache in caches { cache.forEachStorage { id, bytes in if seen.insert(id).inserted { total += bytes } } }
+    for cache in caches { cache.engine.forEachStorage { id, bytes in if seen.insert(id).inserted { total += bytes } } }
     return total
   }
 
@@ -331,11 +331,11 @@ import Testing
             let keys = (0..<count * width).map { _ in random.signedUnit() * 2 }
             let values = (0..<count * width).map { _ in random.signedUnit() }
             let queries = (0..<count * queryWidth).map { _ in random.signedUnit() * 2 }
-            caches[i].cache.append(layer: l, keys: keys, values: values, count: count)
+            caches[i].cache.engine.append(layer: l, keys: keys, values: values, count: count)
             caches[i].keys[l] += keys.map { Self.stored($0, type) }
             caches[i].values[l] += values.map { Self.stored($0, type) }
             var output = [Float](repeating: .nan, count: count * queryWidth)
-            caches[i].cache.attend(
+            caches[i].cache.engine.attend(
               layer: l, queries: queries, rows: count, shape: shape.attention, output: &output, pool: pool, scratch: scratch)
             let heldKeys = Self.heldRows(caches[i], layer: l, values: false, shape: shape)
             let held = heldKeys.count / width
@@ -351,7 +351,7 @@ import Testing
             #expect(worst <= 1e-5, "attention, layer \(l): |Δ| \(worst) over \(held) rows: \(here)")
           }
           caches[i].positions = caches[i].positions.map { $0.map { $0 + Array(before..<(before + count)) } }
-          caches[i].cache.commit(tokens: count)
+          caches[i].cache.engine.commit(tokens: count)
           Self.predictCommit(&caches[i], spec: spec, count: count, before: before)
           #expect(caches[i].cache.nextPosition == before + count)
           Self.checkContents(caches[i], spec: spec, shape: shape, context: here)
@@ -392,13 +392,13 @@ import Testing
             let keys = (0..<count * width).map { _ in random.signedUnit() * 2 }
             let values = (0..<count * width).map { _ in random.signedUnit() }
             let queries = (0..<count * queryWidth).map { _ in random.signedUnit() * 2 }
-            cache.append(layer: l, keys: keys, values: values, count: count)
-            cache.attend(layer: l, queries: queries, rows: count, shape: shape.attention, output: &output, pool: pool, scratch: scratch)
+            cache.engine.append(layer: l, keys: keys, values: values, count: count)
+            cache.engine.attend(layer: l, queries: queries, rows: count, shape: shape.attention, output: &output, pool: pool, scratch: scratch)
             longest = max(longest, cache.residentTokens)
           }
         }
         peak = max(peak, KVCachePropertyTests.storageBytes(caches))
-        for cache in caches { cache.commit(tokens: count) }
+        for cache in caches { cache.engine.commit(tokens: count) }
         peak = max(peak, KVCachePropertyTests.storageBytes(caches))
       }
       let first = try spec.makeCache(geometry: geometry, queryHeads: shape.queryHeads, elementType: type)

@@ -28,10 +28,10 @@ import Testing
       let keys = (0..<count * width).map { _ in random.signedUnit() * 2 }
       let values = (0..<count * width).map { _ in random.signedUnit() }
       let queries = (0..<count * queryWidth).map { _ in random.signedUnit() * 2 }
-      cache.append(layer: layer, keys: keys, values: values, count: count)
-      cache.attend(layer: layer, queries: queries, rows: count, shape: shape, output: &output, pool: pool, scratch: scratch)
+      cache.engine.append(layer: layer, keys: keys, values: values, count: count)
+      cache.engine.attend(layer: layer, queries: queries, rows: count, shape: shape, output: &output, pool: pool, scratch: scratch)
     }
-    cache.commit(tokens: count)
+    cache.engine.commit(tokens: count)
     return output
   }
 
@@ -360,9 +360,9 @@ import Testing
     let fork = cache.fork()
     if spec.quantization != nil {
       var shared = Set<ObjectIdentifier>()
-      cache.forEachStorage { id, _ in shared.insert(id) }
+      cache.engine.forEachStorage { id, _ in shared.insert(id) }
       var common = 0
-      fork.forEachStorage { id, _ in if shared.contains(id) { common += 1 } }
+      fork.engine.forEachStorage { id, _ in if shared.contains(id) { common += 1 } }
       #expect(common == Self.geometry.layers, "one quantized block per layer shared")
     }
     let before = try #require(cache as? CompressedKVCache).rowsInCacheOrder(0)
@@ -422,4 +422,10 @@ struct NewestTokensPolicy: EvictionPolicy {
   func keptRows(_ request: EvictionRequest) -> [[Int]] {
     Array(repeating: Array((request.length - budget)..<request.length), count: request.kvHeads)
   }
+}
+
+extension KVCache {
+  /// The calls the forward pass makes, on a cache the tests made with `makeCache` (always one of
+  /// the engine's, so the cast cannot fail).
+  var engine: any KVCacheStorage { self as! any KVCacheStorage }
 }

@@ -143,6 +143,25 @@ import Testing
     }
   }
 
+  /// A cache type from outside the engine cannot be driven by it: a clear error, not a crash.
+  @Test func aForeignCacheIsRefused() throws {
+    final class ForeignCache: KVCache {
+      let geometry: KVCacheGeometry
+      init(_ geometry: KVCacheGeometry) { self.geometry = geometry }
+      var nextPosition: Int { 0 }
+      var residentTokens: Int { 0 }
+      var residentBytes: Int { 0 }
+      func fork() -> any KVCache { ForeignCache(geometry) }
+    }
+    let model = try DecoderModel.load(path: Self.gguf)
+    let session = try InferenceSession(model: model, threads: 2)
+    let error = #expect(throws: EngineError.self) {
+      try Generator(session: session).generate(
+        prompt: [1, 2, 3], options: GenerationOptions(maxTokens: 2), cache: ForeignCache(KVCacheGeometry(model.config)))
+    }
+    #expect(error?.description.contains("is not one of the engine's KV caches") == true)
+  }
+
   /// A consumer that stops listening stops the generation; the model serves the next request.
   @Test func reasoningModelStopsWhenTheConsumerDoes() async throws {
     let reasoning = try ReasoningModel(path: Self.gguf, threads: 2)

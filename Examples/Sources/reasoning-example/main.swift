@@ -39,9 +39,12 @@ do {
     }
   }
 
+  // Four samples decoded together; they differ only when sampling is random.
+  options.sampling = SamplingParameters(temperature: 0.7, topP: 0.9)
   let four = try await model.sample(4, messages: [ChatMessage(role: .user, content: question)], options: options)
   for sample in four.samples {
-    print("sample \(sample.index): \(sample.answer ?? "(no answer)")".prefix(160))
+    let answer = (sample.answer ?? "(no answer)").replacingOccurrences(of: "\n", with: " ")
+    print("sample \(sample.index) (\(sample.finish.rawValue)): \(answer.prefix(100))")
   }
 } catch {
   FileHandle.standardError.write(Data("reasoning-example: \(error)\n".utf8))

@@ -45,6 +45,7 @@ public struct MeasuredPlanner: Sendable {
   }
 }
 
+/// Why the planner has no configuration to recommend.
 public enum PlanError: Error, CustomStringConvertible, Sendable {
   case nothingFits(String)
 

@@ -3,6 +3,7 @@ import Foundation
 /// A line/scatter plot rendered as a self-contained SVG string (no fonts, scripts or links to
 /// load): accuracy (y, with 95% error bars) against memory (x). Cost: O(points).
 public struct SVGPlot: Sendable {
+  /// One measurement: memory `x`, accuracy `y`, and its 95% interval `low`…`high`.
   public struct Point: Sendable {
     public var x: Double
     public var y: Double
@@ -23,6 +24,7 @@ public struct SVGPlot: Sendable {
     }
   }
 
+  /// One labelled, coloured curve.
   public struct Series: Sendable {
     public var label: String
     public var color: String

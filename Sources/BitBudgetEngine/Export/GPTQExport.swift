@@ -9,6 +9,7 @@ import Foundation
 /// `config.json` with `quantization_config`, `quantize_config.json`, and the source's generation
 /// and tokenizer files.
 public enum GPTQExport {
+  /// What was written: the folder, the method, bits and group size, and sizes.
   public struct Summary: Sendable, Codable {
     public let directory: String
     public let method: String

@@ -39,7 +39,7 @@ public final class DecodeBatch {
     var answerTokens = 0
     var random: SampleRandom
     var sampler: Sampler
-    var cache: any KVCache
+    var cache: any KVCacheStorage
 
     mutating func draw(_ logits: UnsafeBufferPointer<Float>) throws -> Int {
       try sampler.sample(logits, random: &random)
@@ -59,7 +59,7 @@ public final class DecodeBatch {
     let group: Int
     let prompt: [Int]
     var offset: Int
-    let cache: any KVCache
+    let cache: any KVCacheStorage
   }
 
   /// A token appended to a sample, as a ``TokenHandler`` sees it.
@@ -138,10 +138,11 @@ public final class DecodeBatch {
     prompt: [Int], options: GenerationOptions, cache: any KVCache, onToken: TokenHandler? = nil
   ) throws -> Group {
     try validate(prompt: prompt, options: options, cache: cache)
+    let storage = try cache.storage()
     let group = nextGroup
     nextGroup += 1
     groups[group] = Member(options: options, promptTokens: prompt.count, onToken: onToken, samples: [])
-    prefills.append(Prefill(group: group, prompt: prompt, offset: 0, cache: cache))
+    prefills.append(Prefill(group: group, prompt: prompt, offset: 0, cache: storage))
     return Group(id: group)
   }
 
@@ -196,7 +197,7 @@ public final class DecodeBatch {
   }
 
   /// The samples of a group whose prompt is in `cache`, each with its first token drawn.
-  private func start(group: Int, cache: any KVCache, promptLogits: [Float]) throws {
+  private func start(group: Int, cache: any KVCacheStorage, promptLogits: [Float]) throws {
     guard let options = groups[group]?.options else { return }
     let startPhase: Phase = options.thinkingBudget == nil ? .free : .thinking
     var members: [Int] = []
@@ -206,7 +207,7 @@ public final class DecodeBatch {
       samples[id] = Sample(
         group: group, index: index, phase: options.maxTokens > 0 ? startPhase : .done,
         random: SampleRandom(seed: options.seed, stream: options.firstStream &+ UInt64(index)),
-        sampler: Sampler(parameters: options.sampling), cache: index == 0 ? cache : cache.fork())
+        sampler: Sampler(parameters: options.sampling), cache: index == 0 ? cache : try cache.fork().storage())
       members.append(id)
     }
     groups[group]?.samples = members
@@ -314,7 +315,7 @@ public final class DecodeBatch {
   }
 
   /// Bytes of the storage the caches hold, each shared block counted once.
-  static func uniqueStorageBytes(_ caches: [any KVCache]) -> Int {
+  static func uniqueStorageBytes(_ caches: [any KVCacheStorage]) -> Int {
     var seen = Set<ObjectIdentifier>()
     var total = 0
     for cache in caches {

@@ -21,6 +21,8 @@ public struct TextScore: Sendable, Codable {
   public var seconds: Double
 }
 
+/// How far one cache configuration moves a model's next-token distributions from another's on
+/// the same text (`perplexity --baseline-kv`).
 public enum TextScoring {
   /// Feeds `tokens` to both caches as a generation would see them: the first `promptTokens` as
   /// one prefill, then one token per forward pass (both sequences batched in one pass), so

@@ -4,6 +4,7 @@ import Foundation
 /// the vocabulary limit, before temperature and the filters (what OpenAI's API and vLLM report),
 /// of the chosen token and of the most likely tokens.
 public struct TokenLogprobs: Sendable, Equatable {
+  /// A token and its log-probability (natural log).
   public struct Alternative: Sendable, Equatable {
     public var token: Int
     public var logprob: Float

@@ -29,7 +29,7 @@ import Dispatch
 ///
 /// Forks share the quantized blocks (never written after creation) and copy the dense block, the
 /// query window, the marks and the attention totals.
-public final class CompressedKVCache: KVCache {
+public final class CompressedKVCache: KVCache, KVCacheStorage {
   public let geometry: KVCacheGeometry
   public let spec: KVCacheSpec
   public let elementType: ElementType
@@ -145,7 +145,7 @@ public final class CompressedKVCache: KVCache {
     return total
   }
 
-  public func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void) {
+  package func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void) {
     for layer in layers {
       body(ObjectIdentifier(layer.dense), layer.dense.byteCount)
       if layer.queries.byteCount > 0 { body(ObjectIdentifier(layer.queries), layer.queries.byteCount) }
@@ -187,7 +187,7 @@ public final class CompressedKVCache: KVCache {
     layers[l].dense = allocation
   }
 
-  public func append(layer l: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
+  package func append(layer l: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
     let (held, oldCapacity) = (layers[l].denseTokens, layers[l].denseCapacity)
     let (tokensBefore, oldTotals) = (layers[l].tokens, layers[l].plan.totalsCapacity)
     layers[l].plan.append(count)
@@ -210,7 +210,7 @@ public final class CompressedKVCache: KVCache {
     }
   }
 
-  public func attend(
+  package func attend(
     layer l: Int, queries: UnsafePointer<Float>, rows: Int, shape: AttentionShape,
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
   ) {
@@ -226,7 +226,7 @@ public final class CompressedKVCache: KVCache {
 
   /// The quantized blocks (shared with forks made after them) and the dense block; remembers the
   /// queries R-KV scores with.
-  public func attentionSegments(layer l: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]? {
+  package func attentionSegments(layer l: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]? {
     rememberQueries(l, queries, rows: rows)
     layers[l].segments.removeAll(keepingCapacity: true)
     for block in layers[l].quantized { layers[l].segments.append(block.segment) }
@@ -258,7 +258,7 @@ public final class CompressedKVCache: KVCache {
 
   // MARK: Compression
 
-  public func commit(tokens: Int) {
+  package func commit(tokens: Int) {
     let start = DispatchTime.now().uptimeNanoseconds
     defer {
       if tokens == 1 { decodeMaintenanceSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }

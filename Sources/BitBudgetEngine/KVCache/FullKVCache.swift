@@ -11,7 +11,7 @@ import BitBudgetKernels
 /// Memory: `layers × ⌈tokens / blockTokens⌉ × blockBytes` with `blockBytes = 2 · kvHeads · headDim
 /// · blockTokens · elementBytes` (a Qwen3-0.6B bf16 block holds 64 tokens in 256 KiB per layer).
 /// Attention reads every resident byte once per decode step.
-public final class FullKVCache: KVCache {
+public final class FullKVCache: KVCache, KVCacheStorage {
   /// Tokens per storage block.
   public static let blockTokens = 64
 
@@ -79,7 +79,7 @@ public final class FullKVCache: KVCache {
   /// the caches of G samples together hold less than the sum of their `residentBytes`.
   public var residentBytes: Int { layers.reduce(0) { $0 + $1.blocks.count } * blockBytes }
 
-  public func append(layer index: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
+  package func append(layer index: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
     let d = geometry.headDim
     let width = geometry.rowWidth
     let perBlock = Self.blockTokens
@@ -111,7 +111,7 @@ public final class FullKVCache: KVCache {
     }
   }
 
-  public func attend(
+  package func attend(
     layer index: Int, queries: UnsafePointer<Float>, rows: Int, shape: AttentionShape,
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
   ) {
@@ -124,15 +124,15 @@ public final class FullKVCache: KVCache {
   }
 
   /// Layer `index`'s blocks as segments: forks list the blocks they share with the same storage.
-  public func attentionSegments(layer index: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]? {
+  package func attentionSegments(layer index: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]? {
     layers[index].segments
   }
 
-  public func commit(tokens: Int) {
+  package func commit(tokens: Int) {
     nextPosition += tokens
   }
 
-  public func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void) {
+  package func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void) {
     for layer in layers {
       for block in layer.blocks { body(ObjectIdentifier(block), block.byteCount) }
     }

@@ -21,9 +21,10 @@ public struct KVCacheGeometry: Sendable, Equatable {
   public var rowWidth: Int { kvHeads * headDim }
 }
 
-/// The KV cache of one sequence, for all layers. A forward pass over `n` new tokens calls, for each
-/// layer in order, `append` with their keys and values and then `attend` with their queries; after
-/// the last layer it calls `commit(tokens: n)`, where eviction policies may compress.
+/// The KV cache of one sequence, for all layers. A forward pass over `n` new tokens stores, for
+/// each layer in order, their keys and values and attends with their queries; after the last layer
+/// it commits the `n` tokens, where eviction policies may compress. Those calls are the engine's
+/// own (`package`); make caches with `InferenceSession.makeCache(spec:elementType:)`.
 ///
 /// Keys arrive after q/k-norm and RoPE at their absolute positions, so a policy may drop or reorder
 /// tokens without re-rotating anything; `nextPosition` keeps counting every token ever appended.
@@ -37,6 +38,15 @@ public protocol KVCache: AnyObject {
   /// shared with a fork counts in both).
   var residentBytes: Int { get }
 
+  /// An independent cache that starts with this one's contents (for parallel samples). Policies
+  /// that can share storage with the original do; see each type.
+  func fork() -> any KVCache
+}
+
+/// The calls the forward pass makes on a cache, with raw pointers into its buffers. Only the
+/// engine's caches (``FullKVCache``, ``CompressedKVCache``, ``RequantizingKVCache``) have them: a
+/// new eviction policy plugs into ``CompressedKVCache`` through ``EvictionPolicy``.
+package protocol KVCacheStorage: KVCache {
   /// Stores the keys and values of `count` new tokens of `layer`: `[count, kvHeads·headDim]` f32
   /// rows each.
   func append(layer: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int)
@@ -58,15 +68,22 @@ public protocol KVCache: AnyObject {
   /// Ends a forward pass that appended `tokens` tokens to every layer.
   func commit(tokens: Int)
 
-  /// An independent cache that starts with this one's contents (for parallel samples). Policies
-  /// that can share storage with the original do; see each type.
-  func fork() -> any KVCache
-
   /// Calls `body` with the identity and size in bytes of every storage allocation the cache
   /// references, so that the memory of several caches sharing storage can be counted once.
   func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void)
 }
 
+extension KVCacheStorage {
+  package func attentionSegments(layer: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]? { nil }
+}
+
 extension KVCache {
-  public func attentionSegments(layer: Int, queries: UnsafePointer<Float>, rows: Int) -> [KVSegment]? { nil }
+  /// This cache as the forward pass drives it; an error for a cache type from outside the engine.
+  package func storage() throws(EngineError) -> any KVCacheStorage {
+    guard let storage = self as? any KVCacheStorage else {
+      throw .invalidInput(
+        "\(type(of: self)) is not one of the engine's KV caches; make caches with makeCache(spec:) (a new eviction policy plugs in through EvictionPolicy)")
+    }
+    return storage
+  }
 }

@@ -23,7 +23,7 @@ import BitBudgetKernels
 /// from transformers remains: a prompt longer than a session's `maxRows` arrives in several
 /// passes, and the later ones attend over the quantized earlier ones (transformers' single
 /// prefill call attends exactly); `perplexity` prefills in one pass.
-public final class RequantizingKVCache: KVCache {
+public final class RequantizingKVCache: KVCache, KVCacheStorage {
   public let geometry: KVCacheGeometry
   public let quantization: KVQuantization
   public let elementType: ElementType
@@ -56,19 +56,19 @@ public final class RequantizingKVCache: KVCache {
   public var residentTokens: Int { view.residentTokens }
   public var residentBytes: Int { view.residentBytes }
 
-  public func append(layer: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
+  package func append(layer: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
     view.append(layer: layer, keys: keys, values: values, count: count)
     pending[layer] += count
   }
 
-  public func attend(
+  package func attend(
     layer: Int, queries: UnsafePointer<Float>, rows: Int, shape: AttentionShape,
     output: UnsafeMutablePointer<Float>, pool: ThreadPool, scratch: AttentionScratch
   ) {
     view.attend(layer: layer, queries: queries, rows: rows, shape: shape, output: output, pool: pool, scratch: scratch)
   }
 
-  public func commit(tokens: Int) {
+  package func commit(tokens: Int) {
     for layer in 0..<geometry.layers {
       let count = pending[layer]
       pending[layer] = 0
@@ -108,7 +108,7 @@ public final class RequantizingKVCache: KVCache {
     RequantizingKVCache(copying: self)
   }
 
-  public func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void) {
+  package func forEachStorage(_ body: (ObjectIdentifier, Int) -> Void) {
     view.forEachStorage(body)
   }
 

@@ -116,14 +116,4 @@ public final class DecoderModel: @unchecked Sendable {
     }
     return parameters
   }
-
-  /// A fresh, empty full KV cache for this model.
-  public func makeCache(elementType: ElementType = .bf16) -> FullKVCache {
-    FullKVCache(geometry: KVCacheGeometry(config), elementType: elementType)
-  }
-
-  /// A fresh, empty KV cache of the kind `spec` names.
-  public func makeCache(spec: KVCacheSpec, elementType: ElementType = .bf16) throws -> any KVCache {
-    try spec.makeCache(geometry: KVCacheGeometry(config), queryHeads: config.queryHeads, elementType: elementType)
-  }
 }

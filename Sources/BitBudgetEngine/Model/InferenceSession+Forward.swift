@@ -8,8 +8,9 @@ extension InferenceSession {
   /// depend on which rows share a pass).
   @discardableResult
   public func forward(
-    _ inputs: [SequenceInput], logits selection: LogitRows, linearPath: Linear.Path? = nil
+    _ sequences: [SequenceInput], logits selection: LogitRows, linearPath: Linear.Path? = nil
   ) throws -> LogitsView {
+    let inputs = try sequences.map { ForwardInput(cache: try $0.cache.storage(), tokens: $0.tokens) }
     let rows = inputs.reduce(0) { $0 + $1.tokens.count }
     guard rows > 0 else { throw EngineError.invalidInput("a forward pass needs at least one token") }
     guard rows <= maxRows else {
@@ -88,7 +89,7 @@ extension InferenceSession {
 
   /// Decoder layer `l` on `rows` rows of `buffers.residual` (RoPE angles already filled),
   /// appending to and attending over each input's cache.
-  func runLayer(_ l: Int, rows: Int, inputs: [SequenceInput], linearPath: Linear.Path?) {
+  func runLayer(_ l: Int, rows: Int, inputs: [ForwardInput], linearPath: Linear.Path?) {
     let c = config
     let b = buffers
     let h = c.hiddenSize
@@ -144,7 +145,7 @@ extension InferenceSession {
   /// Attention of every input's rows (appended to its cache) for layer `l`. Inputs of one row
   /// whose caches begin with the same storage (samples forked from one prompt) attend together,
   /// reading what they share once.
-  func attend(layer l: Int, inputs: [SequenceInput]) {
+  func attend(layer l: Int, inputs: [ForwardInput]) {
     let c = config
     let b = buffers
     // Decode rows that may share storage, by their cache's first segment.

@@ -11,6 +11,12 @@ public struct SequenceInput {
   }
 }
 
+/// A sequence of a forward pass with its cache as the pass drives it.
+struct ForwardInput {
+  let cache: any KVCacheStorage
+  let tokens: [Int]
+}
+
 /// Which rows of a forward pass produce logits.
 public enum LogitRows: Sendable {
   /// None (a prefill chunk that is not the last).
@@ -24,10 +30,12 @@ public enum LogitRows: Sendable {
 /// Logits of a forward pass: `rows × vocabSize` f32 values inside the session's workspace, valid
 /// until the session's next forward pass.
 public struct LogitsView {
-  public let base: UnsafePointer<Float>
+  /// The session's logits buffer; the engine's own.
+  package let base: UnsafePointer<Float>
   public let rows: Int
   public let vocabSize: Int
 
+  /// Row `index` (0..<rows): a view into the session's buffer, not a copy.
   public func row(_ index: Int) -> UnsafeBufferPointer<Float> {
     UnsafeBufferPointer(start: base + index * vocabSize, count: vocabSize)
   }
@@ -149,12 +157,12 @@ public final class InferenceSession {
 
   /// A new empty cache of the kind `spec` names, for this session's model.
   public func makeCache(spec: KVCacheSpec, elementType: ElementType = .bf16) throws -> any KVCache {
-    try model.makeCache(spec: spec, elementType: elementType)
+    try spec.makeCache(geometry: KVCacheGeometry(config), queryHeads: config.queryHeads, elementType: elementType)
   }
 
   /// A new empty full cache for this session's model.
   public func makeCache(elementType: ElementType = .bf16) -> FullKVCache {
-    model.makeCache(elementType: elementType)
+    FullKVCache(geometry: KVCacheGeometry(config), elementType: elementType)
   }
 
   /// Checks that `tokens` more tokens fit in the model's context after `cache`'s and that every id

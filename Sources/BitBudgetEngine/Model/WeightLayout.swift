@@ -8,6 +8,7 @@ import Foundation
 /// layout (`QuantizedMatrix.byteCount`) for quantized linears. `byteCount` equals
 /// `ModelWeights.byteCount` of the loaded model.
 public struct WeightLayout: Sendable {
+  /// One tensor as the engine holds it: name, shape and resident bytes.
   public struct Tensor: Sendable, Equatable {
     public let name: String
     public let shape: [Int]

@@ -8,8 +8,9 @@ extension InferenceSession {
   /// `hidden` (`[count, hiddenSize]`), in place, continuing `cache` (whose layer `l` alone is
   /// filled): calibration runs each layer over the outputs of the layers before it. Chunks of
   /// `maxRows` rows.
-  public func forwardLayer(_ l: Int, hidden: UnsafeMutablePointer<Float>, count: Int, cache: any KVCache) throws {
+  public func forwardLayer(_ l: Int, hidden: UnsafeMutablePointer<Float>, count: Int, cache given: any KVCache) throws {
     guard model.weights.layers.indices.contains(l) else { throw EngineError.invalidInput("no layer \(l)") }
+    let cache = try given.storage()
     let h = config.hiddenSize, half = config.headDim / 2
     var start = 0
     while start < count {
@@ -21,7 +22,7 @@ extension InferenceSession {
         for r in range { self.rotary.fill(position: first + r, cos: b.cosines + r * half, sin: b.sines + r * half) }
       }
       b.residual.update(from: hidden + start * h, count: n * h)
-      runLayer(l, rows: n, inputs: [SequenceInput(cache: cache, tokens: Array(repeating: 0, count: n))], linearPath: nil)
+      runLayer(l, rows: n, inputs: [ForwardInput(cache: cache, tokens: Array(repeating: 0, count: n))], linearPath: nil)
       (hidden + start * h).update(from: b.residual, count: n * h)
       cache.commit(tokens: n)
       start += n

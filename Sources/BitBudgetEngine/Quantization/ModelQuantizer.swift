@@ -4,6 +4,7 @@ import Foundation
 /// A model whose linear layers were quantized (by `ModelQuantizer`), ready to be written as a
 /// GPTQ checkpoint (`GPTQExport`). The 16-bit tensors stay the source model's.
 public struct QuantizedModel {
+  /// How the weights were quantized: round-to-nearest or GPTQ.
   public enum Method: String, Sendable {
     case rtn, gptq
   }

@@ -66,6 +66,8 @@ public enum HubCache {
     get { fetcherLock.withLock { installedFetcher } }
     set { fetcherLock.withLock { installedFetcher = newValue } }
   }
+  /// Downloads a model reference's files into the cache and returns the local path (installed by
+  /// `BitBudgetHub`; the engine itself only reads the cache).
   public typealias Fetcher = @Sendable (HubReference, HubContent, [String: String]) throws(HubError) -> String
   private static let fetcherLock = NSLock()
   nonisolated(unsafe) private static var installedFetcher: Fetcher?

@@ -7,6 +7,7 @@ import Foundation
 /// The file is written under a temporary name next to the destination and renamed into place by
 /// `finish()`, so an interrupted conversion never leaves a truncated file that looks complete.
 public final class SafetensorsWriter {
+  /// A tensor of the file: name, element type and shape.
   public struct Entry: Sendable, Equatable {
     public let name: String
     public let dtype: TensorDType

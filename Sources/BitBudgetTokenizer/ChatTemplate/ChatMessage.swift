@@ -1,5 +1,6 @@
 /// One turn of a conversation.
 public struct ChatMessage: Sendable, Equatable {
+  /// Who speaks a turn.
   public enum Role: String, Sendable {
     case system, user, assistant, tool
   }
