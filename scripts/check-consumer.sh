@@ -3,8 +3,8 @@
 #  1. by version: a copy of this checkout's HEAD, tagged, is named with `from:` by a copy of
 #     Examples/; SwiftPM loads the dependency graph (where it would refuse a package whose
 #     manifest is below tools version 6.2 and uses unsafe flags);
-#  2. by path: Examples/ builds in release and its example runs on MODEL (default: the SmolLM2
-#     GGUF the test assets fetch), through public API only.
+#  2. by path: Examples/ builds (debug; the kernels are optimized there too) and its example runs
+#     on MODEL (default: the SmolLM2 GGUF the test assets fetch), through public API only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
@@ -26,5 +26,5 @@ if ! (cd "$work/examples" && swift package show-dependencies >"$work/graph.log" 
 fi
 echo "by version: the dependency graph loads"
 
-swift build --package-path Examples -c release --product reasoning-example
-Examples/.build/release/reasoning-example "$model" "What is 7 × 8?"
+swift build --package-path Examples --product reasoning-example
+Examples/.build/debug/reasoning-example "$model" "What is 7 × 8?"
