@@ -12,7 +12,7 @@ import PackageDescription
 /// (AVX2+FMA; the VNNI/BF16 kernels are then left out and the portable SIMD kernels run). On
 /// macOS the compiler's default CPU already has the SIMD the kernels use. The kernels are also
 /// optimized in debug builds so that `swift test` runs real models in reasonable time.
-let targetCPU = Context.environment["BITBUDGET_TARGET_CPU"] ?? "native"
+let targetCPU = Context.environment["BITBUDGET_TARGET_CPU"].flatMap { $0.isEmpty ? nil : $0 } ?? "native"
 let nativeCPU: [SwiftSetting] = [
   .unsafeFlags(["-target-cpu", targetCPU], .when(platforms: [.linux])),
 ]

@@ -12,6 +12,9 @@ let package = Package(
   targets: [
     .executableTarget(
       name: "reasoning-example",
-      dependencies: [.product(name: "BitBudgetEngine", package: "BitBudget")]),
+      dependencies: [
+        .product(name: "BitBudgetEngine", package: "BitBudget"),
+        .product(name: "BitBudgetTokenizer", package: "BitBudget"),
+      ]),
   ]
 )

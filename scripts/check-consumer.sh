@@ -15,9 +15,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 git clone -q "$root" "$work/BitBudget"
 git -C "$work/BitBudget" tag 99.0.0
-cp -r Examples "$work/examples"
-rm -rf "$work/examples/.build"
-sed -i "s|.package(name: \"BitBudget\", path: \"..\")|.package(url: \"file://$work/BitBudget\", from: \"99.0.0\")|" "$work/examples/Package.swift"
+# The copy of Examples comes from the clone (what is committed), without a build folder.
+cp -R "$work/BitBudget/Examples" "$work/examples"
+perl -pi -e "s|\\.package\\(name: \"BitBudget\", path: \"\\.\\.\"\\)|.package(url: \"file://$work/BitBudget\", from: \"99.0.0\")|" "$work/examples/Package.swift"
 grep -q "from: \"99.0.0\"" "$work/examples/Package.swift"
 if ! (cd "$work/examples" && swift package show-dependencies >"$work/graph.log" 2>&1) || grep -q "unsafe build flags" "$work/graph.log"; then
   cat "$work/graph.log"

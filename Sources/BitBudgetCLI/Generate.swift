@@ -159,7 +159,7 @@ struct Generate: ParsableCommand {
       let reports = result.samples.map { sample in
         GenerateReport.Sample(
           tokens: sample.tokens, text: tokenizer == nil ? nil : sample.text,
-          thinkingTokens: reasoning.thinkingTags == nil ? nil : sample.thinkingTokens, answer: tokenizer == nil ? nil : sample.answer,
+          thinkingTokens: reasoning.thinkingTags == nil && !noThinking ? nil : sample.thinkingTokens, answer: tokenizer == nil ? nil : sample.answer,
           finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)
       }
       let report = GenerateReport(
@@ -224,7 +224,8 @@ struct GenerateReport: Encodable {
     let text: String?
     /// Tokens before the first `</think>` (all if none), when the tokenizer has `</think>`.
     let thinkingTokens: Int?
-    /// The text after `</think>`, if the sample closed its thinking.
+    /// The text after `</think>`, if the sample closed its thinking; all of it for a model that
+    /// does not think in tags or with --no-thinking.
     let answer: String?
     let finish: String
     /// Tokens the sample's KV cache holds at the end (fewer than the sequence when it evicts).

@@ -141,6 +141,15 @@ import Testing
       }
       #expect(sawBudget && sawEnd && position == sample.tokens.count)
     }
+    // Thinking off: the prompt closed the thinking, so there is nothing to budget.
+    #expect(throws: EngineError.self) {
+      try reasoning.generationOptions(
+        for: .messages([ChatMessage(role: .user, content: "Hi")]), options: ReasoningOptions(thinking: false, thinkingBudget: 5))
+    }
+    // Beyond any context: an error, not an overflow.
+    #expect(throws: EngineError.self) {
+      try reasoning.generationOptions(for: .text("Hi"), options: ReasoningOptions(thinkingBudget: .max))
+    }
   }
 
   /// A cache type from outside the engine cannot be driven by it: a clear error, not a crash.
@@ -163,7 +172,7 @@ import Testing
   }
 
   /// A consumer that stops listening stops the generation; the model serves the next request.
-  @Test func reasoningModelStopsWhenTheConsumerDoes() async throws {
+  @Test(.timeLimit(.minutes(2))) func reasoningModelStopsWhenTheConsumerDoes() async throws {
     let reasoning = try ReasoningModel(path: Self.gguf, threads: 2)
     var seen = 0
     for try await event in reasoning.stream(.text("Once upon a time"), options: ReasoningOptions(maxTokens: 400)) {
@@ -179,6 +188,14 @@ import Testing
       }
     }
     #expect(reported == 4)
+    // The last event comes after the model is free: its handler may run the next generation.
+    var chained: ReasoningResult?
+    try reasoning.generate(.text("Once"), options: ReasoningOptions(maxTokens: 2)) { event in
+      if case .finished = event, chained == nil {
+        chained = try reasoning.generate(.text("Twice"), options: ReasoningOptions(maxTokens: 2))
+      }
+    }
+    #expect(chained?.samples.first?.tokens.isEmpty == false)
     let next = try await reasoning.sample(3, messages: [ChatMessage(role: .user, content: "Hi")], options: ReasoningOptions(maxTokens: 4))
     #expect(next.samples.count == 3 && next.samples.allSatisfy { (1...4).contains($0.tokens.count) })
   }

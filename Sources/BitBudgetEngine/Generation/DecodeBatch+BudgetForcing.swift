@@ -7,9 +7,12 @@ extension DecodeBatch {
     let onToken = member.onToken
     /// Appends the drawn token (with its log-probabilities) or inserted ones (without).
     func append(_ tokens: [Int], origin: AppendedToken.Origin = .drawn) throws {
-      for token in tokens {
+      for (offset, token) in tokens.enumerated() {
         state.result.tokens.append(token)
-        try onToken?(AppendedToken(sample: index, token: token, logprobs: origin == .drawn ? logprobs : nil, origin: origin))
+        try onToken?(
+          AppendedToken(
+            sample: index, token: token, logprobs: origin == .drawn ? logprobs : nil, origin: origin,
+            startsInsertion: origin != .drawn && offset == 0))
       }
     }
     /// Budget reached: the forced text closes the thinking; the answer allowance counts from here.

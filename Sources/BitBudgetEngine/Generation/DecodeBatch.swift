@@ -81,6 +81,8 @@ public final class DecodeBatch {
     /// inserted tokens, which are not drawn.
     public var logprobs: TokenLogprobs?
     public var origin: Origin
+    /// The first token of an insertion (each forced text and each wait text is one).
+    public var startsInsertion: Bool
   }
 
   /// Sees each token appended to a sample of a group, in order.

@@ -11,7 +11,7 @@ extension ChatTemplate {
     if let explicit { return try load(explicit, tokenizer: tokenizer) }
     guard let template = try tokenizer.chatTemplate(name: model.path) else {
       throw EngineError.invalidInput(
-        "\(model.path) has no chat template (tokenizer_config.json chat_template, chat_template.jinja, or GGUF tokenizer.chat_template); give one with --chat-template FILE, or --chat-template qwen3")
+        "\(model.path) has no chat template (tokenizer_config.json chat_template, chat_template.jinja, or GGUF tokenizer.chat_template); give one (a .jinja file, a tokenizer_config.json, or qwen3; the CLI's --chat-template)")
     }
     return template
   }

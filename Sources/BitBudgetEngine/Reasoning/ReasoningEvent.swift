@@ -20,7 +20,8 @@ public struct ReasoningToken: Sendable, Equatable {
   public var sample: Int
   public var id: Int
   /// The text this token completes, special tokens (`<|im_end|>`) left out. Empty while a
-  /// multi-byte character is incomplete; the next token's text then carries it.
+  /// multi-byte character is incomplete; the next token's text then carries it (a character
+  /// still incomplete when the sample ends is not streamed; ``ReasoningSample/text`` has it).
   public var text: String
   /// True while the sample thinks (its closing tag included), false for the answer and for a
   /// model that does not think in tags.

@@ -13,8 +13,9 @@ import Foundation
 /// }
 /// ```
 ///
-/// Generations run one at a time (they share the session's buffers and threads); a second call
-/// waits for the first. `generate` streams events as tokens are drawn; ``sample(_:messages:options:)``
+/// Generations run one at a time (they share the session's buffers and threads and the
+/// tokenizer's cache); a second call waits for the first. Do not use ``session`` or ``tokenizer``
+/// directly while a generation runs. `generate` streams events as tokens are drawn; ``sample(_:messages:options:)``
 /// decodes n samples together (the weights are read once per step for all of them) and returns
 /// them. Cost: one prefill of the prompt, then one forward pass per step over the live samples.
 public final class ReasoningModel: @unchecked Sendable {
@@ -74,6 +75,10 @@ public final class ReasoningModel: @unchecked Sendable {
   /// The prompt's token ids: messages rendered with the chat template (its `enable_thinking` set
   /// from `thinking`), text encoded with the beginning-of-sequence token, ids as given.
   public func tokens(of prompt: ReasoningPrompt, thinking: Bool = true) throws -> [Int] {
+    try lock.withLock { try unlockedTokens(of: prompt, thinking: thinking) }
+  }
+
+  private func unlockedTokens(of prompt: ReasoningPrompt, thinking: Bool) throws -> [Int] {
     switch prompt {
     case .tokens(let ids):
       return ids
@@ -83,7 +88,7 @@ public final class ReasoningModel: @unchecked Sendable {
       let tokenizer = try requireTokenizer()
       guard let template else {
         throw EngineError.invalidInput(
-          "\(model.path) has no chat template (tokenizer_config.json chat_template, chat_template.jinja, or GGUF tokenizer.chat_template); give one")
+          "\(model.path) has no chat template (tokenizer_config.json chat_template, chat_template.jinja, or GGUF tokenizer.chat_template); give one to init(path:chatTemplate:)")
       }
       // A chat template writes BOS itself (transformers encodes its output without special tokens).
       return tokenizer.encode(try template.render(messages, options: .init(enableThinking: thinking)))
@@ -107,9 +112,9 @@ public final class ReasoningModel: @unchecked Sendable {
     continuation.onTermination = { _ in stopped.stop() }
     // A generation blocks its thread for its whole length: it runs on a thread of its own, not
     // on the cooperative pool.
-    Thread.detachNewThread {
+    let thread = Thread {
       do {
-        _ = try self.generate(prompt, samples: samples, options: options) { event in
+        _ = try self.generate(prompt, samples: samples, options: options, stopped: { stopped.isStopped }) { event in
           if stopped.isStopped { throw CancellationError() }
           continuation.yield(event)
         }
@@ -118,6 +123,10 @@ public final class ReasoningModel: @unchecked Sendable {
         continuation.finish(throwing: error)
       }
     }
+    // As the server's decode thread: template rendering and the decode loop get room to recurse
+    // whatever the platform's default thread stack.
+    thread.stackSize = 8 << 20
+    thread.start()
     return stream
   }
 
@@ -134,14 +143,35 @@ public final class ReasoningModel: @unchecked Sendable {
 
   /// Generates `samples` samples after `prompt` on the calling thread, reporting each event to
   /// `onEvent` as it happens (an error it throws ends the generation). The last event is
-  /// ``ReasoningEvent/finished(_:)`` with what is returned.
+  /// ``ReasoningEvent/finished(_:)`` with what is returned; it comes after the model is free
+  /// again, so its handler may start the next generation.
   public func generate(
     _ prompt: ReasoningPrompt, samples: Int = 1, options: ReasoningOptions = ReasoningOptions(),
     onEvent: (ReasoningEvent) throws -> Void = { _ in }
   ) throws -> ReasoningResult {
+    try generate(prompt, samples: samples, options: options, stopped: { false }, onEvent: onEvent)
+  }
+
+  private func generate(
+    _ prompt: ReasoningPrompt, samples: Int, options: ReasoningOptions, stopped: () -> Bool,
+    onEvent: (ReasoningEvent) throws -> Void
+  ) throws -> ReasoningResult {
+    let reasoning = try lock.withLock {
+      // A consumer gone while this waited for the model: nothing to do.
+      if stopped() { throw CancellationError() }
+      return try unlockedGenerate(prompt, samples: samples, options: options, onEvent: onEvent)
+    }
+    try onEvent(.finished(reasoning))
+    return reasoning
+  }
+
+  /// The tokenizer and the session serve one request at a time: callers hold `lock`.
+  private func unlockedGenerate(
+    _ prompt: ReasoningPrompt, samples: Int, options: ReasoningOptions, onEvent: (ReasoningEvent) throws -> Void
+  ) throws -> ReasoningResult {
     guard (1...256).contains(samples) else { throw EngineError.invalidInput("samples must be in 1...256, not \(samples)") }
-    let promptIds = try tokens(of: prompt, thinking: options.thinking)
-    let generation = try generationOptions(for: prompt, samples: samples, options: options)
+    let promptIds = try unlockedTokens(of: prompt, thinking: options.thinking)
+    let generation = try unlockedGenerationOptions(for: prompt, samples: samples, options: options)
     let isChat = if case .messages = prompt { true } else { false }
     // A prompt that closed the thinking (thinking off) leaves only answer; a model without tags
     // never thinks in them.
@@ -149,8 +179,6 @@ public final class ReasoningModel: @unchecked Sendable {
     var streams = (0..<samples).map { _ in
       SampleStream(decoder: tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecialTokens: true) }, thinking: thinks)
     }
-    lock.lock()
-    defer { lock.unlock() }
     let cache = try session.makeCache(spec: options.kv, elementType: options.kvElementType)
     // The handler lives only as long as this call's batch.
     let result = try withoutActuallyEscaping(onEvent) { onEvent in
@@ -158,10 +186,8 @@ public final class ReasoningModel: @unchecked Sendable {
         try streams[appended.sample].report(appended, endOfThinking: self.endOfThinking, onEvent: onEvent)
       }
     }
-    let reasoning = ReasoningResult(
+    return ReasoningResult(
       samples: try result.samples.enumerated().map { try self.sample($0.offset, $0.element, thinks: thinks) }, generation: result)
-    try onEvent(.finished(reasoning))
-    return reasoning
   }
 
   /// The engine's options for a request: stops (a chat reply's included for messages), sampling,
@@ -170,7 +196,21 @@ public final class ReasoningModel: @unchecked Sendable {
   public func generationOptions(
     for prompt: ReasoningPrompt, samples: Int = 1, options: ReasoningOptions = ReasoningOptions()
   ) throws -> GenerationOptions {
+    try lock.withLock { try unlockedGenerationOptions(for: prompt, samples: samples, options: options) }
+  }
+
+  private func unlockedGenerationOptions(
+    for prompt: ReasoningPrompt, samples: Int, options: ReasoningOptions
+  ) throws -> GenerationOptions {
+    // Larger values cannot fit any context; bounding them keeps the sum below exact.
+    let largest = 1 << 30
+    for (name, value) in [("maxTokens", options.maxTokens ?? 0), ("thinkingBudget", options.thinkingBudget ?? 0), ("answerTokens", options.answerTokens), ("minimumThinking", options.minimumThinking)] {
+      guard (0...largest).contains(value) else { throw EngineError.invalidInput("\(name) must be in 0...\(largest), not \(value)") }
+    }
     let chat = if case .messages = prompt { true } else { false }
+    if chat && !options.thinking && options.thinkingBudget != nil {
+      throw EngineError.invalidInput("a thinking budget does not apply with thinking off (the prompt already closes the thinking)")
+    }
     let budget = try options.thinkingBudget.map { tokens -> ThinkingBudget in
       guard tokens > 0 else { throw EngineError.invalidInput("the thinking budget must be positive, not \(tokens)") }
       return try ThinkingBudget.forTokenizer(
@@ -211,21 +251,19 @@ public final class ReasoningModel: @unchecked Sendable {
 private struct SampleStream {
   var decoder: StreamingDecoder?
   var thinking: Bool
-  var lastOrigin = DecodeBatch.AppendedToken.Origin.drawn
 
   mutating func report(
     _ appended: DecodeBatch.AppendedToken, endOfThinking: Int?, onEvent: (ReasoningEvent) throws -> Void
   ) throws {
     let sample = appended.sample
     // One event per insertion, before its first token.
-    if appended.origin != lastOrigin {
+    if appended.startsInsertion {
       switch appended.origin {
       case .forced: try onEvent(.budgetReached(sample: sample))
       case .wait: try onEvent(.thinkingExtended(sample: sample))
       case .drawn: break
       }
     }
-    lastOrigin = appended.origin
     let text = try decoder?.append(appended.token) ?? ""
     try onEvent(.token(ReasoningToken(sample: sample, id: appended.token, text: text, isThinking: thinking, origin: appended.origin)))
     if thinking && appended.token == endOfThinking {

@@ -17,8 +17,9 @@ public enum ReasoningPrompt: Sendable, Equatable {
 /// Every field has a default; `ReasoningOptions()` generates one sample with the model's own
 /// sampling settings into a full cache.
 public struct ReasoningOptions: Sendable, Equatable {
-  /// Most tokens a sample generates, thinking and inserted tokens included. nil: the thinking
-  /// budget plus `answerTokens` with a budget, else 256.
+  /// Most tokens a sample draws (thinking included). Tokens budget forcing inserts come on top,
+  /// at most the budget's `maxInsertedTokens`. nil: the thinking budget plus `answerTokens` with a
+  /// budget, else 256.
   public var maxTokens: Int?
   /// nil: the model's `generation_config.json` (greedy without one).
   public var sampling: SamplingParameters?
