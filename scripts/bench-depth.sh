@@ -42,7 +42,7 @@ import json, sys
 engine, label, raw = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 if engine == "bitbudget":
     row = {"prefill": raw["prefill_tokens_per_s"], "decode": raw["decode_tokens_per_s"], "depth": raw["depth"],
-           "prompt": raw["prompt_tokens"], "samples": raw["samples"], "kv_bytes": raw["kv_bytes"],
+           "prompt": raw["prompt_tokens"], "samples": raw["parallel"], "kv_bytes": raw["kv_bytes"],
            "peak_rss_bytes": raw["peak_rss_bytes"], "weights_bytes": raw["weights_bytes"], "scratch_bytes": raw["scratch_bytes"]}
 else:
     test = raw[0]
@@ -81,7 +81,7 @@ for depth in $DEPTHS; do
 done
 echo "$SAMPLES samples at depth $SAMPLES_DEPTH" >&2
 ours "full, 1 sample" --prompt-tokens 16 --depth "$SAMPLES_DEPTH" --gen-tokens "$GEN"
-ours "full, $SAMPLES samples" --prompt-tokens 16 --depth "$SAMPLES_DEPTH" --gen-tokens "$GEN" --samples "$SAMPLES"
+ours "full, $SAMPLES samples" --prompt-tokens 16 --depth "$SAMPLES_DEPTH" --gen-tokens "$GEN" --parallel "$SAMPLES"
 
 deepest=${DEPTHS##* }
 # The bench's prompt at depth D is D tokens (its own 16-token prompt is not used).

@@ -10,7 +10,7 @@
    qwen3-mha-untied-bf16 fixture (4-bit, groups of 64, symmetric, desc_act with a random column
    permutation in g_idx), and dequantized.json: its linears dequantized by the documented formula.
    BitBudget must read it to exactly these values.
-3. bitbudget-rtn8-asym/: what `bitbudget quantize --method rtn --bits 8 --group-size 64
+3. bitbudget-rtn8-asym/: what `bitbudget quantize --method rtn --weights 8 --weight-group 64
    --asymmetric` writes for the qwen3-gqa-tied-f32 fixture (needs a release build), and
    dequantized.json from the documented formula: BitBudget's writer must keep producing these
    bytes, and they must mean these values.
@@ -245,6 +245,6 @@ if __name__ == "__main__":
     import subprocess
     target = "Tests/Fixtures/gptq/bitbudget-rtn8-asym"
     subprocess.run([".build/release/bitbudget", "quantize", "--model", "Tests/Fixtures/models/qwen3-gqa-tied-f32",
-                    "--method", "rtn", "--bits", "8", "--group-size", "64", "--asymmetric", "--out", target,
+                    "--method", "rtn", "--weights", "8", "--weight-group", "64", "--asymmetric", "--out", target,
                     "--overwrite"], check=True)
     compact_json(dequantize_checkpoint(target), f"{target}/dequantized.json")

@@ -23,8 +23,8 @@ struct Bench: ParsableCommand {
   @Option(help: "Tokens of context before the decode measurement (llama-bench -d).")
   var depth: Int = 0
 
-  @Option(help: "Samples decoded together in the decode measurement (its rate counts all of them).")
-  var samples: Int = 1
+  @Option(help: "G: samples decoded together in the decode measurement (its rate counts all of them).")
+  var parallel: Int = 1
 
   @Option(help: "Runs; the median of each rate is reported.")
   var repetitions: Int = 3
@@ -40,7 +40,7 @@ struct Bench: ParsableCommand {
     guard genTokens >= 1 else { throw ValidationError("--gen-tokens must be at least 1") }
     guard (1...100).contains(repetitions) else { throw ValidationError("--repetitions must be in 1...100") }
     guard depth >= 0 else { throw ValidationError("--depth must not be negative") }
-    guard (1...256).contains(samples) else { throw ValidationError("--samples must be in 1...256") }
+    guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be in 1...256") }
   }
 
   func run() throws {
@@ -54,7 +54,7 @@ struct Bench: ParsableCommand {
       throw CommandFailure(message: "--depth \(depth) plus --gen-tokens \(genTokens) exceed the model's context of \(context) positions")
     }
     try options.checkMemoryLimit(
-      model: model, promptTokens: max(promptTokens, max(1, depth)), tokens: genTokens, samples: samples, prefillChunk: InferenceSession.defaultMaxRows)
+      model: model, promptTokens: max(promptTokens, max(1, depth)), tokens: genTokens, samples: parallel, prefillChunk: InferenceSession.defaultMaxRows)
     let session = try options.session(model)
     var random = SplitMix64(seed: seed)
     let randomTokens = { (count: Int) in (0..<count).map { _ in Int(random.next() % UInt64(config.vocabSize)) } }
@@ -77,16 +77,16 @@ struct Bench: ParsableCommand {
 
       let cache = try options.makeCache(session)
       let result = try generator.generate(
-        prompt: contextTokens, options: GenerationOptions(maxTokens: genTokens + 1, samples: samples), cache: cache)
+        prompt: contextTokens, options: GenerationOptions(maxTokens: genTokens + 1, samples: parallel), cache: cache)
       decodeRates.append(Double(result.decodedTokens) / result.decodeSeconds)
-      if let compressed = cache as? CompressedKVCache, samples == 1 {
+      if let compressed = cache as? CompressedKVCache, parallel == 1 {
         maintenanceShares.append(compressed.decodeMaintenanceSeconds / result.decodeSeconds)
       }
       kvBytes = max(kvBytes, result.kvBytes)
     }
     let report = BenchReport(
       model: model.path, threads: session.pool.threadCount, promptTokens: promptTokens,
-      genTokens: genTokens, depth: depth, samples: samples, repetitions: repetitions, kvDtype: options.kvDType.rawValue, kv: try options.kvSpec().description,
+      genTokens: genTokens, depth: max(1, depth), parallel: parallel, repetitions: repetitions, kvDtype: options.kvDType.rawValue, kv: try options.kvSpec().description,
       prefillTokensPerS: median(prefillRates), decodeTokensPerS: median(decodeRates),
       prefillTokensPerSAll: prefillRates, decodeTokensPerSAll: decodeRates,
       kvMaintenanceShare: maintenanceShares.isEmpty ? nil : median(maintenanceShares),
@@ -96,7 +96,8 @@ struct Bench: ParsableCommand {
       try Output.json(report)
     } else {
       Output.line(String(format: "prefill %d tokens: %.1f tokens/s", promptTokens, report.prefillTokensPerS))
-      Output.line(String(format: "decode  %d tokens × %d samples at depth %d: %.1f tokens/s", genTokens, samples, max(1, depth), report.decodeTokensPerS))
+      let samples = parallel == 1 ? "" : " × G = \(parallel)"
+      Output.line("decode  \(genTokens) tokens\(samples) at depth \(report.depth): " + String(format: "%.1f tokens/s", report.decodeTokensPerS))
       if let share = report.kvMaintenanceShare {
         Output.line(String(format: "KV compression/quantization: %.1f%% of decode time", 100 * share))
       }
@@ -117,8 +118,9 @@ struct BenchReport: Encodable {
   let threads: Int
   let promptTokens: Int
   let genTokens: Int
+  /// Tokens of context before the decode measurement (--depth, at least 1).
   let depth: Int
-  let samples: Int
+  let parallel: Int
   let repetitions: Int
   let kvDtype: String
   /// The KV cache policy (`--kv`, normalized).

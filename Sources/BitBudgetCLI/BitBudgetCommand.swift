@@ -14,7 +14,17 @@ public struct BitBudgetCommand: ParsableCommand {
       Every command exits 0 on success and 1 on a user error (one line on stderr). With --json a \
       command prints one JSON object on stdout.
       """,
-    subcommands: [Generate.self, Tokenize.self, ChatTemplateCommand.self, Logits.self, Bench.self, Perplexity.self, Memory.self, Convert.self, Quantize.self, Eval.self, Sweep.self, Frontier.self, PlanCommand.self, Export.self, Pull.self, Serve.self])
+    version: BitBudgetCommand.version,
+    groupedSubcommands: [
+      CommandGroup(name: "Plan memory", subcommands: [PlanCommand.self, Memory.self]),
+      CommandGroup(name: "Run a model", subcommands: [Generate.self, Serve.self, Bench.self, Pull.self]),
+      CommandGroup(name: "Measure accuracy against memory", subcommands: [Eval.self, Sweep.self, Frontier.self, Export.self, Perplexity.self]),
+      CommandGroup(name: "Make model files", subcommands: [Quantize.self, Convert.self]),
+      CommandGroup(name: "Look inside", subcommands: [Tokenize.self, ChatTemplateCommand.self, Logits.self]),
+    ])
+
+  /// What `bitbudget --version` prints.
+  public static let version = "0.2.0"
 
   public init() {}
 
@@ -45,6 +55,10 @@ public struct BitBudgetCommand: ParsableCommand {
   /// Parses `arguments` (without the program name), runs the command and returns the exit code.
   /// Errors are reported on stderr; `--help` and `--version` print on stdout and return 0.
   public static func run(arguments: [String]) -> Int32 {
+    if let renamed = RenamedSpelling.firstUse(in: arguments) {
+      Output.error(renamed.message)
+      return 1
+    }
     do {
       var command = try parseAsRoot(attachingNegativeValues(arguments))
       try command.run()

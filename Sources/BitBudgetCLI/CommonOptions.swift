@@ -14,8 +14,10 @@ struct ModelOptions: ParsableArguments {
     valueName: "dir-or-gguf"))
   var model: String
 
-  @Option(name: .long, help: "Threads for the kernels (default: all processors).")
-  var threads: Int = min(256, ThreadPool.defaultThreadCount)
+  @Option(name: .customLong("threads"), help: "Threads for the kernels (default: all processors).")
+  var threadsOption: Int?
+
+  var threads: Int { threadCount(threadsOption) }
 
   @Option(name: .customLong("kv-dtype"), help: "Storage type of the KV cache: bf16, f16 or f32.")
   var kvDType: KVDType = .bf16
@@ -101,10 +103,19 @@ struct ModelOptions: ParsableArguments {
     try settings().makeCache(session)
   }
 
+  /// Loads --model, with a progress bar on a terminal when loading takes a while (GGUF repacking,
+  /// --weights quantizing at load).
   func loadModel() throws -> DecoderModel {
-    try settings().loadModel()
+    let live = LiveLine()
+    defer { live.clear() }
+    let name = (model as NSString).lastPathComponent
+    return try settings().loadModel { done, total in live.show("loading \(name)", done: done, total: total, detail: "layer \(done)/\(total)") }
   }
 }
+
+/// `--threads` when given, else every processor (at most 256). The default is computed here,
+/// not written into the option, whose help would print this machine's count as if it were fixed.
+func threadCount(_ option: Int?) -> Int { option ?? min(256, ThreadPool.defaultThreadCount) }
 
 /// The results database; `readOnly` for commands that only read (they then work on a database
 /// the user may not write).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BitBudgetEngine
 import BitBudgetKernels
+import BitBudgetMemory
 import Foundation
 
 struct Convert: ParsableCommand {
@@ -14,8 +15,8 @@ struct Convert: ParsableCommand {
       stay F32. Files of an earlier conversion are replaced only with --overwrite.
       """)
 
-  @Option(help: ArgumentHelp("The GGUF model to convert.", valueName: "file"))
-  var gguf: String
+  @Option(help: ArgumentHelp("The GGUF model to convert: a file or a Hub id.", valueName: "gguf"))
+  var model: String
 
   @Option(help: ArgumentHelp("The folder to write (created if missing).", valueName: "dir"))
   var out: String
@@ -31,8 +32,13 @@ struct Convert: ParsableCommand {
 
   func run() throws {
     let start = Date()
+    let live = LiveLine()
     let summary = try HuggingFaceExport.convert(
-      gguf: try HubCache.resolve(gguf), to: out, matrixType: dtype == .f32 ? .f32 : .bf16, overwrite: overwrite)
+      gguf: try HubCache.resolve(model), to: out, matrixType: dtype == .f32 ? .f32 : .bf16, overwrite: overwrite
+    ) { written, total in
+      live.show("converting", done: written, total: total, detail: "\(ByteSize.readable(written)) of \(ByteSize.readable(total))")
+    }
+    live.clear()
     if json {
       try Output.json(summary)
     } else {

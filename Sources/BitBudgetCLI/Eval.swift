@@ -9,8 +9,9 @@ import Foundation
 
 struct Eval: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Evaluate one scenario (model × weights × KV policy × token budget × G) on a task, resumably.",
+    abstract: "Score one scenario on a task (resumable).",
     discussion: """
+      A scenario is model × weights × KV policy × token budget × G. \
       --task is a JSONL file (AIME-style: problem/question, answer, id; --answer-type integer by \
       default) or GPQA's official CSV (letters; choices shuffled by --gpqa-seed). Each question is \
       asked in the model's own chat template (Qwen3's with --endpoint; --chat-template to \
@@ -123,7 +124,7 @@ struct Eval: ParsableCommand {
     } else {
       var settings = try options.settings()
       settings.chatTemplate = chatTemplate
-      backend = try LocalScenarioBackend(model: try settings.loadModel(), settings: settings)
+      backend = try LocalScenarioBackend(model: try options.loadModel(), settings: settings)
     }
     defer { (backend as? RemoteScenarioBackend)?.shutdown() }
     let scenario = Scenario(
@@ -131,10 +132,15 @@ struct Eval: ParsableCommand {
       thinkingBudget: thinkingBudget, maxTokens: maxTokens ?? (thinkingBudget.map { $0 + answerTokens } ?? 1024), samples: samples,
       parallel: parallel ?? samples, temperature: Self.decimal(temperature), topP: Self.decimal(topP), topK: topK, seed: seed,
       backend: backend.label, taskDigest: evalTask.contentDigest, budgetForcing: budgetMode, chatTemplate: backend.chatTemplateKey)
-    let quiet = json
+    // A bar on a terminal (with --json too); in a log a line per sample, unless --json.
+    let live = LiveLine()
+    let logs = !json && !LiveLine.available
     let generated = try backend.run(scenario, task: evalTask, items: items, answerTokens: answerTokens, store: store) { progress in
-      if !quiet { Output.progress(String(format: "sample %d/%d: pass@1 so far %.3f", progress.done, progress.total, progress.passAt1)) }
+      let line = String(format: "sample %d/%d: pass@1 so far %.3f", progress.done, progress.total, progress.passAt1)
+      if logs { Output.progress(line) }
+      live.show("evaluating", done: progress.done, total: progress.total, detail: String(format: "pass@1 so far %.3f", progress.passAt1))
     }
+    live.clear()
     let records = try store.samples(scenario.key).filter { record in items.contains { $0.id == record.questionId } }
     let score = ScenarioScore(task: evalTask, records: records, majorityK: scenario.parallel)
     let wall = Date().timeIntervalSince(start)
@@ -147,8 +153,9 @@ struct Eval: ParsableCommand {
       try Output.json(report)
     } else {
       Output.line(String(
-        format: "%@ on %@: %d questions × %d samples, pass@1 %.3f, maj@%d %.3f, %d errors (scenario %@)",
-        options.model, evalTask.name, score.questions, samples, score.passAt1, scenario.parallel, score.majorityAtK, score.errors, scenario.key))
+        format: "%@ on %@: %@ × %@, pass@1 %.3f, maj@%d %.3f, %@ (scenario %@)",
+        options.model, evalTask.name, counted(score.questions, "question"), counted(samples, "sample"), score.passAt1, scenario.parallel,
+        score.majorityAtK, counted(score.errors, "error"), scenario.key))
     }
   }
 

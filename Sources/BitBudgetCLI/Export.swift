@@ -5,7 +5,7 @@ import Foundation
 
 struct Export: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Write a results database out for other tools: CSV or JSONL rows, or an lm-evaluation-harness results JSON.",
+    abstract: "Write results out as CSV, JSONL or lm-eval JSON.",
     discussion: """
       --rows samples: one row per stored sample (scenario settings, question, sample index, \
       finish, tokens, thinking tokens, extracted answer, correctness, error, seconds, KV bytes and \
@@ -28,7 +28,7 @@ struct Export: ParsableCommand {
   var task: String?
 
   @Option(help: ArgumentHelp("Write here instead of stdout (replaced if it exists).", valueName: "file"))
-  var output: String?
+  var out: String?
 
   func run() throws {
     guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure(message: "no results database at \(db)") }
@@ -37,15 +37,15 @@ struct Export: ParsableCommand {
       throw CommandFailure(message: "no scenarios of task \"\(task)\" in \(db)")
     }
     let handle: FileHandle
-    if let output {
-      guard FileManager.default.createFile(atPath: output, contents: nil), let file = FileHandle(forWritingAtPath: output) else {
-        throw CommandFailure(message: "cannot write \(output)")
+    if let out {
+      guard FileManager.default.createFile(atPath: out, contents: nil), let file = FileHandle(forWritingAtPath: out) else {
+        throw CommandFailure(message: "cannot write \(out)")
       }
       handle = file
     } else {
       handle = FileHandle.standardOutput
     }
-    defer { if output != nil { try? handle.close() } }
+    defer { if out != nil { try? handle.close() } }
     try export.write(format: format, rows: rows) { piece in try handle.write(contentsOf: Data(piece.utf8)) }
   }
 }

@@ -2,16 +2,18 @@ import ArgumentParser
 import BitBudgetAnalysis
 import BitBudgetEngine
 import BitBudgetLab
+import BitBudgetMemory
 import BitBudgetEval
 import Foundation
 
 struct Frontier: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "The accuracy–memory Pareto frontier of a results database, as a table, JSON or an HTML report.",
+    abstract: "Accuracy against memory: the Pareto frontier of results.",
     discussion: """
+      A table, JSON or an HTML report. \
       Per task: every scenario's accuracy (pass@1 for G = 1, maj@G otherwise, with a 95% \
       interval over questions) against its memory (the memory model's estimate recorded by each \
-      run, or with --memory measured the peak RSS of local runs); the frontier (no other scenario \
+      run, or with --memory-source measured the peak RSS of local runs); the frontier (no other scenario \
       is more accurate with no more memory), which axis moves it in each memory range (weights, \
       tokens, G, KV policy; steps within noise are marked), and where it turns from weights to \
       generation (the paper's crossover). --html writes a self-contained report with SVG plots.
@@ -23,8 +25,8 @@ struct Frontier: ParsableCommand {
   @Option(help: "Only this task (as stored: the task file's name).")
   var task: String?
 
-  @Option(help: "What memory counts: estimate (memory model) or measured (peak RSS of local runs).")
-  var memory: ResultPoints.MemorySource = .estimate
+  @Option(name: .customLong("memory-source"), help: "What memory counts: estimate (memory model) or measured (peak RSS of local runs).")
+  var memorySource: ResultPoints.MemorySource = .estimate
 
   @Option(help: ArgumentHelp("Write a self-contained HTML report here.", valueName: "file"))
   var html: String?
@@ -35,7 +37,7 @@ struct Frontier: ParsableCommand {
   func run() throws {
     guard FileManager.default.fileExists(atPath: db) else { throw CommandFailure(message: "no results database at \(db)") }
     let store = try openStore(db, readOnly: true)
-    let results = try ResultPoints(store: store, memory: memory)
+    let results = try ResultPoints(store: store, memory: memorySource)
     var tasks = results.byTask
     if let task {
       tasks = tasks.filter { $0.task == task }
@@ -49,7 +51,7 @@ struct Frontier: ParsableCommand {
     if let html {
       let report = HTMLReport(
         title: "BitBudget: accuracy vs memory", source: "Results: \(db), \(results.points.count) scenarios",
-        memoryNote: memory == .estimate
+        memoryNote: memorySource == .estimate
           ? "Memory: the memory model's estimate (engine convention for local runs: weights + KV peak + scratch; paper convention for remote servers)."
           : "Memory: peak RSS measured by local runs.",
         frontiers: frontiers, notes: results.notes)
@@ -61,30 +63,29 @@ struct Frontier: ParsableCommand {
         TaskReport(
           task: task, scenarios: frontier.points.count, frontier: frontier.frontier, steps: frontier.steps, segments: frontier.segments,
           crossover: frontier.crossover)
-      }, notes: results.notes, memory: memory.rawValue))
+      }, notes: results.notes, memorySource: memorySource.rawValue))
       return
     }
     for (task, frontier) in frontiers {
-      Output.line("\(task): \(frontier.points.count) scenarios, \(frontier.frontier.count) on the frontier")
-      Output.line("| memory GiB | accuracy | ±95% | model | bits | kv | tokens | G | step |")
+      Output.line("\(task): \(counted(frontier.points.count, "scenario")), \(frontier.frontier.count) on the frontier")
+      Output.line("| memory | accuracy | ±95% | model | bits | kv | tokens | G | step |")
       Output.line("|---|---|---|---|---|---|---|---|---|")
       let steps = Dictionary(frontier.steps.map { ($0.to.key, $0) }, uniquingKeysWith: { a, _ in a })
       for p in frontier.frontier {
         let step = steps[p.key]?.label ?? "start"
         Output.line(String(
-          format: "| %.2f | %.3f | %.3f | %@ | %d | %@ | %d | %d | %@ |", Double(p.memoryBytes) / Double(1 << 30), p.accuracy.mean,
+          format: "| %@ | %.3f | %.3f | %@ | %d | %@ | %d | %d | %@ |", ByteSize.readable(p.memoryBytes), p.accuracy.mean,
           1.96 * p.accuracy.standardError, p.model, p.weightBits, p.kv, p.tokenBudget, p.parallel, step))
       }
       for segment in frontier.segments {
-        Output.line(String(
-          format: "%.2f–%.2f GiB: moves by %@ (%d steps)", Double(segment.fromBytes) / Double(1 << 30), Double(segment.toBytes) / Double(1 << 30),
-          segment.axis.rawValue, segment.steps))
+        Output.line(
+          "\(ByteSize.readable(segment.fromBytes)) to \(ByteSize.readable(segment.toBytes)): moves by \(segment.axis.rawValue) (\(counted(segment.steps, "step")))")
       }
       if let crossover = frontier.crossover {
-        let size = crossover.effectiveSizeBytes.map { String(format: ", effective size %.2f GiB", Double($0) / Double(1 << 30)) } ?? ""
-        Output.line(String(
-          format: "crossover at %.2f GiB (%@%@): weights below, generation above (%.0f%% of the frontier's memory span fits)",
-          Double(crossover.memoryBytes) / Double(1 << 30), crossover.point.description, size, crossover.explainedFraction * 100))
+        let size = crossover.effectiveSizeBytes.map { ", effective size \(ByteSize.readable($0))" } ?? ""
+        Output.line(
+          "crossover at \(ByteSize.readable(crossover.memoryBytes)) (\(crossover.point.description)\(size)): weights below, generation above"
+            + String(format: " (%.0f%% of the frontier's memory span fits)", crossover.explainedFraction * 100))
       }
       Output.line("")
     }
@@ -103,7 +104,7 @@ struct Frontier: ParsableCommand {
   struct Report: Encodable {
     let tasks: [TaskReport]
     let notes: [String]
-    let memory: String
+    let memorySource: String
   }
 }
 

@@ -1,18 +1,19 @@
 import ArgumentParser
 import BitBudgetEngine
 import BitBudgetLab
+import BitBudgetMemory
 import BitBudgetEval
 import BitBudgetTokenizer
 import Foundation
 
 struct Generate: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Generate samples after a prompt.",
+    abstract: "Generate text (or G samples) from a prompt.",
     discussion: """
       The prompt is text (--prompt, encoded with the model folder's tokenizer or --tokenizer; \
       --chat wraps it as one user turn in the model's own chat template, or --chat-template) or \
       token ids (--ids). Sampling \
-      defaults to the model's generation_config.json (greedy without one). --samples G decodes G \
+      defaults to the model's generation_config.json (greedy without one). --parallel G decodes G \
       samples together after one prefill. --thinking-budget N closes thinking after N tokens with \
       the --budget-text (budget forcing) and leaves --answer-tokens for the answer. On a terminal \
       the text streams as it is generated; --json prints one object with the samples (tokens, \
@@ -62,8 +63,8 @@ struct Generate: ParsableCommand {
   @Option(help: "Seed; sample i draws from its own stream of this seed.")
   var seed: UInt64 = 0
 
-  @Option(help: "Parallel samples G, decoded together.")
-  var samples: Int = 1
+  @Option(help: "G: samples decoded together after one prefill.")
+  var parallel: Int = 1
 
   @Option(name: .customLong("thinking-budget"), help: "Thinking tokens before budget forcing closes the thinking.")
   var thinkingBudget: Int?
@@ -94,7 +95,7 @@ struct Generate: ParsableCommand {
     guard !noThinking || chat else { throw ValidationError("--no-thinking applies only with --chat") }
     guard chatTemplate == nil || chat else { throw ValidationError("--chat-template applies only with --chat") }
     if let maxTokens { guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") } }
-    guard (1...256).contains(samples) else { throw ValidationError("--samples must be in 1...256") }
+    guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be in 1...256") }
     if let temperature { guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be a number ≥ 0") } }
     if let topP { guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") } }
     if let topK { guard topK >= 0 else { throw ValidationError("--top-k must not be negative") } }
@@ -140,30 +141,43 @@ struct Generate: ParsableCommand {
 
     let generation: GenerationOptions
     do {
-      generation = try reasoning.generationOptions(for: request, samples: samples, options: settings)
+      generation = try reasoning.generationOptions(for: request, samples: parallel, options: settings)
     } catch let error as EngineError {
       throw CommandFailure(message: error.description.replacingOccurrences(of: "the budget text", with: "--budget-text"))
     }
     let promptTokens = try reasoning.tokens(of: request, thinking: !noThinking).count
     try options.checkMemoryLimit(
       model: model, promptTokens: promptTokens, tokens: generation.maxTokens + (generation.thinkingBudget?.maxInsertedTokens ?? 0),
-      samples: samples, prefillChunk: InferenceSession.defaultMaxRows)
+      samples: parallel, prefillChunk: InferenceSession.defaultMaxRows)
     let terminal = !json && isatty(STDOUT_FILENO) != 0
-    let streams = terminal && samples == 1
-    let result = try reasoning.generate(request, samples: samples, options: settings) { event in
-      guard streams, case .token(let token) = event else { return }
-      Output.write(tokenizer == nil ? "\(token.id) " : token.text)
+    var style = TextStyle(enabled: terminal)
+    let streams = terminal && parallel == 1
+    var shown = Array(repeating: ShownText(), count: parallel)
+    // Whatever is not streamed shows its progress on stderr (also with --json).
+    let progress = streams ? nil : LiveLine()
+    var drawn = 0
+    let result = try reasoning.generate(request, samples: parallel, options: settings) { event in
+      guard case .token(let token) = event else { return }
+      let text = tokenizer == nil ? "\(token.id) " : token.text
+      shown[token.sample].append(text, thinking: token.isThinking)
+      if streams { Output.write(style.switching(to: token.isThinking) + text) }
+      drawn += 1
+      progress?.show("generating: \(drawn) tokens" + (parallel > 1 ? " over G = \(parallel) samples" : ""))
     }
+    progress?.clear()
+    // As eval reads answers (the part after the thinking first, then the whole text).
+    let answers: [String?] = result.samples.map { AnswerExtractor.math($0.text).map(MathNormalizer.normalize) }
+    let majority = parallel > 1 ? AccuracyMetrics.majority(answers) : nil
 
     if json {
-      let reports = result.samples.map { sample in
+      let reports = zip(result.samples, answers).map { sample, extracted in
         GenerateReport.Sample(
           tokens: sample.tokens, text: tokenizer == nil ? nil : sample.text,
           thinkingTokens: reasoning.thinkingTags == nil && !noThinking ? nil : sample.thinkingTokens, answer: tokenizer == nil ? nil : sample.answer,
-          finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)
+          extractedAnswer: tokenizer == nil ? nil : extracted, finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)
       }
       let report = GenerateReport(
-        samples: reports, promptTokens: result.generation.promptTokens, seed: seed, sampling: sampling.description,
+        samples: reports, majorityAnswer: majority, promptTokens: result.generation.promptTokens, seed: seed, sampling: sampling.description,
         memory: .init(
           kv: settings.kv.description, kvDtype: options.kvDType.rawValue,
           weights: model.weights.format.description, weightBits: model.weights.format.bits, weightsBytes: model.weights.byteCount, kvBytes: result.generation.kvBytes, scratchBytes: session.scratchBytes,
@@ -173,15 +187,35 @@ struct Generate: ParsableCommand {
       return
     }
     if streams {
-      Output.line("")
+      Output.line(style.switching(to: false))
     } else {
-      for sample in result.samples {
-        if samples > 1 { Output.line("--- sample \(sample.index) (\(sample.finish.rawValue), \(sample.tokens.count) tokens)") }
-        Output.line(tokenizer == nil ? sample.tokens.map(String.init).joined(separator: " ") : sample.text)
+      for (sample, text) in zip(result.samples, shown) {
+        if parallel > 1 {
+          Output.line(style.heading("── sample \(sample.index + 1) of \(parallel) · \(sample.tokens.count) tokens · \(sample.finish.rawValue)"))
+        }
+        Output.line(text.rendered(style))
       }
     }
-    let finishes = result.samples.map(\.finish.rawValue).joined(separator: ", ")
-    FileHandle.standardError.write(Data("finish: \(finishes); \(result.samples.map(\.tokens.count).reduce(0, +)) tokens\n".utf8))
+    if parallel > 1 {
+      let counted = answers.compactMap { $0 }
+      if let majority {
+        let votes = counted.filter { $0 == majority }.count
+        Output.line(style.heading("majority answer: \(majority) (\(votes) of \(parallel) samples; answers: \(answers.map { $0 ?? "none" }.joined(separator: ", ")))"))
+      } else {
+        Output.line(style.heading("majority answer: none (no sample gave a final answer)"))
+      }
+    }
+    let timing = GenerateReport.Timing(result.generation, wallSeconds: Date().timeIntervalSince(wallStart))
+    let tokens = result.samples.map(\.tokens.count).reduce(0, +)
+    let finishes = Dictionary(grouping: result.samples.map(\.finish.rawValue), by: { $0 }).map { "\($0.key)\($0.value.count > 1 ? " × \($0.value.count)" : "")" }.sorted()
+    let summary = [
+      "\(counted(tokens, "token")) (\(finishes.joined(separator: ", ")))",
+      String(format: "prefill %d tokens at %.0f tokens/s", result.generation.promptTokens, timing.prefillTokensPerS),
+      String(format: "decode %.1f tokens/s", timing.decodeTokensPerS),
+      "weights \(ByteSize.readable(model.weights.byteCount)) + KV \(ByteSize.readable(result.generation.kvBytes)) + scratch \(ByteSize.readable(session.scratchBytes))",
+      "peak RSS \(ByteSize.readable(ProcessMemory.peakResidentBytes))",
+    ]
+    Output.progress(style.dim(summary.joined(separator: " · ")))
   }
 
   /// `\n`, `\t` and `\\` in a command-line text.
@@ -227,6 +261,9 @@ struct GenerateReport: Encodable {
     /// The text after `</think>`, if the sample closed its thinking; all of it for a model that
     /// does not think in tags or with --no-thinking.
     let answer: String?
+    /// The final answer pulled out of the text (the last `\boxed{}`, else "the answer is …",
+    /// else the last number), normalized as eval's string answers; what the majority counts.
+    let extractedAnswer: String?
     let finish: String
     /// Tokens the sample's KV cache holds at the end (fewer than the sequence when it evicts).
     let kvTokens: Int
@@ -267,6 +304,8 @@ struct GenerateReport: Encodable {
   }
 
   let samples: [Sample]
+  /// With G > 1: the most frequent extracted answer (ties to the earliest), else null.
+  let majorityAnswer: String?
   let promptTokens: Int
   let seed: UInt64
   let sampling: String

@@ -14,7 +14,7 @@ struct Memory: ParsableCommand {
       --convention paper is the paper's Table 1 accounting (GPTQ 4/8-bit weights, 16-bit KV, \
       the prompt not counted). --model takes a model folder, a GGUF file, or a preset: \
       \(ModelPresets.all.map(\.name).joined(separator: ", ")). With --budget, prints the longest \
-      --tokens (or, with --solve samples, the most --samples) that fit.
+      --tokens (or, with --solve parallel, the largest --parallel) that fit.
       """)
 
   @Option(help: ArgumentHelp("Model folder, GGUF file, or preset name.", valueName: "dir|gguf|preset"))
@@ -32,8 +32,8 @@ struct Memory: ParsableCommand {
   @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens, shared by the samples (engine convention).")
   var promptTokens = 1
 
-  @Option(help: "Parallel samples G.")
-  var samples = 1
+  @Option(help: "G: samples decoded together, each with its own KV cache.")
+  var parallel = 1
 
   @Option(help: ArgumentHelp("KV cache policy (as generate's --kv).", valueName: "spec"))
   var kv = "full"
@@ -46,8 +46,10 @@ struct Memory: ParsableCommand {
     valueName: "bf16|f32"))
   var ggufDType: GGUFDType?
 
-  @Option(help: "Threads the run would use (the engine's scratch grows with them).")
-  var threads: Int = min(256, ThreadPool.defaultThreadCount)
+  @Option(name: .customLong("threads"), help: "Threads the run would use; the engine's scratch grows with them (default: all processors).")
+  var threadsOption: Int?
+
+  var threads: Int { threadCount(threadsOption) }
 
   @Option(help: "engine or paper.")
   var convention: MemoryConvention = .engine
@@ -55,14 +57,14 @@ struct Memory: ParsableCommand {
   @Option(help: ArgumentHelp("A memory budget (e.g. 8GiB, 16GB, 512MiB): find what fits.", valueName: "size"))
   var budget: String?
 
-  @Option(help: "With --budget: solve for tokens or samples.")
+  @Option(help: "With --budget: solve for tokens (per sample) or parallel (G).")
   var solve: Solve = .tokens
 
   @Flag(help: "Print one JSON object.")
   var json = false
 
   enum Solve: String, ExpressibleByArgument, CaseIterable {
-    case tokens, samples
+    case tokens, parallel
   }
 
   func validate() throws {
@@ -70,7 +72,7 @@ struct Memory: ParsableCommand {
     guard weightGroup == -1 || weightGroup == 32 || (weightGroup > 0 && weightGroup % 64 == 0) else {
       throw ValidationError("--weight-group must be -1, 32 or a positive multiple of 64")
     }
-    guard (1...4096).contains(samples) else { throw ValidationError("--samples must be in 1...4096") }
+    guard (1...4096).contains(parallel) else { throw ValidationError("--parallel must be in 1...4096") }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     guard (1...(1 << 24)).contains(promptTokens) else { throw ValidationError("--prompt-tokens must be in 1...\(1 << 24)") }
     if let tokens, !(0...(1 << 24)).contains(tokens) { throw ValidationError("--tokens must be in 0...\(1 << 24)") }
@@ -78,7 +80,7 @@ struct Memory: ParsableCommand {
       throw ValidationError("--budget \"\(budget)\" is not a size with a unit (\(ByteSize.examples))")
     }
     if budget == nil && tokens == nil { throw ValidationError("give --tokens, or --budget to find how many fit") }
-    if budget != nil && solve == .samples && tokens == nil { throw ValidationError("--solve samples needs --tokens") }
+    if budget != nil && solve == .parallel && tokens == nil { throw ValidationError("--solve parallel needs --tokens") }
     do { _ = try KVCacheSpec.parse(kv) } catch let error as EngineError { throw ValidationError("--kv: \(error)") }
   }
 
@@ -92,19 +94,19 @@ struct Memory: ParsableCommand {
     let context = memory.config.maxPositions
     var solved: Int?
     var tokens = self.tokens ?? 0
-    var samples = self.samples
+    var parallel = self.parallel
     if let budget, let bytes = ByteSize.parse(budget) {
       switch solve {
       case .tokens:
         solved = try memory.maxTokens(
           fitting: bytes, limit: max(0, context - promptTokens), weightsBits: weights, promptTokens: promptTokens,
-          samples: samples, kv: spec, kvElementType: kvType, convention: convention, threads: threads)
+          samples: parallel, kv: spec, kvElementType: kvType, convention: convention, threads: threads)
         tokens = solved ?? 0
-      case .samples:
+      case .parallel:
         solved = try memory.maxSamples(
           fitting: bytes, weightsBits: weights, tokens: tokens, promptTokens: promptTokens, kv: spec,
           kvElementType: kvType, convention: convention, threads: threads)
-        samples = solved ?? 1
+        parallel = solved ?? 1
       }
       guard solved != nil else {
         let minimum = try memory.estimate(
@@ -115,17 +117,17 @@ struct Memory: ParsableCommand {
       }
     }
     let estimate = try memory.estimate(
-      weightsBits: weights, tokens: tokens, promptTokens: promptTokens, samples: samples, kv: spec,
+      weightsBits: weights, tokens: tokens, promptTokens: promptTokens, samples: parallel, kv: spec,
       kvElementType: kvType, convention: convention, threads: threads)
     if json {
       try Output.json(Report(model: memory.name, estimate: estimate, budgetBytes: budget.flatMap(ByteSize.parse),
-                             maxTokens: solve == .tokens ? solved : nil, maxSamples: solve == .samples ? solved : nil))
+                             maxTokens: solve == .tokens ? solved : nil, maxParallel: solve == .parallel ? solved : nil))
       return
     }
     if let solved {
-      Output.line(solve == .tokens ? "longest that fits: \(solved) tokens per sample" : "most that fit: \(solved) samples")
+      Output.line(solve == .tokens ? "longest that fits: \(counted(solved, "token")) per sample" : "largest G that fits: \(solved)")
     }
-    Output.line("\(memory.name), \(weights)-bit weights, \(spec), \(samples) × \(tokens) tokens (\(convention.rawValue) convention)")
+    Output.line("\(memory.name), \(weights)-bit weights, \(spec), G = \(parallel) × \(tokens) tokens (\(convention.rawValue) convention)")
     Output.line("  weights  \(ByteSize.gib(estimate.weightsBytes))")
     Output.line("  KV       \(ByteSize.gib(estimate.kvPeakBytes)) at most (\(ByteSize.gib(estimate.kvBytes)) at the end)")
     if estimate.scratchBytes > 0 { Output.line("  scratch  \(ByteSize.gib(estimate.scratchBytes)) (activations, kernel panels, attention tiles)") }
@@ -135,10 +137,10 @@ struct Memory: ParsableCommand {
   struct Report: Encodable {
     let model: String
     let convention: String
-    let weightsBits: Int
+    let weightBits: Int
     let tokens: Int
     let promptTokens: Int
-    let samples: Int
+    let parallel: Int
     let kv: String
     let weightsBytes: Int
     let kvBytes: Int
@@ -147,15 +149,15 @@ struct Memory: ParsableCommand {
     let totalBytes: Int
     let budgetBytes: Int?
     let maxTokens: Int?
-    let maxSamples: Int?
+    let maxParallel: Int?
 
-    init(model: String, estimate e: MemoryEstimate, budgetBytes: Int?, maxTokens: Int?, maxSamples: Int?) {
+    init(model: String, estimate e: MemoryEstimate, budgetBytes: Int?, maxTokens: Int?, maxParallel: Int?) {
       self.model = model
       convention = e.convention.rawValue
-      weightsBits = e.weightsBits
+      weightBits = e.weightsBits
       tokens = e.tokens
       promptTokens = e.promptTokens
-      samples = e.samples
+      parallel = e.samples
       kv = e.kv
       weightsBytes = e.weightsBytes
       kvBytes = e.kvBytes
@@ -164,7 +166,7 @@ struct Memory: ParsableCommand {
       totalBytes = e.totalBytes
       self.budgetBytes = budgetBytes
       self.maxTokens = maxTokens
-      self.maxSamples = maxSamples
+      self.maxParallel = maxParallel
     }
   }
 }

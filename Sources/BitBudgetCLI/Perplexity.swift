@@ -6,7 +6,7 @@ import Foundation
 
 struct Perplexity: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Score a text with a KV cache policy against a baseline cache: perplexity and KL divergence.",
+    abstract: "Perplexity and KL of a KV policy or model against a baseline.",
     discussion: """
       The text's first --prompt-tokens tokens are one prefill; every later token is fed alone, as in \
       decoding, to two caches at once (--kv and --baseline-kv, full by default), so eviction and \

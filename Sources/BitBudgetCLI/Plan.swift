@@ -9,8 +9,9 @@ import Foundation
 struct PlanCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "plan",
-    abstract: "The memory-optimal configuration for a memory budget: model, weight bits, KV policy, token budget, G.",
+    abstract: "The most accurate setup that fits a memory budget.",
     discussion: """
+      The plan names the model, weight bits, KV policy, token budget and G. \
       With --db, from measured results: the most accurate scenario whose memory fits, the \
       scenarios within noise of it, and what the next frontier point would cost. Without, from \
       the paper's guidelines encoded as data (Not All Bits Are Equal, §4–5: a scale threshold at \

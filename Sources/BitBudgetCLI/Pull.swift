@@ -72,7 +72,8 @@ final class DownloadProgress: @unchecked Sendable {
         let rate = Double(received - (started[file]?.offset ?? 0)) / elapsed
         let percent = total.map { $0 > 0 ? String(format: " %3.0f%%", 100 * Double(received) / Double($0)) : "" } ?? ""
         let of = total.map { " / " + Self.size($0) } ?? ""
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(file)\(percent) \(Self.size(received))\(of) \(Self.size(Int(rate)))/s".utf8))
+        let eta = total.map { rate > 0 && $0 > received ? " · ETA " + LiveLine.duration(Double($0 - received) / rate) : "" } ?? ""
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(file)\(percent) \(Self.size(received))\(of) \(Self.size(Int(rate)))/s\(eta)".utf8))
         lineOpen = true
       case .finished(let file, let bytes):
         let elapsed = max(0.001, Date().timeIntervalSince(started[file]?.date ?? Date()))

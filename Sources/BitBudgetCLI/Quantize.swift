@@ -6,8 +6,9 @@ import Foundation
 
 struct Quantize: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Quantize a 16-bit model's linear layers to 8 or 4 bits and write a GPTQ checkpoint.",
+    abstract: "Quantize linear layers to 8 or 4 bits (GPTQ or RTN).",
     discussion: """
+      Reads a 16-bit model and writes a GPTQ checkpoint. \
       --method gptq (default) runs GPTQ layer by layer on calibration text (--calibration, a UTF-8 \
       text file, tokenized with the model's tokenizer and cut into --calibration-sequences \
       sequences of --sequence-length tokens); --method rtn rounds to nearest and needs no data. \
@@ -22,14 +23,14 @@ struct Quantize: ParsableCommand {
   @Option(help: ArgumentHelp("The folder to write (created if missing).", valueName: "dir"))
   var out: String
 
-  @Option(help: "Bits per weight: 8 or 4.")
-  var bits: Int
+  @Option(help: ArgumentHelp("Bits per weight: 8 or 4.", valueName: "bits"))
+  var weights: Int
 
   @Option(help: "gptq or rtn.")
   var method: Method = .gptq
 
-  @Option(name: .customLong("group-size"), help: ArgumentHelp("Columns per group (-1: one group per row); 32 or a multiple of 64.", valueName: "columns"))
-  var groupSize = 128
+  @Option(name: .customLong("weight-group"), help: ArgumentHelp("Columns per group (-1: one group per row); 32 or a multiple of 64.", valueName: "columns"))
+  var weightGroup = 128
 
   @Flag(help: "Asymmetric groups (a zero point per group); default symmetric, as the paper.")
   var asymmetric = false
@@ -49,8 +50,10 @@ struct Quantize: ParsableCommand {
   @Option(name: .customLong("sequence-length"), help: "GPTQ: tokens per calibration sequence.")
   var sequenceLength = 512
 
-  @Option(name: .long, help: "Threads (default: all processors).")
-  var threads: Int = min(256, ThreadPool.defaultThreadCount)
+  @Option(name: .customLong("threads"), help: "Threads (default: all processors).")
+  var threadsOption: Int?
+
+  var threads: Int { threadCount(threadsOption) }
 
   @Flag(help: "Replace model files already in --out.")
   var overwrite = false
@@ -63,9 +66,9 @@ struct Quantize: ParsableCommand {
   }
 
   func validate() throws {
-    guard bits == 4 || bits == 8 else { throw ValidationError("--bits must be 8 or 4") }
-    guard groupSize == -1 || groupSize == 32 || (groupSize > 0 && groupSize % 64 == 0) else {
-      throw ValidationError("--group-size must be -1, 32 or a positive multiple of 64")
+    guard weights == 4 || weights == 8 else { throw ValidationError("--weights must be 8 or 4") }
+    guard weightGroup == -1 || weightGroup == 32 || (weightGroup > 0 && weightGroup % 64 == 0) else {
+      throw ValidationError("--weight-group must be -1, 32 or a positive multiple of 64")
     }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     if method == .gptq {
@@ -84,20 +87,29 @@ struct Quantize: ParsableCommand {
     // Refused before the (long) quantization, not after it.
     _ = try HuggingFaceExport.checkOutput(out, writing: GPTQExport.fileNames, overwrite: overwrite, input: try HubCache.resolve(model))
     // A GGUF is widened to bf16 first: quantizers start from 16-bit weights.
-    let loaded = try DecoderModel.load(path: model, ggufWidening: .bf16)
-    let quantization = WeightQuantization(bits: bits, groupSize: groupSize == -1 ? nil : groupSize, symmetric: !asymmetric)
-    let progress: (String) -> Void = { Output.progress($0) }
+    let live = LiveLine()
+    defer { live.clear() }
+    let loaded = try DecoderModel.load(path: model, ggufWidening: .bf16) { done, total in
+      live.show("loading", done: done, total: total, detail: "layer \(done)/\(total)")
+    }
+    let quantization = WeightQuantization(bits: weights, groupSize: weightGroup == -1 ? nil : weightGroup, symmetric: !asymmetric)
+    let progress: (QuantizationProgress) -> Void = { step in
+      live.log(step.message)
+      live.show("quantizing (\(method.rawValue))", done: step.layersDone, total: step.layers, detail: "layer \(step.layersDone)/\(step.layers)", force: true)
+    }
     let quantized: QuantizedModel
     switch method {
     case .rtn:
       quantized = try ModelQuantizer.roundToNearest(loaded, quantization, progress: progress)
     case .gptq:
       let sequences = try calibrationSequences(loaded)
-      Output.progress("calibrating on \(sequences.count) sequences of \(sequences.map(\.count).max() ?? 0) tokens")
+      live.log("calibrating on \(sequences.count) sequences of \(sequences.map(\.count).max() ?? 0) tokens")
       let options = GPTQ.Options(quantization: quantization, dampening: damp, actOrder: actOrder)
       quantized = try ModelQuantizer.gptq(loaded, calibration: sequences, options: options, threads: threads, progress: progress)
     }
+    live.show("writing \(out)", force: true)
     let summary = try GPTQExport.write(quantized, to: out, overwrite: overwrite)
+    live.clear()
     if summary.format == GPTQConfig.Format.v2.rawValue {
       Output.progress("note: some asymmetric group has zero point 0, which GPTQ's v1 layout cannot store; wrote checkpoint_format gptq_v2 (GPTQModel reads it; tools that assume v1 do not)")
     }
@@ -107,7 +119,7 @@ struct Quantize: ParsableCommand {
     } else {
       Output.line(String(
         format: "wrote %@: %@ %d-bit, group %d, %@ format, %.1f MiB in %.1f s (peak RSS %.0f MiB)", summary.directory,
-        summary.method, summary.bits, summary.groupSize, summary.format, Double(summary.safetensorsBytes) / 1_048_576, seconds,
+        summary.method, summary.weightBits, summary.weightGroup, summary.format, Double(summary.safetensorsBytes) / 1_048_576, seconds,
         Double(ProcessMemory.peakResidentBytes) / 1_048_576))
     }
   }

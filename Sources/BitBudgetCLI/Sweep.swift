@@ -8,8 +8,9 @@ import Foundation
 
 struct Sweep: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Evaluate every scenario of a YAML grid, on the local engine or OpenAI-compatible servers, resumably, into one SQLite database.",
+    abstract: "Run every scenario of a YAML grid into one database.",
     discussion: """
+      On the local engine or OpenAI-compatible servers, resumably, into one SQLite database. \
       Every list in GRID.yaml is an axis and every scalar is fixed (keys: model/models, task, \
       answer_type, samples, parallel, weights, kv, thinking_budget, budget_mode (paper: "Wait" until \
       the budget, then the forced answer; cap; none), answer_tokens, max_tokens, \
@@ -28,8 +29,10 @@ struct Sweep: ParsableCommand {
   @Option(help: ArgumentHelp("Results database (SQLite), created if missing.", valueName: "file"))
   var db: String
 
-  @Option(name: .long, help: "Threads for the kernels (default: all processors).")
-  var threads: Int = min(256, ThreadPool.defaultThreadCount)
+  @Option(name: .customLong("threads"), help: "Threads for the kernels (default: all processors).")
+  var threadsOption: Int?
+
+  var threads: Int { threadCount(threadsOption) }
 
   @Option(name: .customLong("memory-limit"), help: ArgumentHelp("Refuse scenarios whose weights + KV would exceed this.", valueName: "size"))
   var memoryLimit: String?
@@ -61,22 +64,23 @@ struct Sweep: ParsableCommand {
       throw CommandFailure(message: "\(self.grid): \(error.description)")
     }
     let store = try openStore(db)
-    let terminal = isatty(STDERR_FILENO) != 0 && !json
+    // On a terminal one live line (also with --json, whose object comes at the end); in a log a
+    // line per finished scenario.
+    let live = LiveLine()
     let start = Date()
     let results = try runner.run(store: store) { progress in
-      guard terminal else { return }
-      let text = String(
-        format: "\r[scenario %d/%d] %d/%d · %d/%d samples · pass@1 %.3f · ETA %@   ",
-        progress.scenario + 1, progress.scenarios, progress.current.done, progress.current.total, progress.sweepDone, progress.sweepTotal,
-        progress.current.passAt1, Self.duration(progress.etaSeconds))
-      FileHandle.standardError.write(Data(text.utf8))
+      live.show(
+        "scenario \(progress.scenario + 1)/\(progress.scenarios)", done: progress.sweepDone, total: progress.sweepTotal,
+        etaSeconds: progress.etaSeconds,
+        detail: "\(progress.sweepDone)/\(progress.sweepTotal) samples · this scenario \(progress.current.done)/\(progress.current.total), pass@1 "
+          + String(format: "%.3f", progress.current.passAt1))
     } finished: { index, count, result in
-      guard !terminal && !json else { return }
+      if LiveLine.available { return }
       Output.progress(String(
         format: "scenario %d/%d done: pass@1 %.3f, maj@%d %.3f", index + 1, count, result.score.passAt1, result.scenario.parallel,
         result.score.majorityAtK))
     }
-    if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    live.clear()
     if json {
       try Output.json(Report(grid: self.grid, axes: grid.axes, scenarios: results, seconds: Date().timeIntervalSince(start)))
       return
@@ -94,11 +98,6 @@ struct Sweep: ParsableCommand {
         s.weightBits, s.kv, s.thinkingBudget.map { "\($0) \(s.budgetForcing.rawValue)" } ?? "-", s.maxTokens, s.parallel, s.samples, r.score.questions,
         r.score.passAt1, r.score.majorityAtK, r.score.errors, r.score.generatedTokens, speed, Double(r.run?.estimatedBytes ?? 0) / 1_048_576))
     }
-  }
-
-  static func duration(_ seconds: Double) -> String {
-    let s = Int(seconds.rounded())
-    return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
   }
 
   struct Report: Encodable {

@@ -37,8 +37,9 @@ public struct EngineSettings: Sendable {
     self.memoryLimit = memoryLimit
   }
 
-  public func loadModel() throws -> DecoderModel {
-    let loaded = try DecoderModel.load(path: modelPath, ggufWidening: ggufWidening, quantize: weightQuantization)
+  /// Loads the model; `progress` as `DecoderModel.load`'s.
+  public func loadModel(progress: (_ layersDone: Int, _ layers: Int) -> Void = { _, _ in }) throws -> DecoderModel {
+    let loaded = try DecoderModel.load(path: modelPath, ggufWidening: ggufWidening, quantize: weightQuantization, progress: progress)
     if requiresSixteenBitWeights, loaded.weights.format.bits != 16 {
       throw LabError.invalidScenario(
         "--weights 16: \(modelPath) holds \(loaded.weights.format) weights, which are not dequantized; leave out --weights")

@@ -114,7 +114,7 @@ import Testing
     (["frobnicate"], "frobnicate"),
     (["generate", "--model", Self.model, "--ids", "1", "--greedy", "--temperature", "0.5"], "--greedy"),
     (["generate", "--model", Self.model, "--ids", "1", "--top-p", "1.5"], "--top-p"),
-    (["generate", "--model", Self.model, "--ids", "1", "--samples", "0"], "--samples"),
+    (["generate", "--model", Self.model, "--ids", "1", "--parallel", "0"], "--parallel"),
     (["generate", "--model", Self.model, "--ids", "1", "--thinking-budget", "9223372036854775807"], "--thinking-budget"),
     (["generate", "--model", Self.model, "--ids", "1", "--thinking-budget", "1", "--answer-tokens", "9223372036854775807"], "--answer-tokens"),
     (["generate", "--model", Self.model, "--ids", "1", "--thinking-budget", "5", "--min-thinking", "9223372036854775807"], "--min-thinking"),
@@ -123,9 +123,9 @@ import Testing
     (["generate", "--model", Fixtures.modelPath("qwen3-bias-odd-f16"), "--ids", "1", "--weights", "4"], "multiple of 64"),
     (["generate", "--model", GPTQFixture.path, "--ids", "1", "--weights", "16"], "--weights 16"),
     (["generate", "--model", GPTQFixture.path, "--ids", "1", "--weights", "8"], "already GPTQ-quantized"),
-    (["quantize", "--model", Self.model, "--bits", "4", "--out", "/tmp/x"], "--calibration"),
-    (["quantize", "--model", Self.model, "--bits", "5", "--method", "rtn", "--out", "/tmp/x"], "--bits"),
-    (["quantize", "--model", GPTQFixture.path, "--bits", "4", "--method", "rtn", "--out", "/tmp/x"], "already quantized"),
+    (["quantize", "--model", Self.model, "--weights", "4", "--out", "/tmp/x"], "--calibration"),
+    (["quantize", "--model", Self.model, "--weights", "5", "--method", "rtn", "--out", "/tmp/x"], "--weights"),
+    (["quantize", "--model", GPTQFixture.path, "--weights", "4", "--method", "rtn", "--out", "/tmp/x"], "already quantized"),
   ])
   func userErrorsExitOneWithOneLine(arguments: [String], phrase: String) throws {
     let result = try Self.run(arguments)
@@ -156,7 +156,7 @@ import Testing
     let directory = try Fixtures.temporaryDirectory("convert")
     defer { try? FileManager.default.removeItem(at: directory) }
     let out = directory.appendingPathComponent("smollm2").path
-    let converted = try Self.run(["convert", "--gguf", gguf, "--out", out, "--json"])
+    let converted = try Self.run(["convert", "--model", gguf, "--out", out, "--json"])
     #expect(converted.status == 0, "\(converted.stderr)")
     #expect(converted.json?["tensors"] as? Int == 272)
     let prompt = "<|im_start|>user\nName three colors.<|im_end|>\n<|im_start|>assistant\n"
@@ -166,10 +166,10 @@ import Testing
     #expect(fromFolder.status == 0, "\(fromFolder.stderr)")
     let text = { (run: Run) in ((run.json?["samples"] as? [[String: Any]])?.first?["text"] as? String) }
     #expect(text(fromFolder) != nil && text(fromFolder) == text(fromGGUF))
-    let again = try Self.run(["convert", "--gguf", gguf, "--out", out])
+    let again = try Self.run(["convert", "--model", gguf, "--out", out])
     #expect(again.status == 1 && again.stderr.contains("--overwrite"), "\(again.stderr)")
-    #expect(try Self.run(["convert", "--gguf", gguf, "--out", out, "--overwrite"]).status == 0)
-    let notGGUF = try Self.run(["convert", "--gguf", (out as NSString).appendingPathComponent("config.json"), "--out", out + "2"])
+    #expect(try Self.run(["convert", "--model", gguf, "--out", out, "--overwrite"]).status == 0)
+    let notGGUF = try Self.run(["convert", "--model", (out as NSString).appendingPathComponent("config.json"), "--out", out + "2"])
     #expect(notGGUF.status == 1 && notGGUF.stderr.split(separator: "\n").count == 1, "\(notGGUF.stderr)")
   }
 
@@ -233,7 +233,7 @@ import Testing
     let out = try Fixtures.temporaryDirectory("cli-quantize")
     defer { try? FileManager.default.removeItem(at: out) }
     let model = Fixtures.modelPath("qwen3-mha-untied-bf16")
-    let written = try Self.run(["quantize", "--model", model, "--method", "rtn", "--bits", "4", "--out", out.path, "--overwrite", "--json"])
+    let written = try Self.run(["quantize", "--model", model, "--method", "rtn", "--weights", "4", "--out", out.path, "--overwrite", "--json"])
     #expect(written.status == 0, "\(written.stderr)")
     #expect(written.stderr.contains("layer 2/2"), "progress per layer: \(written.stderr)")
     func memory(_ arguments: [String]) throws -> [String: Any] {
@@ -406,7 +406,7 @@ import Testing
     // `export`: the samples as CSV, read back by Python's csv module, hold the stored texts
     // exactly (the forced text puts line breaks in every one); scenario rows as JSONL; lm-eval JSON.
     let csvPath = directory.appendingPathComponent("samples.csv").path
-    let csv = try Self.run(["export", "--db", db, "--format", "csv", "--rows", "samples", "--output", csvPath])
+    let csv = try Self.run(["export", "--db", db, "--format", "csv", "--rows", "samples", "--out", csvPath])
     #expect(csv.status == 0, "\(csv.stderr)")
     let python = Process()
     python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -481,7 +481,7 @@ import Testing
       // The memory model's estimate (paper convention): weights + KV of 4 samples × max tokens.
       let bits = try #require(scenario["weight_bits"] as? Int)
       let memory = try Self.run([
-        "memory", "--model", "qwen3-8b", "--weights", String(bits), "--tokens", String(budget + 4), "--samples", "4",
+        "memory", "--model", "qwen3-8b", "--weights", String(bits), "--tokens", String(budget + 4), "--parallel", "4",
         "--convention", "paper", "--json",
       ])
       let run = try #require(s["run"] as? [String: Any])
@@ -635,7 +635,7 @@ import Testing
 
   /// Seeded samples are reproducible, differ from each other, and do not depend on the thread count.
   @Test func sampledGenerationIsReproducible() throws {
-    let arguments = ["generate", "--model", Self.model, "--ids", "3,4,5", "--samples", "3", "--temperature", "1", "--top-k", "50", "--max-tokens", "6", "--seed", "7", "--json"]
+    let arguments = ["generate", "--model", Self.model, "--ids", "3,4,5", "--parallel", "3", "--temperature", "1", "--top-k", "50", "--max-tokens", "6", "--seed", "7", "--json"]
     let first = try Self.run(arguments + ["--threads", "1"])
     let second = try Self.run(arguments + ["--threads", "2"])
     #expect(first.status == 0, "\(first.stderr)")
@@ -653,7 +653,7 @@ import Testing
     defer { try? FileManager.default.removeItem(at: model) }
     let result = try Self.run([
       "generate", "--model", model.path, "--tokenizer", Fixtures.qwen3TokenizerDirectory, "--prompt", "What is 2+2?", "--chat",
-      "--thinking-budget", "5", "--answer-tokens", "3", "--samples", "2", "--temperature", "1", "--seed", "3", "--json",
+      "--thinking-budget", "5", "--answer-tokens", "3", "--parallel", "2", "--temperature", "1", "--seed", "3", "--json",
     ])
     #expect(result.status == 0, "\(result.stderr)")
     let samples = try #require(result.json?["samples"] as? [[String: Any]])

@@ -75,7 +75,7 @@ import Testing
     let existing = directory.appendingPathComponent("existing").path
     let existingFiles = try Self.copyOfModel("qwen3-gqa-tied-f32", to: existing)
     let missing = directory.appendingPathComponent("missing").path
-    let quantize = ["quantize", "--model", input, "--method", "rtn", "--bits", "4", "--out"]
+    let quantize = ["quantize", "--model", input, "--method", "rtn", "--weights", "4", "--out"]
 
     Self.oneLineError(try CLITests.run(quantize + [missing + "/../existing"]), mentioning: "does not exist")
     #expect(!FileManager.default.fileExists(atPath: missing))
@@ -94,7 +94,7 @@ import Testing
     #expect(try Self.unchanged(input, inputFiles))
 
     let gguf = (Fixtures.repositoryRoot as NSString).appendingPathComponent(".assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-    Self.oneLineError(try CLITests.run(["convert", "--gguf", gguf, "--out", missing + "/../existing"]), mentioning: "does not exist")
+    Self.oneLineError(try CLITests.run(["convert", "--model", gguf, "--out", missing + "/../existing"]), mentioning: "does not exist")
     #expect(!FileManager.default.fileExists(atPath: missing))
     #expect(try Self.unchanged(existing, existingFiles))
 

@@ -133,7 +133,7 @@ import Testing
     let model = try DecoderModel.load(path: Fixtures.modelPath("qwen3-mha-untied-bf16"))
     let q = WeightQuantization(bits: 4, groupSize: 64)
     var progress: [String] = []
-    let gptq = try ModelQuantizer.gptq(model, calibration: Self.tokens, options: .init(quantization: q, actOrder: true), threads: 2) { progress.append($0) }
+    let gptq = try ModelQuantizer.gptq(model, calibration: Self.tokens, options: .init(quantization: q, actOrder: true), threads: 2) { progress.append($0.message) }
     let rtn = try ModelQuantizer.roundToNearest(model, q)
     #expect(progress.count == model.config.layerCount)
     #expect(gptq.layers.allSatisfy { $0.count == 7 } && gptq.layers.count == model.config.layerCount)

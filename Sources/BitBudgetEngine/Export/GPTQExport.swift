@@ -13,8 +13,10 @@ public enum GPTQExport {
   public struct Summary: Sendable, Codable {
     public let directory: String
     public let method: String
-    public let bits: Int
-    public let groupSize: Int
+    /// Bits per weight (JSON `weight_bits`, as `--weights`).
+    public let weightBits: Int
+    /// Columns per group, -1 for one group per row (JSON `weight_group`, as `--weight-group`).
+    public let weightGroup: Int
     public let format: String
     public let tensors: Int
     public let safetensorsBytes: Int
@@ -103,8 +105,8 @@ public enum GPTQExport {
       try write("tokenizer_config.json", try HuggingFaceExport.tokenizerConfigJSON(tokenizer, config: config))
     }
     return Summary(
-      directory: directory, method: quantized.method.rawValue, bits: quantized.quantization.bits,
-      groupSize: quantized.quantization.groupSize ?? -1, format: format.rawValue, tensors: entries.count,
+      directory: directory, method: quantized.method.rawValue, weightBits: quantized.quantization.bits,
+      weightGroup: quantized.quantization.groupSize ?? -1, format: format.rawValue, tensors: entries.count,
       safetensorsBytes: entries.reduce(0) { $0 + $1.byteCount })
   }
 }

@@ -23,8 +23,11 @@ public enum HuggingFaceExport {
   /// The files a conversion writes.
   public static let fileNames = ["model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
 
+  /// Converts the GGUF file at `path` into a Hugging Face folder; `progress` gets the bytes of
+  /// `model.safetensors` written so far and their total.
   public static func convert(
-    gguf path: String, to requestedDirectory: String, matrixType: ElementType = .bf16, overwrite: Bool = false
+    gguf path: String, to requestedDirectory: String, matrixType: ElementType = .bf16, overwrite: Bool = false,
+    progress: (_ bytesWritten: Int, _ bytes: Int) -> Void = { _, _ in }
   ) throws -> Summary {
     let directory = try checkOutput(requestedDirectory, writing: fileNames, overwrite: overwrite, input: path)
     let file = try GGUFFile(path: path)
@@ -51,6 +54,7 @@ public enum HuggingFaceExport {
     let safetensorsPath = (directory as NSString).appendingPathComponent("model.safetensors")
     let writer = try SafetensorsWriter(path: safetensorsPath, entries: entries)
     var totalBytes = 0
+    let allBytes = entries.reduce(0) { $0 + $1.byteCount }
     for entry in entries {
       let target = entry.dtype.elementType ?? .bf16
       try weights.withTensor(entry.name) { tensor in
@@ -74,6 +78,7 @@ public enum HuggingFaceExport {
         }
       }
       totalBytes += entry.byteCount
+      progress(totalBytes, allBytes)
     }
     try writer.finish()
 

@@ -27,9 +27,11 @@ public final class DecoderModel: @unchecked Sendable {
   /// the quantized kernels hold kept quantized, other block-quantized tensors widened to bf16;
   /// with `ggufWidening`, every block-quantized tensor widened to that type). `quantize`
   /// quantizes the linear layers round-to-nearest at load. `path` may also be a Hub id
-  /// (`ORG/NAME[@REVISION][:QUANT]`) of a model in the local Hugging Face cache.
+  /// (`ORG/NAME[@REVISION][:QUANT]`) of a model in the local Hugging Face cache. `progress`
+  /// gets the layers loaded so far and the layer count.
   public static func load(
-    path reference: String, ggufWidening: ElementType? = nil, quantize: WeightQuantization? = nil
+    path reference: String, ggufWidening: ElementType? = nil, quantize: WeightQuantization? = nil,
+    progress: (_ layersDone: Int, _ layers: Int) -> Void = { _, _ in }
   ) throws -> DecoderModel {
     let path = try HubCache.resolve(reference)
     if try isModelFile(path) {
@@ -37,12 +39,12 @@ public final class DecoderModel: @unchecked Sendable {
       let config = try ModelConfig.fromGGUF(file)
       let source = GGUFWeights(
         file: file, config: config, widenedType: ggufWidening ?? .bf16, keepsQuantized: ggufWidening == nil && quantize == nil)
-      let weights = try ModelWeights(source: source, config: config, quantize: quantize)
+      let weights = try ModelWeights(source: source, config: config, quantize: quantize, progress: progress)
       return DecoderModel(config: config, weights: weights, path: path, gguf: file)
     }
     let config = try ModelConfig.load(directory: path)
     let checkpoint = try Checkpoint(directory: path)
-    let weights = try ModelWeights(source: checkpoint, config: config, quantize: quantize)
+    let weights = try ModelWeights(source: checkpoint, config: config, quantize: quantize, progress: progress)
     return DecoderModel(config: config, weights: weights, path: path)
   }
 

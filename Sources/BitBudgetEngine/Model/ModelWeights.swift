@@ -95,7 +95,12 @@ public final class ModelWeights: @unchecked Sendable {
     }
   }
 
-  public init(source: any WeightSource, config: ModelConfig, quantize: WeightQuantization? = nil) throws {
+  /// `progress(done, total)` is called after each layer (GGUF repacking and `quantize` make
+  /// loading take seconds to minutes; mapping a 16-bit folder takes milliseconds).
+  public init(
+    source: any WeightSource, config: ModelConfig, quantize: WeightQuantization? = nil,
+    progress: (_ layersDone: Int, _ layers: Int) -> Void = { _, _ in }
+  ) throws {
     self.source = source
     if config.gptq != nil, quantize != nil {
       throw EngineError.invalidInput("the model in \(source.location) is already GPTQ-quantized; load it without --weights")
@@ -123,6 +128,7 @@ public final class ModelWeights: @unchecked Sendable {
           keyNorm: qkNorm ? try resolver.vector(p + "self_attn.k_norm.weight", count: config.headDim) : nil,
           postAttentionNorm: try resolver.vector(p + "post_attention_layernorm.weight", count: h),
           feedForward: try Self.feedForward(layer: i, config: config, resolver: &resolver)))
+      progress(i + 1, config.layerCount)
     }
     self.layers = layers
     finalNorm = try resolver.vector("model.norm.weight", count: h)

@@ -55,14 +55,14 @@ public enum ModelQuantizer {
 
   /// Round-to-nearest quantization of every linear. Cost: one pass over the weights.
   public static func roundToNearest(
-    _ model: DecoderModel, _ quantization: WeightQuantization, progress: (String) -> Void = { _ in }
+    _ model: DecoderModel, _ quantization: WeightQuantization, progress: (QuantizationProgress) -> Void = { _ in }
   ) throws -> QuantizedModel {
     let dense = try denseWeights(model)
     try checkShapes(dense, quantization)
     var layers: [[QuantizedMatrixStorage]] = []
     for (l, matrices) in dense.enumerated() {
       layers.append(matrices.map { WeightQuantizer.roundToNearest($0, quantization) })
-      progress("layer \(l + 1)/\(dense.count) quantized")
+      progress(QuantizationProgress(layersDone: l + 1, layers: dense.count, message: "layer \(l + 1)/\(dense.count) quantized"))
     }
     return QuantizedModel(source: model, layers: layers, quantization: quantization, actOrder: false, method: .rtn, dampening: nil)
   }
@@ -76,7 +76,7 @@ public enum ModelQuantizer {
   /// copies of one weight.
   public static func gptq(
     _ model: DecoderModel, calibration sequences: [[Int]], options: GPTQ.Options, threads: Int,
-    progress: (String) -> Void = { _ in }
+    progress: (QuantizationProgress) -> Void = { _ in }
   ) throws -> QuantizedModel {
     if let experts = model.config.experts {
       // Each expert would need the Hessian of the rows routed to it, which the layer-by-layer
@@ -147,10 +147,20 @@ public enum ModelQuantizer {
       for (s, tokens) in sequences.enumerated() {
         try session.forwardLayer(l, hidden: hidden[s], count: tokens.count, cache: session.makeCache(elementType: .f32))
       }
-      progress(String(format: "layer %d/%d quantized in %.1f s; loss %@", l + 1, config.layerCount, Date().timeIntervalSince(start), losses.joined(separator: ", ")))
+      progress(QuantizationProgress(
+        layersDone: l + 1, layers: config.layerCount,
+        message: String(format: "layer %d/%d quantized in %.1f s; loss %@", l + 1, config.layerCount, Date().timeIntervalSince(start), losses.joined(separator: ", "))))
     }
     return QuantizedModel(
       source: model, layers: layers.map { $0.compactMap { $0 } }, quantization: options.quantization,
       actOrder: options.actOrder, method: .gptq, dampening: dampening)
   }
+}
+
+/// A layer finished quantizing: how many of how many, and a line saying how it went (GPTQ: the
+/// time and each linear's loss).
+public struct QuantizationProgress: Sendable {
+  public var layersDone: Int
+  public var layers: Int
+  public var message: String
 }
