@@ -7,7 +7,7 @@ report=$(realpath "$1")
 out=$2
 width=${3:-1280}
 height=${4:-2400}
-browser=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
+browser=$(command -v chromium-headless-shell || command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 if [ -z "$browser" ]; then
   echo "no chromium: apt-get install chromium" >&2
   exit 1

@@ -31,6 +31,9 @@ struct Frontier: ParsableCommand {
   @Option(help: ArgumentHelp("Write a self-contained HTML report here.", valueName: "file"))
   var html: String?
 
+  @Option(help: ArgumentHelp("Write each task's plots here as standalone SVG files (TASK-kv-POLICY-gG.svg, legend included); the folder is created if missing.", valueName: "dir"))
+  var svg: String?
+
   @Flag(help: "Print one JSON object.")
   var json = false
 
@@ -57,6 +60,26 @@ struct Frontier: ParsableCommand {
         frontiers: frontiers, notes: results.notes)
       try OutputPath.checkNotInput(try OutputPath.resolve(html, followingFinalLink: false), input: db)
       try OutputPath.write(Data(report.html.utf8), to: html)
+    }
+    if let svg {
+      do {
+        try FileManager.default.createDirectory(atPath: svg, withIntermediateDirectories: true)
+      } catch {
+        throw CommandFailure(message: "cannot create \(svg): \(error.localizedDescription)")
+      }
+      for (task, frontier) in frontiers {
+        let figure = HTMLReport.figure(frontier)
+        let taskName = task.map { $0.isLetter || $0.isNumber || $0 == "-" ? String($0) : "-" }.joined()
+        for panel in figure.panels {
+          var plot = panel.plot
+          plot.title = "\(task): \(plot.title)"
+          plot.legend = figure.legend
+          let path = (svg as NSString).appendingPathComponent("\(taskName)-\(panel.name).svg")
+          try OutputPath.checkNotInput(try OutputPath.resolve(path, followingFinalLink: false), input: db)
+          try OutputPath.write(Data(plot.svg.utf8), to: path)
+          Output.progress("wrote \(path)")
+        }
+      }
     }
     if json {
       try Output.json(Report(tasks: frontiers.map { task, frontier in

@@ -23,11 +23,17 @@ import Testing
     #expect(html.hasPrefix("<!DOCTYPE html>"))
     #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("href="))
     #expect(!html.contains("t <x>") && html.contains("t &lt;x&gt;"))
-    // One panel per (KV policy, G): full × {1, 4}.
-    #expect(html.components(separatedBy: "<svg ").count - 1 == 2)
-    #expect(html.contains("total memory (GiB, log scale)") && html.contains("accuracy"))
-    // A curve per (model, bits) in each panel: 5 models × 3 precisions.
-    #expect(html.components(separatedBy: "qwen3-4b 8-bit</text>").count - 1 == 2)
+    // One panel per (KV policy, G): full × {1, 4}, and the legend they share.
+    #expect(html.components(separatedBy: "<svg ").count - 1 == 3)
+    #expect(html.contains("KV full · G = 4 (maj@4)") && html.contains("KV full · G = 1 (pass@1)"))
+    #expect(html.contains("total memory, GiB (log scale)") && html.contains("accuracy"))
+    // A curve per (model, bits) in each panel: 5 models × 3 precisions; the legend splits them
+    // into 5 colours and 3 line styles.
+    #expect(html.components(separatedBy: "<title>qwen3-4b 8-bit</title>").count - 1 == 2)
+    #expect(html.components(separatedBy: ">qwen3-4b</text>").count - 1 == 1)
+    #expect(html.contains(">8-bit</text>") && html.contains(">colour = model</text>"))
+    // Token budgets beside the points, the crossover drawn.
+    #expect(html.contains(">30k</text>") && html.contains("crossover: weights"))
     #expect(html.contains("Crossover</b> at 7.78 GiB"))
     // BITBUDGET_REPORT_OUT=FILE keeps the report for a look in a browser
     // (scripts/screenshot-report.sh renders it with headless Chromium).

@@ -1,6 +1,9 @@
 import BitBudgetEval
 import BitBudgetTestSupport
 import Foundation
+#if canImport(FoundationXML)
+  import FoundationXML
+#endif
 import Testing
 
 /// The command-line contract (design.md): names, JSON keys, exit codes, one-line errors. Runs the
@@ -562,6 +565,26 @@ import Testing
     #expect(report.contains("<svg ") && !report.contains("<script"))
     let table = try Self.run(["frontier", "--db", db])
     #expect(table.stdout.contains("synthetic-math: \(serial.count) scenarios, \(reference.count) on the frontier"), "\(table.stdout)")
+    // Standalone SVG plots: one per (KV policy, G), each with its legend, parseable XML.
+    let svgDirectory = directory.appendingPathComponent("plots").path
+    let svg = try Self.run(["frontier", "--db", db, "--svg", svgDirectory])
+    #expect(svg.status == 0, "\(svg.stderr)")
+    let files = try FileManager.default.contentsOfDirectory(atPath: svgDirectory)
+    #expect(files == ["synthetic-math-kv-full-g1.svg"], "\(files)")
+    let plot = try Data(contentsOf: URL(fileURLWithPath: (svgDirectory as NSString).appendingPathComponent("synthetic-math-kv-full-g1.svg")))
+    final class Elements: NSObject, XMLParserDelegate {
+      var names: [String] = []
+      func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+        names.append(name)
+      }
+    }
+    let parser = XMLParser(data: plot)
+    let elements = Elements()
+    parser.delegate = elements
+    #expect(parser.parse(), "\(parser.parserError.map { "\($0)" } ?? "")")
+    #expect(elements.names.first == "svg" && elements.names.contains("circle"))
+    let plotText = String(decoding: plot, as: UTF8.self)
+    #expect(plotText.contains(">colour = model</text>") && plotText.contains(">qwen3-4b</text>") && plotText.contains("synthetic-math: KV full"))
     // The plan: the last reference frontier point within 5 GiB.
     let budget = 5 << 30
     let expected = reference.last { key in (serial.first { $0.key == key }?.memoryBytes ?? .max) <= budget }

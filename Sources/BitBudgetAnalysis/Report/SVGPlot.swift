@@ -13,14 +13,17 @@ public struct SVGPlot: Sendable {
     public var highlighted: Bool
     /// Hover text (`<title>`): browsers show it without JavaScript.
     public var tooltip: String
+    /// A short label written beside the point (its token budget).
+    public var label: String?
 
-    public init(x: Double, y: Double, low: Double, high: Double, highlighted: Bool = false, tooltip: String = "") {
+    public init(x: Double, y: Double, low: Double, high: Double, highlighted: Bool = false, tooltip: String = "", label: String? = nil) {
       self.x = x
       self.y = y
       self.low = low
       self.high = high
       self.highlighted = highlighted
       self.tooltip = tooltip
+      self.label = label
     }
   }
 
@@ -41,6 +44,95 @@ public struct SVGPlot: Sendable {
     }
   }
 
+  /// A vertical line across the plot at memory `x`, labelled at the top (the crossover).
+  public struct Marker: Sendable {
+    public var x: Double
+    public var label: String
+
+    public init(x: Double, label: String) {
+      self.x = x
+      self.label = label
+    }
+  }
+
+  /// What colours and line styles mean, drawn as two blocks: colour = model, line style = weight
+  /// precision (a legend per curve would repeat every model three times).
+  public struct Legend: Sendable {
+    public struct Entry: Sendable {
+      public var label: String
+      public var color: String
+      /// An SVG `stroke-dasharray`, or nil for a solid line.
+      public var dash: String?
+
+      public init(label: String, color: String, dash: String? = nil) {
+        self.label = label
+        self.color = color
+        self.dash = dash
+      }
+    }
+
+    public var colors: [Entry]
+    public var lineStyles: [Entry]
+    /// Also explain the frontier band and the rings (on plots that draw them).
+    public var frontier: Bool
+
+    public init(colors: [Entry], lineStyles: [Entry], frontier: Bool = true) {
+      self.colors = colors
+      self.lineStyles = lineStyles
+      self.frontier = frontier
+    }
+
+    /// Width the legend needs (≈ 6.8 px per character at 12 px sans-serif).
+    public var width: Double {
+      let labels = colors.map(\.label) + lineStyles.map(\.label) + ["on the frontier", "colour = model"]
+      return 40 + 6.8 * Double(labels.map(\.count).max() ?? 0)
+    }
+
+    /// Height the legend needs.
+    public var height: Double {
+      Double(colors.count + lineStyles.count + (frontier ? 3 : 0) + 2) * 16 + 14
+    }
+
+    /// The legend's SVG elements with its top-left corner at (`x`, `y`).
+    func elements(x: Double, y top: Double) -> String {
+      func f(_ v: Double) -> String { String(format: "%.1f", v) }
+      var out = ""
+      var y = top + 12
+      func heading(_ text: String) {
+        out += "<text x=\"\(f(x))\" y=\"\(f(y))\" font-weight=\"bold\">\(SVGPlot.escape(text))</text>\n"
+        y += 16
+      }
+      func entry(_ label: String, stroke: String) {
+        out += "<line x1=\"\(f(x))\" y1=\"\(f(y - 4))\" x2=\"\(f(x + 26))\" y2=\"\(f(y - 4))\" \(stroke)/>"
+        out += "<text x=\"\(f(x + 32))\" y=\"\(f(y))\">\(SVGPlot.escape(label))</text>\n"
+        y += 16
+      }
+      heading("colour = model")
+      for e in colors { entry(e.label, stroke: "stroke=\"\(SVGPlot.escape(e.color))\" stroke-width=\"3\"") }
+      y += 6
+      heading("line = weights")
+      for e in lineStyles {
+        entry(e.label, stroke: "stroke=\"\(SVGPlot.escape(e.color))\" stroke-width=\"2\"\(SVGPlot.dashAttribute(e.dash))")
+      }
+      if frontier {
+        y += 6
+        entry("frontier", stroke: "stroke=\"#f2b600\" stroke-width=\"6\" stroke-opacity=\"0.45\"")
+        out += "<circle cx=\"\(f(x + 13))\" cy=\"\(f(y - 4))\" r=\"6\" fill=\"none\" stroke=\"#222\" stroke-width=\"1.5\"/>"
+        out += "<text x=\"\(f(x + 32))\" y=\"\(f(y))\">on the frontier</text>\n"
+      }
+      return out
+    }
+
+    /// The legend alone, as a self-contained SVG.
+    public var svg: String {
+      let w = String(format: "%.1f", width + 8), h = String(format: "%.1f", height)
+      return """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(w)" height="\(h)" viewBox="0 0 \(w) \(h)" font-family="sans-serif" font-size="12">
+        \(elements(x: 4, y: 0))</svg>
+        """
+    }
+  }
+
   public var title: String
   public var xLabel: String
   public var yLabel: String
@@ -52,10 +144,16 @@ public struct SVGPlot: Sendable {
   public var yRange: ClosedRange<Double>
   /// A logarithmic memory axis (base 2): memory spans orders of magnitude across model sizes.
   public var logarithmicX = false
-  /// Width of the plot area (the legend is drawn to its right).
-  public var width = 430.0
-  public var height = 380.0
-  public var legendWidth = 170.0
+  /// Vertical lines across the plot (the crossover).
+  public var markers: [Marker] = []
+  /// Drawn right of the plot area when set (a standalone plot); a report draws one legend for
+  /// all its panels instead.
+  public var legend: Legend?
+  /// `width="100%"`: the plot scales to its container (a report's grid cell); else its own size.
+  public var fillsWidth = false
+  /// Size of the plot without the legend, in px (the viewBox; scaled when `fillsWidth`).
+  public var width = 520.0
+  public var height = 360.0
 
   public init(
     title: String, xLabel: String, yLabel: String, series: [Series], frontier: [(x: Double, y: Double)], xRange: ClosedRange<Double>,
@@ -97,9 +195,8 @@ public struct SVGPlot: Sendable {
   public var svg: String {
     let left = 62.0, right = 16.0, top = 34.0, bottom = 52.0
     let plotWidth = width - left - right, plotHeight = height - top - bottom
-    // Wide enough for the longest label (≈ 6.8 px per character at 12 px sans-serif).
-    let longest = (series.map(\.label) + ["on the frontier"]).map(\.count).max() ?? 0
-    let totalWidth = width + max(legendWidth, 36 + 6.8 * Double(longest))
+    let totalWidth = width + (legend.map { $0.width + 8 } ?? 0)
+    let totalHeight = max(height, legend?.height ?? 0)
     let ySpan = max(yRange.upperBound - yRange.lowerBound, 1e-12)
     let logarithmic = logarithmicX && xRange.lowerBound > 0
     let xLow = logarithmic ? log2(xRange.lowerBound) : xRange.lowerBound
@@ -108,10 +205,11 @@ public struct SVGPlot: Sendable {
     func px(_ x: Double) -> Double { left + ((logarithmic ? log2(max(x, 1e-12)) : x) - xLow) / xSpan * plotWidth }
     func py(_ y: Double) -> Double { top + (1 - (y - yRange.lowerBound) / ySpan) * plotHeight }
     func f(_ v: Double) -> String { String(format: "%.1f", v) }
+    let size = fillsWidth ? "width=\"100%\"" : "width=\"\(f(totalWidth))\" height=\"\(f(totalHeight))\""
     var out = """
-      <svg xmlns="http://www.w3.org/2000/svg" width="\(f(totalWidth))" height="\(f(height))" viewBox="0 0 \(f(totalWidth)) \(f(height))" \
+      <svg xmlns="http://www.w3.org/2000/svg" \(size) viewBox="0 0 \(f(totalWidth)) \(f(totalHeight))" \
       font-family="sans-serif" font-size="12" role="img" aria-label="\(Self.escape(title))">
-      <rect x="0" y="0" width="\(f(totalWidth))" height="\(f(height))" fill="white"/>
+      <rect x="0" y="0" width="\(f(totalWidth))" height="\(f(totalHeight))" fill="white"/>
       <text x="\(f(left + plotWidth / 2))" y="20" text-anchor="middle" font-size="14" font-weight="bold">\(Self.escape(title))</text>
 
       """
@@ -138,36 +236,32 @@ public struct SVGPlot: Sendable {
       path += " H\(f(left + plotWidth))"
       out += "<path d=\"\(path)\" fill=\"none\" stroke=\"#f2b600\" stroke-width=\"6\" stroke-opacity=\"0.45\"><title>Pareto frontier</title></path>\n"
     }
+    for marker in markers where xRange.contains(marker.x) {
+      let x = px(marker.x)
+      out += "<line x1=\"\(f(x))\" y1=\"\(f(top))\" x2=\"\(f(x))\" y2=\"\(f(top + plotHeight))\" stroke=\"#555\" stroke-width=\"1.2\" stroke-dasharray=\"5 4\"/>"
+      // Written right of the line unless it would cross the frame (≈ 6.8 px per character).
+      let anchor = x + 4 + 6.8 * Double(marker.label.count) > left + plotWidth ? "end" : "start"
+      out += "<text x=\"\(f(anchor == "end" ? x - 4 : x + 4))\" y=\"\(f(top + 13))\" text-anchor=\"\(anchor)\" fill=\"#333\">\(Self.escape(marker.label))</text>\n"
+    }
     for s in series {
       let color = Self.escape(s.color)
       if s.points.count > 1 {
         let path = s.points.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(f(px($0.element.x))),\(f(py($0.element.y)))" }.joined(separator: " ")
-        out += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.8\"\(Self.dashAttribute(s.dash))/>\n"
+        out += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.8\"\(Self.dashAttribute(s.dash))><title>\(Self.escape(s.label))</title></path>\n"
       }
       for p in s.points {
         let x = px(p.x)
-        out += "<line x1=\"\(f(x))\" y1=\"\(f(py(p.low)))\" x2=\"\(f(x))\" y2=\"\(f(py(p.high)))\" stroke=\"\(color)\" stroke-opacity=\"0.55\"/>"
+        out += "<line x1=\"\(f(x))\" y1=\"\(f(py(p.low)))\" x2=\"\(f(x))\" y2=\"\(f(py(p.high)))\" stroke=\"\(color)\" stroke-opacity=\"0.35\"/>"
         if p.highlighted {
           out += "<circle cx=\"\(f(x))\" cy=\"\(f(py(p.y)))\" r=\"7\" fill=\"none\" stroke=\"#222\" stroke-width=\"1.5\"/>"
         }
         out += "<circle cx=\"\(f(x))\" cy=\"\(f(py(p.y)))\" r=\"3.6\" fill=\"\(color)\"><title>\(Self.escape(p.tooltip))</title></circle>\n"
+        if let label = p.label {
+          out += "<text x=\"\(f(x + 5))\" y=\"\(f(py(p.y) - 6))\" font-size=\"10\" fill=\"\(color)\">\(Self.escape(label))</text>\n"
+        }
       }
     }
-    // Legend, right of the plot.
-    let legendX = width + 4
-    var y = top + 10
-    for s in series {
-      out += "<line x1=\"\(f(legendX))\" y1=\"\(f(y - 4))\" x2=\"\(f(legendX + 22))\" y2=\"\(f(y - 4))\" stroke=\"\(Self.escape(s.color))\" stroke-width=\"2.5\"\(Self.dashAttribute(s.dash))/>"
-      out += "<text x=\"\(f(legendX + 27))\" y=\"\(f(y))\">\(Self.escape(s.label))</text>\n"
-      y += 15
-    }
-    if !frontier.isEmpty {
-      out += "<line x1=\"\(f(legendX))\" y1=\"\(f(y - 4))\" x2=\"\(f(legendX + 22))\" y2=\"\(f(y - 4))\" stroke=\"#f2b600\" stroke-width=\"6\" stroke-opacity=\"0.45\"/>"
-      out += "<text x=\"\(f(legendX + 27))\" y=\"\(f(y))\">frontier</text>\n"
-      y += 15
-      out += "<circle cx=\"\(f(legendX + 11))\" cy=\"\(f(y - 4))\" r=\"6\" fill=\"none\" stroke=\"#222\" stroke-width=\"1.5\"/>"
-      out += "<text x=\"\(f(legendX + 27))\" y=\"\(f(y))\">on the frontier</text>\n"
-    }
+    if let legend { out += legend.elements(x: width + 4, y: top) }
     out += "</svg>"
     return out
   }
