@@ -98,7 +98,7 @@ struct Frontier: ParsableCommand {
         let step = steps[p.key]?.label ?? "start"
         Output.line(String(
           format: "| %@ | %.3f | %.3f | %@ | %d | %@ | %d | %d | %@ |", ByteSize.readable(p.memoryBytes), p.accuracy.mean,
-          1.96 * p.accuracy.standardError, p.model, p.weightBits, p.kv, p.tokenBudget, p.parallel, step))
+          1.96 * p.accuracy.standardError, p.model, p.weightBits, KVCacheSpec.shortDescription(of: p.kv), p.tokenBudget, p.parallel, step))
       }
       for segment in frontier.segments {
         Output.line(

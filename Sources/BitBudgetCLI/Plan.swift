@@ -120,7 +120,7 @@ struct PlanCommand: ParsableCommand {
     }
     func gib(_ bytes: Int?) -> String { bytes.map { String(format: "%.2f", Double($0) / Double(1 << 30)) } ?? "?" }
     func describe(_ o: PlanOption) -> String {
-      var text = "\(o.model) \(o.weightBits)-bit, KV \(o.kv), \(o.tokenBudget) tokens, G=\(o.parallel): \(gib(o.totalBytes)) GiB"
+      var text = "\(o.model) \(o.weightBits)-bit, KV \(KVCacheSpec.shortDescription(of: o.kv)), \(o.tokenBudget) tokens, G=\(o.parallel): \(gib(o.totalBytes)) GiB"
       if let kv = o.kvBytes { text += " (weights \(gib(o.weightsBytes)) + KV \(gib(kv)))" }
       if let accuracy = o.accuracy { text += String(format: ", accuracy %.3f ± %.3f", accuracy.mean, 1.96 * accuracy.standardError) }
       return text
@@ -168,7 +168,7 @@ extension PlanCommand {
     let task = ["math": "aime25", "knowledge": "gpqa-diamond"][plan.task] ?? plan.task
     var words = ["bitbudget", "eval", "--model", folderName(o.model), "--task", task, "--db", "results.sqlite"]
     if o.weightBits != 16 { words += ["--weights", String(o.weightBits)] }
-    if o.kv != "full" { words += ["--kv", o.kv] }
+    if o.kv != "full" { words += ["--kv", KVCacheSpec.shortDescription(of: o.kv)] }
     words += ["--thinking-budget", String(o.tokenBudget), "--budget-mode", "paper"]
     if o.parallel > 1 { words += ["--samples", String(o.parallel), "--parallel", String(o.parallel)] }
     if plan.convention == .engine { words += ["--memory-limit", "\(plan.budgetBytes - plan.reserveBytes)B"] }

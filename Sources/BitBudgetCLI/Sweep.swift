@@ -95,7 +95,7 @@ struct Sweep: ParsableCommand {
       let speed = wall > 0 ? String(format: "%.1f | %.1f", wall, r.run?.tokensPerSecond ?? 0) : "shared | -"
       Output.line(String(
         format: "| %@ | %d | %@ | %@ | %d | %d | %d | %d | %.3f | %.3f | %d | %d | %@ | %.1f |", (s.model as NSString).lastPathComponent,
-        s.weightBits, s.kv, s.thinkingBudget.map { "\($0) \(s.budgetForcing.rawValue)" } ?? "-", s.maxTokens, s.parallel, s.samples, r.score.questions,
+        s.weightBits, KVCacheSpec.shortDescription(of: s.kv), s.thinkingBudget.map { "\($0) \(s.budgetForcing.rawValue)" } ?? "-", s.maxTokens, s.parallel, s.samples, r.score.questions,
         r.score.passAt1, r.score.majorityAtK, r.score.errors, r.score.generatedTokens, speed, Double(r.run?.estimatedBytes ?? 0) / 1_048_576))
     }
   }

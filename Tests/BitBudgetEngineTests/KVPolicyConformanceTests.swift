@@ -289,10 +289,15 @@ import Testing
   /// not exceed the observation window are refused (an R-KV budget of 4 used to crash the
   /// compression), as are malformed options.
   @Test func specsParseToCanonicalText() throws {
-    for text in Self.specs {
+    for text in Self.specs + ["rkv:1024,window=300,buffer=400", "snapkv:1024,window=200"] {
       let spec = try KVCacheSpec.parse(text)
       #expect(try KVCacheSpec.parse(spec.description) == spec, "\(text) → \(spec)")
+      // The display form leaves defaults out and still means the same spec.
+      #expect(try KVCacheSpec.parse(spec.shortDescription) == spec, "\(text) → \(spec.shortDescription)")
     }
+    #expect(try KVCacheSpec.parse("rkv:2048").shortDescription == "rkv:2048")
+    #expect(try KVCacheSpec.parse("rkv:2048,window=16+hqq:4,group=32").shortDescription == "rkv:2048,window=16+hqq:4,group=32")
+    #expect(KVCacheSpec.shortDescription(of: "future:12,x=1") == "future:12,x=1")
     #expect(try KVCacheSpec.parse("snapkv:64").description == "snapkv:64,window=32,kernel=7,buffer=128")
     #expect(try KVCacheSpec.parse("snapkv:64") != KVCacheSpec.parse("snapkv:64,window=31"))
     // A window longer than the default interval moves the interval's default with it.

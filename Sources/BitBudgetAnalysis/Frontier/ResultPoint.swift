@@ -1,3 +1,4 @@
+import BitBudgetEngine
 import Foundation
 
 /// An accuracy measured over a task's questions, with its uncertainty.
@@ -85,6 +86,6 @@ public struct ResultPoint: Sendable, Codable, Equatable {
 
   /// `qwen3-4b 8-bit, full KV, 10000 tokens, G=1`.
   public var description: String {
-    "\(weightsLabel), \(kv == "full" ? "full" : kv) KV, \(tokenBudget) tokens, G=\(parallel)"
+    "\(weightsLabel), \(KVCacheSpec.shortDescription(of: kv)) KV, \(tokenBudget) tokens, G=\(parallel)"
   }
 }

@@ -76,7 +76,7 @@ public struct PaperGuidelines: Sendable {
 
   /// The process itself beyond weights, KV and scratch: runtime, binary and tokenizer, plus with
   /// eviction the prompt's last chunk held before compression (measured ≤ 32 MiB on Qwen3-0.6B;
-  /// README "Memory model").
+  /// docs/memory-model.md).
   public static let runtimeOverheadBytes = 32 << 20
 
   public init() {}

@@ -1,3 +1,4 @@
+import BitBudgetEngine
 import Foundation
 
 /// A self-contained HTML report of result sets (no network, no JavaScript): per task a summary
@@ -171,12 +172,12 @@ public struct HTMLReport: Sendable {
           dash: dash(first.weightBits))
       }
       var plot = SVGPlot(
-        title: "KV \(key.kv == "full" ? "full" : key.kv) · G = \(key.parallel)\(key.parallel == 1 ? " (pass@1)" : " (maj@\(key.parallel))")",
+        title: "KV \(KVCacheSpec.shortDescription(of: key.kv)) · G = \(key.parallel)\(key.parallel == 1 ? " (pass@1)" : " (maj@\(key.parallel))")",
         xLabel: "total memory, \(unit.name)\(logarithmic ? " (log scale)" : ""): weights + KV cache + scratch", yLabel: "accuracy",
         series: series, frontier: frontierLine, xRange: xRange, yRange: yRange)
       plot.logarithmicX = logarithmic
       plot.markers = markers
-      let kvName = key.kv.prefix { $0 != "," }.map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
+      let kvName = KVCacheSpec.shortDescription(of: key.kv).map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
       figurePanels.append(Figure.Panel(name: "kv-\(kvName)-g\(key.parallel)", plot: plot))
     }
     let bits = Set(points.map(\.weightBits)).sorted(by: >)
@@ -199,7 +200,7 @@ public struct HTMLReport: Sendable {
     for p in rows {
       out += "<tr><td>\(Self.size(p.memoryBytes))</td><td>\(p.weightsBytes.map(Self.size) ?? "–")</td>"
       out += String(format: "<td>%.3f</td><td>%.3f</td>", p.accuracy.mean, 1.96 * p.accuracy.standardError)
-      out += "<td>\(p.accuracy.questions)</td><td class=\"l\">\(e(p.model))</td><td>\(p.weightBits)</td><td class=\"l\">\(e(p.kv))</td><td>\(p.tokenBudget)</td><td>\(p.parallel)</td>"
+      out += "<td>\(p.accuracy.questions)</td><td class=\"l\">\(e(p.model))</td><td>\(p.weightBits)</td><td class=\"l\">\(e(KVCacheSpec.shortDescription(of: p.kv)))</td><td>\(p.tokenBudget)</td><td>\(p.parallel)</td>"
       if steps {
         let step = byKey[p.key]?.label ?? "start"
         out += "<td class=\"l\">\(e(step))</td></tr>\n"

@@ -58,6 +58,25 @@ public struct KVCacheSpec: Sendable, Equatable, CustomStringConvertible {
     return parts.isEmpty ? "full" : parts.joined(separator: "+")
   }
 
+  /// The spec as a person reads it: options at their defaults left out (`rkv:2048` for
+  /// `rkv:2048,window=8,kernel=7,…`). For display only: `description` is the canonical key.
+  public var shortDescription: String {
+    let short = description.split(separator: "+").map { part -> String in
+      let fields = part.split(separator: ",").map(String.init)
+      guard let head = fields.first, let defaults = try? KVCacheSpec.parse(head) else { return String(part) }
+      let defaultFields = Set(defaults.description.split(separator: ",").map(String.init))
+      return ([head] + fields.dropFirst().filter { !defaultFields.contains($0) }).joined(separator: ",")
+    }.joined(separator: "+")
+    // A default that moves with another option (the interval follows a long window) must stay.
+    return (try? KVCacheSpec.parse(short)) == self ? short : description
+  }
+
+  /// `text` as `shortDescription` shows it, or unchanged when it is not a spec (a stored key
+  /// of a policy this build lacks).
+  public static func shortDescription(of text: String) -> String {
+    (try? parse(text))?.shortDescription ?? text
+  }
+
   /// Parses a spec; the error shows the accepted forms.
   public static func parse(_ text: String) throws -> KVCacheSpec {
     let accepted = acceptedForms
