@@ -127,7 +127,7 @@ struct Memory: ParsableCommand {
     if let solved {
       Output.line(solve == .tokens ? "longest that fits: \(counted(solved, "token")) per sample" : "largest G that fits: \(solved)")
     }
-    Output.line("\(memory.name), \(weights)-bit weights, \(spec), G = \(parallel) × \(tokens) tokens (\(convention.rawValue) convention)")
+    Output.line("\(memory.name), \(weights)-bit weights, KV \(spec.shortDescription), \(counted(tokens, "token")) per sample, G = \(parallel) (\(convention.rawValue) convention)")
     Output.line("  weights  \(ByteSize.gib(estimate.weightsBytes))")
     Output.line("  KV       \(ByteSize.gib(estimate.kvPeakBytes)) at most (\(ByteSize.gib(estimate.kvBytes)) at the end)")
     if estimate.scratchBytes > 0 { Output.line("  scratch  \(ByteSize.gib(estimate.scratchBytes)) (activations, kernel panels, attention tiles)") }

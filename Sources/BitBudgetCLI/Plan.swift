@@ -128,7 +128,7 @@ struct PlanCommand: ParsableCommand {
     let label = plan.source == "paper guidelines" ? "from the paper's guidelines, not from measurements" : "from \(plan.source)"
     var header = "Plan for \(gib(plan.budgetBytes)) GiB, \(plan.task) (\(label)"
     if let convention = plan.convention {
-      header += "; \(convention.rawValue) convention, \(gib(plan.reserveBytes)) GiB kept for the process"
+      header += "; \(convention.rawValue) convention, \(ByteSize.readable(plan.reserveBytes)) kept for the process"
     }
     Output.line(header + "):")
     Output.line("  " + describe(plan.choice))

@@ -56,7 +56,7 @@ struct Serve: ParsableCommand {
 
   func run() throws {
     let settings = try options.settings()
-    let model = try settings.loadModel()
+    let model = try options.loadModel()
     guard let tokenizer = try model.tokenizer() else {
       throw CommandFailure(message: "\(model.path) has no tokenizer files; the server needs one to read prompts")
     }

@@ -21,7 +21,7 @@ public enum PlanKV: Sendable, Equatable {
   case fixed(KVCacheSpec)
 }
 
-/// The paper's findings (*Not All Bits Are Equal*, §4–5; `docs/paper.md`) encoded as data. No
+/// The paper's findings (*Not All Bits Are Equal*, §4–5; `docs/concepts.md`) encoded as data. No
 /// per-configuration accuracies of the paper are public, so the planner follows its stated
 /// thresholds and orderings, with the memory model deciding what fits:
 ///

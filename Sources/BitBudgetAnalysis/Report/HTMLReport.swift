@@ -117,6 +117,7 @@ public struct HTMLReport: Sendable {
   /// weight bits) along the token budget (each point labelled with it), the frontier and the
   /// crossover drawn in every panel; and the one legend they share.
   public struct Figure: Sendable {
+    /// One plot of the figure: the scenarios of one KV policy and G.
     public struct Panel: Sendable {
       /// A file-name-safe name: `kv-full-g4`.
       public var name: String

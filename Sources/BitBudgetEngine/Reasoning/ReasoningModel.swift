@@ -39,7 +39,7 @@ public final class ReasoningModel: @unchecked Sendable {
   private let lock = NSLock()
 
   /// Loads a model folder, GGUF file or Hub id in the local Hugging Face cache (see
-  /// ``DecoderModel/load(path:ggufWidening:quantize:)``) with its own tokenizer and template.
+  /// ``DecoderModel/load(path:ggufWidening:quantize:progress:)``) with its own tokenizer and template.
   /// `chatTemplate` replaces the template (a `.jinja` file, a `tokenizer_config.json`, or `qwen3`).
   public convenience init(
     path: String, threads: Int = ThreadPool.defaultThreadCount, quantize: WeightQuantization? = nil,
