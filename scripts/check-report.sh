@@ -2,9 +2,9 @@
 # CI: renders the HTML report of the analysis tests' synthetic result set (5 models × 3 precisions ×
 # 8 budgets × G 1/4) with headless Chromium and looks at the PNG: the page is not blank, both panels
 # and the shared legend are drawn (every model's colour, the frontier band), and nothing runs off
-# the page's right edge. Also writes the standalone SVG panels of `frontier --svg` and checks they
-# are well-formed XML with their legend. Needs the test build (swift build --build-tests) and
-# Debian's chromium-headless-shell (installed here when missing).
+# the page's right edge; and the report's inline SVGs parse as XML (the standalone files of
+# `frontier --svg` are checked by the CLI tests). Needs the test build (swift build --build-tests)
+# and Debian's chromium-headless-shell (installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -12,7 +12,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 if ! command -v chromium-headless-shell >/dev/null && ! command -v chromium >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium-headless-shell >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium-headless-shell >/dev/null
 fi
 
 BITBUDGET_REPORT_OUT="$out/report.html" swift test --skip-build --filter ReportTests >"$out/test.log" 2>&1 || { cat "$out/test.log"; exit 1; }
@@ -36,9 +36,11 @@ def read_png(path):
             idat += body
         pos += 12 + length
     raw, stride, rows, previous = zlib.decompress(idat), width * channels, [], bytearray(width * channels)
+    assert len(raw) == height * (stride + 1), "truncated image data"
     for y in range(height):
         line = raw[y * (stride + 1):(y + 1) * (stride + 1)]
         kind, row = line[0], bytearray(line[1:])
+        assert kind <= 4, f"unknown PNG filter {kind}"
         for i in range(stride):
             left = row[i - channels] if i >= channels else 0
             up = previous[i]

@@ -33,12 +33,12 @@ struct Convert: ParsableCommand {
   func run() throws {
     let start = Date()
     let live = LiveLine()
+    defer { live.clear() }
     let summary = try HuggingFaceExport.convert(
       gguf: try HubCache.resolve(model), to: out, matrixType: dtype == .f32 ? .f32 : .bf16, overwrite: overwrite
     ) { written, total in
       live.show("converting", done: written, total: total, detail: "\(ByteSize.readable(written)) of \(ByteSize.readable(total))")
     }
-    live.clear()
     if json {
       try Output.json(summary)
     } else {

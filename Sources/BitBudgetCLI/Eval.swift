@@ -134,6 +134,7 @@ struct Eval: ParsableCommand {
       backend: backend.label, taskDigest: evalTask.contentDigest, budgetForcing: budgetMode, chatTemplate: backend.chatTemplateKey)
     // A bar on a terminal (with --json too); in a log a line per sample, unless --json.
     let live = LiveLine()
+    defer { live.clear() }
     let logs = !json && !LiveLine.available
     let generated = try backend.run(scenario, task: evalTask, items: items, answerTokens: answerTokens, store: store) { progress in
       let line = String(format: "sample %d/%d: pass@1 so far %.3f", progress.done, progress.total, progress.passAt1)

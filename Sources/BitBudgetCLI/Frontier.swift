@@ -67,9 +67,15 @@ struct Frontier: ParsableCommand {
       } catch {
         throw CommandFailure(message: "cannot create \(svg): \(error.localizedDescription)")
       }
+      var taken: Set<String> = []
       for (task, frontier) in frontiers {
         let figure = HTMLReport.figure(frontier)
-        let taskName = task.map { $0.isLetter || $0.isNumber || $0 == "-" ? String($0) : "-" }.joined()
+        // Task names become file names: two that sanitize alike get a number.
+        let base = task.map { $0.isLetter || $0.isNumber || $0 == "-" ? String($0) : "-" }.joined()
+        var taskName = base.isEmpty ? "task" : base
+        var suffix = 2
+        while taken.contains(taskName) { taskName = "\(base)-\(suffix)"; suffix += 1 }
+        taken.insert(taskName)
         for panel in figure.panels {
           var plot = panel.plot
           plot.title = "\(task): \(plot.title)"

@@ -16,7 +16,8 @@ struct Generate: ParsableCommand {
       defaults to the model's generation_config.json (greedy without one). --parallel G decodes G \
       samples together after one prefill. --thinking-budget N closes thinking after N tokens with \
       the --budget-text (budget forcing) and leaves --answer-tokens for the answer. On a terminal \
-      the text streams as it is generated; --json prints one object with the samples (tokens, \
+      the text streams as it is generated (with G > 1 each sample is shown at the end, with its \
+      answer and the majority); --json prints one object with the samples (tokens, \
       text, thinking_tokens, answer, finish), memory and timing.
       """)
 
@@ -155,6 +156,9 @@ struct Generate: ParsableCommand {
     var shown = Array(repeating: ShownText(), count: parallel)
     // Whatever is not streamed shows its progress on stderr (also with --json).
     let progress = streams ? nil : LiveLine()
+    defer { progress?.clear() }
+    // An error while thinking must not leave the terminal dimmed.
+    defer { if streams { Output.write(style.switching(to: false)) } }
     var drawn = 0
     let result = try reasoning.generate(request, samples: parallel, options: settings) { event in
       guard case .token(let token) = event else { return }
@@ -193,13 +197,12 @@ struct Generate: ParsableCommand {
         if parallel > 1 {
           Output.line(style.heading("── sample \(sample.index + 1) of \(parallel) · \(sample.tokens.count) tokens · \(sample.finish.rawValue)"))
         }
-        Output.line(text.rendered(style))
+        Output.line(text.rendered(style).trimmingCharacters(in: tokenizer == nil ? .whitespaces : []))
       }
     }
-    if parallel > 1 {
-      let counted = answers.compactMap { $0 }
+    if parallel > 1, tokenizer != nil {
       if let majority {
-        let votes = counted.filter { $0 == majority }.count
+        let votes = answers.filter { $0 == majority }.count
         Output.line(style.heading("majority answer: \(majority) (\(votes) of \(parallel) samples; answers: \(answers.map { $0 ?? "none" }.joined(separator: ", ")))"))
       } else {
         Output.line(style.heading("majority answer: none (no sample gave a final answer)"))
@@ -215,7 +218,7 @@ struct Generate: ParsableCommand {
       "weights \(ByteSize.readable(model.weights.byteCount)) + KV \(ByteSize.readable(result.generation.kvBytes)) + scratch \(ByteSize.readable(session.scratchBytes))",
       "peak RSS \(ByteSize.readable(ProcessMemory.peakResidentBytes))",
     ]
-    Output.progress(style.dim(summary.joined(separator: " · ")))
+    Output.progress(TextStyle(enabled: !json && isatty(STDERR_FILENO) != 0).dim(summary.joined(separator: " · ")))
   }
 
   /// `\n`, `\t` and `\\` in a command-line text.

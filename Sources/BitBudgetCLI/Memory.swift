@@ -128,10 +128,11 @@ struct Memory: ParsableCommand {
       Output.line(solve == .tokens ? "longest that fits: \(counted(solved, "token")) per sample" : "largest G that fits: \(solved)")
     }
     Output.line("\(memory.name), \(weights)-bit weights, KV \(spec.shortDescription), \(counted(tokens, "token")) per sample, G = \(parallel) (\(convention.rawValue) convention)")
-    Output.line("  weights  \(ByteSize.gib(estimate.weightsBytes))")
-    Output.line("  KV       \(ByteSize.gib(estimate.kvPeakBytes)) at most (\(ByteSize.gib(estimate.kvBytes)) at the end)")
-    if estimate.scratchBytes > 0 { Output.line("  scratch  \(ByteSize.gib(estimate.scratchBytes)) (activations, kernel panels, attention tiles)") }
-    Output.line("  total    \(ByteSize.gib(estimate.totalBytes))")
+    Output.line("  weights  \(ByteSize.readable(estimate.weightsBytes))")
+    let kvEnd = estimate.kvBytes == estimate.kvPeakBytes ? "" : " at most (\(ByteSize.readable(estimate.kvBytes)) at the end)"
+    Output.line("  KV       \(ByteSize.readable(estimate.kvPeakBytes))\(kvEnd)")
+    if estimate.scratchBytes > 0 { Output.line("  scratch  \(ByteSize.readable(estimate.scratchBytes)) (activations, kernel panels, attention tiles)") }
+    Output.line("  total    \(ByteSize.readable(estimate.totalBytes))")
   }
 
   struct Report: Encodable {

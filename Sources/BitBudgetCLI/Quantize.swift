@@ -93,6 +93,7 @@ struct Quantize: ParsableCommand {
       live.show("loading", done: done, total: total, detail: "layer \(done)/\(total)")
     }
     let quantization = WeightQuantization(bits: weights, groupSize: weightGroup == -1 ? nil : weightGroup, symmetric: !asymmetric)
+    live.restart()
     let progress: (QuantizationProgress) -> Void = { step in
       live.log(step.message)
       live.show("quantizing (\(method.rawValue))", done: step.layersDone, total: step.layers, detail: "layer \(step.layersDone)/\(step.layers)", force: true)
@@ -103,6 +104,7 @@ struct Quantize: ParsableCommand {
       quantized = try ModelQuantizer.roundToNearest(loaded, quantization, progress: progress)
     case .gptq:
       let sequences = try calibrationSequences(loaded)
+      live.restart()
       live.log("calibrating on \(sequences.count) sequences of \(sequences.map(\.count).max() ?? 0) tokens")
       let options = GPTQ.Options(quantization: quantization, dampening: damp, actOrder: actOrder)
       quantized = try ModelQuantizer.gptq(loaded, calibration: sequences, options: options, threads: threads, progress: progress)

@@ -67,6 +67,7 @@ struct Sweep: ParsableCommand {
     // On a terminal one live line (also with --json, whose object comes at the end); in a log a
     // line per finished scenario.
     let live = LiveLine()
+    defer { live.clear() }
     let start = Date()
     let results = try runner.run(store: store) { progress in
       live.show(

@@ -1,5 +1,11 @@
 import Foundation
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// ANSI styling for text meant for a person at a terminal: thinking dimmed, headings bold. Off
 /// when the output is not a terminal or `NO_COLOR` is set (https://no-color.org), so piped output
 /// stays plain text.
@@ -48,7 +54,7 @@ struct ShownText {
 /// trace). Thread-safe: kernels and downloads report from their own threads.
 final class LiveLine: @unchecked Sendable {
   private let lock = NSLock()
-  private let start = Date()
+  private var start = Date()
   private let quietSeconds: Double
   private var lastWrite = Date.distantPast
   private var open = false
@@ -68,6 +74,8 @@ final class LiveLine: @unchecked Sendable {
       let now = Date()
       guard force || (now.timeIntervalSince(lastWrite) >= 0.1 && now.timeIntervalSince(start) >= quietSeconds) else { return }
       lastWrite = now
+      // Wider than the terminal it would wrap, and `\r` would redraw only its last row.
+      let text = text.count < Self.columns ? text : String(text.prefix(max(10, Self.columns - 2))) + "…"
       lastText = text
       FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
       open = true
@@ -101,6 +109,21 @@ final class LiveLine: @unchecked Sendable {
     }
   }
 
+  /// Starts the clock again: the next phase of a command (loading, then quantizing) gets an
+  /// ETA of its own.
+  func restart() {
+    lock.withLock { start = Date() }
+  }
+
+  /// The terminal's width in characters (80 when unknown).
+  static let columns: Int = {
+    #if canImport(Glibc) || canImport(Darwin)
+      var size = winsize()
+      if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+    #endif
+    return Int(ProcessInfo.processInfo.environment["COLUMNS"] ?? "") ?? 80
+  }()
+
   /// Erases the line (before the command's own output follows).
   func clear() {
     guard Self.available else { return }
@@ -113,7 +136,7 @@ final class LiveLine: @unchecked Sendable {
   /// "42 s", "3 min 5 s", "1 h 20 min".
   static func duration(_ seconds: Double) -> String {
     guard seconds.isFinite, seconds >= 0 else { return "?" }
-    let whole = Int(seconds.rounded())
+    let whole = Int(min(seconds, 1e9).rounded())
     if whole < 60 { return "\(whole) s" }
     if whole < 3600 { return "\(whole / 60) min \(whole % 60) s" }
     return "\(whole / 3600) h \(whole % 3600 / 60) min"

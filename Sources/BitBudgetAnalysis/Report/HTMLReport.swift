@@ -167,14 +167,14 @@ public struct HTMLReport: Sendable {
             return SVGPlot.Point(
               x: Double(p.memoryBytes) / unit.bytes, y: p.accuracy.mean, low: p.accuracy.low, high: p.accuracy.high,
               highlighted: frontier.isOnFrontier(p),
-              tooltip: String(format: "%@: %.3f ± %.3f at %@ GiB", p.description, p.accuracy.mean, 1.96 * p.accuracy.standardError, gib(p.memoryBytes)),
+              tooltip: String(format: "%@: %.3f ± %.3f at ", p.description, p.accuracy.mean, 1.96 * p.accuracy.standardError) + size(p.memoryBytes),
               label: labelled ? tokenLabel(p.tokenBudget) : nil)
           },
           dash: dash(first.weightBits))
       }
       var plot = SVGPlot(
         title: "KV \(KVCacheSpec.shortDescription(of: key.kv)) · G = \(key.parallel)\(key.parallel == 1 ? " (pass@1)" : " (maj@\(key.parallel))")",
-        xLabel: "total memory, \(unit.name)\(logarithmic ? " (log scale)" : ""): weights + KV cache + scratch", yLabel: "accuracy",
+        xLabel: "total memory, \(unit.name)\(logarithmic ? " (log scale)" : "")", yLabel: "accuracy",
         series: series, frontier: frontierLine, xRange: xRange, yRange: yRange)
       plot.logarithmicX = logarithmic
       plot.markers = markers
@@ -190,7 +190,7 @@ public struct HTMLReport: Sendable {
 
   /// A token budget as written beside a point: 320, 2k, 30k.
   static func tokenLabel(_ tokens: Int) -> String {
-    tokens >= 1000 && tokens % 1000 == 0 ? "\(tokens / 1000)k" : tokens >= 10_000 ? String(format: "%.0fk", Double(tokens) / 1000) : "\(tokens)"
+    tokens < 1000 ? "\(tokens)" : tokens % 1000 == 0 ? "\(tokens / 1000)k" : String(format: "%.1fk", Double(tokens) / 1000)
   }
 
   func table(_ rows: [ResultPoint], frontier: ParetoFrontier, steps: Bool) -> String {

@@ -196,7 +196,7 @@ public struct SVGPlot: Sendable {
     let left = 62.0, right = 16.0, top = 34.0, bottom = 52.0
     let plotWidth = width - left - right, plotHeight = height - top - bottom
     let totalWidth = width + (legend.map { $0.width + 8 } ?? 0)
-    let totalHeight = max(height, legend?.height ?? 0)
+    let totalHeight = max(height, top + (legend?.height ?? 0))
     let ySpan = max(yRange.upperBound - yRange.lowerBound, 1e-12)
     let logarithmic = logarithmicX && xRange.lowerBound > 0
     let xLow = logarithmic ? log2(xRange.lowerBound) : xRange.lowerBound
