@@ -169,8 +169,9 @@ struct Generate: ParsableCommand {
       progress?.show("generating: \(drawn) tokens" + (parallel > 1 ? " over G = \(parallel) samples" : ""))
     }
     progress?.clear()
-    // As eval reads answers (the part after the thinking first, then the whole text).
-    let answers: [String?] = result.samples.map { AnswerExtractor.math($0.text).map(MathNormalizer.normalize) }
+    // As eval reads answers (the part after the thinking first, then the whole text), from the
+    // text as shown: an end-of-turn token is not part of an answer.
+    let answers: [String?] = shown.map { tokenizer == nil ? nil : AnswerExtractor.math($0.plain).map(MathNormalizer.normalize) }
     let majority = parallel > 1 ? AccuracyMetrics.majority(answers) : nil
 
     if json {
@@ -178,7 +179,7 @@ struct Generate: ParsableCommand {
         GenerateReport.Sample(
           tokens: sample.tokens, text: tokenizer == nil ? nil : sample.text,
           thinkingTokens: reasoning.thinkingTags == nil && !noThinking ? nil : sample.thinkingTokens, answer: tokenizer == nil ? nil : sample.answer,
-          extractedAnswer: tokenizer == nil ? nil : extracted, finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)
+          extractedAnswer: extracted, finish: sample.finish.rawValue, kvTokens: sample.kvTokens, kvBytes: sample.kvBytes)
       }
       let report = GenerateReport(
         samples: reports, majorityAnswer: majority, promptTokens: result.generation.promptTokens, seed: seed, sampling: sampling.description,
@@ -203,7 +204,7 @@ struct Generate: ParsableCommand {
     if parallel > 1, tokenizer != nil {
       if let majority {
         let votes = answers.filter { $0 == majority }.count
-        Output.line(style.heading("majority answer: \(majority) (\(votes) of \(parallel) samples; answers: \(answers.map { $0 ?? "none" }.joined(separator: ", ")))"))
+        Output.line(style.heading("majority answer: \(majority) (\(votes) of \(parallel) samples; answers: \(answers.map { Self.abbreviated($0 ?? "none") }.joined(separator: ", ")))"))
       } else {
         Output.line(style.heading("majority answer: none (no sample gave a final answer)"))
       }
@@ -219,6 +220,12 @@ struct Generate: ParsableCommand {
       "peak RSS \(ByteSize.readable(ProcessMemory.peakResidentBytes))",
     ]
     Output.progress(TextStyle(enabled: !json && isatty(STDERR_FILENO) != 0).dim(summary.joined(separator: " · ")))
+  }
+
+  /// An extracted answer cut to 24 characters for the majority line (a fallback extraction can
+  /// take a whole sentence).
+  static func abbreviated(_ answer: String) -> String {
+    answer.count <= 24 ? answer : String(answer.prefix(23)) + "…"
   }
 
   /// `\n`, `\t` and `\\` in a command-line text.

@@ -41,6 +41,9 @@ struct ShownText {
     }
   }
 
+  /// The text as streamed (special tokens left out).
+  var plain: String { runs.map(\.text).joined() }
+
   /// The text with the thinking dimmed.
   func rendered(_ style: TextStyle) -> String {
     runs.map { $0.thinking ? style.dim($0.text) : $0.text }.joined()
