@@ -56,9 +56,7 @@ struct ModelOptions: ParsableArguments {
     }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     if let weights, ![4, 8, 16].contains(weights) { throw ValidationError("--weights must be 16, 8 or 4") }
-    guard weightGroup == -1 || weightGroup == 32 || (weightGroup > 0 && weightGroup % 64 == 0) else {
-      throw ValidationError("--weight-group must be -1, 32 or a positive multiple of 64")
-    }
+    try checkWeightGroup(weightGroup)
     _ = try kvSpec()
     if let memoryLimit, ByteSize.parse(memoryLimit) == nil {
       throw ValidationError("--memory-limit \"\(memoryLimit)\" is not a size with a unit (\(ByteSize.examples))")
@@ -110,6 +108,14 @@ struct ModelOptions: ParsableArguments {
     defer { live.clear() }
     let name = (model as NSString).lastPathComponent
     return try settings().loadModel { done, total in live.show("loading \(name)", done: done, total: total, detail: "layer \(done)/\(total)") }
+  }
+}
+
+/// `--weight-group`: what the kernels hold (the 32-column blocks of the int8 path, whole 64-column
+/// chunks) or -1 for one group per row.
+func checkWeightGroup(_ columns: Int) throws {
+  guard columns == -1 || columns == 32 || (columns > 0 && columns % 64 == 0) else {
+    throw ValidationError("--weight-group must be -1, 32 or a positive multiple of 64")
   }
 }
 

@@ -137,8 +137,7 @@ struct Eval: ParsableCommand {
     defer { live.clear() }
     let logs = !json && !LiveLine.available
     let generated = try backend.run(scenario, task: evalTask, items: items, answerTokens: answerTokens, store: store) { progress in
-      let line = String(format: "sample %d/%d: pass@1 so far %.3f", progress.done, progress.total, progress.passAt1)
-      if logs { Output.progress(line) }
+      if logs { Output.progress(String(format: "sample %d/%d: pass@1 so far %.3f", progress.done, progress.total, progress.passAt1)) }
       live.show("evaluating", done: progress.done, total: progress.total, detail: String(format: "pass@1 so far %.3f", progress.passAt1))
     }
     live.clear()

@@ -69,9 +69,7 @@ struct Memory: ParsableCommand {
 
   func validate() throws {
     if let weights, ![4, 8, 16].contains(weights) { throw ValidationError("--weights must be 16, 8 or 4") }
-    guard weightGroup == -1 || weightGroup == 32 || (weightGroup > 0 && weightGroup % 64 == 0) else {
-      throw ValidationError("--weight-group must be -1, 32 or a positive multiple of 64")
-    }
+    try checkWeightGroup(weightGroup)
     guard (1...4096).contains(parallel) else { throw ValidationError("--parallel must be in 1...4096") }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     guard (1...(1 << 24)).contains(promptTokens) else { throw ValidationError("--prompt-tokens must be in 1...\(1 << 24)") }

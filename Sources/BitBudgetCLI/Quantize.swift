@@ -67,9 +67,7 @@ struct Quantize: ParsableCommand {
 
   func validate() throws {
     guard weights == 4 || weights == 8 else { throw ValidationError("--weights must be 8 or 4") }
-    guard weightGroup == -1 || weightGroup == 32 || (weightGroup > 0 && weightGroup % 64 == 0) else {
-      throw ValidationError("--weight-group must be -1, 32 or a positive multiple of 64")
-    }
+    try checkWeightGroup(weightGroup)
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     if method == .gptq {
       guard calibration != nil else { throw ValidationError("--method gptq needs --calibration FILE (or use --method rtn)") }

@@ -93,7 +93,7 @@ final class LiveLine: @unchecked Sendable {
     let width = 24
     let filled = Int((fraction * Double(width)).rounded(.down))
     let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-    let elapsed = Date().timeIntervalSince(start)
+    let elapsed = Date().timeIntervalSince(lock.withLock { start })
     let left = etaSeconds ?? (fraction > 0 ? elapsed / fraction - elapsed : .nan)
     let eta = fraction < 1 && left.isFinite ? " · ETA " + Self.duration(left) : ""
     let extra = detail.isEmpty ? "" : " · " + detail

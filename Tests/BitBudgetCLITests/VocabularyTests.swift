@@ -22,6 +22,16 @@ import Testing
     HardeningTests.oneLineError(try CLITests.run(arguments), mentioning: message)
   }
 
+  /// `--weight-group` is checked alike wherever it is taken.
+  @Test(arguments: [
+    ["generate", "--model", CLITests.model, "--ids", "1", "--weights", "4", "--weight-group", "48"],
+    ["memory", "--model", "qwen3-8b", "--tokens", "10", "--weights", "4", "--weight-group", "48"],
+    ["quantize", "--model", CLITests.model, "--weights", "4", "--weight-group", "48", "--out", "/tmp/x"],
+  ])
+  func weightGroupIsCheckedEverywhere(arguments: [String]) throws {
+    HardeningTests.oneLineError(try CLITests.run(arguments), mentioning: "--weight-group must be -1, 32 or a positive multiple of 64")
+  }
+
   /// `--samples` keeps its meaning where it always meant samples per question.
   @Test func evalStillTakesSamples() throws {
     let result = try CLITests.run(["eval", "--model", CLITests.model, "--task", "/nonexistent.jsonl", "--db", "/tmp/x.sqlite", "--samples", "2"])
