@@ -55,12 +55,14 @@ let package = Package(
     .target(name: "CAllocator"),
     // A header-only gate: importable only when compiling for a CPU with AVX-512 VNNI.
     .target(name: "CAVX512VNNI"),
+    // The same kind of gate for AVX2 (with FMA and F16C): the int8 decode kernels of CPUs without VNNI.
+    .target(name: "CAVX2"),
     // The same kind of gate for AVX512-BF16; CBF16 wraps its instructions in inline C functions.
     .target(name: "CAVX512BF16"),
     .target(name: "CBF16"),
     .target(
       name: "BitBudgetKernels",
-      dependencies: ["CPrefetch", "CAVX512VNNI", "CAVX512BF16", "CBF16"],
+      dependencies: ["CPrefetch", "CAVX512VNNI", "CAVX2", "CAVX512BF16", "CBF16"],
       swiftSettings: optimizedKernels),
     .target(
       name: "BitBudgetEngine",

@@ -46,13 +46,13 @@ struct ModelOptions: ParsableArguments {
   var weightGroup = 128
 
   @Option(name: .long, help: ArgumentHelp(
-    "How activations meet the weights: rounded (quantized weights: int8 per block of 32, multiplied with AVX-512 VNNI, in decode and prefill; bf16 weights: bf16, multiplied with AVX512-BF16, in prefill; attention over a bf16 KV cache: queries and softmax weights bf16, likewise, in prefill and decode; the default where this build has them, except for logits and perplexity's baseline) or exact (f32).",
+    "How activations meet the weights: rounded (quantized weights: int8 per block of 32, multiplied with AVX-512 VNNI in decode and prefill, or with AVX2 in decode for 4/8-bit weights with one zero; bf16 weights: bf16, multiplied with AVX512-BF16, in prefill; attention over a bf16 KV cache: queries and softmax weights bf16, likewise, in prefill and decode; the default where this build has them, except for logits and perplexity's baseline) or exact (f32).",
     valueName: "rounded|exact"))
   var activations: LinearActivations?
 
   func validate() throws {
-    if activations == .rounded && !LinearActivations.int8Available {
-      throw ValidationError("--activations rounded needs the int8 kernels, which this build lacks (x86-64 with AVX-512 VNNI, and AVX512-BF16 for bf16 weights); use exact")
+    if activations == .rounded && !LinearActivations.roundedAvailable {
+      throw ValidationError("--activations rounded needs the int8 kernels, which this build lacks (x86-64 with AVX2, or AVX-512 VNNI, and AVX512-BF16 for bf16 weights); use exact")
     }
     guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
     if let weights, ![4, 8, 16].contains(weights) { throw ValidationError("--weights must be 16, 8 or 4") }

@@ -33,16 +33,52 @@ public struct Int8Input: @unchecked Sendable {
   /// The scale and codes of one block of 32 values, exactly as the kernels compute them: the
   /// scalar definition (tests, `Linear.reference`).
   public static func quantize(block x: UnsafePointer<Float>) -> (scale: Float, codes: [Int8]) {
+    var codes = [Int8](repeating: 0, count: block)
+    let scale = codes.withUnsafeMutableBufferPointer { quantize(block: x, into: $0.baseAddress!).scale }
+    return (scale, codes)
+  }
+
+  /// `quantize(block:)` into `codes`, also returning `Σ codes`; the AVX2 kernels' quantizer.
+  @inline(__always)
+  static func quantize(block x: UnsafePointer<Float>, into codes: UnsafeMutablePointer<Int8>) -> (scale: Float, sum: Int32) {
     var largest: Float = 0
     for i in 0..<block { largest = max(largest, abs(x[i])) }
     let scale = largest / 127
     let inverse: Float = scale > 0 ? 1 / scale : 0
-    // Non-finite inputs (an overflowed activation) give code 0, as the vector conversion's
-    // out-of-range result truncates to.
-    return (scale, (0..<block).map { i in
+    var sum: Int32 = 0
+    for i in 0..<block {
+      // Non-finite inputs (an overflowed activation) give code 0, as the AVX-512 conversion's
+      // out-of-range result truncates to.
       let q = (x[i] * inverse).rounded(.toNearestOrEven)
-      return q.isFinite ? Int8(max(-127, min(127, q))) : 0
-    })
+      let code: Int8 = q.isFinite ? Int8(max(-127, min(127, q))) : 0
+      codes[i] = code
+      sum &+= Int32(code)
+    }
+    return (scale, sum)
+  }
+
+  /// Fills `rows` rows from `natural` (`[rows, stride]`) for the AVX2 row-block kernels: codes
+  /// in stored column order, then per block of 32 its scale at `scales[block]` and `Σ code` as
+  /// an `Int32` at `sums[block]` (of each row). Cost: one pass over the inputs.
+  func prepareRowBlocks(for m: QuantizedMatrix, natural: UnsafePointer<Float>, stride: Int, rows: Int) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.block) { stored in
+      for t in 0..<rows {
+        let source = natural + t * stride, rowCodes = codes + t * codeStride
+        let rowScales = scales + t * laneStride
+        let rowSums = UnsafeMutableRawPointer(sums + t * laneStride).assumingMemoryBound(to: Int32.self)
+        for block in 0..<(m.columns / Self.block) {
+          let first = block * Self.block
+          let x: UnsafePointer<Float>
+          if let order = m.inputOrder {
+            for i in 0..<Self.block { stored[i] = source[Int(order[first + i])] }
+            x = UnsafePointer(stored.baseAddress!)
+          } else {
+            x = source + first
+          }
+          (rowScales[block], rowSums[block]) = Self.quantize(block: x, into: rowCodes + first)
+        }
+      }
+    }
   }
 
   #if canImport(CAVX512VNNI)

@@ -109,6 +109,8 @@ enum SixBitCodes: BitPlaneCodes {
 /// - `sums`: per row and span (`QuantizedMatrix.span`), 16 lane sums of the (unscaled,
 ///   reordered, permuted) inputs over the span, so that zero points are applied once per
 ///   group: `Σ (code − z) x = Σ code·x − z Σ x`.
+/// For a row-blocked matrix, `values` holds each row in input order only (no chunk permutation,
+/// no factors) and `sums` is unused.
 public struct QuantizedInput: @unchecked Sendable {
   let values: UnsafeMutablePointer<Float>
   let valueStride: Int
@@ -119,7 +121,7 @@ public struct QuantizedInput: @unchecked Sendable {
   /// code width does not change it).
   static func sameLayout(_ a: LinearWeight, _ b: LinearWeight) -> Bool {
     guard case .quantized(let x) = a, case .quantized(let y) = b else { return false }
-    return x.span == y.span && x.columns == y.columns && x.inputOrder == y.inputOrder
+    return x.span == y.span && x.columns == y.columns && x.inputOrder == y.inputOrder && x.rowBlocked == y.rowBlocked
   }
 
   /// Fills `rows` rows from `natural` (`[rows, stride]`). Cost: one pass over the inputs.
@@ -129,6 +131,10 @@ public struct QuantizedInput: @unchecked Sendable {
     for t in 0..<rows {
       let source = natural + t * stride
       let row = values + t * valueStride
+      if m.rowBlocked {
+        for column in 0..<m.columns { row[column] = source[m.inputIndex(ofStoredColumn: column)] }
+        continue
+      }
       for chunk in Swift.stride(from: 0, to: m.columns, by: QuantizedMatrix.chunk) {
         for l in 0..<16 {
           for k in 0..<4 {
@@ -187,6 +193,22 @@ extension Linear {
     _ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     var r = rows.lowerBound
+    if C.bits == 4 || C.bits == 8, m.rowBlocked, case .scale(let zero) = m.form {
+      precondition(r % QuantizedMatrix.rowBlock == 0, "row ranges of a row-blocked matrix start at a block")
+      while r + QuantizedMatrix.rowBlock <= min(rows.upperBound, m.blockedRows) {
+        for t in 0..<tokens {
+          let total = quantizedRowBlock(C.self, m, zero, r, x.values + t * x.valueStride)
+          UnsafeMutableRawPointer(y + t * ldy + r).storeBytes(of: total, as: SIMD16<Float>.self)
+        }
+        r += QuantizedMatrix.rowBlock
+      }
+      // Rows past the last whole block read the same input, in input order.
+      while r < rows.upperBound {
+        for t in 0..<tokens { y[t * ldy + r] = quantizedTailRow(m, zero, r, x.values + t * x.valueStride) }
+        r += 1
+      }
+      return
+    }
     if tokens == 1 {
       while r + 4 <= rows.upperBound {
         quantizedRows4(C.self, m, r, x.values, x.sums, y + r)
@@ -255,6 +277,57 @@ extension Linear {
   ) {
     total.addProduct(scale, acc)
     total.addProduct(offset, sums)
+  }
+
+  /// The codes of one 4-column vector of a row block (16 rows × 4 bytes) as 16 floats `code −
+  /// zero` per column `k`: byte `k` of each word at 8 bits; at 4 bits, `k < 4` the low nibble of
+  /// byte `k`, else the high nibble of byte `k − 4`.
+  @inline(__always)
+  static func blockColumn<C: QuantizedCodes>(_: C.Type, _ words: SIMD16<UInt32>, _ k: Int, _ offset: SIMD16<Float>) -> SIMD16<Float> {
+    let shift = C.bits == 8 ? UInt32(8 * k) : UInt32(8 * (k % 4) + 4 * (k / 4))
+    let code = (words &>> shift) & SIMD16(repeating: C.bits == 8 ? 0xFF : 0x0F)
+    return unsafeBitCast(code | SIMD16(repeating: 0x4B00_0000), to: SIMD16<Float>.self) - offset
+  }
+
+  /// One row block (16 rows from `r`) times one token row in input order: the rows are the
+  /// lanes; per column `acc += (code − zero) · x`, per group `total += scale · acc`.
+  @inline(__always)
+  static func quantizedRowBlock<C: QuantizedCodes>(
+    _: C.Type, _ m: QuantizedMatrix, _ zero: Int, _ r: Int, _ x: UnsafePointer<Float>
+  ) -> SIMD16<Float> {
+    let codes = m.codes + r * m.rowBytes
+    let scales = m.groupParameters + r * m.parameterRowBytes
+    let offset = SIMD16<Float>(repeating: 8_388_608 + Float(zero))
+    let perVector = C.bits == 8 ? 4 : 8
+    var total = SIMD16<Float>()
+    var column = 0, g = 0
+    while column < m.columns {
+      let end = min(column + m.groupSize, m.columns)
+      var acc = SIMD16<Float>()
+      while column < end {
+        let words = UnsafeRawPointer(codes + column / perVector * 64).loadUnaligned(as: SIMD16<UInt32>.self)
+        for k in 0..<perVector {
+          acc.addProduct(blockColumn(C.self, words, k, offset), SIMD16(repeating: x[column + k]))
+        }
+        column += perVector
+      }
+      let half = UnsafeRawPointer(scales + g * 32).loadUnaligned(as: SIMD16<UInt16>.self)
+      total.addProduct(acc, F16Widening.widen(SIMD16<UInt32>(truncatingIfNeeded: half)))
+      g += 1
+    }
+    return total
+  }
+
+  /// A row of a row-blocked matrix past its last whole block times one token row in input
+  /// order, in scalar code: per group `total += scale · Σ (code − zero) · x`.
+  static func quantizedTailRow(_ m: QuantizedMatrix, _ zero: Int, _ r: Int, _ x: UnsafePointer<Float>) -> Float {
+    var total: Float = 0
+    for g in 0..<m.groups {
+      var acc: Float = 0
+      for c in (g * m.groupSize)..<min((g + 1) * m.groupSize, m.columns) { acc.addProduct(Float(m.code(row: r, column: c) - zero), x[c]) }
+      total.addProduct(acc, m.parameters(row: r, group: g).scale)
+    }
+    return total
   }
 
   /// One row times one prepared token row.
@@ -401,7 +474,31 @@ extension Linear {
   ) {
     let inverse = SIMD4<Float>(repeating: 1) / C.factors
     let pairs = m.groupSize < QuantizedMatrix.chunk
-    for (j, r) in rows.enumerated() {
+    var rowMajor = rows
+    if C.bits == 4 || C.bits == 8, m.rowBlocked, case .scale(let zero) = m.form {
+      // Whole row blocks: 16 rows' weights of a column are one vector, stored at once.
+      let offset = SIMD16<Float>(repeating: 8_388_608 + Float(zero))
+      let perVector = C.bits == 8 ? 4 : 8
+      var first = rows.lowerBound
+      while first + QuantizedMatrix.rowBlock <= min(rows.upperBound, m.blockedRows) {
+        let codes = m.codes + first * m.rowBytes, scales = m.groupParameters + first * m.parameterRowBytes
+        for column in stride(from: 0, to: m.columns, by: perVector) {
+          let g = column / m.groupSize
+          let half = UnsafeRawPointer(scales + g * 32).loadUnaligned(as: SIMD16<UInt16>.self)
+          let scale = F16Widening.widen(SIMD16<UInt32>(truncatingIfNeeded: half))
+          let words = UnsafeRawPointer(codes + column / perVector * 64).loadUnaligned(as: SIMD16<UInt32>.self)
+          for k in 0..<perVector {
+            let input = m.inputIndex(ofStoredColumn: column + k)
+            UnsafeMutableRawPointer(panel + input * panelWidth + first - rows.lowerBound)
+              .storeBytes(of: blockColumn(C.self, words, k, offset) * scale, as: SIMD16<Float>.self)
+          }
+        }
+        first += QuantizedMatrix.rowBlock
+      }
+      rowMajor = first..<rows.upperBound
+    }
+    for r in rowMajor {
+      let j = r - rows.lowerBound
       let codes = m.codes + r * m.rowBytes
       let params = m.groupParameters + r * m.parameterRowBytes
       var column = 0

@@ -58,11 +58,12 @@ public enum Linear {
   /// still let a thread slowed by another tenant take less.
   static let tasksPerThread = 2
 
-  /// Weight rows per streaming task for a matrix of `rows` rows (a multiple of 8, at least 32).
+  /// Weight rows per streaming task for a matrix of `rows` rows (a multiple of 16, so that tasks
+  /// start at a row block of a row-blocked matrix; at least 32).
   @inline(__always)
   static func rowsPerTask(_ rows: Int, threads: Int) -> Int {
     let tasks = max(1, threads * tasksPerThread)
-    return max(32, ((rows + tasks - 1) / tasks + 7) / 8 * 8)
+    return max(32, ((rows + tasks - 1) / tasks + 15) / 16 * 16)
   }
 
   /// The two implementations; `run` picks one by the number of tokens.
@@ -82,12 +83,21 @@ public enum Linear {
     let columns = jobs[0].weight.columns
     precondition(jobs.allSatisfy { $0.weight.columns == columns }, "jobs of one run must read inputs of one width")
     precondition(scratch.fits(columns: columns, threads: pool.threadCount), "LinearScratch is too small for this run")
-    switch path ?? (tokens >= tiledMinimumTokens ? .tiled : .streaming) {
+    switch path ?? (tokens >= tiledMinimumTokens && !streamsPrompts(jobs, scratch: scratch) ? .tiled : .streaming) {
     case .tiled:
       runTiled(jobs, input: input, inputStride: inputStride, tokens: tokens, pool: pool, scratch: scratch)
     case .streaming:
       runStreaming(jobs, input: input, inputStride: inputStride, tokens: tokens, pool: pool, scratch: scratch)
     }
+  }
+
+  /// Whether prompts of `jobs` take the streaming kernels too: with the AVX2 int8 kernels and
+  /// every weight row-blocked, a row block (≤ 48 KiB) stays in L1/L2 while each token passes,
+  /// which runs several times faster than the f32 tile (a 4-bit prefill of the Qwen3-0.6B
+  /// shape: ~3×, docs/performance.md).
+  static func streamsPrompts(_ jobs: [LinearJob], scratch: LinearScratch) -> Bool {
+    guard LinearActivations.int8RowBlocksAvailable, scratch.usesInt8 else { return false }
+    return jobs.allSatisfy { if case .quantized(let m) = $0.weight { m.rowBlocked } else { false } }
   }
 
   /// The scalar definition, accumulated in `Double`: slow, for tests. With `.rounded`
@@ -176,6 +186,12 @@ public enum Linear {
               #if canImport(CAVX512VNNI)
               if int8 {
                 streamInt8Rows(weight, rows, scratch.int8Inputs[j], count, output, job.outputStride)
+              } else {
+                streamQuantizedRows(weight, rows, scratch.quantizedInputs[j], count, output, job.outputStride)
+              }
+              #elseif canImport(CAVX2)
+              if int8 && weight.rowBlocked {
+                streamInt8RowBlocks(weight, rows, scratch.int8Inputs[j], count, output, job.outputStride)
               } else {
                 streamQuantizedRows(weight, rows, scratch.quantizedInputs[j], count, output, job.outputStride)
               }

@@ -41,6 +41,21 @@ public enum LinearActivations: String, Sendable, CaseIterable {
     #endif
   }
 
-  /// What runs unless told otherwise: `.rounded` where the build has either kernel, else `.exact`.
-  public static var fastest: LinearActivations { int8Available || bf16Available ? .rounded : .exact }
+  /// Whether this build has the AVX2 int8 decode kernels instead: x86-64 compiled for a CPU
+  /// with AVX2, FMA and F16C but not AVX-512 VNNI. They multiply int8 activations with 4- and
+  /// 8-bit weights in row blocks (`QuantizedMatrix.rowBlocked`) in decode and batched decode;
+  /// other quantized weights, and every prefill, stay exact.
+  public static var int8RowBlocksAvailable: Bool {
+    #if canImport(CAVX2) && !canImport(CAVX512VNNI)
+    true
+    #else
+    false
+    #endif
+  }
+
+  /// Whether `.rounded` changes anything in this build.
+  public static var roundedAvailable: Bool { int8Available || bf16Available || int8RowBlocksAvailable }
+
+  /// What runs unless told otherwise: `.rounded` where the build has any of the kernels, else `.exact`.
+  public static var fastest: LinearActivations { roundedAvailable ? .rounded : .exact }
 }

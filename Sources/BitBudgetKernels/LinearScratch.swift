@@ -152,7 +152,7 @@ public final class LinearScratch: @unchecked Sendable {
 
   /// Bytes of the int8 inputs of every job (0 without quantized weights or int8 kernels).
   static func int8Bytes(maxColumns: Int, quantized: Bool) -> Int {
-    guard quantized && LinearActivations.int8Available else { return 0 }
+    guard quantized && (LinearActivations.int8Available || LinearActivations.int8RowBlocksAvailable) else { return 0 }
     return maxJobs * Linear.tiledMinimumTokens * Int8Input.rowBytes(max(1, maxColumns))
   }
 
@@ -166,6 +166,15 @@ public final class LinearScratch: @unchecked Sendable {
 
   /// The tiled kernel's packed-panel buffer of `thread` (`32 × maxColumns` floats, 64-byte aligned).
   func panel(thread: Int) -> UnsafeMutablePointer<Float> { panels[thread] }
+
+  /// Job `j`'s slot of int8 inputs `columns` wide in `int8Rows`.
+  private func int8Input(_ int8Rows: UnsafeMutableRawPointer, job j: Int, columns: Int) -> Int8Input {
+    let base = int8Rows + j * pairOrderRows * Int8Input.rowBytes(maxColumns)
+    let scales = (base + pairOrderRows * Int8Input.codeStride(columns)).assumingMemoryBound(to: Float.self)
+    return Int8Input(
+      codes: base.assumingMemoryBound(to: Int8.self), codeStride: Int8Input.codeStride(columns), scales: scales,
+      sums: scales + pairOrderRows * Int8Input.laneStride(columns), laneStride: Int8Input.laneStride(columns))
+  }
 
   /// Sets each job's input pointer and stride: f32 weights read `natural` as it is; 16-bit
   /// weights read one copy of the rows in pair order (`PairOrder.permute`), made once per run;
@@ -187,14 +196,19 @@ public final class LinearScratch: @unchecked Sendable {
           if let earlier {
             int8Inputs[j] = int8Inputs[earlier]
           } else {
-            let base = int8Rows + j * pairOrderRows * Int8Input.rowBytes(maxColumns)
-            let codeBytes = pairOrderRows * Int8Input.codeStride(columns)
-            let laneFloats = pairOrderRows * Int8Input.laneStride(columns)
-            let scales = (base + codeBytes).assumingMemoryBound(to: Float.self)
-            let prepared = Int8Input(
-              codes: base.assumingMemoryBound(to: Int8.self), codeStride: Int8Input.codeStride(columns), scales: scales,
-              sums: scales + laneFloats, laneStride: Int8Input.laneStride(columns))
+            let prepared = int8Input(int8Rows, job: j, columns: columns)
             prepared.prepare(for: weight, natural: natural, stride: stride, rows: rows)
+            int8Inputs[j] = prepared
+          }
+          continue
+        }
+        #elseif canImport(CAVX2)
+        if int8, weight.rowBlocked, let int8Rows {
+          if let earlier {
+            int8Inputs[j] = int8Inputs[earlier]
+          } else {
+            let prepared = int8Input(int8Rows, job: j, columns: columns)
+            prepared.prepareRowBlocks(for: weight, natural: natural, stride: stride, rows: rows)
             int8Inputs[j] = prepared
           }
           continue

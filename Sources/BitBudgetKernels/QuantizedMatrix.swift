@@ -26,6 +26,18 @@
 /// - **input order** (act-order checkpoints only): stored column `j` multiplies input element
 ///   `inputOrder[j]`, so that each group's columns are contiguous; nil means the identity.
 ///
+/// - **row blocks** (`rowBlocked`; 4- and 8-bit codes with one zero for the matrix, groups of
+///   32 or more, in builds with the AVX2 int8 decode kernels): rows `0 ..< blockedRows` are stored 16 at a
+///   time, interleaved so that one 64-byte vector holds the same columns of 16 rows — at 8 bits
+///   per 4 columns (quad `q`: row `j`'s codes of columns `4q ..< 4q + 4` in bytes `4j ..< 4j + 4`),
+///   at 4 bits per 8 columns (octet `o`: byte `4j + k` of row `j` holds column `8o + k` in its low
+///   nibble and `8o + 4 + k` in its high one) — and their scales per group as 16 consecutive f16
+///   values. A matrix–vector product then reads one sequential stream and puts the 16 rows in
+///   the lanes of accumulators: no horizontal sums, one weight scale per 16 rows and group,
+///   and the input's four codes broadcast to every row.
+///   The bytes are the same as the row-major layout's; rows from `blockedRows` on stay row-major
+///   (at their row-major offsets).
+///
 /// `columns` must be a multiple of 64 (`QuantizedMatrix.chunk`; 256 for super-blocks) and
 /// `groupSize` 32 or a multiple of 64 (16 for Q6_K); the last group may be shorter than
 /// `groupSize` (e.g. 576 columns in groups of 128).
@@ -95,12 +107,21 @@ public struct QuantizedMatrix: @unchecked Sendable {
   public let codes: UnsafeRawPointer
   public let groupParameters: UnsafeRawPointer
   public let inputOrder: UnsafePointer<Int32>?
+  /// Whether rows `0 ..< blockedRows` are stored in row blocks (see the type's documentation).
+  public let rowBlocked: Bool
 
+  /// Rows per row block.
+  public static let rowBlock = 16
+
+  /// `rowBlocked`: whether the data is in the row-block layout, which needs
+  /// `canUseRowBlocks(...)`.
   public init(
     rows: Int, columns: Int, bits: Int, groupSize: Int, form: GroupParameters = .scaleAndZero, codes: UnsafeRawPointer,
-    groupParameters: UnsafeRawPointer, inputOrder: UnsafePointer<Int32>?
+    groupParameters: UnsafeRawPointer, inputOrder: UnsafePointer<Int32>?, rowBlocked: Bool = false
   ) {
     precondition(Self.layoutError(columns: columns, bits: bits, groupSize: groupSize, form: form) == nil)
+    precondition(!rowBlocked || Self.canUseRowBlocks(rows: rows, bits: bits, groupSize: groupSize, form: form))
+    self.rowBlocked = rowBlocked
     self.rows = rows
     self.columns = columns
     self.bits = bits
@@ -128,6 +149,31 @@ public struct QuantizedMatrix: @unchecked Sendable {
       return "group size \(groupSize) is neither 32 nor a positive multiple of \(chunk), which the quantized kernels need"
     }
     return nil
+  }
+
+  /// Whether the row-block layout applies to a matrix of this shape: 4- or 8-bit codes, the
+  /// zero 2^(bits−1) for the whole matrix (symmetric GPTQ and round-to-nearest, GGUF Q4_0 and
+  /// Q8_0), groups of a multiple of 32 columns, at least one whole block. Only the AVX2 int8
+  /// decode kernels read it (`LinearActivations.int8RowBlocksAvailable`), so it is used only
+  /// where they are built.
+  public static func canUseRowBlocks(rows: Int, bits: Int, groupSize: Int, form: GroupParameters) -> Bool {
+    guard case .scale(let zero) = form, bits == 4 || bits == 8, zero == 1 << (bits - 1), groupSize % 32 == 0, rows >= rowBlock
+    else { return false }
+    return LinearActivations.int8RowBlocksAvailable
+  }
+
+  /// Rows stored in row blocks (a multiple of `rowBlock`; 0 without them).
+  public var blockedRows: Int { rowBlocked ? rows / Self.rowBlock * Self.rowBlock : 0 }
+
+  /// Bytes of one row block's codes (`rowBlock` rows).
+  var blockBytes: Int { Self.rowBlock * rowBytes }
+
+  /// Byte offset (from `codes`) of stored column `column`'s code in a blocked row, and its shift.
+  @inline(__always)
+  func blockedCodePosition(row: Int, column: Int) -> (byte: Int, shift: Int) {
+    let block = row / Self.rowBlock * blockBytes, j = row % Self.rowBlock
+    if bits == 8 { return (block + column / 4 * 64 + 4 * j + column % 4, 0) }
+    return (block + column / 8 * 64 + 4 * j + column % 4, column % 8 / 4 * 4)
   }
 
   public var groups: Int { (columns + groupSize - 1) / groupSize }
@@ -175,6 +221,10 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
   /// The code of stored column `column` of `row` (slow; tests and export).
   public func code(row: Int, column: Int) -> Int {
+    if row < blockedRows {
+      let (byte, shift) = blockedCodePosition(row: row, column: column)
+      return Int(codes.load(fromByteOffset: byte, as: UInt8.self) >> shift) & (bits == 8 ? 255 : 15)
+    }
     let rowCodes = codes + row * rowBytes
     let (byte, shift) = Self.codePosition(column: column, bits: bits)
     var code = Int(rowCodes.load(fromByteOffset: byte, as: UInt8.self) >> shift) & (bits == 8 ? 255 : 15)
@@ -234,6 +284,10 @@ public struct QuantizedMatrix: @unchecked Sendable {
     let rowParameters = groupParameters + row * parameterRowBytes
     switch form {
     case .scale(let zero):
+      if row < blockedRows {
+        let offset = (row / Self.rowBlock * Self.rowBlock * groups + group * Self.rowBlock + row % Self.rowBlock) * 2
+        return (f16ToFloat(groupParameters.loadUnaligned(fromByteOffset: offset, as: UInt16.self)), Float(zero))
+      }
       return (f16ToFloat(rowParameters.loadUnaligned(fromByteOffset: group * 2, as: UInt16.self)), Float(zero))
     case .scaleAndZero, .scaleAndMinimum:
       let pair = rowParameters.loadUnaligned(fromByteOffset: group * 4, as: SIMD2<UInt16>.self)
@@ -298,12 +352,62 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
       order?.deallocate()
       throw error
     }
+    let blocked = QuantizedMatrix.canUseRowBlocks(rows: rows, bits: bits, groupSize: groupSize, form: form)
+    if blocked {
+      Self.interleaveRowBlocks(rows: rows, columns: columns, bits: bits, groupSize: groupSize, codes: codes, parameters: parameters)
+    }
     self.codes = codes
     self.parameters = parameters
     self.order = order
     matrix = QuantizedMatrix(
       rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, codes: codes,
-      groupParameters: parameters, inputOrder: order.map { UnsafePointer($0) })
+      groupParameters: parameters, inputOrder: order.map { UnsafePointer($0) }, rowBlocked: blocked)
+  }
+
+  /// Rewrites row-major codes and f16 scales into the row-block layout, in place, one block
+  /// of 16 rows at a time. Cost: one pass over the matrix and one block of temporary memory.
+  static func interleaveRowBlocks(
+    rows: Int, columns: Int, bits: Int, groupSize: Int, codes: UnsafeMutableRawPointer, parameters: UnsafeMutableRawPointer
+  ) {
+    let block = QuantizedMatrix.rowBlock, rowBytes = columns * bits / 8
+    let groups = (columns + groupSize - 1) / groupSize
+    let rowMajor = UnsafeMutableRawPointer.allocate(byteCount: block * max(rowBytes, groups * 2), alignment: 64)
+    let rowCodes = UnsafeMutablePointer<UInt8>.allocate(capacity: columns)
+    defer {
+      rowMajor.deallocate()
+      rowCodes.deallocate()
+    }
+    for first in stride(from: 0, to: rows / block * block, by: block) {
+      let out = codes + first * rowBytes
+      rowMajor.copyMemory(from: out, byteCount: block * rowBytes)
+      for j in 0..<block {
+        let row = rowMajor + j * rowBytes
+        for column in 0..<columns {
+          let (byte, shift) = QuantizedMatrix.codePosition(column: column, bits: bits)
+          rowCodes[column] = row.load(fromByteOffset: byte, as: UInt8.self) >> shift & (bits == 8 ? 255 : 15)
+        }
+        if bits == 8 {
+          for quad in 0..<(columns / 4) {
+            for k in 0..<4 { out.storeBytes(of: rowCodes[4 * quad + k], toByteOffset: quad * 64 + 4 * j + k, as: UInt8.self) }
+          }
+        } else {
+          for octet in 0..<(columns / 8) {
+            for k in 0..<4 {
+              let byte = rowCodes[8 * octet + k] | rowCodes[8 * octet + 4 + k] << 4
+              out.storeBytes(of: byte, toByteOffset: octet * 64 + 4 * j + k, as: UInt8.self)
+            }
+          }
+        }
+      }
+      let scales = parameters + first * groups * 2
+      rowMajor.copyMemory(from: scales, byteCount: block * groups * 2)
+      for j in 0..<block {
+        for g in 0..<groups {
+          scales.storeBytes(
+            of: rowMajor.load(fromByteOffset: (j * groups + g) * 2, as: UInt16.self), toByteOffset: (g * block + j) * 2, as: UInt16.self)
+        }
+      }
+    }
   }
 
   deinit {

@@ -39,7 +39,15 @@ import Testing
             QuantizedMatrix.setCode(m.code(row: r, column: j), column: j, bits: m.bits, in: codes + r * m.rowBytes)
           }
         }
-        for i in 0..<(rows * m.parameterRowBytes / 2) { parameters[i] = m.groupParameters.load(fromByteOffset: 2 * i, as: UInt16.self) }
+        // Row-major parameters, as every producer writes them (a row-blocked source is read through
+        // `parameters(row:group:)`, exact: its scales are f16).
+        if case .scale = m.form {
+          for r in 0..<rows {
+            for g in 0..<m.groups { parameters[r * m.groups + g] = floatToF16(m.parameters(row: r, group: g).scale) }
+          }
+        } else {
+          for i in 0..<(rows * m.parameterRowBytes / 2) { parameters[i] = m.groupParameters.load(fromByteOffset: 2 * i, as: UInt16.self) }
+        }
       }
     }
 
@@ -55,7 +63,14 @@ import Testing
     (36, 320, WeightQuantization(bits: 8, groupSize: 32, symmetric: false)),
   ]
   /// The activation kinds this build runs.
-  static let activations = LinearActivations.allCases.filter { $0 == .exact || LinearActivations.int8Available }
+  static let activations = LinearActivations.allCases.filter { $0 == .exact || LinearActivations.roundedAvailable }
+
+  /// The activations a run of `m` on `path` multiplies: with the AVX2 int8 kernels only
+  /// row-blocked weights in streaming runs are rounded; with VNNI every quantized weight.
+  static func effective(_ activations: LinearActivations, _ m: QuantizedMatrix, _ path: Linear.Path) -> LinearActivations {
+    guard activations == .rounded, !LinearActivations.int8Available else { return activations }
+    return m.rowBlocked && path == .streaming ? .rounded : .exact
+  }
   static let tokenCounts = [1, 2, 3, 4, 5, 8, 9, 13, 17, 32, 41]
 
   static func run(
@@ -81,6 +96,8 @@ import Testing
     let pool = ThreadPool(threadCount: 2)
     for c in Self.cases {
       let weight = Quantized(rows: c.rows, columns: c.columns, c.quantization, random: &random, shuffled: shuffled)
+      // Symmetric 4/8-bit cases run the row-block kernels (two or more blocks and a tail).
+      #expect(weight.matrix.rowBlocked == (LinearActivations.int8RowBlocksAvailable && c.quantization.symmetric))
       let bias = (0..<c.rows).map { _ in random.signedUnit() }
       let scratch = LinearScratch(threadCount: 2, maxColumns: c.columns, quantized: true)
       for activations in Self.activations {
@@ -95,7 +112,8 @@ import Testing
             }
             let fast = Self.run(job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: path)
             let slow = Self.run(
-              job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: nil, activations: activations)
+              job, rows: c.rows, input: input, stride: stride, tokens: tokens, pool: pool, scratch: scratch, path: nil,
+              activations: Self.effective(activations, weight.matrix, path))
             // f32 sums of ≤ 576 products of magnitude ≤ 0.5: rounding error ≲ 576 · 2⁻²⁴ · 0.5 · √576
             // ≈ 4e-4 at worst, typically 1e-5; one wrong code moves an output by ≥ one step (≥ 1e-3),
             // and so does one int8 input rounded the other way (≥ 1/254 of a block's largest input
@@ -170,7 +188,7 @@ import Testing
         let fast = Self.run(job, rows: m.rows, input: input, stride: m.columns, tokens: tokens, pool: pool, scratch: scratch, path: path)
         let slow = Self.run(
           job, rows: m.rows, input: input, stride: m.columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
-          activations: activations)
+          activations: Self.effective(activations, m, path))
         results.append((
           "\(path) \(activations) \(tokens) tokens", zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan, slow.map(abs).max() ?? 1))
       }
@@ -287,6 +305,37 @@ import Testing
       }
       #expect(m.dequantized(row: row, column: column) == expected, "\(form) (\(row), \(column))")
     }
+  }
+
+  /// Row blocks (4- and 8-bit codes with one zero, where the int8 kernels are built) keep every
+  /// code and scale of the row-major layout they are made from: whole blocks interleaved,
+  /// the rows past the last whole block in place; other forms and short matrices stay row-major.
+  @Test(arguments: [4, 8], [32, 128, 256])
+  func rowBlocksKeepEveryCodeAndScale(bits: Int, groupSize: Int) {
+    let (rows, columns) = (37, 256)
+    let code = { (r: Int, c: Int) in (r * 7 + c * 3 + r * c / 5) % (1 << bits) }
+    let scale = { (r: Int, g: Int) in Float(r + 1) / 64 + Float(g) / 1024 }
+    let groups = columns / groupSize
+    let storage = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: .scale(zero: 1 << (bits - 1)), reordersInput: false) {
+      codes, parameters, _ in
+      for r in 0..<rows {
+        for c in 0..<columns { QuantizedMatrix.setCode(code(r, c), column: c, bits: bits, in: codes + r * columns * bits / 8) }
+        for g in 0..<groups { parameters[r * groups + g] = floatToF16(scale(r, g)) }
+      }
+    }
+    let m = storage.matrix
+    #expect(m.rowBlocked == LinearActivations.int8RowBlocksAvailable)
+    #expect(m.blockedRows == (LinearActivations.int8RowBlocksAvailable ? 32 : 0))
+    var wrong = 0
+    for r in 0..<rows {
+      for c in 0..<columns where m.code(row: r, column: c) != code(r, c) { wrong += 1 }
+      for g in 0..<groups where m.parameters(row: r, group: g).scale != Float(Float16(scale(r, g))) { wrong += 1 }
+    }
+    #expect(wrong == 0)
+    let asymmetric = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, reordersInput: false) { _, _, _ in }
+    #expect(!asymmetric.matrix.rowBlocked)
+    let short = QuantizedMatrixStorage(rows: 15, columns: columns, bits: bits, groupSize: groupSize, form: .scale(zero: 8), reordersInput: false) { _, _, _ in }
+    #expect(!short.matrix.rowBlocked)
   }
 
   /// `packRow` writes the bytes `setCode` writes column by column, and `code` reads them back.

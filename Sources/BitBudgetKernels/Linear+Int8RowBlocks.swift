@@ -1,0 +1,141 @@
+// The AVX2 int8 decode kernels: for x86-64 CPUs without AVX-512 VNNI (which take the kernels of
+// `Linear+Int8.swift` instead). `canImport(CAVX2)` is the gate; the module itself is never
+// imported.
+#if canImport(CAVX2) && !canImport(CAVX512VNNI)
+internal import _Builtin_intrinsics.intel
+import CPrefetch
+
+/// Row-blocked 4- and 8-bit weights (`QuantizedMatrix.rowBlocked`) times int8 activations
+/// (`Int8Input.prepareRowBlocks`), for decode and batched decode. A row block's 16 rows are the
+/// lanes of two 8-lane accumulators. Per input block of 32 columns and 8 rows, integer products
+/// are exact:
+/// - 4 bits: per 8 columns one 32-byte load split into low and high nibbles, each multiplied
+///   with the input's 4 codes broadcast by `vpmaddubsw` (code ≤ 15, |x| ≤ 127: a pair sums to at
+///   most 3,810, so the block's eight products add up in 16 bits without saturating); one
+///   `vpmaddwd` by ones per block widens them, and the accumulator starts at `−8 · Σ x`.
+/// - 8 bits: per 4 columns one load; the codes minus 128 are the signed weights (`code ^ 0x80`),
+///   multiplied as `|w| · (x · sign w)` — `vpmaddubsw` takes one unsigned operand; `|w| ≤ 128`
+///   and `|x| ≤ 127` keep each pair below 2^15 — then `vpmaddwd` by ones.
+/// Then `group += float(acc) · input scale` per block and `total += group · scales` per weight
+/// group (the 16 rows' f16 scales). Per 64 weights that is ~2.5 instructions at 4 bits and ~5
+/// at 8 bits, where the f32 kernels take 32.
+///
+/// Every token of a batch runs the same instructions alone, so G samples decode each exactly as
+/// alone. Rows past the last whole block (`blockedRows ..< rows`) take `int8TailRow`, the same
+/// sums in scalar code.
+extension Linear {
+  /// Prefetch distance of a thread's stream, in bytes: about 1 µs of reading ahead.
+  static let rowBlockPrefetchDistance = 4096
+
+  /// Rows `rows` (starting at a row block) of `m` times `tokens` prepared token rows.
+  static func streamInt8RowBlocks(
+    _ m: QuantizedMatrix, _ rows: Range<Int>, _ x: Int8Input, _ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
+  ) {
+    precondition(m.rowBlocked && rows.lowerBound % QuantizedMatrix.rowBlock == 0, "row ranges of a row-blocked matrix start at a block")
+    var r = rows.lowerBound
+    while r + QuantizedMatrix.rowBlock <= min(rows.upperBound, m.blockedRows) {
+      for t in 0..<tokens {
+        let (low, high) = m.bits == 8 ? int8RowBlock(EightBitCodes.self, m, r, x, t) : int8RowBlock(FourBitCodes.self, m, r, x, t)
+        let out = UnsafeMutableRawPointer(y + (t * ldy + r))
+        out.storeBytes(of: low, as: SIMD8<Float>.self)
+        out.storeBytes(of: high, toByteOffset: 32, as: SIMD8<Float>.self)
+      }
+      r += QuantizedMatrix.rowBlock
+    }
+    while r < rows.upperBound {
+      for t in 0..<tokens { y[t * ldy + r] = int8TailRow(m, r, x, t) }
+      r += 1
+    }
+  }
+
+  /// One row block (16 rows from `r`) times prepared token row `t`: rows 0–7 and 8–15.
+  @inline(__always)
+  static func int8RowBlock<C: QuantizedCodes>(
+    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ t: Int
+  ) -> (SIMD8<Float>, SIMD8<Float>) {
+    let codes = UnsafeRawPointer(m.codes + r &* m.rowBytes)
+    let scales = UnsafeRawPointer(m.groupParameters + r &* m.parameterRowBytes)
+    let input = UnsafeRawPointer(x.codes + t &* x.codeStride)
+    let inputScales = x.scales + t &* x.laneStride
+    let inputSums = UnsafeRawPointer(x.sums + t &* x.laneStride)
+    let ones = _mm256_set1_epi16(1), nibbles = _mm256_set1_epi8(0x0F), signBit = _mm256_set1_epi8(-128)
+    @inline(__always) func load(_ offset: Int) -> __m256i {
+      unsafeBitCast((codes + offset).loadUnaligned(as: SIMD32<UInt8>.self), to: __m256i.self)
+    }
+    @inline(__always) func broadcast(_ column: Int) -> __m256i {
+      _mm256_set1_epi32(input.loadUnaligned(fromByteOffset: column, as: Int32.self))
+    }
+    @inline(__always) func float(_ v: __m256i) -> SIMD8<Float> { unsafeBitCast(_mm256_cvtepi32_ps(v), to: SIMD8<Float>.self) }
+    var total0 = SIMD8<Float>(), total1 = SIMD8<Float>()
+    let blocks = m.columns / Int8Input.block, perGroup = m.groupSize / Int8Input.block
+    var block = 0, offset = 0, g = 0
+    while block < blocks {
+      let groupEnd = min(block &+ perGroup, blocks)
+      var group0 = SIMD8<Float>(), group1 = SIMD8<Float>()
+      while block < groupEnd {
+        let column = block &* Int8Input.block
+        var acc0: __m256i, acc1: __m256i
+        if C.bits == 4 {
+          var pairs0 = _mm256_setzero_si256(), pairs1 = pairs0
+          for octet in 0..<4 {
+            bitbudget_prefetch(codes + (offset &+ rowBlockPrefetchDistance))
+            let v0 = load(offset), v1 = load(offset &+ 32)
+            offset &+= 64
+            let low = broadcast(column &+ 8 &* octet), high = broadcast(column &+ 8 &* octet &+ 4)
+            pairs0 = _mm256_add_epi16(pairs0, _mm256_maddubs_epi16(_mm256_and_si256(v0, nibbles), low))
+            pairs0 = _mm256_add_epi16(pairs0, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), nibbles), high))
+            pairs1 = _mm256_add_epi16(pairs1, _mm256_maddubs_epi16(_mm256_and_si256(v1, nibbles), low))
+            pairs1 = _mm256_add_epi16(pairs1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), nibbles), high))
+          }
+          let start = _mm256_set1_epi32(-8 &* inputSums.load(fromByteOffset: block &* 4, as: Int32.self))
+          acc0 = _mm256_add_epi32(start, _mm256_madd_epi16(pairs0, ones))
+          acc1 = _mm256_add_epi32(start, _mm256_madd_epi16(pairs1, ones))
+        } else {
+          acc0 = _mm256_setzero_si256()
+          acc1 = acc0
+          for quad in 0..<8 {
+            bitbudget_prefetch(codes + (offset &+ rowBlockPrefetchDistance))
+            let w0 = _mm256_xor_si256(load(offset), signBit), w1 = _mm256_xor_si256(load(offset &+ 32), signBit)
+            offset &+= 64
+            let b = broadcast(column &+ 4 &* quad)
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(b, w0)), ones))
+            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(b, w1)), ones))
+          }
+        }
+        let scale = SIMD8<Float>(repeating: inputScales[block])
+        group0.addProduct(float(acc0), scale)
+        group1.addProduct(float(acc1), scale)
+        block &+= 1
+      }
+      let half = scales.loadUnaligned(fromByteOffset: g &* 32, as: SIMD16<UInt16>.self)
+      let w = unsafeBitCast(half, to: (__m128i, __m128i).self)
+      total0.addProduct(group0, unsafeBitCast(_mm256_cvtph_ps(w.0), to: SIMD8<Float>.self))
+      total1.addProduct(group1, unsafeBitCast(_mm256_cvtph_ps(w.1), to: SIMD8<Float>.self))
+      g &+= 1
+    }
+    return (total0, total1)
+  }
+
+  /// A row past the last whole row block (row-major) times prepared token row `t`: the same
+  /// products as `int8RowBlock`, in scalar code.
+  static func int8TailRow(_ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ t: Int) -> Float {
+    let input = x.codes + t * x.codeStride, inputScales = x.scales + t * x.laneStride
+    let inputSums = UnsafeRawPointer(x.sums + t * x.laneStride).assumingMemoryBound(to: Int32.self)
+    let zero = Int32(1 << (m.bits - 1))
+    var total: Float = 0
+    var block = 0
+    let blocks = m.columns / Int8Input.block, perGroup = m.groupSize / Int8Input.block
+    for g in 0..<m.groups {
+      var group: Float = 0
+      while block < min((g + 1) * perGroup, blocks) {
+        var acc = -zero * inputSums[block]
+        for c in (block * Int8Input.block)..<((block + 1) * Int8Input.block) { acc += Int32(m.code(row: r, column: c)) * Int32(input[c]) }
+        group.addProduct(Float(acc), inputScales[block])
+        block += 1
+      }
+      total.addProduct(group, m.parameters(row: r, group: g).scale)
+    }
+    return total
+  }
+}
+#endif
