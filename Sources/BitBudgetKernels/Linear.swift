@@ -45,7 +45,8 @@ public struct LinearJob: @unchecked Sendable {
 ///   packed panel and multiplied with 8 tokens at a time in registers (`Linear+Tiled.swift`).
 ///   Compute bound; as fast as OpenBLAS's AVX-512 SGEMM here, and 1.45× its AVX2 kernel. With
 ///   `LinearActivations.rounded`, quantized weights take an int8 tile (`Linear+Int8Tiled.swift`)
-///   and bf16 weights a bf16 tile (`Linear+BF16Tiled.swift`), both about twice as fast.
+///   and bf16 weights a bf16 tile (`Linear+BF16Tiled.swift`), both about twice as fast. Builds
+///   with the AVX2 int8 kernels stream prompts of row-blocked weights instead (`streamsPrompts`).
 ///
 /// `reference(...)` is the plain scalar definition, kept for tests.
 public enum Linear {
