@@ -17,7 +17,9 @@ import CPrefetch
 ///   multiplied as `|w| · (x · sign w)` — `vpmaddubsw` takes one unsigned operand; `|w| ≤ 128`
 ///   and `|x| ≤ 127` keep each pair below 2^15 — then `vpmaddwd` by ones.
 /// Then `group += float(acc) · input scale` per block and `total += group · scales` per weight
-/// group (the 16 rows' f16 scales). Per 64 weights that is ~2.5 instructions at 4 bits and ~5
+/// group (the 16 rows' f16 scales). 4-bit codes with a scale and a minimum per group (GGUF
+/// Q4_1: `W = scale · code + minimum`) start the accumulator at 0 and add `minimum · Σ x` per
+/// group, `Σ x` being `Σ input scale · Σ code` over its blocks. Per 64 weights that is ~2.5 instructions at 4 bits and ~5
 /// at 8 bits, where the f32 kernels take 32.
 ///
 /// Every token of a batch runs the same instructions alone, so G samples decode each exactly as
@@ -54,7 +56,7 @@ extension Linear {
     _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ t: Int
   ) -> (SIMD8<Float>, SIMD8<Float>) {
     let codes = UnsafeRawPointer(m.codes + r &* m.rowBytes)
-    let scales = UnsafeRawPointer(m.groupParameters + r &* m.parameterRowBytes)
+    let scales = UnsafeRawPointer(m.groupParameters + r &* m.parameterRowBytes)  // per group: 16 scales (then 16 minima)
     let input = UnsafeRawPointer(x.codes + t &* x.codeStride)
     let inputScales = x.scales + t &* x.laneStride
     let inputSums = UnsafeRawPointer(x.sums + t &* x.laneStride)
@@ -66,12 +68,19 @@ extension Linear {
       _mm256_set1_epi32(input.loadUnaligned(fromByteOffset: column, as: Int32.self))
     }
     @inline(__always) func float(_ v: __m256i) -> SIMD8<Float> { unsafeBitCast(_mm256_cvtepi32_ps(v), to: SIMD8<Float>.self) }
+    // f16 parameter vector `index` (per group: scales, then minima) of the 16 rows, as f32.
+    let minimum = m.form.addsMinimum, perParameter = m.form.byteCount / 2
+    @inline(__always) func parameters(_ index: Int) -> (SIMD8<Float>, SIMD8<Float>) {
+      let half = unsafeBitCast(scales.loadUnaligned(fromByteOffset: index &* 32, as: SIMD16<UInt16>.self), to: (__m128i, __m128i).self)
+      return (unsafeBitCast(_mm256_cvtph_ps(half.0), to: SIMD8<Float>.self), unsafeBitCast(_mm256_cvtph_ps(half.1), to: SIMD8<Float>.self))
+    }
     var total0 = SIMD8<Float>(), total1 = SIMD8<Float>()
     let blocks = m.columns / Int8Input.block, perGroup = m.groupSize / Int8Input.block
     var block = 0, offset = 0, g = 0
     while block < blocks {
       let groupEnd = min(block &+ perGroup, blocks)
       var group0 = SIMD8<Float>(), group1 = SIMD8<Float>()
+      var sum: Float = 0
       while block < groupEnd {
         let column = block &* Int8Input.block
         var acc0: __m256i, acc1: __m256i
@@ -87,7 +96,9 @@ extension Linear {
             pairs1 = _mm256_add_epi16(pairs1, _mm256_maddubs_epi16(_mm256_and_si256(v1, nibbles), low))
             pairs1 = _mm256_add_epi16(pairs1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), nibbles), high))
           }
-          let start = _mm256_set1_epi32(-8 &* inputSums.load(fromByteOffset: block &* 4, as: Int32.self))
+          let codeSum = inputSums.load(fromByteOffset: block &* 4, as: Int32.self)
+          if minimum { sum.addProduct(inputScales[block], Float(codeSum)) }
+          let start = _mm256_set1_epi32(minimum ? 0 : -8 &* codeSum)
           acc0 = _mm256_add_epi32(start, _mm256_madd_epi16(pairs0, ones))
           acc1 = _mm256_add_epi32(start, _mm256_madd_epi16(pairs1, ones))
         } else {
@@ -107,10 +118,14 @@ extension Linear {
         group1.addProduct(float(acc1), scale)
         block &+= 1
       }
-      let half = scales.loadUnaligned(fromByteOffset: g &* 32, as: SIMD16<UInt16>.self)
-      let w = unsafeBitCast(half, to: (__m128i, __m128i).self)
-      total0.addProduct(group0, unsafeBitCast(_mm256_cvtph_ps(w.0), to: SIMD8<Float>.self))
-      total1.addProduct(group1, unsafeBitCast(_mm256_cvtph_ps(w.1), to: SIMD8<Float>.self))
+      let (scale0, scale1) = parameters(g &* perParameter)
+      total0.addProduct(group0, scale0)
+      total1.addProduct(group1, scale1)
+      if minimum {
+        let (minimum0, minimum1) = parameters(g &* perParameter &+ 1)
+        total0.addProduct(minimum0, SIMD8(repeating: sum))
+        total1.addProduct(minimum1, SIMD8(repeating: sum))
+      }
       g &+= 1
     }
     return (total0, total1)
@@ -121,19 +136,22 @@ extension Linear {
   static func int8TailRow(_ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ t: Int) -> Float {
     let input = x.codes + t * x.codeStride, inputScales = x.scales + t * x.laneStride
     let inputSums = UnsafeRawPointer(x.sums + t * x.laneStride).assumingMemoryBound(to: Int32.self)
-    let zero = Int32(1 << (m.bits - 1))
+    let zero = Int32(m.rowBlockZero ?? 0)
     var total: Float = 0
     var block = 0
     let blocks = m.columns / Int8Input.block, perGroup = m.groupSize / Int8Input.block
     for g in 0..<m.groups {
-      var group: Float = 0
+      var group: Float = 0, sum: Float = 0
       while block < min((g + 1) * perGroup, blocks) {
         var acc = -zero * inputSums[block]
         for c in (block * Int8Input.block)..<((block + 1) * Int8Input.block) { acc += Int32(m.code(row: r, column: c)) * Int32(input[c]) }
         group.addProduct(Float(acc), inputScales[block])
+        sum.addProduct(inputScales[block], Float(inputSums[block]))
         block += 1
       }
-      total.addProduct(group, m.parameters(row: r, group: g).scale)
+      let (scale, second) = m.parameters(row: r, group: g)
+      total.addProduct(group, scale)
+      if m.form.addsMinimum { total.addProduct(second, sum) }
     }
     return total
   }

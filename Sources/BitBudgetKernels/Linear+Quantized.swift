@@ -193,7 +193,7 @@ extension Linear {
     _ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     var r = rows.lowerBound
-    if C.bits == 4 || C.bits == 8, m.rowBlocked, case .scale(let zero) = m.form {
+    if C.bits == 4 || C.bits == 8, let zero = m.rowBlockZero {
       precondition(r % QuantizedMatrix.rowBlock == 0, "row ranges of a row-blocked matrix start at a block")
       while r + QuantizedMatrix.rowBlock <= min(rows.upperBound, m.blockedRows) {
         for t in 0..<tokens {
@@ -290,42 +290,51 @@ extension Linear {
   }
 
   /// One row block (16 rows from `r`) times one token row in input order: the rows are the
-  /// lanes; per column `acc += (code − zero) · x`, per group `total += scale · acc`.
+  /// lanes; per column `acc += (code − zero) · x`, per group `total += scale · acc` (plus
+  /// `minimum · Σ x` for the forms that add one).
   @inline(__always)
   static func quantizedRowBlock<C: QuantizedCodes>(
     _: C.Type, _ m: QuantizedMatrix, _ zero: Int, _ r: Int, _ x: UnsafePointer<Float>
   ) -> SIMD16<Float> {
     let codes = m.codes + r * m.rowBytes
-    let scales = m.groupParameters + r * m.parameterRowBytes
+    let parameters = m.groupParameters + r * m.parameterRowBytes
     let offset = SIMD16<Float>(repeating: 8_388_608 + Float(zero))
     let perVector = C.bits == 8 ? 4 : 8
+    let minimum = m.form.addsMinimum
     var total = SIMD16<Float>()
     var column = 0, g = 0
     while column < m.columns {
       let end = min(column + m.groupSize, m.columns)
       var acc = SIMD16<Float>()
+      var sum: Float = 0
       while column < end {
         let words = UnsafeRawPointer(codes + column / perVector * 64).loadUnaligned(as: SIMD16<UInt32>.self)
         for k in 0..<perVector {
           acc.addProduct(blockColumn(C.self, words, k, offset), SIMD16(repeating: x[column + k]))
+          sum += x[column + k]
         }
         column += perVector
       }
-      let half = UnsafeRawPointer(scales + g * 32).loadUnaligned(as: SIMD16<UInt16>.self)
-      total.addProduct(acc, F16Widening.widen(SIMD16<UInt32>(truncatingIfNeeded: half)))
+      total.addProduct(acc, m.blockParameters(parameters, group: g, value: 0))
+      if minimum { total.addProduct(m.blockParameters(parameters, group: g, value: 1), SIMD16(repeating: sum)) }
       g += 1
     }
     return total
   }
 
   /// A row of a row-blocked matrix past its last whole block times one token row in input
-  /// order, in scalar code: per group `total += scale · Σ (code − zero) · x`.
+  /// order, in scalar code: per group `total += scale · Σ (code − zero) · x` (plus `minimum · Σ x`).
   static func quantizedTailRow(_ m: QuantizedMatrix, _ zero: Int, _ r: Int, _ x: UnsafePointer<Float>) -> Float {
     var total: Float = 0
     for g in 0..<m.groups {
-      var acc: Float = 0
-      for c in (g * m.groupSize)..<min((g + 1) * m.groupSize, m.columns) { acc.addProduct(Float(m.code(row: r, column: c) - zero), x[c]) }
-      total.addProduct(acc, m.parameters(row: r, group: g).scale)
+      var acc: Float = 0, sum: Float = 0
+      for c in (g * m.groupSize)..<min((g + 1) * m.groupSize, m.columns) {
+        acc.addProduct(Float(m.code(row: r, column: c) - zero), x[c])
+        sum += x[c]
+      }
+      let (scale, second) = m.parameters(row: r, group: g)
+      total.addProduct(acc, scale)
+      if m.form.addsMinimum { total.addProduct(second, sum) }
     }
     return total
   }
@@ -475,22 +484,24 @@ extension Linear {
     let inverse = SIMD4<Float>(repeating: 1) / C.factors
     let pairs = m.groupSize < QuantizedMatrix.chunk
     var rowMajor = rows
-    if C.bits == 4 || C.bits == 8, m.rowBlocked, case .scale(let zero) = m.form {
-      // Whole row blocks: 16 rows' weights of a column are one vector, stored at once.
+    if C.bits == 4 || C.bits == 8, let zero = m.rowBlockZero {
+      // Whole row blocks: 16 rows' weights of a column are one vector, stored at once. Exactly
+      // `dequantized(row:column:)`: (code − zero) · scale, or code · scale + minimum.
       let offset = SIMD16<Float>(repeating: 8_388_608 + Float(zero))
       let perVector = C.bits == 8 ? 4 : 8
+      let minimum = m.form.addsMinimum
       var first = rows.lowerBound
       while first + QuantizedMatrix.rowBlock <= min(rows.upperBound, m.blockedRows) {
-        let codes = m.codes + first * m.rowBytes, scales = m.groupParameters + first * m.parameterRowBytes
+        let codes = m.codes + first * m.rowBytes, parameters = m.groupParameters + first * m.parameterRowBytes
         for column in stride(from: 0, to: m.columns, by: perVector) {
           let g = column / m.groupSize
-          let half = UnsafeRawPointer(scales + g * 32).loadUnaligned(as: SIMD16<UInt16>.self)
-          let scale = F16Widening.widen(SIMD16<UInt32>(truncatingIfNeeded: half))
+          let scale = m.blockParameters(parameters, group: g, value: 0)
+          let added = minimum ? m.blockParameters(parameters, group: g, value: 1) : SIMD16<Float>()
           let words = UnsafeRawPointer(codes + column / perVector * 64).loadUnaligned(as: SIMD16<UInt32>.self)
           for k in 0..<perVector {
             let input = m.inputIndex(ofStoredColumn: column + k)
             UnsafeMutableRawPointer(panel + input * panelWidth + first - rows.lowerBound)
-              .storeBytes(of: blockColumn(C.self, words, k, offset) * scale, as: SIMD16<Float>.self)
+              .storeBytes(of: minimum ? blockColumn(C.self, words, k, offset) * scale + added : blockColumn(C.self, words, k, offset) * scale, as: SIMD16<Float>.self)
           }
         }
         first += QuantizedMatrix.rowBlock

@@ -26,13 +26,14 @@
 /// - **input order** (act-order checkpoints only): stored column `j` multiplies input element
 ///   `inputOrder[j]`, so that each group's columns are contiguous; nil means the identity.
 ///
-/// - **row blocks** (`rowBlocked`; 4- and 8-bit codes with one zero for the matrix, groups of
-///   32 or more, in builds with the AVX2 int8 decode kernels): rows `0 ..< blockedRows` are stored 16 at a
+/// - **row blocks** (`rowBlocked`; 4- and 8-bit codes with one zero for the matrix, or 4-bit
+///   codes with a scale and a minimum per group, groups of 32 or more, in builds with the AVX2
+///   int8 decode kernels): rows `0 ..< blockedRows` are stored 16 at a
 ///   time, interleaved so that one 64-byte vector holds the same columns of 16 rows — at 8 bits
 ///   per 4 columns (quad `q`: row `j`'s codes of columns `4q ..< 4q + 4` in bytes `4j ..< 4j + 4`),
 ///   at 4 bits per 8 columns (octet `o`: byte `4j + k` of row `j` holds column `8o + k` in its low
-///   nibble and `8o + 4 + k` in its high one) — and their scales per group as 16 consecutive f16
-///   values. A matrix–vector product then reads one sequential stream and puts the 16 rows in
+///   nibble and `8o + 4 + k` in its high one) — and per group the 16 rows' f16 scales side by
+///   side (then their minima). A matrix–vector product then reads one sequential stream and puts the 16 rows in
 ///   the lanes of accumulators: no horizontal sums, one weight scale per 16 rows and group,
 ///   and the input's four codes broadcast to every row.
 ///   The bytes are the same as the row-major layout's; rows from `blockedRows` on stay row-major
@@ -157,9 +158,38 @@ public struct QuantizedMatrix: @unchecked Sendable {
   /// decode kernels read it (`LinearActivations.int8RowBlocksAvailable`), so it is used only
   /// where they are built.
   public static func canUseRowBlocks(rows: Int, bits: Int, groupSize: Int, form: GroupParameters) -> Bool {
-    guard case .scale(let zero) = form, bits == 4 || bits == 8, zero == 1 << (bits - 1), groupSize % 32 == 0, rows >= rowBlock
-    else { return false }
+    guard groupSize % 32 == 0, rows >= rowBlock else { return false }
+    switch form {
+    case .scale(let zero) where bits == 4 || bits == 8: guard zero == 1 << (bits - 1) else { return false }
+    case .scaleAndMinimum where bits == 4: break
+    default: return false
+    }
     return LinearActivations.int8RowBlocksAvailable
+  }
+
+  /// Byte offset (from `groupParameters`) of f16 parameter `value` (0: the scale, 1: the
+  /// minimum) of `group` in a blocked row: per block and group, each value of the 16 rows side
+  /// by side.
+  @inline(__always)
+  func blockedParameterOffset(row: Int, group: Int, value: Int) -> Int {
+    let perGroup = form.byteCount / 2
+    return row / Self.rowBlock * Self.rowBlock * parameterRowBytes + ((group * perGroup + value) * Self.rowBlock + row % Self.rowBlock) * 2
+  }
+
+  /// For a row-blocked matrix the zero subtracted from every code (0 where the form adds a
+  /// minimum instead); nil without row blocks.
+  var rowBlockZero: Int? {
+    guard rowBlocked else { return nil }
+    if case .scale(let zero) = form { return zero }
+    return 0
+  }
+
+  /// Parameter `value` (0: scales, 1: minima) of `group` for the 16 rows of the row block whose
+  /// parameters start at `block`, as f32.
+  @inline(__always)
+  func blockParameters(_ block: UnsafeRawPointer, group: Int, value: Int) -> SIMD16<Float> {
+    let half = block.loadUnaligned(fromByteOffset: (group * (form.byteCount / 2) + value) * 32, as: SIMD16<UInt16>.self)
+    return F16Widening.widen(SIMD16<UInt32>(truncatingIfNeeded: half))
   }
 
   /// Rows stored in row blocks (a multiple of `rowBlock`; 0 without them).
@@ -285,10 +315,14 @@ public struct QuantizedMatrix: @unchecked Sendable {
     switch form {
     case .scale(let zero):
       if row < blockedRows {
-        let offset = (row / Self.rowBlock * Self.rowBlock * groups + group * Self.rowBlock + row % Self.rowBlock) * 2
+        let offset = blockedParameterOffset(row: row, group: group, value: 0)
         return (f16ToFloat(groupParameters.loadUnaligned(fromByteOffset: offset, as: UInt16.self)), Float(zero))
       }
       return (f16ToFloat(rowParameters.loadUnaligned(fromByteOffset: group * 2, as: UInt16.self)), Float(zero))
+    case .scaleAndMinimum where row < blockedRows:
+      let scale = groupParameters.loadUnaligned(fromByteOffset: blockedParameterOffset(row: row, group: group, value: 0), as: UInt16.self)
+      let minimum = groupParameters.loadUnaligned(fromByteOffset: blockedParameterOffset(row: row, group: group, value: 1), as: UInt16.self)
+      return (f16ToFloat(scale), f16ToFloat(minimum))
     case .scaleAndZero, .scaleAndMinimum:
       let pair = rowParameters.loadUnaligned(fromByteOffset: group * 4, as: SIMD2<UInt16>.self)
       return (f16ToFloat(pair[0]), f16ToFloat(pair[1]))
@@ -354,7 +388,9 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
     }
     let blocked = QuantizedMatrix.canUseRowBlocks(rows: rows, bits: bits, groupSize: groupSize, form: form)
     if blocked {
-      Self.interleaveRowBlocks(rows: rows, columns: columns, bits: bits, groupSize: groupSize, codes: codes, parameters: parameters)
+      Self.interleaveRowBlocks(
+        rows: rows, columns: columns, bits: bits, groupSize: groupSize, parametersPerGroup: form.byteCount / 2, codes: codes,
+        parameters: parameters)
     }
     self.codes = codes
     self.parameters = parameters
@@ -367,10 +403,11 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
   /// Rewrites row-major codes and f16 scales into the row-block layout, in place, one block
   /// of 16 rows at a time. Cost: one pass over the matrix and one block of temporary memory.
   static func interleaveRowBlocks(
-    rows: Int, columns: Int, bits: Int, groupSize: Int, codes: UnsafeMutableRawPointer, parameters: UnsafeMutableRawPointer
+    rows: Int, columns: Int, bits: Int, groupSize: Int, parametersPerGroup perGroup: Int, codes: UnsafeMutableRawPointer,
+    parameters: UnsafeMutableRawPointer
   ) {
     let block = QuantizedMatrix.rowBlock, rowBytes = columns * bits / 8
-    let groups = (columns + groupSize - 1) / groupSize
+    let groups = (columns + groupSize - 1) / groupSize * perGroup
     let rowMajor = UnsafeMutableRawPointer.allocate(byteCount: block * max(rowBytes, groups * 2), alignment: 64)
     let rowCodes = UnsafeMutablePointer<UInt8>.allocate(capacity: columns)
     defer {

@@ -336,6 +336,23 @@ import Testing
     #expect(!asymmetric.matrix.rowBlocked)
     let short = QuantizedMatrixStorage(rows: 15, columns: columns, bits: bits, groupSize: groupSize, form: .scale(zero: 8), reordersInput: false) { _, _, _ in }
     #expect(!short.matrix.rowBlocked)
+    // Scale and minimum (GGUF Q4_1): 4-bit codes only; both parameters kept.
+    let minimum = { (r: Int, g: Int) in -Float(r) / 32 - Float(g) / 512 }
+    let withMinimum = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: .scaleAndMinimum, reordersInput: false) {
+      codes, parameters, _ in
+      for r in 0..<rows {
+        for c in 0..<columns { QuantizedMatrix.setCode(code(r, c), column: c, bits: bits, in: codes + r * columns * bits / 8) }
+        for g in 0..<groups { (parameters[2 * (r * groups + g)], parameters[2 * (r * groups + g) + 1]) = (floatToF16(scale(r, g)), floatToF16(minimum(r, g))) }
+      }
+    }
+    let q = withMinimum.matrix
+    #expect(q.rowBlocked == (LinearActivations.int8RowBlocksAvailable && bits == 4))
+    wrong = 0
+    for r in 0..<rows {
+      for c in 0..<columns where q.code(row: r, column: c) != code(r, c) { wrong += 1 }
+      for g in 0..<groups where q.parameters(row: r, group: g) != (Float(Float16(scale(r, g))), Float(Float16(minimum(r, g)))) { wrong += 1 }
+    }
+    #expect(wrong == 0)
   }
 
   /// `packRow` writes the bytes `setCode` writes column by column, and `code` reads them back.
