@@ -189,12 +189,45 @@ extension Linear {
   }
   #endif
 
-  /// `y[t, 0..<count] = Σ_c x[t, c] · panel[c, 0..<count]` for 8 token rows.
+  /// `y[t, 0..<count] = Σ_c x[t, c] · panel[c, 0..<count]` for 8 token rows. With AVX-512 one
+  /// pass holds the 8 × 32 tile in 16 of the 32 vector registers; elsewhere (16 registers of
+  /// half the width: AVX2, NEON) that tile spilled to the stack on every FMA, so the tile is
+  /// four passes of 4 tokens × 16 rows (8 registers of accumulators). Each output takes the same
+  /// FMAs in the same order either way.
   @inline(__always)
   static func tile8x32(
     _ panel: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ ldx: Int, _ k: Int,
     _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ count: Int
   ) {
+    #if !canImport(CAVX512VNNI)
+    for half in 0..<(count > 16 ? 2 : 1) {
+      let rows = min(16, count - 16 * half)
+      for group in 0..<2 {
+        let x0 = x + 4 * group * ldx, x1 = x0 + ldx, x2 = x1 + ldx, x3 = x2 + ldx
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+        let p = UnsafeRawPointer(panel + 16 * half)
+        for c in 0..<k {
+          let w = p.load(fromByteOffset: c &* panelWidth &* 4, as: SIMD16<Float>.self)
+          a0.addProduct(w, SIMD16(repeating: x0[c]))
+          a1.addProduct(w, SIMD16(repeating: x1[c]))
+          a2.addProduct(w, SIMD16(repeating: x2[c]))
+          a3.addProduct(w, SIMD16(repeating: x3[c]))
+        }
+        @inline(__always) func store(_ t: Int, _ v: SIMD16<Float>) {
+          let out = y + (4 * group + t) * ldy + 16 * half
+          if rows == 16 {
+            UnsafeMutableRawPointer(out).storeBytes(of: v, as: SIMD16<Float>.self)
+          } else {
+            for r in 0..<rows { out[r] = v[r] }
+          }
+        }
+        store(0, a0)
+        store(1, a1)
+        store(2, a2)
+        store(3, a3)
+      }
+    }
+    #else
     var a = Accumulators16()
     let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
     let x4 = x + 4 * ldx, x5 = x + 5 * ldx, x6 = x + 6 * ldx, x7 = x + 7 * ldx
@@ -220,5 +253,6 @@ extension Linear {
       a.v.14.addProduct(w0, b); a.v.15.addProduct(w1, b)
     }
     a.storeTile(y, ldy, count: count)
+    #endif
   }
 }
