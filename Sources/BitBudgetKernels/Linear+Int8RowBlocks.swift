@@ -1,4 +1,4 @@
-// The AVX2 int8 decode kernels: for x86-64 CPUs without AVX-512 VNNI (which take the kernels of
+// The AVX2 int8 kernels: for x86-64 CPUs without AVX-512 VNNI (which take the kernels of
 // `Linear+Int8.swift` instead). `canImport(CAVX2)` is the gate; the module itself is never
 // imported.
 #if canImport(CAVX2) && !canImport(CAVX512VNNI)
@@ -6,7 +6,7 @@ internal import _Builtin_intrinsics.intel
 import CPrefetch
 
 /// Row-blocked 4- and 8-bit weights (`QuantizedMatrix.rowBlocked`) times int8 activations
-/// (`Int8Input.prepareRowBlocks`), for decode and batched decode. A row block's 16 rows are the
+/// (`Int8Input.prepareRowBlocks`), for decode, batches and prompts (`Linear.streamsPrompts`). A row block's 16 rows are the
 /// lanes of two 8-lane accumulators. Per input block of 32 columns and 8 rows, integer products
 /// are exact:
 /// - 4 bits: per 8 columns one 32-byte load split into low and high nibbles, each multiplied
@@ -19,8 +19,8 @@ import CPrefetch
 /// Then `group += float(acc) · input scale` per block and `total += group · scales` per weight
 /// group (the 16 rows' f16 scales). 4-bit codes with a scale and a minimum per group (GGUF
 /// Q4_1: `W = scale · code + minimum`) start the accumulator at 0 and add `minimum · Σ x` per
-/// group, `Σ x` being `Σ input scale · Σ code` over its blocks. Per 64 weights that is ~2.5 instructions at 4 bits and ~5
-/// at 8 bits, where the f32 kernels take 32.
+/// /// group, `Σ x` being `Σ input scale · Σ code` over its blocks. Per 64 weights that is ~9
+/// instructions at 4 bits and ~15 at 8 bits, where the f32 kernels take 32.
 ///
 /// Every token of a batch runs the same instructions alone, so G samples decode each exactly as
 /// alone. Rows past the last whole block (`blockedRows ..< rows`) take `int8TailRow`, the same

@@ -167,7 +167,8 @@ public struct QuantizedInput: @unchecked Sendable {
 /// per group, one accumulator takes `(2²³ + code·factor − 2²³) · x/factor` for the four vectors of
 /// each chunk in order; then `total += scale · acc + offset · Σx` (offset `−scale · zero` or the
 /// minimum); the result is the tree sum of `total` — so batched decoding of G samples gives each
-/// exactly its tokens alone. Per 16
+/// exactly its tokens alone. Row-blocked matrices (`quantizedRowBlock`) keep the rows in the lanes
+/// instead: one FMA per column in order, no tree sum; the same for every batch size too. Per 16
 /// weights: a mask, an OR, a subtraction and an FMA. Codes are dequantized in registers; no
 /// dequantized copy of a matrix is made (prefill widens 32 rows at a time into the tiled
 /// kernel's panel, as for 16-bit weights).

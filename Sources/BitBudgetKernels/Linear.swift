@@ -93,9 +93,8 @@ public enum Linear {
   }
 
   /// Whether prompts of `jobs` take the streaming kernels too: with the AVX2 int8 kernels and
-  /// every weight row-blocked, a row block (≤ 48 KiB) stays in L1/L2 while each token passes,
-  /// which runs several times faster than the f32 tile (a 4-bit prefill of the Qwen3-0.6B
-  /// shape: ~3×, docs/performance.md).
+  /// every weight row-blocked, a row block (16 · columns bytes at 8 bits) stays in L1/L2 while
+  /// each token passes, which runs 1.2–1.4× the f32 tile's rate there (docs/performance.md).
   static func streamsPrompts(_ jobs: [LinearJob], scratch: LinearScratch) -> Bool {
     guard LinearActivations.int8RowBlocksAvailable, scratch.usesInt8 else { return false }
     return jobs.allSatisfy { if case .quantized(let m) = $0.weight { m.rowBlocked } else { false } }

@@ -7,7 +7,10 @@ public enum LinearActivations: String, Sendable, CaseIterable {
   /// - quantized weights, in decode and prefill: int8 per block of 32 (scale `max|x| / 127`,
   ///   codes `round(x / scale)`: llama.cpp's Q8_0), multiplied with the weight codes by
   ///   `vpdpbusd` (64 products per instruction, exact in int32). Each input moves by at most half
-  ///   a step, 0.4% of its block's largest value. Needs AVX-512 VNNI.
+  ///   a step, 0.4% of its block's largest value. Needs AVX-512 VNNI; on CPUs with AVX2 but
+  ///   not VNNI the same int8 blocks meet row-blocked 4/8-bit weights (`QuantizedMatrix.rowBlocked`:
+  ///   symmetric, GGUF Q4_0, Q8_0, Q4_1) through `vpmaddubsw`, in decode and in prompts whose
+  ///   weights are all row-blocked (`int8RowBlocksAvailable`).
   /// - bf16 weights, in the tiled (prefill) kernel: bf16 (nearest, ties to even: a relative
   ///   error of at most 2⁻⁸), multiplied by `vdpbf16ps` (two products per lane, f32 sums), twice
   ///   the multiply-adds per instruction of f32 FMAs. Needs AVX512-BF16 (and VNNI, whose helpers
@@ -41,10 +44,10 @@ public enum LinearActivations: String, Sendable, CaseIterable {
     #endif
   }
 
-  /// Whether this build has the AVX2 int8 decode kernels instead: x86-64 compiled for a CPU
+  /// Whether this build has the AVX2 int8 kernels instead: x86-64 compiled for a CPU
   /// with AVX2, FMA and F16C but not AVX-512 VNNI. They multiply int8 activations with 4- and
-  /// 8-bit weights in row blocks (`QuantizedMatrix.rowBlocked`) in decode and batched decode;
-  /// other quantized weights, and every prefill, stay exact.
+  /// 8-bit weights in row blocks (`QuantizedMatrix.rowBlocked`) in decode, batches and prompts
+  /// (when every weight of a call is row-blocked); other quantized weights stay exact.
   public static var int8RowBlocksAvailable: Bool {
     #if canImport(CAVX2) && !canImport(CAVX512VNNI)
     true

@@ -28,7 +28,7 @@
 ///
 /// - **row blocks** (`rowBlocked`; 4- and 8-bit codes with one zero for the matrix, or 4-bit
 ///   codes with a scale and a minimum per group, groups of 32 or more, in builds with the AVX2
-///   int8 decode kernels): rows `0 ..< blockedRows` are stored 16 at a
+///   int8 kernels): rows `0 ..< blockedRows` are stored 16 at a
 ///   time, interleaved so that one 64-byte vector holds the same columns of 16 rows — at 8 bits
 ///   per 4 columns (quad `q`: row `j`'s codes of columns `4q ..< 4q + 4` in bytes `4j ..< 4j + 4`),
 ///   at 4 bits per 8 columns (octet `o`: byte `4j + k` of row `j` holds column `8o + k` in its low
@@ -152,10 +152,11 @@ public struct QuantizedMatrix: @unchecked Sendable {
     return nil
   }
 
-  /// Whether the row-block layout applies to a matrix of this shape: 4- or 8-bit codes, the
+  /// Whether the row-block layout applies to a matrix of this shape: 4- or 8-bit codes with the
   /// zero 2^(bits−1) for the whole matrix (symmetric GPTQ and round-to-nearest, GGUF Q4_0 and
-  /// Q8_0), groups of a multiple of 32 columns, at least one whole block. Only the AVX2 int8
-  /// decode kernels read it (`LinearActivations.int8RowBlocksAvailable`), so it is used only
+  /// Q8_0) or 4-bit codes with a scale and a minimum per group (GGUF Q4_1), groups of a multiple
+  /// of 32 columns, at least one whole block. Only the AVX2 int8
+  /// kernels read it (`LinearActivations.int8RowBlocksAvailable`), so it is used only
   /// where they are built.
   public static func canUseRowBlocks(rows: Int, bits: Int, groupSize: Int, form: GroupParameters) -> Bool {
     guard groupSize % 32 == 0, rows >= rowBlock else { return false }

@@ -126,6 +126,43 @@ import Testing
     }
   }
 
+  /// `Linear.run` without a forced path: prompts of row-blocked weights stream through the int8
+  /// kernels (where the AVX2 ones are built), and a call that mixes row-blocked and other
+  /// weights gives each job its own prepared input and kernel (its prompt takes the tile).
+  @Test func unforcedRunsPickEachWeightsKernel() {
+    var random = TestRandom(seed: 21)
+    let pool = ThreadPool(threadCount: 2)
+    let (rows, columns) = (40, 256)
+    let blocked = Quantized(rows: rows, columns: columns, WeightQuantization(bits: 4, groupSize: 64), random: &random)
+    let other = Quantized(rows: rows, columns: columns, WeightQuantization(bits: 4, groupSize: 64, symmetric: false), random: &random)
+    let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
+    for activations in Self.activations {
+      scratch.activations = activations
+      for tokens in [3, Linear.tiledMinimumTokens + 8] {
+        let input = (0..<(tokens * columns)).map { _ in random.signedUnit() }
+        for weights in [[blocked], [blocked, other]] {
+          let outputs = weights.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: tokens * rows) }
+          defer { outputs.forEach { $0.deallocate() } }
+          let jobs = zip(weights, outputs).map { LinearJob(weight: .quantized($0.matrix), output: $1, outputStride: rows) }
+          let streams = Linear.streamsPrompts(jobs, scratch: scratch)
+          #expect(streams == (LinearActivations.int8RowBlocksAvailable && activations == .rounded && weights.count == 1))
+          input.withUnsafeBufferPointer { x in
+            Linear.run(jobs, input: x.baseAddress!, inputStride: columns, tokens: tokens, pool: pool, scratch: scratch)
+          }
+          let path: Linear.Path = tokens >= Linear.tiledMinimumTokens && !streams ? .tiled : .streaming
+          for (weight, output) in zip(weights, outputs) {
+            let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(weight.matrix), output: out, outputStride: rows) }
+            let slow = Self.run(
+              job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
+              activations: Self.effective(activations, weight.matrix, path))
+            let worst = (0..<(tokens * rows)).map { abs(output[$0] - slow[$0]) }.max() ?? .nan
+            #expect(worst < 2e-4, "\(activations) \(tokens) tokens, \(weights.count) jobs, blocked \(weight.matrix.rowBlocked): max |Δ| \(worst)")
+          }
+        }
+      }
+    }
+  }
+
   /// The int8 path differs from the exact one only by rounding the inputs: by less than
   /// half an int8 step of each block's largest input per weight.
   @Test(.enabled(if: LinearActivations.int8Available)) func int8StaysNearTheExactProduct() {
