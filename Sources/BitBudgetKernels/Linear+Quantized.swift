@@ -297,28 +297,36 @@ extension Linear {
   static func quantizedRowBlock<C: QuantizedCodes>(
     _: C.Type, _ m: QuantizedMatrix, _ zero: Int, _ r: Int, _ x: UnsafePointer<Float>
   ) -> SIMD16<Float> {
-    let codes = m.codes + r * m.rowBytes
-    let parameters = m.groupParameters + r * m.parameterRowBytes
+    let codes = UnsafeRawPointer(m.codes + r &* m.rowBytes)
+    let parameters = m.groupParameters + r &* m.parameterRowBytes
     let offset = SIMD16<Float>(repeating: 8_388_608 + Float(zero))
-    let perVector = C.bits == 8 ? 4 : 8
     let minimum = m.form.addsMinimum
     var total = SIMD16<Float>()
     var column = 0, g = 0
     while column < m.columns {
-      let end = min(column + m.groupSize, m.columns)
-      var acc = SIMD16<Float>()
-      var sum: Float = 0
+      let end = min(column &+ m.groupSize, m.columns)
+      var acc = SIMD16<Float>(), sums = SIMD4<Float>()
       while column < end {
-        let words = UnsafeRawPointer(codes + column / perVector * 64).loadUnaligned(as: SIMD16<UInt32>.self)
-        for k in 0..<perVector {
-          acc.addProduct(blockColumn(C.self, words, k, offset), SIMD16(repeating: x[column + k]))
-          sum += x[column + k]
+        let words = codes.loadUnaligned(fromByteOffset: column / (C.bits == 8 ? 4 : 8) &* 64, as: SIMD16<UInt32>.self)
+        let xs = UnsafeRawPointer(x + column).loadUnaligned(as: SIMD4<Float>.self)
+        acc.addProduct(blockColumn(C.self, words, 0, offset), SIMD16(repeating: xs[0]))
+        acc.addProduct(blockColumn(C.self, words, 1, offset), SIMD16(repeating: xs[1]))
+        acc.addProduct(blockColumn(C.self, words, 2, offset), SIMD16(repeating: xs[2]))
+        acc.addProduct(blockColumn(C.self, words, 3, offset), SIMD16(repeating: xs[3]))
+        sums += xs
+        if C.bits == 4 {
+          let more = UnsafeRawPointer(x + (column &+ 4)).loadUnaligned(as: SIMD4<Float>.self)
+          acc.addProduct(blockColumn(C.self, words, 4, offset), SIMD16(repeating: more[0]))
+          acc.addProduct(blockColumn(C.self, words, 5, offset), SIMD16(repeating: more[1]))
+          acc.addProduct(blockColumn(C.self, words, 6, offset), SIMD16(repeating: more[2]))
+          acc.addProduct(blockColumn(C.self, words, 7, offset), SIMD16(repeating: more[3]))
+          sums += more
         }
-        column += perVector
+        column &+= C.bits == 8 ? 4 : 8
       }
       total.addProduct(acc, m.blockParameters(parameters, group: g, value: 0))
-      if minimum { total.addProduct(m.blockParameters(parameters, group: g, value: 1), SIMD16(repeating: sum)) }
-      g += 1
+      if minimum { total.addProduct(m.blockParameters(parameters, group: g, value: 1), SIMD16(repeating: sums.sum())) }
+      g &+= 1
     }
     return total
   }

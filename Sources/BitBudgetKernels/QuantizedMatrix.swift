@@ -189,8 +189,11 @@ public struct QuantizedMatrix: @unchecked Sendable {
   /// parameters start at `block`, as f32.
   @inline(__always)
   func blockParameters(_ block: UnsafeRawPointer, group: Int, value: Int) -> SIMD16<Float> {
-    let half = block.loadUnaligned(fromByteOffset: (group * (form.byteCount / 2) + value) * 32, as: SIMD16<UInt16>.self)
-    return F16Widening.widen(SIMD16<UInt32>(truncatingIfNeeded: half))
+    // Lane by lane: the generic integer widening of a vector is a call and a scalar loop.
+    let base = block + (group * (form.byteCount / 2) + value) * 32
+    var values = SIMD16<Float>()
+    for lane in 0..<16 { values[lane] = f16ToFloat(base.loadUnaligned(fromByteOffset: 2 * lane, as: UInt16.self)) }
+    return values
   }
 
   /// Rows stored in row blocks (a multiple of `rowBlock`; 0 without them).
