@@ -26,16 +26,21 @@
 /// - **input order** (act-order checkpoints only): stored column `j` multiplies input element
 ///   `inputOrder[j]`, so that each group's columns are contiguous; nil means the identity.
 ///
-/// - **row blocks** (`rowBlocked`; 4- and 8-bit codes with one zero for the matrix, or 4-bit
-///   codes with a scale and a minimum per group, groups of 32 or more, in builds with the AVX2
-///   int8 kernels): rows `0 ..< blockedRows` are stored 16 at a
-///   time, interleaved so that one 64-byte vector holds the same columns of 16 rows — at 8 bits
-///   per 4 columns (quad `q`: row `j`'s codes of columns `4q ..< 4q + 4` in bytes `4j ..< 4j + 4`),
-///   at 4 bits per 8 columns (octet `o`: byte `4j + k` of row `j` holds column `8o + k` in its low
-///   nibble and `8o + 4 + k` in its high one) — and per group the 16 rows' f16 scales side by
-///   side (then their minima). A matrix–vector product then reads one sequential stream and puts the 16 rows in
-///   the lanes of accumulators: no horizontal sums, one weight scale per 16 rows and group,
-///   and the input's four codes broadcast to every row.
+/// - **row blocks** (`rowBlocked`; 4-, 5- and 8-bit codes with one zero for the matrix, or 4-
+///   and 5-bit codes with a scale and a minimum per group, groups of 32 or more, in builds with
+///   the AVX2 int8 kernels): rows `0 ..< blockedRows` are stored 16 at a time, interleaved so
+///   that one 64-byte vector holds the same columns of 16 rows — at 8 bits per 4 columns (quad
+///   `q`: row `j`'s codes of columns `4q ..< 4q + 4` in bytes `4j ..< 4j + 4`), at 4 and 5 bits
+///   per 8 columns (octet `o`: byte `4j + k` of row `j` holds column `8o + k` in its low nibble
+///   and `8o + 4 + k` in its high one) — and per group the 16 rows' f16 scales side by side
+///   (then their minima). At 5 bits each 32 columns are their four octets of nibbles (256
+///   bytes) and then a 64-byte plane of the codes' bit 4, in two halves of 32 bytes (octets
+///   `2q`, `2q + 1`): bit `n = 4(o mod 2) + 2h + l` of byte `4(j mod 8) + k` of half `q` is
+///   the bit of the nibble in byte `4j + k`, level `l` (0 low, 1 high), of octet `o`, `h = j / 8`
+///   — byte `i` of a plane half sits under byte `i` of each of the eight 32-byte nibble loads
+///   it completes, one shift away. A matrix–vector product then reads one sequential stream
+///   and puts the 16 rows in the lanes of accumulators: no horizontal sums, one weight scale
+///   per 16 rows and group, and the input's four codes broadcast to every row.
 ///   The bytes are the same as the row-major layout's; rows from `blockedRows` on stay row-major
 ///   (at their row-major offsets).
 ///
@@ -152,17 +157,17 @@ public struct QuantizedMatrix: @unchecked Sendable {
     return nil
   }
 
-  /// Whether the row-block layout applies to a matrix of this shape: 4- or 8-bit codes with the
-  /// zero 2^(bits−1) for the whole matrix (symmetric GPTQ and round-to-nearest, GGUF Q4_0 and
-  /// Q8_0) or 4-bit codes with a scale and a minimum per group (GGUF Q4_1), groups of a multiple
-  /// of 32 columns, at least one whole block. Only the AVX2 int8
+  /// Whether the row-block layout applies to a matrix of this shape: 4-, 5- or 8-bit codes with
+  /// the zero 2^(bits−1) for the whole matrix (symmetric GPTQ and round-to-nearest, GGUF Q4_0,
+  /// Q5_0 and Q8_0) or 4- and 5-bit codes with a scale and a minimum per group (GGUF Q4_1,
+  /// Q5_1), groups of a multiple of 32 columns, at least one whole block. Only the AVX2 int8
   /// kernels read it (`LinearActivations.int8RowBlocksAvailable`), so it is used only
   /// where they are built.
   public static func canUseRowBlocks(rows: Int, bits: Int, groupSize: Int, form: GroupParameters) -> Bool {
-    guard groupSize % 32 == 0, rows >= rowBlock else { return false }
+    guard groupSize % 32 == 0, rows >= rowBlock, bits == 4 || bits == 5 || bits == 8 else { return false }
     switch form {
-    case .scale(let zero) where bits == 4 || bits == 8: guard zero == 1 << (bits - 1) else { return false }
-    case .scaleAndMinimum where bits == 4: break
+    case .scale(let zero): guard zero == 1 << (bits - 1) else { return false }
+    case .scaleAndMinimum where bits != 8: break
     default: return false
     }
     return LinearActivations.int8RowBlocksAvailable
@@ -199,15 +204,28 @@ public struct QuantizedMatrix: @unchecked Sendable {
   /// Rows stored in row blocks (a multiple of `rowBlock`; 0 without them).
   public var blockedRows: Int { rowBlocked ? rows / Self.rowBlock * Self.rowBlock : 0 }
 
-  /// Bytes of one row block's codes (`rowBlock` rows).
-  var blockBytes: Int { Self.rowBlock * rowBytes }
-
-  /// Byte offset (from `codes`) of stored column `column`'s code in a blocked row, and its shift.
+  /// Byte offset (from `codes`) of stored column `column`'s code in a blocked row, and its shift
+  /// (at 5 bits: of its low nibble).
   @inline(__always)
   func blockedCodePosition(row: Int, column: Int) -> (byte: Int, shift: Int) {
-    let block = row / Self.rowBlock * blockBytes, j = row % Self.rowBlock
+    Self.blockedCodePosition(row: row, column: column, bits: bits, rowBytes: rowBytes)
+  }
+
+  @inline(__always)
+  static func blockedCodePosition(row: Int, column: Int, bits: Int, rowBytes: Int) -> (byte: Int, shift: Int) {
+    let block = row / rowBlock * rowBlock * rowBytes, j = row % rowBlock
     if bits == 8 { return (block + column / 4 * 64 + 4 * j + column % 4, 0) }
-    return (block + column / 8 * 64 + 4 * j + column % 4, column % 8 / 4 * 4)
+    return (block + column / 32 * 64 * bits + column % 32 / 8 * 64 + 4 * j + column % 4, column % 8 / 4 * 4)
+  }
+
+  /// Byte offset (from `codes`) and bit of stored column `column`'s bit `4 + plane` in a
+  /// blocked row (5 bits), per the type's documentation.
+  @inline(__always)
+  static func blockedPlanePosition(row: Int, column: Int, plane: Int, bits: Int, rowBytes: Int) -> (byte: Int, bit: Int) {
+    let block = row / rowBlock * rowBlock * rowBytes, j = row % rowBlock
+    let octet = column % 32 / 8, level = column % 8 / 4
+    let byte = block + column / 32 * 64 * bits + 256 + 64 * plane + octet / 2 * 32 + 4 * (j % 8) + column % 4
+    return (byte, 4 * (octet % 2) + 2 * (j / 8) + level)
   }
 
   public var groups: Int { (columns + groupSize - 1) / groupSize }
@@ -257,7 +275,12 @@ public struct QuantizedMatrix: @unchecked Sendable {
   public func code(row: Int, column: Int) -> Int {
     if row < blockedRows {
       let (byte, shift) = blockedCodePosition(row: row, column: column)
-      return Int(codes.load(fromByteOffset: byte, as: UInt8.self) >> shift) & (bits == 8 ? 255 : 15)
+      var code = Int(codes.load(fromByteOffset: byte, as: UInt8.self) >> shift) & (bits == 8 ? 255 : 15)
+      for plane in 0..<(bits == 8 ? 0 : bits - 4) {
+        let (byte, bit) = Self.blockedPlanePosition(row: row, column: column, plane: plane, bits: bits, rowBytes: rowBytes)
+        code |= Int(codes.load(fromByteOffset: byte, as: UInt8.self) >> bit & 1) << (4 + plane)
+      }
+      return code
     }
     let rowCodes = codes + row * rowBytes
     let (byte, shift) = Self.codePosition(column: column, bits: bits)
@@ -305,6 +328,28 @@ public struct QuantizedMatrix: @unchecked Sendable {
             for k in 0..<4 { half |= UInt32(source[32 * h + 4 * j + k] >> (4 + plane) & 1) << (8 * k + j) }
           }
           out.storeBytes(of: half, toByteOffset: 32 + 8 * plane + 4 * h, as: UInt32.self)
+        }
+      }
+    }
+  }
+
+  /// Reads a whole row-major row of codes back into `codes` (`columns` bytes, one code each):
+  /// the inverse of `packRow`. Cost: one pass over the row.
+  static func unpackRow(_ rowCodes: UnsafeRawPointer, columns: Int, bits: Int, into codes: UnsafeMutablePointer<UInt8>) {
+    if bits == 8 { return UnsafeMutableRawPointer(codes).copyMemory(from: rowCodes, byteCount: columns) }
+    let chunkBytes = chunk * bits / 8
+    for start in stride(from: 0, to: columns, by: chunk) {
+      let source = rowCodes + start / chunk * chunkBytes, out = codes + start
+      for i in 0..<32 {
+        let byte = source.load(fromByteOffset: i, as: UInt8.self)
+        (out[i], out[32 + i]) = (byte & 15, byte >> 4)
+      }
+      for plane in 0..<(bits - 4) {
+        for h in 0..<2 {
+          let half = source.loadUnaligned(fromByteOffset: 32 + 8 * plane + 4 * h, as: UInt32.self)
+          for j in 0..<8 {
+            for k in 0..<4 { out[32 * h + 4 * j + k] |= UInt8(truncatingIfNeeded: half >> (8 * k + j) & 1) << (4 + plane) }
+          }
         }
       }
     }
@@ -404,7 +449,7 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
       groupParameters: parameters, inputOrder: order.map { UnsafePointer($0) }, rowBlocked: blocked)
   }
 
-  /// Rewrites row-major codes and f16 scales into the row-block layout, in place, one block
+  /// Rewrites row-major codes and f16 parameters into the row-block layout, in place, one block
   /// of 16 rows at a time. Cost: one pass over the matrix and one block of temporary memory.
   static func interleaveRowBlocks(
     rows: Int, columns: Int, bits: Int, groupSize: Int, parametersPerGroup perGroup: Int, codes: UnsafeMutableRawPointer,
@@ -421,22 +466,29 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
     for first in stride(from: 0, to: rows / block * block, by: block) {
       let out = codes + first * rowBytes
       rowMajor.copyMemory(from: out, byteCount: block * rowBytes)
+      out.initializeMemory(as: UInt8.self, repeating: 0, count: block * rowBytes)
       for j in 0..<block {
-        let row = rowMajor + j * rowBytes
-        for column in 0..<columns {
-          let (byte, shift) = QuantizedMatrix.codePosition(column: column, bits: bits)
-          rowCodes[column] = row.load(fromByteOffset: byte, as: UInt8.self) >> shift & (bits == 8 ? 255 : 15)
-        }
+        QuantizedMatrix.unpackRow(rowMajor + j * rowBytes, columns: columns, bits: bits, into: rowCodes)
+        let source = UnsafeRawPointer(rowCodes)
         if bits == 8 {
           for quad in 0..<(columns / 4) {
-            for k in 0..<4 { out.storeBytes(of: rowCodes[4 * quad + k], toByteOffset: quad * 64 + 4 * j + k, as: UInt8.self) }
+            out.storeBytes(of: source.loadUnaligned(fromByteOffset: 4 * quad, as: UInt32.self), toByteOffset: quad * 64 + 4 * j, as: UInt32.self)
           }
-        } else {
-          for octet in 0..<(columns / 8) {
-            for k in 0..<4 {
-              let byte = rowCodes[8 * octet + k] | rowCodes[8 * octet + 4 + k] << 4
-              out.storeBytes(of: byte, toByteOffset: octet * 64 + 4 * j + k, as: UInt8.self)
-            }
+          continue
+        }
+        // Per 32 columns: four octets of nibbles, then (5 bits) the plane: the word of row j in
+        // half q gathers bit 4 of its 16 codes there, at bit 4(o mod 2) + 2(j / 8) + level.
+        for start in stride(from: 0, to: columns, by: 32) {
+          let blockStart = start / 32 * 64 * bits
+          for octet in 0..<4 {
+            let low = source.loadUnaligned(fromByteOffset: start + 8 * octet, as: UInt32.self)
+            let high = source.loadUnaligned(fromByteOffset: start + 8 * octet + 4, as: UInt32.self)
+            out.storeBytes(of: low & 0x0F0F_0F0F | (high & 0x0F0F_0F0F) << 4, toByteOffset: blockStart + 64 * octet + 4 * j, as: UInt32.self)
+            guard bits == 5 else { continue }
+            let n = UInt32(4 * (octet % 2) + 2 * (j / 8))
+            let planeWord = blockStart + 256 + octet / 2 * 32 + 4 * (j % 8)
+            let bitsHere = (low >> 4 & 0x0101_0101) << n | (high >> 4 & 0x0101_0101) << (n + 1)
+            out.storeBytes(of: out.load(fromByteOffset: planeWord, as: UInt32.self) | bitsHere, toByteOffset: planeWord, as: UInt32.self)
           }
         }
       }

@@ -344,10 +344,11 @@ import Testing
     }
   }
 
-  /// Row blocks (4- and 8-bit codes with one zero, where the int8 kernels are built) keep every
-  /// code and scale of the row-major layout they are made from: whole blocks interleaved,
-  /// the rows past the last whole block in place; other forms and short matrices stay row-major.
-  @Test(arguments: [4, 8], [32, 128, 256])
+  /// Row blocks (4-, 5- and 8-bit codes with one zero, where the int8 kernels are built) keep
+  /// every code and scale of the row-major layout they are made from: whole blocks interleaved
+  /// (at 5 bits with their planes), the rows past the last whole block in place; other forms
+  /// and short matrices stay row-major.
+  @Test(arguments: [4, 5, 8], [32, 128, 256])
   func rowBlocksKeepEveryCodeAndScale(bits: Int, groupSize: Int) {
     let (rows, columns) = (37, 256)
     let code = { (r: Int, c: Int) in (r * 7 + c * 3 + r * c / 5) % (1 << bits) }
@@ -369,11 +370,13 @@ import Testing
       for g in 0..<groups where m.parameters(row: r, group: g).scale != Float(Float16(scale(r, g))) { wrong += 1 }
     }
     #expect(wrong == 0)
-    let asymmetric = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, reordersInput: false) { _, _, _ in }
-    #expect(!asymmetric.matrix.rowBlocked)
+    if bits != 5 {  // (scale, zero) pairs come with 4 and 8 bits only
+      let asymmetric = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, reordersInput: false) { _, _, _ in }
+      #expect(!asymmetric.matrix.rowBlocked)
+    }
     let short = QuantizedMatrixStorage(rows: 15, columns: columns, bits: bits, groupSize: groupSize, form: .scale(zero: 8), reordersInput: false) { _, _, _ in }
     #expect(!short.matrix.rowBlocked)
-    // Scale and minimum (GGUF Q4_1): 4-bit codes only; both parameters kept.
+    // Scale and minimum (GGUF Q4_1, Q5_1): 4- and 5-bit codes; both parameters kept.
     let minimum = { (r: Int, g: Int) in -Float(r) / 32 - Float(g) / 512 }
     let withMinimum = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: .scaleAndMinimum, reordersInput: false) {
       codes, parameters, _ in
@@ -383,7 +386,7 @@ import Testing
       }
     }
     let q = withMinimum.matrix
-    #expect(q.rowBlocked == (LinearActivations.int8RowBlocksAvailable && bits == 4))
+    #expect(q.rowBlocked == (LinearActivations.int8RowBlocksAvailable && bits != 8))
     wrong = 0
     for r in 0..<rows {
       for c in 0..<columns where q.code(row: r, column: c) != code(r, c) { wrong += 1 }
@@ -392,7 +395,8 @@ import Testing
     #expect(wrong == 0)
   }
 
-  /// `packRow` writes the bytes `setCode` writes column by column, and `code` reads them back.
+  /// `packRow` writes the bytes `setCode` writes column by column, and `code` and `unpackRow`
+  /// read them back.
   @Test(arguments: [4, 5, 6, 8])
   func packRowEqualsSetCode(bits: Int) {
     var random = TestRandom(seed: UInt64(bits))
@@ -410,6 +414,9 @@ import Testing
       rows: 1, columns: columns, bits: bits, groupSize: 32, form: bits == 5 || bits == 6 ? .scale(zero: 16) : .scaleAndZero, codes: packed,
       groupParameters: packed, inputOrder: nil)
     #expect((0..<columns).map { UInt8(m.code(row: 0, column: $0)) } == codes)
+    var unpacked = [UInt8](repeating: 0xFF, count: columns)
+    unpacked.withUnsafeMutableBufferPointer { QuantizedMatrix.unpackRow(packed, columns: columns, bits: bits, into: $0.baseAddress!) }
+    #expect(unpacked == codes)
   }
 
   /// Row t of a T-row streaming run equals, bit for bit, a run on row t alone.
