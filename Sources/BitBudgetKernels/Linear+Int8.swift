@@ -61,14 +61,16 @@ public struct Int8Input: @unchecked Sendable {
 
   /// Fills `rows` rows from `natural` (`[rows, stride]`) for the AVX2 row-block kernels: codes
   /// in stored column order, then per block of 32 its scale at `scales[block]` and `Σ code` as
-  /// an `Int32` at `sums[block]` (of each row). Cost: one pass over the inputs.
+  /// an `Int32` at `sums[block]` (of each row), and the sums of its two halves of 16 (Q6_K's
+  /// groups) at `sums[blocks + 2 · block]` and the next. Cost: one pass over the inputs.
   func prepareRowBlocks(for m: QuantizedMatrix, natural: UnsafePointer<Float>, stride: Int, rows: Int) {
     withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.block) { stored in
       for t in 0..<rows {
         let source = natural + t * stride, rowCodes = codes + t * codeStride
         let rowScales = scales + t * laneStride
         let rowSums = UnsafeMutableRawPointer(sums + t * laneStride).assumingMemoryBound(to: Int32.self)
-        for block in 0..<(m.columns / Self.block) {
+        let blocks = m.columns / Self.block
+        for block in 0..<blocks {
           let first = block * Self.block
           let x: UnsafePointer<Float>
           if let order = m.inputOrder {
@@ -78,6 +80,9 @@ public struct Int8Input: @unchecked Sendable {
             x = source + first
           }
           (rowScales[block], rowSums[block]) = Self.quantize(block: x, into: rowCodes + first)
+          var firstHalf: Int32 = 0
+          for i in 0..<(Self.block / 2) { firstHalf &+= Int32(rowCodes[first + i]) }
+          (rowSums[blocks + 2 * block], rowSums[blocks + 2 * block + 1]) = (firstHalf, rowSums[block] &- firstHalf)
         }
       }
     }

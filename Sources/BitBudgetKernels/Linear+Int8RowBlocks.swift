@@ -44,6 +44,7 @@ extension Linear {
           switch m.bits {
           case 8: int8RowBlock(EightBitCodes.self, m, r, x, t)
           case 5: int8RowBlock(FiveBitCodes.self, m, r, x, t)
+          case 6: int8RowBlock(SixBitCodes.self, m, r, x, t)
           default: int8RowBlock(FourBitCodes.self, m, r, x, t)
           }
         let out = UnsafeMutableRawPointer(y + (t * ldy + r))
@@ -64,10 +65,11 @@ extension Linear {
     _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ t: Int
   ) -> (SIMD8<Float>, SIMD8<Float>) {
     let codes = UnsafeRawPointer(m.codes + r &* m.rowBytes)
-    let scales = UnsafeRawPointer(m.groupParameters + r &* m.parameterRowBytes)  // per group: 16 scales (then 16 minima)
+    let parameters = UnsafeRawPointer(m.groupParameters + r &* m.parameterRowBytes)
     let input = UnsafeRawPointer(x.codes + t &* x.codeStride)
     let inputScales = x.scales + t &* x.laneStride
     let inputSums = UnsafeRawPointer(x.sums + t &* x.laneStride)
+    let blocks = m.columns / Int8Input.block
     let ones = _mm256_set1_epi16(1), nibbles = _mm256_set1_epi8(0x0F), signBit = _mm256_set1_epi8(-128)
     @inline(__always) func load(_ offset: Int) -> __m256i {
       unsafeBitCast((codes + offset).loadUnaligned(as: SIMD32<UInt8>.self), to: __m256i.self)
@@ -75,21 +77,67 @@ extension Linear {
     @inline(__always) func broadcast(_ column: Int) -> __m256i {
       _mm256_set1_epi32(input.loadUnaligned(fromByteOffset: column, as: Int32.self))
     }
-    // Bit `n` of every byte of a plane half moved to bit 4 (16-bit shifts keep each byte's bits
-    // in that byte: the mask drops what crossed).
-    let bitFourMask = _mm256_set1_epi8(0x10)
-    @inline(__always) func bitFour(_ half: __m256i, _ n: Int) -> __m256i {
-      _mm256_and_si256(n <= 4 ? _mm256_slli_epi16(half, Int32(4 &- n)) : _mm256_srli_epi16(half, Int32(n &- 4)), bitFourMask)
+    // The high bits of nibble load `n` of a plane half (bits `w·n ..< w·n + w` of every byte,
+    // w = bits − 4) moved to bit 4 and up. 16-bit shifts keep each byte's bits in that byte:
+    // the mask drops what crossed.
+    let width = C.bits == 8 ? 0 : C.bits - 4
+    let highMask = _mm256_set1_epi8(C.bits == 6 ? 0x30 : 0x10)
+    @inline(__always) func highBits(_ half: __m256i, _ n: Int) -> __m256i {
+      let from = width &* n
+      return _mm256_and_si256(from <= 4 ? _mm256_slli_epi16(half, Int32(4 &- from)) : _mm256_srli_epi16(half, Int32(from &- 4)), highMask)
     }
     @inline(__always) func float(_ v: __m256i) -> SIMD8<Float> { unsafeBitCast(_mm256_cvtepi32_ps(v), to: SIMD8<Float>.self) }
-    // f16 parameter vector `index` (per group: scales, then minima) of the 16 rows, as f32.
-    let minimum = m.form.addsMinimum, perParameter = m.form.byteCount / 2
-    @inline(__always) func parameters(_ index: Int) -> (SIMD8<Float>, SIMD8<Float>) {
-      let half = unsafeBitCast(scales.loadUnaligned(fromByteOffset: index &* 32, as: SIMD16<UInt16>.self), to: (__m128i, __m128i).self)
+    @inline(__always) func halves(_ p: UnsafeRawPointer) -> (SIMD8<Float>, SIMD8<Float>) {
+      let half = unsafeBitCast(p.loadUnaligned(as: SIMD16<UInt16>.self), to: (__m128i, __m128i).self)
       return (unsafeBitCast(_mm256_cvtph_ps(half.0), to: SIMD8<Float>.self), unsafeBitCast(_mm256_cvtph_ps(half.1), to: SIMD8<Float>.self))
     }
+    // Columns per float scale: a group, or for Q6_K a super-block (its groups' int8 scales
+    // multiply inside the integer sums, `d` outside).
+    let form = m.form, minimum = form.addsMinimum
+    let span = form == .superBlockScale ? QuantizedMatrix.GroupParameters.superBlock : m.groupSize
+    // Scales (and minima, else zero) of float group `g` for rows 0–7 and 8–15.
+    @inline(__always) func groupParameters(_ g: Int) -> (scale: (SIMD8<Float>, SIMD8<Float>), minimum: (SIMD8<Float>, SIMD8<Float>)) {
+      switch form {
+      case .superBlockScale:
+        return (halves(parameters + g &* 16 &* form.byteCount), (SIMD8(), SIMD8()))
+      case .superBlockScaleAndMinimum:
+        // As `QuantizedMatrix.superBlockParameters`: d · scale and −(dmin · minimum).
+        let base = parameters + g / 8 &* 16 &* form.byteCount, k = g % 8
+        let (d0, d1) = halves(base), (dmin0, dmin1) = halves(base + 32)
+        @inline(__always) func fields(_ h: Int) -> (__m256i, __m256i) {
+          @inline(__always) func word(_ offset: Int) -> __m256i {
+            unsafeBitCast((base + (offset &+ 32 &* h)).loadUnaligned(as: SIMD8<UInt32>.self), to: __m256i.self)
+          }
+          let a = word(64), b = word(128)
+          if k < 4 {
+            let six = _mm256_set1_epi32(63), shift = Int32(8 &* k)
+            return (_mm256_and_si256(_mm256_srli_epi32(a, shift), six), _mm256_and_si256(_mm256_srli_epi32(b, shift), six))
+          }
+          let c = word(192), four = _mm256_set1_epi32(15), three = _mm256_set1_epi32(3), shift = Int32(8 &* (k &- 4))
+          let low = (_mm256_and_si256(_mm256_srli_epi32(c, shift), four), _mm256_and_si256(_mm256_srli_epi32(c, shift &+ 4), four))
+          let high = (_mm256_and_si256(_mm256_srli_epi32(a, shift &+ 6), three), _mm256_and_si256(_mm256_srli_epi32(b, shift &+ 6), three))
+          return (_mm256_or_si256(low.0, _mm256_slli_epi32(high.0, 4)), _mm256_or_si256(low.1, _mm256_slli_epi32(high.1, 4)))
+        }
+        let (scale0, minimum0) = fields(0), (scale1, minimum1) = fields(1)
+        return ((d0 * float(scale0), d1 * float(scale1)), (-(dmin0 * float(minimum0)), -(dmin1 * float(minimum1))))
+      default:
+        let perGroup = form.byteCount / 2
+        let scale = halves(parameters + g &* perGroup &* 32)
+        return (scale, minimum ? halves(parameters + (g &* perGroup &+ 1) &* 32) : (SIMD8(), SIMD8()))
+      }
+    }
+    // Q6_K: the int8 scales of group `g` (of 16 columns) of the super-block at `base`, rows 0–7
+    // and 8–15, each as a 16-bit pair per 32-bit lane (the multiplier of `vpmaddwd`).
+    @inline(__always) func scalePairs(_ base: UnsafeRawPointer, _ g: Int) -> (__m256i, __m256i) {
+      let low16 = _mm256_set1_epi32(0xFFFF)
+      @inline(__always) func pairs(_ offset: Int) -> __m256i {
+        let v = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128((base + offset).loadUnaligned(as: Int64.self)))
+        return _mm256_or_si256(_mm256_and_si256(v, low16), _mm256_slli_epi32(v, 16))
+      }
+      return (pairs(32 &+ 16 &* g), pairs(40 &+ 16 &* g))
+    }
     var total0 = SIMD8<Float>(), total1 = SIMD8<Float>()
-    let blocks = m.columns / Int8Input.block, perGroup = m.groupSize / Int8Input.block
+    let perGroup = span / Int8Input.block
     var block = 0, offset = 0, g = 0
     while block < blocks {
       let groupEnd = min(block &+ perGroup, blocks)
@@ -101,13 +149,32 @@ extension Linear {
         if C.bits != 8 {
           let codeSum = inputSums.load(fromByteOffset: block &* 4, as: Int32.self)
           if minimum { sum.addProduct(inputScales[block], Float(codeSum)) }
-          acc0 = _mm256_set1_epi32(minimum ? 0 : -Int32(1 << (C.bits - 1)) &* codeSum)
+          acc0 = _mm256_set1_epi32(minimum || C.bits == 6 ? 0 : -Int32(1 << (C.bits - 1)) &* codeSum)
           acc1 = acc0
-          // 5 bits: the block's plane (bit 4 of every code), two halves of 32 bytes after its nibbles.
-          var plane = (_mm256_setzero_si256(), _mm256_setzero_si256())
-          if C.bits == 5 {
+          // 5 and 6 bits: the block's planes (the codes' high bits), after its nibbles.
+          var plane = (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256())
+          if width > 0 {
             bitbudget_prefetch(codes + (offset &+ 256 &+ rowBlockPrefetchDistance))
-            plane = (load(offset &+ 256), load(offset &+ 288))
+            plane.0 = load(offset &+ 256)
+            plane.1 = load(offset &+ 288)
+            if width == 2 {
+              bitbudget_prefetch(codes + (offset &+ 320 &+ rowBlockPrefetchDistance))
+              plane.2 = load(offset &+ 320)
+              plane.3 = load(offset &+ 352)
+            }
+          }
+          // Q6_K: the block's two groups of 16, their scale pairs, and `−32 · scale · Σ x` per group.
+          let superBlock = parameters + block / 8 &* 16 &* m.form.byteCount
+          var scales = (_mm256_setzero_si256(), _mm256_setzero_si256())
+          if C.bits == 6 {
+            for half in 0..<2 {
+              let g16 = block % 8 &* 2 &+ half
+              scales = scalePairs(superBlock, g16)
+              let halfSum = inputSums.load(fromByteOffset: (blocks &+ 2 &* block &+ half) &* 4, as: Int32.self)
+              let negated = _mm256_set1_epi16(Int16(truncatingIfNeeded: -halfSum))
+              acc0 = _mm256_add_epi32(acc0, _mm256_slli_epi32(_mm256_madd_epi16(scales.0, negated), 4))
+              acc1 = _mm256_add_epi32(acc1, _mm256_slli_epi32(_mm256_madd_epi16(scales.1, negated), 4))
+            }
           }
           var pairs0 = _mm256_setzero_si256(), pairs1 = pairs0
           for octet in 0..<4 {
@@ -117,26 +184,41 @@ extension Linear {
             let low = broadcast(column &+ 8 &* octet), high = broadcast(column &+ 8 &* octet &+ 4)
             var low0 = _mm256_and_si256(v0, nibbles), high0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), nibbles)
             var low1 = _mm256_and_si256(v1, nibbles), high1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), nibbles)
-            if C.bits == 5 {
-              let half = octet < 2 ? plane.0 : plane.1, n = 4 &* (octet % 2)
-              low0 = _mm256_or_si256(low0, bitFour(half, n))
-              high0 = _mm256_or_si256(high0, bitFour(half, n &+ 1))
-              low1 = _mm256_or_si256(low1, bitFour(half, n &+ 2))
-              high1 = _mm256_or_si256(high1, bitFour(half, n &+ 3))
+            if width > 0 {
+              // Plane half of this octet, and the position of its first nibble load there.
+              let half: __m256i
+              switch width == 1 ? octet / 2 : octet {
+              case 0: half = plane.0
+              case 1: half = plane.1
+              case 2: half = plane.2
+              default: half = plane.3
+              }
+              let n = width == 1 ? 4 &* (octet % 2) : 0
+              low0 = _mm256_or_si256(low0, highBits(half, n))
+              high0 = _mm256_or_si256(high0, highBits(half, n &+ 1))
+              low1 = _mm256_or_si256(low1, highBits(half, n &+ 2))
+              high1 = _mm256_or_si256(high1, highBits(half, n &+ 3))
             }
             pairs0 = _mm256_add_epi16(pairs0, _mm256_maddubs_epi16(low0, low))
             pairs0 = _mm256_add_epi16(pairs0, _mm256_maddubs_epi16(high0, high))
             pairs1 = _mm256_add_epi16(pairs1, _mm256_maddubs_epi16(low1, low))
             pairs1 = _mm256_add_epi16(pairs1, _mm256_maddubs_epi16(high1, high))
-            // Widen before 16 bits could overflow: 8 products of codes ≤ 15, 4 of codes ≤ 31.
-            if octet == 3 || (C.bits == 5 && octet == 1) {
+            // Widen before 16 bits could overflow: 8 products of codes ≤ 15, 4 of codes ≤ 31,
+            // 2 of codes ≤ 63 (Q6_K: times its group's scale).
+            if C.bits == 6 {
+              if octet % 2 == 0 { scales = scalePairs(superBlock, block % 8 &* 2 &+ octet / 2) }
+              acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(pairs0, scales.0))
+              acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(pairs1, scales.1))
+              pairs0 = _mm256_setzero_si256()
+              pairs1 = pairs0
+            } else if octet == 3 || (C.bits == 5 && octet == 1) {
               acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(pairs0, ones))
               acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(pairs1, ones))
               pairs0 = _mm256_setzero_si256()
               pairs1 = pairs0
             }
           }
-          if C.bits == 5 { offset &+= 64 }
+          offset &+= 64 &* width
         } else {
           acc0 = _mm256_setzero_si256()
           acc1 = acc0
@@ -154,13 +236,12 @@ extension Linear {
         group1.addProduct(float(acc1), scale)
         block &+= 1
       }
-      let (scale0, scale1) = parameters(g &* perParameter)
-      total0.addProduct(group0, scale0)
-      total1.addProduct(group1, scale1)
+      let (scale, added) = groupParameters(g)
+      total0.addProduct(group0, scale.0)
+      total1.addProduct(group1, scale.1)
       if minimum {
-        let (minimum0, minimum1) = parameters(g &* perParameter &+ 1)
-        total0.addProduct(minimum0, SIMD8(repeating: sum))
-        total1.addProduct(minimum1, SIMD8(repeating: sum))
+        total0.addProduct(added.0, SIMD8(repeating: sum))
+        total1.addProduct(added.1, SIMD8(repeating: sum))
       }
       g &+= 1
     }
@@ -168,22 +249,26 @@ extension Linear {
   }
 
   /// A row past the last whole row block (row-major) times prepared token row `t`: the same
-  /// products as `int8RowBlock`, in scalar code.
+  /// products as `int8RowBlock` in scalar code, per group and block of 32 (a Q6_K group is half
+  /// a block).
   static func int8TailRow(_ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ t: Int) -> Float {
     let input = x.codes + t * x.codeStride, inputScales = x.scales + t * x.laneStride
-    let inputSums = UnsafeRawPointer(x.sums + t * x.laneStride).assumingMemoryBound(to: Int32.self)
     let zero = Int32(m.rowBlockZero ?? 0)
     var total: Float = 0
-    var block = 0
-    let blocks = m.columns / Int8Input.block, perGroup = m.groupSize / Int8Input.block
     for g in 0..<m.groups {
       var group: Float = 0, sum: Float = 0
-      while block < min((g + 1) * perGroup, blocks) {
-        var acc = -zero * inputSums[block]
-        for c in (block * Int8Input.block)..<((block + 1) * Int8Input.block) { acc += Int32(m.code(row: r, column: c)) * Int32(input[c]) }
-        group.addProduct(Float(acc), inputScales[block])
-        sum.addProduct(inputScales[block], Float(inputSums[block]))
-        block += 1
+      var column = g * m.groupSize
+      let end = min(column + m.groupSize, m.columns)
+      while column < end {
+        let block = column / Int8Input.block, pieceEnd = min(end, (block + 1) * Int8Input.block)
+        var acc: Int32 = 0, codeSum: Int32 = 0
+        for c in column..<pieceEnd {
+          acc += Int32(m.code(row: r, column: c)) * Int32(input[c])
+          codeSum += Int32(input[c])
+        }
+        group.addProduct(Float(acc - zero * codeSum), inputScales[block])
+        sum.addProduct(inputScales[block], Float(codeSum))
+        column = pieceEnd
       }
       let (scale, second) = m.parameters(row: r, group: g)
       total.addProduct(group, scale)

@@ -194,7 +194,7 @@ extension Linear {
     _ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     var r = rows.lowerBound
-    if C.bits != 6, let zero = m.rowBlockZero {
+    if let zero = m.rowBlockZero {
       precondition(r % QuantizedMatrix.rowBlock == 0, "row ranges of a row-blocked matrix start at a block")
       while r + QuantizedMatrix.rowBlock <= min(rows.upperBound, m.blockedRows) {
         for t in 0..<tokens {
@@ -281,37 +281,40 @@ extension Linear {
   }
 
   /// The codes of one vector of a row block (16 rows × 4 bytes) as 16 floats `code − zero` for
-  /// its column `k`: byte `k` of each word at 8 bits; at 4 and 5 bits, `k < 4` the low nibble of
-  /// byte `k`, else the high nibble of byte `k − 4` — at 5 bits with bit 4 from `plane` (the
-  /// octet's plane half, its eight words repeated for rows 8–15; `parity`: the octet's index mod 2).
+  /// its column `k`: byte `k` of each word at 8 bits; at 4–6 bits, `k < 4` the low nibble of
+  /// byte `k`, else the high nibble of byte `k − 4` — at 5 and 6 bits with the high bits from
+  /// `plane` (the octet's plane half, its eight words repeated for rows 8–15; `parity`: the
+  /// octet's index mod 2 at 5 bits, where two octets share a half).
   @inline(__always)
   static func blockColumn<C: QuantizedCodes>(
     _: C.Type, _ words: SIMD16<UInt32>, _ plane: SIMD16<UInt32>, _ parity: Int, _ k: Int, _ offset: SIMD16<Float>
   ) -> SIMD16<Float> {
     let shift = C.bits == 8 ? UInt32(8 * k) : UInt32(8 * (k % 4) + 4 * (k / 4))
     var code = (words &>> shift) & SIMD16(repeating: C.bits == 8 ? 0xFF : 0x0F)
-    if C.bits == 5 {
-      // Row j's bit: 4·parity + 2·(j / 8) + level of byte k mod 4 of its word.
-      let bit = SIMD16<UInt32>(repeating: UInt32(8 * (k % 4) + 4 * parity + k / 4)) &+ SIMD16(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2)
-      code |= ((plane &>> bit) & SIMD16(repeating: 1)) &<< 4
+    if C.bits == 5 || C.bits == 6 {
+      // Row j's bits: w · (4·parity + 2·(j / 8) + level) of byte k mod 4 of its word (w = bits − 4).
+      let width = UInt32(C.bits - 4)
+      let position = SIMD16<UInt32>(repeating: UInt32(8 * (k % 4)) + width * UInt32(4 * parity + k / 4))
+      let bit = position &+ SIMD16<UInt32>(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2) &* width
+      code |= ((plane &>> bit) & SIMD16(repeating: (1 << width) - 1)) &<< 4
     }
     return unsafeBitCast(code | SIMD16(repeating: 0x4B00_0000), to: SIMD16<Float>.self) - offset
   }
 
   /// Byte offset in a row block of the vector holding stored column `column` (4 columns at 8
-  /// bits, 8 at 4 and 5), and of its plane half (5 bits).
+  /// bits, 8 at 4–6), of its plane half (5, 6 bits), and the octet's parity there.
   @inline(__always)
-  static func blockVectorOffsets<C: QuantizedCodes>(_: C.Type, _ column: Int) -> (codes: Int, plane: Int) {
-    if C.bits == 8 { return (column / 4 &* 64, 0) }
+  static func blockVectorOffsets<C: QuantizedCodes>(_: C.Type, _ column: Int) -> (codes: Int, plane: Int, parity: Int) {
+    if C.bits == 8 { return (column / 4 &* 64, 0, 0) }
     let block = column / 32 &* 64 &* C.bits, octet = column % 32 / 8
-    return (block &+ octet &* 64, block &+ 256 &+ octet / 2 &* 32)
+    return (block &+ octet &* 64, block &+ 256 &+ octet &* (C.bits - 4) / 2 &* 32, C.bits == 5 ? octet % 2 : 0)
   }
 
   /// The plane half at `offset` of a row block, its eight words repeated for rows 8–15 (zero
   /// below 5 bits).
   @inline(__always)
   static func blockPlane<C: QuantizedCodes>(_: C.Type, _ codes: UnsafeRawPointer, _ offset: Int) -> SIMD16<UInt32> {
-    guard C.bits == 5 else { return SIMD16() }
+    guard C.bits == 5 || C.bits == 6 else { return SIMD16() }
     let half = codes.loadUnaligned(fromByteOffset: offset, as: SIMD8<UInt32>.self)
     return SIMD16(lowHalf: half, highHalf: half)
   }
@@ -333,9 +336,9 @@ extension Linear {
       let end = min(column &+ m.groupSize, m.columns)
       var acc = SIMD16<Float>(), sums = SIMD4<Float>()
       while column < end {
-        let (codeOffset, planeOffset) = blockVectorOffsets(C.self, column)
+        let (codeOffset, planeOffset, parity) = blockVectorOffsets(C.self, column)
         let words = codes.loadUnaligned(fromByteOffset: codeOffset, as: SIMD16<UInt32>.self)
-        let plane = blockPlane(C.self, codes, planeOffset), parity = column / 8 % 2
+        let plane = blockPlane(C.self, codes, planeOffset)
         let xs = UnsafeRawPointer(x + column).loadUnaligned(as: SIMD4<Float>.self)
         acc.addProduct(blockColumn(C.self, words, plane, parity, 0, offset), SIMD16(repeating: xs[0]))
         acc.addProduct(blockColumn(C.self, words, plane, parity, 1, offset), SIMD16(repeating: xs[1]))
@@ -521,7 +524,7 @@ extension Linear {
     let inverse = SIMD4<Float>(repeating: 1) / C.factors
     let pairs = m.groupSize < QuantizedMatrix.chunk
     var rowMajor = rows
-    if C.bits != 6, let zero = m.rowBlockZero {
+    if let zero = m.rowBlockZero {
       // Whole row blocks: 16 rows' weights of a column are one vector, stored at once. Exactly
       // `dequantized(row:column:)`: (code − zero) · scale, or code · scale + minimum.
       let offset = SIMD16<Float>(repeating: 8_388_608 + Float(zero))
@@ -534,9 +537,9 @@ extension Linear {
           let g = column / m.groupSize
           let scale = m.blockParameters(parameters, group: g, value: 0)
           let added = minimum ? m.blockParameters(parameters, group: g, value: 1) : SIMD16<Float>()
-          let (codeOffset, planeOffset) = blockVectorOffsets(C.self, column)
+          let (codeOffset, planeOffset, parity) = blockVectorOffsets(C.self, column)
           let words = codes.loadUnaligned(fromByteOffset: codeOffset, as: SIMD16<UInt32>.self)
-          let plane = blockPlane(C.self, codes, planeOffset), parity = column / 8 % 2
+          let plane = blockPlane(C.self, codes, planeOffset)
           for k in 0..<perVector {
             let input = m.inputIndex(ofStoredColumn: column + k)
             let value = blockColumn(C.self, words, plane, parity, k, offset)

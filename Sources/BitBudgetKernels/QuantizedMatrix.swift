@@ -164,10 +164,11 @@ public struct QuantizedMatrix: @unchecked Sendable {
   /// kernels read it (`LinearActivations.int8RowBlocksAvailable`), so it is used only
   /// where they are built.
   public static func canUseRowBlocks(rows: Int, bits: Int, groupSize: Int, form: GroupParameters) -> Bool {
-    guard groupSize % 32 == 0, rows >= rowBlock, bits == 4 || bits == 5 || bits == 8 else { return false }
+    guard groupSize % 32 == 0 || form == .superBlockScale, rows >= rowBlock else { return false }
     switch form {
-    case .scale(let zero): guard zero == 1 << (bits - 1) else { return false }
-    case .scaleAndMinimum where bits != 8: break
+    case .scale(let zero) where bits == 4 || bits == 5 || bits == 8: guard zero == 1 << (bits - 1) else { return false }
+    case .scaleAndMinimum, .superBlockScaleAndMinimum: guard bits == 4 || bits == 5 else { return false }
+    case .superBlockScale: guard bits == 6 else { return false }
     default: return false
     }
     return LinearActivations.int8RowBlocksAvailable
@@ -186,8 +187,11 @@ public struct QuantizedMatrix: @unchecked Sendable {
   /// minimum instead); nil without row blocks.
   var rowBlockZero: Int? {
     guard rowBlocked else { return nil }
-    if case .scale(let zero) = form { return zero }
-    return 0
+    switch form {
+    case .scale(let zero): return zero
+    case .superBlockScale: return 32
+    default: return 0
+    }
   }
 
   /// Parameter `value` (0: scales, 1: minima) of `group` for the 16 rows of the row block whose
@@ -195,10 +199,46 @@ public struct QuantizedMatrix: @unchecked Sendable {
   @inline(__always)
   func blockParameters(_ block: UnsafeRawPointer, group: Int, value: Int) -> SIMD16<Float> {
     // Lane by lane: the generic integer widening of a vector is a call and a scalar loop.
-    let base = block + (group * (form.byteCount / 2) + value) * 32
     var values = SIMD16<Float>()
+    if form.isSuperBlock {
+      for lane in 0..<16 {
+        let (scale, second) = Self.superBlockParameters(block, form: form, row: lane, group: group)
+        values[lane] = value == 0 ? scale : second
+      }
+      return values
+    }
+    let base = block + (group * (form.byteCount / 2) + value) * 32
     for lane in 0..<16 { values[lane] = f16ToFloat(base.loadUnaligned(fromByteOffset: 2 * lane, as: UInt16.self)) }
     return values
+  }
+
+  /// The k-quant parameters of `group` for row `row` (0–15) of the row block whose parameters
+  /// start at `block`, as `parameters(row:group:)` gives them. A row block's super-block holds
+  /// (at 16 · `form.byteCount` bytes from the block per super-block):
+  /// - Q4_K, Q5_K: the 16 rows' f16 `d`, then their `dmin`, then three 32-bit words per row, each
+  ///   the 16 rows side by side: `A` (byte `k`: scale `k` in bits 0–5, bits 4–5 of scale `4 + k`
+  ///   in bits 6–7), `B` (the same for the minima) and `C` (byte `k`: bits 0–3 of scale `4 + k`,
+  ///   then of minimum `4 + k`) — so a group's 6-bit values of 8 rows are one 32-byte load and a
+  ///   shift and mask (groups 4–7: two).
+  /// - Q6_K: the 16 rows' f16 `d`, then per group of 16 columns the 16 rows' int8 scales.
+  @inline(__always)
+  static func superBlockParameters(_ block: UnsafeRawPointer, form: GroupParameters, row j: Int, group: Int) -> (scale: Float, zero: Float) {
+    if form == .superBlockScale {
+      let base = block + group / 16 * 16 * form.byteCount
+      let d = f16ToFloat(base.loadUnaligned(fromByteOffset: 2 * j, as: UInt16.self))
+      return (d * Float(base.load(fromByteOffset: 32 + 16 * (group % 16) + j, as: Int8.self)), 32)
+    }
+    let base = block + group / 8 * 16 * form.byteCount, k = group % 8
+    let d = f16ToFloat(base.loadUnaligned(fromByteOffset: 2 * j, as: UInt16.self))
+    let dmin = f16ToFloat(base.loadUnaligned(fromByteOffset: 32 + 2 * j, as: UInt16.self))
+    let a = base.loadUnaligned(fromByteOffset: 64 + 4 * j, as: UInt32.self)
+    let b = base.loadUnaligned(fromByteOffset: 128 + 4 * j, as: UInt32.self)
+    let c = base.loadUnaligned(fromByteOffset: 192 + 4 * j, as: UInt32.self)
+    let (scale, minimum) =
+      k < 4
+      ? (a >> (8 * k) & 63, b >> (8 * k) & 63)
+      : (c >> (8 * (k - 4)) & 15 | (a >> (8 * (k - 4) + 6) & 3) << 4, c >> (8 * (k - 4) + 4) & 15 | (b >> (8 * (k - 4) + 6) & 3) << 4)
+    return (d * Float(scale), -(dmin * Float(minimum)))
   }
 
   /// Rows stored in row blocks (a multiple of `rowBlock`; 0 without them).
@@ -219,13 +259,13 @@ public struct QuantizedMatrix: @unchecked Sendable {
   }
 
   /// Byte offset (from `codes`) and bit of stored column `column`'s bit `4 + plane` in a
-  /// blocked row (5 bits), per the type's documentation.
+  /// blocked row (5 and 6 bits), per the type's documentation.
   @inline(__always)
   static func blockedPlanePosition(row: Int, column: Int, plane: Int, bits: Int, rowBytes: Int) -> (byte: Int, bit: Int) {
     let block = row / rowBlock * rowBlock * rowBytes, j = row % rowBlock
-    let octet = column % 32 / 8, level = column % 8 / 4
-    let byte = block + column / 32 * 64 * bits + 256 + 64 * plane + octet / 2 * 32 + 4 * (j % 8) + column % 4
-    return (byte, 4 * (octet % 2) + 2 * (j / 8) + level)
+    let octet = column % 32 / 8, level = column % 8 / 4, width = bits - 4
+    let byte = block + column / 32 * 64 * bits + 256 + octet * width / 2 * 32 + 4 * (j % 8) + column % 4
+    return (byte, width * (4 * (octet % (2 / width)) + 2 * (j / 8) + level) + plane)
   }
 
   public var groups: Int { (columns + groupSize - 1) / groupSize }
@@ -375,6 +415,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
     case .scaleAndZero, .scaleAndMinimum:
       let pair = rowParameters.loadUnaligned(fromByteOffset: group * 4, as: SIMD2<UInt16>.self)
       return (f16ToFloat(pair[0]), f16ToFloat(pair[1]))
+    case .superBlockScaleAndMinimum where row < blockedRows, .superBlockScale where row < blockedRows:
+      return Self.superBlockParameters(
+        groupParameters + row / Self.rowBlock * Self.rowBlock * parameterRowBytes, form: form, row: row % Self.rowBlock, group: group)
     case .superBlockScaleAndMinimum:
       let header = rowParameters + group / 8 * form.byteCount, j = group % 8
       let (d, dmin) = (f16ToFloat(header.loadUnaligned(as: UInt16.self)), f16ToFloat(header.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
@@ -437,9 +480,7 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
     }
     let blocked = QuantizedMatrix.canUseRowBlocks(rows: rows, bits: bits, groupSize: groupSize, form: form)
     if blocked {
-      Self.interleaveRowBlocks(
-        rows: rows, columns: columns, bits: bits, groupSize: groupSize, parametersPerGroup: form.byteCount / 2, codes: codes,
-        parameters: parameters)
+      Self.interleaveRowBlocks(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, codes: codes, parameters: parameters)
     }
     self.codes = codes
     self.parameters = parameters
@@ -452,12 +493,12 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
   /// Rewrites row-major codes and f16 parameters into the row-block layout, in place, one block
   /// of 16 rows at a time. Cost: one pass over the matrix and one block of temporary memory.
   static func interleaveRowBlocks(
-    rows: Int, columns: Int, bits: Int, groupSize: Int, parametersPerGroup perGroup: Int, codes: UnsafeMutableRawPointer,
+    rows: Int, columns: Int, bits: Int, groupSize: Int, form: QuantizedMatrix.GroupParameters, codes: UnsafeMutableRawPointer,
     parameters: UnsafeMutableRawPointer
   ) {
     let block = QuantizedMatrix.rowBlock, rowBytes = columns * bits / 8
-    let groups = (columns + groupSize - 1) / groupSize * perGroup
-    let rowMajor = UnsafeMutableRawPointer.allocate(byteCount: block * max(rowBytes, groups * 2), alignment: 64)
+    let parameterRowBytes = form.rowBytes(columns: columns, groupSize: groupSize)
+    let rowMajor = UnsafeMutableRawPointer.allocate(byteCount: block * max(rowBytes, parameterRowBytes), alignment: 64)
     let rowCodes = UnsafeMutablePointer<UInt8>.allocate(capacity: columns)
     defer {
       rowMajor.deallocate()
@@ -476,28 +517,76 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
           }
           continue
         }
-        // Per 32 columns: four octets of nibbles, then (5 bits) the plane: the word of row j in
-        // half q gathers bit 4 of its 16 codes there, at bit 4(o mod 2) + 2(j / 8) + level.
+        // Per 32 columns: four octets of nibbles, then (5, 6 bits) the planes: the word of row
+        // j in its plane half gathers the high bits of its 16 codes there (`blockedPlanePosition`).
+        let width = bits - 4
         for start in stride(from: 0, to: columns, by: 32) {
           let blockStart = start / 32 * 64 * bits
           for octet in 0..<4 {
             let low = source.loadUnaligned(fromByteOffset: start + 8 * octet, as: UInt32.self)
             let high = source.loadUnaligned(fromByteOffset: start + 8 * octet + 4, as: UInt32.self)
             out.storeBytes(of: low & 0x0F0F_0F0F | (high & 0x0F0F_0F0F) << 4, toByteOffset: blockStart + 64 * octet + 4 * j, as: UInt32.self)
-            guard bits == 5 else { continue }
-            let n = UInt32(4 * (octet % 2) + 2 * (j / 8))
-            let planeWord = blockStart + 256 + octet / 2 * 32 + 4 * (j % 8)
-            let bitsHere = (low >> 4 & 0x0101_0101) << n | (high >> 4 & 0x0101_0101) << (n + 1)
+            guard width > 0 else { continue }
+            let planeWord = blockStart + 256 + octet * width / 2 * 32 + 4 * (j % 8)
+            var bitsHere: UInt32 = 0
+            for (level, word) in [low, high].enumerated() {
+              let position = UInt32(width * (4 * (octet % (2 / width)) + 2 * (j / 8) + level))
+              for plane in 0..<UInt32(width) { bitsHere |= (word >> (4 + plane) & 0x0101_0101) << (position + plane) }
+            }
             out.storeBytes(of: out.load(fromByteOffset: planeWord, as: UInt32.self) | bitsHere, toByteOffset: planeWord, as: UInt32.self)
           }
         }
       }
-      let scales = parameters + first * groups * 2
-      rowMajor.copyMemory(from: scales, byteCount: block * groups * 2)
+      let blockParameters = parameters + first * parameterRowBytes
+      rowMajor.copyMemory(from: blockParameters, byteCount: block * parameterRowBytes)
+      interleaveParameters(rowMajor, rowBytes: parameterRowBytes, form: form, into: blockParameters)
+    }
+  }
+
+  /// Rewrites one row block's row-major parameters (`rowMajor`, `rowBytes` per row) into its
+  /// row-block layout at `out`: f16 values per group side by side, or the k-quants' super-blocks
+  /// (`QuantizedMatrix.superBlockParameters`).
+  static func interleaveParameters(
+    _ rowMajor: UnsafeRawPointer, rowBytes: Int, form: QuantizedMatrix.GroupParameters, into out: UnsafeMutableRawPointer
+  ) {
+    let block = QuantizedMatrix.rowBlock
+    switch form {
+    case .superBlockScaleAndMinimum:
+      for superBlock in 0..<(rowBytes / form.byteCount) {
+        let base = out + superBlock * block * form.byteCount
+        for j in 0..<block {
+          let header = rowMajor + j * rowBytes + superBlock * form.byteCount
+          base.storeBytes(of: header.loadUnaligned(as: UInt16.self), toByteOffset: 2 * j, as: UInt16.self)
+          base.storeBytes(of: header.loadUnaligned(fromByteOffset: 2, as: UInt16.self), toByteOffset: 32 + 2 * j, as: UInt16.self)
+          // The runtime header's 6-bit fields: scale k at bit 6k of bytes 4–9, minimum k at bit 6k of bytes 10–15.
+          let scales = header.loadUnaligned(fromByteOffset: 4, as: UInt64.self), minima = header.loadUnaligned(fromByteOffset: 8, as: UInt64.self) >> 16
+          var (a, b, c): (UInt32, UInt32, UInt32) = (0, 0, 0)
+          for k in 0..<4 {
+            let (scale, minimum) = (UInt32(scales >> (6 * k) & 63), UInt32(minima >> (6 * k) & 63))
+            let (scaleHigh, minimumHigh) = (UInt32(scales >> (6 * (k + 4)) & 63), UInt32(minima >> (6 * (k + 4)) & 63))
+            a |= (scale | (scaleHigh >> 4) << 6) << (8 * k)
+            b |= (minimum | (minimumHigh >> 4) << 6) << (8 * k)
+            c |= (scaleHigh & 15 | (minimumHigh & 15) << 4) << (8 * k)
+          }
+          base.storeBytes(of: a, toByteOffset: 64 + 4 * j, as: UInt32.self)
+          base.storeBytes(of: b, toByteOffset: 128 + 4 * j, as: UInt32.self)
+          base.storeBytes(of: c, toByteOffset: 192 + 4 * j, as: UInt32.self)
+        }
+      }
+    case .superBlockScale:
+      for superBlock in 0..<(rowBytes / form.byteCount) {
+        let base = out + superBlock * block * form.byteCount
+        for j in 0..<block {
+          let header = rowMajor + j * rowBytes + superBlock * form.byteCount
+          base.storeBytes(of: header.loadUnaligned(as: UInt16.self), toByteOffset: 2 * j, as: UInt16.self)
+          for group in 0..<16 { base.storeBytes(of: header.load(fromByteOffset: 2 + group, as: UInt8.self), toByteOffset: 32 + 16 * group + j, as: UInt8.self) }
+        }
+      }
+    default:
+      let values = rowBytes / 2
       for j in 0..<block {
-        for g in 0..<groups {
-          scales.storeBytes(
-            of: rowMajor.load(fromByteOffset: (j * groups + g) * 2, as: UInt16.self), toByteOffset: (g * block + j) * 2, as: UInt16.self)
+        for v in 0..<values {
+          out.storeBytes(of: rowMajor.load(fromByteOffset: (j * values + v) * 2, as: UInt16.self), toByteOffset: (v * block + j) * 2, as: UInt16.self)
         }
       }
     }

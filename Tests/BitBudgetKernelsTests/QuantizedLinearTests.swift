@@ -282,11 +282,16 @@ import Testing
     var random = TestRandom(seed: 17)
     let pool = ThreadPool(threadCount: 2)
     let (rows, columns) = (23, 512)
+    // The row-major parameters as made, before any row blocks.
+    let written = UnsafeMutableRawPointer.allocate(byteCount: rows * form.rowBytes(columns: columns, groupSize: groupSize), alignment: 16)
+    defer { written.deallocate() }
+    var madeCodes = [Int]()
     let storage = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false) {
       codes, parameters, _ in
       for r in 0..<rows {
         for c in 0..<columns {
-          QuantizedMatrix.setCode(Int(random.next() % UInt64(1 << bits)), column: c, bits: bits, in: codes + r * columns * bits / 8)
+          madeCodes.append(Int(random.next() % UInt64(1 << bits)))
+          QuantizedMatrix.setCode(madeCodes.last!, column: c, bits: bits, in: codes + r * columns * bits / 8)
         }
       }
       let bytes = UnsafeMutableRawPointer(parameters)
@@ -306,7 +311,10 @@ import Testing
           if form.byteCount == 4 { p.storeBytes(of: Float16(random.signedUnit() * 0.3).bitPattern, toByteOffset: 2, as: UInt16.self) }
         }
       }
+      written.copyMemory(from: bytes, byteCount: rows * rowBytes)
     }
+    #expect(storage.matrix.rowBlocked == LinearActivations.int8RowBlocksAvailable)
+    #expect((0..<rows).allSatisfy { r in (0..<columns).allSatisfy { storage.matrix.code(row: r, column: $0) == madeCodes[r * columns + $0] } })
     #expect(storage.matrix.byteCount == rows * (columns * bits / 8 + form.rowBytes(columns: columns, groupSize: groupSize)))
     for (label, worst, scale) in Self.everyPathAgainstReference(storage.matrix, random: &random, pool: pool) {
       #expect(worst <= 1e-5 * scale + 1e-6, "\(form) \(bits)-bit \(label): max |Δ| \(worst) of \(scale)")
@@ -314,11 +322,12 @@ import Testing
     for activations in Self.activations {
       #expect(Self.batchDependentCounts(storage.matrix, activations: activations, random: &random, pool: pool) == [])
     }
-    // The documented formulas, from the raw bytes.
+    // The documented formulas, from the bytes as written (rows 0–15 are row-blocked where the
+    // AVX2 int8 kernels are built).
     let m = storage.matrix
-    for (row, column) in [(0, 0), (5, 100), (22, 511), (13, 300)] {
+    for (row, column) in [(0, 0), (5, 100), (22, 511), (13, 300), (15, 257), (16, 31)] {
       let code = Float(m.code(row: row, column: column))
-      let header = m.groupParameters + row * m.parameterRowBytes
+      let header = UnsafeRawPointer(written) + row * m.parameterRowBytes
       let expected: Float
       switch form {
       case .superBlockScaleAndMinimum:
