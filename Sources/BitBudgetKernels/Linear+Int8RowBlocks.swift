@@ -5,7 +5,7 @@
 internal import _Builtin_intrinsics.intel
 import CPrefetch
 
-/// Row-blocked 4-, 5- and 8-bit weights (`QuantizedMatrix.rowBlocked`) times int8 activations
+/// Row-blocked weights (`QuantizedMatrix.rowBlocked`) times int8 activations
 /// (`Int8Input.prepareRowBlocks`), for decode, batches and prompts (`Linear.streamsPrompts`). A
 /// row block's 16 rows are the lanes of two 8-lane accumulators. Per input block of 32 columns
 /// and 8 rows, integer products are exact:
@@ -13,17 +13,22 @@ import CPrefetch
 ///   with the input's 4 codes broadcast by `vpmaddubsw` (code ≤ 15, |x| ≤ 127: a pair sums to at
 ///   most 3,810, so the block's eight products add up in 16 bits without saturating); one
 ///   `vpmaddwd` by ones per block widens them, and the accumulator starts at `−zero · Σ x`.
-/// - 5 bits: the same nibbles, each OR-ed with its bit 4 from the block's plane (one shift and
-///   one mask per 32 bytes: byte `i` of the plane sits under byte `i` of the nibbles); codes ≤ 31
-///   make a pair up to 7,874, so `vpmaddwd` widens every two octets.
+/// - 5 and 6 bits: the same nibbles, each OR-ed with its high bits from the block's planes
+///   (one shift and one mask per 32 bytes: byte `i` of a plane half sits under byte `i` of the
+///   nibbles); codes ≤ 31 make a pair up to 7,874, so `vpmaddwd` widens every two octets, codes
+///   ≤ 63 every octet.
 /// - 8 bits: per 4 columns one load; the codes minus 128 are the signed weights (`code ^ 0x80`),
 ///   multiplied as `|w| · (x · sign w)` — `vpmaddubsw` takes one unsigned operand; `|w| ≤ 128`
 ///   and `|x| ≤ 127` keep each pair below 2^15 — then `vpmaddwd` by ones.
 /// Then `group += float(acc) · input scale` per block and `total += group · scales` per weight
-/// group (the 16 rows' f16 scales). Codes with a scale and a minimum per group (GGUF Q4_1,
-/// Q5_1: `W = scale · code + minimum`) start the accumulator at 0 and add `minimum · Σ x` per
-/// group, `Σ x` being `Σ input scale · Σ code` over its blocks. Per 64 weights that is ~9
-/// instructions at 4 bits, ~15 at 5 and 8 bits, where the f32 kernels take 32 (at 5 bits ~40).
+/// group (the 16 rows' f16 scales, or Q4_K/Q5_K's `d · scale` from their 6-bit fields). Codes
+/// with a minimum (GGUF Q4_1, Q5_1, Q4_K, Q5_K: `W = scale · code + minimum`) start the
+/// accumulator at 0 and add `minimum · Σ x` per group, `Σ x` being `Σ input scale · Σ code`
+/// over its blocks. Q6_K's groups of 16 have int8 scales: they are the `vpmaddwd` multiplier
+/// (in place of ones), the zero 32 enters as `−32 · scale · Σ x` per group from the input's
+/// half-block sums, and the f16 `d` scales the super-block. Per 64 weights that is ~9
+/// instructions at 4 bits, ~15 at 5 and 8 bits and ~20 at 6, where the f32 kernels take 32
+/// (40–48 at 5 and 6 bits).
 ///
 /// Every token of a batch runs the same instructions alone, so G samples decode each exactly as
 /// alone. Rows past the last whole block (`blockedRows ..< rows`) take `int8TailRow`, the same

@@ -533,10 +533,13 @@ extension Linear {
       var first = rows.lowerBound
       while first + QuantizedMatrix.rowBlock <= min(rows.upperBound, m.blockedRows) {
         let codes = UnsafeRawPointer(m.codes + first * m.rowBytes), parameters = m.groupParameters + first * m.parameterRowBytes
+        var (g, scale, added) = (-1, SIMD16<Float>(), SIMD16<Float>())
         for column in stride(from: 0, to: m.columns, by: perVector) {
-          let g = column / m.groupSize
-          let scale = m.blockParameters(parameters, group: g, value: 0)
-          let added = minimum ? m.blockParameters(parameters, group: g, value: 1) : SIMD16<Float>()
+          if column / m.groupSize != g {
+            g = column / m.groupSize
+            scale = m.blockParameters(parameters, group: g, value: 0)
+            if minimum { added = m.blockParameters(parameters, group: g, value: 1) }
+          }
           let (codeOffset, planeOffset, parity) = blockVectorOffsets(C.self, column)
           let words = codes.loadUnaligned(fromByteOffset: codeOffset, as: SIMD16<UInt32>.self)
           let plane = blockPlane(C.self, codes, planeOffset)

@@ -26,23 +26,24 @@
 /// - **input order** (act-order checkpoints only): stored column `j` multiplies input element
 ///   `inputOrder[j]`, so that each group's columns are contiguous; nil means the identity.
 ///
-/// - **row blocks** (`rowBlocked`; 4-, 5- and 8-bit codes with one zero for the matrix, or 4-
-///   and 5-bit codes with a scale and a minimum per group, groups of 32 or more, in builds with
-///   the AVX2 int8 kernels): rows `0 ..< blockedRows` are stored 16 at a time, interleaved so
-///   that one 64-byte vector holds the same columns of 16 rows — at 8 bits per 4 columns (quad
-///   `q`: row `j`'s codes of columns `4q ..< 4q + 4` in bytes `4j ..< 4j + 4`), at 4 and 5 bits
-///   per 8 columns (octet `o`: byte `4j + k` of row `j` holds column `8o + k` in its low nibble
-///   and `8o + 4 + k` in its high one) — and per group the 16 rows' f16 scales side by side
-///   (then their minima). At 5 bits each 32 columns are their four octets of nibbles (256
-///   bytes) and then a 64-byte plane of the codes' bit 4, in two halves of 32 bytes (octets
-///   `2q`, `2q + 1`): bit `n = 4(o mod 2) + 2h + l` of byte `4(j mod 8) + k` of half `q` is
-///   the bit of the nibble in byte `4j + k`, level `l` (0 low, 1 high), of octet `o`, `h = j / 8`
-///   — byte `i` of a plane half sits under byte `i` of each of the eight 32-byte nibble loads
-///   it completes, one shift away. A matrix–vector product then reads one sequential stream
-///   and puts the 16 rows in the lanes of accumulators: no horizontal sums, one weight scale
-///   per 16 rows and group, and the input's four codes broadcast to every row.
-///   The bytes are the same as the row-major layout's; rows from `blockedRows` on stay row-major
-///   (at their row-major offsets).
+/// - **row blocks** (`rowBlocked`; in builds with the AVX2 int8 kernels, for 4-, 5- and 8-bit
+///   codes with one zero for the matrix, 4- and 5-bit codes with a scale and a minimum per group
+///   of 32 or more, and the k-quants): rows `0 ..< blockedRows` are stored 16 at a time,
+///   interleaved so that one 64-byte vector holds the same columns of 16 rows — at 8 bits per 4
+///   columns (quad `q`: row `j`'s codes of columns `4q ..< 4q + 4` in bytes `4j ..< 4j + 4`), at
+///   4–6 bits per 8 columns (octet `o`: byte `4j + k` of row `j` holds column `8o + k` in its
+///   low nibble and `8o + 4 + k` in its high one). At 5 and 6 bits each 32 columns are their
+///   four octets of nibbles (256 bytes) and then the codes' high bits (`w = bits − 4` each) in
+///   `2w` plane halves of 32 bytes: octet `o`'s in half `o·w / 2`, where bits
+///   `w·n ..< w·n + w` of byte `4(j mod 8) + k` belong to the nibble in byte `4j + k` of its
+///   nibble load `n = 4(o mod (2 / w)) + 2h + l` (`h = j / 8`, level `l`: 0 low, 1 high) —
+///   byte `i` of a plane half sits under byte `i` of each 32-byte nibble load it completes,
+///   one shift away. Parameters: per group the 16 rows' f16 scales side by side (then their
+///   minima); the k-quants per super-block (`superBlockParameters`). A matrix–vector product
+///   then reads one sequential stream and puts the 16 rows in the lanes of accumulators: no
+///   horizontal sums, one weight scale load per 16 rows and group, and the input's four codes
+///   broadcast to every row. The bytes are the same as the row-major layout's; rows from
+///   `blockedRows` on stay row-major (at their row-major offsets).
 ///
 /// `columns` must be a multiple of 64 (`QuantizedMatrix.chunk`; 256 for super-blocks) and
 /// `groupSize` 32 or a multiple of 64 (16 for Q6_K); the last group may be shorter than
@@ -160,7 +161,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
   /// Whether the row-block layout applies to a matrix of this shape: 4-, 5- or 8-bit codes with
   /// the zero 2^(bits−1) for the whole matrix (symmetric GPTQ and round-to-nearest, GGUF Q4_0,
   /// Q5_0 and Q8_0) or 4- and 5-bit codes with a scale and a minimum per group (GGUF Q4_1,
-  /// Q5_1), groups of a multiple of 32 columns, at least one whole block. Only the AVX2 int8
+  /// Q5_1), groups of a multiple of 32 columns; or the k-quants (Q4_K, Q5_K, Q6_K); at least one
+  /// whole block. Only the AVX2 int8
   /// kernels read it (`LinearActivations.int8RowBlocksAvailable`), so it is used only
   /// where they are built.
   public static func canUseRowBlocks(rows: Int, bits: Int, groupSize: Int, form: GroupParameters) -> Bool {
@@ -199,17 +201,32 @@ public struct QuantizedMatrix: @unchecked Sendable {
   @inline(__always)
   func blockParameters(_ block: UnsafeRawPointer, group: Int, value: Int) -> SIMD16<Float> {
     // Lane by lane: the generic integer widening of a vector is a call and a scalar loop.
-    var values = SIMD16<Float>()
-    if form.isSuperBlock {
-      for lane in 0..<16 {
-        let (scale, second) = Self.superBlockParameters(block, form: form, row: lane, group: group)
-        values[lane] = value == 0 ? scale : second
-      }
+    @inline(__always) func f16(_ base: UnsafeRawPointer) -> SIMD16<Float> {
+      var values = SIMD16<Float>()
+      for lane in 0..<16 { values[lane] = f16ToFloat(base.loadUnaligned(fromByteOffset: 2 * lane, as: UInt16.self)) }
       return values
     }
-    let base = block + (group * (form.byteCount / 2) + value) * 32
-    for lane in 0..<16 { values[lane] = f16ToFloat(base.loadUnaligned(fromByteOffset: 2 * lane, as: UInt16.self)) }
-    return values
+    switch form {
+    case .superBlockScale:
+      let base = block + group / 16 * 16 * form.byteCount
+      var scales = SIMD16<Float>()
+      for lane in 0..<16 { scales[lane] = Float(base.load(fromByteOffset: 32 + 16 * (group % 16) + lane, as: Int8.self)) }
+      return value == 0 ? f16(base) * scales : SIMD16(repeating: 32)
+    case .superBlockScaleAndMinimum:
+      // `superBlockParameters` for the 16 rows at once.
+      let base = block + group / 8 * 16 * form.byteCount, k = UInt32(group % 8)
+      let a = base.loadUnaligned(fromByteOffset: 64 + 64 * value, as: SIMD16<UInt32>.self)  // A or B
+      let field =
+        k < 4
+        ? (a &>> (8 * k)) & 63
+        : (base.loadUnaligned(fromByteOffset: 192, as: SIMD16<UInt32>.self) &>> (8 * (k - 4) + 4 * UInt32(value))) & 15
+          | ((a &>> (8 * (k - 4) + 6)) & 3) &<< 4
+      // Exact: fields below 2^23 OR-ed into the mantissa of 2^23.
+      let factor = unsafeBitCast(field | 0x4B00_0000, to: SIMD16<Float>.self) - 8_388_608
+      return value == 0 ? f16(base) * factor : -(f16(base + 32) * factor)
+    default:
+      return f16(block + (group * (form.byteCount / 2) + value) * 32)
+    }
   }
 
   /// The k-quant parameters of `group` for row `row` (0–15) of the row block whose parameters
