@@ -473,8 +473,10 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
   /// Allocates zeroed storage; `fill` writes codes (`rows · rowBytes` bytes), group parameters
   /// (`rows · parameterRowBytes` bytes per the form: f16 (scale, zero) pairs by default) and, if
   /// `reordersInput`, the input order.
+  /// `pool`, if given, spreads the rearrangement into row blocks over its threads.
   public init(
     rows: Int, columns: Int, bits: Int, groupSize: Int, form: QuantizedMatrix.GroupParameters = .scaleAndZero, reordersInput: Bool,
+    pool: ThreadPool? = nil,
     fill: (_ codes: UnsafeMutableRawPointer, _ parameters: UnsafeMutablePointer<UInt16>, _ inputOrder: UnsafeMutablePointer<Int32>?) throws -> Void
   ) rethrows {
     let parameterBytes = rows * form.rowBytes(columns: columns, groupSize: groupSize)
@@ -497,7 +499,8 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
     }
     let blocked = QuantizedMatrix.canUseRowBlocks(rows: rows, bits: bits, groupSize: groupSize, form: form)
     if blocked {
-      Self.interleaveRowBlocks(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, codes: codes, parameters: parameters)
+      Self.interleaveRowBlocks(
+        rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, codes: codes, parameters: parameters, pool: pool)
     }
     self.codes = codes
     self.parameters = parameters
@@ -508,9 +511,25 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
   }
 
   /// Rewrites row-major codes and f16 parameters into the row-block layout, in place, one block
-  /// of 16 rows at a time. Cost: one pass over the matrix and one block of temporary memory.
+  /// of 16 rows at a time (in parallel over `pool`'s threads, if given). Cost: one pass over the
+  /// matrix and one block of temporary memory per task.
   static func interleaveRowBlocks(
     rows: Int, columns: Int, bits: Int, groupSize: Int, form: QuantizedMatrix.GroupParameters, codes: UnsafeMutableRawPointer,
+    parameters: UnsafeMutableRawPointer, pool: ThreadPool?
+  ) {
+    let block = QuantizedMatrix.rowBlock, blocksPerTask = 16, blocks = rows / block
+    let tasks = (blocks + blocksPerTask - 1) / blocksPerTask
+    let run = { (task: Int) in
+      interleaveRowBlocks(
+        (task * blocksPerTask)..<min(blocks, (task + 1) * blocksPerTask), columns: columns, bits: bits, groupSize: groupSize, form: form,
+        codes: codes, parameters: parameters)
+    }
+    if let pool { pool.parallelFor(tasks, run) } else { (0..<tasks).forEach(run) }
+  }
+
+  /// `interleaveRowBlocks` for the row blocks `blocks`.
+  private static func interleaveRowBlocks(
+    _ blocks: Range<Int>, columns: Int, bits: Int, groupSize: Int, form: QuantizedMatrix.GroupParameters, codes: UnsafeMutableRawPointer,
     parameters: UnsafeMutableRawPointer
   ) {
     let block = QuantizedMatrix.rowBlock, rowBytes = columns * bits / 8
@@ -521,7 +540,7 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
       rowMajor.deallocate()
       rowCodes.deallocate()
     }
-    for first in stride(from: 0, to: rows / block * block, by: block) {
+    for first in blocks.map({ $0 * block }) {
       let out = codes + first * rowBytes
       rowMajor.copyMemory(from: out, byteCount: block * rowBytes)
       out.initializeMemory(as: UInt8.self, repeating: 0, count: block * rowBytes)

@@ -255,7 +255,7 @@ public final class GGUFWeights: WeightSource, @unchecked Sendable {
     let (bits, form, groupSize) = type.form
     let blocks = columns / tensor.type.blockSize, blockBytes = tensor.type.blockBytes, blockSize = tensor.type.blockSize
     let parameterRowBytes = form.rowBytes(columns: columns, groupSize: groupSize)
-    return QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false) {
+    return QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false, pool: pool) {
       codes, parameters, _ in
       let rowBytes = columns * bits / 8
       let chunkRows = max(1, 16_384 / columns)
