@@ -12,7 +12,8 @@ import CPrefetch
 /// - `sums`: per row and span (`QuantizedMatrix.span`), 16 lanes of `scale · Σ code` over the
 ///   span, for the zero points: `Σ (w − z) x = Σ w·x − z Σ x`.
 /// Builds with the AVX2 kernels fill it by `prepareRowBlocks` instead: per row, block `b`'s scale
-/// at `scales[b]` and its `Σ code` as an `Int32` at `sums[b]`.
+/// at `scales[b]`, its `Σ code` as an `Int32` at `sums[b]` and those of its halves of 16 at
+/// `sums[blocks + 2b]` and the next.
 public struct Int8Input: @unchecked Sendable {
   let codes: UnsafeMutablePointer<Int8>
   /// Bytes from one row's codes to the next.

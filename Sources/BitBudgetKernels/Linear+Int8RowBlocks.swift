@@ -6,7 +6,7 @@ internal import _Builtin_intrinsics.intel
 import CPrefetch
 
 /// Row-blocked weights (`QuantizedMatrix.rowBlocked`) times int8 activations
-/// (`Int8Input.prepareRowBlocks`), for decode, batches and prompts (`Linear.streamsPrompts`). A
+/// (`Int8Input.prepareRowBlocks`), for decode, batches and 4/8-bit prompts (`Linear.streamsPrompts`). A
 /// row block's 16 rows are the lanes of two 8-lane accumulators. Per input block of 32 columns
 /// and 8 rows, integer products are exact:
 /// - 4 bits: per 8 columns one 32-byte load split into low and high nibbles, each multiplied
@@ -168,19 +168,9 @@ extension Linear {
               plane.3 = load(offset &+ 352)
             }
           }
-          // Q6_K: the block's two groups of 16, their scale pairs, and `−32 · scale · Σ x` per group.
+          // Q6_K: the super-block's parameters (its groups' int8 scales, loaded per group below).
           let superBlock = parameters + block / 8 &* 16 &* m.form.byteCount
           var scales = (_mm256_setzero_si256(), _mm256_setzero_si256())
-          if C.bits == 6 {
-            for half in 0..<2 {
-              let g16 = block % 8 &* 2 &+ half
-              scales = scalePairs(superBlock, g16)
-              let halfSum = inputSums.load(fromByteOffset: (blocks &+ 2 &* block &+ half) &* 4, as: Int32.self)
-              let negated = _mm256_set1_epi16(Int16(truncatingIfNeeded: -halfSum))
-              acc0 = _mm256_add_epi32(acc0, _mm256_slli_epi32(_mm256_madd_epi16(scales.0, negated), 4))
-              acc1 = _mm256_add_epi32(acc1, _mm256_slli_epi32(_mm256_madd_epi16(scales.1, negated), 4))
-            }
-          }
           var pairs0 = _mm256_setzero_si256(), pairs1 = pairs0
           for octet in 0..<4 {
             bitbudget_prefetch(codes + (offset &+ rowBlockPrefetchDistance))
@@ -211,7 +201,16 @@ extension Linear {
             // Widen before 16 bits could overflow: 8 products of codes ≤ 15, 4 of codes ≤ 31,
             // 2 of codes ≤ 63 (Q6_K: times its group's scale).
             if C.bits == 6 {
-              if octet % 2 == 0 { scales = scalePairs(superBlock, block % 8 &* 2 &+ octet / 2) }
+              if octet % 2 == 0 {
+                // A new group of 16: its scale pairs, and `−32 · scale · Σ x` (madd by −Σx gives
+                // −2 · scale · Σx per lane; |Σx| ≤ 16 · 127 fits 16 bits).
+                let half = octet / 2
+                scales = scalePairs(superBlock, block % 8 &* 2 &+ half)
+                let halfSum = inputSums.load(fromByteOffset: (blocks &+ 2 &* block &+ half) &* 4, as: Int32.self)
+                let negated = _mm256_set1_epi16(Int16(truncatingIfNeeded: -halfSum))
+                acc0 = _mm256_add_epi32(acc0, _mm256_slli_epi32(_mm256_madd_epi16(scales.0, negated), 4))
+                acc1 = _mm256_add_epi32(acc1, _mm256_slli_epi32(_mm256_madd_epi16(scales.1, negated), 4))
+              }
               acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(pairs0, scales.0))
               acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(pairs1, scales.1))
               pairs0 = _mm256_setzero_si256()

@@ -96,7 +96,7 @@ public enum Linear {
   /// every weight a row-blocked 4- or 8-bit matrix with parameters per group (not a k-quant), a
   /// row block (16 · columns bytes at 8 bits) stays in L1/L2 while each token passes, which runs
   /// 1.2–1.4× the f32 tile's rate there. 5- and 6-bit codes and the k-quants unpack more per
-  /// token than the tile does per 32 tokens: their prompts run 1.03–1.3× faster in the tile
+  /// token than the tile does per 32 tokens: their prompts run 1.07–1.33× faster in the tile
   /// (docs/performance.md).
   static func streamsPrompts(_ jobs: [LinearJob], scratch: LinearScratch) -> Bool {
     guard LinearActivations.int8RowBlocksAvailable, scratch.usesInt8 else { return false }

@@ -479,6 +479,7 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
     pool: ThreadPool? = nil,
     fill: (_ codes: UnsafeMutableRawPointer, _ parameters: UnsafeMutablePointer<UInt16>, _ inputOrder: UnsafeMutablePointer<Int32>?) throws -> Void
   ) rethrows {
+    precondition(QuantizedMatrix.layoutError(columns: columns, bits: bits, groupSize: groupSize, form: form) == nil)
     let parameterBytes = rows * form.rowBytes(columns: columns, groupSize: groupSize)
     let codeBytes = rows * columns * bits / 8
     // Filled before any stored property is set: a throwing `fill` frees them here, and `deinit`
@@ -564,10 +565,11 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
             out.storeBytes(of: low & 0x0F0F_0F0F | (high & 0x0F0F_0F0F) << 4, toByteOffset: blockStart + 64 * octet + 4 * j, as: UInt32.self)
             guard width > 0 else { continue }
             let planeWord = blockStart + 256 + octet * width / 2 * 32 + 4 * (j % 8)
+            let position = UInt32(width * (4 * (octet % (2 / width)) + 2 * (j / 8)))
             var bitsHere: UInt32 = 0
-            for (level, word) in [low, high].enumerated() {
-              let position = UInt32(width * (4 * (octet % (2 / width)) + 2 * (j / 8) + level))
-              for plane in 0..<UInt32(width) { bitsHere |= (word >> (4 + plane) & 0x0101_0101) << (position + plane) }
+            for plane in 0..<UInt32(width) {
+              bitsHere |= (low >> (4 + plane) & 0x0101_0101) << (position + plane)
+              bitsHere |= (high >> (4 + plane) & 0x0101_0101) << (position + UInt32(width) + plane)
             }
             out.storeBytes(of: out.load(fromByteOffset: planeWord, as: UInt32.self) | bitsHere, toByteOffset: planeWord, as: UInt32.self)
           }

@@ -271,22 +271,14 @@ import Testing
     }
   }
 
-  /// The GGUF forms with 5- and 6-bit codes (bit planes) and the k-quants' super-blocks, with
-  /// random codes and random raw headers (6-bit scales and minima, int8 scales), on every path
-  /// against the reference — and the documented formulas.
-  @Test(arguments: [
-    (QuantizedMatrix.GroupParameters.scale(zero: 16), 5, 32), (.scaleAndMinimum, 5, 32), (.superBlockScaleAndMinimum, 4, 32),
-    (.superBlockScaleAndMinimum, 5, 32), (.superBlockScale, 6, 16),
-  ])
-  func ggufFormsMatchReference(form: QuantizedMatrix.GroupParameters, bits: Int, groupSize: Int) {
-    var random = TestRandom(seed: 17)
-    let pool = ThreadPool(threadCount: 2)
-    let (rows, columns) = (23, 512)
-    // The row-major parameters as made, before any row blocks.
-    let written = UnsafeMutableRawPointer.allocate(byteCount: rows * form.rowBytes(columns: columns, groupSize: groupSize), alignment: 16)
-    defer { written.deallocate() }
-    var madeCodes = [Int]()
-    let storage = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false) {
+  /// A matrix in a GGUF form with random codes and random raw parameter bytes (sane f16
+  /// factors; 6-bit scales and minima, int8 scales as they come), built over `pool`; also the
+  /// codes and the row-major parameter bytes as written, before any row blocks.
+  static func ggufMatrix(
+    form: QuantizedMatrix.GroupParameters, bits: Int, groupSize: Int, rows: Int, columns: Int, random: inout TestRandom, pool: ThreadPool? = nil
+  ) -> (storage: QuantizedMatrixStorage, codes: [Int], parameters: [UInt8]) {
+    var madeCodes = [Int](), written = [UInt8]()
+    let storage = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false, pool: pool) {
       codes, parameters, _ in
       for r in 0..<rows {
         for c in 0..<columns {
@@ -311,8 +303,24 @@ import Testing
           if form.byteCount == 4 { p.storeBytes(of: Float16(random.signedUnit() * 0.3).bitPattern, toByteOffset: 2, as: UInt16.self) }
         }
       }
-      written.copyMemory(from: bytes, byteCount: rows * rowBytes)
+      written = Array(UnsafeRawBufferPointer(start: bytes, count: rows * rowBytes))
     }
+    return (storage, madeCodes, written)
+  }
+
+  /// The GGUF forms with 5- and 6-bit codes (bit planes) and the k-quants' super-blocks, with
+  /// random codes and random raw headers (6-bit scales and minima, int8 scales), on every path
+  /// against the reference — and the documented formulas. 39 rows: two row blocks and 7 rows
+  /// past them.
+  @Test(arguments: [
+    (QuantizedMatrix.GroupParameters.scale(zero: 16), 5, 32), (.scaleAndMinimum, 5, 32), (.superBlockScaleAndMinimum, 4, 32),
+    (.superBlockScaleAndMinimum, 5, 32), (.superBlockScale, 6, 16),
+  ])
+  func ggufFormsMatchReference(form: QuantizedMatrix.GroupParameters, bits: Int, groupSize: Int) {
+    var random = TestRandom(seed: 17)
+    let pool = ThreadPool(threadCount: 2)
+    let (rows, columns) = (39, 512)
+    let (storage, madeCodes, written) = Self.ggufMatrix(form: form, bits: bits, groupSize: groupSize, rows: rows, columns: columns, random: &random)
     #expect(storage.matrix.rowBlocked == LinearActivations.int8RowBlocksAvailable)
     #expect((0..<rows).allSatisfy { r in (0..<columns).allSatisfy { storage.matrix.code(row: r, column: $0) == madeCodes[r * columns + $0] } })
     // Their prompts take the tile: it unpacks once per 32 tokens, the int8 stream once per token.
@@ -328,34 +336,125 @@ import Testing
     for activations in Self.activations {
       #expect(Self.batchDependentCounts(storage.matrix, activations: activations, random: &random, pool: pool) == [])
     }
-    // The documented formulas, from the bytes as written (rows 0–15 are row-blocked where the
+    // The documented formulas, from the bytes as written (rows 0–31 are row-blocked where the
     // AVX2 int8 kernels are built).
     let m = storage.matrix
-    for (row, column) in [(0, 0), (5, 100), (22, 511), (13, 300), (15, 257), (16, 31)] {
+    for (row, column) in [(0, 0), (5, 100), (22, 511), (13, 300), (15, 257), (16, 31), (31, 480), (38, 200)] {
       let code = Float(m.code(row: row, column: column))
-      let header = UnsafeRawPointer(written) + row * m.parameterRowBytes
-      let expected: Float
-      switch form {
-      case .superBlockScaleAndMinimum:
-        let block = header + column / 256 * 16, j = column % 256 / 32
-        let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
-        let dmin = Float(Float16(bitPattern: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
-        // 6-bit fields: scale j at bit 6j of bytes 4–9, minimum j at bit 6j of bytes 10–15.
-        func field(_ start: Int, _ j: Int) -> Float {
-          var value = 0
-          for bit in 0..<6 { value |= Int(block.load(fromByteOffset: start + (6 * j + bit) / 8, as: UInt8.self) >> UInt8((6 * j + bit) % 8) & 1) << bit }
-          return Float(value)
+      let expected: Float = written.withUnsafeBytes { raw in
+        let header = raw.baseAddress! + row * m.parameterRowBytes
+        func f16(_ offset: Int) -> Float { Float(Float16(bitPattern: header.loadUnaligned(fromByteOffset: offset, as: UInt16.self))) }
+        switch form {
+        case .superBlockScaleAndMinimum:
+          let block = column / 256 * 16, j = column % 256 / 32
+          // 6-bit fields: scale j at bit 6j of bytes 4–9, minimum j at bit 6j of bytes 10–15.
+          func field(_ start: Int) -> Float {
+            var value = 0
+            for bit in 0..<6 { value |= Int(header.load(fromByteOffset: block + start + (6 * j + bit) / 8, as: UInt8.self) >> UInt8((6 * j + bit) % 8) & 1) << bit }
+            return Float(value)
+          }
+          return f16(block) * field(4) * code - f16(block + 2) * field(10)
+        case .superBlockScale:
+          let block = column / 256 * 18
+          return f16(block) * Float(header.load(fromByteOffset: block + 2 + column % 256 / 16, as: Int8.self)) * (code - 32)
+        case .scale(let zero):
+          return (code - Float(zero)) * f16(column / groupSize * 2)
+        default:
+          return code * f16(column / groupSize * 4) + f16(column / groupSize * 4 + 2)
         }
-        expected = d * field(4, j) * code - dmin * field(10, j)
-      case .superBlockScale:
-        let block = header + column / 256 * 18
-        let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
-        expected = d * Float(block.load(fromByteOffset: 2 + column % 256 / 16, as: Int8.self)) * (code - 32)
-      default:
-        let (scale, second) = m.parameters(row: row, group: column / groupSize)
-        expected = form.addsMinimum ? code * scale + second : (code - second) * scale
       }
       #expect(m.dequantized(row: row, column: column) == expected, "\(form) (\(row), \(column))")
+    }
+  }
+
+  /// One call of several GGUF forms of one input width, as a Q4_K_M file's layers make (Q4_K,
+  /// Q6_K, Q5_0, Q8_0 sharing the prepared input), and over a loader's pool: each job equals the
+  /// reference, on both paths and every activation kind.
+  @Test func ggufFormsShareOneCall() {
+    var random = TestRandom(seed: 23)
+    let pool = ThreadPool(threadCount: 2)
+    let (rows, columns) = (300, 256)  // > 256 rows: the row blocks are rearranged in two tasks
+    let forms: [(QuantizedMatrix.GroupParameters, Int, Int)] = [
+      (.superBlockScaleAndMinimum, 4, 32), (.superBlockScale, 6, 16), (.scale(zero: 16), 5, 32), (.scale(zero: 128), 8, 32),
+    ]
+    let made = forms.map { Self.ggufMatrix(form: $0.0, bits: $0.1, groupSize: $0.2, rows: rows, columns: columns, random: &random, pool: pool) }
+    for (storage, codes, _) in made {
+      #expect((0..<rows).allSatisfy { r in (0..<columns).allSatisfy { storage.matrix.code(row: r, column: $0) == codes[r * columns + $0] } })
+    }
+    let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
+    for activations in Self.activations {
+      scratch.activations = activations
+      for (tokens, path) in [(1, Linear.Path.streaming), (3, .streaming), (Linear.tiledMinimumTokens + 3, nil)] {
+        let input = (0..<(tokens * columns)).map { _ in random.signedUnit() }
+        let outputs = made.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: tokens * rows) }
+        defer { outputs.forEach { $0.deallocate() } }
+        let jobs = zip(made, outputs).map { LinearJob(weight: .quantized($0.storage.matrix), output: $1, outputStride: rows) }
+        input.withUnsafeBufferPointer { x in
+          Linear.run(jobs, input: x.baseAddress!, inputStride: columns, tokens: tokens, pool: pool, scratch: scratch, path: path)
+        }
+        let taken: Linear.Path = path ?? (Linear.streamsPrompts(jobs, scratch: scratch) ? .streaming : .tiled)
+        for ((storage, _, _), output) in zip(made, outputs) {
+          let m = storage.matrix
+          let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(m), output: out, outputStride: rows) }
+          let slow = Self.run(
+            job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
+            activations: Self.effective(activations, m, taken))
+          let worst = (0..<(tokens * rows)).map { abs(output[$0] - slow[$0]) }.max() ?? .nan
+          let scale = slow.map(abs).max() ?? 1
+          #expect(worst <= 1e-5 * scale + 1e-6, "\(m.form) \(activations) \(tokens) tokens: max |Δ| \(worst) of \(scale)")
+        }
+      }
+    }
+  }
+
+  /// The row-block kernels' integer sums at their bounds: every code at its largest, every input
+  /// at ±127 in int8 (one sign per token), Q6_K's scales at −128 and Q4_K's 6-bit fields at 63 —
+  /// the 16-bit pair sums must not saturate.
+  @Test func rowBlockSumsAtTheirBoundsMatchReference() {
+    let pool = ThreadPool(threadCount: 2)
+    let (rows, columns) = (16, 512)
+    let forms: [(QuantizedMatrix.GroupParameters, Int, Int)] = [
+      (.scale(zero: 8), 4, 32), (.scale(zero: 16), 5, 32), (.scaleAndMinimum, 5, 32), (.scale(zero: 128), 8, 32),
+      (.superBlockScaleAndMinimum, 4, 32), (.superBlockScaleAndMinimum, 5, 32), (.superBlockScale, 6, 16),
+    ]
+    for (form, bits, groupSize) in forms {
+      for largest in [true, false] {  // codes at the top, or at 0 (8-bit: −128 as a signed weight)
+        let storage = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, form: form, reordersInput: false) {
+          codes, parameters, _ in
+          for r in 0..<rows {
+            for c in 0..<columns { QuantizedMatrix.setCode(largest ? (1 << bits) - 1 : 0, column: c, bits: bits, in: codes + r * columns * bits / 8) }
+          }
+          let bytes = UnsafeMutableRawPointer(parameters), rowBytes = form.rowBytes(columns: columns, groupSize: groupSize)
+          for header in stride(from: 0, to: rows * rowBytes, by: form.byteCount) {
+            let p = bytes + header
+            switch form {
+            case .superBlockScaleAndMinimum:
+              p.storeBytes(of: Float16(0.001).bitPattern, as: UInt16.self)
+              p.storeBytes(of: Float16(0.002).bitPattern, toByteOffset: 2, as: UInt16.self)
+              for i in 4..<16 { p.storeBytes(of: UInt8(0xFF), toByteOffset: i, as: UInt8.self) }
+            case .superBlockScale:
+              p.storeBytes(of: Float16(0.001).bitPattern, as: UInt16.self)
+              for i in 2..<18 { p.storeBytes(of: UInt8(0x80), toByteOffset: i, as: UInt8.self) }
+            default:
+              p.storeBytes(of: Float16(0.01).bitPattern, as: UInt16.self)
+              if form.byteCount == 4 { p.storeBytes(of: Float16(-0.1).bitPattern, toByteOffset: 2, as: UInt16.self) }
+            }
+          }
+        }
+        let m = storage.matrix
+        let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
+        for activations in Self.activations {
+          scratch.activations = activations
+          let input = [Float](repeating: 1, count: columns) + [Float](repeating: -1, count: columns)
+          let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(m), output: out, outputStride: rows) }
+          let fast = Self.run(job, rows: rows, input: input, stride: columns, tokens: 2, pool: pool, scratch: scratch, path: .streaming)
+          let slow = Self.run(
+            job, rows: rows, input: input, stride: columns, tokens: 2, pool: pool, scratch: scratch, path: nil,
+            activations: Self.effective(activations, m, .streaming))
+          let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan, scale = slow.map(abs).max() ?? 1
+          #expect(worst <= 1e-5 * scale + 1e-6, "\(form) \(bits)-bit, codes \(largest ? "largest" : "0"), \(activations): max |Δ| \(worst) of \(scale)")
+        }
+      }
     }
   }
 
@@ -389,7 +488,7 @@ import Testing
       let asymmetric = QuantizedMatrixStorage(rows: rows, columns: columns, bits: bits, groupSize: groupSize, reordersInput: false) { _, _, _ in }
       #expect(!asymmetric.matrix.rowBlocked)
     }
-    let short = QuantizedMatrixStorage(rows: 15, columns: columns, bits: bits, groupSize: groupSize, form: .scale(zero: 8), reordersInput: false) { _, _, _ in }
+    let short = QuantizedMatrixStorage(rows: 15, columns: columns, bits: bits, groupSize: groupSize, form: .scale(zero: 1 << (bits - 1)), reordersInput: false) { _, _, _ in }
     #expect(!short.matrix.rowBlocked)
     // Scale and minimum (GGUF Q4_1, Q5_1): 4- and 5-bit codes; both parameters kept.
     let minimum = { (r: Int, g: Int) in -Float(r) / 32 - Float(g) / 512 }
