@@ -589,12 +589,16 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
   ) {
     let block = QuantizedMatrix.rowBlock
     switch form {
-    case .superBlockScaleAndMinimum:
+    case .superBlockScaleAndMinimum, .superBlockScale:
       for superBlock in 0..<(rowBytes / form.byteCount) {
         let base = out + superBlock * block * form.byteCount
         for j in 0..<block {
           let header = rowMajor + j * rowBytes + superBlock * form.byteCount
           base.storeBytes(of: header.loadUnaligned(as: UInt16.self), toByteOffset: 2 * j, as: UInt16.self)
+          if form == .superBlockScale {
+            for group in 0..<16 { base.storeBytes(of: header.load(fromByteOffset: 2 + group, as: UInt8.self), toByteOffset: 32 + 16 * group + j, as: UInt8.self) }
+            continue
+          }
           base.storeBytes(of: header.loadUnaligned(fromByteOffset: 2, as: UInt16.self), toByteOffset: 32 + 2 * j, as: UInt16.self)
           // The runtime header's 6-bit fields: scale k at bit 6k of bytes 4–9, minimum k at bit 6k of bytes 10–15.
           let scales = header.loadUnaligned(fromByteOffset: 4, as: UInt64.self), minima = header.loadUnaligned(fromByteOffset: 8, as: UInt64.self) >> 16
@@ -609,15 +613,6 @@ public final class QuantizedMatrixStorage: @unchecked Sendable {
           base.storeBytes(of: a, toByteOffset: 64 + 4 * j, as: UInt32.self)
           base.storeBytes(of: b, toByteOffset: 128 + 4 * j, as: UInt32.self)
           base.storeBytes(of: c, toByteOffset: 192 + 4 * j, as: UInt32.self)
-        }
-      }
-    case .superBlockScale:
-      for superBlock in 0..<(rowBytes / form.byteCount) {
-        let base = out + superBlock * block * form.byteCount
-        for j in 0..<block {
-          let header = rowMajor + j * rowBytes + superBlock * form.byteCount
-          base.storeBytes(of: header.loadUnaligned(as: UInt16.self), toByteOffset: 2 * j, as: UInt16.self)
-          for group in 0..<16 { base.storeBytes(of: header.load(fromByteOffset: 2 + group, as: UInt8.self), toByteOffset: 32 + 16 * group + j, as: UInt8.self) }
         }
       }
     default:
