@@ -6,7 +6,7 @@ internal import _Builtin_intrinsics.intel
 import CPrefetch
 
 /// Row-blocked weights (`QuantizedMatrix.rowBlocked`) times int8 activations
-/// (`Int8Input.prepareRowBlocks`), for decode, batches and 4/8-bit prompts (`Linear.streamsPrompts`). A
+/// (`Int8Input.prepareRowBlocks`), for decode, batches and prompts (`Linear.streamsPrompts`). A
 /// row block's 16 rows are the lanes of two 8-lane accumulators. Per input block of 32 columns
 /// and 8 rows, integer products are exact:
 /// - 4 bits: per 8 columns one 32-byte load split into low and high nibbles, each multiplied
@@ -15,8 +15,9 @@ import CPrefetch
 ///   `vpmaddwd` by ones per block widens them, and the accumulator starts at `−zero · Σ x`.
 /// - 5 and 6 bits: the same nibbles, each OR-ed with its high bits from the block's planes
 ///   (one shift and one mask per 32 bytes: byte `i` of a plane half sits under byte `i` of the
-///   nibbles); codes ≤ 31 make a pair up to 7,874, so `vpmaddwd` widens every two octets, codes
-///   ≤ 63 every octet.
+///   nibbles); codes ≤ 31 make a pair up to 7,874 and codes ≤ 63 up to 16,002, so `vpmaddwd`
+///   widens every octet (at 5 bits every two would do, but pair sums held across octets for 4
+///   tokens spill registers: widening every octet ran 4–9% faster).
 /// - 8 bits: per 4 columns one load; the codes minus 128 are the signed weights (`code ^ 0x80`),
 ///   multiplied as `|w| · (x · sign w)` — `vpmaddubsw` takes one unsigned operand; `|w| ≤ 128`
 ///   and `|x| ≤ 127` keep each pair below 2^15 — then `vpmaddwd` by ones.
@@ -30,32 +31,39 @@ import CPrefetch
 /// instructions at 4 bits, ~15 at 5 and 8 bits and ~20 at 6, where the f32 kernels take 32
 /// (40–48 at 5 and 6 bits).
 ///
-/// Every token of a batch runs the same instructions alone, so G samples decode each exactly as
-/// alone. Rows past the last whole block (`blockedRows ..< rows`) take `int8TailRow`, the same
+/// Prompts and batches take 4 (then 2, then 1) tokens per pass over a row block: the codes are
+/// loaded and unpacked once per pass, the group parameters read once. Each token's integer
+/// sums and float steps are the same as alone, so G samples decode each exactly as alone. Rows past the last whole block (`blockedRows ..< rows`) take `int8TailRow`, the same
 /// sums in scalar code.
+/// Tokens per pass of `Linear.int8RowBlockTile` over a row block, as a type so that each count
+/// is its own specialization (constant loops over tokens, accumulators in registers).
+protocol RowBlockTokens { static var count: Int { get } }
+enum OneToken: RowBlockTokens { static var count: Int { 1 } }
+enum TwoTokens: RowBlockTokens { static var count: Int { 2 } }
+enum FourTokens: RowBlockTokens { static var count: Int { 4 } }
+
 extension Linear {
   /// Prefetch distance of a thread's stream, in bytes: about 1 µs of reading ahead.
   static let rowBlockPrefetchDistance = 4096
 
-  /// Rows `rows` (starting at a row block) of `m` times `tokens` prepared token rows.
+  /// Rows `rows` (starting at a row block) of `m` times `tokens` prepared token rows: a row
+  /// block at a time, and within it `tileTokens` tokens at a time (prompts and batches).
   static func streamInt8RowBlocks(
     _ m: QuantizedMatrix, _ rows: Range<Int>, _ x: Int8Input, _ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
     precondition(m.rowBlocked && rows.lowerBound % QuantizedMatrix.rowBlock == 0, "row ranges of a row-blocked matrix start at a block")
     var r = rows.lowerBound
     while r + QuantizedMatrix.rowBlock <= min(rows.upperBound, m.blockedRows) {
-      for t in 0..<tokens {
-        let (low, high) =
-          switch m.bits {
-          case 8: int8RowBlock(EightBitCodes.self, m, r, x, t)
-          case 5: int8RowBlock(FiveBitCodes.self, m, r, x, t)
-          case 6: int8RowBlock(SixBitCodes.self, m, r, x, t)
-          default: int8RowBlock(FourBitCodes.self, m, r, x, t)
-          }
-        let out = UnsafeMutableRawPointer(y + (t * ldy + r))
-        out.storeBytes(of: low, as: SIMD8<Float>.self)
-        out.storeBytes(of: high, toByteOffset: 32, as: SIMD8<Float>.self)
+      var t = 0
+      while t + 4 <= tokens {
+        int8RowBlockTokens(m, r, x, t, y, ldy, count: 4)
+        t += 4
       }
+      while t + 2 <= tokens {
+        int8RowBlockTokens(m, r, x, t, y, ldy, count: 2)
+        t += 2
+      }
+      if t < tokens { int8RowBlockTokens(m, r, x, t, y, ldy, count: 1) }
       r += QuantizedMatrix.rowBlock
     }
     while r < rows.upperBound {
@@ -64,31 +72,60 @@ extension Linear {
     }
   }
 
-  /// One row block (16 rows from `r`) times prepared token row `t`: rows 0–7 and 8–15.
+  /// One row block (16 rows from `r`) times `count` (1, 2 or 4) prepared token rows from `first`.
   @inline(__always)
-  static func int8RowBlock<C: QuantizedCodes>(
-    _: C.Type, _ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ t: Int
-  ) -> (SIMD8<Float>, SIMD8<Float>) {
+  static func int8RowBlockTokens(
+    _ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ first: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, count: Int
+  ) {
+    @inline(__always) func run<C: QuantizedCodes>(_ codes: C.Type) {
+      switch count {
+      case 4: int8RowBlockTile(C.self, FourTokens.self, m, r, x, first, y, ldy)
+      case 2: int8RowBlockTile(C.self, TwoTokens.self, m, r, x, first, y, ldy)
+      default: int8RowBlockTile(C.self, OneToken.self, m, r, x, first, y, ldy)
+      }
+    }
+    switch m.bits {
+    case 8: run(EightBitCodes.self)
+    case 5: run(FiveBitCodes.self)
+    case 6: run(SixBitCodes.self)
+    default: run(FourBitCodes.self)
+    }
+  }
+
+  /// One row block (16 rows from `r`: the lanes of two 8-lane vectors) times `tokens` prepared
+  /// token rows from `first`, written to `y`. Each 32 bytes of codes are loaded and unpacked once
+  /// and multiplied with every token's input; the group parameters are read once per group.
+  @inline(__always)
+  static func int8RowBlockTile<C: QuantizedCodes, N: RowBlockTokens>(
+    _: C.Type, _: N.Type, _ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ first: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
+  ) {
+    let n = N.count
     let codes = UnsafeRawPointer(m.codes + r &* m.rowBytes)
     let parameters = UnsafeRawPointer(m.groupParameters + r &* m.parameterRowBytes)
-    let input = UnsafeRawPointer(x.codes + t &* x.codeStride)
-    let inputScales = x.scales + t &* x.laneStride
-    let inputSums = UnsafeRawPointer(x.sums + t &* x.laneStride)
+    let input = UnsafeRawPointer(x.codes + first &* x.codeStride), codeStride = x.codeStride
+    let laneStride = x.laneStride
+    let inputScales = x.scales + first &* laneStride
+    let inputSums = UnsafeRawPointer(x.sums + first &* laneStride)
     let blocks = m.columns / Int8Input.block
+    let zero = _mm256_setzero_si256()
     let ones = _mm256_set1_epi16(1), nibbles = _mm256_set1_epi8(0x0F), signBit = _mm256_set1_epi8(-128)
     @inline(__always) func load(_ offset: Int) -> __m256i {
       unsafeBitCast((codes + offset).loadUnaligned(as: SIMD32<UInt8>.self), to: __m256i.self)
     }
-    @inline(__always) func broadcast(_ column: Int) -> __m256i {
-      _mm256_set1_epi32(input.loadUnaligned(fromByteOffset: column, as: Int32.self))
+    @inline(__always) func broadcast(_ t: Int, _ column: Int) -> __m256i {
+      _mm256_set1_epi32(input.loadUnaligned(fromByteOffset: t &* codeStride &+ column, as: Int32.self))
+    }
+    // Input block sum (of codes) of token `t`; Q6_K's half-block sums follow the block sums.
+    @inline(__always) func inputSum(_ t: Int, _ index: Int) -> Int32 {
+      inputSums.load(fromByteOffset: (t &* laneStride &+ index) &* 4, as: Int32.self)
     }
     // The high bits of nibble load `n` of a plane half (bits `w·n ..< w·n + w` of every byte,
     // w = bits − 4) moved to bit 4 and up. 16-bit shifts keep each byte's bits in that byte:
     // the mask drops what crossed.
     let width = C.bits == 8 ? 0 : C.bits - 4
     let highMask = _mm256_set1_epi8(C.bits == 6 ? 0x30 : 0x10)
-    @inline(__always) func highBits(_ half: __m256i, _ n: Int) -> __m256i {
-      let from = width &* n
+    @inline(__always) func highBits(_ half: __m256i, _ position: Int) -> __m256i {
+      let from = width &* position
       return _mm256_and_si256(from <= 4 ? _mm256_slli_epi16(half, Int32(4 &- from)) : _mm256_srli_epi16(half, Int32(from &- 4)), highMask)
     }
     @inline(__always) func float(_ v: __m256i) -> SIMD8<Float> { unsafeBitCast(_mm256_cvtepi32_ps(v), to: SIMD8<Float>.self) }
@@ -141,23 +178,30 @@ extension Linear {
       }
       return (pairs(32 &+ 16 &* g), pairs(40 &+ 16 &* g))
     }
-    var total0 = SIMD8<Float>(), total1 = SIMD8<Float>()
+    // Per token: the two halves' running totals, and within a group and block the float group
+    // sums, the sums of the inputs (forms with a minimum), the 16-bit pair sums and the 32-bit
+    // block sums.
+    var total0 = InlineArray<4, SIMD8<Float>>(repeating: SIMD8()), total1 = total0
     let perGroup = span / Int8Input.block
     var block = 0, offset = 0, g = 0
     while block < blocks {
       let groupEnd = min(block &+ perGroup, blocks)
-      var group0 = SIMD8<Float>(), group1 = SIMD8<Float>()
-      var sum: Float = 0
+      var group0 = InlineArray<4, SIMD8<Float>>(repeating: SIMD8()), group1 = group0
+      var sum = InlineArray<4, Float>(repeating: 0)
       while block < groupEnd {
         let column = block &* Int8Input.block
-        var acc0: __m256i, acc1: __m256i
+        var acc0 = InlineArray<4, __m256i>(repeating: zero), acc1 = acc0
         if C.bits != 8 {
-          let codeSum = inputSums.load(fromByteOffset: block &* 4, as: Int32.self)
-          if minimum { sum.addProduct(inputScales[block], Float(codeSum)) }
-          acc0 = _mm256_set1_epi32(minimum || C.bits == 6 ? 0 : -Int32(1 << (C.bits - 1)) &* codeSum)
-          acc1 = acc0
+          for t in 0..<n {
+            let codeSum = inputSum(t, block)
+            if minimum { sum[t].addProduct(inputScales[t &* laneStride &+ block], Float(codeSum)) }
+            if !minimum && C.bits != 6 {
+              acc0[t] = _mm256_set1_epi32(-Int32(1 << (C.bits - 1)) &* codeSum)
+              acc1[t] = acc0[t]
+            }
+          }
           // 5 and 6 bits: the block's planes (the codes' high bits), after its nibbles.
-          var plane = (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256())
+          var plane = (zero, zero, zero, zero)
           if width > 0 {
             bitbudget_prefetch(codes + (offset &+ 256 &+ rowBlockPrefetchDistance))
             plane.0 = load(offset &+ 256)
@@ -170,13 +214,12 @@ extension Linear {
           }
           // Q6_K: the super-block's parameters (its groups' int8 scales, loaded per group below).
           let superBlock = parameters + block / 8 &* 16 &* m.form.byteCount
-          var scales = (_mm256_setzero_si256(), _mm256_setzero_si256())
-          var pairs0 = _mm256_setzero_si256(), pairs1 = pairs0
+          var scales = (zero, zero)
+          var pairs0 = InlineArray<4, __m256i>(repeating: zero), pairs1 = pairs0
           for octet in 0..<4 {
             bitbudget_prefetch(codes + (offset &+ rowBlockPrefetchDistance))
             let v0 = load(offset), v1 = load(offset &+ 32)
             offset &+= 64
-            let low = broadcast(column &+ 8 &* octet), high = broadcast(column &+ 8 &* octet &+ 4)
             var low0 = _mm256_and_si256(v0, nibbles), high0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), nibbles)
             var low1 = _mm256_and_si256(v1, nibbles), high1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), nibbles)
             if width > 0 {
@@ -188,16 +231,17 @@ extension Linear {
               case 2: half = plane.2
               default: half = plane.3
               }
-              let n = width == 1 ? 4 &* (octet % 2) : 0
-              low0 = _mm256_or_si256(low0, highBits(half, n))
-              high0 = _mm256_or_si256(high0, highBits(half, n &+ 1))
-              low1 = _mm256_or_si256(low1, highBits(half, n &+ 2))
-              high1 = _mm256_or_si256(high1, highBits(half, n &+ 3))
+              let load = width == 1 ? 4 &* (octet % 2) : 0
+              low0 = _mm256_or_si256(low0, highBits(half, load))
+              high0 = _mm256_or_si256(high0, highBits(half, load &+ 1))
+              low1 = _mm256_or_si256(low1, highBits(half, load &+ 2))
+              high1 = _mm256_or_si256(high1, highBits(half, load &+ 3))
             }
-            pairs0 = _mm256_add_epi16(pairs0, _mm256_maddubs_epi16(low0, low))
-            pairs0 = _mm256_add_epi16(pairs0, _mm256_maddubs_epi16(high0, high))
-            pairs1 = _mm256_add_epi16(pairs1, _mm256_maddubs_epi16(low1, low))
-            pairs1 = _mm256_add_epi16(pairs1, _mm256_maddubs_epi16(high1, high))
+            for t in 0..<n {
+              let low = broadcast(t, column &+ 8 &* octet), high = broadcast(t, column &+ 8 &* octet &+ 4)
+              pairs0[t] = _mm256_add_epi16(pairs0[t], _mm256_add_epi16(_mm256_maddubs_epi16(low0, low), _mm256_maddubs_epi16(high0, high)))
+              pairs1[t] = _mm256_add_epi16(pairs1[t], _mm256_add_epi16(_mm256_maddubs_epi16(low1, low), _mm256_maddubs_epi16(high1, high)))
+            }
             // Widen before 16 bits could overflow: 8 products of codes ≤ 15, 4 of codes ≤ 31,
             // 2 of codes ≤ 63 (Q6_K: times its group's scale).
             if C.bits == 6 {
@@ -206,50 +250,64 @@ extension Linear {
                 // −2 · scale · Σx per lane; |Σx| ≤ 16 · 127 fits 16 bits).
                 let half = octet / 2
                 scales = scalePairs(superBlock, block % 8 &* 2 &+ half)
-                let halfSum = inputSums.load(fromByteOffset: (blocks &+ 2 &* block &+ half) &* 4, as: Int32.self)
-                let negated = _mm256_set1_epi16(Int16(truncatingIfNeeded: -halfSum))
-                acc0 = _mm256_add_epi32(acc0, _mm256_slli_epi32(_mm256_madd_epi16(scales.0, negated), 4))
-                acc1 = _mm256_add_epi32(acc1, _mm256_slli_epi32(_mm256_madd_epi16(scales.1, negated), 4))
+                for t in 0..<n {
+                  let negated = _mm256_set1_epi16(Int16(truncatingIfNeeded: -inputSum(t, blocks &+ 2 &* block &+ half)))
+                  acc0[t] = _mm256_add_epi32(acc0[t], _mm256_slli_epi32(_mm256_madd_epi16(scales.0, negated), 4))
+                  acc1[t] = _mm256_add_epi32(acc1[t], _mm256_slli_epi32(_mm256_madd_epi16(scales.1, negated), 4))
+                }
               }
-              acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(pairs0, scales.0))
-              acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(pairs1, scales.1))
-              pairs0 = _mm256_setzero_si256()
-              pairs1 = pairs0
-            } else if octet == 3 || (C.bits == 5 && octet == 1) {
-              acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(pairs0, ones))
-              acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(pairs1, ones))
-              pairs0 = _mm256_setzero_si256()
-              pairs1 = pairs0
+              for t in 0..<n {
+                acc0[t] = _mm256_add_epi32(acc0[t], _mm256_madd_epi16(pairs0[t], scales.0))
+                acc1[t] = _mm256_add_epi32(acc1[t], _mm256_madd_epi16(pairs1[t], scales.1))
+                pairs0[t] = zero
+                pairs1[t] = zero
+              }
+            } else if octet == 3 || C.bits == 5 {
+              for t in 0..<n {
+                acc0[t] = _mm256_add_epi32(acc0[t], _mm256_madd_epi16(pairs0[t], ones))
+                acc1[t] = _mm256_add_epi32(acc1[t], _mm256_madd_epi16(pairs1[t], ones))
+                pairs0[t] = zero
+                pairs1[t] = zero
+              }
             }
           }
           offset &+= 64 &* width
         } else {
-          acc0 = _mm256_setzero_si256()
-          acc1 = acc0
           for quad in 0..<8 {
             bitbudget_prefetch(codes + (offset &+ rowBlockPrefetchDistance))
             let w0 = _mm256_xor_si256(load(offset), signBit), w1 = _mm256_xor_si256(load(offset &+ 32), signBit)
+            let magnitude0 = _mm256_abs_epi8(w0), magnitude1 = _mm256_abs_epi8(w1)
             offset &+= 64
-            let b = broadcast(column &+ 4 &* quad)
-            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(b, w0)), ones))
-            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(b, w1)), ones))
+            for t in 0..<n {
+              let b = broadcast(t, column &+ 4 &* quad)
+              acc0[t] = _mm256_add_epi32(acc0[t], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude0, _mm256_sign_epi8(b, w0)), ones))
+              acc1[t] = _mm256_add_epi32(acc1[t], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude1, _mm256_sign_epi8(b, w1)), ones))
+            }
           }
         }
-        let scale = SIMD8<Float>(repeating: inputScales[block])
-        group0.addProduct(float(acc0), scale)
-        group1.addProduct(float(acc1), scale)
+        for t in 0..<n {
+          let scale = SIMD8<Float>(repeating: inputScales[t &* laneStride &+ block])
+          group0[t].addProduct(float(acc0[t]), scale)
+          group1[t].addProduct(float(acc1[t]), scale)
+        }
         block &+= 1
       }
       let (scale, added) = groupParameters(g)
-      total0.addProduct(group0, scale.0)
-      total1.addProduct(group1, scale.1)
-      if minimum {
-        total0.addProduct(added.0, SIMD8(repeating: sum))
-        total1.addProduct(added.1, SIMD8(repeating: sum))
+      for t in 0..<n {
+        total0[t].addProduct(group0[t], scale.0)
+        total1[t].addProduct(group1[t], scale.1)
+        if minimum {
+          total0[t].addProduct(added.0, SIMD8(repeating: sum[t]))
+          total1[t].addProduct(added.1, SIMD8(repeating: sum[t]))
+        }
       }
       g &+= 1
     }
-    return (total0, total1)
+    for t in 0..<n {
+      let out = UnsafeMutableRawPointer(y + ((first &+ t) &* ldy &+ r))
+      out.storeBytes(of: total0[t], as: SIMD8<Float>.self)
+      out.storeBytes(of: total1[t], toByteOffset: 32, as: SIMD8<Float>.self)
+    }
   }
 
   /// A row past the last whole row block (row-major) times prepared token row `t`: the same

@@ -93,16 +93,14 @@ public enum Linear {
   }
 
   /// Whether prompts of `jobs` take the streaming kernels too: with the AVX2 int8 kernels and
-  /// every weight a row-blocked 4- or 8-bit matrix with parameters per group (not a k-quant), a
-  /// row block (16 · columns bytes at 8 bits) stays in L1/L2 while each token passes, which runs
-  /// 1.2–1.4× the f32 tile's rate there. 5- and 6-bit codes and the k-quants unpack more per
-  /// token than the tile does per 32 tokens: their prompts run 1.07–1.33× faster in the tile
-  /// (docs/performance.md).
+  /// every weight row-blocked. A row block (16 · columns bytes at 8 bits) stays in L1/L2 while
+  /// the prompt's tokens pass it 4 at a time, each 32 bytes of codes unpacked once per pass:
+  /// 1.1–1.3× the f32 tile's rate (docs/performance.md).
   static func streamsPrompts(_ jobs: [LinearJob], scratch: LinearScratch) -> Bool {
     guard LinearActivations.int8RowBlocksAvailable, scratch.usesInt8 else { return false }
     return jobs.allSatisfy {
       guard case .quantized(let m) = $0.weight else { return false }
-      return m.rowBlocked && (m.bits == 4 || m.bits == 8) && !m.form.isSuperBlock
+      return m.rowBlocked
     }
   }
 

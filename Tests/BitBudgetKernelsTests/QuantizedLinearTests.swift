@@ -323,12 +323,14 @@ import Testing
     let (storage, madeCodes, written) = Self.ggufMatrix(form: form, bits: bits, groupSize: groupSize, rows: rows, columns: columns, random: &random)
     #expect(storage.matrix.rowBlocked == LinearActivations.int8RowBlocksAvailable)
     #expect((0..<rows).allSatisfy { r in (0..<columns).allSatisfy { storage.matrix.code(row: r, column: $0) == madeCodes[r * columns + $0] } })
-    // Their prompts take the tile: it unpacks once per 32 tokens, the int8 stream once per token.
+    // Their prompts stream through the int8 kernels where those are built, as 4/8-bit ones do.
     let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
     scratch.activations = .rounded
     let output = UnsafeMutablePointer<Float>.allocate(capacity: rows)
     defer { output.deallocate() }
-    #expect(!Linear.streamsPrompts([LinearJob(weight: .quantized(storage.matrix), output: output, outputStride: rows)], scratch: scratch))
+    #expect(
+      Linear.streamsPrompts([LinearJob(weight: .quantized(storage.matrix), output: output, outputStride: rows)], scratch: scratch)
+        == LinearActivations.int8RowBlocksAvailable)
     #expect(storage.matrix.byteCount == rows * (columns * bits / 8 + form.rowBytes(columns: columns, groupSize: groupSize)))
     for (label, worst, scale) in Self.everyPathAgainstReference(storage.matrix, random: &random, pool: pool) {
       #expect(worst <= 1e-5 * scale + 1e-6, "\(form) \(bits)-bit \(label): max |Δ| \(worst) of \(scale)")
