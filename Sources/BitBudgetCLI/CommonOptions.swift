@@ -46,7 +46,7 @@ struct ModelOptions: ParsableArguments {
   var weightGroup = 128
 
   @Option(name: .long, help: ArgumentHelp(
-    "How activations meet the weights: rounded (quantized weights: int8 per block of 32, multiplied with AVX-512 VNNI in decode and prefill, or with AVX2 for symmetric 4/8-bit weights and every held GGUF type (prompts of 5/6-bit and k-quant weights stay exact there); bf16 weights: bf16, multiplied with AVX512-BF16, in prefill; attention over a bf16 KV cache: queries and softmax weights bf16, likewise, in prefill and decode; the default where this build has them, except for logits and perplexity's baseline) or exact (f32).",
+    "How activations meet the weights: rounded (quantized weights: int8 per block of 32, multiplied with AVX-512 VNNI in decode and prefill, or with AVX2 for symmetric 4/8-bit weights and every held GGUF type; bf16 weights: bf16, multiplied with AVX512-BF16, in prefill; attention over a bf16 KV cache: queries and softmax weights bf16, likewise, in prefill and decode; the default where this build has them, except for logits and perplexity's baseline) or exact (f32).",
     valueName: "rounded|exact"))
   var activations: LinearActivations?
 
