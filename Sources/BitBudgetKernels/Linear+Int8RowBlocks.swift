@@ -5,6 +5,13 @@
 internal import _Builtin_intrinsics.intel
 import CPrefetch
 
+/// Tokens per pass of `Linear.int8RowBlockTile` over a row block, as a type so that each count
+/// is its own specialization (constant loops over tokens, accumulators in registers).
+protocol RowBlockTokens { static var count: Int { get } }
+enum OneToken: RowBlockTokens { static var count: Int { 1 } }
+enum TwoTokens: RowBlockTokens { static var count: Int { 2 } }
+enum FourTokens: RowBlockTokens { static var count: Int { 4 } }
+
 /// Row-blocked weights (`QuantizedMatrix.rowBlocked`) times int8 activations
 /// (`Int8Input.prepareRowBlocks`), for decode, batches and prompts (`Linear.streamsPrompts`). A
 /// row block's 16 rows are the lanes of two 8-lane accumulators. Per input block of 32 columns
@@ -28,26 +35,20 @@ import CPrefetch
 /// over its blocks. Q6_K's groups of 16 have int8 scales: they are the `vpmaddwd` multiplier
 /// (in place of ones), the zero 32 enters as `−32 · scale · Σ x` per group from the input's
 /// half-block sums, and the f16 `d` scales the super-block. Per 64 weights that is ~9
-/// instructions at 4 bits, ~15 at 5 and 8 bits and ~20 at 6, where the f32 kernels take 32
+/// instructions at 4 bits, ~15–16 at 5 and 8 bits and ~20 at 6, where the f32 kernels take 32
 /// (40–48 at 5 and 6 bits).
 ///
 /// Prompts and batches take 4 (then 2, then 1) tokens per pass over a row block: the codes are
 /// loaded and unpacked once per pass, the group parameters read once. Each token's integer
-/// sums and float steps are the same as alone, so G samples decode each exactly as alone. Rows past the last whole block (`blockedRows ..< rows`) take `int8TailRow`, the same
-/// sums in scalar code.
-/// Tokens per pass of `Linear.int8RowBlockTile` over a row block, as a type so that each count
-/// is its own specialization (constant loops over tokens, accumulators in registers).
-protocol RowBlockTokens { static var count: Int { get } }
-enum OneToken: RowBlockTokens { static var count: Int { 1 } }
-enum TwoTokens: RowBlockTokens { static var count: Int { 2 } }
-enum FourTokens: RowBlockTokens { static var count: Int { 4 } }
-
+/// sums and float steps are the same as alone, so G samples decode each exactly as alone.
+/// Rows past the last whole block (`blockedRows ..< rows`) take `int8TailRow`, the same sums in
+/// scalar code.
 extension Linear {
   /// Prefetch distance of a thread's stream, in bytes: about 1 µs of reading ahead.
   static let rowBlockPrefetchDistance = 4096
 
   /// Rows `rows` (starting at a row block) of `m` times `tokens` prepared token rows: a row
-  /// block at a time, and within it `tileTokens` tokens at a time (prompts and batches).
+  /// block at a time, and within it 4, then 2, then 1 tokens per pass (prompts and batches).
   static func streamInt8RowBlocks(
     _ m: QuantizedMatrix, _ rows: Range<Int>, _ x: Int8Input, _ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int
   ) {
@@ -119,8 +120,8 @@ extension Linear {
     @inline(__always) func inputSum(_ t: Int, _ index: Int) -> Int32 {
       inputSums.load(fromByteOffset: (t &* laneStride &+ index) &* 4, as: Int32.self)
     }
-    // The high bits of nibble load `n` of a plane half (bits `w·n ..< w·n + w` of every byte,
-    // w = bits − 4) moved to bit 4 and up. 16-bit shifts keep each byte's bits in that byte:
+    // The high bits of nibble load `position` of a plane half (bits `w·p ..< w·p + w` of every
+    // byte, p = position, w = bits − 4) moved to bit 4 and up. 16-bit shifts keep each byte's bits in that byte:
     // the mask drops what crossed.
     let width = C.bits == 8 ? 0 : C.bits - 4
     let highMask = _mm256_set1_epi8(C.bits == 6 ? 0x30 : 0x10)
@@ -231,19 +232,19 @@ extension Linear {
               case 2: half = plane.2
               default: half = plane.3
               }
-              let load = width == 1 ? 4 &* (octet % 2) : 0
-              low0 = _mm256_or_si256(low0, highBits(half, load))
-              high0 = _mm256_or_si256(high0, highBits(half, load &+ 1))
-              low1 = _mm256_or_si256(low1, highBits(half, load &+ 2))
-              high1 = _mm256_or_si256(high1, highBits(half, load &+ 3))
+              let position = width == 1 ? 4 &* (octet % 2) : 0
+              low0 = _mm256_or_si256(low0, highBits(half, position))
+              high0 = _mm256_or_si256(high0, highBits(half, position &+ 1))
+              low1 = _mm256_or_si256(low1, highBits(half, position &+ 2))
+              high1 = _mm256_or_si256(high1, highBits(half, position &+ 3))
             }
             for t in 0..<n {
               let low = broadcast(t, column &+ 8 &* octet), high = broadcast(t, column &+ 8 &* octet &+ 4)
               pairs0[t] = _mm256_add_epi16(pairs0[t], _mm256_add_epi16(_mm256_maddubs_epi16(low0, low), _mm256_maddubs_epi16(high0, high)))
               pairs1[t] = _mm256_add_epi16(pairs1[t], _mm256_add_epi16(_mm256_maddubs_epi16(low1, low), _mm256_maddubs_epi16(high1, high)))
             }
-            // Widen before 16 bits could overflow: 8 products of codes ≤ 15, 4 of codes ≤ 31,
-            // 2 of codes ≤ 63 (Q6_K: times its group's scale).
+            // Widen before 16 bits could overflow: after 8 products of codes ≤ 15, 2 of codes ≤ 63
+            // (Q6_K: times its group's scale); 5-bit codes after 2 too (see the type's comment).
             if C.bits == 6 {
               if octet % 2 == 0 {
                 // A new group of 16: its scale pairs, and `−32 · scale · Σ x` (madd by −Σx gives
@@ -311,7 +312,7 @@ extension Linear {
   }
 
   /// A row past the last whole row block (row-major) times prepared token row `t`: the same
-  /// products as `int8RowBlock` in scalar code, per group and block of 32 (a Q6_K group is half
+  /// products as `int8RowBlockTile` in scalar code, per group and block of 32 (a Q6_K group is half
   /// a block).
   static func int8TailRow(_ m: QuantizedMatrix, _ r: Int, _ x: Int8Input, _ t: Int) -> Float {
     let input = x.codes + t * x.codeStride, inputScales = x.scales + t * x.laneStride

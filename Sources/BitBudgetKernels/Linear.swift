@@ -95,7 +95,7 @@ public enum Linear {
   /// Whether prompts of `jobs` take the streaming kernels too: with the AVX2 int8 kernels and
   /// every weight row-blocked. A row block (16 · columns bytes at 8 bits) stays in L1/L2 while
   /// the prompt's tokens pass it 4 at a time, each 32 bytes of codes unpacked once per pass:
-  /// 1.1–1.3× the f32 tile's rate (docs/performance.md).
+  /// 1.1–1.4× the f32 tile's rate (docs/performance.md).
   static func streamsPrompts(_ jobs: [LinearJob], scratch: LinearScratch) -> Bool {
     guard LinearActivations.int8RowBlocksAvailable, scratch.usesInt8 else { return false }
     return jobs.allSatisfy {

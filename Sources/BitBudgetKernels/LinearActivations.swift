@@ -9,9 +9,8 @@ public enum LinearActivations: String, Sendable, CaseIterable {
   ///   `vpdpbusd` (64 products per instruction, exact in int32). Each input moves by at most half
   ///   a step, 0.4% of its block's largest value. Needs AVX-512 VNNI; on CPUs with AVX2 but
   ///   not VNNI the same int8 blocks meet row-blocked weights (`QuantizedMatrix.rowBlocked`:
-  ///   symmetric 4/8-bit, every GGUF type we hold) through `vpmaddubsw`, in decode and in
-  ///   prompts whose weights are all row-blocked 4/8-bit ones with parameters per group
-  ///   (`int8RowBlocksAvailable`, `Linear.streamsPrompts`).
+  ///   symmetric 4/8-bit, every GGUF type we hold) through `vpmaddubsw`, in decode, batches and
+  ///   prompts whose weights are all row-blocked (`int8RowBlocksAvailable`, `Linear.streamsPrompts`).
   /// - bf16 weights, in the tiled (prefill) kernel: bf16 (nearest, ties to even: a relative
   ///   error of at most 2⁻⁸), multiplied by `vdpbf16ps` (two products per lane, f32 sums), twice
   ///   the multiply-adds per instruction of f32 FMAs. Needs AVX512-BF16 (and VNNI, whose helpers
@@ -49,8 +48,8 @@ public enum LinearActivations: String, Sendable, CaseIterable {
   /// with AVX2, FMA and F16C but not AVX-512 VNNI. They multiply int8 activations with weights
   /// in row blocks (`QuantizedMatrix.rowBlocked`: symmetric 4/8-bit, GGUF Q8_0, Q4_0, Q4_1,
   /// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) in decode and batches, and in prompts when every weight of a
-  /// call is a row-blocked 4/8-bit one with parameters per group (`Linear.streamsPrompts`); other
-  /// quantized weights (asymmetric GPTQ and round-to-nearest) stay exact.
+  /// call is row-blocked (`Linear.streamsPrompts`); other quantized weights (asymmetric GPTQ and
+  /// round-to-nearest) stay exact.
   public static var int8RowBlocksAvailable: Bool {
     #if canImport(CAVX2) && !canImport(CAVX512VNNI)
     true

@@ -447,11 +447,13 @@ import Testing
         let scratch = LinearScratch(threadCount: 2, maxColumns: columns, quantized: true)
         for activations in Self.activations {
           scratch.activations = activations
-          let input = [Float](repeating: 1, count: columns) + [Float](repeating: -1, count: columns)
+          // 5 tokens of alternating sign: a pass of 4 and one of 1.
+          let tokens = 5
+          let input = (0..<tokens).flatMap { t in [Float](repeating: t % 2 == 0 ? 1 : -1, count: columns) }
           let job = { (out: UnsafeMutablePointer<Float>) in LinearJob(weight: .quantized(m), output: out, outputStride: rows) }
-          let fast = Self.run(job, rows: rows, input: input, stride: columns, tokens: 2, pool: pool, scratch: scratch, path: .streaming)
+          let fast = Self.run(job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: .streaming)
           let slow = Self.run(
-            job, rows: rows, input: input, stride: columns, tokens: 2, pool: pool, scratch: scratch, path: nil,
+            job, rows: rows, input: input, stride: columns, tokens: tokens, pool: pool, scratch: scratch, path: nil,
             activations: Self.effective(activations, m, .streaming))
           let worst = zip(fast, slow).map { abs($0 - $1) }.max() ?? .nan, scale = slow.map(abs).max() ?? 1
           #expect(worst <= 1e-5 * scale + 1e-6, "\(form) \(bits)-bit, codes \(largest ? "largest" : "0"), \(activations): max |Δ| \(worst) of \(scale)")
