@@ -60,7 +60,7 @@ extension Linear {
         int8RowBlockTokens(m, r, x, t, y, ldy, count: 4)
         t += 4
       }
-      while t + 2 <= tokens {
+      if t + 2 <= tokens {
         int8RowBlockTokens(m, r, x, t, y, ldy, count: 2)
         t += 2
       }
@@ -121,8 +121,8 @@ extension Linear {
       inputSums.load(fromByteOffset: (t &* laneStride &+ index) &* 4, as: Int32.self)
     }
     // The high bits of nibble load `position` of a plane half (bits `w·p ..< w·p + w` of every
-    // byte, p = position, w = bits − 4) moved to bit 4 and up. 16-bit shifts keep each byte's bits in that byte:
-    // the mask drops what crossed.
+    // byte, p = position, w = bits − 4) moved to bit 4 and up. 16-bit shifts keep each byte's
+    // bits in that byte: the mask drops what crossed.
     let width = C.bits == 8 ? 0 : C.bits - 4
     let highMask = _mm256_set1_epi8(C.bits == 6 ? 0x30 : 0x10)
     @inline(__always) func highBits(_ half: __m256i, _ position: Int) -> __m256i {
